@@ -1,0 +1,231 @@
+//! Parsing and building CloudTrail S3 keys.
+//!
+//! `[prefix/]AWSLogs/[o-org/]ACCOUNT/KIND/REGION/YYYY/MM/DD/NAME` where KIND is
+//! `CloudTrail`, `CloudTrail-Digest` or `CloudTrail-Insight`. Keys sort by date
+//! folder and, within a folder of one stream, by the time in the file name, which is
+//! what makes `start-after` listing from a watermark correct.
+
+use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeZone, Utc};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+pub enum FileKind {
+    Log,
+    Digest,
+    Insight,
+}
+
+impl FileKind {
+    pub const ALL: [FileKind; 3] = [FileKind::Log, FileKind::Digest, FileKind::Insight];
+
+    pub fn folder(self) -> &'static str {
+        match self {
+            FileKind::Log => "CloudTrail",
+            FileKind::Digest => "CloudTrail-Digest",
+            FileKind::Insight => "CloudTrail-Insight",
+        }
+    }
+
+    pub fn from_folder(s: &str) -> Option<FileKind> {
+        FileKind::ALL.into_iter().find(|k| k.folder() == s)
+    }
+}
+
+/// One listing unit: the files of one kind for one account and region of a trail.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct StreamPrefix {
+    /// The trail's key prefix, without slashes at either end; empty for none.
+    pub trail_prefix: String,
+    pub org: Option<String>,
+    pub account: String,
+    pub kind: FileKind,
+    pub region: String,
+}
+
+impl StreamPrefix {
+    /// `[prefix/]AWSLogs/[org/]account/Kind/region/`
+    pub fn key_prefix(&self) -> String {
+        let mut s = awslogs_root(&self.trail_prefix);
+        if let Some(org) = &self.org {
+            s.push_str(org);
+            s.push('/');
+        }
+        s.push_str(&self.account);
+        s.push('/');
+        s.push_str(self.kind.folder());
+        s.push('/');
+        s.push_str(&self.region);
+        s.push('/');
+        s
+    }
+
+    /// The key prefix of one day folder: `.../region/YYYY/MM/DD/`.
+    pub fn day_prefix(&self, day: NaiveDate) -> String {
+        format!("{}{}/", self.key_prefix(), day.format("%Y/%m/%d"))
+    }
+
+    /// A `start-after` value that lists every file of `day` and later days.
+    /// `YYYY/MM/DD` without the slash sorts just before every key in that folder.
+    pub fn start_after_for_day(&self, day: NaiveDate) -> String {
+        format!("{}{}", self.key_prefix(), day.format("%Y/%m/%d"))
+    }
+}
+
+/// `[prefix/]AWSLogs/`
+pub fn awslogs_root(trail_prefix: &str) -> String {
+    if trail_prefix.is_empty() {
+        "AWSLogs/".to_string()
+    } else {
+        format!("{trail_prefix}/AWSLogs/")
+    }
+}
+
+/// A parsed CloudTrail file key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CtKey {
+    pub stream: StreamPrefix,
+    pub day: NaiveDate,
+    pub file_name: String,
+    /// The UTC time in the file name: delivery time for logs and Insights, end time for digests.
+    pub time: DateTime<Utc>,
+    pub backfill: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{key:?} is not a CloudTrail file key: {reason}")]
+pub struct KeyError {
+    pub key: String,
+    pub reason: &'static str,
+}
+
+impl CtKey {
+    pub fn parse(trail_prefix: &str, key: &str) -> Result<CtKey, KeyError> {
+        let err = |reason| KeyError {
+            key: key.to_string(),
+            reason,
+        };
+        let root = awslogs_root(trail_prefix);
+        let rest = key.strip_prefix(&root).ok_or(err("it is not under [prefix/]AWSLogs/"))?;
+        let parts: Vec<&str> = rest.split('/').collect();
+        let (org, parts) = match parts.first() {
+            Some(p) if p.starts_with("o-") => (Some(p.to_string()), &parts[1..]),
+            _ => (None, &parts[..]),
+        };
+        let [account, kind, region, y, m, d, name] = parts else {
+            return Err(err("it does not have the account/kind/region/YYYY/MM/DD/name shape"));
+        };
+        if account.len() != 12 || !account.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(err("the account id is not 12 digits"));
+        }
+        let kind = FileKind::from_folder(kind).ok_or(err("the kind folder is unknown"))?;
+        if region.is_empty() {
+            return Err(err("the region is empty"));
+        }
+        let day = NaiveDate::parse_from_str(&format!("{y}-{m}-{d}"), "%Y-%m-%d")
+            .map_err(|_| err("the date folders are not a date"))?;
+        let (time, backfill) = name_time(kind, name).ok_or(err("the file name has no CloudTrail timestamp"))?;
+        Ok(CtKey {
+            stream: StreamPrefix {
+                trail_prefix: trail_prefix.to_string(),
+                org,
+                account: account.to_string(),
+                kind,
+                region: region.to_string(),
+            },
+            day,
+            file_name: name.to_string(),
+            time,
+            backfill,
+        })
+    }
+}
+
+/// The time in a CloudTrail file name, and whether it is a backfill digest.
+fn name_time(kind: FileKind, name: &str) -> Option<(DateTime<Utc>, bool)> {
+    let stem = name.strip_suffix(".json.gz")?;
+    match kind {
+        FileKind::Digest => {
+            let (stem, backfill) = match stem.strip_suffix("_backfill") {
+                Some(s) => (s, true),
+                None => (stem, false),
+            };
+            let stamp = stem.get(stem.len().checked_sub(16)?..)?;
+            Some((parse_stamp(stamp)?, backfill))
+        }
+        // <account>_CloudTrail_<region>_<YYYYMMDDTHHmmZ>_<unique>
+        FileKind::Log | FileKind::Insight => {
+            let stamp = stem.split('_').nth(3)?;
+            Some((parse_stamp(stamp)?, false))
+        }
+    }
+}
+
+/// `YYYYMMDDTHHmmZ` (logs) or `YYYYMMDDTHHMMSSZ` (digests).
+pub fn parse_stamp(s: &str) -> Option<DateTime<Utc>> {
+    let fmt = match s.len() {
+        14 => "%Y%m%dT%H%MZ",
+        16 => "%Y%m%dT%H%M%SZ",
+        _ => return None,
+    };
+    NaiveDateTime::parse_from_str(s, fmt).ok().map(|t| Utc.from_utc_datetime(&t))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_a_standard_log_key() {
+        let k = CtKey::parse(
+            "",
+            "AWSLogs/111122223333/CloudTrail/us-east-1/2026/11/25/111122223333_CloudTrail_us-east-1_20261125T0905Z_abcdEFGH12345678.json.gz",
+        )
+        .unwrap();
+        assert_eq!(k.stream.account, "111122223333");
+        assert_eq!(k.stream.kind, FileKind::Log);
+        assert_eq!(k.stream.org, None);
+        assert_eq!(k.time.to_rfc3339(), "2026-11-25T09:05:00+00:00");
+        assert_eq!(k.stream.key_prefix(), "AWSLogs/111122223333/CloudTrail/us-east-1/");
+    }
+
+    #[test]
+    fn parses_an_org_trail_digest_with_prefix_and_backfill() {
+        let key = "corp/trails/AWSLogs/o-abc123defg/444455556666/CloudTrail-Digest/eu-west-1/2026/11/25/444455556666_CloudTrail-Digest_eu-west-1_org-trail_us-east-1_20261125T101502Z_backfill.json.gz";
+        let k = CtKey::parse("corp/trails", key).unwrap();
+        assert_eq!(k.stream.org.as_deref(), Some("o-abc123defg"));
+        assert_eq!(k.stream.kind, FileKind::Digest);
+        assert!(k.backfill);
+        assert_eq!(k.time.to_rfc3339(), "2026-11-25T10:15:02+00:00");
+        assert!(key.starts_with(&k.stream.key_prefix()));
+        assert!(key.starts_with(&k.stream.day_prefix(k.day)));
+    }
+
+    #[test]
+    fn rejects_foreign_keys() {
+        for key in [
+            "AWSLogs/111122223333/Config/us-east-1/2026/11/25/x.json.gz",
+            "AWSLogs/1111/CloudTrail/us-east-1/2026/11/25/x.json.gz",
+            "other/AWSLogs/111122223333/CloudTrail/us-east-1/2026/11/25/111122223333_CloudTrail_us-east-1_20261125T0905Z_a.json.gz",
+            "AWSLogs/111122223333/CloudTrail/us-east-1/2026/13/25/111122223333_CloudTrail_us-east-1_20261125T0905Z_a.json.gz",
+            "AWSLogs/111122223333/CloudTrail/us-east-1/2026/11/25/notes.txt",
+        ] {
+            assert!(CtKey::parse("", key).is_err(), "{key}");
+        }
+    }
+
+    #[test]
+    fn day_start_after_sorts_before_the_days_keys_and_after_the_previous_day() {
+        let s = StreamPrefix {
+            trail_prefix: String::new(),
+            org: None,
+            account: "111122223333".into(),
+            kind: FileKind::Log,
+            region: "us-east-1".into(),
+        };
+        let day = NaiveDate::from_ymd_opt(2026, 11, 25).unwrap();
+        let sa = s.start_after_for_day(day);
+        let prev = format!("{}2026/11/24/zzzz.json.gz", s.key_prefix());
+        let first = format!("{}2026/11/25/0000.json.gz", s.key_prefix());
+        assert!(prev.as_str() < sa.as_str());
+        assert!(sa.as_str() < first.as_str());
+    }
+}

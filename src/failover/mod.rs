@@ -1,0 +1,8 @@
+//! Reporting and recovery: run records, per-source health state (backup gap).
+//! Restore, status and Log Analytics reporting build on these.
+
+pub mod health;
+pub mod record;
+
+pub use health::SourceHealth;
+pub use record::{new_run_id, write_run_records, Record, RecordType, RunStatus};

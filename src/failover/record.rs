@@ -1,0 +1,125 @@
+//! Records in the contract's schema (Log Analytics table `TrailVault_CL`, and
+//! `runs/{run_id}.json` in the state container).
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::storage::{BlobStore, Condition, PutOptions, StorageResult};
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub enum RecordType {
+    SyncRun,
+    Verify,
+    Restore,
+    Heartbeat,
+    SamlAudit,
+    Failover,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub enum RunStatus {
+    Succeeded,
+    Partial,
+    Failed,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Record {
+    pub time_generated: DateTime<Utc>,
+    pub record_id: String,
+    pub record_type: RecordType,
+    pub run_id: String,
+    pub source: String,
+    #[serde(default)]
+    pub account: String,
+    #[serde(default)]
+    pub region: String,
+    pub status: RunStatus,
+    pub files_copied: u64,
+    pub bytes_copied: u64,
+    pub files_skipped: u64,
+    pub files_failed: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backup_gap_seconds: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub newest_file_time: Option<DateTime<Utc>>,
+    pub duration_seconds: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub aws_health: Option<String>,
+    pub message: String,
+    pub details: serde_json::Value,
+}
+
+/// `YYYYMMDDTHHMMSSZ-` + 8 random hex: names sort by time.
+pub fn new_run_id(now: DateTime<Utc>) -> String {
+    format!("{}-{:08x}", now.format("%Y%m%dT%H%M%SZ"), rand::random::<u32>())
+}
+
+pub fn run_record_name(run_id: &str) -> String {
+    format!("runs/{run_id}.json")
+}
+
+pub fn rfc3339(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+/// Writes a run's records once (create-only: a run id is never reused).
+pub async fn write_run_records(state: &dyn BlobStore, run_id: &str, records: &[Record]) -> StorageResult<()> {
+    let body = serde_json::to_vec_pretty(records).unwrap_or_default();
+    state
+        .put(
+            &run_record_name(run_id),
+            body.into(),
+            PutOptions {
+                content_type: Some("application/json".into()),
+                condition: Condition::IfNoneMatch,
+                ..Default::default()
+            },
+        )
+        .await
+        .map(|_| ())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn run_ids_sort_by_time() {
+        let a = new_run_id("2026-01-02T03:04:05Z".parse().unwrap());
+        let b = new_run_id("2026-01-02T03:04:06Z".parse().unwrap());
+        assert!(a.starts_with("20260102T030405Z-") && a.len() == 25, "{a}");
+        assert!(a < b);
+    }
+
+    #[test]
+    fn record_serialises_in_the_contract_schema() {
+        let r = Record {
+            time_generated: "2026-01-02T03:04:05Z".parse().unwrap(),
+            record_id: "r".into(),
+            record_type: RecordType::SyncRun,
+            run_id: "x".into(),
+            source: "s".into(),
+            account: String::new(),
+            region: String::new(),
+            status: RunStatus::Partial,
+            files_copied: 1,
+            bytes_copied: 2,
+            files_skipped: 3,
+            files_failed: 4,
+            backup_gap_seconds: Some(5),
+            newest_file_time: None,
+            duration_seconds: 1.5,
+            aws_health: None,
+            message: String::new(),
+            details: serde_json::json!({}),
+        };
+        let v = serde_json::to_value(&r).unwrap();
+        for k in ["TimeGenerated", "RecordId", "RecordType", "RunId", "Source", "Status", "FilesCopied", "BytesCopied", "FilesSkipped", "FilesFailed", "BackupGapSeconds", "DurationSeconds", "Message", "Details"] {
+            assert!(v.get(k).is_some(), "{k} missing in {v}");
+        }
+        assert_eq!(v["RecordType"], "SyncRun");
+        assert_eq!(v["Status"], "Partial");
+    }
+}

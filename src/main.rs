@@ -1,0 +1,13 @@
+use clap::Parser;
+
+fn main() -> std::process::ExitCode {
+    let cli = trailvault::cli::Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("trailvault: cannot start the async runtime: {e}");
+            return std::process::ExitCode::from(trailvault::cli::EXIT_FAILED);
+        }
+    };
+    std::process::ExitCode::from(runtime.block_on(trailvault::cli::run(cli)))
+}

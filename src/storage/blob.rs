@@ -1,0 +1,342 @@
+//! [`BlobStore`] over azure_storage_blob 1.x.
+
+use std::collections::{BTreeMap, HashMap};
+use std::num::NonZero;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use azure_core::http::{Etag, RequestContent, RetryOptions, StatusCode, Url};
+use azure_storage_blob::models::{
+    BlobClientAcquireLeaseResultHeaders, BlobClientGetPropertiesResultHeaders, BlobClientUploadOptions,
+    BlobContainerClientListBlobsOptions, BlockBlobClientCommitBlockListOptions,
+    BlockBlobClientCommitBlockListResultHeaders, BlockBlobClientStageBlockOptions, BlockLookupList,
+    ListBlobsIncludeItem,
+};
+use azure_storage_blob::{BlobContainerClient, BlobContainerClientOptions};
+use bytes::Bytes;
+use futures::{StreamExt, TryStreamExt};
+
+use super::azure_auth::{client_auth, ClientAuth};
+use super::*;
+use crate::config::AzureAuth;
+
+/// Retries for transient Azure failures (env `TRAILVAULT_AZURE_MAX_RETRIES`, default 4).
+pub const ENV_MAX_RETRIES: &str = "TRAILVAULT_AZURE_MAX_RETRIES";
+
+pub struct AzureBlobStore {
+    container: BlobContainerClient,
+    describe: String,
+}
+
+impl AzureBlobStore {
+    pub fn open(account_url: &Url, container: &str, auth: &AzureAuth) -> StorageResult<Self> {
+        let describe = format!("{}/{}", account_url.as_str().trim_end_matches('/'), container);
+        let fail = |m: String| StorageError::new(ErrorKind::Other, "open", describe.clone(), m);
+        let mut url = Url::parse(&format!("{}/{}", account_url.as_str().trim_end_matches('/'), container))
+            .map_err(|e| fail(e.to_string()))?;
+        if let AzureAuth::Sas(sas) = auth {
+            url.set_query(Some(sas.expose()));
+        }
+        let mut options = BlobContainerClientOptions::default();
+        options.client_options.retry = retry_options();
+        let credential = match client_auth(auth).map_err(fail)? {
+            ClientAuth::Token(t) => Some(t),
+            ClientAuth::Policy(p) => {
+                options.client_options.per_try_policies.push(p);
+                None
+            }
+            ClientAuth::None => None,
+        };
+        let container = BlobContainerClient::new(url, credential, Some(options))
+            .map_err(|e| fail(e.to_string()))?;
+        Ok(Self { container, describe })
+    }
+
+    fn target(&self, name: &str) -> String {
+        format!("{}/{}", self.describe, name)
+    }
+}
+
+fn retry_options() -> RetryOptions {
+    let retries = std::env::var(ENV_MAX_RETRIES)
+        .ok()
+        .and_then(|v| v.parse::<u32>().ok())
+        .unwrap_or(4);
+    if retries == 0 {
+        return RetryOptions::none();
+    }
+    RetryOptions::exponential(azure_core::http::ExponentialRetryOptions {
+        initial_delay: azure_core::time::Duration::milliseconds(500),
+        max_retries: retries,
+        max_total_elapsed: azure_core::time::Duration::seconds(30),
+        max_delay: azure_core::time::Duration::seconds(8),
+    })
+}
+
+/// Maps an SDK error; `create_only` turns 412 into "already exists" (Azure may answer
+/// 412 instead of 409 to If-None-Match: *).
+fn map_err(op: &'static str, target: String, e: azure_core::Error, create_only: bool) -> StorageError {
+    use azure_core::error::ErrorKind as K;
+    let code = match e.kind() {
+        K::HttpResponse { error_code, .. } => error_code.clone().unwrap_or_default(),
+        _ => String::new(),
+    };
+    let kind = match (e.http_status(), e.kind()) {
+        (Some(StatusCode::NotFound), _) => ErrorKind::NotFound,
+        (Some(StatusCode::Conflict), _) if code == "LeaseAlreadyPresent" => ErrorKind::LeaseHeld,
+        (Some(StatusCode::Conflict), _) if code.starts_with("Lease") => ErrorKind::PreconditionFailed,
+        (Some(StatusCode::Conflict), _) if code == "BlobAlreadyExists" || create_only => ErrorKind::AlreadyExists,
+        (Some(StatusCode::PreconditionFailed), _) if create_only && !code.starts_with("Lease") => ErrorKind::AlreadyExists,
+        (Some(StatusCode::PreconditionFailed), _) => ErrorKind::PreconditionFailed,
+        (Some(StatusCode::Forbidden), _) | (Some(StatusCode::Unauthorized), _) => ErrorKind::Auth,
+        (Some(StatusCode::BadRequest), _)
+            if code == "Md5Mismatch" || code == "InvalidMd5" || e.to_string().contains("contentMD5") =>
+        {
+            ErrorKind::Integrity
+        }
+        (None, K::Io) => ErrorKind::Unreachable,
+        (None, K::Credential) => ErrorKind::Auth,
+        (None, _) if is_connect_failure(&e) => ErrorKind::Unreachable,
+        _ => ErrorKind::Other,
+    };
+    let hint = match kind {
+        ErrorKind::Unreachable => " (check target.account_url and network access to Azure Storage)",
+        ErrorKind::Auth => " (check target.auth and its secret or identity, and the role assignment on the container)",
+        _ => "",
+    };
+    let detail = if code.is_empty() { e.to_string() } else { format!("{code}: {e}") };
+    StorageError::new(kind, op, target, format!("{detail}{hint}"))
+}
+
+fn is_connect_failure(e: &azure_core::Error) -> bool {
+    let mut src: Option<&dyn std::error::Error> = Some(e);
+    while let Some(s) = src {
+        let text = s.to_string().to_ascii_lowercase();
+        if text.contains("connect") || text.contains("dns") || text.contains("timed out") {
+            return true;
+        }
+        src = s.source();
+    }
+    false
+}
+
+fn md5_array(v: Option<Vec<u8>>) -> Option<[u8; 16]> {
+    v.and_then(|v| <[u8; 16]>::try_from(v.as_slice()).ok())
+}
+
+fn etag_string(e: Option<Etag>) -> String {
+    e.map(|e| e.to_string()).unwrap_or_default()
+}
+
+fn sorted(m: HashMap<String, String>) -> BTreeMap<String, String> {
+    m.into_iter().collect()
+}
+
+#[async_trait]
+impl BlobStore for AzureBlobStore {
+    fn describe(&self) -> String {
+        self.describe.clone()
+    }
+
+    async fn ensure_container(&self) -> StorageResult<()> {
+        match self.container.create(None).await {
+            Ok(_) => Ok(()),
+            Err(e) if e.http_status() == Some(StatusCode::Conflict) => Ok(()),
+            Err(e) => Err(map_err("create container", self.describe.clone(), e, false)),
+        }
+    }
+
+    async fn list(&self, prefix: &str) -> StorageResult<Vec<BlobInfo>> {
+        let options = BlobContainerClientListBlobsOptions {
+            prefix: Some(prefix.to_string()),
+            include: Some(vec![ListBlobsIncludeItem::Metadata]),
+            ..Default::default()
+        };
+        let err = |e| map_err("list", self.target(prefix), e, false);
+        let mut pager = self.container.list_blobs(Some(options)).map_err(err)?;
+        let mut out = Vec::new();
+        while let Some(item) = pager.try_next().await.map_err(err)? {
+            let Some(name) = item.name else { continue };
+            let props = item.properties.unwrap_or_default();
+            out.push(BlobInfo {
+                name,
+                size: props.content_length.unwrap_or_default(),
+                content_md5: md5_array(props.content_md5),
+                content_type: props.content_type,
+                etag: etag_string(props.etag),
+                metadata: sorted(item.metadata.and_then(|m| m.values).unwrap_or_default()),
+            });
+        }
+        Ok(out)
+    }
+
+    async fn head(&self, name: &str) -> StorageResult<Option<BlobInfo>> {
+        let err = |e| map_err("head", self.target(name), e, false);
+        match self.container.blob_client(name).get_properties(None).await {
+            Ok(r) => Ok(Some(BlobInfo {
+                name: name.to_string(),
+                size: r.content_length().map_err(err)?.unwrap_or_default(),
+                content_md5: md5_array(r.content_md5().map_err(err)?),
+                content_type: r.content_type().map_err(err)?,
+                etag: etag_string(r.etag().map_err(err)?),
+                metadata: sorted(r.metadata().map_err(err)?),
+            })),
+            Err(e) if e.http_status() == Some(StatusCode::NotFound) => Ok(None),
+            Err(e) => Err(err(e)),
+        }
+    }
+
+    async fn get(&self, name: &str) -> StorageResult<BlobBody> {
+        let target = self.target(name);
+        let r = self
+            .container
+            .blob_client(name)
+            .download(None)
+            .await
+            .map_err(|e| map_err("get", target.clone(), e, false))?;
+        let mut metadata = BTreeMap::new();
+        let mut blob_md5 = None;
+        for (k, v) in r.headers.iter() {
+            let k = k.as_str().to_ascii_lowercase();
+            if let Some(meta) = k.strip_prefix("x-ms-meta-") {
+                metadata.insert(meta.to_string(), v.as_str().to_string());
+            } else if k == "x-ms-blob-content-md5" {
+                use base64::Engine;
+                blob_md5 = base64::engine::general_purpose::STANDARD
+                    .decode(v.as_str())
+                    .ok()
+                    .and_then(|b| <[u8; 16]>::try_from(b.as_slice()).ok());
+            }
+        }
+        let props = r.properties;
+        let info = BlobInfo {
+            name: name.to_string(),
+            size: props.content_length.unwrap_or_default(),
+            content_md5: md5_array(props.content_md5).or(blob_md5),
+            content_type: props.content_type,
+            etag: etag_string(props.etag),
+            metadata,
+        };
+        let body = r
+            .body
+            .map(move |c| c.map_err(|e| StorageError::new(ErrorKind::Unreachable, "read", target.clone(), e)));
+        Ok(BlobBody {
+            info,
+            body: Box::pin(body),
+        })
+    }
+
+    async fn put(&self, name: &str, data: Bytes, opts: PutOptions) -> StorageResult<String> {
+        let create_only = opts.condition == Condition::IfNoneMatch;
+        let size = (data.len() as u64).max(1);
+        let options = BlobClientUploadOptions {
+            blob_content_md5: opts.content_md5.map(|m| m.to_vec()),
+            blob_content_type: opts.content_type,
+            metadata: Some(opts.metadata.into_iter().collect()),
+            if_none_match: create_only.then(|| Etag::from("*")),
+            if_match: match opts.condition {
+                Condition::IfMatch(e) => Some(Etag::from(e)),
+                _ => None,
+            },
+            lease_id: opts.lease_id,
+            // One Put Blob, so the service checks the MD5 of what it received.
+            partition_size: NonZero::new(size.max(crate::config::BLOCK_SIZE)),
+            ..Default::default()
+        };
+        let r = self
+            .container
+            .blob_client(name)
+            .upload(<RequestContent<azure_core::Bytes, azure_core::http::NoFormat> as From<Bytes>>::from(data), Some(options))
+            .await
+            .map_err(|e| map_err("put", self.target(name), e, create_only))?;
+        Ok(etag_string(r.etag))
+    }
+
+    async fn stage_block(&self, name: &str, block_id: &[u8], data: Bytes, md5: [u8; 16]) -> StorageResult<()> {
+        let len = data.len() as u64;
+        let options = BlockBlobClientStageBlockOptions {
+            transactional_content_md5: Some(md5.to_vec()),
+            ..Default::default()
+        };
+        self.container
+            .blob_client(name)
+            .block_blob_client()
+            .stage_block(block_id, len, <RequestContent<azure_core::Bytes, azure_core::http::NoFormat> as From<Bytes>>::from(data), Some(options))
+            .await
+            .map_err(|e| map_err("stage block", self.target(name), e, false))?;
+        Ok(())
+    }
+
+    async fn commit_blocks(&self, name: &str, block_ids: Vec<Vec<u8>>, opts: PutOptions) -> StorageResult<String> {
+        let create_only = opts.condition == Condition::IfNoneMatch;
+        let list = BlockLookupList {
+            committed: None,
+            latest: Some(block_ids),
+            uncommitted: None,
+        };
+        let target = self.target(name);
+        let content = list
+            .try_into()
+            .map_err(|e: azure_core::Error| StorageError::new(ErrorKind::Other, "commit blocks", target.clone(), e))?;
+        let options = BlockBlobClientCommitBlockListOptions {
+            blob_content_md5: opts.content_md5.map(|m| m.to_vec()),
+            blob_content_type: opts.content_type,
+            metadata: Some(opts.metadata.into_iter().collect()),
+            if_none_match: create_only.then(|| Etag::from("*")),
+            if_match: match opts.condition {
+                Condition::IfMatch(e) => Some(Etag::from(e)),
+                _ => None,
+            },
+            lease_id: opts.lease_id,
+            ..Default::default()
+        };
+        let r = self
+            .container
+            .blob_client(name)
+            .block_blob_client()
+            .commit_block_list(content, Some(options))
+            .await
+            .map_err(|e| map_err("commit blocks", target.clone(), e, create_only))?;
+        Ok(etag_string(r.etag().ok().flatten()))
+    }
+
+    async fn acquire_lease(&self, name: &str, seconds: u32) -> StorageResult<String> {
+        let target = self.target(name);
+        let r = self
+            .container
+            .blob_client(name)
+            .acquire_lease(seconds as i32, None)
+            .await
+            .map_err(|e| map_err("acquire lease", target.clone(), e, false))?;
+        r.lease_id()
+            .ok()
+            .flatten()
+            .ok_or_else(|| StorageError::new(ErrorKind::Other, "acquire lease", target, "no lease id in the response"))
+    }
+
+    async fn renew_lease(&self, name: &str, lease_id: &str) -> StorageResult<()> {
+        self.container
+            .blob_client(name)
+            .renew_lease(lease_id.to_string(), None)
+            .await
+            .map_err(|e| map_err("renew lease", self.target(name), e, false))?;
+        Ok(())
+    }
+
+    async fn release_lease(&self, name: &str, lease_id: &str) -> StorageResult<()> {
+        self.container
+            .blob_client(name)
+            .release_lease(lease_id.to_string(), None)
+            .await
+            .map_err(|e| map_err("release lease", self.target(name), e, false))?;
+        Ok(())
+    }
+}
+
+/// Opens the archive and state stores of a `[target]`.
+pub fn open_target(target: &crate::config::TargetConfig) -> StorageResult<(Arc<dyn BlobStore>, Arc<dyn BlobStore>)> {
+    let archive = AzureBlobStore::open(&target.account_url, &target.container, &target.auth)?;
+    let state = AzureBlobStore::open(&target.state_account_url, &target.state_container, &target.auth)?;
+    Ok((Arc::new(archive), Arc::new(state)))
+}
+

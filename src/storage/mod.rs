@@ -1,0 +1,171 @@
+//! The only code that talks to clouds. Two small traits — a CloudTrail [`Source`]
+//! (S3) and a [`BlobStore`] (Azure Blob, used both for the write-once archive and the
+//! mutable state container) — with S3, Azure and in-memory implementations.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use futures::stream::BoxStream;
+
+pub mod azure_auth;
+pub mod blob;
+pub mod memory;
+pub mod s3;
+
+/// What went wrong, in the terms the logic above needs to decide what to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    NotFound,
+    /// Create-only write met an existing object (409 / 412 with If-None-Match: *).
+    AlreadyExists,
+    /// If-Match failed, or a lease no longer matches: someone else wrote.
+    PreconditionFailed,
+    /// A lease is held by someone else.
+    LeaseHeld,
+    /// The service refused our identity or signature.
+    Auth,
+    /// The endpoint could not be reached (DNS, connect, timeout).
+    Unreachable,
+    /// Bytes did not match their checksum on the wire.
+    Integrity,
+    Other,
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{op} {target}: {message}")]
+pub struct StorageError {
+    pub kind: ErrorKind,
+    pub op: &'static str,
+    pub target: String,
+    /// Already stripped of credentials.
+    pub message: String,
+}
+
+impl StorageError {
+    pub fn new(kind: ErrorKind, op: &'static str, target: impl Into<String>, message: impl fmt::Display) -> Self {
+        Self {
+            kind,
+            op,
+            target: target.into(),
+            message: crate::secret::redact_text(&message.to_string()),
+        }
+    }
+}
+
+pub type StorageResult<T> = Result<T, StorageError>;
+
+/// An object as a source listing shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceObject {
+    pub key: String,
+    pub size: u64,
+    /// As S3 gives it, without quotes. Not a content hash for KMS or multipart objects.
+    pub etag: String,
+    pub last_modified: DateTime<Utc>,
+}
+
+/// Headers and user metadata of a source object, from its GET.
+#[derive(Debug, Clone, Default)]
+pub struct SourceHead {
+    pub size: u64,
+    pub etag: String,
+    pub last_modified: Option<DateTime<Utc>>,
+    pub content_type: Option<String>,
+    pub content_encoding: Option<String>,
+    /// User metadata without the `x-amz-meta-` prefix (`signature`, `signature-algorithm`, ...).
+    pub metadata: BTreeMap<String, String>,
+    /// SSE-KMS or SSE-C: the ETag is then not an MD5 of the bytes.
+    pub kms_or_customer_key: bool,
+}
+
+pub type ByteStream = BoxStream<'static, StorageResult<Bytes>>;
+
+pub struct SourceBody {
+    pub head: SourceHead,
+    pub body: ByteStream,
+}
+
+/// A bucket of CloudTrail files.
+#[async_trait]
+pub trait Source: Send + Sync {
+    fn bucket(&self) -> &str;
+    /// Every object under `prefix` whose key sorts after `start_after`, in key order.
+    async fn list(&self, prefix: &str, start_after: Option<&str>) -> StorageResult<Vec<SourceObject>>;
+    /// The "folders" directly under `prefix` (delimiter `/`), each ending in `/`.
+    async fn list_folders(&self, prefix: &str) -> StorageResult<Vec<String>>;
+    async fn get(&self, key: &str) -> StorageResult<SourceBody>;
+}
+
+/// Properties of a stored blob, as a listing or a HEAD shows them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BlobInfo {
+    pub name: String,
+    pub size: u64,
+    pub content_md5: Option<[u8; 16]>,
+    pub content_type: Option<String>,
+    pub etag: String,
+    pub metadata: BTreeMap<String, String>,
+}
+
+/// What a write sends besides the bytes.
+#[derive(Debug, Clone, Default)]
+pub struct PutOptions {
+    pub content_type: Option<String>,
+    /// MD5 of the whole blob: checked by the service on a single Put Blob, stored on a block list.
+    pub content_md5: Option<[u8; 16]>,
+    pub metadata: BTreeMap<String, String>,
+    pub condition: Condition,
+    pub lease_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Condition {
+    #[default]
+    None,
+    /// Create only: fail with [`ErrorKind::AlreadyExists`] if the blob exists.
+    IfNoneMatch,
+    /// Replace only the version we read: fail with [`ErrorKind::PreconditionFailed`] otherwise.
+    IfMatch(String),
+}
+
+pub struct BlobBody {
+    pub info: BlobInfo,
+    pub body: ByteStream,
+}
+
+/// A blob container. Block ids given to one blob must all have the same length.
+#[async_trait]
+pub trait BlobStore: Send + Sync {
+    /// A name for messages: `account/container`.
+    fn describe(&self) -> String;
+    async fn ensure_container(&self) -> StorageResult<()>;
+    async fn list(&self, prefix: &str) -> StorageResult<Vec<BlobInfo>>;
+    async fn head(&self, name: &str) -> StorageResult<Option<BlobInfo>>;
+    async fn get(&self, name: &str) -> StorageResult<BlobBody>;
+    /// One Put Blob; returns the new ETag.
+    async fn put(&self, name: &str, data: Bytes, opts: PutOptions) -> StorageResult<String>;
+    /// One Put Block, whose bytes the service checks against `md5`.
+    async fn stage_block(&self, name: &str, block_id: &[u8], data: Bytes, md5: [u8; 16]) -> StorageResult<()>;
+    /// Put Block List; `opts.content_md5` is stored, not checked (each block was).
+    async fn commit_blocks(&self, name: &str, block_ids: Vec<Vec<u8>>, opts: PutOptions) -> StorageResult<String>;
+    /// Acquire a lease of `seconds` (15-60) on an existing blob.
+    async fn acquire_lease(&self, name: &str, seconds: u32) -> StorageResult<String>;
+    async fn renew_lease(&self, name: &str, lease_id: &str) -> StorageResult<()>;
+    async fn release_lease(&self, name: &str, lease_id: &str) -> StorageResult<()>;
+}
+
+/// Reads a whole small blob (state documents) into memory.
+pub async fn read_all(store: &dyn BlobStore, name: &str) -> StorageResult<Option<(Bytes, BlobInfo)>> {
+    use futures::TryStreamExt;
+    match store.get(name).await {
+        Ok(b) => {
+            let chunks: Vec<Bytes> = b.body.try_collect().await?;
+            Ok(Some((Bytes::from(chunks.concat()), b.info)))
+        }
+        Err(e) if e.kind == ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}

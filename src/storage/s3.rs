@@ -1,0 +1,180 @@
+//! [`Source`] over aws-sdk-s3: the SDK's default credential chain, optional
+//! S3-compatible endpoint (path-style), checksum mode on GET.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::types::{ChecksumMode, ServerSideEncryption};
+use bytes::Bytes;
+use chrono::{DateTime, TimeZone, Utc};
+
+use super::*;
+use crate::config::SourceConfig;
+
+pub struct S3Source {
+    client: aws_sdk_s3::Client,
+    bucket: String,
+}
+
+impl S3Source {
+    /// Builds a client for one source. Loads credentials lazily: nothing is sent here.
+    pub async fn connect(source: &SourceConfig) -> Self {
+        Self::connect_to(&source.bucket, &source.region, source.endpoint.as_ref().map(|u| u.as_str())).await
+    }
+
+    pub async fn connect_to(bucket: &str, region: &str, endpoint: Option<&str>) -> Self {
+        let shared = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new(region.to_string()))
+            .timeout_config(
+                aws_config::timeout::TimeoutConfig::builder()
+                    .connect_timeout(Duration::from_secs(10))
+                    .read_timeout(Duration::from_secs(60))
+                    .build(),
+            )
+            .load()
+            .await;
+        let mut conf = aws_sdk_s3::config::Builder::from(&shared);
+        if let Some(ep) = endpoint {
+            conf = conf.endpoint_url(ep).force_path_style(true);
+        }
+        Self {
+            client: aws_sdk_s3::Client::from_conf(conf.build()),
+            bucket: bucket.to_string(),
+        }
+    }
+
+    fn target(&self, key: &str) -> String {
+        format!("s3://{}/{}", self.bucket, key)
+    }
+}
+
+fn map_err<E, R>(op: &'static str, target: String, err: SdkError<E, R>) -> StorageError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    let kind = match &err {
+        SdkError::DispatchFailure(d) if d.is_io() || d.is_timeout() => ErrorKind::Unreachable,
+        SdkError::TimeoutError(_) => ErrorKind::Unreachable,
+        SdkError::ServiceError(s) => match s.err().code() {
+            Some("NoSuchKey") | Some("NotFound") => ErrorKind::NotFound,
+            Some("AccessDenied")
+            | Some("InvalidAccessKeyId")
+            | Some("SignatureDoesNotMatch")
+            | Some("ExpiredToken")
+            | Some("InvalidToken") => ErrorKind::Auth,
+            Some("NoSuchBucket") => ErrorKind::NotFound,
+            _ => ErrorKind::Other,
+        },
+        SdkError::DispatchFailure(d) if d.is_user() => ErrorKind::Auth,
+        _ => ErrorKind::Other,
+    };
+    let hint = match kind {
+        ErrorKind::Unreachable => " (check the source endpoint/region and network access to S3)",
+        ErrorKind::Auth => " (check the AWS credentials: env, profile/SSO, web identity, or instance role)",
+        _ => "",
+    };
+    StorageError::new(kind, op, target, format!("{}{hint}", DisplayErrorContext(&err)))
+}
+
+fn to_utc(t: &aws_sdk_s3::primitives::DateTime) -> DateTime<Utc> {
+    Utc.timestamp_opt(t.secs(), t.subsec_nanos()).single().unwrap_or_default()
+}
+
+fn unquote(etag: &str) -> String {
+    etag.trim_matches('"').to_string()
+}
+
+#[async_trait]
+impl Source for S3Source {
+    fn bucket(&self) -> &str {
+        &self.bucket
+    }
+
+    async fn list(&self, prefix: &str, start_after: Option<&str>) -> StorageResult<Vec<SourceObject>> {
+        let mut pages = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(prefix)
+            .set_start_after(start_after.map(str::to_string))
+            .into_paginator()
+            .send();
+        let mut out = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| map_err("list", self.target(prefix), e))?;
+            for o in page.contents() {
+                let Some(key) = o.key() else { continue };
+                out.push(SourceObject {
+                    key: key.to_string(),
+                    size: o.size().unwrap_or_default().max(0) as u64,
+                    etag: o.e_tag().map(unquote).unwrap_or_default(),
+                    last_modified: o.last_modified().map(to_utc).unwrap_or_default(),
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    async fn list_folders(&self, prefix: &str) -> StorageResult<Vec<String>> {
+        let mut pages = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(prefix)
+            .delimiter("/")
+            .into_paginator()
+            .send();
+        let mut out = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| map_err("list", self.target(prefix), e))?;
+            out.extend(page.common_prefixes().iter().filter_map(|p| p.prefix().map(str::to_string)));
+        }
+        Ok(out)
+    }
+
+    async fn get(&self, key: &str) -> StorageResult<SourceBody> {
+        let out = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .checksum_mode(ChecksumMode::Enabled)
+            .send()
+            .await
+            .map_err(|e| map_err("get", self.target(key), e))?;
+        let head = SourceHead {
+            size: out.content_length().unwrap_or_default().max(0) as u64,
+            etag: out.e_tag().map(unquote).unwrap_or_default(),
+            last_modified: out.last_modified().map(to_utc),
+            content_type: out.content_type().map(str::to_string),
+            content_encoding: out.content_encoding().map(str::to_string),
+            metadata: out
+                .metadata()
+                .map(|m| m.iter().map(|(k, v)| (k.to_ascii_lowercase(), v.clone())).collect())
+                .unwrap_or_default(),
+            kms_or_customer_key: out.sse_customer_algorithm().is_some()
+                || matches!(
+                    out.server_side_encryption(),
+                    Some(ServerSideEncryption::AwsKms) | Some(ServerSideEncryption::AwsKmsDsse)
+                ),
+        };
+        let target = self.target(key);
+        let body = futures::stream::unfold(Some((out.body, target)), |state| async move {
+            let (mut body, target) = state?;
+            match body.next().await {
+                None => None,
+                Some(Ok(chunk)) => Some((Ok::<Bytes, StorageError>(chunk), Some((body, target)))),
+                Some(Err(e)) => {
+                    let err = StorageError::new(ErrorKind::Integrity, "read", target, DisplayErrorContext(&e));
+                    Some((Err(err), None))
+                }
+            }
+        });
+        Ok(SourceBody {
+            head,
+            body: Box::pin(body),
+        })
+    }
+}

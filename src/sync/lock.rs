@@ -1,0 +1,167 @@
+//! One writer at a time: a lease on `locks/sync` in the state container, renewed in
+//! the background. Losing it cancels a token the copy loop checks before each write.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+
+use super::SyncError;
+use crate::storage::{read_all, BlobStore, Condition, ErrorKind, PutOptions};
+
+pub const LOCK_BLOB: &str = "locks/sync";
+/// Short, so that a crashed holder blocks the next run for seconds, not minutes.
+pub const LEASE_SECONDS: u32 = 15;
+const RENEW_EVERY: Duration = Duration::from_secs(5);
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LockHolder {
+    pub run_id: String,
+    pub host: String,
+    pub pid: u32,
+    pub started_at: DateTime<Utc>,
+}
+
+impl LockHolder {
+    pub fn this_process(run_id: &str, started_at: DateTime<Utc>) -> Self {
+        let host = std::env::var("HOSTNAME")
+            .ok()
+            .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+            .map(|h| h.trim().to_string())
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "unknown-host".into());
+        Self {
+            run_id: run_id.to_string(),
+            host,
+            pid: std::process::id(),
+            started_at,
+        }
+    }
+
+    pub fn describe(&self) -> String {
+        format!(
+            "run {} on {} (pid {}) since {}",
+            self.run_id,
+            self.host,
+            self.pid,
+            crate::failover::record::rfc3339(self.started_at)
+        )
+    }
+}
+
+pub struct SyncLock {
+    state: Arc<dyn BlobStore>,
+    lease_id: String,
+    lost: CancellationToken,
+    stop: CancellationToken,
+    renewer: tokio::task::JoinHandle<()>,
+}
+
+impl SyncLock {
+    pub async fn acquire(state: Arc<dyn BlobStore>, holder: &LockHolder) -> Result<SyncLock, SyncError> {
+        let create = state
+            .put(
+                LOCK_BLOB,
+                bytes::Bytes::new(),
+                PutOptions {
+                    condition: Condition::IfNoneMatch,
+                    ..Default::default()
+                },
+            )
+            .await;
+        match create {
+            Ok(_) => {}
+            Err(e) if matches!(e.kind, ErrorKind::AlreadyExists | ErrorKind::PreconditionFailed) => {}
+            Err(e) => return Err(SyncError::State(e)),
+        }
+        let lease_id = match state.acquire_lease(LOCK_BLOB, LEASE_SECONDS).await {
+            Ok(id) => id,
+            Err(e) if e.kind == ErrorKind::LeaseHeld => {
+                return Err(SyncError::Locked {
+                    holder: current_holder(state.as_ref()).await,
+                })
+            }
+            Err(e) => return Err(SyncError::State(e)),
+        };
+        let body = serde_json::to_vec(holder).unwrap_or_default();
+        state
+            .put(
+                LOCK_BLOB,
+                body.into(),
+                PutOptions {
+                    content_type: Some("application/json".into()),
+                    lease_id: Some(lease_id.clone()),
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(SyncError::State)?;
+        let lost = CancellationToken::new();
+        let stop = CancellationToken::new();
+        let renewer = tokio::spawn(renew_loop(state.clone(), lease_id.clone(), lost.clone(), stop.clone()));
+        Ok(SyncLock {
+            state,
+            lease_id,
+            lost,
+            stop,
+            renewer,
+        })
+    }
+
+    /// Cancelled when the lease can no longer be trusted; stop writing then.
+    pub fn lost(&self) -> CancellationToken {
+        self.lost.clone()
+    }
+
+    pub async fn release(self) {
+        self.stop.cancel();
+        let _ = self.renewer.await;
+        if !self.lost.is_cancelled() {
+            if let Err(e) = self.state.release_lease(LOCK_BLOB, &self.lease_id).await {
+                tracing::warn!(error = %e, "could not release the sync lock; it expires by itself");
+            }
+        }
+    }
+}
+
+async fn renew_loop(state: Arc<dyn BlobStore>, lease_id: String, lost: CancellationToken, stop: CancellationToken) {
+    let mut last_ok = Instant::now();
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(RENEW_EVERY) => {}
+        }
+        match state.renew_lease(LOCK_BLOB, &lease_id).await {
+            Ok(()) => last_ok = Instant::now(),
+            Err(e) if e.kind == ErrorKind::PreconditionFailed => {
+                tracing::error!(error = %e, "sync lock taken over; stopping writes");
+                lost.cancel();
+                return;
+            }
+            Err(e) => {
+                // The service's clock decides expiry; give up a little before it could have.
+                if last_ok.elapsed() + RENEW_EVERY >= Duration::from_secs(LEASE_SECONDS.into()) {
+                    tracing::error!(error = %e, "could not renew the sync lock in time; stopping writes");
+                    lost.cancel();
+                    return;
+                }
+                tracing::warn!(error = %e, "renewing the sync lock failed; will retry");
+            }
+        }
+    }
+}
+
+async fn current_holder(state: &dyn BlobStore) -> String {
+    // The winner writes its name right after acquiring; give it a moment.
+    for _ in 0..10 {
+        if let Ok(Some((bytes, _))) = read_all(state, LOCK_BLOB).await {
+            if let Ok(h) = serde_json::from_slice::<LockHolder>(&bytes) {
+                return h.describe();
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    "another run (it has not recorded its name)".into()
+}

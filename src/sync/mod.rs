@@ -1,0 +1,436 @@
+//! `trailvault sync`: one incremental, verified pass over every source.
+//!
+//! discover streams -> per account-region: load watermark -> plan each stream (S3
+//! listing from watermark - lookback vs. archive listing) -> copy with bounded
+//! concurrency and memory -> advance the watermark over what is done -> records.
+
+pub mod copy;
+pub mod discover;
+pub mod lock;
+pub mod plan;
+pub mod report;
+pub mod watermark;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use futures::StreamExt;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+
+use crate::archive::blob_name;
+use crate::cloudtrail::StreamPrefix;
+use crate::config::SyncSettings;
+use crate::failover::record::{rfc3339, Record, RecordType};
+use crate::failover::{new_run_id, write_run_records, RunStatus, SourceHealth};
+use crate::storage::{BlobStore, Condition, PutOptions, Source, StorageError};
+use copy::{Copier, Outcome};
+use lock::{LockHolder, SyncLock};
+pub use report::{SourceReport, SyncReport};
+use watermark::{Settled, StreamMark};
+
+/// Account-regions worked on at once within a source.
+const PARTITION_CONCURRENCY: usize = 4;
+const MAX_LISTED_FAILURES: usize = 100;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error("another sync holds the lock (locks/sync in the state container): {holder}. Wait for it to finish; a crashed holder's lease expires within {} s", lock::LEASE_SECONDS)]
+    Locked { holder: String },
+    #[error("the state container is not usable: {0}")]
+    State(#[source] StorageError),
+    #[error("the archive container is not usable: {0}")]
+    Archive(#[source] StorageError),
+}
+
+/// One configured source with its client.
+pub struct SourceHandle {
+    pub name: String,
+    pub prefix: String,
+    pub source: Arc<dyn Source>,
+}
+
+pub struct SyncJob {
+    pub sources: Vec<SourceHandle>,
+    pub archive: Arc<dyn BlobStore>,
+    pub state: Arc<dyn BlobStore>,
+    pub settings: SyncSettings,
+    pub dry_run: bool,
+}
+
+impl SyncJob {
+    pub async fn run(&self) -> Result<SyncReport, SyncError> {
+        let started_at = Utc::now();
+        let run_id = new_run_id(started_at);
+        tracing::info!(run_id, sources = self.sources.len(), dry_run = self.dry_run, "sync started");
+
+        let lock = if self.dry_run {
+            None
+        } else {
+            self.state.ensure_container().await.map_err(SyncError::State)?;
+            self.archive.ensure_container().await.map_err(SyncError::Archive)?;
+            Some(SyncLock::acquire(self.state.clone(), &LockHolder::this_process(&run_id, started_at)).await?)
+        };
+        let lost = lock.as_ref().map(|l| l.lost()).unwrap_or_default();
+        let budget = Semaphore::new(self.settings.in_flight_bytes.min(Semaphore::MAX_PERMITS as u64) as usize);
+        let files = Semaphore::new(self.settings.concurrency);
+
+        let mut reports = Vec::new();
+        for handle in &self.sources {
+            let ctx = SourceRun {
+                job: self,
+                handle,
+                run_id: &run_id,
+                budget: &budget,
+                files: &files,
+                lost: &lost,
+            };
+            let mut report = ctx.run().await;
+            if !self.dry_run {
+                self.finish_source(&mut report, &run_id, started_at, &lost).await;
+            }
+            tracing::info!(
+                source = report.name,
+                copied = report.files_copied,
+                bytes = report.bytes_copied,
+                skipped = report.files_skipped,
+                failed = report.files_failed,
+                conflicts = report.conflicts.len(),
+                "source done"
+            );
+            reports.push(report);
+        }
+
+        let finished_at = Utc::now();
+        let report = SyncReport {
+            status: SyncReport::overall(&reports),
+            run_id: run_id.clone(),
+            started_at,
+            finished_at,
+            dry_run: self.dry_run,
+            sources: reports,
+        };
+        if !self.dry_run {
+            let records = sync_records(&report);
+            if let Err(e) = write_run_records(self.state.as_ref(), &run_id, &records).await {
+                tracing::error!(error = %e, "could not write the run record");
+            }
+        }
+        if let Some(lock) = lock {
+            lock.release().await;
+        }
+        tracing::info!(run_id, status = ?report.status, "sync finished");
+        Ok(report)
+    }
+
+    /// Health state: a complete run moves `last_success_started_at`, which the backup gap is measured from.
+    async fn finish_source(&self, report: &mut SourceReport, run_id: &str, started_at: DateTime<Utc>, lost: &CancellationToken) {
+        let mut health = match SourceHealth::load(self.state.as_ref(), &report.name).await {
+            Ok(h) => h,
+            Err(e) => {
+                report.errors.push(format!("reading health state: {e}"));
+                report.complete = false;
+                SourceHealth {
+                    source: report.name.clone(),
+                    ..Default::default()
+                }
+            }
+        };
+        let now = Utc::now();
+        health.last_run_id = Some(run_id.to_string());
+        health.last_run_started_at = Some(started_at);
+        health.last_run_finished_at = Some(now);
+        health.last_run_status = Some(report.status());
+        if report.complete {
+            health.last_success_run_id = Some(run_id.to_string());
+            health.last_success_started_at = Some(started_at);
+            health.consecutive_failed_runs = 0;
+        } else {
+            health.consecutive_failed_runs += 1;
+        }
+        health.newest_file_time = health.newest_file_time.max(report.newest_file_time);
+        report.newest_file_time = health.newest_file_time;
+        report.backup_gap_seconds = health.backup_gap(now).map(|g| g.num_seconds());
+        if lost.is_cancelled() {
+            report.errors.push("the sync lock was lost; health state not written".into());
+            return;
+        }
+        if let Err(e) = health.save(self.state.as_ref()).await {
+            report.errors.push(format!("writing health state: {e}"));
+        }
+    }
+}
+
+struct SourceRun<'a> {
+    job: &'a SyncJob,
+    handle: &'a SourceHandle,
+    run_id: &'a str,
+    budget: &'a Semaphore,
+    files: &'a Semaphore,
+    lost: &'a CancellationToken,
+}
+
+/// What happened in one account-region.
+#[derive(Default)]
+struct PartitionOutcome {
+    report: SourceReport,
+}
+
+impl SourceRun<'_> {
+    async fn run(&self) -> SourceReport {
+        let mut report = SourceReport {
+            name: self.handle.name.clone(),
+            complete: true,
+            ..Default::default()
+        };
+        let streams = match discover::discover(self.handle.source.as_ref(), &self.handle.prefix).await {
+            Ok(s) => s,
+            Err(e) => {
+                report.errors.push(format!("discovering accounts and regions: {e}"));
+                report.complete = false;
+                return report;
+            }
+        };
+        report.streams = streams.len() as u64;
+        let mut partitions: BTreeMap<(String, String), Vec<StreamPrefix>> = BTreeMap::new();
+        for s in streams {
+            partitions.entry((s.account.clone(), s.region.clone())).or_default().push(s);
+        }
+        let outcomes: Vec<PartitionOutcome> = futures::stream::iter(partitions)
+            .map(|((account, region), streams)| async move { self.partition(&account, &region, &streams).await })
+            .buffer_unordered(PARTITION_CONCURRENCY)
+            .collect()
+            .await;
+        for o in outcomes {
+            merge(&mut report, o.report);
+        }
+        report.conflicts.sort();
+        report
+    }
+
+    async fn partition(&self, account: &str, region: &str, streams: &[StreamPrefix]) -> PartitionOutcome {
+        let mut out = PartitionOutcome {
+            report: SourceReport {
+                complete: true,
+                ..Default::default()
+            },
+        };
+        let r = &mut out.report;
+        let state = self.job.state.as_ref();
+        let wm_name = watermark::watermark_name(&self.handle.name, account, region);
+        let (mut doc, etag) = match watermark::load(state, &wm_name).await {
+            Ok(x) => x,
+            Err(e) => {
+                r.errors.push(format!("reading watermark {wm_name}: {e}"));
+                r.complete = false;
+                return out;
+            }
+        };
+        let mut changed = false;
+        for stream in streams {
+            let key_prefix = stream.key_prefix();
+            let old = doc.streams.get(&key_prefix).cloned();
+            if let Some(next) = self.stream(stream, old.as_ref(), r).await {
+                if old.as_ref().map(|o| (o.time, &o.key)) != Some((next.time, &next.key)) {
+                    doc.streams.insert(key_prefix, next);
+                    changed = true;
+                }
+            }
+        }
+        if changed && !self.job.dry_run {
+            if self.lost.is_cancelled() {
+                r.errors.push(format!("sync lock lost; watermark {wm_name} not advanced"));
+                r.complete = false;
+            } else if let Err(e) = watermark::save(state, &wm_name, &doc, etag).await {
+                r.errors.push(format!("writing watermark {wm_name} (another writer?): {e}"));
+                r.complete = false;
+            }
+        }
+        out
+    }
+
+    /// Plans and copies one stream; returns its next mark (None: leave it as it was).
+    async fn stream(&self, stream: &StreamPrefix, old: Option<&StreamMark>, r: &mut SourceReport) -> Option<StreamMark> {
+        let src = self.handle.source.as_ref();
+        let archive = self.job.archive.as_ref();
+        let plan = match plan::plan_stream(src, archive, &self.handle.name, stream, old, self.job.settings.lookback).await {
+            Ok(p) => p,
+            Err(e) => {
+                r.errors.push(format!("listing {}: {e}", stream.key_prefix()));
+                r.complete = false;
+                return None;
+            }
+        };
+        let mut settled: Vec<Settled> = plan
+            .already_archived
+            .iter()
+            .map(|(key, time)| Settled {
+                key: key.clone(),
+                time: *time,
+                done: true,
+            })
+            .collect();
+        r.files_skipped += plan.already_archived.len() as u64;
+        for (_, t) in &plan.already_archived {
+            r.newest_file_time = r.newest_file_time.max(*t);
+        }
+        if self.job.dry_run {
+            r.files_planned += plan.to_copy.len() as u64;
+            r.bytes_planned += plan.bytes_to_copy();
+            return None;
+        }
+
+        let copier = Copier {
+            src,
+            archive,
+            source_name: &self.handle.name,
+            budget: self.budget,
+        };
+        let copier = &copier;
+        let results: Vec<_> = futures::stream::iter(plan.to_copy)
+            .map(|f| async move {
+                let _slot = self.files.acquire().await;
+                let result = if self.lost.is_cancelled() {
+                    Err(StorageError::new(crate::storage::ErrorKind::Other, "copy", &f.object.key, "the sync lock was lost"))
+                } else {
+                    copier.copy(&f.object, f.existing.as_ref()).await
+                };
+                (f, result)
+            })
+            .buffer_unordered(self.job.settings.concurrency)
+            .collect()
+            .await;
+
+        for (f, result) in results {
+            let done = match result {
+                Ok(Outcome::Copied { bytes }) => {
+                    tracing::debug!(key = f.object.key, bytes, "copied");
+                    r.files_copied += 1;
+                    r.bytes_copied += bytes;
+                    true
+                }
+                Ok(Outcome::AlreadyArchived) => {
+                    r.files_skipped += 1;
+                    true
+                }
+                Ok(Outcome::Conflict {
+                    archived_sha256,
+                    source_sha256,
+                }) => {
+                    tracing::warn!(key = f.object.key, "S3 object differs from its archived copy; archived copy kept");
+                    self.record_conflict(&f.object, &archived_sha256, &source_sha256).await;
+                    r.conflicts.push(f.object.key.clone());
+                    true
+                }
+                Err(e) => {
+                    tracing::warn!(key = f.object.key, error = %e, "file not archived");
+                    r.files_failed += 1;
+                    r.complete = false;
+                    if r.failures.len() < MAX_LISTED_FAILURES {
+                        r.failures.push(report::FileFailure {
+                            key: f.object.key.clone(),
+                            error: e.to_string(),
+                        });
+                    }
+                    false
+                }
+            };
+            if done {
+                r.newest_file_time = r.newest_file_time.max(f.time);
+            }
+            settled.push(Settled {
+                key: f.object.key,
+                time: f.time,
+                done,
+            });
+        }
+        watermark::next_mark(old, &settled).map(|(time, key)| StreamMark {
+            time,
+            key,
+            updated_at: Utc::now(),
+            run_id: self.run_id.to_string(),
+        })
+    }
+
+    async fn record_conflict(&self, object: &crate::storage::SourceObject, archived: &str, source: &str) {
+        let doc = serde_json::json!({
+            "source": self.handle.name,
+            "key": object.key,
+            "blob": blob_name(&self.handle.name, &object.key),
+            "archived_sha256": archived,
+            "source_sha256": source,
+            "source_etag": object.etag,
+            "source_last_modified": rfc3339(object.last_modified),
+            "detected_at": rfc3339(Utc::now()),
+            "run_id": self.run_id,
+        });
+        let name = format!("conflicts/{}/{}.json", self.handle.name, object.key);
+        let opts = PutOptions {
+            content_type: Some("application/json".into()),
+            condition: Condition::None,
+            ..Default::default()
+        };
+        if let Err(e) = self.job.state.put(&name, serde_json::to_vec_pretty(&doc).unwrap_or_default().into(), opts).await {
+            tracing::warn!(error = %e, "could not record the conflict in the state container");
+        }
+    }
+}
+
+fn merge(into: &mut SourceReport, part: SourceReport) {
+    into.files_copied += part.files_copied;
+    into.bytes_copied += part.bytes_copied;
+    into.files_skipped += part.files_skipped;
+    into.files_failed += part.files_failed;
+    into.files_planned += part.files_planned;
+    into.bytes_planned += part.bytes_planned;
+    into.conflicts.extend(part.conflicts);
+    into.errors.extend(part.errors);
+    let room = MAX_LISTED_FAILURES.saturating_sub(into.failures.len());
+    into.failures.extend(part.failures.into_iter().take(room));
+    into.newest_file_time = into.newest_file_time.max(part.newest_file_time);
+    into.complete &= part.complete;
+}
+
+/// One `SyncRun` record per source.
+pub fn sync_records(report: &SyncReport) -> Vec<Record> {
+    let duration = (report.finished_at - report.started_at).num_milliseconds() as f64 / 1000.0;
+    report
+        .sources
+        .iter()
+        .map(|s| Record {
+            time_generated: report.finished_at,
+            record_id: format!("{}-{}", report.run_id, s.name),
+            record_type: RecordType::SyncRun,
+            run_id: report.run_id.clone(),
+            source: s.name.clone(),
+            account: String::new(),
+            region: String::new(),
+            status: s.status(),
+            files_copied: s.files_copied,
+            bytes_copied: s.bytes_copied,
+            files_skipped: s.files_skipped,
+            files_failed: s.files_failed,
+            backup_gap_seconds: s.backup_gap_seconds,
+            newest_file_time: s.newest_file_time,
+            duration_seconds: duration,
+            aws_health: None,
+            message: match s.status() {
+                RunStatus::Succeeded => "all listed files archived and verified".into(),
+                _ => s
+                    .errors
+                    .first()
+                    .cloned()
+                    .or_else(|| s.failures.first().map(|f| format!("{}: {}", f.key, f.error)))
+                    .or_else(|| s.conflicts.first().map(|c| format!("conflict: {c}")))
+                    .unwrap_or_default(),
+            },
+            details: serde_json::json!({
+                "conflicts": s.conflicts,
+                "streams": s.streams,
+                "complete": s.complete,
+                "errors": s.errors,
+            }),
+        })
+        .collect()
+}

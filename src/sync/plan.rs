@@ -1,0 +1,89 @@
+//! What one stream needs: list S3 from the watermark minus the lookback, list the
+//! archive for the same date folders, and compare. Nothing is downloaded here.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use futures::{StreamExt, TryStreamExt};
+
+use super::watermark::StreamMark;
+use crate::archive::{blob_name, blob_prefix, META_SOURCE_ETAG};
+use crate::cloudtrail::{CtKey, StreamPrefix};
+use crate::storage::{BlobInfo, BlobStore, Source, SourceObject, StorageResult};
+
+const ARCHIVE_LIST_CONCURRENCY: usize = 8;
+
+#[derive(Debug, Clone)]
+pub struct PlannedFile {
+    pub object: SourceObject,
+    pub time: Option<DateTime<Utc>>,
+    /// The archived blob of the same key, when its source ETag or size differs: the
+    /// bytes are compared, never overwritten.
+    pub existing: Option<BlobInfo>,
+}
+
+#[derive(Debug, Default)]
+pub struct StreamPlan {
+    pub to_copy: Vec<PlannedFile>,
+    /// Already archived with the same ETag and size: no download.
+    pub already_archived: Vec<(String, Option<DateTime<Utc>>)>,
+}
+
+impl StreamPlan {
+    pub fn bytes_to_copy(&self) -> u64 {
+        self.to_copy.iter().filter(|f| f.existing.is_none()).map(|f| f.object.size).sum()
+    }
+}
+
+pub async fn plan_stream(
+    src: &dyn Source,
+    archive: &dyn BlobStore,
+    source_name: &str,
+    stream: &StreamPrefix,
+    mark: Option<&StreamMark>,
+    lookback: Duration,
+) -> StorageResult<StreamPlan> {
+    let lookback = chrono::Duration::from_std(lookback).unwrap_or(chrono::Duration::days(3));
+    let start_after = mark.map(|m| stream.start_after_for_day((m.time - lookback).date_naive()));
+    let objects = src.list(&stream.key_prefix(), start_after.as_deref()).await?;
+
+    // Archive listings per folder of the listed keys: bounded by the window, not the archive.
+    let mut folders: BTreeMap<String, Vec<SourceObject>> = BTreeMap::new();
+    for o in objects {
+        let folder = o.key.rsplit_once('/').map(|(f, _)| format!("{f}/")).unwrap_or_default();
+        folders.entry(folder).or_default().push(o);
+    }
+    let archived: HashMap<String, BlobInfo> = futures::stream::iter(folders.keys().cloned())
+        .map(|folder| async move { archive.list(&blob_prefix(source_name, &folder)).await })
+        .buffer_unordered(ARCHIVE_LIST_CONCURRENCY)
+        .try_collect::<Vec<_>>()
+        .await?
+        .into_iter()
+        .flatten()
+        .map(|b| (b.name.clone(), b))
+        .collect();
+
+    let mut plan = StreamPlan::default();
+    for object in folders.into_values().flatten() {
+        let time = CtKey::parse(&stream.trail_prefix, &object.key).ok().map(|k| k.time);
+        match archived.get(&blob_name(source_name, &object.key)) {
+            Some(b) if unchanged(b, &object) => plan.already_archived.push((object.key, time)),
+            Some(b) => plan.to_copy.push(PlannedFile {
+                object,
+                time,
+                existing: Some(b.clone()),
+            }),
+            None => plan.to_copy.push(PlannedFile {
+                object,
+                time,
+                existing: None,
+            }),
+        }
+    }
+    Ok(plan)
+}
+
+fn unchanged(blob: &BlobInfo, object: &SourceObject) -> bool {
+    blob.size == object.size && blob.metadata.get(META_SOURCE_ETAG).is_some_and(|e| *e == object.etag)
+}

@@ -1,0 +1,111 @@
+//! The `sync --json` document (contract: run_id, started_at, finished_at, status,
+//! sources[name, files_copied, bytes_copied, files_skipped, files_failed, conflicts]).
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::failover::RunStatus;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SyncReport {
+    pub run_id: String,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: DateTime<Utc>,
+    pub status: RunStatus,
+    pub dry_run: bool,
+    pub sources: Vec<SourceReport>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct SourceReport {
+    pub name: String,
+    pub files_copied: u64,
+    pub bytes_copied: u64,
+    pub files_skipped: u64,
+    pub files_failed: u64,
+    pub conflicts: Vec<String>,
+    /// With `--dry-run`: what a real run would copy (or compare, for changed keys).
+    pub files_planned: u64,
+    pub bytes_planned: u64,
+    pub streams: u64,
+    /// Listing or state problems that kept files from being considered at all.
+    pub errors: Vec<String>,
+    /// Files that failed, with the reason (at most 100).
+    pub failures: Vec<FileFailure>,
+    pub newest_file_time: Option<DateTime<Utc>>,
+    pub backup_gap_seconds: Option<i64>,
+    /// Every listed file was archived and verified (conflicts allowed: the archived copy is the evidence).
+    pub complete: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct FileFailure {
+    pub key: String,
+    pub error: String,
+}
+
+impl SourceReport {
+    pub fn status(&self) -> RunStatus {
+        if self.complete && self.conflicts.is_empty() {
+            RunStatus::Succeeded
+        } else if self.files_copied + self.files_skipped > 0 || self.complete {
+            RunStatus::Partial
+        } else {
+            RunStatus::Failed
+        }
+    }
+}
+
+impl SyncReport {
+    pub fn overall(sources: &[SourceReport]) -> RunStatus {
+        let statuses: Vec<RunStatus> = sources.iter().map(SourceReport::status).collect();
+        if statuses.iter().all(|s| *s == RunStatus::Succeeded) {
+            RunStatus::Succeeded
+        } else if statuses.iter().all(|s| *s == RunStatus::Failed) {
+            RunStatus::Failed
+        } else {
+            RunStatus::Partial
+        }
+    }
+
+    pub fn summary_lines(&self) -> Vec<String> {
+        let mut lines = vec![format!(
+            "sync {} {:?}{}",
+            self.run_id,
+            self.status,
+            if self.dry_run { " (dry run: nothing written)" } else { "" }
+        )];
+        for s in &self.sources {
+            if self.dry_run {
+                lines.push(format!(
+                    "  {}: {} streams, would copy {} files ({} bytes), {} already archived",
+                    s.name, s.streams, s.files_planned, s.bytes_planned, s.files_skipped
+                ));
+            } else {
+                lines.push(format!(
+                    "  {}: {} streams, copied {} files ({} bytes), skipped {}, failed {}, conflicts {}{}",
+                    s.name,
+                    s.streams,
+                    s.files_copied,
+                    s.bytes_copied,
+                    s.files_skipped,
+                    s.files_failed,
+                    s.conflicts.len(),
+                    s.backup_gap_seconds
+                        .map(|g| format!(", backup gap {}", humantime::format_duration(std::time::Duration::from_secs(g.max(0) as u64))))
+                        .unwrap_or_default()
+                ));
+            }
+            for c in &s.conflicts {
+                lines.push(format!("    conflict: {c} changed in S3 after it was archived; the archived copy was kept"));
+            }
+            for f in &s.failures {
+                lines.push(format!("    failed: {}: {}", f.key, f.error));
+            }
+            for e in &s.errors {
+                lines.push(format!("    error: {e}"));
+            }
+        }
+        lines
+    }
+}

@@ -1,0 +1,166 @@
+//! Per account-region watermarks: `watermarks/{source}/{account}/{region}.json`.
+//!
+//! A stream's mark is the time up to which every listed file is archived. The next
+//! run lists from the mark's day minus `sync.lookback`. A failed file pulls the mark
+//! back to just before it, so it is listed again until it is copied.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::storage::{read_all, BlobStore, Condition, PutOptions, StorageResult};
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct WatermarkDoc {
+    /// Keyed by the stream's S3 key prefix (`[p/]AWSLogs/[org/]acct/Kind/region/`).
+    pub streams: BTreeMap<String, StreamMark>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct StreamMark {
+    pub time: DateTime<Utc>,
+    /// The last key at or before `time` that is archived (informational).
+    pub key: String,
+    pub updated_at: DateTime<Utc>,
+    pub run_id: String,
+}
+
+pub fn watermark_name(source: &str, account: &str, region: &str) -> String {
+    format!("watermarks/{source}/{account}/{region}.json")
+}
+
+/// The document and the ETag to write it back with (None: it does not exist yet).
+pub async fn load(state: &dyn BlobStore, name: &str) -> StorageResult<(WatermarkDoc, Option<String>)> {
+    match read_all(state, name).await? {
+        Some((bytes, info)) => match serde_json::from_slice(&bytes) {
+            Ok(doc) => Ok((doc, Some(info.etag))),
+            Err(e) => {
+                // Unreadable state costs a longer listing, never a skipped file.
+                tracing::warn!(name, error = %e, "watermark is unreadable; listing from the start");
+                Ok((WatermarkDoc::default(), Some(info.etag)))
+            }
+        },
+        None => Ok((WatermarkDoc::default(), None)),
+    }
+}
+
+/// Writes only over the version we read, so a second writer is detected.
+pub async fn save(state: &dyn BlobStore, name: &str, doc: &WatermarkDoc, etag: Option<String>) -> StorageResult<String> {
+    let body = serde_json::to_vec_pretty(doc).unwrap_or_default();
+    state
+        .put(
+            name,
+            body.into(),
+            PutOptions {
+                content_type: Some("application/json".into()),
+                condition: match etag {
+                    Some(e) => Condition::IfMatch(e),
+                    None => Condition::IfNoneMatch,
+                },
+                ..Default::default()
+            },
+        )
+        .await
+}
+
+/// One listed file's fate, for computing the next mark.
+#[derive(Debug, Clone)]
+pub struct Settled {
+    pub key: String,
+    pub time: Option<DateTime<Utc>>,
+    pub done: bool,
+}
+
+/// The next mark: past everything listed when all is done; just before the first
+/// failure otherwise (possibly earlier than the old mark). Keys without a CloudTrail
+/// time do not move it.
+pub fn next_mark(old: Option<&StreamMark>, settled: &[Settled]) -> Option<(DateTime<Utc>, String)> {
+    let first_failure = settled
+        .iter()
+        .filter(|s| !s.done)
+        .filter_map(|s| s.time)
+        .min();
+    match first_failure {
+        Some(f) => {
+            let before = f - chrono::Duration::seconds(1);
+            let key = settled
+                .iter()
+                .filter(|s| s.done && s.time.is_some_and(|t| t <= before))
+                .map(|s| s.key.clone())
+                .max()
+                .unwrap_or_default();
+            Some((before, key))
+        }
+        None => {
+            let newest = settled
+                .iter()
+                .filter_map(|s| s.time.map(|t| (t, s.key.clone())))
+                .max();
+            match (old, newest) {
+                (Some(o), Some((t, k))) if t > o.time => Some((t, k)),
+                (Some(o), _) => Some((o.time, o.key.clone())),
+                (None, n) => n,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(s: &str) -> DateTime<Utc> {
+        s.parse().unwrap()
+    }
+
+    fn s(key: &str, time: &str, done: bool) -> Settled {
+        Settled {
+            key: key.into(),
+            time: Some(t(time)),
+            done,
+        }
+    }
+
+    fn mark(time: &str) -> StreamMark {
+        StreamMark {
+            time: t(time),
+            key: "old".into(),
+            updated_at: t(time),
+            run_id: "r".into(),
+        }
+    }
+
+    #[test]
+    fn advances_to_the_newest_when_all_done() {
+        let settled = [s("a", "2026-01-01T00:00:00Z", true), s("b", "2026-01-01T01:00:00Z", true)];
+        assert_eq!(next_mark(None, &settled), Some((t("2026-01-01T01:00:00Z"), "b".into())));
+    }
+
+    #[test]
+    fn never_moves_past_a_failed_file() {
+        let settled = [
+            s("a", "2026-01-01T00:00:00Z", true),
+            s("b", "2026-01-01T01:00:00Z", false),
+            s("c", "2026-01-01T02:00:00Z", true),
+        ];
+        let (time, key) = next_mark(None, &settled).unwrap();
+        assert!(time < t("2026-01-01T01:00:00Z"));
+        assert_eq!(key, "a");
+    }
+
+    #[test]
+    fn a_late_failure_pulls_the_mark_back() {
+        let old = mark("2026-01-03T00:00:00Z");
+        let settled = [s("late", "2026-01-02T00:00:00Z", false)];
+        let (time, _) = next_mark(Some(&old), &settled).unwrap();
+        assert!(time < t("2026-01-02T00:00:00Z"));
+    }
+
+    #[test]
+    fn an_empty_listing_keeps_the_old_mark() {
+        let old = mark("2026-01-03T00:00:00Z");
+        assert_eq!(next_mark(Some(&old), &[]).unwrap().0, old.time);
+        assert_eq!(next_mark(None, &[]), None);
+    }
+}
