@@ -148,7 +148,7 @@ impl BlobStore for AzureBlobStore {
 
     async fn list(&self, prefix: &str) -> StorageResult<Vec<BlobInfo>> {
         let options = BlobContainerClientListBlobsOptions {
-            prefix: Some(prefix.to_string()),
+            prefix: Some(prefix.to_string()).filter(|p| !p.is_empty()),
             include: Some(vec![ListBlobsIncludeItem::Metadata]),
             ..Default::default()
         };

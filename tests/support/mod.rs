@@ -1,0 +1,295 @@
+//! Shared harness for the emulator-backed tests: a `World` is one Azurite, one moto,
+//! a bucket, a config file, and helpers to seed, run the real binary and check with rclone.
+#![allow(dead_code)]
+
+pub mod ctgen;
+pub mod emulators;
+pub mod proxy;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::Arc;
+
+use aws_sdk_s3::primitives::ByteStream;
+use emulators::{Process, AZURITE_KEY};
+use trailvault::config::AzureAuth;
+use trailvault::secret::Secret;
+use trailvault::storage::blob::AzureBlobStore;
+use trailvault::storage::BlobStore;
+
+pub const SOURCE: &str = "main";
+pub const ARCHIVE: &str = "cloudtrail-archive";
+pub const STATE: &str = "trailvault-state";
+
+pub struct World {
+    pub azurite: Process,
+    pub moto: Process,
+    pub dir: tempfile::TempDir,
+    pub bucket: String,
+    pub s3: aws_sdk_s3::Client,
+    pub archive: Arc<dyn BlobStore>,
+    pub state: Arc<dyn BlobStore>,
+}
+
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("stdout is not one JSON document ({e}):\n{}\nstderr:\n{}", self.stdout, self.stderr))
+    }
+}
+
+pub fn shared_key() -> AzureAuth {
+    AzureAuth::SharedKey {
+        account: emulators::AZURITE_ACCOUNT.into(),
+        key: Secret::new(AZURITE_KEY.into()),
+    }
+}
+
+impl World {
+    /// None when the emulators are missing outside CI (the test then returns early).
+    pub async fn new(bucket: &str) -> Option<World> {
+        let azurite = emulators::start_azurite()?;
+        let moto = emulators::start_moto()?;
+        let s3 = s3_client(moto.port);
+        s3.create_bucket().bucket(bucket).send().await.expect("create bucket");
+        let url = url::Url::parse(&blob_url(azurite.port)).unwrap();
+        let archive: Arc<dyn BlobStore> = Arc::new(AzureBlobStore::open(&url, ARCHIVE, &shared_key()).unwrap());
+        let state: Arc<dyn BlobStore> = Arc::new(AzureBlobStore::open(&url, STATE, &shared_key()).unwrap());
+        Some(World {
+            azurite,
+            moto,
+            dir: tempfile::tempdir().unwrap(),
+            bucket: bucket.into(),
+            s3,
+            archive,
+            state,
+        })
+    }
+
+    pub fn blob_url(&self) -> String {
+        blob_url(self.azurite.port)
+    }
+
+    pub fn s3_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.moto.port)
+    }
+
+    /// A contract config: one source on `s3_port` (moto, or a proxy in front of it).
+    pub fn config(&self, s3_port: u16, prefix: &str, extra: &str) -> PathBuf {
+        self.config_with_target(s3_port, prefix, &self.blob_url(), "shared-key", extra)
+    }
+
+    pub fn config_with_target(&self, s3_port: u16, prefix: &str, account_url: &str, auth: &str, extra: &str) -> PathBuf {
+        let text = format!(
+            r#"
+[[source]]
+name = "{SOURCE}"
+bucket = "{bucket}"
+region = "us-east-1"
+prefix = "{prefix}"
+endpoint = "http://127.0.0.1:{s3_port}"
+
+[target]
+account_url = "{account_url}"
+container = "{ARCHIVE}"
+state_container = "{STATE}"
+auth = "{auth}"
+
+{extra}
+"#,
+            bucket = self.bucket
+        );
+        let path = self.dir.path().join(format!("trailvault-{}.toml", rand::random::<u32>()));
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    pub async fn seed(&self, files: &[ctgen::GenFile]) {
+        for f in files {
+            self.put(&f.key, f.body.clone(), &f.metadata).await;
+        }
+    }
+
+    pub async fn put(&self, key: &str, body: Vec<u8>, metadata: &BTreeMap<String, String>) {
+        let mut req = self
+            .s3
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .content_type("application/json")
+            .content_encoding("gzip")
+            .body(ByteStream::from(body));
+        for (k, v) in metadata {
+            req = req.metadata(k, v);
+        }
+        req.send().await.unwrap_or_else(|e| panic!("put {key}: {e:?}"));
+    }
+
+    pub async fn delete(&self, key: &str) {
+        self.s3.delete_object().bucket(&self.bucket).key(key).send().await.unwrap();
+    }
+
+    /// Uploads `body` in parts of `part` bytes, so the ETag is `md5-of-md5s-N`, not an MD5.
+    pub async fn put_multipart(&self, key: &str, body: &[u8], part: usize) -> String {
+        use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+        let up = self.s3.create_multipart_upload().bucket(&self.bucket).key(key).send().await.unwrap();
+        let id = up.upload_id().unwrap().to_string();
+        let mut parts = Vec::new();
+        for (i, chunk) in body.chunks(part).enumerate() {
+            let n = i as i32 + 1;
+            let r = self
+                .s3
+                .upload_part()
+                .bucket(&self.bucket)
+                .key(key)
+                .upload_id(&id)
+                .part_number(n)
+                .body(ByteStream::from(chunk.to_vec()))
+                .send()
+                .await
+                .unwrap();
+            parts.push(CompletedPart::builder().part_number(n).e_tag(r.e_tag().unwrap()).build());
+        }
+        let done = self
+            .s3
+            .complete_multipart_upload()
+            .bucket(&self.bucket)
+            .key(key)
+            .upload_id(&id)
+            .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(parts)).build())
+            .send()
+            .await
+            .unwrap();
+        done.e_tag().unwrap().trim_matches('"').to_string()
+    }
+
+    pub fn command(&self, config: &PathBuf, args: &[&str]) -> tokio::process::Command {
+        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_trailvault"));
+        cmd.env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HOME", self.dir.path())
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("TRAILVAULT_AZURE_ACCOUNT_KEY", AZURITE_KEY)
+            .env("TRAILVAULT_AZURE_MAX_RETRIES", "1")
+            .env("AWS_MAX_ATTEMPTS", "2")
+            .arg("--config")
+            .arg(config)
+            .arg("--log-format")
+            .arg("json")
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        cmd
+    }
+
+    pub async fn run(&self, config: &PathBuf, args: &[&str]) -> Run {
+        let out = self.command(config, args).output().await.unwrap();
+        let run = Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        };
+        if std::env::var("TRAILVAULT_TEST_VERBOSE").is_ok() {
+            eprintln!("--- trailvault {args:?} exit {}\n{}\n{}", run.code, run.stdout, run.stderr);
+        }
+        run
+    }
+
+    pub async fn sync(&self, config: &PathBuf) -> Run {
+        self.run(config, &["sync", "--json"]).await
+    }
+
+    fn rclone_conf(&self) -> PathBuf {
+        let path = self.dir.path().join("rclone.conf");
+        std::fs::write(
+            &path,
+            format!(
+                "[s3]\ntype = s3\nprovider = Other\naccess_key_id = test\nsecret_access_key = test\nregion = us-east-1\nendpoint = {}\nforce_path_style = true\n\n[azure]\ntype = azureblob\nuse_emulator = true\nendpoint = {}\n",
+                self.s3_url(),
+                self.blob_url()
+            ),
+        )
+        .unwrap();
+        path
+    }
+
+    /// `rclone check --one-way --download` of the bucket (or a prefix) against the
+    /// archive: every source file present and byte-identical. Returns (ok, output).
+    pub fn rclone_check(&self, prefix: &str) -> (bool, String) {
+        let conf = self.rclone_conf();
+        let src = format!("s3:{}/{}", self.bucket, prefix);
+        let dst = format!("azure:{ARCHIVE}/{SOURCE}/{prefix}");
+        let out = std::process::Command::new("rclone")
+            .env_remove("AWS_CA_BUNDLE")
+            .arg("--config")
+            .arg(&conf)
+            .args(["check", &src, &dst, "--one-way", "--download"])
+            .output()
+            .expect("rclone is not installed: run `make deps`");
+        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        (out.status.success(), text)
+    }
+
+    /// Names of archived blobs under `{SOURCE}/`.
+    pub async fn archived(&self) -> Vec<String> {
+        match self.archive.list(&format!("{SOURCE}/")).await {
+            Ok(v) => v.into_iter().map(|b| b.name).collect(),
+            Err(_) => Vec::new(),
+        }
+    }
+
+    pub async fn archived_bytes(&self, key: &str) -> Vec<u8> {
+        let (bytes, _) = trailvault::storage::read_all(self.archive.as_ref(), &format!("{SOURCE}/{key}"))
+            .await
+            .unwrap()
+            .expect("blob exists");
+        bytes.to_vec()
+    }
+}
+
+pub fn blob_url(port: u16) -> String {
+    format!("http://127.0.0.1:{port}/{}", emulators::AZURITE_ACCOUNT)
+}
+
+pub fn s3_client(port: u16) -> aws_sdk_s3::Client {
+    let conf = aws_sdk_s3::config::Builder::new()
+        .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+        .region(aws_sdk_s3::config::Region::new("us-east-1"))
+        .endpoint_url(format!("http://127.0.0.1:{port}"))
+        .force_path_style(true)
+        .credentials_provider(aws_sdk_s3::config::Credentials::new("test", "test", None, None, "tests"))
+        .build();
+    aws_sdk_s3::Client::from_conf(conf)
+}
+
+/// An account SAS for Azurite, signed with the well-known key (services b, types sco).
+pub fn account_sas(account: &str, key_b64: &str, permissions: &str) -> String {
+    use base64::Engine;
+    use hmac::{Hmac, Mac};
+    let key = base64::engine::general_purpose::STANDARD.decode(key_b64).unwrap();
+    let start = (chrono::Utc::now() - chrono::Duration::minutes(5)).format("%Y-%m-%dT%H:%M:%SZ").to_string();
+    let expiry = (chrono::Utc::now() + chrono::Duration::hours(2)).format("%Y-%m-%dT%H:%M:%SZ").to_string();
+    let version = "2022-11-02";
+    let to_sign = format!("{account}\n{permissions}\nb\nsco\n{start}\n{expiry}\n\nhttp,https\n{version}\n\n");
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(&key).unwrap();
+    mac.update(to_sign.as_bytes());
+    let sig = base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
+    let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+    format!(
+        "sv={version}&ss=b&srt=sco&sp={permissions}&st={}&se={}&spr=http,https&sig={}",
+        enc(&start),
+        enc(&expiry),
+        enc(&sig)
+    )
+}
