@@ -293,3 +293,25 @@ pub fn account_sas(account: &str, key_b64: &str, permissions: &str) -> String {
         enc(&sig)
     )
 }
+
+/// How many committed blocks a blob has (1 block list of N, or 0 for a single Put Blob).
+pub async fn committed_blocks(w: &World, name: &str) -> usize {
+    use azure_storage_blob::models::BlockListType;
+    use azure_storage_blob::{BlobContainerClient, BlobContainerClientOptions};
+    use trailvault::storage::azure_auth::{client_auth, ClientAuth};
+    let mut options = BlobContainerClientOptions::default();
+    if let ClientAuth::Policy(p) = client_auth(&shared_key()).unwrap() {
+        options.client_options.per_try_policies.push(p);
+    }
+    let url = url::Url::parse(&format!("{}/{ARCHIVE}", w.blob_url())).unwrap();
+    let container = BlobContainerClient::new(url, None, Some(options)).unwrap();
+    let list = container
+        .blob_client(name)
+        .block_blob_client()
+        .get_block_list(BlockListType::Committed, None)
+        .await
+        .unwrap()
+        .into_model()
+        .unwrap();
+    list.committed_blocks.map(|b| b.len()).unwrap_or(0)
+}
