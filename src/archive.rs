@@ -77,7 +77,8 @@ mod tests {
             ..Default::default()
         };
         head.metadata.insert("signature".into(), "00ff".into());
-        head.metadata.insert("signature-algorithm".into(), "SHA256withRSA".into());
+        head.metadata
+            .insert("signature-algorithm".into(), "SHA256withRSA".into());
         let m = blob_metadata("b", "k", &head, "ee");
         assert_eq!(m["ct_signature"], "00ff");
         assert_eq!(m["ct_signature_algorithm"], "SHA256withRSA");

@@ -20,7 +20,11 @@ pub const EXIT_USAGE: u8 = 2;
 pub const EXIT_CHECK_FAILED: u8 = 3;
 
 #[derive(Debug, Parser)]
-#[command(name = "trailvault", version, about = "Keeps a verified copy of AWS CloudTrail logs in Azure Blob Storage")]
+#[command(
+    name = "trailvault",
+    version,
+    about = "Keeps a verified copy of AWS CloudTrail logs in Azure Blob Storage"
+)]
 pub struct Cli {
     /// Configuration file.
     #[arg(long, global = true, env = "TRAILVAULT_CONFIG", default_value = "trailvault.toml")]
@@ -161,7 +165,13 @@ fn config_check(cli: &Cli, json: bool) -> Result<u8, CliError> {
             println!("  source {}: s3://{}/{} ({})", s.name, s.bucket, s.prefix, s.region);
         }
         if let Some(t) = &config.target {
-            println!("  target {}/{} (state: {}), auth {}", t.account_url, t.container, t.state_container, t.auth.kind());
+            println!(
+                "  target {}/{} (state: {}), auth {}",
+                t.account_url,
+                t.container,
+                t.state_container,
+                t.auth.kind()
+            );
         }
     }
     Ok(EXIT_OK)
@@ -176,13 +186,22 @@ async fn sync(cli: &Cli, args: &SyncArgs) -> Result<u8, CliError> {
             return Err(CliError::Usage(format!(
                 "--source {name}: no such source in {} (have: {})",
                 config.path.display(),
-                config.sources.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", ")
+                config
+                    .sources
+                    .iter()
+                    .map(|s| s.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             )));
         }
     }
     let (archive, state) = open_target(target).map_err(|e| CliError::Usage(e.to_string()))?;
     let mut sources = Vec::new();
-    for s in config.sources.iter().filter(|s| args.sources.is_empty() || args.sources.contains(&s.name)) {
+    for s in config
+        .sources
+        .iter()
+        .filter(|s| args.sources.is_empty() || args.sources.contains(&s.name))
+    {
         sources.push(SourceHandle {
             name: s.name.clone(),
             prefix: s.prefix.clone(),

@@ -22,10 +22,7 @@ pub const BLOCK_SIZE: u64 = 4 * 1024 * 1024;
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source}. Pass --config PATH or set TRAILVAULT_CONFIG")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Read { path: PathBuf, source: std::io::Error },
     #[error("config file {path} is not valid: {message}")]
     Parse { path: PathBuf, message: String },
     #[error("config file {path}: {problems}", problems = .problems.join("; "))]
@@ -245,7 +242,9 @@ pub struct TargetConfig {
 /// environment at load time and wrapped so they cannot be printed.
 #[derive(Debug, Clone)]
 pub enum AzureAuth {
-    ManagedIdentity { client_id: Option<String> },
+    ManagedIdentity {
+        client_id: Option<String>,
+    },
     WorkloadIdentity,
     ClientSecret {
         tenant_id: String,
@@ -333,9 +332,7 @@ impl Env for ProcessEnv {
 
 impl<const N: usize> Env for [(&str, &str); N] {
     fn var(&self, name: &str) -> Option<String> {
-        self.iter()
-            .find(|(k, _)| *k == name)
-            .map(|(_, v)| v.to_string())
+        self.iter().find(|(k, _)| *k == name).map(|(_, v)| v.to_string())
     }
 }
 
@@ -389,13 +386,7 @@ impl Config {
     }
 }
 
-fn validate(
-    raw: RawConfig,
-    path: &Path,
-    base: &Path,
-    env: &dyn Env,
-    problems: &mut Vec<String>,
-) -> Config {
+fn validate(raw: RawConfig, path: &Path, base: &Path, env: &dyn Env, problems: &mut Vec<String>) -> Config {
     let mut names = BTreeSet::new();
     let mut sources = Vec::new();
     for (i, s) in raw.source.into_iter().enumerate() {
@@ -562,7 +553,8 @@ fn validate_target(t: RawTarget, env: &dyn Env, problems: &mut Vec<String>) -> O
     }
     if t.container == t.state_container && account_url == state_account_url {
         problems.push(
-            "target.state_container must differ from target.container (the archive is write-once, state is mutable)".into(),
+            "target.state_container must differ from target.container (the archive is write-once, state is mutable)"
+                .into(),
         );
     }
     let missing = |var: &str| format!("target.auth = {:?} needs the environment variable {var}", t.auth);
@@ -666,9 +658,7 @@ pub fn parse_bytes(s: &str) -> Result<u64, String> {
     let t = s.trim();
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("{s:?} is not a size like 32MiB"))?;
+    let n: u64 = num.parse().map_err(|_| format!("{s:?} is not a size like 32MiB"))?;
     let mult: u64 = match unit.trim() {
         "" | "B" => 1,
         "KiB" => 1 << 10,
@@ -683,12 +673,15 @@ pub fn parse_bytes(s: &str) -> Result<u64, String> {
 }
 
 fn is_source_name(s: &str) -> bool {
-    (1..=63).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    (1..=63).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }
 
 fn is_container_name(s: &str) -> bool {
     (3..=63).contains(&s.len())
-        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !s.starts_with('-')
         && !s.ends_with('-')
         && !s.contains("--")
@@ -696,13 +689,17 @@ fn is_container_name(s: &str) -> bool {
 
 fn is_bucket_name(s: &str) -> bool {
     (3..=63).contains(&s.len())
-        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
 }
 
 fn is_guid(s: &str) -> bool {
     let parts: Vec<&str> = s.split('-').collect();
     parts.len() == 5
-        && parts.iter().zip([8, 4, 4, 4, 12]).all(|(p, n)| p.len() == n && p.bytes().all(|b| b.is_ascii_hexdigit()))
+        && parts
+            .iter()
+            .zip([8, 4, 4, 4, 12])
+            .all(|(p, n)| p.len() == n && p.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
 fn base64_decodes(s: &str) -> Option<Vec<u8>> {
@@ -781,8 +778,18 @@ auth = "sas"
 in_flight_bytes = "1MiB"
 concurrency = 0
 "#;
-        let err = parse(text, &[(ENV_AZURE_SAS, "sv=1&sig=SECRET")]).unwrap_err().to_string();
-        for needle in ["[a-z0-9-]", "more than one source", "bucket", "region", "query string", "4MiB", "concurrency"] {
+        let err = parse(text, &[(ENV_AZURE_SAS, "sv=1&sig=SECRET")])
+            .unwrap_err()
+            .to_string();
+        for needle in [
+            "[a-z0-9-]",
+            "more than one source",
+            "bucket",
+            "region",
+            "query string",
+            "4MiB",
+            "concurrency",
+        ] {
             assert!(err.contains(needle), "missing {needle:?} in {err}");
         }
         assert!(!err.contains("SECRET"));

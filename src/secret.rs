@@ -34,7 +34,13 @@ impl<T> fmt::Display for Secret<T> {
 /// Removes SAS signatures and other credential-bearing query parameters from text
 /// that may quote a URL (SDK error messages do).
 pub fn redact_text(text: &str) -> String {
-    const SENSITIVE: [&str; 5] = ["sig=", "Signature=", "X-Amz-Signature=", "X-Amz-Credential=", "X-Amz-Security-Token="];
+    const SENSITIVE: [&str; 5] = [
+        "sig=",
+        "Signature=",
+        "X-Amz-Signature=",
+        "X-Amz-Credential=",
+        "X-Amz-Security-Token=",
+    ];
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     'outer: while !rest.is_empty() {

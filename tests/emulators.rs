@@ -9,7 +9,6 @@ use std::collections::BTreeMap;
 use support::ctgen::{gzip, Trail};
 use support::proxy::{Fault, Proxy};
 use support::{World, SOURCE};
-use trailvault::storage::BlobStore;
 
 macro_rules! world {
     ($bucket:expr) => {
@@ -53,7 +52,12 @@ async fn full_copy_is_byte_identical_and_a_second_run_downloads_nothing() {
 
     // Metadata as the contract gives it, written in the upload.
     let digest = files.iter().find(|f| f.key.contains("CloudTrail-Digest")).unwrap();
-    let info = w.archive.head(&format!("{SOURCE}/{}", digest.key)).await.unwrap().unwrap();
+    let info = w
+        .archive
+        .head(&format!("{SOURCE}/{}", digest.key))
+        .await
+        .unwrap()
+        .unwrap();
     let m = &info.metadata;
     assert_eq!(m["ct_signature"], digest.metadata["signature"]);
     assert_eq!(m["ct_signature_algorithm"], "SHA256withRSA");
@@ -71,8 +75,18 @@ async fn full_copy_is_byte_identical_and_a_second_run_downloads_nothing() {
     // Watermarks, run record and health state exist.
     let state = w.state.list("").await.unwrap();
     let names: Vec<&str> = state.iter().map(|b| b.name.as_str()).collect();
-    assert!(names.iter().any(|n| n.starts_with("watermarks/main/111122223333/us-east-1")), "{names:?}");
-    assert!(names.iter().any(|n| *n == format!("runs/{}.json", doc["run_id"].as_str().unwrap())), "{names:?}");
+    assert!(
+        names
+            .iter()
+            .any(|n| n.starts_with("watermarks/main/111122223333/us-east-1")),
+        "{names:?}"
+    );
+    assert!(
+        names
+            .iter()
+            .any(|n| *n == format!("runs/{}.json", doc["run_id"].as_str().unwrap())),
+        "{names:?}"
+    );
     assert!(names.contains(&"health/main.json"), "{names:?}");
 
     let gets_before = proxy.get_objects();
@@ -117,8 +131,16 @@ async fn late_files_are_picked_up_deletions_stay_archived_changes_are_conflicts(
     let deleted = &files[0];
     w.delete(&deleted.key).await;
     // A file whose S3 content changed after it was archived.
-    let changed = files.iter().find(|f| f.key.contains("/CloudTrail/") && f.key != deleted.key).unwrap();
-    w.put(&changed.key, gzip(b"{\"Records\":[{\"eventName\":\"Rewritten\"}]}"), &BTreeMap::new()).await;
+    let changed = files
+        .iter()
+        .find(|f| f.key.contains("/CloudTrail/") && f.key != deleted.key)
+        .unwrap();
+    w.put(
+        &changed.key,
+        gzip(b"{\"Records\":[{\"eventName\":\"Rewritten\"}]}"),
+        &BTreeMap::new(),
+    )
+    .await;
 
     let run = w.sync(&config).await;
     assert_eq!(run.code, 1, "a conflict exits 1: {run:?}");
@@ -128,10 +150,25 @@ async fn late_files_are_picked_up_deletions_stay_archived_changes_are_conflicts(
     assert_eq!(src["conflicts"], serde_json::json!([changed.key]), "{doc}");
     assert_eq!(src["files_failed"], 0);
     assert!(w.archived().await.contains(&format!("{SOURCE}/{late_key}")));
-    assert_eq!(w.archived_bytes(&deleted.key).await, deleted.body, "a deletion in S3 reached the archive");
-    assert_eq!(w.archived_bytes(&changed.key).await, changed.body, "the archived copy was overwritten");
-    let conflict_doc = w.state.head(&format!("conflicts/{SOURCE}/{}.json", changed.key)).await.unwrap();
-    assert!(conflict_doc.is_some(), "the conflict is recorded in the state container");
+    assert_eq!(
+        w.archived_bytes(&deleted.key).await,
+        deleted.body,
+        "a deletion in S3 reached the archive"
+    );
+    assert_eq!(
+        w.archived_bytes(&changed.key).await,
+        changed.body,
+        "the archived copy was overwritten"
+    );
+    let conflict_doc = w
+        .state
+        .head(&format!("conflicts/{SOURCE}/{}.json", changed.key))
+        .await
+        .unwrap();
+    assert!(
+        conflict_doc.is_some(),
+        "the conflict is recorded in the state container"
+    );
     // A conflict does not count against completeness: the backup gap restarts.
     assert!(src["complete"].as_bool().unwrap(), "{doc}");
 }
@@ -153,14 +190,20 @@ async fn corrupted_or_truncated_s3_responses_are_never_committed() {
     let doc = run.json();
     assert_eq!(doc["sources"][0]["files_failed"], 1, "{doc}");
     assert_eq!(doc["sources"][0]["failures"][0]["key"], flip_key);
-    assert!(!w.archived().await.contains(&format!("{SOURCE}/{flip_key}")), "a corrupted copy was committed");
+    assert!(
+        !w.archived().await.contains(&format!("{SOURCE}/{flip_key}")),
+        "a corrupted copy was committed"
+    );
 
     w.put(&cut_key, cut_body.clone(), &BTreeMap::new()).await;
     proxy.set(Fault::TruncateResponse(b"TV-CUT-MARKER".to_vec()));
     let run = w.sync(&config).await;
     assert_eq!(run.code, 1, "{run:?}");
     let archived = w.archived().await;
-    assert!(!archived.contains(&format!("{SOURCE}/{cut_key}")), "a truncated copy was committed");
+    assert!(
+        !archived.contains(&format!("{SOURCE}/{cut_key}")),
+        "a truncated copy was committed"
+    );
 
     // With the network healed, the next run finishes the job: the watermark did not pass them.
     proxy.set(Fault::Pass);
@@ -183,11 +226,20 @@ async fn azure_refuses_bytes_that_do_not_match_their_md5() {
         condition: Condition::IfNoneMatch,
         ..Default::default()
     };
-    let err = w.archive.put("probe/blob", bytes::Bytes::from_static(b"hello"), opts).await.unwrap_err();
+    let err = w
+        .archive
+        .put("probe/blob", bytes::Bytes::from_static(b"hello"), opts)
+        .await
+        .unwrap_err();
     assert_eq!(err.kind, ErrorKind::Integrity, "{err}");
     let err = w
         .archive
-        .stage_block("probe/blocks", b"000001", bytes::Bytes::from_static(b"hello"), [0u8; 16])
+        .stage_block(
+            "probe/blocks",
+            b"000001",
+            bytes::Bytes::from_static(b"hello"),
+            [0u8; 16],
+        )
         .await
         .unwrap_err();
     assert_eq!(err.kind, ErrorKind::Integrity, "{err}");
@@ -215,7 +267,9 @@ async fn a_20_mib_multipart_object_goes_up_as_staged_blocks() {
     let trail = sample_trail(&w.bucket);
     let t = chrono::Utc::now() - chrono::Duration::hours(1);
     let key = trail.log_key("111122223333", "us-east-1", t, "BIGMULTIPART0001");
-    let body: Vec<u8> = (0..20 * 1024 * 1024u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+    let body: Vec<u8> = (0..20 * 1024 * 1024u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
     let etag = w.put_multipart(&key, &body, 5 * 1024 * 1024).await;
     assert!(etag.contains('-'), "moto gave a plain ETag {etag}");
     let config = w.config(w.moto.port, "", "[sync]\nconcurrency = 4\nin_flight_bytes = \"8MiB\"\n");
@@ -268,7 +322,10 @@ async fn kill_9_in_the_middle_then_rerun_gives_a_complete_archive() {
             break;
         }
         assert!(std::time::Instant::now() < deadline, "the run made no progress");
-        assert!(child.try_wait().unwrap().is_none(), "the run ended before it could be killed");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the run ended before it could be killed"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     // SIGKILL: no cleanup, no lease release, uploads cut wherever they are.
@@ -284,8 +341,16 @@ async fn kill_9_in_the_middle_then_rerun_gives_a_complete_archive() {
     let src = &doc["sources"][0];
     assert_eq!(src["files_failed"], 0);
     assert_eq!(src["conflicts"], serde_json::json!([]));
-    assert_eq!(src["files_copied"].as_u64().unwrap() + src["files_skipped"].as_u64().unwrap(), files.len() as u64, "{doc}");
-    assert_eq!(w.archived().await.len(), files.len(), "duplicates or gaps in the archive");
+    assert_eq!(
+        src["files_copied"].as_u64().unwrap() + src["files_skipped"].as_u64().unwrap(),
+        files.len() as u64,
+        "{doc}"
+    );
+    assert_eq!(
+        w.archived().await.len(),
+        files.len(),
+        "duplicates or gaps in the archive"
+    );
     let (ok, out) = w.rclone_check("");
     assert!(ok, "{out}");
 }
@@ -312,7 +377,10 @@ async fn two_concurrent_runs_never_both_write() {
     assert!(loser_out.contains("another sync holds the lock"), "{loser_out}");
     let winner_doc: serde_json::Value = serde_json::from_slice(&winner.stdout).unwrap();
     let winner_run = winner_doc["run_id"].as_str().unwrap();
-    assert!(loser_out.contains(winner_run), "the refusal names the holder's run: {loser_out}");
+    assert!(
+        loser_out.contains(winner_run),
+        "the refusal names the holder's run: {loser_out}"
+    );
     assert_eq!(winner_doc["sources"][0]["files_copied"], files.len() as u64);
     // The loser wrote no run record.
     let runs = w.state.list("runs/").await.unwrap();
@@ -327,16 +395,33 @@ async fn bad_config_exits_2_before_touching_anything_and_unreachable_endpoints_e
     let bad = w.config(w.moto.port, "", "[sync]\nconcurency = 4\n");
     let run = w.sync(&bad).await;
     assert_eq!(run.code, 2, "{run:?}");
-    assert!(run.json()["error"].as_str().unwrap().contains("concurency"), "{}", run.stdout);
-    assert!(w.state.list("").await.is_err(), "a bad config created the state container");
-    assert!(w.archive.list("").await.is_err(), "a bad config created the archive container");
+    assert!(
+        run.json()["error"].as_str().unwrap().contains("concurency"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        w.state.list("").await.is_err(),
+        "a bad config created the state container"
+    );
+    assert!(
+        w.archive.list("").await.is_err(),
+        "a bad config created the archive container"
+    );
 
     let missing_secret = w.config(w.moto.port, "", "");
-    let out = w.command(&missing_secret, &["sync"]).env_remove("TRAILVAULT_AZURE_ACCOUNT_KEY").output().await.unwrap();
+    let out = w
+        .command(&missing_secret, &["sync"])
+        .env_remove("TRAILVAULT_AZURE_ACCOUNT_KEY")
+        .output()
+        .await
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("TRAILVAULT_AZURE_ACCOUNT_KEY"));
 
-    let check = w.run(&w.config(w.moto.port, "", ""), &["config", "check", "--json"]).await;
+    let check = w
+        .run(&w.config(w.moto.port, "", ""), &["config", "check", "--json"])
+        .await;
     assert_eq!(check.code, 0, "{check:?}");
     assert_eq!(check.json()["ok"], true);
 
@@ -364,29 +449,65 @@ async fn sas_auth_works_and_no_secret_reaches_output() {
     let w = world!("sas-bucket");
     let files = sample_trail(&w.bucket).generate();
     w.seed(&files).await;
-    let sas = support::account_sas(support::emulators::AZURITE_ACCOUNT, support::emulators::AZURITE_KEY, "racwdl");
-    let sig = url::form_urlencoded::parse(sas.as_bytes()).find(|(k, _)| k == "sig").unwrap().1.to_string();
+    let sas = support::account_sas(
+        support::emulators::AZURITE_ACCOUNT,
+        support::emulators::AZURITE_KEY,
+        "racwdl",
+    );
+    let sig = url::form_urlencoded::parse(sas.as_bytes())
+        .find(|(k, _)| k == "sig")
+        .unwrap()
+        .1
+        .to_string();
     let config = w.config_with_target(w.moto.port, "", &w.blob_url(), "sas", "");
-    let out = w.command(&config, &["sync", "--json", "-vv"]).env("TRAILVAULT_AZURE_SAS", &sas).output().await.unwrap();
+    let out = w
+        .command(&config, &["sync", "--json", "-vv"])
+        .env("TRAILVAULT_AZURE_SAS", &sas)
+        .output()
+        .await
+        .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
-    let all = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     let sig_encoded: String = url::form_urlencoded::byte_serialize(sig.as_bytes()).collect();
-    assert!(!all.contains(&sig) && !all.contains(&sig_encoded), "the SAS signature leaked");
+    assert!(
+        !all.contains(&sig) && !all.contains(&sig_encoded),
+        "the SAS signature leaked"
+    );
     let (ok, report) = w.rclone_check("");
     assert!(ok, "{report}");
 
     // A SAS the service refuses: the error names the problem, not the token.
-    let bad_sas = sas.replace(&url::form_urlencoded::byte_serialize(sig.as_bytes()).collect::<String>(), "AAAA%2BBBBSECRETSIG%3D");
-    let out = w.command(&config, &["sync", "--json", "-vv"]).env("TRAILVAULT_AZURE_SAS", &bad_sas).output().await.unwrap();
+    let bad_sas = sas.replace(
+        &url::form_urlencoded::byte_serialize(sig.as_bytes()).collect::<String>(),
+        "AAAA%2BBBBSECRETSIG%3D",
+    );
+    let out = w
+        .command(&config, &["sync", "--json", "-vv"])
+        .env("TRAILVAULT_AZURE_SAS", &bad_sas)
+        .output()
+        .await
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
-    let all = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(!all.contains("SECRETSIG"), "{all}");
     assert!(all.contains("target.auth"), "{all}");
 
     // Shared key: the account key never shows, even at trace level.
     let config = w.config(w.moto.port, "", "");
     let out = w.command(&config, &["sync", "--json", "-vv"]).output().await.unwrap();
-    let all = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(!all.contains(&support::emulators::AZURITE_KEY[..24]));
 }
 

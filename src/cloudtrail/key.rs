@@ -104,7 +104,9 @@ impl CtKey {
             reason,
         };
         let root = awslogs_root(trail_prefix);
-        let rest = key.strip_prefix(&root).ok_or(err("it is not under [prefix/]AWSLogs/"))?;
+        let rest = key
+            .strip_prefix(&root)
+            .ok_or(err("it is not under [prefix/]AWSLogs/"))?;
         let parts: Vec<&str> = rest.split('/').collect();
         let (org, parts) = match parts.first() {
             Some(p) if p.starts_with("o-") => (Some(p.to_string()), &parts[1..]),
@@ -166,7 +168,9 @@ pub fn parse_stamp(s: &str) -> Option<DateTime<Utc>> {
         16 => "%Y%m%dT%H%M%SZ",
         _ => return None,
     };
-    NaiveDateTime::parse_from_str(s, fmt).ok().map(|t| Utc.from_utc_datetime(&t))
+    NaiveDateTime::parse_from_str(s, fmt)
+        .ok()
+        .map(|t| Utc.from_utc_datetime(&t))
 }
 
 #[cfg(test)]

@@ -116,7 +116,22 @@ mod tests {
             details: serde_json::json!({}),
         };
         let v = serde_json::to_value(&r).unwrap();
-        for k in ["TimeGenerated", "RecordId", "RecordType", "RunId", "Source", "Status", "FilesCopied", "BytesCopied", "FilesSkipped", "FilesFailed", "BackupGapSeconds", "DurationSeconds", "Message", "Details"] {
+        for k in [
+            "TimeGenerated",
+            "RecordId",
+            "RecordType",
+            "RunId",
+            "Source",
+            "Status",
+            "FilesCopied",
+            "BytesCopied",
+            "FilesSkipped",
+            "FilesFailed",
+            "BackupGapSeconds",
+            "DurationSeconds",
+            "Message",
+            "Details",
+        ] {
             assert!(v.get(k).is_some(), "{k} missing in {v}");
         }
         assert_eq!(v["RecordType"], "SyncRun");

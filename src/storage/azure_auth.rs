@@ -53,9 +53,7 @@ pub fn client_auth(auth: &AzureAuth) -> Result<ClientAuth, String> {
             )
             .map(|c| c as Arc<dyn TokenCredential>),
         ),
-        AzureAuth::DeveloperTools => {
-            token(DeveloperToolsCredential::new(None).map(|c| c as Arc<dyn TokenCredential>))
-        }
+        AzureAuth::DeveloperTools => token(DeveloperToolsCredential::new(None).map(|c| c as Arc<dyn TokenCredential>)),
         AzureAuth::Sas(_) => Ok(ClientAuth::None),
         AzureAuth::SharedKey { account, key } => {
             let key = base64::engine::general_purpose::STANDARD
@@ -103,9 +101,18 @@ fn string_to_sign(account: &str, request: &Request) -> String {
     // Some calls (Put Block List) leave content-length to the transport; sign what it will send.
     let content_length = match get("content-length") {
         l if !l.is_empty() => l,
-        _ => request.body().len().filter(|l| *l > 0).map(|l| l.to_string()).unwrap_or_default(),
+        _ => request
+            .body()
+            .len()
+            .filter(|l| *l > 0)
+            .map(|l| l.to_string())
+            .unwrap_or_default(),
     };
-    let content_length = if content_length == "0" { String::new() } else { content_length };
+    let content_length = if content_length == "0" {
+        String::new()
+    } else {
+        content_length
+    };
     let mut ms_headers: Vec<(String, String)> = headers
         .iter()
         .filter(|(k, _)| k.as_str().to_ascii_lowercase().starts_with("x-ms-"))

@@ -47,8 +47,7 @@ impl AzureBlobStore {
             }
             ClientAuth::None => None,
         };
-        let container = BlobContainerClient::new(url, credential, Some(options))
-            .map_err(|e| fail(e.to_string()))?;
+        let container = BlobContainerClient::new(url, credential, Some(options)).map_err(|e| fail(e.to_string()))?;
         Ok(Self { container, describe })
     }
 
@@ -86,7 +85,9 @@ fn map_err(op: &'static str, target: String, e: azure_core::Error, create_only: 
         (Some(StatusCode::Conflict), _) if code == "LeaseAlreadyPresent" => ErrorKind::LeaseHeld,
         (Some(StatusCode::Conflict), _) if code.starts_with("Lease") => ErrorKind::PreconditionFailed,
         (Some(StatusCode::Conflict), _) if code == "BlobAlreadyExists" || create_only => ErrorKind::AlreadyExists,
-        (Some(StatusCode::PreconditionFailed), _) if create_only && !code.starts_with("Lease") => ErrorKind::AlreadyExists,
+        (Some(StatusCode::PreconditionFailed), _) if create_only && !code.starts_with("Lease") => {
+            ErrorKind::AlreadyExists
+        }
         (Some(StatusCode::PreconditionFailed), _) => ErrorKind::PreconditionFailed,
         (Some(StatusCode::Forbidden), _) | (Some(StatusCode::Unauthorized), _) => ErrorKind::Auth,
         (Some(StatusCode::BadRequest), _)
@@ -104,7 +105,11 @@ fn map_err(op: &'static str, target: String, e: azure_core::Error, create_only: 
         ErrorKind::Auth => " (check target.auth and its secret or identity, and the role assignment on the container)",
         _ => "",
     };
-    let detail = if code.is_empty() { e.to_string() } else { format!("{code}: {e}") };
+    let detail = if code.is_empty() {
+        e.to_string()
+    } else {
+        format!("{code}: {e}")
+    };
     StorageError::new(kind, op, target, format!("{detail}{hint}"))
 }
 
@@ -246,7 +251,10 @@ impl BlobStore for AzureBlobStore {
         let r = self
             .container
             .blob_client(name)
-            .upload(<RequestContent<azure_core::Bytes, azure_core::http::NoFormat> as From<Bytes>>::from(data), Some(options))
+            .upload(
+                <RequestContent<azure_core::Bytes, azure_core::http::NoFormat> as From<Bytes>>::from(data),
+                Some(options),
+            )
             .await
             .map_err(|e| map_err("put", self.target(name), e, create_only))?;
         Ok(etag_string(r.etag))
@@ -261,7 +269,12 @@ impl BlobStore for AzureBlobStore {
         self.container
             .blob_client(name)
             .block_blob_client()
-            .stage_block(block_id, len, <RequestContent<azure_core::Bytes, azure_core::http::NoFormat> as From<Bytes>>::from(data), Some(options))
+            .stage_block(
+                block_id,
+                len,
+                <RequestContent<azure_core::Bytes, azure_core::http::NoFormat> as From<Bytes>>::from(data),
+                Some(options),
+            )
             .await
             .map_err(|e| map_err("stage block", self.target(name), e, false))?;
         Ok(())
@@ -339,4 +352,3 @@ pub fn open_target(target: &crate::config::TargetConfig) -> StorageResult<(Arc<d
     let state = AzureBlobStore::open(&target.state_account_url, &target.state_container, &target.auth)?;
     Ok((Arc::new(archive), Arc::new(state)))
 }
-

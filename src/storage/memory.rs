@@ -69,13 +69,28 @@ impl State {
         let existing = self.blobs.get(name);
         match (&opts.condition, existing) {
             (Condition::IfNoneMatch, Some(_)) => {
-                return Err(StorageError::new(ErrorKind::AlreadyExists, "put", name, "BlobAlreadyExists"))
+                return Err(StorageError::new(
+                    ErrorKind::AlreadyExists,
+                    "put",
+                    name,
+                    "BlobAlreadyExists",
+                ))
             }
             (Condition::IfMatch(e), Some(b)) if &b.info.etag != e => {
-                return Err(StorageError::new(ErrorKind::PreconditionFailed, "put", name, "ConditionNotMet"))
+                return Err(StorageError::new(
+                    ErrorKind::PreconditionFailed,
+                    "put",
+                    name,
+                    "ConditionNotMet",
+                ))
             }
             (Condition::IfMatch(_), None) => {
-                return Err(StorageError::new(ErrorKind::PreconditionFailed, "put", name, "ConditionNotMet"))
+                return Err(StorageError::new(
+                    ErrorKind::PreconditionFailed,
+                    "put",
+                    name,
+                    "ConditionNotMet",
+                ))
             }
             _ => {}
         }
@@ -90,7 +105,14 @@ impl State {
                         "LeaseIdMismatchWithBlobOperation",
                     ))
                 }
-                None => return Err(StorageError::new(ErrorKind::PreconditionFailed, "put", name, "LeaseIdMissing")),
+                None => {
+                    return Err(StorageError::new(
+                        ErrorKind::PreconditionFailed,
+                        "put",
+                        name,
+                        "LeaseIdMissing",
+                    ))
+                }
             }
         }
         Ok(())
@@ -162,7 +184,12 @@ impl BlobStore for MemoryBlobStore {
 
     async fn stage_block(&self, name: &str, block_id: &[u8], data: Bytes, md5: [u8; 16]) -> StorageResult<()> {
         if md5_of(&data) != md5 {
-            return Err(StorageError::new(ErrorKind::Integrity, "stage block", name, "Md5Mismatch"));
+            return Err(StorageError::new(
+                ErrorKind::Integrity,
+                "stage block",
+                name,
+                "Md5Mismatch",
+            ));
         }
         self.lock().staged.insert((name.to_string(), block_id.to_vec()), data);
         Ok(())
@@ -186,10 +213,20 @@ impl BlobStore for MemoryBlobStore {
     async fn acquire_lease(&self, name: &str, seconds: u32) -> StorageResult<String> {
         let mut st = self.lock();
         if !st.blobs.contains_key(name) {
-            return Err(StorageError::new(ErrorKind::NotFound, "acquire lease", name, "BlobNotFound"));
+            return Err(StorageError::new(
+                ErrorKind::NotFound,
+                "acquire lease",
+                name,
+                "BlobNotFound",
+            ));
         }
         if st.leases.get(name).is_some_and(|l| l.until > Instant::now()) {
-            return Err(StorageError::new(ErrorKind::LeaseHeld, "acquire lease", name, "LeaseAlreadyPresent"));
+            return Err(StorageError::new(
+                ErrorKind::LeaseHeld,
+                "acquire lease",
+                name,
+                "LeaseAlreadyPresent",
+            ));
         }
         let id = format!("{:032x}", rand::random::<u128>());
         st.leases.insert(

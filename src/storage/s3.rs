@@ -20,7 +20,12 @@ pub struct S3Source {
 impl S3Source {
     /// Builds a client for one source. Loads credentials lazily: nothing is sent here.
     pub async fn connect(source: &SourceConfig) -> Self {
-        Self::connect_to(&source.bucket, &source.region, source.endpoint.as_ref().map(|u| u.as_str())).await
+        Self::connect_to(
+            &source.bucket,
+            &source.region,
+            source.endpoint.as_ref().map(|u| u.as_str()),
+        )
+        .await
     }
 
     pub async fn connect_to(bucket: &str, region: &str, endpoint: Option<&str>) -> Self {
@@ -79,7 +84,9 @@ where
 }
 
 fn to_utc(t: &aws_sdk_s3::primitives::DateTime) -> DateTime<Utc> {
-    Utc.timestamp_opt(t.secs(), t.subsec_nanos()).single().unwrap_or_default()
+    Utc.timestamp_opt(t.secs(), t.subsec_nanos())
+        .single()
+        .unwrap_or_default()
 }
 
 fn unquote(etag: &str) -> String {
@@ -129,7 +136,11 @@ impl Source for S3Source {
         let mut out = Vec::new();
         while let Some(page) = pages.next().await {
             let page = page.map_err(|e| map_err("list", self.target(prefix), e))?;
-            out.extend(page.common_prefixes().iter().filter_map(|p| p.prefix().map(str::to_string)));
+            out.extend(
+                page.common_prefixes()
+                    .iter()
+                    .filter_map(|p| p.prefix().map(str::to_string)),
+            );
         }
         Ok(out)
     }

@@ -15,11 +15,16 @@ use crate::storage::{BlobInfo, BlobStore, Condition, ErrorKind, PutOptions, Sour
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
-    Copied { bytes: u64 },
+    Copied {
+        bytes: u64,
+    },
     /// The archive already holds these exact bytes.
     AlreadyArchived,
     /// The archive holds different bytes under this key; it was left untouched.
-    Conflict { archived_sha256: String, source_sha256: String },
+    Conflict {
+        archived_sha256: String,
+        source_sha256: String,
+    },
 }
 
 pub struct Copier<'a> {
@@ -39,7 +44,14 @@ impl Copier<'_> {
             .await
             .map_err(|e| StorageError::new(ErrorKind::Other, "copy", &object.key, e))?;
         let name = blob_name(self.source_name, &object.key);
-        let integrity = |msg: String| StorageError::new(ErrorKind::Integrity, "copy", format!("s3://{}/{}", self.src.bucket(), object.key), msg);
+        let integrity = |msg: String| {
+            StorageError::new(
+                ErrorKind::Integrity,
+                "copy",
+                format!("s3://{}/{}", self.src.bucket(), object.key),
+                msg,
+            )
+        };
 
         let got = self.src.get(&object.key).await?;
         let head = got.head;
@@ -59,7 +71,10 @@ impl Copier<'_> {
             md5.update(&chunk);
             total += chunk.len() as u64;
             if total > head.size {
-                return Err(integrity(format!("S3 sent more than the {} bytes it announced", head.size)));
+                return Err(integrity(format!(
+                    "S3 sent more than the {} bytes it announced",
+                    head.size
+                )));
             }
             if !upload {
                 continue;

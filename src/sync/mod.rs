@@ -63,7 +63,12 @@ impl SyncJob {
     pub async fn run(&self) -> Result<SyncReport, SyncError> {
         let started_at = Utc::now();
         let run_id = new_run_id(started_at);
-        tracing::info!(run_id, sources = self.sources.len(), dry_run = self.dry_run, "sync started");
+        tracing::info!(
+            run_id,
+            sources = self.sources.len(),
+            dry_run = self.dry_run,
+            "sync started"
+        );
 
         let lock = if self.dry_run {
             None
@@ -125,7 +130,13 @@ impl SyncJob {
     }
 
     /// Health state: a complete run moves `last_success_started_at`, which the backup gap is measured from.
-    async fn finish_source(&self, report: &mut SourceReport, run_id: &str, started_at: DateTime<Utc>, lost: &CancellationToken) {
+    async fn finish_source(
+        &self,
+        report: &mut SourceReport,
+        run_id: &str,
+        started_at: DateTime<Utc>,
+        lost: &CancellationToken,
+    ) {
         let mut health = match SourceHealth::load(self.state.as_ref(), &report.name).await {
             Ok(h) => h,
             Err(e) => {
@@ -153,7 +164,9 @@ impl SyncJob {
         report.newest_file_time = health.newest_file_time;
         report.backup_gap_seconds = health.backup_gap(now).map(|g| g.num_seconds());
         if lost.is_cancelled() {
-            report.errors.push("the sync lock was lost; health state not written".into());
+            report
+                .errors
+                .push("the sync lock was lost; health state not written".into());
             return;
         }
         if let Err(e) = health.save(self.state.as_ref()).await {
@@ -195,7 +208,10 @@ impl SourceRun<'_> {
         report.streams = streams.len() as u64;
         let mut partitions: BTreeMap<(String, String), Vec<StreamPrefix>> = BTreeMap::new();
         for s in streams {
-            partitions.entry((s.account.clone(), s.region.clone())).or_default().push(s);
+            partitions
+                .entry((s.account.clone(), s.region.clone()))
+                .or_default()
+                .push(s);
         }
         let outcomes: Vec<PartitionOutcome> = futures::stream::iter(partitions)
             .map(|((account, region), streams)| async move { self.partition(&account, &region, &streams).await })
@@ -240,10 +256,12 @@ impl SourceRun<'_> {
         }
         if changed && !self.job.dry_run {
             if self.lost.is_cancelled() {
-                r.errors.push(format!("sync lock lost; watermark {wm_name} not advanced"));
+                r.errors
+                    .push(format!("sync lock lost; watermark {wm_name} not advanced"));
                 r.complete = false;
             } else if let Err(e) = watermark::save(state, &wm_name, &doc, etag).await {
-                r.errors.push(format!("writing watermark {wm_name} (another writer?): {e}"));
+                r.errors
+                    .push(format!("writing watermark {wm_name} (another writer?): {e}"));
                 r.complete = false;
             }
         }
@@ -251,17 +269,23 @@ impl SourceRun<'_> {
     }
 
     /// Plans and copies one stream; returns its next mark (None: leave it as it was).
-    async fn stream(&self, stream: &StreamPrefix, old: Option<&StreamMark>, r: &mut SourceReport) -> Option<StreamMark> {
+    async fn stream(
+        &self,
+        stream: &StreamPrefix,
+        old: Option<&StreamMark>,
+        r: &mut SourceReport,
+    ) -> Option<StreamMark> {
         let src = self.handle.source.as_ref();
         let archive = self.job.archive.as_ref();
-        let plan = match plan::plan_stream(src, archive, &self.handle.name, stream, old, self.job.settings.lookback).await {
-            Ok(p) => p,
-            Err(e) => {
-                r.errors.push(format!("listing {}: {e}", stream.key_prefix()));
-                r.complete = false;
-                return None;
-            }
-        };
+        let plan =
+            match plan::plan_stream(src, archive, &self.handle.name, stream, old, self.job.settings.lookback).await {
+                Ok(p) => p,
+                Err(e) => {
+                    r.errors.push(format!("listing {}: {e}", stream.key_prefix()));
+                    r.complete = false;
+                    return None;
+                }
+            };
         let mut settled: Vec<Settled> = plan
             .already_archived
             .iter()
@@ -292,7 +316,12 @@ impl SourceRun<'_> {
             .map(|f| async move {
                 let _slot = self.files.acquire().await;
                 let result = if self.lost.is_cancelled() {
-                    Err(StorageError::new(crate::storage::ErrorKind::Other, "copy", &f.object.key, "the sync lock was lost"))
+                    Err(StorageError::new(
+                        crate::storage::ErrorKind::Other,
+                        "copy",
+                        &f.object.key,
+                        "the sync lock was lost",
+                    ))
                 } else {
                     copier.copy(&f.object, f.existing.as_ref()).await
                 };
@@ -318,7 +347,10 @@ impl SourceRun<'_> {
                     archived_sha256,
                     source_sha256,
                 }) => {
-                    tracing::warn!(key = f.object.key, "S3 object differs from its archived copy; archived copy kept");
+                    tracing::warn!(
+                        key = f.object.key,
+                        "S3 object differs from its archived copy; archived copy kept"
+                    );
                     self.record_conflict(&f.object, &archived_sha256, &source_sha256).await;
                     r.conflicts.push(f.object.key.clone());
                     true
@@ -371,7 +403,12 @@ impl SourceRun<'_> {
             condition: Condition::None,
             ..Default::default()
         };
-        if let Err(e) = self.job.state.put(&name, serde_json::to_vec_pretty(&doc).unwrap_or_default().into(), opts).await {
+        if let Err(e) = self
+            .job
+            .state
+            .put(&name, serde_json::to_vec_pretty(&doc).unwrap_or_default().into(), opts)
+            .await
+        {
             tracing::warn!(error = %e, "could not record the conflict in the state container");
         }
     }

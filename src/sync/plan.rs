@@ -32,7 +32,11 @@ pub struct StreamPlan {
 
 impl StreamPlan {
     pub fn bytes_to_copy(&self) -> u64 {
-        self.to_copy.iter().filter(|f| f.existing.is_none()).map(|f| f.object.size).sum()
+        self.to_copy
+            .iter()
+            .filter(|f| f.existing.is_none())
+            .map(|f| f.object.size)
+            .sum()
     }
 }
 

@@ -73,7 +73,11 @@ impl SyncReport {
             "sync {} {:?}{}",
             self.run_id,
             self.status,
-            if self.dry_run { " (dry run: nothing written)" } else { "" }
+            if self.dry_run {
+                " (dry run: nothing written)"
+            } else {
+                ""
+            }
         )];
         for s in &self.sources {
             if self.dry_run {
@@ -92,12 +96,17 @@ impl SyncReport {
                     s.files_failed,
                     s.conflicts.len(),
                     s.backup_gap_seconds
-                        .map(|g| format!(", backup gap {}", humantime::format_duration(std::time::Duration::from_secs(g.max(0) as u64))))
+                        .map(|g| format!(
+                            ", backup gap {}",
+                            humantime::format_duration(std::time::Duration::from_secs(g.max(0) as u64))
+                        ))
                         .unwrap_or_default()
                 ));
             }
             for c in &s.conflicts {
-                lines.push(format!("    conflict: {c} changed in S3 after it was archived; the archived copy was kept"));
+                lines.push(format!(
+                    "    conflict: {c} changed in S3 after it was archived; the archived copy was kept"
+                ));
             }
             for f in &s.failures {
                 lines.push(format!("    failed: {}: {}", f.key, f.error));

@@ -46,7 +46,12 @@ pub async fn load(state: &dyn BlobStore, name: &str) -> StorageResult<(Watermark
 }
 
 /// Writes only over the version we read, so a second writer is detected.
-pub async fn save(state: &dyn BlobStore, name: &str, doc: &WatermarkDoc, etag: Option<String>) -> StorageResult<String> {
+pub async fn save(
+    state: &dyn BlobStore,
+    name: &str,
+    doc: &WatermarkDoc,
+    etag: Option<String>,
+) -> StorageResult<String> {
     let body = serde_json::to_vec_pretty(doc).unwrap_or_default();
     state
         .put(
@@ -76,11 +81,7 @@ pub struct Settled {
 /// failure otherwise (possibly earlier than the old mark). Keys without a CloudTrail
 /// time do not move it.
 pub fn next_mark(old: Option<&StreamMark>, settled: &[Settled]) -> Option<(DateTime<Utc>, String)> {
-    let first_failure = settled
-        .iter()
-        .filter(|s| !s.done)
-        .filter_map(|s| s.time)
-        .min();
+    let first_failure = settled.iter().filter(|s| !s.done).filter_map(|s| s.time).min();
     match first_failure {
         Some(f) => {
             let before = f - chrono::Duration::seconds(1);
@@ -93,10 +94,7 @@ pub fn next_mark(old: Option<&StreamMark>, settled: &[Settled]) -> Option<(DateT
             Some((before, key))
         }
         None => {
-            let newest = settled
-                .iter()
-                .filter_map(|s| s.time.map(|t| (t, s.key.clone())))
-                .max();
+            let newest = settled.iter().filter_map(|s| s.time.map(|t| (t, s.key.clone()))).max();
             match (old, newest) {
                 (Some(o), Some((t, k))) if t > o.time => Some((t, k)),
                 (Some(o), _) => Some((o.time, o.key.clone())),
@@ -133,7 +131,10 @@ mod tests {
 
     #[test]
     fn advances_to_the_newest_when_all_done() {
-        let settled = [s("a", "2026-01-01T00:00:00Z", true), s("b", "2026-01-01T01:00:00Z", true)];
+        let settled = [
+            s("a", "2026-01-01T00:00:00Z", true),
+            s("b", "2026-01-01T01:00:00Z", true),
+        ];
         assert_eq!(next_mark(None, &settled), Some((t("2026-01-01T01:00:00Z"), "b".into())));
     }
 

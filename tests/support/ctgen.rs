@@ -27,6 +27,9 @@ pub struct Trail {
     pub seed: u64,
 }
 
+/// A generated log before compression: key, JSON, delivery time.
+type PlainLog = (String, Vec<u8>, DateTime<Utc>);
+
 #[derive(Debug, Clone)]
 pub struct GenFile {
     pub key: String,
@@ -52,7 +55,14 @@ fn alnum(rng: &mut StdRng, n: usize) -> String {
 
 fn uuid(rng: &mut StdRng) -> String {
     let h = hex_of(rng, 16);
-    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
 }
 
 impl Trail {
@@ -118,12 +128,15 @@ impl Trail {
                 let mut previous: Option<(String, String, String)> = None; // key, signature, sha of digest json
                 for day in &self.days {
                     let midnight = Utc.from_utc_datetime(&day.and_hms_opt(0, 0, 0).unwrap());
-                    let mut logs_by_hour: BTreeMap<i64, Vec<(String, Vec<u8>, DateTime<Utc>)>> = BTreeMap::new();
+                    let mut logs_by_hour: BTreeMap<i64, Vec<PlainLog>> = BTreeMap::new();
                     for i in 0..self.logs_per_day {
                         let t = midnight + Duration::minutes(7 + 25 * i as i64);
                         let json = log_json(&mut rng, account, region, t);
                         let key = self.log_key(account, region, t, &alnum(&mut rng, 16));
-                        logs_by_hour.entry((t - midnight).num_hours()).or_default().push((key, json, t));
+                        logs_by_hour
+                            .entry((t - midnight).num_hours())
+                            .or_default()
+                            .push((key, json, t));
                     }
                     let hours = logs_by_hour.keys().max().copied().unwrap_or(0) + 1;
                     for h in 0..hours {
@@ -131,7 +144,16 @@ impl Trail {
                         let end = start + Duration::hours(1) + Duration::seconds(rng.gen_range(0..120));
                         let logs = logs_by_hour.remove(&h).unwrap_or_default();
                         let digest_key = self.digest_key(account, region, end);
-                        let (json, signature) = digest_json(&mut rng, self, account, &digest_key, start, end, &logs, previous.as_ref());
+                        let (json, signature) = digest_json(
+                            &mut rng,
+                            self,
+                            account,
+                            &digest_key,
+                            start,
+                            end,
+                            &logs,
+                            previous.as_ref(),
+                        );
                         for (key, log, t) in logs {
                             out.push(GenFile {
                                 key,
@@ -214,7 +236,7 @@ fn digest_json(
     digest_key: &str,
     start: DateTime<Utc>,
     end: DateTime<Utc>,
-    logs: &[(String, Vec<u8>, DateTime<Utc>)],
+    logs: &[PlainLog],
     previous: Option<&(String, String, String)>,
 ) -> (Vec<u8>, String) {
     let fmt = |t: DateTime<Utc>| t.format("%Y-%m-%dT%H:%M:%SZ").to_string();

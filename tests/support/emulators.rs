@@ -9,7 +9,8 @@ use std::time::Duration;
 
 /// Azurite's published well-known development account.
 pub const AZURITE_ACCOUNT: &str = "devstoreaccount1";
-pub const AZURITE_KEY: &str = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
+pub const AZURITE_KEY: &str =
+    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
 
 pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -23,7 +24,10 @@ fn tool(env_var: &str, default: &Path) -> Option<PathBuf> {
 }
 
 pub fn azurite_bin() -> Option<PathBuf> {
-    tool("TRAILVAULT_AZURITE", &repo_root().join("tools/emulators/node_modules/.bin/azurite-blob"))
+    tool(
+        "TRAILVAULT_AZURITE",
+        &repo_root().join("tools/emulators/node_modules/.bin/azurite-blob"),
+    )
 }
 
 pub fn moto_bin() -> Option<PathBuf> {
@@ -71,6 +75,7 @@ impl Process {
         while std::time::Instant::now() < deadline {
             let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) else {
                 if let Ok(Some(status)) = child.try_wait() {
+                    let _ = child.wait();
                     panic!("{name} exited with {status}: {}", seen.join("\n"));
                 }
                 continue;
@@ -87,6 +92,7 @@ impl Process {
             seen.push(line);
         }
         let _ = child.kill();
+        let _ = child.wait();
         panic!("{name} did not report its port: {}", seen.join("\n"));
     }
 
@@ -131,7 +137,11 @@ pub fn start_azurite() -> Option<Process> {
         "--disableTelemetry",
         "--skipApiVersionCheck",
     ]);
-    Some(Process::start("azurite", cmd, "successfully listens on http://127.0.0.1:"))
+    Some(Process::start(
+        "azurite",
+        cmd,
+        "successfully listens on http://127.0.0.1:",
+    ))
 }
 
 pub fn start_moto() -> Option<Process> {

@@ -41,7 +41,12 @@ pub struct Run {
 
 impl Run {
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("stdout is not one JSON document ({e}):\n{}\nstderr:\n{}", self.stdout, self.stderr))
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
+            panic!(
+                "stdout is not one JSON document ({e}):\n{}\nstderr:\n{}",
+                self.stdout, self.stderr
+            )
+        })
     }
 }
 
@@ -86,7 +91,14 @@ impl World {
         self.config_with_target(s3_port, prefix, &self.blob_url(), "shared-key", extra)
     }
 
-    pub fn config_with_target(&self, s3_port: u16, prefix: &str, account_url: &str, auth: &str, extra: &str) -> PathBuf {
+    pub fn config_with_target(
+        &self,
+        s3_port: u16,
+        prefix: &str,
+        account_url: &str,
+        auth: &str,
+        extra: &str,
+    ) -> PathBuf {
         let text = format!(
             r#"
 [[source]]
@@ -106,7 +118,10 @@ auth = "{auth}"
 "#,
             bucket = self.bucket
         );
-        let path = self.dir.path().join(format!("trailvault-{}.toml", rand::random::<u32>()));
+        let path = self
+            .dir
+            .path()
+            .join(format!("trailvault-{}.toml", rand::random::<u32>()));
         std::fs::write(&path, text).unwrap();
         path
     }
@@ -133,13 +148,26 @@ auth = "{auth}"
     }
 
     pub async fn delete(&self, key: &str) {
-        self.s3.delete_object().bucket(&self.bucket).key(key).send().await.unwrap();
+        self.s3
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .unwrap();
     }
 
     /// Uploads `body` in parts of `part` bytes, so the ETag is `md5-of-md5s-N`, not an MD5.
     pub async fn put_multipart(&self, key: &str, body: &[u8], part: usize) -> String {
         use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
-        let up = self.s3.create_multipart_upload().bucket(&self.bucket).key(key).send().await.unwrap();
+        let up = self
+            .s3
+            .create_multipart_upload()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .unwrap();
         let id = up.upload_id().unwrap().to_string();
         let mut parts = Vec::new();
         for (i, chunk) in body.chunks(part).enumerate() {
@@ -155,7 +183,12 @@ auth = "{auth}"
                 .send()
                 .await
                 .unwrap();
-            parts.push(CompletedPart::builder().part_number(n).e_tag(r.e_tag().unwrap()).build());
+            parts.push(
+                CompletedPart::builder()
+                    .part_number(n)
+                    .e_tag(r.e_tag().unwrap())
+                    .build(),
+            );
         }
         let done = self
             .s3
@@ -201,7 +234,10 @@ auth = "{auth}"
             stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
         };
         if std::env::var("TRAILVAULT_TEST_VERBOSE").is_ok() {
-            eprintln!("--- trailvault {args:?} exit {}\n{}\n{}", run.code, run.stdout, run.stderr);
+            eprintln!(
+                "--- trailvault {args:?} exit {}\n{}\n{}",
+                run.code, run.stdout, run.stderr
+            );
         }
         run
     }
@@ -237,7 +273,11 @@ auth = "{auth}"
             .args(["check", &src, &dst, "--one-way", "--download"])
             .output()
             .expect("rclone is not installed: run `make deps`");
-        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
         (out.status.success(), text)
     }
 
@@ -268,7 +308,9 @@ pub fn s3_client(port: u16) -> aws_sdk_s3::Client {
         .region(aws_sdk_s3::config::Region::new("us-east-1"))
         .endpoint_url(format!("http://127.0.0.1:{port}"))
         .force_path_style(true)
-        .credentials_provider(aws_sdk_s3::config::Credentials::new("test", "test", None, None, "tests"))
+        .credentials_provider(aws_sdk_s3::config::Credentials::new(
+            "test", "test", None, None, "tests",
+        ))
         .build();
     aws_sdk_s3::Client::from_conf(conf)
 }
@@ -278,8 +320,12 @@ pub fn account_sas(account: &str, key_b64: &str, permissions: &str) -> String {
     use base64::Engine;
     use hmac::{Hmac, Mac};
     let key = base64::engine::general_purpose::STANDARD.decode(key_b64).unwrap();
-    let start = (chrono::Utc::now() - chrono::Duration::minutes(5)).format("%Y-%m-%dT%H:%M:%SZ").to_string();
-    let expiry = (chrono::Utc::now() + chrono::Duration::hours(2)).format("%Y-%m-%dT%H:%M:%SZ").to_string();
+    let start = (chrono::Utc::now() - chrono::Duration::minutes(5))
+        .format("%Y-%m-%dT%H:%M:%SZ")
+        .to_string();
+    let expiry = (chrono::Utc::now() + chrono::Duration::hours(2))
+        .format("%Y-%m-%dT%H:%M:%SZ")
+        .to_string();
     let version = "2022-11-02";
     let to_sign = format!("{account}\n{permissions}\nb\nsco\n{start}\n{expiry}\n\nhttp,https\n{version}\n\n");
     let mut mac = Hmac::<sha2::Sha256>::new_from_slice(&key).unwrap();

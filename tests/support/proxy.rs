@@ -106,7 +106,8 @@ async fn relay(client: TcpStream, server: TcpStream, fault: Arc<Mutex<Fault>>, c
                 Ok(n) => n,
             };
             let chunk = &mut buf[..n];
-            c1.get_objects.fetch_add(count(&carry, chunk, b"x-id=GetObject"), Ordering::SeqCst);
+            c1.get_objects
+                .fetch_add(count(&carry, chunk, b"x-id=GetObject"), Ordering::SeqCst);
             let current = f1.lock().unwrap().clone();
             if let Fault::FlipRequest(marker) = &current {
                 if let Some(i) = find_marker(&carry, chunk, marker) {

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs what trailvault's tests and demo need and a fresh machine lacks:
+# rclone (the independent checker), Azurite 3.35.0 (pinned by package-lock.json; it
+# runs on Node 20), and moto in a private venv. Idempotent: each step is skipped when
+# its tool is already there. Uses only the package registries.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+say() { printf '[deps] %s\n' "$*" >&2; }
+
+as_root() {
+  if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else
+    say "need root for: $*"; exit 1; fi
+}
+
+if ! command -v rclone >/dev/null; then
+  say "installing rclone (apt)"
+  as_root apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq rclone >/dev/null
+fi
+
+if [ ! -x tools/emulators/node_modules/.bin/azurite-blob ]; then
+  command -v npm >/dev/null || { say "npm is missing: install Node.js 20"; exit 1; }
+  say "installing Azurite (npm ci)"
+  (cd tools/emulators && npm ci --no-audit --no-fund --loglevel=error)
+fi
+
+if [ ! -x .tools/venv/bin/moto_server ]; then
+  say "installing moto (pip, venv in .tools/venv)"
+  python3 -m venv .tools/venv
+  .tools/venv/bin/pip install -q --disable-pip-version-check -r tools/emulators/requirements.txt
+fi
+
+say "ok: rclone $(rclone version 2>/dev/null | head -1 | awk '{print $2}'), azurite $(node -p 'require("./tools/emulators/node_modules/azurite/package.json").version'), moto $(.tools/venv/bin/python -c 'import moto; print(moto.__version__)')"
