@@ -425,6 +425,19 @@ async fn bad_config_exits_2_before_touching_anything_and_unreachable_endpoints_e
     assert_eq!(check.code, 0, "{check:?}");
     assert_eq!(check.json()["ok"], true);
 
+    // No AWS credentials anywhere in the default chain: a clear error, exit 1.
+    let out = w
+        .command(&w.config(w.moto.port, "", ""), &["sync", "--json"])
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let err = doc["sources"][0]["errors"][0].as_str().unwrap();
+    assert!(err.contains("check the AWS credentials"), "{err}");
+
     let closed_port = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap().port()
@@ -528,4 +541,20 @@ async fn dry_run_plans_without_writing() {
     assert_eq!(doc["sources"][0]["bytes_planned"], total);
     assert!(w.archived().await.is_empty());
     assert!(w.state.list("").await.unwrap().is_empty(), "dry run wrote state");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn azure_blob_store_meets_the_storage_contract() {
+    let w = world!("contract-bucket");
+    support::store_suite::blob_store_contract(w.archive.as_ref(), "contract").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_source_meets_the_storage_contract() {
+    let w = world!("contract-source");
+    // In-process client: the SDK's default chain reads these (subprocess tests set their own).
+    std::env::set_var("AWS_ACCESS_KEY_ID", "test");
+    std::env::set_var("AWS_SECRET_ACCESS_KEY", "test");
+    let src = trailvault::storage::s3::S3Source::connect_to(&w.bucket, "us-east-1", Some(&w.s3_url())).await;
+    support::store_suite::source_contract(&src, &w).await;
 }

@@ -73,6 +73,10 @@ where
             _ => ErrorKind::Other,
         },
         SdkError::DispatchFailure(d) if d.is_user() => ErrorKind::Auth,
+        // Credential providers fail inside dispatch; say so rather than "other".
+        SdkError::DispatchFailure(_) if DisplayErrorContext(&err).to_string().contains("loading credentials") => {
+            ErrorKind::Auth
+        }
         _ => ErrorKind::Other,
     };
     let hint = match kind {

@@ -5,6 +5,7 @@
 pub mod ctgen;
 pub mod emulators;
 pub mod proxy;
+pub mod store_suite;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -360,4 +361,11 @@ pub async fn committed_blocks(w: &World, name: &str) -> usize {
         .into_model()
         .unwrap();
     list.committed_blocks.map(|b| b.len()).unwrap_or(0)
+}
+
+#[async_trait::async_trait]
+impl store_suite::Bucket for World {
+    async fn put_object(&self, key: &str, body: Vec<u8>, metadata: BTreeMap<String, String>) {
+        self.put(key, body, &metadata).await;
+    }
 }
