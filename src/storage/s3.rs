@@ -74,9 +74,7 @@ where
         },
         SdkError::DispatchFailure(d) if d.is_user() => ErrorKind::Auth,
         // Credential providers fail inside dispatch; say so rather than "other".
-        SdkError::DispatchFailure(_) if DisplayErrorContext(&err).to_string().contains("loading credentials") => {
-            ErrorKind::Auth
-        }
+        SdkError::DispatchFailure(_) if DisplayErrorContext(&err).to_string().contains("credential") => ErrorKind::Auth,
         _ => ErrorKind::Other,
     };
     let hint = match kind {
