@@ -81,6 +81,9 @@ workspace_id = "00000000-0000-0000-0000-000000000000"
 auth = "managed-identity"
 "#;
     let c = Config::parse(text, Path::new("/etc/trailvault/trailvault.toml"), &ENV).unwrap();
-    assert_eq!(c.sources[0].endpoint.as_ref().unwrap().as_str(), "http://127.0.0.1:9000/");
+    assert_eq!(
+        c.sources[0].endpoint.as_ref().unwrap().as_str(),
+        "http://127.0.0.1:9000/"
+    );
     assert!(c.federation.is_some() && c.log_analytics.is_some());
 }
