@@ -7,9 +7,15 @@ use std::sync::Arc;
 use clap::{Parser, Subcommand};
 use serde::Serialize;
 
+use crate::cloudtrail::{parse_time, TimeRange};
 use crate::config::{Config, ConfigError, ProcessEnv};
+use crate::failover::restore::{RestoreError, RestoreJob, Selection};
+use crate::failover::RunStatus;
 use crate::storage::blob::open_target;
+use crate::storage::folder::FolderSink;
+use crate::storage::s3::S3Sink;
 use crate::storage::s3::S3Source;
+use crate::storage::Sink;
 use crate::storage::StorageError;
 use crate::sync::{SourceHandle, SyncError, SyncJob};
 use crate::telemetry::{self, LogFormat};
@@ -51,6 +57,8 @@ pub enum Command {
     },
     /// One incremental, verified pass over every source.
     Sync(SyncArgs),
+    /// Bring archived files back, verified, to a folder or an S3 bucket.
+    Restore(RestoreArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -75,6 +83,39 @@ pub struct SyncArgs {
     pub json: bool,
 }
 
+#[derive(Debug, clap::Args)]
+pub struct RestoreArgs {
+    /// A folder, or s3://BUCKET[/PREFIX].
+    #[arg(long, value_name = "DIR|s3://BUCKET[/PREFIX]")]
+    pub to: String,
+    /// S3-compatible endpoint for an s3:// target (path-style); default AWS_ENDPOINT_URL_S3.
+    #[arg(long, env = "AWS_ENDPOINT_URL_S3")]
+    pub endpoint: Option<String>,
+    /// Only these sources (repeatable; default: every configured source).
+    #[arg(long = "source", value_name = "NAME")]
+    pub sources: Vec<String>,
+    /// Only these accounts (repeatable).
+    #[arg(long = "account", value_name = "ID")]
+    pub accounts: Vec<String>,
+    /// Only these regions (repeatable).
+    #[arg(long = "region", value_name = "R")]
+    pub regions: Vec<String>,
+    /// Files from this time on (RFC 3339 or YYYY-MM-DD, UTC; inclusive).
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Files before this time (exclusive).
+    #[arg(long)]
+    pub until: Option<String>,
+    /// Leave digest files out.
+    #[arg(long)]
+    pub no_digests: bool,
+    /// Show the plan only.
+    #[arg(long)]
+    pub dry_run: bool,
+    #[arg(long)]
+    pub json: bool,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
     #[error(transparent)]
@@ -85,13 +126,15 @@ pub enum CliError {
     Sync(#[from] SyncError),
     #[error("{0}")]
     Storage(#[from] StorageError),
+    #[error(transparent)]
+    Restore(#[from] RestoreError),
 }
 
 impl CliError {
     pub fn exit_code(&self) -> u8 {
         match self {
             CliError::Config(_) | CliError::Usage(_) => EXIT_USAGE,
-            CliError::Sync(_) | CliError::Storage(_) => EXIT_FAILED,
+            CliError::Sync(_) | CliError::Storage(_) | CliError::Restore(_) => EXIT_FAILED,
         }
     }
 }
@@ -104,12 +147,14 @@ pub async fn run(cli: Cli) -> u8 {
             command: ConfigCommand::Check { json },
         } => *json,
         Command::Sync(a) => a.json,
+        Command::Restore(a) => a.json,
     };
     let result = match &cli.command {
         Command::Config {
             command: ConfigCommand::Check { json },
         } => config_check(&cli, *json),
         Command::Sync(args) => sync(&cli, args).await,
+        Command::Restore(args) => restore(&cli, args).await,
     };
     match result {
         Ok(code) => code,
@@ -224,7 +269,132 @@ async fn sync(cli: &Cli, args: &SyncArgs) -> Result<u8, CliError> {
         }
     }
     Ok(match report.status {
-        crate::failover::RunStatus::Succeeded => EXIT_OK,
+        RunStatus::Succeeded => EXIT_OK,
         _ => EXIT_FAILED,
+    })
+}
+
+async fn restore(cli: &Cli, args: &RestoreArgs) -> Result<u8, CliError> {
+    let config = load_config(cli)?;
+    let target = config.require_target("restore")?;
+    let sources: Vec<String> = if args.sources.is_empty() {
+        config.sources.iter().map(|s| s.name.clone()).collect()
+    } else {
+        args.sources.clone()
+    };
+    if sources.is_empty() {
+        return Err(CliError::Usage(
+            "restore: name the archived source with --source NAME".into(),
+        ));
+    }
+    let time = |flag: &str, v: &Option<String>| {
+        v.as_deref()
+            .map(parse_time)
+            .transpose()
+            .map_err(|e| CliError::Usage(format!("--{flag}: {e}")))
+    };
+    let range = TimeRange::new(time("since", &args.since)?, time("until", &args.until)?).map_err(CliError::Usage)?;
+    for a in &args.accounts {
+        if a.len() != 12 || !a.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(CliError::Usage(format!(
+                "--account {a}: an AWS account id is 12 digits"
+            )));
+        }
+    }
+    let sink: Arc<dyn Sink> = match args.to.strip_prefix("s3://") {
+        Some(rest) => {
+            let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+            if bucket.is_empty() {
+                return Err(CliError::Usage("--to s3://BUCKET[/PREFIX] needs a bucket".into()));
+            }
+            Arc::new(S3Sink::connect(bucket, prefix, args.endpoint.as_deref().filter(|e| !e.is_empty())).await)
+        }
+        None if args.to.contains("://") => {
+            return Err(CliError::Usage(format!(
+                "--to {}: a folder or s3://BUCKET[/PREFIX]",
+                args.to
+            )))
+        }
+        None => {
+            let folder = FolderSink::new(&args.to);
+            if !args.dry_run {
+                folder.clear_partial().await?;
+            }
+            Arc::new(folder)
+        }
+    };
+    let (archive, state) = open_target(target).map_err(|e| CliError::Usage(e.to_string()))?;
+    let job = RestoreJob {
+        archive,
+        state: Some(state),
+        sink,
+        selection: Selection {
+            sources,
+            accounts: args.accounts.iter().cloned().collect(),
+            regions: args.regions.iter().cloned().collect(),
+            range,
+            digests: !args.no_digests,
+        },
+        concurrency: config.sync.concurrency,
+        in_flight_bytes: config.sync.in_flight_bytes,
+        dry_run: args.dry_run,
+        progress: if args.json || args.dry_run {
+            Arc::new(crate::progress::NoProgress)
+        } else {
+            crate::progress::for_stderr("restore")
+        },
+    };
+    let report = job.run().await?;
+    if args.json {
+        print_json(&report);
+    } else {
+        println!(
+            "restore {} -> {}{}",
+            report.run_id,
+            report.target,
+            if report.dry_run { " (dry run: plan only)" } else { "" }
+        );
+        println!(
+            "  {:<10} {:<12} {:<16} {:<10} {:>7} {:>12}",
+            "source", "account", "region", "day", "files", "bytes"
+        );
+        for r in &report.plan {
+            println!(
+                "  {:<10} {:<12} {:<16} {:<10} {:>7} {:>12}",
+                r.source, r.account, r.region, r.day, r.files, r.bytes
+            );
+        }
+        println!(
+            "  planned: {} files, {} bytes",
+            report.planned_files, report.planned_bytes
+        );
+        if !report.dry_run {
+            println!(
+                "  restored {} files ({} bytes), skipped {}, failed {}, corrupted {}, conflicts {} in {:.1} s",
+                report.files,
+                report.bytes,
+                report.skipped,
+                report.failed,
+                report.corrupted.len(),
+                report.conflicts.len(),
+                report.seconds
+            );
+            for k in &report.corrupted {
+                println!("    corrupted in the archive (not restored): {k}");
+            }
+            for k in &report.conflicts {
+                println!("    different file already at the target (left as is): {k}");
+            }
+            for f in &report.failures {
+                println!("    failed: {}: {}", f.key, f.error);
+            }
+        }
+    }
+    Ok(if !report.corrupted.is_empty() {
+        EXIT_CHECK_FAILED
+    } else if report.status() == RunStatus::Succeeded {
+        EXIT_OK
+    } else {
+        EXIT_FAILED
     })
 }

@@ -11,6 +11,7 @@ pub mod cloudtrail;
 pub mod config;
 pub mod failover;
 pub mod federation;
+pub mod progress;
 pub mod secret;
 pub mod storage;
 pub mod sync;

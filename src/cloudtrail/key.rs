@@ -141,6 +141,29 @@ impl CtKey {
     }
 }
 
+impl CtKey {
+    /// Parses a key whose trail prefix is not known: everything before the first
+    /// `AWSLogs/` path segment is taken as the prefix.
+    pub fn parse_any(key: &str) -> Result<CtKey, KeyError> {
+        let at = if key.starts_with("AWSLogs/") {
+            Some(0)
+        } else {
+            key.find("/AWSLogs/").map(|i| i + 1)
+        };
+        let prefix = match at {
+            Some(0) => "",
+            Some(i) => &key[..i - 1],
+            None => {
+                return Err(KeyError {
+                    key: key.to_string(),
+                    reason: "it has no AWSLogs/ segment",
+                })
+            }
+        };
+        CtKey::parse(prefix, key)
+    }
+}
+
 /// The time in a CloudTrail file name, and whether it is a backfill digest.
 fn name_time(kind: FileKind, name: &str) -> Option<(DateTime<Utc>, bool)> {
     let stem = name.strip_suffix(".json.gz")?;
@@ -201,6 +224,14 @@ mod tests {
         assert_eq!(k.time.to_rfc3339(), "2026-11-25T10:15:02+00:00");
         assert!(key.starts_with(&k.stream.key_prefix()));
         assert!(key.starts_with(&k.stream.day_prefix(k.day)));
+    }
+
+    #[test]
+    fn parses_keys_without_knowing_the_prefix() {
+        let k = CtKey::parse_any("a/b/AWSLogs/111122223333/CloudTrail/us-east-1/2026/11/25/111122223333_CloudTrail_us-east-1_20261125T0905Z_x.json.gz").unwrap();
+        assert_eq!(k.stream.trail_prefix, "a/b");
+        assert!(CtKey::parse_any("AWSLogs/111122223333/CloudTrail/us-east-1/2026/11/25/111122223333_CloudTrail_us-east-1_20261125T0905Z_x.json.gz").is_ok());
+        assert!(CtKey::parse_any("xAWSLogs/111122223333/CloudTrail/us-east-1/2026/11/25/y.json.gz").is_err());
     }
 
     #[test]

@@ -1,5 +1,7 @@
 //! Pure knowledge of CloudTrail's S3 layout: no I/O, no async.
 
 pub mod key;
+pub mod range;
 
 pub use key::{CtKey, FileKind, StreamPrefix};
+pub use range::{parse_time, TimeRange};

@@ -70,7 +70,11 @@ mod tests {
 
     #[test]
     fn since_inclusive_until_exclusive_and_digests_an_hour_later() {
-        let r = TimeRange::new(Some(parse_time("2026-11-25").unwrap()), Some(parse_time("2026-11-25T10:00:00Z").unwrap())).unwrap();
+        let r = TimeRange::new(
+            Some(parse_time("2026-11-25").unwrap()),
+            Some(parse_time("2026-11-25T10:00:00Z").unwrap()),
+        )
+        .unwrap();
         assert!(r.contains(&key("log", "20261125T0000Z")));
         assert!(r.contains(&key("log", "20261125T0959Z")));
         assert!(!r.contains(&key("log", "20261125T1000Z")));
@@ -81,12 +85,20 @@ mod tests {
     #[test]
     fn bad_times_are_explained() {
         assert!(parse_time("yesterday").unwrap_err().contains("RFC 3339"));
-        assert!(TimeRange::new(Some(parse_time("2026-11-25").unwrap()), Some(parse_time("2026-11-24").unwrap())).is_err());
+        assert!(TimeRange::new(
+            Some(parse_time("2026-11-25").unwrap()),
+            Some(parse_time("2026-11-24").unwrap())
+        )
+        .is_err());
     }
 
     #[test]
     fn days_cover_the_range_and_the_digest_hour() {
-        let r = TimeRange::new(Some(parse_time("2026-11-24T23:00:00Z").unwrap()), Some(parse_time("2026-11-25T23:30:00Z").unwrap())).unwrap();
+        let r = TimeRange::new(
+            Some(parse_time("2026-11-24T23:00:00Z").unwrap()),
+            Some(parse_time("2026-11-25T23:30:00Z").unwrap()),
+        )
+        .unwrap();
         let days: Vec<String> = r.days().unwrap().iter().map(|d| d.to_string()).collect();
         assert_eq!(days, ["2026-11-24", "2026-11-25", "2026-11-26"]);
     }

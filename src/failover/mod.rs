@@ -3,6 +3,7 @@
 
 pub mod health;
 pub mod record;
+pub mod restore;
 
 pub use health::SourceHealth;
 pub use record::{new_run_id, write_run_records, Record, RecordType, RunStatus};

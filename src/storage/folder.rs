@@ -15,10 +15,23 @@ pub struct FolderSink {
 
 /// Suffix of the metadata written next to a restored file (digest signatures).
 pub const SIDECAR_SUFFIX: &str = ".metadata.json";
+/// Where files are written before they are linked into place; a killed restore can
+/// leave files here, and the next one clears it.
+pub const PARTIAL_DIR: &str = ".trailvault-partial";
 
 impl FolderSink {
     pub fn new(root: impl Into<PathBuf>) -> Self {
         Self { root: root.into() }
+    }
+
+    /// Removes what a killed restore left half-written. Two restores must not share a folder.
+    pub async fn clear_partial(&self) -> StorageResult<()> {
+        let dir = self.root.join(PARTIAL_DIR);
+        match tokio::fs::remove_dir_all(&dir).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(io_err("clear", &dir, e)),
+        }
     }
 
     /// `DIR/{key}`, refusing keys that would leave DIR (a hostile blob name).
@@ -26,9 +39,15 @@ impl FolderSink {
         let rel = Path::new(key);
         let safe = !key.is_empty()
             && rel.components().all(|c| matches!(c, Component::Normal(_)))
-            && !key.contains('\\');
+            && !key.contains('\\')
+            && !key.starts_with(PARTIAL_DIR);
         if !safe {
-            return Err(StorageError::new(ErrorKind::Other, "restore", key, "key is not a safe relative path"));
+            return Err(StorageError::new(
+                ErrorKind::Other,
+                "restore",
+                key,
+                "key is not a safe relative path",
+            ));
         }
         Ok(self.root.join(rel))
     }
@@ -44,22 +63,36 @@ fn io_err(op: &'static str, path: &Path, e: std::io::Error) -> StorageError {
     StorageError::new(kind, op, path.display().to_string(), e)
 }
 
-/// Writes `data` to a temporary file beside `path`, flushed to disk, and links it in.
-async fn write_new(path: &Path, data: &[u8], replace: bool) -> StorageResult<()> {
+/// Writes `data` to a temporary file under `partial`, flushed to disk, and links it in.
+async fn write_new(partial: &Path, path: &Path, data: &[u8], replace: bool) -> StorageResult<()> {
     let parent = path.parent().unwrap_or(Path::new("."));
-    tokio::fs::create_dir_all(parent).await.map_err(|e| io_err("create folder", parent, e))?;
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let tmp = parent.join(format!(".{name}.tvtmp-{:08x}", rand::random::<u32>()));
+    tokio::fs::create_dir_all(parent)
+        .await
+        .map_err(|e| io_err("create folder", parent, e))?;
+    tokio::fs::create_dir_all(partial)
+        .await
+        .map_err(|e| io_err("create folder", partial, e))?;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = partial.join(format!("{name}.{:016x}", rand::random::<u64>()));
     let result = async {
-        let mut f = tokio::fs::File::create(&tmp).await.map_err(|e| io_err("create", &tmp, e))?;
+        let mut f = tokio::fs::File::create(&tmp)
+            .await
+            .map_err(|e| io_err("create", &tmp, e))?;
         f.write_all(data).await.map_err(|e| io_err("write", &tmp, e))?;
         f.sync_all().await.map_err(|e| io_err("sync", &tmp, e))?;
         drop(f);
         if replace {
-            tokio::fs::rename(&tmp, path).await.map_err(|e| io_err("rename", path, e))
+            tokio::fs::rename(&tmp, path)
+                .await
+                .map_err(|e| io_err("rename", path, e))
         } else {
             // A hard link never replaces an existing file, unlike rename.
-            tokio::fs::hard_link(&tmp, path).await.map_err(|e| io_err("link", path, e))
+            tokio::fs::hard_link(&tmp, path)
+                .await
+                .map_err(|e| io_err("link", path, e))
         }
     }
     .await;
@@ -76,7 +109,10 @@ impl Sink for FolderSink {
     async fn existing(&self, key: &str) -> StorageResult<Option<Existing>> {
         let path = self.path_for(key)?;
         match tokio::fs::metadata(&path).await {
-            Ok(m) => Ok(Some(Existing { size: m.len(), md5: None })),
+            Ok(m) => Ok(Some(Existing {
+                size: m.len(),
+                md5: None,
+            })),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(io_err("stat", &path, e)),
         }
@@ -98,11 +134,12 @@ impl Sink for FolderSink {
 
     async fn put_new(&self, key: &str, data: Bytes, meta: &RestoreMeta) -> StorageResult<()> {
         let path = self.path_for(key)?;
-        write_new(&path, &data, false).await?;
+        let partial = self.root.join(PARTIAL_DIR);
+        write_new(&partial, &path, &data, false).await?;
         if let Some(sidecar) = &meta.sidecar {
             let side = PathBuf::from(format!("{}{SIDECAR_SUFFIX}", path.display()));
             let text = serde_json::to_vec_pretty(sidecar).unwrap_or_default();
-            write_new(&side, &text, true).await?;
+            write_new(&partial, &side, &text, true).await?;
         }
         Ok(())
     }
@@ -120,8 +157,13 @@ mod tests {
             sidecar: Some(serde_json::json!({"signature": "00"})),
             ..Default::default()
         };
-        sink.put_new("a/b/c.json.gz", Bytes::from_static(b"one"), &meta).await.unwrap();
-        let err = sink.put_new("a/b/c.json.gz", Bytes::from_static(b"two"), &meta).await.unwrap_err();
+        sink.put_new("a/b/c.json.gz", Bytes::from_static(b"one"), &meta)
+            .await
+            .unwrap();
+        let err = sink
+            .put_new("a/b/c.json.gz", Bytes::from_static(b"two"), &meta)
+            .await
+            .unwrap_err();
         assert_eq!(err.kind, ErrorKind::AlreadyExists);
         assert_eq!(std::fs::read(dir.path().join("a/b/c.json.gz")).unwrap(), b"one");
         assert!(dir.path().join("a/b/c.json.gz.metadata.json").exists());
@@ -130,14 +172,13 @@ mod tests {
             sink.existing_sha256("a/b/c.json.gz").await.unwrap().unwrap(),
             "7692c3ad3540bb803c020b3aee66cd8887123234ea0c6e7143c0add73ff431ed"
         );
-        for bad in ["../x", "/etc/passwd", "a/../../x", ""] {
+        for bad in ["../x", "/etc/passwd", "a/../../x", "", ".trailvault-partial/x"] {
             assert!(sink.put_new(bad, Bytes::new(), &meta).await.is_err(), "{bad}");
         }
-        let leftovers: Vec<_> = std::fs::read_dir(dir.path().join("a/b"))
-            .unwrap()
-            .flatten()
-            .filter(|e| e.file_name().to_string_lossy().contains("tvtmp"))
-            .collect();
-        assert!(leftovers.is_empty());
+        let leftovers = std::fs::read_dir(dir.path().join(PARTIAL_DIR)).unwrap().count();
+        assert_eq!(leftovers, 0);
+        std::fs::write(dir.path().join(PARTIAL_DIR).join("stale"), b"x").unwrap();
+        sink.clear_partial().await.unwrap();
+        assert!(!dir.path().join(PARTIAL_DIR).exists());
     }
 }

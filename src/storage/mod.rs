@@ -12,6 +12,7 @@ use futures::stream::BoxStream;
 
 pub mod azure_auth;
 pub mod blob;
+pub mod folder;
 pub mod memory;
 pub mod s3;
 
@@ -155,6 +156,48 @@ pub trait BlobStore: Send + Sync {
     async fn acquire_lease(&self, name: &str, seconds: u32) -> StorageResult<String>;
     async fn renew_lease(&self, name: &str, lease_id: &str) -> StorageResult<()>;
     async fn release_lease(&self, name: &str, lease_id: &str) -> StorageResult<()>;
+}
+
+/// How to write a restored file besides its bytes.
+#[derive(Debug, Clone, Default)]
+pub struct RestoreMeta {
+    pub content_type: Option<String>,
+    pub content_encoding: Option<String>,
+    pub content_md5: Option<[u8; 16]>,
+    /// S3 user metadata as CloudTrail wrote it (`signature`, `signature-algorithm`, ...).
+    pub user_metadata: BTreeMap<String, String>,
+    /// Written next to the file by targets that have no metadata (folders).
+    pub sidecar: Option<serde_json::Value>,
+}
+
+/// What a restore target already holds under a key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Existing {
+    pub size: u64,
+    /// An MD5 of the bytes where the target offers one cheaply (a plain S3 ETag).
+    pub md5: Option<[u8; 16]>,
+}
+
+/// Where `restore` writes: a folder or an S3 bucket. Keys are original S3 keys.
+#[async_trait]
+pub trait Sink: Send + Sync {
+    fn describe(&self) -> String;
+    async fn existing(&self, key: &str) -> StorageResult<Option<Existing>>;
+    /// SHA-256 (lowercase hex) of what is at `key`, reading it whole.
+    async fn existing_sha256(&self, key: &str) -> StorageResult<Option<String>>;
+    /// Writes only if nothing is at `key` yet ([`ErrorKind::AlreadyExists`] otherwise).
+    async fn put_new(&self, key: &str, data: Bytes, meta: &RestoreMeta) -> StorageResult<()>;
+}
+
+/// SHA-256 of a byte stream, in lowercase hex.
+pub async fn sha256_of(mut body: ByteStream) -> StorageResult<String> {
+    use futures::StreamExt;
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    while let Some(chunk) = body.next().await {
+        h.update(&chunk?);
+    }
+    Ok(hex::encode(h.finalize()))
 }
 
 /// Reads a whole small blob (state documents) into memory.

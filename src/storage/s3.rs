@@ -191,3 +191,132 @@ impl Source for S3Source {
         })
     }
 }
+
+/// An S3 bucket (and key prefix) as a restore target: create-only puts
+/// (`If-None-Match: *`) with Content-MD5, so S3 checks the bytes it receives.
+pub struct S3Sink {
+    client: aws_sdk_s3::Client,
+    bucket: String,
+    prefix: String,
+}
+
+impl S3Sink {
+    /// `endpoint`: an S3-compatible server, addressed path-style. Region from the
+    /// SDK's chain (AWS_REGION, profile), else us-east-1.
+    pub async fn connect(bucket: &str, prefix: &str, endpoint: Option<&str>) -> Self {
+        let shared = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .timeout_config(
+                aws_config::timeout::TimeoutConfig::builder()
+                    .connect_timeout(Duration::from_secs(10))
+                    .read_timeout(Duration::from_secs(60))
+                    .build(),
+            )
+            .load()
+            .await;
+        let mut conf = aws_sdk_s3::config::Builder::from(&shared);
+        if shared.region().is_none() {
+            conf = conf.region(aws_config::Region::new("us-east-1"));
+        }
+        if let Some(ep) = endpoint {
+            conf = conf.endpoint_url(ep).force_path_style(true);
+        }
+        Self {
+            client: aws_sdk_s3::Client::from_conf(conf.build()),
+            bucket: bucket.to_string(),
+            prefix: prefix.trim_matches('/').to_string(),
+        }
+    }
+
+    fn key(&self, key: &str) -> String {
+        if self.prefix.is_empty() {
+            key.to_string()
+        } else {
+            format!("{}/{key}", self.prefix)
+        }
+    }
+
+    fn target(&self, key: &str) -> String {
+        format!("s3://{}/{}", self.bucket, self.key(key))
+    }
+}
+
+#[async_trait]
+impl Sink for S3Sink {
+    fn describe(&self) -> String {
+        format!("s3://{}/{}", self.bucket, self.prefix)
+    }
+
+    async fn existing(&self, key: &str) -> StorageResult<Option<Existing>> {
+        match self
+            .client
+            .head_object()
+            .bucket(&self.bucket)
+            .key(self.key(key))
+            .send()
+            .await
+        {
+            Ok(h) => {
+                let etag = h.e_tag().map(unquote).unwrap_or_default();
+                let kms = matches!(
+                    h.server_side_encryption(),
+                    Some(ServerSideEncryption::AwsKms) | Some(ServerSideEncryption::AwsKmsDsse)
+                ) || h.sse_customer_algorithm().is_some();
+                let md5 = crate::archive::etag_is_md5(&etag, kms)
+                    .then(|| {
+                        hex::decode(&etag)
+                            .ok()
+                            .and_then(|b| <[u8; 16]>::try_from(b.as_slice()).ok())
+                    })
+                    .flatten();
+                Ok(Some(Existing {
+                    size: h.content_length().unwrap_or_default().max(0) as u64,
+                    md5,
+                }))
+            }
+            Err(SdkError::ServiceError(e)) if e.raw().status().as_u16() == 404 => Ok(None),
+            Err(e) => Err(map_err("head", self.target(key), e)),
+        }
+    }
+
+    async fn existing_sha256(&self, key: &str) -> StorageResult<Option<String>> {
+        let source = S3Source {
+            client: self.client.clone(),
+            bucket: self.bucket.clone(),
+        };
+        match source.get(&self.key(key)).await {
+            Ok(got) => sha256_of(got.body).await.map(Some),
+            Err(e) if e.kind == ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn put_new(&self, key: &str, data: Bytes, meta: &RestoreMeta) -> StorageResult<()> {
+        use base64::Engine;
+        let mut req = self
+            .client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(self.key(key))
+            .if_none_match("*")
+            .set_content_type(meta.content_type.clone())
+            .set_content_encoding(meta.content_encoding.clone())
+            .set_content_md5(
+                meta.content_md5
+                    .map(|m| base64::engine::general_purpose::STANDARD.encode(m)),
+            )
+            .body(aws_sdk_s3::primitives::ByteStream::from(data));
+        for (k, v) in &meta.user_metadata {
+            req = req.metadata(k, v);
+        }
+        match req.send().await {
+            Ok(_) => Ok(()),
+            Err(SdkError::ServiceError(e)) if matches!(e.raw().status().as_u16(), 409 | 412) => Err(StorageError::new(
+                ErrorKind::AlreadyExists,
+                "put",
+                self.target(key),
+                "an object already exists at this key",
+            )),
+            Err(e) => Err(map_err("put", self.target(key), e)),
+        }
+    }
+}
