@@ -64,6 +64,14 @@ pub fn etag_is_md5(etag: &str, encrypted_with_kms_or_customer_key: bool) -> bool
     !encrypted_with_kms_or_customer_key && etag.len() == 32 && etag.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
+/// CloudTrail public keys live beside the logs, so validation needs nothing from AWS.
+pub const PUBLIC_KEYS_PREFIX: &str = "_trailvault/public-keys/";
+
+/// `_trailvault/public-keys/{region}/{fingerprint}.der`
+pub fn public_key_name(region: &str, fingerprint: &str) -> String {
+    format!("{PUBLIC_KEYS_PREFIX}{region}/{fingerprint}.der")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

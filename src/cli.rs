@@ -9,7 +9,9 @@ use serde::Serialize;
 
 use crate::cloudtrail::{parse_time, TimeRange};
 use crate::config::{Config, ConfigError, ProcessEnv};
+use crate::failover::keys::KeyError;
 use crate::failover::restore::{RestoreError, RestoreJob, Selection};
+use crate::failover::verify::{VerifyError, VerifyJob};
 use crate::failover::RunStatus;
 use crate::storage::blob::open_target;
 use crate::storage::folder::FolderSink;
@@ -59,6 +61,42 @@ pub enum Command {
     Sync(SyncArgs),
     /// Bring archived files back, verified, to a folder or an S3 bucket.
     Restore(RestoreArgs),
+    /// Re-read archived blobs and validate CloudTrail digests and chains, offline.
+    Verify(VerifyArgs),
+    /// Archive CloudTrail public keys for offline validation.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+pub struct VerifyArgs {
+    /// Only these sources (repeatable; default: every configured source).
+    #[arg(long = "source", value_name = "NAME")]
+    pub sources: Vec<String>,
+    /// Files from this time on (RFC 3339 or YYYY-MM-DD, UTC; inclusive).
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Files before this time (exclusive); digests up to an hour later are included.
+    #[arg(long)]
+    pub until: Option<String>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Archive public keys from DER (PKCS#1 or SubjectPublicKeyInfo) or PEM files.
+    Import {
+        /// The region whose digests the keys sign.
+        #[arg(long)]
+        region: String,
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -128,13 +166,22 @@ pub enum CliError {
     Storage(#[from] StorageError),
     #[error(transparent)]
     Restore(#[from] RestoreError),
+    #[error(transparent)]
+    Verify(#[from] VerifyError),
+    #[error(transparent)]
+    Keys(#[from] KeyError),
 }
 
 impl CliError {
     pub fn exit_code(&self) -> u8 {
         match self {
             CliError::Config(_) | CliError::Usage(_) => EXIT_USAGE,
-            CliError::Sync(_) | CliError::Storage(_) | CliError::Restore(_) => EXIT_FAILED,
+            CliError::Keys(KeyError::BadKey { .. }) => EXIT_USAGE,
+            CliError::Sync(_)
+            | CliError::Storage(_)
+            | CliError::Restore(_)
+            | CliError::Verify(_)
+            | CliError::Keys(_) => EXIT_FAILED,
         }
     }
 }
@@ -148,6 +195,10 @@ pub async fn run(cli: Cli) -> u8 {
         } => *json,
         Command::Sync(a) => a.json,
         Command::Restore(a) => a.json,
+        Command::Verify(a) => a.json,
+        Command::Keys {
+            command: KeysCommand::Import { json, .. },
+        } => *json,
     };
     let result = match &cli.command {
         Command::Config {
@@ -155,6 +206,10 @@ pub async fn run(cli: Cli) -> u8 {
         } => config_check(&cli, *json),
         Command::Sync(args) => sync(&cli, args).await,
         Command::Restore(args) => restore(&cli, args).await,
+        Command::Verify(args) => verify(&cli, args).await,
+        Command::Keys {
+            command: KeysCommand::Import { region, files, json },
+        } => keys_import(&cli, region, files, *json).await,
     };
     match result {
         Ok(code) => code,
@@ -274,26 +329,120 @@ async fn sync(cli: &Cli, args: &SyncArgs) -> Result<u8, CliError> {
     })
 }
 
-async fn restore(cli: &Cli, args: &RestoreArgs) -> Result<u8, CliError> {
-    let config = load_config(cli)?;
-    let target = config.require_target("restore")?;
-    let sources: Vec<String> = if args.sources.is_empty() {
+/// The archived sources a reading command works on: those named, else every configured one.
+fn archived_sources(config: &Config, named: &[String], command: &str) -> Result<Vec<String>, CliError> {
+    let sources: Vec<String> = if named.is_empty() {
         config.sources.iter().map(|s| s.name.clone()).collect()
     } else {
-        args.sources.clone()
+        named.to_vec()
     };
     if sources.is_empty() {
-        return Err(CliError::Usage(
-            "restore: name the archived source with --source NAME".into(),
-        ));
+        return Err(CliError::Usage(format!(
+            "{command}: name the archived source with --source NAME"
+        )));
     }
+    Ok(sources)
+}
+
+fn time_range(since: &Option<String>, until: &Option<String>) -> Result<TimeRange, CliError> {
     let time = |flag: &str, v: &Option<String>| {
         v.as_deref()
             .map(parse_time)
             .transpose()
             .map_err(|e| CliError::Usage(format!("--{flag}: {e}")))
     };
-    let range = TimeRange::new(time("since", &args.since)?, time("until", &args.until)?).map_err(CliError::Usage)?;
+    TimeRange::new(time("since", since)?, time("until", until)?).map_err(CliError::Usage)
+}
+
+async fn keys_import(cli: &Cli, region: &str, files: &[PathBuf], json: bool) -> Result<u8, CliError> {
+    let config = load_config(cli)?;
+    let target = config.require_target("keys import")?;
+    if region.is_empty()
+        || !region
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    {
+        return Err(CliError::Usage(format!(
+            "--region {region:?} is not an AWS region name"
+        )));
+    }
+    let keys: Vec<(String, Vec<u8>)> = files
+        .iter()
+        .map(|f| Ok((f.display().to_string(), crate::failover::keys::read_key_file(f)?)))
+        .collect::<Result<_, KeyError>>()?;
+    let (archive, _) = open_target(target).map_err(|e| CliError::Usage(e.to_string()))?;
+    archive.ensure_container().await?;
+    let mut imported = Vec::new();
+    for (file, der) in keys {
+        imported.push(crate::failover::keys::import(archive.as_ref(), region, &file, der).await?);
+    }
+    if json {
+        print_json(&serde_json::json!({ "imported": imported }));
+    } else {
+        for k in &imported {
+            println!(
+                "{}: {} key {} ({:?}) -> {}",
+                k.file,
+                k.region,
+                k.fingerprint,
+                k.encoding,
+                if k.new { k.blob.as_str() } else { "already archived" }
+            );
+        }
+    }
+    Ok(EXIT_OK)
+}
+
+async fn verify(cli: &Cli, args: &VerifyArgs) -> Result<u8, CliError> {
+    let config = load_config(cli)?;
+    let target = config.require_target("verify")?;
+    let sources = archived_sources(&config, &args.sources, "verify")?;
+    let range = time_range(&args.since, &args.until)?;
+    let (archive, state) = open_target(target).map_err(|e| CliError::Usage(e.to_string()))?;
+    let job = VerifyJob {
+        archive,
+        state: Some(state),
+        selection: Selection {
+            sources,
+            range,
+            digests: true,
+            ..Default::default()
+        },
+        concurrency: config.sync.concurrency,
+    };
+    let report = job.run().await?;
+    if args.json {
+        print_json(&report);
+    } else {
+        println!(
+            "verify {}: {} ({} blobs, {} digests, {} logs checked; {} chain starts; {} logs awaiting their digest; {:.1} MB/s)",
+            report.run_id,
+            if report.ok { "OK" } else { "PROBLEMS FOUND" },
+            report.checked.blobs,
+            report.checked.digests,
+            report.checked.logs,
+            report.chain_starts,
+            report.logs_awaiting_digest,
+            report.bytes_per_second / 1e6
+        );
+        for p in &report.problems {
+            println!(
+                "  {:?} {} {}: {}",
+                p.kind,
+                p.time.as_deref().unwrap_or("-"),
+                p.key,
+                p.detail
+            );
+        }
+    }
+    Ok(if report.ok { EXIT_OK } else { EXIT_CHECK_FAILED })
+}
+
+async fn restore(cli: &Cli, args: &RestoreArgs) -> Result<u8, CliError> {
+    let config = load_config(cli)?;
+    let target = config.require_target("restore")?;
+    let sources = archived_sources(&config, &args.sources, "restore")?;
+    let range = time_range(&args.since, &args.until)?;
     for a in &args.accounts {
         if a.len() != 12 || !a.bytes().all(|b| b.is_ascii_digit()) {
             return Err(CliError::Usage(format!(

@@ -89,6 +89,11 @@ async fn full_copy_is_byte_identical_and_a_second_run_downloads_nothing() {
     );
     assert!(names.contains(&"health/main.json"), "{names:?}");
 
+    // Every account-region reported; digests in the sample follow each day's last log.
+    let accounts = src["accounts"].as_array().unwrap();
+    assert_eq!(accounts.len(), 6, "{doc}");
+    assert!(accounts.iter().all(|a| a["files_not_covered_by_digest"] == 0), "{doc}");
+
     let gets_before = proxy.get_objects();
     let again = w.sync(&config).await;
     assert_eq!(again.code, 0, "{again:?}");
@@ -127,6 +132,10 @@ async fn late_files_are_picked_up_deletions_stay_archived_changes_are_conflicts(
     let late_t = files.iter().map(|f| f.time).max().unwrap() - chrono::Duration::hours(20);
     let late_key = trail.log_key("444455556666", "eu-west-1", late_t, "LATEDELIVERY0001");
     w.put(&late_key, gzip(b"{\"Records\":[]}"), &BTreeMap::new()).await;
+    // A log delivered after the newest digest: archived, and reported as not yet covered.
+    let fresh_t = files.iter().map(|f| f.time).max().unwrap() + chrono::Duration::hours(1);
+    let fresh_key = trail.log_key("111122223333", "us-east-1", fresh_t, "FRESHDELIVERY001");
+    w.put(&fresh_key, gzip(b"{\"Records\":[]}"), &BTreeMap::new()).await;
     // A file deleted in S3.
     let deleted = &files[0];
     w.delete(&deleted.key).await;
@@ -146,8 +155,26 @@ async fn late_files_are_picked_up_deletions_stay_archived_changes_are_conflicts(
     assert_eq!(run.code, 1, "a conflict exits 1: {run:?}");
     let doc = run.json();
     let src = &doc["sources"][0];
-    assert_eq!(src["files_copied"], 1, "{doc}");
+    assert_eq!(src["files_copied"], 2, "{doc}");
     assert_eq!(src["conflicts"], serde_json::json!([changed.key]), "{doc}");
+    let uncovered: Vec<(String, String, u64)> = src["accounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["files_not_covered_by_digest"].as_u64().unwrap() > 0)
+        .map(|a| {
+            (
+                a["account"].as_str().unwrap().into(),
+                a["region"].as_str().unwrap().into(),
+                a["files_not_covered_by_digest"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        uncovered,
+        [("111122223333".to_string(), "us-east-1".to_string(), 1)],
+        "{doc}"
+    );
     assert_eq!(src["files_failed"], 0);
     assert!(w.archived().await.contains(&format!("{SOURCE}/{late_key}")));
     assert_eq!(
@@ -878,4 +905,300 @@ async fn kill_9_mid_restore_then_rerun_finishes() {
         .filter(|f| f.starts_with(".trailvault-partial"))
         .count();
     assert_eq!(leftovers, 0, "temporary files left behind");
+}
+
+// ---------------------------------------------------------------- verify
+
+/// A world with a signed trail (2 accounts x 2 regions x 2 days, empty-hour digests),
+/// synced, its public key archived with `keys import`, and S3 stopped.
+async fn verified_world(
+    bucket: &str,
+) -> Option<(
+    World,
+    Vec<support::ctgen::GenFile>,
+    std::path::PathBuf,
+    rsa::RsaPrivateKey,
+)> {
+    let mut w = World::new(bucket).await?;
+    let key = support::ctgen::test_key(42);
+    let mut trail = sample_trail(&w.bucket);
+    trail.logs_per_day = 5;
+    trail.signer = Some(std::sync::Arc::new(key.clone()));
+    let files = trail.generate();
+    w.seed(&files).await;
+    let config = w.config(w.moto.port, "", "");
+    assert_eq!(w.sync(&config).await.code, 0);
+    let (der, fp) = support::ctgen::public_der(&key);
+    let key_file = w.dir.path().join("cloudtrail-us-east-1.der");
+    std::fs::write(&key_file, &der).unwrap();
+    for region in ["us-east-1", "eu-west-1"] {
+        let run = w
+            .run(
+                &config,
+                &[
+                    "keys",
+                    "import",
+                    "--region",
+                    region,
+                    key_file.to_str().unwrap(),
+                    "--json",
+                ],
+            )
+            .await;
+        assert_eq!(run.code, 0, "{run:?}");
+        assert_eq!(run.json()["imported"][0]["fingerprint"], fp);
+    }
+    w.moto.stop(); // validation needs nothing from AWS
+    Some((w, files, config, key))
+}
+
+async fn verify_json(w: &World, config: &std::path::PathBuf) -> (i32, serde_json::Value) {
+    let run = w.run(config, &["verify", "--json"]).await;
+    (run.code, run.json())
+}
+
+fn kinds_for(doc: &serde_json::Value, key: &str) -> Vec<String> {
+    doc["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["key"] == key)
+        .map(|p| p["kind"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// Replaces a blob's bytes (and optionally its metadata) in Azurite, as an attacker with
+/// write access to the storage account could; returns what was there to put back.
+async fn tamper(
+    w: &World,
+    key: &str,
+    bytes: Vec<u8>,
+    edit: impl FnOnce(&mut BTreeMap<String, String>),
+) -> (Vec<u8>, BTreeMap<String, String>) {
+    let name = format!("{SOURCE}/{key}");
+    let (old, info) = trailvault::storage::read_all(w.archive.as_ref(), &name)
+        .await
+        .unwrap()
+        .unwrap();
+    let mut meta = info.metadata.clone();
+    edit(&mut meta);
+    w.archive
+        .put(
+            &name,
+            bytes.into(),
+            trailvault::storage::PutOptions {
+                metadata: meta,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    (old.to_vec(), info.metadata)
+}
+
+async fn untamper(w: &World, key: &str, old: (Vec<u8>, BTreeMap<String, String>)) {
+    w.archive
+        .put(
+            &format!("{SOURCE}/{key}"),
+            old.0.into(),
+            trailvault::storage::PutOptions {
+                metadata: old.1,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+}
+
+fn sha_hex(b: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(b))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_proves_a_clean_archive_and_names_every_kind_of_tampering() {
+    let Some((w, files, config, key)) = verified_world("verify-bucket").await else {
+        return;
+    };
+    let (code, doc) = verify_json(&w, &config).await;
+    assert_eq!(code, 0, "{doc}");
+    assert_eq!(doc["ok"], true);
+    let digests: Vec<_> = files.iter().filter(|f| f.key.contains("CloudTrail-Digest")).collect();
+    let logs: Vec<_> = files.iter().filter(|f| f.key.contains("/CloudTrail/")).collect();
+    assert_eq!(doc["checked"]["digests"], digests.len() as u64);
+    assert_eq!(doc["checked"]["logs"], logs.len() as u64);
+    assert_eq!(doc["checked"]["blobs"], files.len() as u64);
+    assert_eq!(doc["chain_starts"], 4, "one chain per account-region: {doc}");
+    let record = w.state.list("runs/").await.unwrap();
+    assert!(!record.is_empty());
+
+    // A digest in the middle of a chain (it has a successor) and a log it lists.
+    let mut by_stream: BTreeMap<String, Vec<&support::ctgen::GenFile>> = BTreeMap::new();
+    for d in &digests {
+        by_stream
+            .entry(d.key.rsplitn(5, '/').last().unwrap().to_string())
+            .or_default()
+            .push(d);
+    }
+    let chain = by_stream.values().next().unwrap();
+    let middle = chain[1];
+    let middle_json: serde_json::Value = serde_json::from_slice(
+        &trailvault::cloudtrail::digest::gunzip_first_member(&middle.body)
+            .unwrap()
+            .0,
+    )
+    .unwrap();
+    let listed_log = middle_json["logFiles"][0]["s3Object"].as_str().unwrap().to_string();
+    let log = files.iter().find(|f| f.key == listed_log).unwrap();
+
+    // tampered_log: new content, metadata rewritten to match, so only the digest can tell.
+    let forged = gzip(b"{\"Records\":[{\"eventName\":\"NothingToSeeHere\"}]}");
+    let sha = sha_hex(&forged);
+    let old = tamper(&w, &log.key, forged, |m| {
+        m.insert("sha256".into(), sha);
+    })
+    .await;
+    let (code, doc) = verify_json(&w, &config).await;
+    assert_eq!(code, 3);
+    assert_eq!(kinds_for(&doc, &log.key), ["tampered_log"], "{doc}");
+    untamper(&w, &log.key, old).await;
+
+    // metadata_mismatch: a flipped byte, metadata untouched.
+    let mut flipped = log.body.clone();
+    flipped[15] ^= 0x40;
+    let old = tamper(&w, &log.key, flipped, |_| {}).await;
+    let (_, doc) = verify_json(&w, &config).await;
+    assert!(
+        kinds_for(&doc, &log.key).contains(&"metadata_mismatch".to_string()),
+        "{doc}"
+    );
+    untamper(&w, &log.key, old).await;
+
+    // trailing_data: a second gzip member appended (the first member still hashes right).
+    let mut appended = log.body.clone();
+    appended.extend(gzip(b"{\"Records\":[{\"eventName\":\"Smuggled\"}]}"));
+    let sha = sha_hex(&appended);
+    let old = tamper(&w, &log.key, appended, |m| {
+        m.insert("sha256".into(), sha);
+    })
+    .await;
+    let (_, doc) = verify_json(&w, &config).await;
+    assert_eq!(kinds_for(&doc, &log.key), ["trailing_data"], "{doc}");
+    untamper(&w, &log.key, old).await;
+
+    // missing_log: a listed log deleted from the archive (Azurite has no WORM).
+    let name = format!("{SOURCE}/{}", log.key);
+    let (bytes, info) = trailvault::storage::read_all(w.archive.as_ref(), &name)
+        .await
+        .unwrap()
+        .unwrap();
+    delete_blob(&w, &name).await;
+    let (_, doc) = verify_json(&w, &config).await;
+    assert_eq!(kinds_for(&doc, &log.key), ["missing_log"], "{doc}");
+    untamper(&w, &log.key, (bytes.to_vec(), info.metadata)).await;
+
+    // missing_digest: a digest with a successor deleted.
+    let name = format!("{SOURCE}/{}", middle.key);
+    let (bytes, info) = trailvault::storage::read_all(w.archive.as_ref(), &name)
+        .await
+        .unwrap()
+        .unwrap();
+    delete_blob(&w, &name).await;
+    let (_, doc) = verify_json(&w, &config).await;
+    assert!(
+        kinds_for(&doc, &middle.key).contains(&"missing_digest".to_string()),
+        "{doc}"
+    );
+    untamper(&w, &middle.key, (bytes.to_vec(), info.metadata)).await;
+
+    // bad_signature: the digest's content changed (metadata hash updated), signature not.
+    let mut edited = middle_json.clone();
+    edited["logFiles"][0]["hashValue"] = serde_json::json!("00".repeat(32));
+    let forged = gzip(&serde_json::to_vec(&edited).unwrap());
+    let sha = sha_hex(&forged);
+    let old = tamper(&w, &middle.key, forged, |m| {
+        m.insert("sha256".into(), sha);
+    })
+    .await;
+    let (_, doc) = verify_json(&w, &config).await;
+    assert!(
+        kinds_for(&doc, &middle.key).contains(&"bad_signature".to_string()),
+        "{doc}"
+    );
+    // Its successor's previousDigestHashValue no longer matches: the chain is broken there too.
+    assert!(
+        kinds_for(&doc, &chain[2].key).contains(&"broken_chain".to_string()),
+        "{doc}"
+    );
+    untamper(&w, &middle.key, old).await;
+
+    // broken_chain: a correctly signed digest whose previous signature is not its predecessor's.
+    let mut relinked = middle_json.clone();
+    relinked["previousDigestSignature"] = serde_json::json!("ab".repeat(256));
+    let json = serde_json::to_vec(&relinked).unwrap();
+    let signature = support::ctgen::sign_digest(&key, &json);
+    let forged = gzip(&json);
+    let sha = sha_hex(&forged);
+    let old = tamper(&w, &middle.key, forged, |m| {
+        m.insert("sha256".into(), sha);
+        m.insert("ct_signature".into(), signature);
+    })
+    .await;
+    let (_, doc) = verify_json(&w, &config).await;
+    assert!(
+        kinds_for(&doc, &middle.key).contains(&"broken_chain".to_string()),
+        "{doc}"
+    );
+    assert!(
+        !kinds_for(&doc, &middle.key).contains(&"bad_signature".to_string()),
+        "{doc}"
+    );
+    untamper(&w, &middle.key, old).await;
+
+    // unknown_key: signed by a key nobody archived.
+    let stranger = support::ctgen::test_key(7);
+    let mut resigned = middle_json.clone();
+    resigned["digestPublicKeyFingerprint"] = serde_json::json!(support::ctgen::public_der(&stranger).1);
+    let json = serde_json::to_vec(&resigned).unwrap();
+    let signature = support::ctgen::sign_digest(&stranger, &json);
+    let forged = gzip(&json);
+    let sha = sha_hex(&forged);
+    let old = tamper(&w, &middle.key, forged, |m| {
+        m.insert("sha256".into(), sha);
+        m.insert("ct_signature".into(), signature);
+    })
+    .await;
+    let (_, doc) = verify_json(&w, &config).await;
+    assert!(
+        kinds_for(&doc, &middle.key).contains(&"unknown_key".to_string()),
+        "{doc}"
+    );
+    untamper(&w, &middle.key, old).await;
+
+    // malformed: not a digest at all.
+    let forged = b"not gzip".to_vec();
+    let sha = sha_hex(&forged);
+    let old = tamper(&w, &middle.key, forged, |m| {
+        m.insert("sha256".into(), sha);
+    })
+    .await;
+    let (_, doc) = verify_json(&w, &config).await;
+    assert!(kinds_for(&doc, &middle.key).contains(&"malformed".to_string()), "{doc}");
+    untamper(&w, &middle.key, old).await;
+
+    // Every change undone: clean again.
+    let (code, doc) = verify_json(&w, &config).await;
+    assert_eq!(code, 0, "{doc}");
+}
+
+async fn delete_blob(w: &World, name: &str) {
+    use azure_storage_blob::{BlobContainerClient, BlobContainerClientOptions};
+    use trailvault::storage::azure_auth::{client_auth, ClientAuth};
+    let mut options = BlobContainerClientOptions::default();
+    if let ClientAuth::Policy(p) = client_auth(&support::shared_key()).unwrap() {
+        options.client_options.per_try_policies.push(p);
+    }
+    let url = url::Url::parse(&format!("{}/{}", w.blob_url(), support::ARCHIVE)).unwrap();
+    let container = BlobContainerClient::new(url, None, Some(options)).unwrap();
+    container.blob_client(name).delete(None).await.unwrap();
 }

@@ -1,5 +1,6 @@
 //! Pure knowledge of CloudTrail's S3 layout: no I/O, no async.
 
+pub mod digest;
 pub mod key;
 pub mod range;
 

@@ -2,8 +2,11 @@
 //! Restore, status and Log Analytics reporting build on these.
 
 pub mod health;
+pub mod keys;
 pub mod record;
 pub mod restore;
+pub mod select;
+pub mod verify;
 
 pub use health::SourceHealth;
 pub use record::{new_run_id, write_run_records, Record, RecordType, RunStatus};

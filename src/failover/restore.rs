@@ -3,7 +3,7 @@
 //! day), then copy with bounded concurrency; every file is verified against its
 //! archived SHA-256 before it is written, and nothing is ever overwritten.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
@@ -17,44 +17,18 @@ use tokio::sync::Semaphore;
 use crate::archive::{
     META_SHA256, META_SOURCE_BUCKET, META_SOURCE_CONTENT_ENCODING, META_SOURCE_KEY, SIGNATURE_METADATA,
 };
-use crate::cloudtrail::{CtKey, FileKind, TimeRange};
+use crate::cloudtrail::FileKind;
 use crate::failover::record::{Record, RecordType};
+pub use crate::failover::select::Selection;
+use crate::failover::select::{select, Selected};
 use crate::failover::{new_run_id, write_run_records, RunStatus};
 use crate::progress::Progress;
-use crate::storage::{read_all, BlobInfo, BlobStore, ErrorKind, RestoreMeta, Sink, StorageError};
-use crate::sync::watermark::WatermarkDoc;
-
-#[derive(Debug, Clone, Default)]
-pub struct Selection {
-    pub sources: Vec<String>,
-    pub accounts: BTreeSet<String>,
-    pub regions: BTreeSet<String>,
-    pub range: TimeRange,
-    pub digests: bool,
-}
-
-impl Selection {
-    fn wants(&self, key: &CtKey) -> bool {
-        (self.accounts.is_empty() || self.accounts.contains(&key.stream.account))
-            && (self.regions.is_empty() || self.regions.contains(&key.stream.region))
-            && (self.digests || key.stream.kind != FileKind::Digest)
-            && self.range.contains(key)
-    }
-}
+use crate::storage::{BlobStore, ErrorKind, RestoreMeta, Sink, StorageError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RestoreError {
     #[error("cannot list the archive: {0}")]
     Archive(#[source] StorageError),
-}
-
-/// One archived file chosen for restore.
-#[derive(Debug, Clone)]
-struct Planned {
-    source: String,
-    key: String,
-    blob: BlobInfo,
-    ct: CtKey,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -134,7 +108,9 @@ impl RestoreJob {
         let started_at = Utc::now();
         let clock = std::time::Instant::now();
         let run_id = new_run_id(started_at);
-        let planned = self.plan().await?;
+        let planned = select(self.archive.as_ref(), self.state.as_deref(), &self.selection)
+            .await
+            .map_err(RestoreError::Archive)?;
         let mut rows: BTreeMap<(String, String, String, NaiveDate), (u64, u64)> = BTreeMap::new();
         for p in &planned {
             let e = rows
@@ -187,7 +163,7 @@ impl RestoreJob {
             self.progress.begin(report.planned_files, report.planned_bytes);
             let budget = Semaphore::new(self.in_flight_bytes.min(Semaphore::MAX_PERMITS as u64) as usize);
             let budget = &budget;
-            let results: Vec<(Planned, Result<Outcome, StorageError>)> = futures::stream::iter(planned)
+            let results: Vec<(Selected, Result<Outcome, StorageError>)> = futures::stream::iter(planned)
                 .map(|p| async move {
                     let r = self.restore_one(&p, budget).await;
                     self.progress.advance(1, p.blob.size);
@@ -230,76 +206,7 @@ impl RestoreJob {
         Ok(report)
     }
 
-    /// Archived files matching the selection, in key order.
-    async fn plan(&self) -> Result<Vec<Planned>, RestoreError> {
-        let mut out = Vec::new();
-        for source in &self.selection.sources {
-            let mut seen = BTreeSet::new();
-            for prefix in self.prefixes(source).await {
-                let blobs = self.archive.list(&prefix).await.map_err(RestoreError::Archive)?;
-                for blob in blobs {
-                    let Some(key) = blob.name.strip_prefix(&format!("{source}/")).map(str::to_string) else {
-                        continue;
-                    };
-                    let Ok(ct) = CtKey::parse_any(&key) else { continue };
-                    if self.selection.wants(&ct) && seen.insert(key.clone()) {
-                        out.push(Planned {
-                            source: source.clone(),
-                            key,
-                            blob,
-                            ct,
-                        });
-                    }
-                }
-            }
-        }
-        out.sort_by(|a, b| (&a.source, &a.key).cmp(&(&b.source, &b.key)));
-        Ok(out)
-    }
-
-    /// Archive prefixes to list: each known stream (from the sync watermarks) narrowed
-    /// to the selected accounts, regions and days; the whole source when the state
-    /// container has nothing to say.
-    async fn prefixes(&self, source: &str) -> Vec<String> {
-        let whole = vec![format!("{source}/")];
-        let Some(state) = &self.state else { return whole };
-        let docs = match state.list(&format!("watermarks/{source}/")).await {
-            Ok(d) if !d.is_empty() => d,
-            _ => return whole,
-        };
-        let mut streams = BTreeSet::new();
-        for d in docs {
-            let Ok(Some((bytes, _))) = read_all(state.as_ref(), &d.name).await else {
-                return whole;
-            };
-            let Ok(doc) = serde_json::from_slice::<WatermarkDoc>(&bytes) else {
-                return whole;
-            };
-            streams.extend(doc.streams.into_keys());
-        }
-        let mut out = Vec::new();
-        for stream in streams {
-            let Some((account, kind, region)) = stream_parts(&stream) else {
-                return whole;
-            };
-            if !self.selection.accounts.is_empty() && !self.selection.accounts.contains(&account)
-                || !self.selection.regions.is_empty() && !self.selection.regions.contains(&region)
-                || !self.selection.digests && kind == "CloudTrail-Digest"
-            {
-                continue;
-            }
-            match self.selection.range.days() {
-                Some(days) => out.extend(
-                    days.iter()
-                        .map(|d| format!("{source}/{stream}{}/", d.format("%Y/%m/%d"))),
-                ),
-                None => out.push(format!("{source}/{stream}")),
-            }
-        }
-        out
-    }
-
-    async fn restore_one(&self, p: &Planned, budget: &Semaphore) -> Result<Outcome, StorageError> {
+    async fn restore_one(&self, p: &Selected, budget: &Semaphore) -> Result<Outcome, StorageError> {
         let want_sha = p.blob.metadata.get(META_SHA256).map(|s| s.to_ascii_lowercase());
         // Resume: what is already there and identical is skipped without downloading.
         if let Some(existing) = self.sink.existing(&p.key).await? {
@@ -399,28 +306,8 @@ impl RestoreJob {
     }
 }
 
-/// (account, kind folder, region) of a stream prefix `[p/]AWSLogs/[o-org/]acct/Kind/region/`.
-fn stream_parts(stream: &str) -> Option<(String, String, String)> {
-    let at = if stream.starts_with("AWSLogs/") {
-        0
-    } else {
-        stream.find("/AWSLogs/")? + 1
-    };
-    let parts: Vec<&str> = stream[at + "AWSLogs/".len()..].split('/').collect();
-    let parts = if parts.first()?.starts_with("o-") {
-        &parts[1..]
-    } else {
-        &parts[..]
-    };
-    Some((
-        parts.first()?.to_string(),
-        parts.get(1)?.to_string(),
-        parts.get(2)?.to_string(),
-    ))
-}
-
 /// Content type and encoding as S3 had them; digest signatures back under CloudTrail's names.
-fn restore_meta(p: &Planned, sha: &str, md5: [u8; 16]) -> RestoreMeta {
+fn restore_meta(p: &Selected, sha: &str, md5: [u8; 16]) -> RestoreMeta {
     let m = &p.blob.metadata;
     let user_metadata: BTreeMap<String, String> = SIGNATURE_METADATA
         .iter()

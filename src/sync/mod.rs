@@ -20,7 +20,7 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use crate::archive::blob_name;
-use crate::cloudtrail::StreamPrefix;
+use crate::cloudtrail::{FileKind, StreamPrefix};
 use crate::config::SyncSettings;
 use crate::failover::record::{rfc3339, Record, RecordType};
 use crate::failover::{new_run_id, write_run_records, RunStatus, SourceHealth};
@@ -223,6 +223,9 @@ impl SourceRun<'_> {
         }
         report.conflicts.sort();
         report
+            .accounts
+            .sort_by(|a, b| (&a.account, &a.region).cmp(&(&b.account, &b.region)));
+        report
     }
 
     async fn partition(&self, account: &str, region: &str, streams: &[StreamPrefix]) -> PartitionOutcome {
@@ -244,15 +247,39 @@ impl SourceRun<'_> {
             }
         };
         let mut changed = false;
+        let (mut logs, mut digests) = (Vec::new(), Vec::new());
         for stream in streams {
             let key_prefix = stream.key_prefix();
             let old = doc.streams.get(&key_prefix).cloned();
-            if let Some(next) = self.stream(stream, old.as_ref(), r).await {
+            let (next, settled) = self.stream(stream, old.as_ref(), r).await;
+            match stream.kind {
+                FileKind::Log => logs.extend(settled),
+                FileKind::Digest => digests.extend(settled),
+                FileKind::Insight => {}
+            }
+            if let Some(next) = next {
                 if old.as_ref().map(|o| (o.time, &o.key)) != Some((next.time, &next.key)) {
                     doc.streams.insert(key_prefix, next);
                     changed = true;
                 }
             }
+        }
+        let coverage = watermark::coverage(doc.coverage.as_ref(), &logs, &digests);
+        r.accounts.push(report::AccountReport {
+            account: account.to_string(),
+            region: region.to_string(),
+            newest_file_time: logs
+                .iter()
+                .chain(&digests)
+                .filter(|s| s.done)
+                .filter_map(|s| s.time)
+                .max(),
+            newest_digest_time: coverage.newest_digest_time,
+            files_not_covered_by_digest: coverage.logs_not_covered_by_digest,
+        });
+        if doc.coverage.as_ref() != Some(&coverage) {
+            doc.coverage = Some(coverage);
+            changed = true;
         }
         if changed && !self.job.dry_run {
             if self.lost.is_cancelled() {
@@ -268,13 +295,14 @@ impl SourceRun<'_> {
         out
     }
 
-    /// Plans and copies one stream; returns its next mark (None: leave it as it was).
+    /// Plans and copies one stream; returns its next mark (None: leave it as it was) and
+    /// the fate of every listed file.
     async fn stream(
         &self,
         stream: &StreamPrefix,
         old: Option<&StreamMark>,
         r: &mut SourceReport,
-    ) -> Option<StreamMark> {
+    ) -> (Option<StreamMark>, Vec<Settled>) {
         let src = self.handle.source.as_ref();
         let archive = self.job.archive.as_ref();
         let plan =
@@ -283,7 +311,7 @@ impl SourceRun<'_> {
                 Err(e) => {
                     r.errors.push(format!("listing {}: {e}", stream.key_prefix()));
                     r.complete = false;
-                    return None;
+                    return (None, Vec::new());
                 }
             };
         let mut settled: Vec<Settled> = plan
@@ -302,7 +330,7 @@ impl SourceRun<'_> {
         if self.job.dry_run {
             r.files_planned += plan.to_copy.len() as u64;
             r.bytes_planned += plan.bytes_to_copy();
-            return None;
+            return (None, settled);
         }
 
         let copier = Copier {
@@ -377,12 +405,13 @@ impl SourceRun<'_> {
                 done,
             });
         }
-        watermark::next_mark(old, &settled).map(|(time, key)| StreamMark {
+        let next = watermark::next_mark(old, &settled).map(|(time, key)| StreamMark {
             time,
             key,
             updated_at: Utc::now(),
             run_id: self.run_id.to_string(),
-        })
+        });
+        (next, settled)
     }
 
     async fn record_conflict(&self, object: &crate::storage::SourceObject, archived: &str, source: &str) {
@@ -427,6 +456,7 @@ fn merge(into: &mut SourceReport, part: SourceReport) {
     into.failures.extend(part.failures.into_iter().take(room));
     into.newest_file_time = into.newest_file_time.max(part.newest_file_time);
     into.complete &= part.complete;
+    into.accounts.extend(part.accounts);
 }
 
 /// One `SyncRun` record per source.
@@ -466,6 +496,7 @@ pub fn sync_records(report: &SyncReport) -> Vec<Record> {
                 "conflicts": s.conflicts,
                 "streams": s.streams,
                 "complete": s.complete,
+                "accounts": s.accounts,
                 "errors": s.errors,
             }),
         })

@@ -36,6 +36,18 @@ pub struct SourceReport {
     pub backup_gap_seconds: Option<i64>,
     /// Every listed file was archived and verified (conflicts allowed: the archived copy is the evidence).
     pub complete: bool,
+    /// Per account-region, what the lookback window shows.
+    pub accounts: Vec<AccountReport>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct AccountReport {
+    pub account: String,
+    pub region: String,
+    pub newest_file_time: Option<DateTime<Utc>>,
+    pub newest_digest_time: Option<DateTime<Utc>>,
+    /// Archived log files no digest can vouch for yet: delivered after the newest digest.
+    pub files_not_covered_by_digest: u64,
 }
 
 #[derive(Debug, Clone, Serialize)]

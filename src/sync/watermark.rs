@@ -15,6 +15,35 @@ use crate::storage::{read_all, BlobStore, Condition, PutOptions, StorageResult};
 pub struct WatermarkDoc {
     /// Keyed by the stream's S3 key prefix (`[p/]AWSLogs/[org/]acct/Kind/region/`).
     pub streams: BTreeMap<String, StreamMark>,
+    /// Digest coverage of the account-region's archived logs, as of the last run.
+    #[serde(default)]
+    pub coverage: Option<Coverage>,
+}
+
+/// Whether digests already vouch for the archived logs: a log delivered after the
+/// newest archived digest is not listed by any digest yet.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Coverage {
+    pub newest_digest_time: Option<DateTime<Utc>>,
+    pub logs_not_covered_by_digest: u64,
+}
+
+/// Coverage from this run's listings (the lookback window); an older newest digest is kept.
+pub fn coverage(old: Option<&Coverage>, logs: &[Settled], digests: &[Settled]) -> Coverage {
+    let listed = digests.iter().filter(|d| d.done).filter_map(|d| d.time).max();
+    let newest_digest_time = listed.max(old.and_then(|o| o.newest_digest_time));
+    let logs_not_covered_by_digest = logs
+        .iter()
+        .filter(|l| l.done)
+        .filter(|l| match (l.time, newest_digest_time) {
+            (Some(t), Some(d)) => t > d,
+            _ => true,
+        })
+        .count() as u64;
+    Coverage {
+        newest_digest_time,
+        logs_not_covered_by_digest,
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -156,6 +185,21 @@ mod tests {
         let settled = [s("late", "2026-01-02T00:00:00Z", false)];
         let (time, _) = next_mark(Some(&old), &settled).unwrap();
         assert!(time < t("2026-01-02T00:00:00Z"));
+    }
+
+    #[test]
+    fn logs_after_the_newest_digest_are_not_covered() {
+        let logs = [
+            s("l1", "2026-01-01T00:30:00Z", true),
+            s("l2", "2026-01-01T01:30:00Z", true),
+            s("l3", "2026-01-01T01:40:00Z", false),
+        ];
+        let digests = [s("d1", "2026-01-01T01:00:10Z", true)];
+        let c = coverage(None, &logs, &digests);
+        assert_eq!(c.logs_not_covered_by_digest, 1);
+        assert_eq!(coverage(None, &logs, &[]).logs_not_covered_by_digest, 2);
+        let kept = coverage(Some(&c), &logs, &[]);
+        assert_eq!(kept.newest_digest_time, c.newest_digest_time);
     }
 
     #[test]

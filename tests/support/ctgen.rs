@@ -24,7 +24,40 @@ pub struct Trail {
     pub days: Vec<NaiveDate>,
     /// Log files per (account, region, day), spread over the first hours of the day.
     pub logs_per_day: usize,
+    /// Digests with no log files after each day's last busy hour.
+    pub empty_digests_per_day: usize,
     pub seed: u64,
+    /// Signs digests as CloudTrail does; without it signatures are random bytes.
+    pub signer: Option<std::sync::Arc<rsa::RsaPrivateKey>>,
+}
+
+/// A 2048-bit test key, the same for a given seed.
+pub fn test_key(seed: u64) -> rsa::RsaPrivateKey {
+    rsa::RsaPrivateKey::new(&mut StdRng::seed_from_u64(seed), 2048).unwrap()
+}
+
+/// DER (PKCS#1) of the public key, as CloudTrail publishes it, and its fingerprint.
+pub fn public_der(key: &rsa::RsaPrivateKey) -> (Vec<u8>, String) {
+    use rsa::pkcs1::EncodeRsaPublicKey;
+    let der = key.to_public_key().to_pkcs1_der().unwrap().as_bytes().to_vec();
+    let fp = hex::encode(md5::Md5::digest(&der));
+    (der, fp)
+}
+
+/// CloudTrail's signature over a digest: hex RSA PKCS#1 v1.5 SHA-256 of the four-line string.
+pub fn sign_digest(key: &rsa::RsaPrivateKey, json: &[u8]) -> String {
+    use rsa::signature::{SignatureEncoding, Signer};
+    let doc: serde_json::Value = serde_json::from_slice(json).unwrap();
+    let message = format!(
+        "{}\n{}/{}\n{}\n{}",
+        doc["digestEndTime"].as_str().unwrap(),
+        doc["digestS3Bucket"].as_str().unwrap(),
+        doc["digestS3Object"].as_str().unwrap(),
+        hex::encode(Sha256::digest(json)),
+        doc["previousDigestSignature"].as_str().unwrap_or("null")
+    );
+    let signer = rsa::pkcs1v15::SigningKey::<Sha256>::new(key.clone());
+    hex::encode(signer.sign(message.as_bytes()).to_bytes())
 }
 
 /// A generated log before compression: key, JSON, delivery time.
@@ -80,7 +113,9 @@ impl Trail {
                 NaiveDate::from_ymd_opt(2026, 11, 25).unwrap(),
             ],
             logs_per_day: 3,
+            empty_digests_per_day: 1,
             seed,
+            signer: None,
         }
     }
 
@@ -138,7 +173,7 @@ impl Trail {
                             .or_default()
                             .push((key, json, t));
                     }
-                    let hours = logs_by_hour.keys().max().copied().unwrap_or(0) + 1;
+                    let hours = logs_by_hour.keys().max().copied().unwrap_or(0) + 1 + self.empty_digests_per_day as i64;
                     for h in 0..hours {
                         let start = midnight + Duration::hours(h);
                         let end = start + Duration::hours(1) + Duration::seconds(rng.gen_range(0..120));
@@ -254,13 +289,17 @@ fn digest_json(
         })
         .collect();
     let null = serde_json::Value::Null;
+    let fingerprint = match &trail.signer {
+        Some(k) => public_der(k).1,
+        None => hex_of(rng, 16),
+    };
     let doc = json!({
         "awsAccountId": account,
         "digestStartTime": fmt(start),
         "digestEndTime": fmt(end),
         "digestS3Bucket": trail.bucket,
         "digestS3Object": digest_key,
-        "digestPublicKeyFingerprint": hex_of(rng, 16),
+        "digestPublicKeyFingerprint": fingerprint,
         "digestSignatureAlgorithm": "SHA256withRSA",
         "newestEventTime": if logs.is_empty() { null.clone() } else { json!(fmt(end - Duration::minutes(5))) },
         "oldestEventTime": if logs.is_empty() { null.clone() } else { json!(fmt(start)) },
@@ -271,6 +310,10 @@ fn digest_json(
         "previousDigestSignature": previous.map(|p| json!(p.1)).unwrap_or(null.clone()),
         "logFiles": log_files,
     });
-    // Signing belongs to the integrity work; a random 2048-bit-sized value has the real shape.
-    (serde_json::to_vec(&doc).unwrap(), hex_of(rng, 256))
+    let json = serde_json::to_vec(&doc).unwrap();
+    let signature = match &trail.signer {
+        Some(k) => sign_digest(k, &json),
+        None => hex_of(rng, 256),
+    };
+    (json, signature)
 }

@@ -1,0 +1,128 @@
+//! The archived CloudTrail public keys: `trailvault keys import` writes them,
+//! `verify` reads them (one listing, then a map from fingerprint to key per region).
+
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::Utc;
+use md5::{Digest, Md5};
+use rsa::RsaPublicKey;
+use serde::Serialize;
+
+use crate::archive::{public_key_name, PUBLIC_KEYS_PREFIX};
+use crate::cloudtrail::digest::{fingerprint, fingerprints, parse_public_key, KeyEncoding};
+use crate::failover::record::rfc3339;
+use crate::storage::{read_all, BlobStore, Condition, ErrorKind, PutOptions, StorageError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error("{path}: {reason}")]
+    BadKey { path: String, reason: String },
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ImportedKey {
+    pub file: String,
+    pub region: String,
+    pub fingerprint: String,
+    pub encoding: KeyEncoding,
+    pub blob: String,
+    /// False when the same key was already archived.
+    pub new: bool,
+}
+
+/// A key file: DER, or PEM around DER for convenience.
+pub fn read_key_file(path: &std::path::Path) -> Result<Vec<u8>, KeyError> {
+    let bad = |reason: String| KeyError::BadKey {
+        path: path.display().to_string(),
+        reason,
+    };
+    let bytes = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
+    if bytes.starts_with(b"-----BEGIN") {
+        let text = String::from_utf8_lossy(&bytes);
+        let body: String = text.lines().filter(|l| !l.starts_with("-----")).collect();
+        use base64::Engine;
+        return base64::engine::general_purpose::STANDARD
+            .decode(body.trim())
+            .map_err(|e| bad(format!("PEM body is not base64: {e}")));
+    }
+    Ok(bytes)
+}
+
+pub async fn import(archive: &dyn BlobStore, region: &str, file: &str, der: Vec<u8>) -> Result<ImportedKey, KeyError> {
+    let (_, encoding) = parse_public_key(&der).ok_or_else(|| KeyError::BadKey {
+        path: file.to_string(),
+        reason: "not an RSA public key in DER (PKCS#1 or SubjectPublicKeyInfo)".into(),
+    })?;
+    let fp = fingerprint(&der);
+    let name = public_key_name(region, &fp);
+    let mut metadata = BTreeMap::new();
+    metadata.insert("encoding".to_string(), format!("{encoding:?}").to_ascii_lowercase());
+    metadata.insert("origin".to_string(), "import".to_string());
+    metadata.insert("imported_at".to_string(), rfc3339(Utc::now()));
+    let opts = PutOptions {
+        content_type: Some("application/octet-stream".into()),
+        content_md5: Some(Md5::digest(&der).into()),
+        metadata,
+        condition: Condition::IfNoneMatch,
+        lease_id: None,
+    };
+    let new = match archive.put(&name, der.into(), opts).await {
+        Ok(_) => true,
+        // Same name means same MD5 of the same bytes: already archived.
+        Err(e) if e.kind == ErrorKind::AlreadyExists => false,
+        Err(e) => return Err(e.into()),
+    };
+    Ok(ImportedKey {
+        file: file.to_string(),
+        region: region.to_string(),
+        fingerprint: fp,
+        encoding,
+        blob: name,
+        new,
+    })
+}
+
+/// Every archived key, by region, under each fingerprint a digest may name.
+#[derive(Default)]
+pub struct KeyRing {
+    by_region: HashMap<String, HashMap<String, RsaPublicKey>>,
+}
+
+impl KeyRing {
+    pub async fn load(archive: &dyn BlobStore) -> Result<KeyRing, StorageError> {
+        let mut ring = KeyRing::default();
+        for blob in archive.list(PUBLIC_KEYS_PREFIX).await? {
+            let Some(rest) = blob.name.strip_prefix(PUBLIC_KEYS_PREFIX) else {
+                continue;
+            };
+            let Some((region, _)) = rest.split_once('/') else {
+                continue;
+            };
+            let Some((der, info)) = read_all(archive, &blob.name).await? else {
+                continue;
+            };
+            let Some((key, _)) = parse_public_key(&der) else {
+                tracing::warn!(blob = blob.name, "archived public key does not parse; ignored");
+                continue;
+            };
+            let entry = ring.by_region.entry(region.to_string()).or_default();
+            for fp in fingerprints(&key).into_iter().chain([fingerprint(&der)]) {
+                entry.insert(fp, key.clone());
+            }
+            if let Some(aws_fp) = info.metadata.get("aws_fingerprint") {
+                entry.insert(aws_fp.to_ascii_lowercase(), key.clone());
+            }
+        }
+        Ok(ring)
+    }
+
+    pub fn get(&self, region: &str, fingerprint: &str) -> Option<&RsaPublicKey> {
+        self.by_region.get(region)?.get(&fingerprint.to_ascii_lowercase())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_region.is_empty()
+    }
+}

@@ -1,0 +1,599 @@
+//! `trailvault verify`: proves, from the Azure archive alone, that archived files are
+//! the bytes that were copied and that CloudTrail's signed digest chain holds.
+//!
+//! Each blob is read once. Digests first (small): SHA-256 against the archived
+//! metadata, parse, location and account checks, algorithm allow-list, signature with
+//! the archived key named by fingerprint. Then the chain: every link's previous
+//! signature and previous hash must match the previous digest (stricter than the AWS
+//! CLI). Then logs: SHA-256 against metadata, first-gzip-member hash against the digest
+//! that lists it, no trailing data; logs no verified digest lists are findings unless
+//! newer than the stream's newest digest.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use futures::StreamExt;
+use serde::Serialize;
+use sha2::{Digest as _, Sha256};
+
+use crate::archive::{blob_name, META_SHA256, META_SOURCE_BUCKET};
+use crate::cloudtrail::digest::{
+    self, log_hash, string_to_sign, verify_signature, HASH_ALGORITHM, SIGNATURE_ALGORITHM,
+};
+use crate::cloudtrail::{CtKey, FileKind};
+use crate::failover::keys::KeyRing;
+use crate::failover::record::{rfc3339, Record, RecordType};
+use crate::failover::select::{select, Selected, Selection};
+use crate::failover::{new_run_id, write_run_records, RunStatus};
+use crate::storage::{read_all, BlobInfo, BlobStore, ErrorKind, StorageError};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProblemKind {
+    MetadataMismatch,
+    TamperedLog,
+    MissingLog,
+    TrailingData,
+    MissingDigest,
+    BadSignature,
+    BrokenChain,
+    UnknownKey,
+    Malformed,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Problem {
+    pub kind: ProblemKind,
+    pub key: String,
+    pub time: Option<String>,
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Checked {
+    /// Blobs whose bytes were hashed against their `sha256` metadata.
+    pub blobs: u64,
+    /// Digests parsed and signature-checked.
+    pub digests: u64,
+    /// Log files hashed against a verified digest.
+    pub logs: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct VerifyReport {
+    pub run_id: String,
+    pub ok: bool,
+    pub checked: Checked,
+    pub problems: Vec<Problem>,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: DateTime<Utc>,
+    pub seconds: f64,
+    pub bytes_read: u64,
+    pub bytes_per_second: f64,
+    /// Digests that start a chain (`previousDigestSignature` null): trail or validation (re)started.
+    pub chain_starts: u64,
+    /// Logs newer than their stream's newest digest: not vouched for yet, as expected.
+    pub logs_awaiting_digest: u64,
+    /// Their keys (at most 100).
+    pub logs_awaiting_digest_keys: Vec<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    #[error("cannot read the archive: {0}")]
+    Archive(#[source] StorageError),
+}
+
+pub struct VerifyJob {
+    pub archive: Arc<dyn BlobStore>,
+    pub state: Option<Arc<dyn BlobStore>>,
+    pub selection: Selection,
+    pub concurrency: usize,
+}
+
+/// What the chain and log checks need from a digest.
+#[derive(Debug, Clone)]
+struct DigestFacts {
+    source: String,
+    key: String,
+    time: DateTime<Utc>,
+    /// From the archived metadata (`ct_signature`).
+    signature: Option<String>,
+    /// SHA-256 of the decompressed digest.
+    sha256: Option<String>,
+    parsed: Option<digest::Digest>,
+    /// Parsed, located and signed as it should be: its log list can be trusted.
+    trusted: bool,
+    stream: (String, String, String),
+}
+
+struct Findings {
+    problems: Vec<Problem>,
+    checked: Checked,
+    bytes_read: u64,
+}
+
+impl Findings {
+    fn add(&mut self, kind: ProblemKind, key: &str, time: Option<DateTime<Utc>>, detail: impl Into<String>) {
+        self.problems.push(Problem {
+            kind,
+            key: key.to_string(),
+            time: time.map(rfc3339),
+            detail: detail.into(),
+        });
+    }
+}
+
+/// Reads a blob once and checks its bytes against the archived `sha256`.
+async fn read_checked(
+    archive: &dyn BlobStore,
+    name: &str,
+) -> Result<Option<(Bytes, BlobInfo, Option<String>)>, StorageError> {
+    let Some((bytes, info)) = read_all(archive, name).await? else {
+        return Ok(None);
+    };
+    let actual = hex::encode(Sha256::digest(&bytes));
+    let mismatch = match info.metadata.get(META_SHA256) {
+        Some(want) if want.eq_ignore_ascii_case(&actual) => None,
+        Some(want) => Some(format!(
+            "stored bytes have SHA-256 {actual}, the archive recorded {want}"
+        )),
+        None => Some("the blob has no sha256 metadata".to_string()),
+    };
+    Ok(Some((bytes, info, mismatch)))
+}
+
+fn stream_of(s: &Selected) -> (String, String, String) {
+    (
+        s.source.clone(),
+        s.ct.stream.account.clone(),
+        s.ct.stream.region.clone(),
+    )
+}
+
+impl VerifyJob {
+    pub async fn run(&self) -> Result<VerifyReport, VerifyError> {
+        let started_at = Utc::now();
+        let clock = std::time::Instant::now();
+        let run_id = new_run_id(started_at);
+        let archive = self.archive.as_ref();
+        let selected = select(archive, self.state.as_deref(), &self.selection)
+            .await
+            .map_err(VerifyError::Archive)?;
+        let keys = KeyRing::load(archive).await.map_err(VerifyError::Archive)?;
+        if keys.is_empty() {
+            tracing::warn!("no CloudTrail public keys are archived: import them with `trailvault keys import`");
+        }
+        let mut f = Findings {
+            problems: Vec::new(),
+            checked: Checked::default(),
+            bytes_read: 0,
+        };
+        let (digests, others): (Vec<Selected>, Vec<Selected>) =
+            selected.into_iter().partition(|s| s.ct.stream.kind == FileKind::Digest);
+
+        // 1. Digests.
+        let results: Vec<_> = futures::stream::iter(&digests)
+            .map(|d| async move { (d, read_checked(archive, &d.blob.name).await) })
+            .buffer_unordered(self.concurrency.max(1))
+            .collect()
+            .await;
+        let mut facts: HashMap<(String, String), DigestFacts> = HashMap::new();
+        for (d, read) in results {
+            match read {
+                Ok(Some((bytes, info, mismatch))) => {
+                    f.checked.blobs += 1;
+                    f.bytes_read += bytes.len() as u64;
+                    if let Some(m) = mismatch {
+                        f.add(ProblemKind::MetadataMismatch, &d.key, Some(d.ct.time), m);
+                    }
+                    let fact = check_digest(d, &bytes, &info, &keys, &mut f);
+                    facts.insert((d.source.clone(), d.key.clone()), fact);
+                }
+                Ok(None) => f.add(ProblemKind::MissingDigest, &d.key, Some(d.ct.time), "listed but gone"),
+                Err(e) => return Err(VerifyError::Archive(e)),
+            }
+        }
+
+        // 2. The chain.
+        let mut chain_starts = 0;
+        let mut sorted: Vec<&DigestFacts> = facts.values().collect();
+        sorted.sort_by(|a, b| (&a.source, &a.key).cmp(&(&b.source, &b.key)));
+        let mut extra: HashMap<(String, String), Option<DigestFacts>> = HashMap::new();
+        for cur in sorted {
+            let Some(p) = &cur.parsed else { continue };
+            let Some(prev_sig) = &p.previous_digest_signature else {
+                chain_starts += 1;
+                if p.previous_digest_s3_object.is_some() || p.previous_digest_hash_value.is_some() {
+                    f.add(
+                        ProblemKind::Malformed,
+                        &cur.key,
+                        Some(cur.time),
+                        "previousDigestSignature is null but other previousDigest fields are set",
+                    );
+                }
+                continue;
+            };
+            let Some(prev_key) = &p.previous_digest_s3_object else {
+                f.add(
+                    ProblemKind::BrokenChain,
+                    &cur.key,
+                    Some(cur.time),
+                    "previousDigestSignature is set but previousDigestS3Object is not",
+                );
+                continue;
+            };
+            let id = (cur.source.clone(), prev_key.clone());
+            let prev = match facts.get(&id) {
+                Some(p) => Some(p.clone()),
+                None => {
+                    if !extra.contains_key(&id) {
+                        let loaded = self.load_outside(&cur.source, prev_key, &mut f).await?;
+                        extra.insert(id.clone(), loaded);
+                    }
+                    extra.get(&id).cloned().flatten()
+                }
+            };
+            let Some(prev) = prev else {
+                let t = CtKey::parse_any(prev_key).ok().map(|k| k.time);
+                f.add(
+                    ProblemKind::MissingDigest,
+                    prev_key,
+                    t,
+                    format!("the previous digest of {} is not in the archive", cur.key),
+                );
+                continue;
+            };
+            if prev.signature.as_deref().map(str::to_ascii_lowercase) != Some(prev_sig.to_ascii_lowercase()) {
+                f.add(
+                    ProblemKind::BrokenChain,
+                    &cur.key,
+                    Some(cur.time),
+                    format!("previousDigestSignature does not match the signature of {prev_key}"),
+                );
+            }
+            if p.previous_digest_hash_algorithm.as_deref() != Some(HASH_ALGORITHM) {
+                f.add(
+                    ProblemKind::BrokenChain,
+                    &cur.key,
+                    Some(cur.time),
+                    format!(
+                        "previousDigestHashAlgorithm is {:?}, expected SHA-256",
+                        p.previous_digest_hash_algorithm
+                    ),
+                );
+            } else if p.previous_digest_hash_value.as_deref().map(str::to_ascii_lowercase) != prev.sha256 {
+                f.add(
+                    ProblemKind::BrokenChain,
+                    &cur.key,
+                    Some(cur.time),
+                    format!("previousDigestHashValue does not match the SHA-256 of {prev_key}"),
+                );
+            }
+        }
+
+        // 3. Logs: what trusted digests vouch for.
+        let mut expected: HashMap<(String, String), (String, String)> = HashMap::new();
+        let mut newest_digest: HashMap<(String, String, String), DateTime<Utc>> = HashMap::new();
+        for d in facts.values().filter(|d| d.trusted) {
+            let e = newest_digest.entry(d.stream.clone()).or_insert(d.time);
+            *e = (*e).max(d.time);
+            for log in d.parsed.iter().flat_map(|p| &p.log_files) {
+                if log.hash_algorithm != HASH_ALGORITHM {
+                    f.add(
+                        ProblemKind::Malformed,
+                        &d.key,
+                        Some(d.time),
+                        format!("{} has hashAlgorithm {}", log.s3_object, log.hash_algorithm),
+                    );
+                    continue;
+                }
+                expected.insert(
+                    (d.source.clone(), log.s3_object.clone()),
+                    (log.hash_value.to_ascii_lowercase(), d.key.clone()),
+                );
+            }
+        }
+        let mut logs_awaiting_digest = 0;
+        let mut logs_awaiting_digest_keys = Vec::new();
+        let results: Vec<_> = futures::stream::iter(&others)
+            .map(|s| async move { (s, read_checked(archive, &s.blob.name).await) })
+            .buffer_unordered(self.concurrency.max(1))
+            .collect()
+            .await;
+        for (s, read) in results {
+            let (bytes, _, mismatch) = match read {
+                Ok(Some(x)) => x,
+                Ok(None) => continue,
+                Err(e) => return Err(VerifyError::Archive(e)),
+            };
+            f.checked.blobs += 1;
+            f.bytes_read += bytes.len() as u64;
+            if let Some(m) = mismatch {
+                f.add(ProblemKind::MetadataMismatch, &s.key, Some(s.ct.time), m);
+            }
+            if s.ct.stream.kind != FileKind::Log {
+                continue;
+            }
+            match expected.remove(&(s.source.clone(), s.key.clone())) {
+                Some((hash, digest_key)) => check_log(&s.key, Some(s.ct.time), &bytes, &hash, &digest_key, &mut f),
+                None => match newest_digest.get(&stream_of(s)) {
+                    Some(newest) if s.ct.time <= *newest => f.add(
+                        ProblemKind::MissingDigest,
+                        &s.key,
+                        Some(s.ct.time),
+                        "no verified digest lists this log file, though later digests exist",
+                    ),
+                    _ => {
+                        logs_awaiting_digest += 1;
+                        if logs_awaiting_digest_keys.len() < 100 {
+                            logs_awaiting_digest_keys.push(s.key.clone());
+                        }
+                    }
+                },
+            }
+        }
+        // Logs a digest lists that the selection did not contain: fetch them by name.
+        let mut rest: Vec<_> = expected.into_iter().collect();
+        rest.sort();
+        for ((source, key), (hash, digest_key)) in rest {
+            let time = CtKey::parse_any(&key).ok().map(|k| k.time);
+            match read_checked(archive, &blob_name(&source, &key))
+                .await
+                .map_err(VerifyError::Archive)?
+            {
+                None => f.add(
+                    ProblemKind::MissingLog,
+                    &key,
+                    time,
+                    format!("listed in {digest_key} but not in the archive"),
+                ),
+                Some((bytes, _, mismatch)) => {
+                    f.checked.blobs += 1;
+                    f.bytes_read += bytes.len() as u64;
+                    if let Some(m) = mismatch {
+                        f.add(ProblemKind::MetadataMismatch, &key, time, m);
+                    }
+                    check_log(&key, time, &bytes, &hash, &digest_key, &mut f);
+                }
+            }
+        }
+
+        f.problems.sort();
+        f.problems.dedup();
+        let finished_at = Utc::now();
+        let seconds = clock.elapsed().as_secs_f64();
+        let report = VerifyReport {
+            run_id,
+            ok: f.problems.is_empty(),
+            checked: f.checked,
+            problems: f.problems,
+            started_at,
+            finished_at,
+            seconds,
+            bytes_read: f.bytes_read,
+            bytes_per_second: f.bytes_read as f64 / seconds.max(0.001),
+            chain_starts,
+            logs_awaiting_digest,
+            logs_awaiting_digest_keys,
+        };
+        self.write_record(&report).await;
+        Ok(report)
+    }
+
+    /// A previous digest outside the selected range: read it by name, for its link only.
+    async fn load_outside(
+        &self,
+        source: &str,
+        key: &str,
+        f: &mut Findings,
+    ) -> Result<Option<DigestFacts>, VerifyError> {
+        let read = read_checked(self.archive.as_ref(), &blob_name(source, key)).await;
+        let (bytes, info, _) = match read {
+            Ok(Some(x)) => x,
+            Ok(None) => return Ok(None),
+            Err(e) if e.kind == ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(VerifyError::Archive(e)),
+        };
+        f.bytes_read += bytes.len() as u64;
+        let Ok(ct) = CtKey::parse_any(key) else { return Ok(None) };
+        let parsed = digest::parse(&bytes).ok();
+        Ok(Some(DigestFacts {
+            source: source.to_string(),
+            key: key.to_string(),
+            time: ct.time,
+            signature: info.metadata.get("ct_signature").cloned(),
+            sha256: parsed.as_ref().map(|p| p.sha256.clone()),
+            parsed: None,
+            trusted: false,
+            stream: (source.to_string(), ct.stream.account, ct.stream.region),
+        }))
+    }
+
+    async fn write_record(&self, report: &VerifyReport) {
+        let Some(state) = &self.state else { return };
+        let mut by_kind: BTreeMap<ProblemKind, u64> = BTreeMap::new();
+        for p in &report.problems {
+            *by_kind.entry(p.kind).or_default() += 1;
+        }
+        let record = Record {
+            time_generated: report.finished_at,
+            record_id: format!("{}-verify", report.run_id),
+            record_type: RecordType::Verify,
+            run_id: report.run_id.clone(),
+            source: self.selection.sources.join(","),
+            account: String::new(),
+            region: String::new(),
+            status: if report.ok {
+                RunStatus::Succeeded
+            } else {
+                RunStatus::Failed
+            },
+            files_copied: 0,
+            bytes_copied: 0,
+            files_skipped: 0,
+            files_failed: report.problems.len() as u64,
+            backup_gap_seconds: None,
+            newest_file_time: None,
+            duration_seconds: report.seconds,
+            aws_health: None,
+            message: if report.ok {
+                "archive verified".into()
+            } else {
+                format!("{} problems", report.problems.len())
+            },
+            details: serde_json::json!({
+                "checked": report.checked,
+                "problems_by_kind": by_kind,
+                "since": self.selection.range.since,
+                "until": self.selection.range.until,
+            }),
+        };
+        if let Err(e) = write_run_records(state.as_ref(), &report.run_id, &[record]).await {
+            tracing::warn!(error = %e, "could not write the verify record");
+        }
+    }
+}
+
+fn check_digest(d: &Selected, bytes: &[u8], info: &BlobInfo, keys: &KeyRing, f: &mut Findings) -> DigestFacts {
+    f.checked.digests += 1;
+    let t = Some(d.ct.time);
+    let mut fact = DigestFacts {
+        source: d.source.clone(),
+        key: d.key.clone(),
+        time: d.ct.time,
+        signature: info.metadata.get("ct_signature").cloned(),
+        sha256: None,
+        parsed: None,
+        trusted: false,
+        stream: stream_of(d),
+    };
+    let parsed = match digest::parse(bytes) {
+        Ok(p) => p,
+        Err(e) => {
+            f.add(ProblemKind::Malformed, &d.key, t, e.to_string());
+            return fact;
+        }
+    };
+    fact.sha256 = Some(parsed.sha256.clone());
+    let p = &parsed.digest;
+    let mut sound = true;
+    let source_bucket = info.metadata.get(META_SOURCE_BUCKET);
+    if p.digest_s3_object != d.key || source_bucket.is_some_and(|b| *b != p.digest_s3_bucket) {
+        f.add(
+            ProblemKind::Malformed,
+            &d.key,
+            t,
+            format!(
+                "digest says it was written to {}/{}: moved from its original location",
+                p.digest_s3_bucket, p.digest_s3_object
+            ),
+        );
+        sound = false;
+    }
+    if p.aws_account_id != d.ct.stream.account {
+        f.add(
+            ProblemKind::Malformed,
+            &d.key,
+            t,
+            format!("awsAccountId {} does not match the key's account", p.aws_account_id),
+        );
+        sound = false;
+    }
+    match DateTime::parse_from_rfc3339(&p.digest_end_time) {
+        Ok(end) if end.with_timezone(&Utc) == d.ct.time && end.date_naive() == d.ct.day => {}
+        _ => {
+            f.add(
+                ProblemKind::Malformed,
+                &d.key,
+                t,
+                format!(
+                    "digestEndTime {} does not match the file name and date folders",
+                    p.digest_end_time
+                ),
+            );
+            sound = false;
+        }
+    }
+    let meta_alg = info.metadata.get("ct_signature_algorithm").map(String::as_str);
+    if p.digest_signature_algorithm != SIGNATURE_ALGORITHM || meta_alg.is_some_and(|a| a != SIGNATURE_ALGORITHM) {
+        f.add(
+            ProblemKind::BadSignature,
+            &d.key,
+            t,
+            format!(
+                "signature algorithm {} / {:?} is not {SIGNATURE_ALGORITHM}",
+                p.digest_signature_algorithm, meta_alg
+            ),
+        );
+        sound = false;
+    }
+    let signed = match (
+        &fact.signature,
+        keys.get(&d.ct.stream.region, &p.digest_public_key_fingerprint),
+    ) {
+        (None, _) => {
+            f.add(
+                ProblemKind::BadSignature,
+                &d.key,
+                t,
+                "no ct_signature metadata: the signature was not archived",
+            );
+            false
+        }
+        (Some(_), None) => {
+            f.add(
+                ProblemKind::UnknownKey,
+                &d.key,
+                t,
+                format!(
+                    "no archived {} key has fingerprint {}",
+                    d.ct.stream.region, p.digest_public_key_fingerprint
+                ),
+            );
+            false
+        }
+        (Some(sig), Some(key)) => {
+            let ok = verify_signature(key, &string_to_sign(p, &parsed.sha256), sig);
+            if !ok {
+                f.add(
+                    ProblemKind::BadSignature,
+                    &d.key,
+                    t,
+                    "the RSA signature does not verify",
+                );
+            }
+            ok
+        }
+    };
+    fact.trusted = sound && signed;
+    fact.parsed = Some(parsed.digest);
+    fact
+}
+
+fn check_log(key: &str, time: Option<DateTime<Utc>>, bytes: &[u8], want: &str, digest_key: &str, f: &mut Findings) {
+    f.checked.logs += 1;
+    match log_hash(bytes) {
+        Err(e) => f.add(ProblemKind::TamperedLog, key, time, format!("not a gzip file: {e}")),
+        Ok((hash, trailing)) => {
+            if hash != want {
+                f.add(
+                    ProblemKind::TamperedLog,
+                    key,
+                    time,
+                    format!("SHA-256 of the log is {hash}; {digest_key} says {want}"),
+                );
+            }
+            if trailing {
+                f.add(
+                    ProblemKind::TrailingData,
+                    key,
+                    time,
+                    "bytes follow the first gzip member",
+                );
+            }
+        }
+    }
+}
