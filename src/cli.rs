@@ -97,6 +97,17 @@ pub enum KeysCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Archive the keys CloudTrail's ListPublicKeys returns for every region the archive holds.
+    Fetch {
+        /// Keys valid from this time on (default 2015-01-01, before log file validation existed).
+        #[arg(long)]
+        since: Option<String>,
+        /// Also these regions (repeatable), besides those the archive holds.
+        #[arg(long = "region", value_name = "R")]
+        regions: Vec<String>,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -197,7 +208,7 @@ pub async fn run(cli: Cli) -> u8 {
         Command::Restore(a) => a.json,
         Command::Verify(a) => a.json,
         Command::Keys {
-            command: KeysCommand::Import { json, .. },
+            command: KeysCommand::Import { json, .. } | KeysCommand::Fetch { json, .. },
         } => *json,
     };
     let result = match &cli.command {
@@ -210,6 +221,9 @@ pub async fn run(cli: Cli) -> u8 {
         Command::Keys {
             command: KeysCommand::Import { region, files, json },
         } => keys_import(&cli, region, files, *json).await,
+        Command::Keys {
+            command: KeysCommand::Fetch { since, regions, json },
+        } => keys_fetch(&cli, since, regions, *json).await,
     };
     match result {
         Ok(code) => code,
@@ -387,6 +401,44 @@ async fn keys_import(cli: &Cli, region: &str, files: &[PathBuf], json: bool) -> 
                 k.fingerprint,
                 k.encoding,
                 if k.new { k.blob.as_str() } else { "already archived" }
+            );
+        }
+    }
+    Ok(EXIT_OK)
+}
+
+async fn keys_fetch(cli: &Cli, since: &Option<String>, extra: &[String], json: bool) -> Result<u8, CliError> {
+    let config = load_config(cli)?;
+    let target = config.require_target("keys fetch")?;
+    let start = match since {
+        Some(s) => parse_time(s).map_err(|e| CliError::Usage(format!("--since: {e}")))?,
+        None => parse_time("2015-01-01").map_err(CliError::Usage)?,
+    };
+    let (archive, state) = open_target(target).map_err(|e| CliError::Usage(e.to_string()))?;
+    let sources: Vec<String> = config.sources.iter().map(|s| s.name.clone()).collect();
+    let mut regions = crate::failover::select::archived_regions(state.as_ref(), &sources)
+        .await
+        .unwrap_or_default();
+    regions.extend(extra.iter().cloned());
+    if regions.is_empty() {
+        return Err(CliError::Usage(
+            "keys fetch: the archive holds no regions yet (run a sync first) and none was named with --region".into(),
+        ));
+    }
+    archive.ensure_container().await?;
+    let regions: Vec<String> = regions.into_iter().collect();
+    let api = crate::storage::cloudtrail_api::AwsCloudTrail;
+    let fetched = crate::failover::keys::fetch(archive.as_ref(), &api, &regions, start, chrono::Utc::now()).await?;
+    if json {
+        print_json(&serde_json::json!({ "regions": regions, "keys": fetched }));
+    } else {
+        println!("fetched {} keys for {}", fetched.len(), regions.join(", "));
+        for k in &fetched {
+            println!(
+                "  {} {} {}",
+                k.region,
+                k.fingerprint,
+                if k.new { "archived" } else { "already archived" }
             );
         }
     }

@@ -1202,3 +1202,66 @@ async fn delete_blob(w: &World, name: &str) {
     let container = BlobContainerClient::new(url, None, Some(options)).unwrap();
     container.blob_client(name).delete(None).await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_fetch_archives_list_public_keys_and_verify_uses_them() {
+    use base64::Engine;
+    use rsa::pkcs8::EncodePublicKey;
+    use wiremock::matchers::{header, method};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    let Some(mut w) = World::new("fetch-bucket").await else {
+        return;
+    };
+    let key = support::ctgen::test_key(42);
+    let mut trail = sample_trail(&w.bucket);
+    trail.signer = Some(std::sync::Arc::new(key.clone()));
+    let files = trail.generate();
+    w.seed(&files).await;
+    let config = w.config(w.moto.port, "", "");
+    assert_eq!(w.sync(&config).await.code, 0);
+    w.moto.stop();
+
+    // CloudTrail's ListPublicKeys (awsJson 1.1) as AWS answers it: the signing key in its
+    // SubjectPublicKeyInfo encoding, with the fingerprint the digests name.
+    let (_, digest_fp) = support::ctgen::public_der(&key);
+    let spki = key.to_public_key().to_public_key_der().unwrap().as_bytes().to_vec();
+    let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+    let api = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(header("x-amz-target", "CloudTrail_20131101.ListPublicKeys"))
+        .respond_with(ResponseTemplate::new(200).insert_header("content-type", "application/x-amz-json-1.1").set_body_json(serde_json::json!({
+            "PublicKeyList": [
+                {"Value": b64(&spki), "ValidityStartTime": 1.7e9, "ValidityEndTime": 1.9e9, "Fingerprint": digest_fp},
+            ]
+        })))
+        .expect(2) // us-east-1 and eu-west-1, the regions the archive holds
+        .mount(&api)
+        .await;
+    let out = w
+        .command(&config, &["keys", "fetch", "--json"])
+        .env("AWS_ENDPOINT_URL_CLOUDTRAIL", api.uri())
+        .env("AWS_REGION", "us-east-1")
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["regions"], serde_json::json!(["eu-west-1", "us-east-1"]));
+    assert_eq!(doc["keys"][0]["encoding"], "spki");
+    let stored = w.archive.list("_trailvault/public-keys/").await.unwrap();
+    assert_eq!(stored.len(), 2, "{stored:?}");
+    assert_eq!(stored[0].metadata["aws_fingerprint"], digest_fp);
+    assert!(stored[0].metadata.contains_key("validity_end"));
+    api.verify().await;
+
+    let run = w.run(&config, &["verify", "--json"]).await;
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(run.json()["checked"]["digests"].as_u64().unwrap() > 0);
+}

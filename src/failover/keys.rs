@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use md5::{Digest, Md5};
 use rsa::RsaPublicKey;
 use serde::Serialize;
@@ -11,6 +11,7 @@ use serde::Serialize;
 use crate::archive::{public_key_name, PUBLIC_KEYS_PREFIX};
 use crate::cloudtrail::digest::{fingerprint, fingerprints, parse_public_key, KeyEncoding};
 use crate::failover::record::rfc3339;
+use crate::storage::cloudtrail_api::PublicKeySource;
 use crate::storage::{read_all, BlobStore, Condition, ErrorKind, PutOptions, StorageError};
 
 #[derive(Debug, thiserror::Error)]
@@ -51,15 +52,58 @@ pub fn read_key_file(path: &std::path::Path) -> Result<Vec<u8>, KeyError> {
 }
 
 pub async fn import(archive: &dyn BlobStore, region: &str, file: &str, der: Vec<u8>) -> Result<ImportedKey, KeyError> {
+    store(
+        archive,
+        region,
+        file,
+        der,
+        BTreeMap::from([("origin".to_string(), "import".to_string())]),
+    )
+    .await
+}
+
+/// `ListPublicKeys` for each region over `[start, end]`, every key archived with the
+/// fingerprint and validity AWS states.
+pub async fn fetch(
+    archive: &dyn BlobStore,
+    api: &dyn PublicKeySource,
+    regions: &[String],
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+) -> Result<Vec<ImportedKey>, KeyError> {
+    let mut out = Vec::new();
+    for region in regions {
+        for k in api.list_public_keys(region, start, end).await? {
+            let mut meta = BTreeMap::from([("origin".to_string(), "ListPublicKeys".to_string())]);
+            if let Some(fp) = &k.fingerprint {
+                meta.insert("aws_fingerprint".into(), fp.to_ascii_lowercase());
+            }
+            if let Some(t) = k.validity_start {
+                meta.insert("validity_start".into(), rfc3339(t));
+            }
+            if let Some(t) = k.validity_end {
+                meta.insert("validity_end".into(), rfc3339(t));
+            }
+            out.push(store(archive, region, &format!("ListPublicKeys {region}"), k.der, meta).await?);
+        }
+    }
+    Ok(out)
+}
+
+async fn store(
+    archive: &dyn BlobStore,
+    region: &str,
+    file: &str,
+    der: Vec<u8>,
+    mut metadata: BTreeMap<String, String>,
+) -> Result<ImportedKey, KeyError> {
     let (_, encoding) = parse_public_key(&der).ok_or_else(|| KeyError::BadKey {
         path: file.to_string(),
         reason: "not an RSA public key in DER (PKCS#1 or SubjectPublicKeyInfo)".into(),
     })?;
     let fp = fingerprint(&der);
     let name = public_key_name(region, &fp);
-    let mut metadata = BTreeMap::new();
     metadata.insert("encoding".to_string(), format!("{encoding:?}").to_ascii_lowercase());
-    metadata.insert("origin".to_string(), "import".to_string());
     metadata.insert("imported_at".to_string(), rfc3339(Utc::now()));
     let opts = PutOptions {
         content_type: Some("application/octet-stream".into()),

@@ -108,6 +108,23 @@ async fn prefixes(state: Option<&dyn BlobStore>, selection: &Selection, source: 
     out
 }
 
+/// The regions the archive holds for these sources, from the streams sync recorded.
+pub async fn archived_regions(state: &dyn BlobStore, sources: &[String]) -> Result<BTreeSet<String>, StorageError> {
+    let mut regions = BTreeSet::new();
+    for source in sources {
+        for d in state.list(&format!("watermarks/{source}/")).await? {
+            let Some((bytes, _)) = read_all(state, &d.name).await? else {
+                continue;
+            };
+            let Ok(doc) = serde_json::from_slice::<WatermarkDoc>(&bytes) else {
+                continue;
+            };
+            regions.extend(doc.streams.keys().filter_map(|s| stream_parts(s)).map(|(_, _, r)| r));
+        }
+    }
+    Ok(regions)
+}
+
 /// (account, kind folder, region) of a stream prefix `[p/]AWSLogs/[o-org/]acct/Kind/region/`.
 fn stream_parts(stream: &str) -> Option<(String, String, String)> {
     let at = if stream.starts_with("AWSLogs/") {

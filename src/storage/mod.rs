@@ -12,6 +12,7 @@ use futures::stream::BoxStream;
 
 pub mod azure_auth;
 pub mod blob;
+pub mod cloudtrail_api;
 pub mod folder;
 pub mod memory;
 pub mod s3;
