@@ -21,5 +21,8 @@ lint:
 unit:
 	cargo test --lib
 
+bench: deps
+	@scripts/bench.sh
+
 clean:
-	rm -rf demo-work
+	rm -rf demo-work bench-work

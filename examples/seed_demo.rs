@@ -1,5 +1,6 @@
-//! Seeds an S3-compatible bucket with generated CloudTrail data for `make demo`.
-//! Usage: seed_demo --endpoint http://127.0.0.1:PORT --bucket NAME
+//! Seeds an S3-compatible bucket with generated CloudTrail data for `make demo` and
+//! `make bench`. Usage: seed_demo --endpoint http://127.0.0.1:PORT --bucket NAME
+//! [--logs-per-day N] [--days N] [--key-out FILE] (writes the digest-signing public key)
 
 #[allow(dead_code)]
 #[path = "../tests/support/ctgen.rs"]
@@ -17,6 +18,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .ok_or_else(|| format!("missing {name}"))
     };
     let (endpoint, bucket) = (arg("--endpoint")?, arg("--bucket")?);
+    let logs_per_day: usize = arg("--logs-per-day").ok().and_then(|v| v.parse().ok()).unwrap_or(3);
+    let days: i64 = arg("--days").ok().and_then(|v| v.parse().ok()).unwrap_or(2);
+    let key = std::sync::Arc::new(ctgen::test_key(2026));
+    if let Ok(path) = arg("--key-out") {
+        std::fs::write(path, ctgen::public_der(&key).0)?;
+    }
     let conf = aws_sdk_s3::config::Builder::new()
         .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
         .region(aws_sdk_s3::config::Region::new("us-east-1"))
@@ -29,13 +36,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let today = chrono::Utc::now().date_naive();
     let mut trail = ctgen::Trail::sample(&bucket, 2026);
-    trail.days = vec![today - chrono::Duration::days(1), today];
+    trail.days = (0..days).rev().map(|d| today - chrono::Duration::days(d)).collect();
+    trail.logs_per_day = logs_per_day;
+    trail.signer = Some(key);
     let mut org = trail.clone();
     org.org = Some("o-demo12345a".into());
     org.accounts = vec!["777788889999".into()];
     org.seed = 2027;
     let files: Vec<_> = trail.generate().into_iter().chain(org.generate()).collect();
     let (mut logs, mut digests, mut bytes) = (0, 0, 0);
+    let mut puts = futures::stream::FuturesUnordered::new();
     for f in &files {
         let mut req = s3
             .put_object()
@@ -47,7 +57,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         for (k, v) in &f.metadata {
             req = req.metadata(k, v);
         }
-        req.send().await?;
+        puts.push(req.send());
+        if puts.len() >= 16 {
+            use futures::StreamExt;
+            puts.next().await.transpose()?;
+        }
         if f.key.contains("CloudTrail-Digest") {
             digests += 1;
         } else {
@@ -55,6 +69,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         bytes += f.body.len();
     }
-    println!("seeded s3://{bucket}: {logs} log files and {digests} digest files ({bytes} bytes), 3 accounts (one via organization trail o-demo12345a) x 2 regions x 2 days");
+    use futures::StreamExt;
+    while let Some(r) = puts.next().await {
+        r?;
+    }
+    println!("seeded s3://{bucket}: {logs} log files and {digests} signed digest files ({bytes} bytes), 3 accounts (one via organization trail o-demo12345a) x 2 regions x {days} days");
     Ok(())
 }

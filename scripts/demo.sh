@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The demo: local Azurite + moto, a bucket of generated CloudTrail data (3 accounts,
-# one of them through an organization trail, 2 regions, 2 days of logs and digests),
-# one sync, its summary, a second (incremental) sync, an rclone byte check, and the
-# emulators stopped again.
+# one of them through an organization trail, 2 regions, 2 days of logs and signed
+# digests), one sync, its summary, a second (incremental) sync, an rclone byte check;
+# then, with S3 stopped as in an AWS outage: the public key archived, the digest chain
+# verified offline, and one account's logs restored to a folder.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 work=demo-work
@@ -18,7 +19,8 @@ export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_EC2_METADATA_DISABL
 # Azurite's published development key (not a secret), passed as an operator would: in the environment.
 export TRAILVAULT_AZURE_ACCOUNT_KEY='Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=='
 
-target/debug/examples/seed_demo --endpoint "http://127.0.0.1:$S3_PORT" --bucket org-trail-logs
+target/debug/examples/seed_demo --endpoint "http://127.0.0.1:$S3_PORT" --bucket org-trail-logs \
+  --key-out "$work/cloudtrail-public-key.der"
 
 cat >"$work/trailvault.toml" <<TOML
 [[source]]
@@ -61,5 +63,14 @@ use_emulator = true
 endpoint = http://127.0.0.1:$BLOB_PORT/devstoreaccount1
 CONF
 echo; echo "== rclone check --download (independent byte-for-byte comparison of S3 and the archive)"
-env -u AWS_CA_BUNDLE rclone --config "$work/rclone.conf" check s3:org-trail-logs azure:cloudtrail-archive/demo --one-way --download 2>&1 | tail -3
-echo; echo "demo finished; emulators stop now (config and logs stay in $work/)"
+env -u AWS_CA_BUNDLE rclone --config "$work/rclone.conf" check s3:org-trail-logs azure:cloudtrail-archive/demo --one-way --download 2>&1 | tail -2
+
+echo; echo "== AWS outage: the S3 emulator is stopped"
+kill "$(sed -n 2p "$work/pids")" 2>/dev/null || true
+echo; echo "== trailvault keys import (CloudTrail's public keys are archived ahead of time)"
+for r in us-east-1 eu-west-1; do tv keys import --region "$r" "$work/cloudtrail-public-key.der"; done
+echo; echo "== trailvault verify (signatures, chain and log hashes, from Azure alone)"
+tv verify
+echo; echo "== trailvault restore --account 444455556666 --region eu-west-1 --to $work/restored"
+tv restore --account 444455556666 --region eu-west-1 --to "$work/restored"
+echo; echo "demo finished; emulators stop now (config, logs and restored files stay in $work/)"

@@ -29,6 +29,10 @@ pub struct Trail {
     pub seed: u64,
     /// Signs digests as CloudTrail does; without it signatures are random bytes.
     pub signer: Option<std::sync::Arc<rsa::RsaPrivateKey>>,
+    /// Logging stopped and started before this day (index): the chain starts afresh.
+    pub restart_on_day: Option<usize>,
+    /// A late log delivered after its hour's digest, vouched for by a backfill digest.
+    pub backfill: bool,
 }
 
 /// A 2048-bit test key, the same for a given seed.
@@ -116,6 +120,8 @@ impl Trail {
             empty_digests_per_day: 1,
             seed,
             signer: None,
+            restart_on_day: None,
+            backfill: false,
         }
     }
 
@@ -144,8 +150,12 @@ impl Trail {
     }
 
     pub fn digest_key(&self, account: &str, region: &str, end: DateTime<Utc>) -> String {
+        self.digest_key_kind(account, region, end, "")
+    }
+
+    fn digest_key_kind(&self, account: &str, region: &str, end: DateTime<Utc>, suffix: &str) -> String {
         format!(
-            "{}CloudTrail-Digest/{region}/{}/{account}_CloudTrail-Digest_{region}_{}_{}_{}.json.gz",
+            "{}CloudTrail-Digest/{region}/{}/{account}_CloudTrail-Digest_{region}_{}_{}_{}{suffix}.json.gz",
             self.root(account),
             end.format("%Y/%m/%d"),
             self.name,
@@ -161,7 +171,10 @@ impl Trail {
         for account in &self.accounts {
             for region in &self.regions {
                 let mut previous: Option<(String, String, String)> = None; // key, signature, sha of digest json
-                for day in &self.days {
+                for (day_index, day) in self.days.iter().enumerate() {
+                    if self.restart_on_day == Some(day_index) {
+                        previous = None;
+                    }
                     let midnight = Utc.from_utc_datetime(&day.and_hms_opt(0, 0, 0).unwrap());
                     let mut logs_by_hour: BTreeMap<i64, Vec<PlainLog>> = BTreeMap::new();
                     for i in 0..self.logs_per_day {
@@ -210,9 +223,64 @@ impl Trail {
                         previous = Some((digest_key, signature, sha));
                     }
                 }
+                if self.backfill {
+                    out.extend(self.backfill_files(&mut rng, account, region));
+                }
             }
         }
         out
+    }
+
+    /// A log for the first day's first hour delivered late, and the backfill digest
+    /// (first of its own chain) that lists it.
+    fn backfill_files(&self, rng: &mut StdRng, account: &str, region: &str) -> Vec<GenFile> {
+        let midnight = Utc.from_utc_datetime(&self.days[0].and_hms_opt(0, 0, 0).unwrap());
+        let t = midnight + Duration::minutes(50);
+        let json = log_json(rng, account, region, t);
+        let log_key = self.log_key(account, region, t, "BACKFILLEDLATE01");
+        let last = Utc.from_utc_datetime(&self.days[self.days.len() - 1].and_hms_opt(0, 0, 0).unwrap());
+        let end = last + Duration::hours(6);
+        let key = self.digest_key_kind(account, region, end, "_backfill");
+        let logs = vec![(log_key.clone(), json.clone(), t)];
+        let (digest, signature) = digest_json(
+            rng,
+            self,
+            account,
+            &key,
+            midnight,
+            midnight + Duration::hours(1),
+            &logs,
+            None,
+        );
+        // The digest's own end time names the file; the covered hour is the late one.
+        let mut doc: serde_json::Value = serde_json::from_slice(&digest).unwrap();
+        doc["digestEndTime"] = json!(end.format("%Y-%m-%dT%H:%M:%SZ").to_string());
+        let digest = serde_json::to_vec(&doc).unwrap();
+        let signature = match &self.signer {
+            Some(k) => sign_digest(k, &digest),
+            None => signature,
+        };
+        let mut metadata = BTreeMap::new();
+        metadata.insert("signature".to_string(), signature);
+        metadata.insert("signature-algorithm".to_string(), "SHA256withRSA".to_string());
+        metadata.insert(
+            "backfill-generation-timestamp".to_string(),
+            end.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+        );
+        vec![
+            GenFile {
+                key: log_key,
+                body: gzip(&json),
+                metadata: BTreeMap::new(),
+                time: t,
+            },
+            GenFile {
+                key,
+                body: gzip(&digest),
+                metadata,
+                time: end,
+            },
+        ]
     }
 }
 

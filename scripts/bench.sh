@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Benchmark: trailvault sync against rclone copy, on the same local emulators and the
+# same generated CloudTrail bucket. Prints times and ratios; asserts nothing (timings
+# on a shared 2-core machine are information, not pass/fail).
+#   BENCH_LOGS_PER_DAY (default 100) x 3 accounts x 2 regions x BENCH_DAYS (default 2)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+work=bench-work
+rm -rf "$work"; mkdir -p "$work"
+trap 'scripts/emulators.sh stop "$work"' EXIT
+scripts/emulators.sh start "$work"
+source "$work/ports.env"
+
+cargo build -q --release --bin trailvault --example seed_demo
+export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_EC2_METADATA_DISABLED=true
+export TRAILVAULT_AZURE_ACCOUNT_KEY='Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=='
+target/release/examples/seed_demo --endpoint "http://127.0.0.1:$S3_PORT" --bucket bench \
+  --logs-per-day "${BENCH_LOGS_PER_DAY:-100}" --days "${BENCH_DAYS:-2}"
+
+cat >"$work/trailvault.toml" <<TOML
+[[source]]
+name = "bench"
+bucket = "bench"
+region = "us-east-1"
+endpoint = "http://127.0.0.1:$S3_PORT"
+[target]
+account_url = "http://127.0.0.1:$BLOB_PORT/devstoreaccount1"
+container = "archive"
+state_container = "state"
+auth = "shared-key"
+[sync]
+concurrency = 32
+TOML
+cat >"$work/rclone.conf" <<CONF
+[s3]
+type = s3
+provider = Other
+access_key_id = test
+secret_access_key = test
+region = us-east-1
+endpoint = http://127.0.0.1:$S3_PORT
+force_path_style = true
+[azure]
+type = azureblob
+use_emulator = true
+endpoint = http://127.0.0.1:$BLOB_PORT/devstoreaccount1
+CONF
+rc() { env -u AWS_CA_BUNDLE rclone --config "$work/rclone.conf" --transfers 32 --checkers 32 -q "$@"; }
+timed() { local s e; s=$(date +%s.%N); "$@" >/dev/null; e=$(date +%s.%N); awk "BEGIN{print $e - $s}"; }
+ratio() { awk "BEGIN{printf \"%.2f\", $1 / $2}"; }
+tv() { target/release/trailvault --config "$work/trailvault.toml" --log-format json -q sync --json; }
+
+rc mkdir azure:rclone-copy
+tv_full=$(timed tv)
+rc_full=$(timed rc copy s3:bench azure:rclone-copy)
+tv_again=$(timed tv)
+rc_again=$(timed rc copy s3:bench azure:rclone-copy)
+files=$(rc lsf -R --files-only s3:bench | wc -l)
+
+printf '\n%-34s %10s %10s %8s\n' "benchmark ($files files)" trailvault rclone ratio
+printf '%-34s %9.2fs %9.2fs %7sx\n' "full copy (hash+verify vs copy)" "$tv_full" "$rc_full" "$(ratio "$tv_full" "$rc_full")"
+printf '%-34s %9.2fs %9.2fs %7sx\n' "second run, nothing new" "$tv_again" "$rc_again" "$(ratio "$tv_again" "$rc_again")"
+echo "(ratio = trailvault / rclone; below 1 means trailvault is faster. Azurite (~400 PUT/s) and moto (~550 GET/s) bound both.)"
+echo "byte check:"; rc check s3:bench azure:archive/bench --one-way --download 2>&1 | tail -1 || true
