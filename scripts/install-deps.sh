@@ -13,10 +13,17 @@ as_root() {
     say "need root for: $*"; exit 1; fi
 }
 
-if ! command -v rclone >/dev/null; then
-  say "installing rclone (apt)"
+# rclone: the independent checker. pkg-config, libxmlsec1-dev, libclang-dev: samael's
+# xmlsec build (bindgen). xmlsec1 and openssl: the SAML test fixtures are signed by them.
+apt_packages=(rclone pkg-config libxmlsec1-dev libclang-dev xmlsec1 openssl)
+missing=()
+for p in "${apt_packages[@]}"; do
+  dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  say "installing ${missing[*]} (apt)"
   as_root apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq rclone >/dev/null
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
 if [ ! -x tools/emulators/node_modules/.bin/azurite-blob ]; then

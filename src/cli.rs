@@ -68,6 +68,29 @@ pub enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// Entra ID SAML for AWS sign-in.
+    Saml {
+        #[command(subcommand)]
+        command: SamlCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SamlCommand {
+    /// Validate a SAMLResponse (base64 as posted, or XML) and show the AWS roles it maps to.
+    Validate {
+        /// The response; `-` or nothing reads standard input.
+        #[arg(value_name = "FILE|-")]
+        file: Option<PathBuf>,
+        /// Validate as of this instant (RFC 3339 or YYYY-MM-DD; default now).
+        #[arg(long)]
+        at: Option<String>,
+        /// Remember accepted assertion IDs in this file and refuse them again.
+        #[arg(long, value_name = "FILE")]
+        replay_cache: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -210,6 +233,9 @@ pub async fn run(cli: Cli) -> u8 {
         Command::Keys {
             command: KeysCommand::Import { json, .. } | KeysCommand::Fetch { json, .. },
         } => *json,
+        Command::Saml {
+            command: SamlCommand::Validate { json, .. },
+        } => *json,
     };
     let result = match &cli.command {
         Command::Config {
@@ -224,6 +250,15 @@ pub async fn run(cli: Cli) -> u8 {
         Command::Keys {
             command: KeysCommand::Fetch { since, regions, json },
         } => keys_fetch(&cli, since, regions, *json).await,
+        Command::Saml {
+            command:
+                SamlCommand::Validate {
+                    file,
+                    at,
+                    replay_cache,
+                    json,
+                },
+        } => saml_validate(&cli, file.as_deref(), at, replay_cache.as_deref(), *json),
     };
     match result {
         Ok(code) => code,
@@ -405,6 +440,107 @@ async fn keys_import(cli: &Cli, region: &str, files: &[PathBuf], json: bool) -> 
         }
     }
     Ok(EXIT_OK)
+}
+
+/// Loads `[federation]`: metadata, tenant issuer, audiences, role mapping.
+fn federation_validator(config: &Config) -> Result<crate::federation::validate::Validator, CliError> {
+    let fed = config
+        .federation
+        .as_ref()
+        .ok_or_else(|| CliError::Usage(format!("{} has no [federation] section", config.path.display())))?;
+    if fed.idp_metadata.starts_with("https://") {
+        return Err(CliError::Usage(
+            "federation.idp_metadata: download the app's federation metadata to a file and name the file \
+             (fetching it over https is not built yet)"
+                .into(),
+        ));
+    }
+    let text = std::fs::read_to_string(&fed.idp_metadata)
+        .map_err(|e| CliError::Usage(format!("federation.idp_metadata {}: {e}", fed.idp_metadata)))?;
+    let metadata = crate::federation::metadata::parse(&text)
+        .map_err(|e| CliError::Usage(format!("federation.idp_metadata {}: {e}", fed.idp_metadata)))?;
+    let roles =
+        crate::federation::roles::RoleMapping::load(&fed.role_mapping).map_err(|e| CliError::Usage(e.to_string()))?;
+    Ok(crate::federation::validate::Validator {
+        tenant_issuers: vec![format!("https://sts.windows.net/{}/", fed.tenant_id)],
+        audiences: fed.audiences.clone(),
+        certs: metadata.signing_certs,
+        allow_sha1: fed.allow_sha1,
+        clock_skew: chrono::Duration::from_std(fed.clock_skew).unwrap_or(chrono::Duration::minutes(3)),
+        roles,
+    })
+}
+
+fn saml_validate(
+    cli: &Cli,
+    file: Option<&std::path::Path>,
+    at: &Option<String>,
+    replay_cache: Option<&std::path::Path>,
+    json: bool,
+) -> Result<u8, CliError> {
+    use std::io::Read;
+    let config = load_config(cli)?;
+    let validator = federation_validator(&config)?;
+    let at = match at {
+        Some(t) => parse_time(t).map_err(|e| CliError::Usage(format!("--at: {e}")))?,
+        None => chrono::Utc::now(),
+    };
+    let mut input = Vec::new();
+    match file {
+        None => std::io::stdin().read_to_end(&mut input),
+        Some(p) if p.as_os_str() == "-" => std::io::stdin().read_to_end(&mut input),
+        Some(p) => std::fs::File::open(p).and_then(|mut f| f.read_to_end(&mut input)),
+    }
+    .map_err(|e| CliError::Usage(format!("cannot read the SAMLResponse: {e}")))?;
+    let mut cache = match replay_cache {
+        Some(p) => Some(crate::federation::replay::ReplayCache::load(p).map_err(CliError::Usage)?),
+        None => None,
+    };
+    let result =
+        crate::federation::validate::decode_input(&input).and_then(|xml| validator.validate(&xml, at, cache.as_mut()));
+    if let Some(c) = &cache {
+        c.save().map_err(CliError::Usage)?;
+    }
+    match result {
+        Ok(ok) => {
+            if json {
+                print_json(&ok);
+            } else {
+                println!("valid SAML response {} from {}", ok.assertion_id, ok.issuer);
+                println!(
+                    "  subject {} session {} duration {:?}",
+                    ok.subject, ok.session_name, ok.session_duration
+                );
+                match &ok.groups {
+                    Some(g) => println!("  groups {}", g.join(", ")),
+                    None => println!("  groups unknown (Entra sent the overage claim)"),
+                }
+                for r in &ok.roles {
+                    println!(
+                        "  role {} via {}{}",
+                        r.role_arn,
+                        r.provider_arn,
+                        if r.granted {
+                            ""
+                        } else {
+                            "  NOT GRANTED by the role mapping"
+                        }
+                    );
+                }
+            }
+            Ok(EXIT_OK)
+        }
+        Err(rejection) => {
+            if json {
+                print_json(
+                    &serde_json::json!({"valid": false, "reason": rejection.reason, "detail": rejection.detail}),
+                );
+            } else {
+                println!("invalid SAML response: {:?}: {}", rejection.reason, rejection.detail);
+            }
+            Ok(EXIT_CHECK_FAILED)
+        }
+    }
 }
 
 async fn keys_fetch(cli: &Cli, since: &Option<String>, extra: &[String], json: bool) -> Result<u8, CliError> {

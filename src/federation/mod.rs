@@ -1,4 +1,9 @@
-//! Entra ID SAML validation, role mapping and federated-login audit (issue 4).
-//!
-//! Not built yet: the config section `[federation]` is parsed and validated by
-//! `config.rs`, and no command uses it so far.
+//! Entra ID SAML for AWS console sign-in: validation of SAMLResponses (signature
+//! through samael/xmlsec, everything AWS and Entra need on top of it), the role
+//! mapping as code, and the audit of federated sign-ins in archived CloudTrail logs.
+
+pub mod metadata;
+pub mod replay;
+pub mod roles;
+pub mod validate;
+pub mod xml;

@@ -5,6 +5,7 @@
 pub mod ctgen;
 pub mod emulators;
 pub mod proxy;
+pub mod saml;
 pub mod store_suite;
 
 use std::collections::BTreeMap;
