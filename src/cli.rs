@@ -91,6 +91,20 @@ pub enum SamlCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Audit archived AssumeRoleWithSAML and ConsoleLogin events against the role mapping.
+    Audit {
+        /// Events from this time on (by eventTime; inclusive).
+        #[arg(long)]
+        since: Option<String>,
+        /// Events before this time (exclusive).
+        #[arg(long)]
+        until: Option<String>,
+        /// Only these sources (repeatable; default: every configured source).
+        #[arg(long = "source", value_name = "NAME")]
+        sources: Vec<String>,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -204,6 +218,8 @@ pub enum CliError {
     Verify(#[from] VerifyError),
     #[error(transparent)]
     Keys(#[from] KeyError),
+    #[error(transparent)]
+    Audit(#[from] crate::federation::audit::AuditError),
 }
 
 impl CliError {
@@ -215,7 +231,8 @@ impl CliError {
             | CliError::Storage(_)
             | CliError::Restore(_)
             | CliError::Verify(_)
-            | CliError::Keys(_) => EXIT_FAILED,
+            | CliError::Keys(_)
+            | CliError::Audit(_) => EXIT_FAILED,
         }
     }
 }
@@ -234,7 +251,7 @@ pub async fn run(cli: Cli) -> u8 {
             command: KeysCommand::Import { json, .. } | KeysCommand::Fetch { json, .. },
         } => *json,
         Command::Saml {
-            command: SamlCommand::Validate { json, .. },
+            command: SamlCommand::Validate { json, .. } | SamlCommand::Audit { json, .. },
         } => *json,
     };
     let result = match &cli.command {
@@ -259,6 +276,15 @@ pub async fn run(cli: Cli) -> u8 {
                     json,
                 },
         } => saml_validate(&cli, file.as_deref(), at, replay_cache.as_deref(), *json),
+        Command::Saml {
+            command:
+                SamlCommand::Audit {
+                    since,
+                    until,
+                    sources,
+                    json,
+                },
+        } => saml_audit(&cli, since, until, sources, *json).await,
     };
     match result {
         Ok(code) => code,
@@ -541,6 +567,62 @@ fn saml_validate(
             Ok(EXIT_CHECK_FAILED)
         }
     }
+}
+
+async fn saml_audit(
+    cli: &Cli,
+    since: &Option<String>,
+    until: &Option<String>,
+    sources: &[String],
+    json: bool,
+) -> Result<u8, CliError> {
+    let config = load_config(cli)?;
+    let fed = config
+        .federation
+        .as_ref()
+        .ok_or_else(|| CliError::Usage(format!("{} has no [federation] section", config.path.display())))?;
+    let target = config.require_target("saml audit")?;
+    let sources = archived_sources(&config, sources, "saml audit")?;
+    let range = time_range(since, until)?;
+    let roles =
+        crate::federation::roles::RoleMapping::load(&fed.role_mapping).map_err(|e| CliError::Usage(e.to_string()))?;
+    let (archive, state) = open_target(target).map_err(|e| CliError::Usage(e.to_string()))?;
+    let job = crate::federation::audit::AuditJob {
+        archive,
+        state: Some(state),
+        sources,
+        range,
+        tenant_id: fed.tenant_id.clone(),
+        roles,
+        concurrency: config.sync.concurrency,
+    };
+    let report = job.run().await?;
+    if json {
+        print_json(&report);
+    } else {
+        println!(
+            "saml audit {}: {} events in {} log files, {} subjects",
+            report.run_id,
+            report.events,
+            report.files_read,
+            report.subjects.len()
+        );
+        for s in &report.subjects {
+            println!(
+                "  {}: roles {}; from {}; {} .. {}; {} failures",
+                s.subject,
+                s.roles.join(", "),
+                s.source_ips.join(", "),
+                s.first,
+                s.last,
+                s.failures
+            );
+        }
+        for f in &report.findings {
+            println!("  {:?} {} {} {}: {}", f.severity, f.kind, f.time, f.subject, f.detail);
+        }
+    }
+    Ok(if report.has_high() { EXIT_CHECK_FAILED } else { EXIT_OK })
 }
 
 async fn keys_fetch(cli: &Cli, since: &Option<String>, extra: &[String], json: bool) -> Result<u8, CliError> {

@@ -3,6 +3,7 @@
 pub mod digest;
 pub mod key;
 pub mod range;
+pub mod record;
 
 pub use key::{CtKey, FileKind, StreamPrefix};
 pub use range::{parse_time, TimeRange};

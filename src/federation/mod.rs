@@ -2,6 +2,7 @@
 //! through samael/xmlsec, everything AWS and Entra need on top of it), the role
 //! mapping as code, and the audit of federated sign-ins in archived CloudTrail logs.
 
+pub mod audit;
 pub mod metadata;
 pub mod replay;
 pub mod roles;
