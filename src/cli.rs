@@ -275,7 +275,7 @@ pub async fn run(cli: Cli) -> u8 {
                     replay_cache,
                     json,
                 },
-        } => saml_validate(&cli, file.as_deref(), at, replay_cache.as_deref(), *json),
+        } => saml_validate(&cli, file.as_deref(), at, replay_cache.as_deref(), *json).await,
         Command::Saml {
             command:
                 SamlCommand::Audit {
@@ -468,23 +468,15 @@ async fn keys_import(cli: &Cli, region: &str, files: &[PathBuf], json: bool) -> 
     Ok(EXIT_OK)
 }
 
-/// Loads `[federation]`: metadata, tenant issuer, audiences, role mapping.
-fn federation_validator(config: &Config) -> Result<crate::federation::validate::Validator, CliError> {
+/// Loads `[federation]`: metadata (file or https URL), tenant issuer, audiences, role mapping.
+async fn federation_validator(config: &Config) -> Result<crate::federation::validate::Validator, CliError> {
     let fed = config
         .federation
         .as_ref()
         .ok_or_else(|| CliError::Usage(format!("{} has no [federation] section", config.path.display())))?;
-    if fed.idp_metadata.starts_with("https://") {
-        return Err(CliError::Usage(
-            "federation.idp_metadata: download the app's federation metadata to a file and name the file \
-             (fetching it over https is not built yet)"
-                .into(),
-        ));
-    }
-    let text = std::fs::read_to_string(&fed.idp_metadata)
-        .map_err(|e| CliError::Usage(format!("federation.idp_metadata {}: {e}", fed.idp_metadata)))?;
-    let metadata = crate::federation::metadata::parse(&text)
-        .map_err(|e| CliError::Usage(format!("federation.idp_metadata {}: {e}", fed.idp_metadata)))?;
+    let metadata = crate::federation::metadata::load(&fed.idp_metadata)
+        .await
+        .map_err(|e| CliError::Usage(format!("federation.idp_metadata {e}")))?;
     let roles =
         crate::federation::roles::RoleMapping::load(&fed.role_mapping).map_err(|e| CliError::Usage(e.to_string()))?;
     Ok(crate::federation::validate::Validator {
@@ -497,7 +489,7 @@ fn federation_validator(config: &Config) -> Result<crate::federation::validate::
     })
 }
 
-fn saml_validate(
+async fn saml_validate(
     cli: &Cli,
     file: Option<&std::path::Path>,
     at: &Option<String>,
@@ -506,7 +498,7 @@ fn saml_validate(
 ) -> Result<u8, CliError> {
     use std::io::Read;
     let config = load_config(cli)?;
-    let validator = federation_validator(&config)?;
+    let validator = federation_validator(&config).await?;
     let at = match at {
         Some(t) => parse_time(t).map_err(|e| CliError::Usage(format!("--at: {e}")))?,
         None => chrono::Utc::now(),

@@ -93,6 +93,10 @@ fn the_example_role_mapping_is_valid() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("roles.example.toml");
     let m = trailvault::federation::roles::RoleMapping::load(&path).unwrap();
     assert_eq!(m.grants.len(), 2);
-    let c = Config::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("trailvault.example.toml"), &ENV).unwrap();
+    let c = Config::load(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("trailvault.example.toml"),
+        &ENV,
+    )
+    .unwrap();
     assert_eq!(c.federation.unwrap().role_mapping, path);
 }

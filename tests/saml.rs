@@ -468,3 +468,40 @@ fn assertion_contents_stay_out_of_logs() {
     );
     assert!(!stderr.contains(&String::from_utf8_lossy(&b64(&xml))[..60]));
 }
+
+#[test]
+fn unreachable_metadata_url_is_a_configuration_error() {
+    let Some(f) = fixture() else { return };
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let text = std::fs::read_to_string(&f.config)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            if l.starts_with("idp_metadata") {
+                format!("idp_metadata = \"https://127.0.0.1:{closed}/FederationMetadata.xml\"")
+            } else {
+                l.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let config = f.dir.path().join("url.toml");
+    std::fs::write(&config, text).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_trailvault"))
+        .arg("--config")
+        .arg(&config)
+        .args(["saml", "validate", "-", "--json"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        doc["error"].as_str().unwrap().contains("fetching https://127.0.0.1"),
+        "{doc}"
+    );
+}

@@ -26,6 +26,36 @@ pub enum MetadataError {
     BadCert(String),
 }
 
+/// Reads the metadata from a file, or fetches it from an https URL (Entra's per-app
+/// `…/FederationMetadata/2007-06/FederationMetadata.xml?appid=…`).
+pub async fn load(location: &str) -> Result<IdpMetadata, String> {
+    let text = if location.starts_with("https://") {
+        fetch(location).await?
+    } else {
+        std::fs::read_to_string(location).map_err(|e| format!("{location}: {e}"))?
+    };
+    parse(&text).map_err(|e| format!("{location}: {e}"))
+}
+
+async fn fetch(url: &str) -> Result<String, String> {
+    use azure_core::http::{Method, Request, Url};
+    let parsed = Url::parse(url).map_err(|e| format!("{url}: {e}"))?;
+    let client = azure_core::http::new_http_client(None);
+    let response = client
+        .execute_request(&Request::new(parsed, Method::Get))
+        .await
+        .map_err(|e| format!("fetching {url}: {e}"))?;
+    let status = response.status();
+    if !status.is_success() {
+        return Err(format!("fetching {url}: HTTP {status}"));
+    }
+    response
+        .into_body()
+        .collect_string()
+        .await
+        .map_err(|e| format!("fetching {url}: {e}"))
+}
+
 pub fn parse(text: &str) -> Result<IdpMetadata, MetadataError> {
     // Entra serves metadata with a UTF-8 BOM; it is harmless here.
     let root = xml::parse(text.trim_start_matches('\u{feff}'))?;
