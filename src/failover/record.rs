@@ -51,6 +51,33 @@ pub struct Record {
     pub details: serde_json::Value,
 }
 
+impl Record {
+    /// A record with counters at zero; callers set what their run measured.
+    /// `RecordId` is `{run_id}-{part}`, unique within the run.
+    pub fn of(record_type: RecordType, run_id: &str, part: &str, status: RunStatus) -> Record {
+        Record {
+            time_generated: Utc::now(),
+            record_id: format!("{run_id}-{part}"),
+            record_type,
+            run_id: run_id.to_string(),
+            source: String::new(),
+            account: String::new(),
+            region: String::new(),
+            status,
+            files_copied: 0,
+            bytes_copied: 0,
+            files_skipped: 0,
+            files_failed: 0,
+            backup_gap_seconds: None,
+            newest_file_time: None,
+            duration_seconds: 0.0,
+            aws_health: None,
+            message: String::new(),
+            details: serde_json::Value::Null,
+        }
+    }
+}
+
 /// `YYYYMMDDTHHMMSSZ-` + 8 random hex: names sort by time.
 pub fn new_run_id(now: DateTime<Utc>) -> String {
     format!("{}-{:08x}", now.format("%Y%m%dT%H%M%SZ"), rand::random::<u32>())

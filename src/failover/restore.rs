@@ -276,21 +276,14 @@ impl RestoreJob {
         let Some(state) = &self.state else { return };
         let record = Record {
             time_generated: report.finished_at,
-            record_id: format!("{}-restore", report.run_id),
-            record_type: RecordType::Restore,
-            run_id: report.run_id.clone(),
             source: self.selection.sources.join(","),
             account: self.selection.accounts.iter().cloned().collect::<Vec<_>>().join(","),
             region: self.selection.regions.iter().cloned().collect::<Vec<_>>().join(","),
-            status: report.status(),
             files_copied: report.files,
             bytes_copied: report.bytes,
             files_skipped: report.skipped,
             files_failed: report.failed + report.corrupted.len() as u64 + report.conflicts.len() as u64,
-            backup_gap_seconds: None,
-            newest_file_time: None,
             duration_seconds: report.seconds,
-            aws_health: None,
             message: format!("restore to {}", report.target),
             details: serde_json::json!({
                 "corrupted": report.corrupted,
@@ -299,6 +292,7 @@ impl RestoreJob {
                 "until": self.selection.range.until,
                 "digests": self.selection.digests,
             }),
+            ..Record::of(RecordType::Restore, &report.run_id, "restore", report.status())
         };
         if let Err(e) = write_run_records(state.as_ref(), &report.run_id, &[record]).await {
             tracing::warn!(error = %e, "could not write the restore record");

@@ -418,27 +418,16 @@ impl VerifyJob {
         for p in &report.problems {
             *by_kind.entry(p.kind).or_default() += 1;
         }
+        let status = if report.ok {
+            RunStatus::Succeeded
+        } else {
+            RunStatus::Failed
+        };
         let record = Record {
             time_generated: report.finished_at,
-            record_id: format!("{}-verify", report.run_id),
-            record_type: RecordType::Verify,
-            run_id: report.run_id.clone(),
             source: self.selection.sources.join(","),
-            account: String::new(),
-            region: String::new(),
-            status: if report.ok {
-                RunStatus::Succeeded
-            } else {
-                RunStatus::Failed
-            },
-            files_copied: 0,
-            bytes_copied: 0,
-            files_skipped: 0,
             files_failed: report.problems.len() as u64,
-            backup_gap_seconds: None,
-            newest_file_time: None,
             duration_seconds: report.seconds,
-            aws_health: None,
             message: if report.ok {
                 "archive verified".into()
             } else {
@@ -450,6 +439,7 @@ impl VerifyJob {
                 "since": self.selection.range.since,
                 "until": self.selection.range.until,
             }),
+            ..Record::of(RecordType::Verify, &report.run_id, "verify", status)
         };
         if let Err(e) = write_run_records(state.as_ref(), &report.run_id, &[record]).await {
             tracing::warn!(error = %e, "could not write the verify record");

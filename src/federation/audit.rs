@@ -264,29 +264,16 @@ impl AuditJob {
 
     async fn write_record(&self, report: &AuditReport) {
         let Some(state) = &self.state else { return };
+        let status = if report.has_high() {
+            RunStatus::Failed
+        } else {
+            RunStatus::Succeeded
+        };
         let record = RunRecord {
-            time_generated: Utc::now(),
-            record_id: format!("{}-samlaudit", report.run_id),
-            record_type: RecordType::SamlAudit,
-            run_id: report.run_id.clone(),
             source: self.sources.join(","),
-            account: String::new(),
-            region: String::new(),
-            status: if report.has_high() {
-                RunStatus::Failed
-            } else {
-                RunStatus::Succeeded
-            },
-            files_copied: 0,
-            bytes_copied: 0,
-            files_skipped: 0,
-            files_failed: 0,
-            backup_gap_seconds: None,
-            newest_file_time: None,
-            duration_seconds: 0.0,
-            aws_health: None,
             message: format!("{} subjects, {} findings", report.subjects.len(), report.findings.len()),
             details: serde_json::json!({ "findings": report.findings }),
+            ..RunRecord::of(RecordType::SamlAudit, &report.run_id, "samlaudit", status)
         };
         if let Err(e) = write_run_records(state.as_ref(), &report.run_id, &[record]).await {
             tracing::warn!(error = %e, "could not write the SamlAudit record");

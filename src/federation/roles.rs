@@ -77,19 +77,15 @@ impl RoleMapping {
 
 /// `arn:PARTITION:iam::ACCOUNT:role/[path/]name`
 pub fn is_role_arn(s: &str) -> bool {
-    let parts: Vec<&str> = s.splitn(6, ':').collect();
-    parts.len() == 6
-        && parts[0] == "arn"
-        && parts[1].starts_with("aws")
-        && parts[2] == "iam"
-        && parts[4].len() == 12
-        && parts[4].bytes().all(|b| b.is_ascii_digit())
-        && parts[5].starts_with("role/")
-        && parts[5].len() > 5
+    is_iam_arn(s, "role/")
 }
 
 /// `arn:PARTITION:iam::ACCOUNT:saml-provider/name`
 pub fn is_provider_arn(s: &str) -> bool {
+    is_iam_arn(s, "saml-provider/")
+}
+
+fn is_iam_arn(s: &str, resource_prefix: &str) -> bool {
     let parts: Vec<&str> = s.splitn(6, ':').collect();
     parts.len() == 6
         && parts[0] == "arn"
@@ -97,8 +93,8 @@ pub fn is_provider_arn(s: &str) -> bool {
         && parts[2] == "iam"
         && parts[4].len() == 12
         && parts[4].bytes().all(|b| b.is_ascii_digit())
-        && parts[5].starts_with("saml-provider/")
-        && parts[5].len() > 14
+        && parts[5].starts_with(resource_prefix)
+        && parts[5].len() > resource_prefix.len()
 }
 
 /// (partition, account) of an IAM ARN.

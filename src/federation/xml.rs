@@ -63,6 +63,20 @@ fn local(name: &[u8]) -> String {
     }
 }
 
+fn element(e: &quick_xml::events::BytesStart<'_>) -> Result<Element, XmlError> {
+    let bad = |e: &dyn std::fmt::Display| XmlError::Malformed(e.to_string());
+    let mut el = Element {
+        name: local(e.name().as_ref()),
+        ..Default::default()
+    };
+    for a in e.attributes() {
+        let a = a.map_err(|e| bad(&e))?;
+        let v = a.unescape_value().map_err(|e| bad(&e))?.into_owned();
+        el.attrs.push((local(a.key.as_ref()), v));
+    }
+    Ok(el)
+}
+
 /// Parses a whole document into its root element.
 pub fn parse(xml: &str) -> Result<Element, XmlError> {
     if xml.starts_with('\u{feff}') {
@@ -82,28 +96,9 @@ pub fn parse(xml: &str) -> Result<Element, XmlError> {
                 let _ = e;
                 return Err(XmlError::Malformed("content after the root element".into()));
             }
-            Event::Start(e) => {
-                let mut el = Element {
-                    name: local(e.name().as_ref()),
-                    ..Default::default()
-                };
-                for a in e.attributes() {
-                    let a = a.map_err(|e| bad(&e))?;
-                    let v = a.unescape_value().map_err(|e| bad(&e))?.into_owned();
-                    el.attrs.push((local(a.key.as_ref()), v));
-                }
-                stack.push(el);
-            }
+            Event::Start(e) => stack.push(element(&e)?),
             Event::Empty(e) => {
-                let mut el = Element {
-                    name: local(e.name().as_ref()),
-                    ..Default::default()
-                };
-                for a in e.attributes() {
-                    let a = a.map_err(|e| bad(&e))?;
-                    let v = a.unescape_value().map_err(|e| bad(&e))?.into_owned();
-                    el.attrs.push((local(a.key.as_ref()), v));
-                }
+                let el = element(&e)?;
                 match stack.last_mut() {
                     Some(parent) => parent.children.push(el),
                     None => root = Some(el),

@@ -125,6 +125,15 @@ fn is_connect_failure(e: &azure_core::Error) -> bool {
     false
 }
 
+/// (If-Match, If-None-Match) for a write condition.
+fn etags(condition: &Condition) -> (Option<Etag>, Option<Etag>) {
+    match condition {
+        Condition::None => (None, None),
+        Condition::IfNoneMatch => (None, Some(Etag::from("*"))),
+        Condition::IfMatch(e) => (Some(Etag::from(e.clone())), None),
+    }
+}
+
 fn md5_array(v: Option<Vec<u8>>) -> Option<[u8; 16]> {
     v.and_then(|v| <[u8; 16]>::try_from(v.as_slice()).ok())
 }
@@ -233,16 +242,14 @@ impl BlobStore for AzureBlobStore {
 
     async fn put(&self, name: &str, data: Bytes, opts: PutOptions) -> StorageResult<String> {
         let create_only = opts.condition == Condition::IfNoneMatch;
+        let (if_match, if_none_match) = etags(&opts.condition);
         let size = (data.len() as u64).max(1);
         let options = BlobClientUploadOptions {
             blob_content_md5: opts.content_md5.map(|m| m.to_vec()),
             blob_content_type: opts.content_type,
             metadata: Some(opts.metadata.into_iter().collect()),
-            if_none_match: create_only.then(|| Etag::from("*")),
-            if_match: match opts.condition {
-                Condition::IfMatch(e) => Some(Etag::from(e)),
-                _ => None,
-            },
+            if_none_match,
+            if_match,
             lease_id: opts.lease_id,
             // One Put Blob, so the service checks the MD5 of what it received.
             partition_size: NonZero::new(size.max(crate::config::BLOCK_SIZE)),
@@ -282,6 +289,7 @@ impl BlobStore for AzureBlobStore {
 
     async fn commit_blocks(&self, name: &str, block_ids: Vec<Vec<u8>>, opts: PutOptions) -> StorageResult<String> {
         let create_only = opts.condition == Condition::IfNoneMatch;
+        let (if_match, if_none_match) = etags(&opts.condition);
         let list = BlockLookupList {
             committed: None,
             latest: Some(block_ids),
@@ -295,11 +303,8 @@ impl BlobStore for AzureBlobStore {
             blob_content_md5: opts.content_md5.map(|m| m.to_vec()),
             blob_content_type: opts.content_type,
             metadata: Some(opts.metadata.into_iter().collect()),
-            if_none_match: create_only.then(|| Etag::from("*")),
-            if_match: match opts.condition {
-                Condition::IfMatch(e) => Some(Etag::from(e)),
-                _ => None,
-            },
+            if_none_match,
+            if_match,
             lease_id: opts.lease_id,
             ..Default::default()
         };

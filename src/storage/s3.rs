@@ -29,22 +29,8 @@ impl S3Source {
     }
 
     pub async fn connect_to(bucket: &str, region: &str, endpoint: Option<&str>) -> Self {
-        let shared = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .region(aws_config::Region::new(region.to_string()))
-            .timeout_config(
-                aws_config::timeout::TimeoutConfig::builder()
-                    .connect_timeout(Duration::from_secs(10))
-                    .read_timeout(Duration::from_secs(60))
-                    .build(),
-            )
-            .load()
-            .await;
-        let mut conf = aws_sdk_s3::config::Builder::from(&shared);
-        if let Some(ep) = endpoint {
-            conf = conf.endpoint_url(ep).force_path_style(true);
-        }
         Self {
-            client: aws_sdk_s3::Client::from_conf(conf.build()),
+            client: s3_client(Some(region), endpoint).await,
             bucket: bucket.to_string(),
         }
     }
@@ -52,6 +38,29 @@ impl S3Source {
     fn target(&self, key: &str) -> String {
         format!("s3://{}/{}", self.bucket, key)
     }
+}
+
+/// An S3 client from the SDK's default chain; `region` None takes the chain's region
+/// (AWS_REGION, profile) or us-east-1; an endpoint is addressed path-style.
+async fn s3_client(region: Option<&str>, endpoint: Option<&str>) -> aws_sdk_s3::Client {
+    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest()).timeout_config(
+        aws_config::timeout::TimeoutConfig::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .read_timeout(Duration::from_secs(60))
+            .build(),
+    );
+    if let Some(r) = region {
+        loader = loader.region(aws_config::Region::new(r.to_string()));
+    }
+    let shared = loader.load().await;
+    let mut conf = aws_sdk_s3::config::Builder::from(&shared);
+    if shared.region().is_none() {
+        conf = conf.region(aws_config::Region::new("us-east-1"));
+    }
+    if let Some(ep) = endpoint {
+        conf = conf.endpoint_url(ep).force_path_style(true);
+    }
+    aws_sdk_s3::Client::from_conf(conf.build())
 }
 
 fn map_err<E, R>(op: &'static str, target: String, err: SdkError<E, R>) -> StorageError
@@ -204,24 +213,8 @@ impl S3Sink {
     /// `endpoint`: an S3-compatible server, addressed path-style. Region from the
     /// SDK's chain (AWS_REGION, profile), else us-east-1.
     pub async fn connect(bucket: &str, prefix: &str, endpoint: Option<&str>) -> Self {
-        let shared = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .timeout_config(
-                aws_config::timeout::TimeoutConfig::builder()
-                    .connect_timeout(Duration::from_secs(10))
-                    .read_timeout(Duration::from_secs(60))
-                    .build(),
-            )
-            .load()
-            .await;
-        let mut conf = aws_sdk_s3::config::Builder::from(&shared);
-        if shared.region().is_none() {
-            conf = conf.region(aws_config::Region::new("us-east-1"));
-        }
-        if let Some(ep) = endpoint {
-            conf = conf.endpoint_url(ep).force_path_style(true);
-        }
         Self {
-            client: aws_sdk_s3::Client::from_conf(conf.build()),
+            client: s3_client(None, endpoint).await,
             bucket: bucket.to_string(),
             prefix: prefix.trim_matches('/').to_string(),
         }

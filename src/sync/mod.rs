@@ -467,13 +467,7 @@ pub fn sync_records(report: &SyncReport) -> Vec<Record> {
         .iter()
         .map(|s| Record {
             time_generated: report.finished_at,
-            record_id: format!("{}-{}", report.run_id, s.name),
-            record_type: RecordType::SyncRun,
-            run_id: report.run_id.clone(),
             source: s.name.clone(),
-            account: String::new(),
-            region: String::new(),
-            status: s.status(),
             files_copied: s.files_copied,
             bytes_copied: s.bytes_copied,
             files_skipped: s.files_skipped,
@@ -481,7 +475,6 @@ pub fn sync_records(report: &SyncReport) -> Vec<Record> {
             backup_gap_seconds: s.backup_gap_seconds,
             newest_file_time: s.newest_file_time,
             duration_seconds: duration,
-            aws_health: None,
             message: match s.status() {
                 RunStatus::Succeeded => "all listed files archived and verified".into(),
                 _ => s
@@ -496,9 +489,10 @@ pub fn sync_records(report: &SyncReport) -> Vec<Record> {
                 "conflicts": s.conflicts,
                 "streams": s.streams,
                 "complete": s.complete,
-                "accounts": s.accounts,
                 "errors": s.errors,
+                "accounts": s.accounts,
             }),
+            ..Record::of(RecordType::SyncRun, &report.run_id, &s.name, s.status())
         })
         .collect()
 }
