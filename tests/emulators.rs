@@ -1155,6 +1155,25 @@ async fn verify_proves_a_clean_archive_and_names_every_kind_of_tampering() {
     );
     untamper(&w, &middle.key, old).await;
 
+    // broken_chain: correctly signed, but the previous digest is said to live in another bucket.
+    let mut rebucketed = middle_json.clone();
+    rebucketed["previousDigestS3Bucket"] = serde_json::json!("attacker-bucket");
+    let json = serde_json::to_vec(&rebucketed).unwrap();
+    let signature = support::ctgen::sign_digest(&key, &json);
+    let forged = gzip(&json);
+    let sha = sha_hex(&forged);
+    let old = tamper(&w, &middle.key, forged, |m| {
+        m.insert("sha256".into(), sha);
+        m.insert("ct_signature".into(), signature.clone());
+    })
+    .await;
+    let (_, doc) = verify_json(&w, &config).await;
+    assert!(
+        kinds_for(&doc, &middle.key).contains(&"broken_chain".to_string()),
+        "{doc}"
+    );
+    untamper(&w, &middle.key, old).await;
+
     // unknown_key: signed by a key nobody archived.
     let stranger = support::ctgen::test_key(7);
     let mut resigned = middle_json.clone();

@@ -101,6 +101,8 @@ struct DigestFacts {
     time: DateTime<Utc>,
     /// From the archived metadata (`ct_signature`).
     signature: Option<String>,
+    /// The S3 bucket it was copied from (`source_bucket`).
+    bucket: Option<String>,
     /// SHA-256 of the decompressed digest.
     sha256: Option<String>,
     parsed: Option<digest::Digest>,
@@ -246,6 +248,17 @@ impl VerifyJob {
                 );
                 continue;
             };
+            if p.previous_digest_s3_bucket.as_deref() != prev.bucket.as_deref() && prev.bucket.is_some() {
+                f.add(
+                    ProblemKind::BrokenChain,
+                    &cur.key,
+                    Some(cur.time),
+                    format!(
+                        "previousDigestS3Bucket {:?} is not the bucket of {prev_key}",
+                        p.previous_digest_s3_bucket
+                    ),
+                );
+            }
             if prev.signature.as_deref().map(str::to_ascii_lowercase) != Some(prev_sig.to_ascii_lowercase()) {
                 f.add(
                     ProblemKind::BrokenChain,
@@ -405,6 +418,7 @@ impl VerifyJob {
             key: key.to_string(),
             time: ct.time,
             signature: info.metadata.get("ct_signature").cloned(),
+            bucket: info.metadata.get(META_SOURCE_BUCKET).cloned(),
             sha256: parsed.as_ref().map(|p| p.sha256.clone()),
             parsed: None,
             trusted: false,
@@ -455,6 +469,7 @@ fn check_digest(d: &Selected, bytes: &[u8], info: &BlobInfo, keys: &KeyRing, f: 
         key: d.key.clone(),
         time: d.ct.time,
         signature: info.metadata.get("ct_signature").cloned(),
+        bucket: info.metadata.get(META_SOURCE_BUCKET).cloned(),
         sha256: None,
         parsed: None,
         trusted: false,
