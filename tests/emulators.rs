@@ -1504,3 +1504,10 @@ async fn saml_audit_reports_subjects_and_findings_from_the_archive() {
     assert_eq!(run.code, 0, "{run:?}");
     assert!(run.json()["findings"].as_array().unwrap().is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replay_store_over_azurite() {
+    let w = world!("replay-bucket");
+    w.state.ensure_container().await.unwrap();
+    support::store_suite::replay_store_contract(w.state.as_ref()).await;
+}

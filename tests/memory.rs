@@ -227,3 +227,8 @@ async fn verify_over_memory_accepts_restarts_backfill_and_empty_digests() {
     assert_eq!(report.checked.logs, logs, "the backfilled logs are vouched for too");
     assert_eq!(report.logs_awaiting_digest, 0);
 }
+
+#[tokio::test]
+async fn replay_store_over_memory() {
+    support::store_suite::replay_store_contract(&MemoryBlobStore::new()).await;
+}

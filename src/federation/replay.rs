@@ -49,6 +49,56 @@ impl ReplayCache {
     }
 }
 
+/// The service's replay cache: one create-only blob per assertion ID under
+/// `saml/seen/` in the state container, so two instances cannot both accept the same
+/// assertion. Returns false for a replay (seen and still valid at `at`).
+pub async fn remember_in_state(
+    state: &dyn crate::storage::BlobStore,
+    assertion_id: &str,
+    until: DateTime<Utc>,
+    at: DateTime<Utc>,
+) -> Result<bool, crate::storage::StorageError> {
+    use crate::storage::{read_all, Condition, ErrorKind, PutOptions};
+    use sha2::{Digest, Sha256};
+    // IDs are attacker-chosen text; their hash makes a safe, fixed-length blob name.
+    let name = format!(
+        "saml/seen/{}.json",
+        hex::encode(Sha256::digest(assertion_id.as_bytes()))
+    );
+    let body = serde_json::to_vec(&serde_json::json!({ "assertion_id": assertion_id, "not_on_or_after": until }))
+        .unwrap_or_default();
+    let put = |condition| PutOptions {
+        content_type: Some("application/json".into()),
+        condition,
+        ..Default::default()
+    };
+    match state.put(&name, body.clone().into(), put(Condition::IfNoneMatch)).await {
+        Ok(_) => return Ok(true),
+        Err(e) if e.kind != ErrorKind::AlreadyExists => return Err(e),
+        Err(_) => {}
+    }
+    let Some((bytes, info)) = read_all(state, &name).await? else {
+        return Ok(false);
+    };
+    let expired = serde_json::from_slice::<serde_json::Value>(&bytes)
+        .ok()
+        .and_then(|v| {
+            v["not_on_or_after"]
+                .as_str()
+                .and_then(|t| t.parse::<DateTime<Utc>>().ok())
+        })
+        .is_some_and(|t| t <= at);
+    if !expired {
+        return Ok(false);
+    }
+    // An old entry for a reused ID: take it over, unless another instance just did.
+    match state.put(&name, body.into(), put(Condition::IfMatch(info.etag))).await {
+        Ok(_) => Ok(true),
+        Err(e) if e.kind == ErrorKind::PreconditionFailed => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -237,3 +237,45 @@ pub async fn source_contract(src: &dyn Source, bucket: &dyn Bucket) {
         Some(ErrorKind::NotFound)
     );
 }
+
+/// The service's replay cache, shared by instances through the state container.
+pub async fn replay_store_contract(state: &dyn BlobStore) {
+    use trailvault::federation::replay::remember_in_state;
+    let t = |s: &str| s.parse::<chrono::DateTime<chrono::Utc>>().unwrap();
+    let until = t("2026-11-25T10:05:00Z");
+    assert!(remember_in_state(state, "_a1", until, t("2026-11-25T10:00:00Z"))
+        .await
+        .unwrap());
+    assert!(
+        !remember_in_state(state, "_a1", until, t("2026-11-25T10:01:00Z"))
+            .await
+            .unwrap(),
+        "replay accepted"
+    );
+    assert!(remember_in_state(state, "_a2", until, t("2026-11-25T10:01:00Z"))
+        .await
+        .unwrap());
+    // After the assertion's window an entry is taken over (the assertion itself is expired then).
+    assert!(
+        remember_in_state(state, "_a1", t("2026-11-25T12:00:00Z"), t("2026-11-25T11:00:00Z"))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !remember_in_state(state, "_a1", t("2026-11-25T12:00:00Z"), t("2026-11-25T11:30:00Z"))
+            .await
+            .unwrap()
+    );
+    let names: Vec<String> = state
+        .list("saml/seen/")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|b| b.name)
+        .collect();
+    assert_eq!(names.len(), 2);
+    assert!(
+        names.iter().all(|n| !n.contains("_a")),
+        "IDs are hashed into names: {names:?}"
+    );
+}
