@@ -68,11 +68,25 @@ pub enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// Backup gap, last runs and digest coverage per source, account and region.
+    Status {
+        /// Where to read from (only `state` is built so far).
+        #[arg(long, value_enum, default_value = "state")]
+        from: StatusFrom,
+        #[arg(long)]
+        json: bool,
+    },
     /// Entra ID SAML for AWS sign-in.
     Saml {
         #[command(subcommand)]
         command: SamlCommand,
     },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum StatusFrom {
+    State,
+    LogAnalytics,
 }
 
 #[derive(Debug, Subcommand)]
@@ -253,6 +267,7 @@ pub async fn run(cli: Cli) -> u8 {
         Command::Saml {
             command: SamlCommand::Validate { json, .. } | SamlCommand::Audit { json, .. },
         } => *json,
+        Command::Status { json, .. } => *json,
     };
     let result = match &cli.command {
         Command::Config {
@@ -285,6 +300,7 @@ pub async fn run(cli: Cli) -> u8 {
                     json,
                 },
         } => saml_audit(&cli, since, until, sources, *json).await,
+        Command::Status { from, json } => status(&cli, *from, *json).await,
     };
     match result {
         Ok(code) => code,
@@ -559,6 +575,53 @@ async fn saml_validate(
             Ok(EXIT_CHECK_FAILED)
         }
     }
+}
+
+async fn status(cli: &Cli, from: StatusFrom, json: bool) -> Result<u8, CliError> {
+    let config = load_config(cli)?;
+    if from == StatusFrom::LogAnalytics {
+        return Err(CliError::Usage(
+            "status --from log-analytics is not built yet; use --from state (the default)".into(),
+        ));
+    }
+    let target = config.require_target("status")?;
+    let (_, state) = open_target(target).map_err(|e| CliError::Usage(e.to_string()))?;
+    let sources: Vec<String> = config.sources.iter().map(|s| s.name.clone()).collect();
+    let max_gap = chrono::Duration::from_std(config.sync.max_gap).unwrap_or(chrono::Duration::hours(8));
+    let report = crate::failover::status::status(state.as_ref(), &sources, max_gap, chrono::Utc::now()).await?;
+    if json {
+        print_json(&report);
+    } else {
+        println!(
+            "status at {} (target: backup gap at most {} s)",
+            report.generated_at, report.max_gap_seconds
+        );
+        for s in &report.sources {
+            println!(
+                "  {}: {} backup gap {}, last complete run started {}, last run {:?}{}",
+                s.name,
+                if s.within_target { "OK" } else { "OVER TARGET" },
+                s.backup_gap_seconds
+                    .map(|g| format!("{g} s"))
+                    .unwrap_or_else(|| "unknown (no complete run yet)".into()),
+                s.last_success_started_at
+                    .map(|t| t.to_rfc3339())
+                    .unwrap_or_else(|| "never".into()),
+                s.last_run_status,
+                if s.run_in_progress { ", a sync is running" } else { "" }
+            );
+            for a in &s.accounts {
+                println!(
+                    "    {} {}: newest file {}, {} logs not yet covered by a digest",
+                    a.account,
+                    a.region,
+                    a.newest_file_time.map(|t| t.to_rfc3339()).unwrap_or_default(),
+                    a.files_not_covered_by_digest
+                );
+            }
+        }
+    }
+    Ok(if report.ok { EXIT_OK } else { EXIT_CHECK_FAILED })
 }
 
 async fn saml_audit(

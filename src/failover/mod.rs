@@ -6,6 +6,7 @@ pub mod keys;
 pub mod record;
 pub mod restore;
 pub mod select;
+pub mod status;
 pub mod verify;
 
 pub use health::SourceHealth;

@@ -9,7 +9,7 @@ use azure_core::http::{Etag, RequestContent, RetryOptions, StatusCode, Url};
 use azure_storage_blob::models::{
     BlobClientAcquireLeaseResultHeaders, BlobClientGetPropertiesResultHeaders, BlobClientUploadOptions,
     BlobContainerClientListBlobsOptions, BlockBlobClientCommitBlockListOptions,
-    BlockBlobClientCommitBlockListResultHeaders, BlockBlobClientStageBlockOptions, BlockLookupList,
+    BlockBlobClientCommitBlockListResultHeaders, BlockBlobClientStageBlockOptions, BlockLookupList, LeaseStatus,
     ListBlobsIncludeItem,
 };
 use azure_storage_blob::{BlobContainerClient, BlobContainerClientOptions};
@@ -179,6 +179,7 @@ impl BlobStore for AzureBlobStore {
                 content_type: props.content_type,
                 etag: etag_string(props.etag),
                 metadata: sorted(item.metadata.and_then(|m| m.values).unwrap_or_default()),
+                leased: false,
             });
         }
         Ok(out)
@@ -194,6 +195,7 @@ impl BlobStore for AzureBlobStore {
                 content_type: r.content_type().map_err(err)?,
                 etag: etag_string(r.etag().map_err(err)?),
                 metadata: sorted(r.metadata().map_err(err)?),
+                leased: matches!(r.lease_status().map_err(err)?, Some(LeaseStatus::Locked)),
             })),
             Err(e) if e.http_status() == Some(StatusCode::NotFound) => Ok(None),
             Err(e) => Err(err(e)),
@@ -230,6 +232,7 @@ impl BlobStore for AzureBlobStore {
             content_type: props.content_type,
             etag: etag_string(props.etag),
             metadata,
+            leased: false,
         };
         let body = r
             .body

@@ -128,6 +128,7 @@ impl State {
             content_type: opts.content_type,
             etag: etag.clone(),
             metadata: opts.metadata,
+            leased: false,
         };
         self.blobs.insert(name.to_string(), StoredBlob { data, info });
         etag
@@ -155,7 +156,12 @@ impl BlobStore for MemoryBlobStore {
     }
 
     async fn head(&self, name: &str) -> StorageResult<Option<BlobInfo>> {
-        Ok(self.lock().blobs.get(name).map(|b| b.info.clone()))
+        let st = self.lock();
+        let leased = st.leases.get(name).is_some_and(|l| l.until > Instant::now());
+        Ok(st.blobs.get(name).map(|b| BlobInfo {
+            leased,
+            ..b.info.clone()
+        }))
     }
 
     async fn get(&self, name: &str) -> StorageResult<BlobBody> {

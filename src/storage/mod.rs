@@ -110,6 +110,8 @@ pub struct BlobInfo {
     pub content_type: Option<String>,
     pub etag: String,
     pub metadata: BTreeMap<String, String>,
+    /// A lease is held on it (set by `head`; listings leave it false).
+    pub leased: bool,
 }
 
 /// What a write sends besides the bytes.

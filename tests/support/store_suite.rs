@@ -151,7 +151,9 @@ pub async fn blob_store_contract(store: &dyn BlobStore, prefix: &str) {
     // Leases fence writes to the leased blob.
     let lock = format!("{prefix}/lock");
     store.put(&lock, Bytes::new(), PutOptions::default()).await.unwrap();
+    assert!(!store.head(&lock).await.unwrap().unwrap().leased);
     let lease = store.acquire_lease(&lock, 15).await.unwrap();
+    assert!(store.head(&lock).await.unwrap().unwrap().leased);
     assert_eq!(
         store.acquire_lease(&lock, 15).await.unwrap_err().kind,
         ErrorKind::LeaseHeld
@@ -182,6 +184,7 @@ pub async fn blob_store_contract(store: &dyn BlobStore, prefix: &str) {
         ErrorKind::PreconditionFailed
     );
     store.release_lease(&lock, &lease).await.unwrap();
+    assert!(!store.head(&lock).await.unwrap().unwrap().leased);
     let again = store.acquire_lease(&lock, 15).await.unwrap();
     store.release_lease(&lock, &again).await.unwrap();
 }

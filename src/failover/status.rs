@@ -1,0 +1,153 @@
+//! `trailvault status --from state`: the backup gap and coverage per source, read from
+//! the state container (health, watermarks, the sync lock), so it is measured from what
+//! the runs recorded, never assumed — and it shows a gap growing when runs fail or stop.
+
+use chrono::{DateTime, Duration, Utc};
+use serde::Serialize;
+
+use crate::failover::SourceHealth;
+use crate::storage::{read_all, BlobStore, StorageError};
+use crate::sync::lock::{LockHolder, LOCK_BLOB};
+use crate::sync::watermark::WatermarkDoc;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StatusReport {
+    pub generated_at: DateTime<Utc>,
+    pub max_gap_seconds: i64,
+    pub sources: Vec<SourceStatus>,
+    /// Records waiting for Log Analytics (`spool/`).
+    pub spool_backlog: u64,
+    /// Every source within target.
+    pub ok: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SourceStatus {
+    pub name: String,
+    pub last_success_started_at: Option<DateTime<Utc>>,
+    /// Now minus the start of the last complete run; null when none completed yet.
+    pub backup_gap_seconds: Option<i64>,
+    pub within_target: bool,
+    pub run_in_progress: bool,
+    /// No AWS health probe runs yet; null rather than a guess.
+    pub aws_health: Option<String>,
+    pub last_run_status: Option<crate::failover::RunStatus>,
+    pub consecutive_failed_runs: u32,
+    pub accounts: Vec<AccountStatus>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AccountStatus {
+    pub account: String,
+    pub region: String,
+    pub newest_file_time: Option<DateTime<Utc>>,
+    pub files_not_covered_by_digest: u64,
+}
+
+/// The contract's rule: within target while the gap is at most `max_gap`, or while the
+/// run that started within `max_gap` of the last complete run's start is still going.
+pub fn within_target(
+    last_success: Option<DateTime<Utc>>,
+    running_since: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+    max_gap: Duration,
+) -> bool {
+    let Some(last) = last_success else { return false };
+    now - last <= max_gap || running_since.is_some_and(|r| r >= last && r - last <= max_gap)
+}
+
+pub async fn status(
+    state: &dyn BlobStore,
+    sources: &[String],
+    max_gap: Duration,
+    now: DateTime<Utc>,
+) -> Result<StatusReport, StorageError> {
+    // A held lease means a sync is running; its holder document says since when.
+    let running_since = match state.head(LOCK_BLOB).await? {
+        Some(info) if info.leased => read_all(state, LOCK_BLOB)
+            .await?
+            .and_then(|(b, _)| serde_json::from_slice::<LockHolder>(&b).ok())
+            .map(|h| h.started_at)
+            .or(Some(now)),
+        _ => None,
+    };
+    let mut out = Vec::new();
+    for name in sources {
+        let health = SourceHealth::load(state, name).await?;
+        let mut accounts = Vec::new();
+        for doc in state.list(&format!("watermarks/{name}/")).await? {
+            let Some((bytes, _)) = read_all(state, &doc.name).await? else {
+                continue;
+            };
+            let Ok(wm) = serde_json::from_slice::<WatermarkDoc>(&bytes) else {
+                continue;
+            };
+            // watermarks/{source}/{account}/{region}.json
+            let rest = doc
+                .name
+                .trim_start_matches(&format!("watermarks/{name}/"))
+                .trim_end_matches(".json");
+            let Some((account, region)) = rest.split_once('/') else {
+                continue;
+            };
+            accounts.push(AccountStatus {
+                account: account.to_string(),
+                region: region.to_string(),
+                newest_file_time: wm.streams.values().map(|m| m.time).max(),
+                files_not_covered_by_digest: wm.coverage.map(|c| c.logs_not_covered_by_digest).unwrap_or(0),
+            });
+        }
+        let last = health.last_success_started_at;
+        out.push(SourceStatus {
+            name: name.clone(),
+            last_success_started_at: last,
+            backup_gap_seconds: last.map(|l| (now - l).num_seconds()),
+            within_target: within_target(last, running_since, now, max_gap),
+            run_in_progress: running_since.is_some(),
+            aws_health: None,
+            last_run_status: health.last_run_status,
+            consecutive_failed_runs: health.consecutive_failed_runs,
+            accounts,
+        });
+    }
+    let spool_backlog = state.list("spool/").await?.len() as u64;
+    Ok(StatusReport {
+        generated_at: now,
+        max_gap_seconds: max_gap.num_seconds(),
+        ok: out.iter().all(|s| s.within_target),
+        sources: out,
+        spool_backlog,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(s: &str) -> DateTime<Utc> {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn the_gap_rule_of_the_contract() {
+        let gap = Duration::hours(8);
+        let last = Some(t("2026-11-25T00:00:00Z"));
+        assert!(within_target(last, None, t("2026-11-25T08:00:00Z"), gap));
+        assert!(!within_target(last, None, t("2026-11-25T08:00:01Z"), gap));
+        // The scheduled run started at 08:00 and is still copying at 08:30: within target.
+        assert!(within_target(
+            last,
+            Some(t("2026-11-25T08:00:00Z")),
+            t("2026-11-25T08:30:00Z"),
+            gap
+        ));
+        // A run that started too late does not excuse the gap.
+        assert!(!within_target(
+            last,
+            Some(t("2026-11-25T09:00:00Z")),
+            t("2026-11-25T09:30:00Z"),
+            gap
+        ));
+        assert!(!within_target(None, None, t("2026-11-25T00:00:00Z"), gap));
+    }
+}
