@@ -405,6 +405,11 @@ async fn sync(cli: &Cli, args: &SyncArgs) -> Result<u8, CliError> {
         state,
         settings: config.sync.clone(),
         dry_run: args.dry_run,
+        progress: if args.dry_run {
+            Arc::new(crate::progress::NoProgress)
+        } else {
+            crate::progress::for_stderr("sync")
+        },
     };
     let report = job.run().await?;
     if args.json {

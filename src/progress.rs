@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 pub trait Progress: Send + Sync {
+    /// Adds to the totals (a job may learn them in parts).
     fn begin(&self, files: u64, bytes: u64);
     fn advance(&self, files: u64, bytes: u64);
     fn finish(&self);
@@ -28,9 +29,15 @@ impl Progress for NoProgress {
     fn finish(&self) {}
 }
 
-pub struct BarProgress(indicatif::ProgressBar);
+/// The bar, and (total, done) file counts shown in its message.
+pub struct BarProgress(indicatif::ProgressBar, (AtomicU64, AtomicU64));
 
 impl BarProgress {
+    fn show(&self) {
+        let (total, done) = (self.1 .0.load(Ordering::Relaxed), self.1 .1.load(Ordering::Relaxed));
+        self.0.set_message(format!("{done}/{total} files"));
+    }
+
     fn new() -> Self {
         let bar = indicatif::ProgressBar::new(0);
         let style = indicatif::ProgressStyle::with_template(
@@ -38,24 +45,20 @@ impl BarProgress {
         )
         .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
         bar.set_style(style);
-        Self(bar)
+        Self(bar, Default::default())
     }
 }
 
 impl Progress for BarProgress {
     fn begin(&self, files: u64, bytes: u64) {
-        self.0.set_length(bytes);
-        self.0.set_message(format!("0/{files} files"));
+        self.0.inc_length(bytes);
+        self.1 .0.fetch_add(files, Ordering::Relaxed);
+        self.show();
     }
-    fn advance(&self, _files: u64, bytes: u64) {
+    fn advance(&self, files: u64, bytes: u64) {
         self.0.inc(bytes);
-        let done = self.0.message();
-        // "N/M files": keep the count in the message so it survives without another field.
-        if let Some((n, rest)) = done.split_once('/') {
-            if let Ok(n) = n.parse::<u64>() {
-                self.0.set_message(format!("{}/{rest}", n + _files));
-            }
-        }
+        self.1 .1.fetch_add(files, Ordering::Relaxed);
+        self.show();
     }
     fn finish(&self) {
         self.0.finish();
@@ -100,8 +103,8 @@ impl LogProgress {
 
 impl Progress for LogProgress {
     fn begin(&self, files: u64, bytes: u64) {
-        self.total.0.store(files, Ordering::Relaxed);
-        self.total.1.store(bytes, Ordering::Relaxed);
+        self.total.0.fetch_add(files, Ordering::Relaxed);
+        self.total.1.fetch_add(bytes, Ordering::Relaxed);
     }
     fn advance(&self, files: u64, bytes: u64) {
         self.done.0.fetch_add(files, Ordering::Relaxed);

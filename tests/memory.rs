@@ -50,6 +50,7 @@ fn job(src: Arc<dyn Source>, archive: Arc<MemoryBlobStore>, state: Arc<MemoryBlo
         state,
         settings: settings(),
         dry_run: false,
+        progress: Arc::new(trailvault::progress::NoProgress),
     }
 }
 

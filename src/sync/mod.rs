@@ -57,6 +57,8 @@ pub struct SyncJob {
     pub state: Arc<dyn BlobStore>,
     pub settings: SyncSettings,
     pub dry_run: bool,
+    /// Files and bytes as they are archived; totals grow as streams are planned.
+    pub progress: Arc<dyn crate::progress::Progress>,
 }
 
 impl SyncJob {
@@ -107,6 +109,7 @@ impl SyncJob {
             reports.push(report);
         }
 
+        self.progress.finish();
         let finished_at = Utc::now();
         let report = SyncReport {
             status: SyncReport::overall(&reports),
@@ -333,6 +336,10 @@ impl SourceRun<'_> {
             return (None, settled);
         }
 
+        self.job.progress.begin(
+            plan.to_copy.len() as u64,
+            plan.to_copy.iter().map(|f| f.object.size).sum(),
+        );
         let copier = Copier {
             src,
             archive,
@@ -353,6 +360,7 @@ impl SourceRun<'_> {
                 } else {
                     copier.copy(&f.object, f.existing.as_ref()).await
                 };
+                self.job.progress.advance(1, f.object.size);
                 (f, result)
             })
             .buffer_unordered(self.job.settings.concurrency)
