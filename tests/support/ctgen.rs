@@ -177,8 +177,10 @@ impl Trail {
                     }
                     let midnight = Utc.from_utc_datetime(&day.and_hms_opt(0, 0, 0).unwrap());
                     let mut logs_by_hour: BTreeMap<i64, Vec<PlainLog>> = BTreeMap::new();
+                    // Deliveries stay inside the day: 25 min apart, closer when there are many.
+                    let step = (25 * 60).min((23 * 3600) / self.logs_per_day.max(1) as i64);
                     for i in 0..self.logs_per_day {
-                        let t = midnight + Duration::minutes(7 + 25 * i as i64);
+                        let t = midnight + Duration::minutes(7) + Duration::seconds(step * i as i64);
                         let json = log_json(&mut rng, account, region, t);
                         let key = self.log_key(account, region, t, &alnum(&mut rng, 16));
                         logs_by_hour
@@ -228,6 +230,11 @@ impl Trail {
                 }
             }
         }
+        let mut keys = std::collections::HashSet::new();
+        assert!(
+            out.iter().all(|f| keys.insert(f.key.clone())),
+            "the generator made two files with one key"
+        );
         out
     }
 
