@@ -11,15 +11,14 @@ use crate::cloudtrail::{parse_time, TimeRange};
 use crate::config::{Config, ConfigError, ProcessEnv};
 use crate::failover::keys::KeyError;
 use crate::failover::restore::{RestoreError, RestoreJob, Selection};
-use crate::failover::verify::{VerifyError, VerifyJob};
+use crate::failover::verify::VerifyError;
 use crate::failover::RunStatus;
 use crate::storage::blob::open_target;
 use crate::storage::folder::FolderSink;
 use crate::storage::s3::S3Sink;
-use crate::storage::s3::S3Source;
 use crate::storage::Sink;
 use crate::storage::StorageError;
-use crate::sync::{SourceHandle, SyncError, SyncJob};
+use crate::sync::SyncError;
 use crate::telemetry::{self, LogFormat};
 
 pub const EXIT_OK: u8 = 0;
@@ -236,6 +235,15 @@ pub enum CliError {
     Audit(#[from] crate::federation::audit::AuditError),
 }
 
+impl From<crate::app::WiringError> for CliError {
+    fn from(e: crate::app::WiringError) -> Self {
+        match e {
+            crate::app::WiringError::Config(c) => CliError::Config(c),
+            crate::app::WiringError::Invalid(m) => CliError::Usage(m),
+        }
+    }
+}
+
 impl CliError {
     pub fn exit_code(&self) -> u8 {
         match self {
@@ -370,47 +378,12 @@ fn config_check(cli: &Cli, json: bool) -> Result<u8, CliError> {
 
 async fn sync(cli: &Cli, args: &SyncArgs) -> Result<u8, CliError> {
     let config = load_config(cli)?;
-    config.require_sources("sync")?;
-    let target = config.require_target("sync")?;
-    for name in &args.sources {
-        if config.source(name).is_none() {
-            return Err(CliError::Usage(format!(
-                "--source {name}: no such source in {} (have: {})",
-                config.path.display(),
-                config
-                    .sources
-                    .iter()
-                    .map(|s| s.name.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )));
-        }
-    }
-    let (archive, state) = open_target(target).map_err(|e| CliError::Usage(e.to_string()))?;
-    let mut sources = Vec::new();
-    for s in config
-        .sources
-        .iter()
-        .filter(|s| args.sources.is_empty() || args.sources.contains(&s.name))
-    {
-        sources.push(SourceHandle {
-            name: s.name.clone(),
-            prefix: s.prefix.clone(),
-            source: Arc::new(S3Source::connect(s).await),
-        });
-    }
-    let job = SyncJob {
-        sources,
-        archive,
-        state,
-        settings: config.sync.clone(),
-        dry_run: args.dry_run,
-        progress: if args.dry_run {
-            Arc::new(crate::progress::NoProgress)
-        } else {
-            crate::progress::for_stderr("sync")
-        },
+    let progress: Arc<dyn crate::progress::Progress> = if args.dry_run {
+        Arc::new(crate::progress::NoProgress)
+    } else {
+        crate::progress::for_stderr("sync")
     };
+    let job = crate::app::sync_job(&config, &args.sources, args.dry_run, progress).await?;
     let report = job.run().await?;
     if args.json {
         print_json(&report);
@@ -725,21 +698,9 @@ async fn keys_fetch(cli: &Cli, since: &Option<String>, extra: &[String], json: b
 
 async fn verify(cli: &Cli, args: &VerifyArgs) -> Result<u8, CliError> {
     let config = load_config(cli)?;
-    let target = config.require_target("verify")?;
     let sources = archived_sources(&config, &args.sources, "verify")?;
     let range = time_range(&args.since, &args.until)?;
-    let (archive, state) = open_target(target).map_err(|e| CliError::Usage(e.to_string()))?;
-    let job = VerifyJob {
-        archive,
-        state: Some(state),
-        selection: Selection {
-            sources,
-            range,
-            digests: true,
-            ..Default::default()
-        },
-        concurrency: config.sync.concurrency,
-    };
+    let job = crate::app::verify_job(&config, sources, range)?;
     let report = job.run().await?;
     if args.json {
         print_json(&report);

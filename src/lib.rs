@@ -5,6 +5,7 @@
 //! `telemetry` (pure knowledge) < `storage` (the only code that talks to clouds) <
 //! `sync`, `failover`, `federation` (the product's logic, provider-free) < `cli`.
 
+pub mod app;
 pub mod archive;
 pub mod cli;
 pub mod cloudtrail;
