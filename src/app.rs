@@ -41,7 +41,11 @@ pub async fn sync_job(
     }
     let (archive, state) = open_target(target).map_err(|e| WiringError::Invalid(e.to_string()))?;
     let mut sources = Vec::new();
-    for s in config.sources.iter().filter(|s| only.is_empty() || only.contains(&s.name)) {
+    for s in config
+        .sources
+        .iter()
+        .filter(|s| only.is_empty() || only.contains(&s.name))
+    {
         sources.push(SourceHandle {
             name: s.name.clone(),
             prefix: s.prefix.clone(),

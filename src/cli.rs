@@ -67,6 +67,11 @@ pub enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// Long-running: scheduled syncs and verifies, /healthz, /readyz, /metrics.
+    Daemon {
+        #[arg(long, default_value = "0.0.0.0:8080")]
+        listen: std::net::SocketAddr,
+    },
     /// Backup gap, last runs and digest coverage per source, account and region.
     Status {
         /// Where to read from (only `state` is built so far).
@@ -233,6 +238,8 @@ pub enum CliError {
     Keys(#[from] KeyError),
     #[error(transparent)]
     Audit(#[from] crate::federation::audit::AuditError),
+    #[error(transparent)]
+    Daemon(#[from] crate::serve::daemon::DaemonError),
 }
 
 impl From<crate::app::WiringError> for CliError {
@@ -255,6 +262,7 @@ impl CliError {
             | CliError::Verify(_)
             | CliError::Keys(_)
             | CliError::Audit(_) => EXIT_FAILED,
+            CliError::Daemon(_) => EXIT_USAGE,
         }
     }
 }
@@ -276,6 +284,7 @@ pub async fn run(cli: Cli) -> u8 {
             command: SamlCommand::Validate { json, .. } | SamlCommand::Audit { json, .. },
         } => *json,
         Command::Status { json, .. } => *json,
+        Command::Daemon { .. } => false,
     };
     let result = match &cli.command {
         Command::Config {
@@ -309,6 +318,7 @@ pub async fn run(cli: Cli) -> u8 {
                 },
         } => saml_audit(&cli, since, until, sources, *json).await,
         Command::Status { from, json } => status(&cli, *from, *json).await,
+        Command::Daemon { listen } => daemon(&cli, *listen).await,
     };
     match result {
         Ok(code) => code,
@@ -553,6 +563,12 @@ async fn saml_validate(
             Ok(EXIT_CHECK_FAILED)
         }
     }
+}
+
+async fn daemon(cli: &Cli, listen: std::net::SocketAddr) -> Result<u8, CliError> {
+    let config = load_config(cli)?;
+    crate::serve::daemon::run(config, listen).await?;
+    Ok(EXIT_OK)
 }
 
 async fn status(cli: &Cli, from: StatusFrom, json: bool) -> Result<u8, CliError> {

@@ -14,6 +14,7 @@ pub mod failover;
 pub mod federation;
 pub mod progress;
 pub mod secret;
+pub mod serve;
 pub mod storage;
 pub mod sync;
 pub mod telemetry;

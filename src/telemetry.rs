@@ -35,3 +35,35 @@ pub fn init(format: Option<LogFormat>, verbosity: i8) {
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
     };
 }
+
+/// Every metric trailvault exports, in one place. Base units, `_total` on counters,
+/// timestamps as `_timestamp_seconds` gauges; labels are low-cardinality (source
+/// names, statuses, problem kinds).
+pub mod metric {
+    /// Counter {source, status}: sync runs by outcome.
+    pub const SYNC_RUNS: &str = "trailvault_sync_runs_total";
+    /// Gauge {source}: end of the last run, whatever its outcome.
+    pub const SYNC_LAST_RUN: &str = "trailvault_sync_last_run_timestamp_seconds";
+    /// Gauge {source}: end of the last run in which every listed file was archived and verified.
+    pub const SYNC_LAST_SUCCESS: &str = "trailvault_sync_last_success_timestamp_seconds";
+    /// Gauge {source}: the contract's backup gap (now minus the start of the last complete run).
+    pub const BACKUP_GAP: &str = "trailvault_backup_gap_seconds";
+    /// Gauge: `sync.max_gap`, for dashboards and alerts.
+    pub const RPO_TARGET: &str = "trailvault_rpo_target_seconds";
+    /// Gauge {source}: newest CloudTrail file time archived.
+    pub const NEWEST_FILE: &str = "trailvault_replicated_watermark_timestamp_seconds";
+    /// Counters {source}.
+    pub const OBJECTS_COPIED: &str = "trailvault_objects_copied_total";
+    pub const BYTES_COPIED: &str = "trailvault_bytes_copied_total";
+    pub const OBJECTS_SKIPPED: &str = "trailvault_objects_skipped_existing_total";
+    pub const OBJECTS_FAILED: &str = "trailvault_objects_failed_total";
+    pub const CONFLICTS: &str = "trailvault_conflicts_total";
+    /// Histogram {source}: run time.
+    pub const SYNC_DURATION: &str = "trailvault_sync_duration_seconds";
+    /// Counter: a scheduled sync found another holding the lock.
+    pub const LOCK_REFUSED: &str = "trailvault_sync_lock_refused_total";
+    /// Counter {kind}: problems `verify` found.
+    pub const VERIFY_PROBLEMS: &str = "trailvault_verify_failures_total";
+    /// Gauge: end of the last verify that found nothing.
+    pub const VERIFY_LAST_SUCCESS: &str = "trailvault_verify_last_success_timestamp_seconds";
+}

@@ -147,6 +147,23 @@ async fn read_checked(
     Ok(Some((bytes, info, mismatch)))
 }
 
+type CheckedRead = Result<Option<(Bytes, BlobInfo, Option<String>)>, StorageError>;
+
+/// Reads the files with bounded concurrency; results carry the file's index. Owned
+/// names keep the futures `Send` for any caller (the daemon's scheduler spawns them).
+async fn read_all_checked(
+    archive: &dyn BlobStore,
+    files: &[Selected],
+    concurrency: usize,
+) -> Vec<(usize, CheckedRead)> {
+    let names: Vec<String> = files.iter().map(|f| f.blob.name.clone()).collect();
+    futures::stream::iter(names.into_iter().enumerate())
+        .map(|(i, name)| async move { (i, read_checked(archive, &name).await) })
+        .buffer_unordered(concurrency.max(1))
+        .collect()
+        .await
+}
+
 fn stream_of(s: &Selected) -> (String, String, String) {
     (
         s.source.clone(),
@@ -177,13 +194,10 @@ impl VerifyJob {
             selected.into_iter().partition(|s| s.ct.stream.kind == FileKind::Digest);
 
         // 1. Digests.
-        let results: Vec<_> = futures::stream::iter(&digests)
-            .map(|d| async move { (d, read_checked(archive, &d.blob.name).await) })
-            .buffer_unordered(self.concurrency.max(1))
-            .collect()
-            .await;
+        let results = read_all_checked(archive, &digests, self.concurrency).await;
         let mut facts: HashMap<(String, String), DigestFacts> = HashMap::new();
-        for (d, read) in results {
+        for (i, read) in results {
+            let d = &digests[i];
             match read {
                 Ok(Some((bytes, info, mismatch))) => {
                     f.checked.blobs += 1;
@@ -311,12 +325,9 @@ impl VerifyJob {
         }
         let mut logs_awaiting_digest = 0;
         let mut logs_awaiting_digest_keys = Vec::new();
-        let results: Vec<_> = futures::stream::iter(&others)
-            .map(|s| async move { (s, read_checked(archive, &s.blob.name).await) })
-            .buffer_unordered(self.concurrency.max(1))
-            .collect()
-            .await;
-        for (s, read) in results {
+        let results = read_all_checked(archive, &others, self.concurrency).await;
+        for (i, read) in results {
+            let s = &others[i];
             let (bytes, _, mismatch) = match read {
                 Ok(Some(x)) => x,
                 Ok(None) => continue,

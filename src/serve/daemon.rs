@@ -1,0 +1,274 @@
+//! `trailvault daemon`: scheduled syncs (`schedule.cron`) and daily verifies
+//! (`schedule.verify_cron`) with tokio-cron-scheduler, and a small HTTP server:
+//! `/healthz` (the process answers; no external calls, so a cloud outage does not get
+//! the pod restarted), `/readyz` (config loaded, scheduler running, not shutting down),
+//! `/metrics` (Prometheus text). SIGTERM: not ready, no new runs, the running one
+//! finishes (its lease is released), then exit 0.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::Router;
+use chrono::{DateTime, Utc};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use tokio_cron_scheduler::{Job, JobScheduler};
+
+use crate::cloudtrail::TimeRange;
+use crate::config::Config;
+use crate::failover::{RunStatus, SourceHealth};
+use crate::progress::NoProgress;
+use crate::sync::{SyncError, SyncReport};
+use crate::telemetry::metric;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error("{0}")]
+    Setup(String),
+}
+
+struct Shared {
+    config: Config,
+    ready: AtomicBool,
+    /// One run at a time inside this process (the blob lease guards across processes).
+    running: tokio::sync::Mutex<()>,
+    /// Start of the last complete run per source: the backup gap is measured from it.
+    last_complete_start: Mutex<HashMap<String, DateTime<Utc>>>,
+    metrics: PrometheusHandle,
+}
+
+/// Scheduling needs seconds-first cron in UTC (as Azure Functions NCRONTAB on Linux).
+fn check_schedule(config: &Config) -> Result<(), DaemonError> {
+    if !config.schedule.timezone.eq_ignore_ascii_case("UTC") {
+        return Err(DaemonError::Setup(format!(
+            "schedule.timezone {:?}: the daemon schedules in UTC only; write the cron in UTC",
+            config.schedule.timezone
+        )));
+    }
+    Ok(())
+}
+
+pub async fn run(config: Config, listen: SocketAddr) -> Result<(), DaemonError> {
+    check_schedule(&config)?;
+    config
+        .require_sources("daemon")
+        .map_err(|e| DaemonError::Setup(e.to_string()))?;
+    let target = config
+        .require_target("daemon")
+        .map_err(|e| DaemonError::Setup(e.to_string()))?
+        .clone();
+    let metrics = PrometheusBuilder::new()
+        .set_buckets_for_metric(
+            metrics_exporter_prometheus::Matcher::Full(metric::SYNC_DURATION.into()),
+            &[10.0, 30.0, 60.0, 300.0, 900.0, 1800.0, 3600.0, 7200.0],
+        )
+        .map_err(|e| DaemonError::Setup(format!("metrics: {e}")))?
+        .install_recorder()
+        .map_err(|e| DaemonError::Setup(format!("metrics: {e}")))?;
+    metrics::gauge!(metric::RPO_TARGET).set(config.sync.max_gap.as_secs_f64());
+
+    let shared = Arc::new(Shared {
+        config,
+        ready: AtomicBool::new(false),
+        running: tokio::sync::Mutex::new(()),
+        last_complete_start: Mutex::new(HashMap::new()),
+        metrics,
+    });
+    // Seed the gap from what earlier runs recorded; an unreachable state container is
+    // not fatal here (the first run will say more).
+    if let Ok((_, state)) = crate::storage::blob::open_target(&target) {
+        for s in &shared.config.sources {
+            match SourceHealth::load(state.as_ref(), &s.name).await {
+                Ok(h) => {
+                    if let Some(t) = h.last_success_started_at {
+                        lock(&shared.last_complete_start).insert(s.name.clone(), t);
+                    }
+                }
+                Err(e) => tracing::warn!(source = s.name, error = %e, "cannot read health state yet"),
+            }
+        }
+    }
+
+    let mut scheduler = JobScheduler::new()
+        .await
+        .map_err(|e| DaemonError::Setup(format!("scheduler: {e}")))?;
+    let s = shared.clone();
+    let sync_job = Job::new_async(shared.config.schedule.cron.as_str(), move |_, _| {
+        let s = s.clone();
+        Box::pin(async move { scheduled_sync(&s).await })
+    })
+    .map_err(|e| DaemonError::Setup(format!("schedule.cron {:?}: {e}", shared.config.schedule.cron)))?;
+    let s = shared.clone();
+    let verify_job = Job::new_async(shared.config.schedule.verify_cron.as_str(), move |_, _| {
+        let s = s.clone();
+        Box::pin(async move { scheduled_verify(&s).await })
+    })
+    .map_err(|e| {
+        DaemonError::Setup(format!(
+            "schedule.verify_cron {:?}: {e}",
+            shared.config.schedule.verify_cron
+        ))
+    })?;
+    for job in [sync_job, verify_job] {
+        scheduler
+            .add(job)
+            .await
+            .map_err(|e| DaemonError::Setup(format!("scheduler: {e}")))?;
+    }
+
+    let app = Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/livez", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics_text))
+        .with_state(shared.clone());
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|e| DaemonError::Setup(format!("cannot listen on {listen}: {e}")))?;
+    let addr = listener.local_addr().map_err(|e| DaemonError::Setup(e.to_string()))?;
+    scheduler
+        .start()
+        .await
+        .map_err(|e| DaemonError::Setup(format!("scheduler: {e}")))?;
+    shared.ready.store(true, Ordering::SeqCst);
+    tracing::info!(addr = %addr, cron = shared.config.schedule.cron, verify_cron = shared.config.schedule.verify_cron, "listening");
+
+    let s = shared.clone();
+    let drained = async move {
+        crate::serve::http::shutdown_signal().await;
+        tracing::info!("shutting down: no new runs; waiting for the running one");
+        s.ready.store(false, Ordering::SeqCst);
+        let _ = scheduler.shutdown().await;
+        // The running sync finishes its in-flight files and releases its lease.
+        let _ = tokio::time::timeout(Duration::from_secs(25), s.running.lock()).await;
+    };
+    axum::serve(listener, app)
+        .with_graceful_shutdown(drained)
+        .await
+        .map_err(|e| DaemonError::Setup(format!("http server: {e}")))?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+async fn readyz(State(s): State<Arc<Shared>>) -> (StatusCode, &'static str) {
+    if s.ready.load(Ordering::SeqCst) {
+        (StatusCode::OK, "ready")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "not ready")
+    }
+}
+
+/// The gap is computed at scrape time from what runs recorded: no I/O here.
+async fn metrics_text(State(s): State<Arc<Shared>>) -> String {
+    let now = Utc::now();
+    for source in &s.config.sources {
+        if let Some(t) = lock(&s.last_complete_start).get(&source.name) {
+            metrics::gauge!(metric::BACKUP_GAP, "source" => source.name.clone()).set((now - *t).num_seconds() as f64);
+        }
+    }
+    s.metrics.render()
+}
+
+async fn scheduled_sync(s: &Shared) {
+    let Ok(_guard) = s.running.try_lock() else {
+        tracing::warn!("the previous sync is still running; this tick is skipped");
+        return;
+    };
+    if !s.ready.load(Ordering::SeqCst) {
+        return;
+    }
+    let job = match crate::app::sync_job(&s.config, &[], false, Arc::new(NoProgress)).await {
+        Ok(j) => j,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot set up the sync");
+            return;
+        }
+    };
+    match job.run().await {
+        Ok(report) => record_sync(s, &report),
+        Err(SyncError::Locked { holder }) => {
+            metrics::counter!(metric::LOCK_REFUSED).increment(1);
+            tracing::warn!(holder, "another sync holds the lock; this tick is skipped");
+        }
+        Err(e) => {
+            for source in &s.config.sources {
+                metrics::counter!(metric::SYNC_RUNS, "source" => source.name.clone(), "status" => "Failed")
+                    .increment(1);
+            }
+            tracing::error!(error = %e, "sync failed");
+        }
+    }
+}
+
+fn record_sync(s: &Shared, report: &SyncReport) {
+    let end = report.finished_at.timestamp() as f64;
+    let seconds = (report.finished_at - report.started_at).num_milliseconds() as f64 / 1000.0;
+    for src in &report.sources {
+        let name = src.name.clone();
+        let status = match src.status() {
+            RunStatus::Succeeded => "Succeeded",
+            RunStatus::Partial => "Partial",
+            RunStatus::Failed => "Failed",
+        };
+        metrics::counter!(metric::SYNC_RUNS, "source" => name.clone(), "status" => status).increment(1);
+        metrics::gauge!(metric::SYNC_LAST_RUN, "source" => name.clone()).set(end);
+        metrics::counter!(metric::OBJECTS_COPIED, "source" => name.clone()).increment(src.files_copied);
+        metrics::counter!(metric::BYTES_COPIED, "source" => name.clone()).increment(src.bytes_copied);
+        metrics::counter!(metric::OBJECTS_SKIPPED, "source" => name.clone()).increment(src.files_skipped);
+        metrics::counter!(metric::OBJECTS_FAILED, "source" => name.clone()).increment(src.files_failed);
+        metrics::counter!(metric::CONFLICTS, "source" => name.clone()).increment(src.conflicts.len() as u64);
+        metrics::histogram!(metric::SYNC_DURATION, "source" => name.clone()).record(seconds);
+        if let Some(t) = src.newest_file_time {
+            metrics::gauge!(metric::NEWEST_FILE, "source" => name.clone()).set(t.timestamp() as f64);
+        }
+        if src.complete {
+            metrics::gauge!(metric::SYNC_LAST_SUCCESS, "source" => name.clone()).set(end);
+            lock(&s.last_complete_start).insert(name, report.started_at);
+        }
+    }
+}
+
+async fn scheduled_verify(s: &Shared) {
+    let until = Utc::now();
+    let range = TimeRange {
+        since: Some(until - chrono::Duration::days(1)),
+        until: Some(until),
+    };
+    let sources: Vec<String> = s.config.sources.iter().map(|x| x.name.clone()).collect();
+    let job = match crate::app::verify_job(&s.config, sources, range) {
+        Ok(j) => j,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot set up the verify");
+            return;
+        }
+    };
+    match job.run().await {
+        Ok(report) => {
+            for p in &report.problems {
+                let kind = serde_json::to_value(p.kind)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_default();
+                metrics::counter!(metric::VERIFY_PROBLEMS, "kind" => kind).increment(1);
+            }
+            if report.ok {
+                metrics::gauge!(metric::VERIFY_LAST_SUCCESS).set(report.finished_at.timestamp() as f64);
+            }
+            tracing::info!(
+                ok = report.ok,
+                problems = report.problems.len(),
+                "scheduled verify done"
+            );
+        }
+        Err(e) => tracing::error!(error = %e, "verify failed"),
+    }
+}
