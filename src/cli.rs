@@ -72,6 +72,8 @@ pub enum Command {
         #[arg(long, default_value = "0.0.0.0:8080")]
         listen: std::net::SocketAddr,
     },
+    /// Azure Functions custom handler on $FUNCTIONS_CUSTOMHANDLER_PORT.
+    Functions,
     /// Backup gap, last runs and digest coverage per source, account and region.
     Status {
         /// Where to read from (only `state` is built so far).
@@ -240,6 +242,8 @@ pub enum CliError {
     Audit(#[from] crate::federation::audit::AuditError),
     #[error(transparent)]
     Daemon(#[from] crate::serve::daemon::DaemonError),
+    #[error(transparent)]
+    Functions(#[from] crate::serve::functions::FunctionsError),
 }
 
 impl From<crate::app::WiringError> for CliError {
@@ -262,7 +266,7 @@ impl CliError {
             | CliError::Verify(_)
             | CliError::Keys(_)
             | CliError::Audit(_) => EXIT_FAILED,
-            CliError::Daemon(_) => EXIT_USAGE,
+            CliError::Daemon(_) | CliError::Functions(_) => EXIT_USAGE,
         }
     }
 }
@@ -284,7 +288,7 @@ pub async fn run(cli: Cli) -> u8 {
             command: SamlCommand::Validate { json, .. } | SamlCommand::Audit { json, .. },
         } => *json,
         Command::Status { json, .. } => *json,
-        Command::Daemon { .. } => false,
+        Command::Daemon { .. } | Command::Functions => false,
     };
     let result = match &cli.command {
         Command::Config {
@@ -319,6 +323,7 @@ pub async fn run(cli: Cli) -> u8 {
         } => saml_audit(&cli, since, until, sources, *json).await,
         Command::Status { from, json } => status(&cli, *from, *json).await,
         Command::Daemon { listen } => daemon(&cli, *listen).await,
+        Command::Functions => functions(&cli).await,
     };
     match result {
         Ok(code) => code,
@@ -568,6 +573,14 @@ async fn saml_validate(
 async fn daemon(cli: &Cli, listen: std::net::SocketAddr) -> Result<u8, CliError> {
     let config = load_config(cli)?;
     crate::serve::daemon::run(config, listen).await?;
+    Ok(EXIT_OK)
+}
+
+async fn functions(cli: &Cli) -> Result<u8, CliError> {
+    // A bad config must not stop the handler from answering the host; invocations report it.
+    let config = Config::load(&cli.config, &ProcessEnv);
+    let port = std::env::var(crate::serve::functions::PORT_ENV).ok();
+    crate::serve::functions::run(config, port).await?;
     Ok(EXIT_OK)
 }
 

@@ -100,3 +100,40 @@ fn the_example_role_mapping_is_valid() {
     .unwrap();
     assert_eq!(c.federation.unwrap().role_mapping, path);
 }
+
+#[test]
+fn the_functions_deployment_matches_the_handler() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/azure-functions");
+    let read = |p: &str| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(dir.join(p)).unwrap()).unwrap()
+    };
+    let host = read("host.json");
+    assert_eq!(host["version"], "2.0");
+    assert_eq!(
+        host["customHandler"]["description"]["defaultExecutablePath"],
+        "trailvault"
+    );
+    assert!(host["customHandler"]["description"]["arguments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|a| a == "functions"));
+    assert_eq!(host["customHandler"]["enableProxyingHttpRequest"], true);
+    assert!(host["extensionBundle"]["id"]
+        .as_str()
+        .unwrap()
+        .contains("ExtensionBundle"));
+    for timer in ["sync", "verify"] {
+        let f = read(&format!("{timer}/function.json"));
+        assert_eq!(f["bindings"][0]["type"], "timerTrigger");
+        assert_eq!(f["bindings"][0]["runOnStartup"], false);
+    }
+    let status = read("status/function.json");
+    assert_eq!(status["bindings"][0]["route"], "status");
+    let settings = read("local.settings.example.json");
+    assert_eq!(settings["Values"]["FUNCTIONS_WORKER_RUNTIME"], "Custom");
+    // Six-field NCRONTAB, as the timer trigger needs.
+    for key in ["TRAILVAULT_SYNC_SCHEDULE", "TRAILVAULT_VERIFY_SCHEDULE"] {
+        assert_eq!(settings["Values"][key].as_str().unwrap().split_whitespace().count(), 6);
+    }
+}
