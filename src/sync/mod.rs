@@ -209,6 +209,13 @@ impl SourceRun<'_> {
             }
         };
         report.streams = streams.len() as u64;
+        if streams.is_empty() {
+            tracing::warn!(
+                source = self.handle.name,
+                root = crate::cloudtrail::key::awslogs_root(&self.handle.prefix),
+                "no CloudTrail files found under this prefix: check source.prefix and the bucket"
+            );
+        }
         let mut partitions: BTreeMap<(String, String), Vec<StreamPrefix>> = BTreeMap::new();
         for s in streams {
             partitions
