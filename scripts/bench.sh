@@ -10,10 +10,9 @@ rm -rf "$work"; mkdir -p "$work"
 trap 'scripts/emulators.sh stop "$work"' EXIT
 scripts/emulators.sh start "$work"
 source "$work/ports.env"
+source scripts/lib.sh
 
 cargo build -q --release --bin trailvault --example seed_demo
-export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_EC2_METADATA_DISABLED=true
-export TRAILVAULT_AZURE_ACCOUNT_KEY='Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=='
 target/release/examples/seed_demo --endpoint "http://127.0.0.1:$S3_PORT" --bucket bench \
   --logs-per-day "${BENCH_LOGS_PER_DAY:-100}" --days "${BENCH_DAYS:-2}"
 
@@ -31,20 +30,7 @@ auth = "shared-key"
 [sync]
 concurrency = 32
 TOML
-cat >"$work/rclone.conf" <<CONF
-[s3]
-type = s3
-provider = Other
-access_key_id = test
-secret_access_key = test
-region = us-east-1
-endpoint = http://127.0.0.1:$S3_PORT
-force_path_style = true
-[azure]
-type = azureblob
-use_emulator = true
-endpoint = http://127.0.0.1:$BLOB_PORT/devstoreaccount1
-CONF
+write_rclone_conf "$work/rclone.conf"
 rc() { env -u AWS_CA_BUNDLE rclone --config "$work/rclone.conf" --transfers 32 --checkers 32 -q "$@"; }
 timed() { local s e; s=$(date +%s.%N); "$@" >/dev/null; e=$(date +%s.%N); awk "BEGIN{print $e - $s}"; }
 ratio() { awk "BEGIN{printf \"%.2f\", $1 / $2}"; }

@@ -12,12 +12,10 @@ trap 'scripts/emulators.sh stop "$work"' EXIT
 
 scripts/emulators.sh start "$work"
 source "$work/ports.env"
+source scripts/lib.sh
 echo "== emulators: Azurite on 127.0.0.1:$BLOB_PORT, moto (S3) on 127.0.0.1:$S3_PORT"
 
 cargo build -q --bin trailvault --example seed_demo
-export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_EC2_METADATA_DISABLED=true
-# Azurite's published development key (not a secret), passed as an operator would: in the environment.
-export TRAILVAULT_AZURE_ACCOUNT_KEY='Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=='
 
 target/debug/examples/seed_demo --endpoint "http://127.0.0.1:$S3_PORT" --bucket org-trail-logs \
   --key-out "$work/cloudtrail-public-key.der"
@@ -47,21 +45,7 @@ echo; echo "== trailvault config check"; tv config check
 echo; echo "== trailvault sync (first run: copies everything)"; tv sync
 echo; echo "== trailvault sync (second run: incremental, nothing new)"; tv sync
 
-cat >"$work/rclone.conf" <<CONF
-[s3]
-type = s3
-provider = Other
-access_key_id = test
-secret_access_key = test
-region = us-east-1
-endpoint = http://127.0.0.1:$S3_PORT
-force_path_style = true
-
-[azure]
-type = azureblob
-use_emulator = true
-endpoint = http://127.0.0.1:$BLOB_PORT/devstoreaccount1
-CONF
+write_rclone_conf "$work/rclone.conf"
 echo; echo "== rclone check --download (independent byte-for-byte comparison of S3 and the archive)"
 env -u AWS_CA_BUNDLE rclone --config "$work/rclone.conf" check s3:org-trail-logs azure:cloudtrail-archive/demo --one-way --download 2>&1 | tail -2
 

@@ -78,3 +78,13 @@ pub fn verify_job(config: &Config, sources: Vec<String>, range: TimeRange) -> Re
         concurrency: config.sync.concurrency,
     })
 }
+
+/// The scheduled verify (daemon and Functions): every source, the last day.
+pub fn verify_last_day_job(config: &Config) -> Result<VerifyJob, WiringError> {
+    let until = chrono::Utc::now();
+    let range = TimeRange {
+        since: Some(until - chrono::Duration::days(1)),
+        until: Some(until),
+    };
+    verify_job(config, config.sources.iter().map(|s| s.name.clone()).collect(), range)
+}

@@ -1052,14 +1052,13 @@ async fn verify_proves_a_clean_archive_and_names_every_kind_of_tampering() {
     let log = files.iter().find(|f| f.key == listed_log).unwrap();
 
     // tampered_log: new content, metadata rewritten to match, so only the digest can tell.
-    let forged = gzip(b"{\"Records\":[{\"eventName\":\"NothingToSeeHere\"}]}");
-    let sha = sha_hex(&forged);
-    let old = tamper(&w, &log.key, forged, |m| {
-        m.insert("sha256".into(), sha);
-    })
+    let old = forge_bytes(
+        &w,
+        &log.key,
+        gzip(b"{\"Records\":[{\"eventName\":\"NothingToSeeHere\"}]}"),
+    )
     .await;
-    let (code, doc) = verify_json(&w, &config).await;
-    assert_eq!(code, 3);
+    let doc = expect_kind(&w, &config, &log.key, "tampered_log").await;
     assert_eq!(kinds_for(&doc, &log.key), ["tampered_log"], "{doc}");
     untamper(&w, &log.key, old).await;
 
@@ -1067,88 +1066,42 @@ async fn verify_proves_a_clean_archive_and_names_every_kind_of_tampering() {
     let mut flipped = log.body.clone();
     flipped[15] ^= 0x40;
     let old = tamper(&w, &log.key, flipped, |_| {}).await;
-    let (_, doc) = verify_json(&w, &config).await;
-    assert!(
-        kinds_for(&doc, &log.key).contains(&"metadata_mismatch".to_string()),
-        "{doc}"
-    );
+    expect_kind(&w, &config, &log.key, "metadata_mismatch").await;
     untamper(&w, &log.key, old).await;
 
     // trailing_data: a second gzip member appended (the first member still hashes right).
     let mut appended = log.body.clone();
     appended.extend(gzip(b"{\"Records\":[{\"eventName\":\"Smuggled\"}]}"));
-    let sha = sha_hex(&appended);
-    let old = tamper(&w, &log.key, appended, |m| {
-        m.insert("sha256".into(), sha);
-    })
-    .await;
-    let (_, doc) = verify_json(&w, &config).await;
+    let old = forge_bytes(&w, &log.key, appended).await;
+    let doc = expect_kind(&w, &config, &log.key, "trailing_data").await;
     assert_eq!(kinds_for(&doc, &log.key), ["trailing_data"], "{doc}");
     untamper(&w, &log.key, old).await;
 
     // missing_log: a listed log deleted from the archive (Azurite has no WORM).
-    let name = format!("{SOURCE}/{}", log.key);
-    let (bytes, info) = trailvault::storage::read_all(w.archive.as_ref(), &name)
-        .await
-        .unwrap()
-        .unwrap();
-    delete_blob(&w, &name).await;
-    let (_, doc) = verify_json(&w, &config).await;
+    let old = take_away(&w, &log.key).await;
+    let doc = expect_kind(&w, &config, &log.key, "missing_log").await;
     assert_eq!(kinds_for(&doc, &log.key), ["missing_log"], "{doc}");
-    untamper(&w, &log.key, (bytes.to_vec(), info.metadata)).await;
+    untamper(&w, &log.key, old).await;
 
     // missing_digest: a digest with a successor deleted.
-    let name = format!("{SOURCE}/{}", middle.key);
-    let (bytes, info) = trailvault::storage::read_all(w.archive.as_ref(), &name)
-        .await
-        .unwrap()
-        .unwrap();
-    delete_blob(&w, &name).await;
-    let (_, doc) = verify_json(&w, &config).await;
-    assert!(
-        kinds_for(&doc, &middle.key).contains(&"missing_digest".to_string()),
-        "{doc}"
-    );
-    untamper(&w, &middle.key, (bytes.to_vec(), info.metadata)).await;
+    let old = take_away(&w, &middle.key).await;
+    expect_kind(&w, &config, &middle.key, "missing_digest").await;
+    untamper(&w, &middle.key, old).await;
 
     // bad_signature: the digest's content changed (metadata hash updated), signature not.
     let mut edited = middle_json.clone();
     edited["logFiles"][0]["hashValue"] = serde_json::json!("00".repeat(32));
-    let forged = gzip(&serde_json::to_vec(&edited).unwrap());
-    let sha = sha_hex(&forged);
-    let old = tamper(&w, &middle.key, forged, |m| {
-        m.insert("sha256".into(), sha);
-    })
-    .await;
-    let (_, doc) = verify_json(&w, &config).await;
-    assert!(
-        kinds_for(&doc, &middle.key).contains(&"bad_signature".to_string()),
-        "{doc}"
-    );
+    let old = forge_digest(&w, &middle.key, &edited, None).await;
+    expect_kind(&w, &config, &middle.key, "bad_signature").await;
     // Its successor's previousDigestHashValue no longer matches: the chain is broken there too.
-    assert!(
-        kinds_for(&doc, &chain[2].key).contains(&"broken_chain".to_string()),
-        "{doc}"
-    );
+    expect_kind(&w, &config, &chain[2].key, "broken_chain").await;
     untamper(&w, &middle.key, old).await;
 
     // broken_chain: a correctly signed digest whose previous signature is not its predecessor's.
     let mut relinked = middle_json.clone();
     relinked["previousDigestSignature"] = serde_json::json!("ab".repeat(256));
-    let json = serde_json::to_vec(&relinked).unwrap();
-    let signature = support::ctgen::sign_digest(&key, &json);
-    let forged = gzip(&json);
-    let sha = sha_hex(&forged);
-    let old = tamper(&w, &middle.key, forged, |m| {
-        m.insert("sha256".into(), sha);
-        m.insert("ct_signature".into(), signature);
-    })
-    .await;
-    let (_, doc) = verify_json(&w, &config).await;
-    assert!(
-        kinds_for(&doc, &middle.key).contains(&"broken_chain".to_string()),
-        "{doc}"
-    );
+    let old = forge_digest(&w, &middle.key, &relinked, Some(&key)).await;
+    let doc = expect_kind(&w, &config, &middle.key, "broken_chain").await;
     assert!(
         !kinds_for(&doc, &middle.key).contains(&"bad_signature".to_string()),
         "{doc}"
@@ -1158,56 +1111,77 @@ async fn verify_proves_a_clean_archive_and_names_every_kind_of_tampering() {
     // broken_chain: correctly signed, but the previous digest is said to live in another bucket.
     let mut rebucketed = middle_json.clone();
     rebucketed["previousDigestS3Bucket"] = serde_json::json!("attacker-bucket");
-    let json = serde_json::to_vec(&rebucketed).unwrap();
-    let signature = support::ctgen::sign_digest(&key, &json);
-    let forged = gzip(&json);
-    let sha = sha_hex(&forged);
-    let old = tamper(&w, &middle.key, forged, |m| {
-        m.insert("sha256".into(), sha);
-        m.insert("ct_signature".into(), signature.clone());
-    })
-    .await;
-    let (_, doc) = verify_json(&w, &config).await;
-    assert!(
-        kinds_for(&doc, &middle.key).contains(&"broken_chain".to_string()),
-        "{doc}"
-    );
+    let old = forge_digest(&w, &middle.key, &rebucketed, Some(&key)).await;
+    expect_kind(&w, &config, &middle.key, "broken_chain").await;
     untamper(&w, &middle.key, old).await;
 
     // unknown_key: signed by a key nobody archived.
     let stranger = support::ctgen::test_key(7);
     let mut resigned = middle_json.clone();
     resigned["digestPublicKeyFingerprint"] = serde_json::json!(support::ctgen::public_der(&stranger).1);
-    let json = serde_json::to_vec(&resigned).unwrap();
-    let signature = support::ctgen::sign_digest(&stranger, &json);
-    let forged = gzip(&json);
-    let sha = sha_hex(&forged);
-    let old = tamper(&w, &middle.key, forged, |m| {
-        m.insert("sha256".into(), sha);
-        m.insert("ct_signature".into(), signature);
-    })
-    .await;
-    let (_, doc) = verify_json(&w, &config).await;
-    assert!(
-        kinds_for(&doc, &middle.key).contains(&"unknown_key".to_string()),
-        "{doc}"
-    );
+    let old = forge_digest(&w, &middle.key, &resigned, Some(&stranger)).await;
+    expect_kind(&w, &config, &middle.key, "unknown_key").await;
     untamper(&w, &middle.key, old).await;
 
     // malformed: not a digest at all.
-    let forged = b"not gzip".to_vec();
-    let sha = sha_hex(&forged);
-    let old = tamper(&w, &middle.key, forged, |m| {
-        m.insert("sha256".into(), sha);
-    })
-    .await;
-    let (_, doc) = verify_json(&w, &config).await;
-    assert!(kinds_for(&doc, &middle.key).contains(&"malformed".to_string()), "{doc}");
+    let old = forge_bytes(&w, &middle.key, b"not gzip".to_vec()).await;
+    expect_kind(&w, &config, &middle.key, "malformed").await;
     untamper(&w, &middle.key, old).await;
 
     // Every change undone: clean again.
     let (code, doc) = verify_json(&w, &config).await;
     assert_eq!(code, 0, "{doc}");
+}
+
+/// Verify must exit 3 and name `kind` for `key`; returns the report.
+async fn expect_kind(w: &World, config: &std::path::PathBuf, key: &str, kind: &str) -> serde_json::Value {
+    let (code, doc) = verify_json(w, config).await;
+    assert_eq!(code, 3, "{doc}");
+    assert!(
+        kinds_for(&doc, key).contains(&kind.to_string()),
+        "{kind} for {key}: {doc}"
+    );
+    doc
+}
+
+/// New bytes with a `sha256` rewritten to match: only the digests can tell.
+async fn forge_bytes(w: &World, key: &str, bytes: Vec<u8>) -> (Vec<u8>, BTreeMap<String, String>) {
+    let sha = sha_hex(&bytes);
+    tamper(w, key, bytes, |m| {
+        m.insert("sha256".into(), sha);
+    })
+    .await
+}
+
+/// A digest replaced by `doc`, re-signed when the attacker has a `signer`.
+async fn forge_digest(
+    w: &World,
+    key: &str,
+    doc: &serde_json::Value,
+    signer: Option<&rsa::RsaPrivateKey>,
+) -> (Vec<u8>, BTreeMap<String, String>) {
+    let json = serde_json::to_vec(doc).unwrap();
+    let signature = signer.map(|k| support::ctgen::sign_digest(k, &json));
+    let bytes = gzip(&json);
+    let sha = sha_hex(&bytes);
+    tamper(w, key, bytes, |m| {
+        m.insert("sha256".into(), sha);
+        if let Some(sig) = signature {
+            m.insert("ct_signature".into(), sig);
+        }
+    })
+    .await
+}
+
+/// Deletes an archived file; returns it for `untamper`.
+async fn take_away(w: &World, key: &str) -> (Vec<u8>, BTreeMap<String, String>) {
+    let name = format!("{SOURCE}/{key}");
+    let (bytes, info) = trailvault::storage::read_all(w.archive.as_ref(), &name)
+        .await
+        .unwrap()
+        .unwrap();
+    delete_blob(w, &name).await;
+    (bytes.to_vec(), info.metadata)
 }
 
 async fn delete_blob(w: &World, name: &str) {

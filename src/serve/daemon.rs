@@ -19,7 +19,6 @@ use chrono::{DateTime, Utc};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tokio_cron_scheduler::{Job, JobScheduler};
 
-use crate::cloudtrail::TimeRange;
 use crate::config::Config;
 use crate::failover::{RunStatus, SourceHealth};
 use crate::progress::NoProgress;
@@ -238,13 +237,7 @@ fn record_sync(s: &Shared, report: &SyncReport) {
 }
 
 async fn scheduled_verify(s: &Shared) {
-    let until = Utc::now();
-    let range = TimeRange {
-        since: Some(until - chrono::Duration::days(1)),
-        until: Some(until),
-    };
-    let sources: Vec<String> = s.config.sources.iter().map(|x| x.name.clone()).collect();
-    let job = match crate::app::verify_job(&s.config, sources, range) {
+    let job = match crate::app::verify_last_day_job(&s.config) {
         Ok(j) => j,
         Err(e) => {
             tracing::error!(error = %e, "cannot set up the verify");

@@ -16,7 +16,6 @@ use chrono::Utc;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::cloudtrail::TimeRange;
 use crate::config::{Config, ConfigError};
 use crate::failover::RunStatus;
 use crate::progress::NoProgress;
@@ -112,13 +111,7 @@ async fn verify(State(h): State<Arc<Handler>>) -> Reply {
         Ok(c) => c,
         Err(e) => return reply(false, vec![format!("configuration error: {e}")]),
     };
-    let until = Utc::now();
-    let range = TimeRange {
-        since: Some(until - chrono::Duration::days(1)),
-        until: Some(until),
-    };
-    let sources = config.sources.iter().map(|s| s.name.clone()).collect();
-    let job = match crate::app::verify_job(config, sources, range) {
+    let job = match crate::app::verify_last_day_job(config) {
         Ok(j) => j,
         Err(e) => return reply(false, vec![format!("cannot set up the verify: {e}")]),
     };
