@@ -88,3 +88,74 @@ pub fn verify_last_day_job(config: &Config) -> Result<VerifyJob, WiringError> {
     };
     verify_job(config, config.sources.iter().map(|s| s.name.clone()).collect(), range)
 }
+
+/// The Logs Ingestion client of `[log_analytics]`, or None when it is not configured.
+pub fn ingestion(config: &Config) -> Result<Option<crate::monitor::LogsIngestion>, WiringError> {
+    use crate::config::{AzureAuth, ProcessEnv};
+    use crate::storage::azure_auth::{client_auth, ClientAuth};
+    let Some(la) = &config.log_analytics else {
+        return Ok(None);
+    };
+    // The target's identity when it is the same kind, so one managed identity serves both.
+    let target_auth = config
+        .target
+        .as_ref()
+        .map(|t| t.auth.clone())
+        .filter(|a| a.kind() == la.auth);
+    let env = |k: &str| crate::config::Env::var(&ProcessEnv, k).unwrap_or_default();
+    let auth = match (target_auth, la.auth.as_str()) {
+        (Some(a), _) => a,
+        (None, "managed-identity") => AzureAuth::ManagedIdentity { client_id: None },
+        (None, "workload-identity") => AzureAuth::WorkloadIdentity,
+        (None, "developer-tools") => AzureAuth::DeveloperTools,
+        (None, "client-secret") => AzureAuth::ClientSecret {
+            tenant_id: env("AZURE_TENANT_ID"),
+            client_id: env("AZURE_CLIENT_ID"),
+            secret: crate::secret::Secret::new(env("AZURE_CLIENT_SECRET")),
+        },
+        (None, other) => {
+            return Err(WiringError::Invalid(format!(
+                "log_analytics.auth {other:?} is not a token kind"
+            )))
+        }
+    };
+    let ClientAuth::Token(credential) = client_auth(&auth).map_err(WiringError::Invalid)? else {
+        return Err(WiringError::Invalid("log_analytics needs a token credential".into()));
+    };
+    crate::monitor::LogsIngestion::new(
+        &la.ingestion_endpoint,
+        &la.dcr_immutable_id,
+        &la.stream,
+        credential,
+        azure_core::http::ClientOptions::default(),
+    )
+    .map(Some)
+    .map_err(|e| WiringError::Invalid(e.to_string()))
+}
+
+/// Sends a finished run's records to Log Analytics when configured (spooling on
+/// failure). Best effort: the run's outcome and exit code do not depend on it.
+pub async fn publish_run(config: &Config, run_id: &str) {
+    let client = match ingestion(config) {
+        Ok(Some(c)) => c,
+        Ok(None) => return,
+        Err(e) => {
+            tracing::error!(error = %e, "Log Analytics is configured but unusable; records stay in runs/");
+            return;
+        }
+    };
+    let Some(target) = &config.target else { return };
+    let state = match crate::storage::blob::open_target(target) {
+        Ok((_, state)) => state,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot open the state container to publish records");
+            return;
+        }
+    };
+    let out = crate::failover::publish::publish(state.as_ref(), &client, run_id).await;
+    tracing::info!(
+        sent = out.sent.len(),
+        spooled = out.spooled.len(),
+        "records published to Log Analytics"
+    );
+}

@@ -400,6 +400,9 @@ async fn sync(cli: &Cli, args: &SyncArgs) -> Result<u8, CliError> {
     };
     let job = crate::app::sync_job(&config, &args.sources, args.dry_run, progress).await?;
     let report = job.run().await?;
+    if !args.dry_run {
+        crate::app::publish_run(&config, &report.run_id).await;
+    }
     if args.json {
         print_json(&report);
     } else {
@@ -659,6 +662,7 @@ async fn saml_audit(
         concurrency: config.sync.concurrency,
     };
     let report = job.run().await?;
+    crate::app::publish_run(&config, &report.run_id).await;
     if json {
         print_json(&report);
     } else {
@@ -731,6 +735,7 @@ async fn verify(cli: &Cli, args: &VerifyArgs) -> Result<u8, CliError> {
     let range = time_range(&args.since, &args.until)?;
     let job = crate::app::verify_job(&config, sources, range)?;
     let report = job.run().await?;
+    crate::app::publish_run(&config, &report.run_id).await;
     if args.json {
         print_json(&report);
     } else {
@@ -814,6 +819,9 @@ async fn restore(cli: &Cli, args: &RestoreArgs) -> Result<u8, CliError> {
         },
     };
     let report = job.run().await?;
+    if !report.dry_run {
+        crate::app::publish_run(&config, &report.run_id).await;
+    }
     if args.json {
         print_json(&report);
     } else {

@@ -499,6 +499,9 @@ fn validate(raw: RawConfig, path: &Path, base: &Path, env: &dyn Env, problems: &
         let endpoint = parse_http_url(&la.ingestion_endpoint)
             .map_err(|m| problems.push(format!("log_analytics.ingestion_endpoint {m}")))
             .ok()?;
+        if endpoint.scheme() != "https" {
+            problems.push("log_analytics.ingestion_endpoint must be https (bearer tokens are never sent over http)".into());
+        }
         Some(LogAnalyticsConfig {
             ingestion_endpoint: endpoint,
             dcr_immutable_id: la.dcr_immutable_id,
@@ -800,6 +803,17 @@ concurrency = 0
         let text = MINIMAL.replace("\"shared-key\"", "\"managed-identity\"");
         let err = parse(&text, &[]).unwrap_err().to_string();
         assert!(err.contains("https"), "{err}");
+    }
+
+    #[test]
+    fn log_analytics_needs_https_and_a_token_kind() {
+        let text = format!(
+            "{MINIMAL}\n[log_analytics]\ningestion_endpoint = \"http://x.ingest.monitor.azure.com\"\ndcr_immutable_id = \"dcr-1\"\nstream = \"Custom-TrailVault_CL\"\n"
+        );
+        let err = parse(&text, &[(ENV_AZURE_ACCOUNT_KEY, KEY)]).unwrap_err().to_string();
+        assert!(err.contains("https"), "{err}");
+        // shared-key is not a token kind, so log_analytics.auth must be named.
+        assert!(err.contains("token kind"), "{err}");
     }
 
     #[test]

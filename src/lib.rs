@@ -12,6 +12,7 @@ pub mod cloudtrail;
 pub mod config;
 pub mod failover;
 pub mod federation;
+pub mod monitor;
 pub mod progress;
 pub mod secret;
 pub mod serve;

@@ -3,6 +3,7 @@
 
 pub mod health;
 pub mod keys;
+pub mod publish;
 pub mod record;
 pub mod restore;
 pub mod select;

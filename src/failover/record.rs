@@ -23,7 +23,7 @@ pub enum RunStatus {
     Failed,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct Record {
     pub time_generated: DateTime<Utc>,

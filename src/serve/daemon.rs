@@ -193,7 +193,10 @@ async fn scheduled_sync(s: &Shared) {
         }
     };
     match job.run().await {
-        Ok(report) => record_sync(s, &report),
+        Ok(report) => {
+            record_sync(s, &report);
+            crate::app::publish_run(&s.config, &report.run_id).await;
+        }
         Err(SyncError::Locked { holder }) => {
             metrics::counter!(metric::LOCK_REFUSED).increment(1);
             tracing::warn!(holder, "another sync holds the lock; this tick is skipped");
@@ -261,6 +264,7 @@ async fn scheduled_verify(s: &Shared) {
                 problems = report.problems.len(),
                 "scheduled verify done"
             );
+            crate::app::publish_run(&s.config, &report.run_id).await;
         }
         Err(e) => tracing::error!(error = %e, "verify failed"),
     }

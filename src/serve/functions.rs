@@ -101,7 +101,10 @@ async fn sync(State(h): State<Arc<Handler>>, body: Option<Json<Invocation>>) -> 
         Err(e) => return reply(false, vec![format!("cannot set up the sync: {e}")]),
     };
     match job.run().await {
-        Ok(report) => reply(report.status == RunStatus::Succeeded, report.summary_lines()),
+        Ok(report) => {
+            crate::app::publish_run(config, &report.run_id).await;
+            reply(report.status == RunStatus::Succeeded, report.summary_lines())
+        }
         Err(e) => reply(false, vec![e.to_string()]),
     }
 }
@@ -117,6 +120,7 @@ async fn verify(State(h): State<Arc<Handler>>) -> Reply {
     };
     match job.run().await {
         Ok(report) => {
+            crate::app::publish_run(config, &report.run_id).await;
             let mut logs = vec![format!(
                 "verify {}: {} ({} blobs, {} digests, {} logs)",
                 report.run_id,

@@ -321,6 +321,14 @@ impl BlobStore for AzureBlobStore {
         Ok(etag_string(r.etag().ok().flatten()))
     }
 
+    async fn delete(&self, name: &str) -> StorageResult<()> {
+        match self.container.blob_client(name).delete(None).await {
+            Ok(_) => Ok(()),
+            Err(e) if e.http_status() == Some(StatusCode::NotFound) => Ok(()),
+            Err(e) => Err(map_err("delete", self.target(name), e, false)),
+        }
+    }
+
     async fn acquire_lease(&self, name: &str, seconds: u32) -> StorageResult<String> {
         let target = self.target(name);
         let r = self

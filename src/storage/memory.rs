@@ -216,6 +216,11 @@ impl BlobStore for MemoryBlobStore {
         Ok(st.store(name, Bytes::from(data), opts))
     }
 
+    async fn delete(&self, name: &str) -> StorageResult<()> {
+        self.lock().blobs.remove(name);
+        Ok(())
+    }
+
     async fn acquire_lease(&self, name: &str, seconds: u32) -> StorageResult<String> {
         let mut st = self.lock();
         if !st.blobs.contains_key(name) {

@@ -155,6 +155,8 @@ pub trait BlobStore: Send + Sync {
     async fn stage_block(&self, name: &str, block_id: &[u8], data: Bytes, md5: [u8; 16]) -> StorageResult<()>;
     /// Put Block List; `opts.content_md5` is stored, not checked (each block was).
     async fn commit_blocks(&self, name: &str, block_ids: Vec<Vec<u8>>, opts: PutOptions) -> StorageResult<String>;
+    /// Deletes a blob of the mutable state container (never called on the archive); absent is fine.
+    async fn delete(&self, name: &str) -> StorageResult<()>;
     /// Acquire a lease of `seconds` (15-60) on an existing blob.
     async fn acquire_lease(&self, name: &str, seconds: u32) -> StorageResult<String>;
     async fn renew_lease(&self, name: &str, lease_id: &str) -> StorageResult<()>;

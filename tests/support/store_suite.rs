@@ -141,6 +141,11 @@ pub async fn blob_store_contract(store: &dyn BlobStore, prefix: &str) {
         .unwrap_err();
     assert_eq!(over.kind, ErrorKind::AlreadyExists, "{over}");
 
+    // Deleting (state only) is idempotent.
+    store.delete(&state).await.unwrap();
+    store.delete(&state).await.unwrap();
+    assert!(store.head(&state).await.unwrap().is_none());
+
     // Listing by prefix, with metadata.
     let listed = store.list(&format!("{prefix}/a/")).await.unwrap();
     assert_eq!(listed.len(), 1);
