@@ -89,14 +89,14 @@ pub fn verify_last_day_job(config: &Config) -> Result<VerifyJob, WiringError> {
     verify_job(config, config.sources.iter().map(|s| s.name.clone()).collect(), range)
 }
 
-/// The Logs Ingestion client of `[log_analytics]`, or None when it is not configured.
-pub fn ingestion(config: &Config) -> Result<Option<crate::monitor::LogsIngestion>, WiringError> {
+/// The Entra credential for `[log_analytics]`: the target's identity when it is the same
+/// kind (one managed identity serves both), else one of the named kind.
+fn la_credential(
+    config: &Config,
+    la: &crate::config::LogAnalyticsConfig,
+) -> Result<Arc<dyn azure_core::credentials::TokenCredential>, WiringError> {
     use crate::config::{AzureAuth, ProcessEnv};
     use crate::storage::azure_auth::{client_auth, ClientAuth};
-    let Some(la) = &config.log_analytics else {
-        return Ok(None);
-    };
-    // The target's identity when it is the same kind, so one managed identity serves both.
     let target_auth = config
         .target
         .as_ref()
@@ -119,17 +119,44 @@ pub fn ingestion(config: &Config) -> Result<Option<crate::monitor::LogsIngestion
             )))
         }
     };
-    let ClientAuth::Token(credential) = client_auth(&auth).map_err(WiringError::Invalid)? else {
-        return Err(WiringError::Invalid("log_analytics needs a token credential".into()));
+    match client_auth(&auth).map_err(WiringError::Invalid)? {
+        ClientAuth::Token(credential) => Ok(credential),
+        _ => Err(WiringError::Invalid("log_analytics needs a token credential".into())),
+    }
+}
+
+/// The Logs Ingestion client of `[log_analytics]`, or None when it is not configured.
+pub fn ingestion(config: &Config) -> Result<Option<crate::monitor::LogsIngestion>, WiringError> {
+    let Some(la) = &config.log_analytics else {
+        return Ok(None);
     };
     crate::monitor::LogsIngestion::new(
         &la.ingestion_endpoint,
         &la.dcr_immutable_id,
         &la.stream,
-        credential,
+        la_credential(config, la)?,
         azure_core::http::ClientOptions::default(),
     )
     .map(Some)
+    .map_err(|e| WiringError::Invalid(e.to_string()))
+}
+
+/// The query client for `status --from log-analytics`.
+pub fn logs_query(config: &Config) -> Result<crate::monitor::LogsQuery, WiringError> {
+    let la = config
+        .log_analytics
+        .as_ref()
+        .ok_or_else(|| WiringError::Invalid(format!("{} has no [log_analytics] section", config.path.display())))?;
+    if la.workspace_id.is_empty() {
+        return Err(WiringError::Invalid(
+            "log_analytics.workspace_id (the workspace GUID) is needed for queries".into(),
+        ));
+    }
+    crate::monitor::LogsQuery::new(
+        &la.workspace_id,
+        la_credential(config, la)?,
+        azure_core::http::ClientOptions::default(),
+    )
     .map_err(|e| WiringError::Invalid(e.to_string()))
 }
 

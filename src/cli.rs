@@ -76,7 +76,7 @@ pub enum Command {
     Functions,
     /// Backup gap, last runs and digest coverage per source, account and region.
     Status {
-        /// Where to read from (only `state` is built so far).
+        /// Where to read from: the state container, or Log Analytics' copy of the records.
         #[arg(long, value_enum, default_value = "state")]
         from: StatusFrom,
         #[arg(long)]
@@ -244,6 +244,8 @@ pub enum CliError {
     Daemon(#[from] crate::serve::daemon::DaemonError),
     #[error(transparent)]
     Functions(#[from] crate::serve::functions::FunctionsError),
+    #[error(transparent)]
+    Monitor(#[from] crate::monitor::MonitorError),
 }
 
 impl From<crate::app::WiringError> for CliError {
@@ -265,7 +267,8 @@ impl CliError {
             | CliError::Restore(_)
             | CliError::Verify(_)
             | CliError::Keys(_)
-            | CliError::Audit(_) => EXIT_FAILED,
+            | CliError::Audit(_)
+            | CliError::Monitor(_) => EXIT_FAILED,
             CliError::Daemon(_) | CliError::Functions(_) => EXIT_USAGE,
         }
     }
@@ -589,16 +592,19 @@ async fn functions(cli: &Cli) -> Result<u8, CliError> {
 
 async fn status(cli: &Cli, from: StatusFrom, json: bool) -> Result<u8, CliError> {
     let config = load_config(cli)?;
-    if from == StatusFrom::LogAnalytics {
-        return Err(CliError::Usage(
-            "status --from log-analytics is not built yet; use --from state (the default)".into(),
-        ));
-    }
-    let target = config.require_target("status")?;
-    let (_, state) = open_target(target).map_err(|e| CliError::Usage(e.to_string()))?;
     let sources: Vec<String> = config.sources.iter().map(|s| s.name.clone()).collect();
     let max_gap = chrono::Duration::from_std(config.sync.max_gap).unwrap_or(chrono::Duration::hours(8));
-    let report = crate::failover::status::status(state.as_ref(), &sources, max_gap, chrono::Utc::now()).await?;
+    let report = match from {
+        StatusFrom::LogAnalytics => {
+            let query = crate::app::logs_query(&config)?;
+            crate::failover::status::status_from_log_analytics(&query, &sources, max_gap, chrono::Utc::now()).await?
+        }
+        StatusFrom::State => {
+            let target = config.require_target("status")?;
+            let (_, state) = open_target(target).map_err(|e| CliError::Usage(e.to_string()))?;
+            crate::failover::status::status(state.as_ref(), &sources, max_gap, chrono::Utc::now()).await?
+        }
+    };
     if json {
         print_json(&report);
     } else {

@@ -1758,48 +1758,6 @@ async fn functions_handler_reports_a_bad_config_per_invocation() {
 
 // ---------------------------------------------------------------- Log Analytics
 
-/// A credential that hands out a fixed token, as Entra would.
-#[derive(Debug)]
-struct FixedToken;
-
-#[async_trait::async_trait]
-impl azure_core::credentials::TokenCredential for FixedToken {
-    async fn get_token(
-        &self,
-        scopes: &[&str],
-        _: Option<azure_core::credentials::TokenRequestOptions<'_>>,
-    ) -> azure_core::Result<azure_core::credentials::AccessToken> {
-        assert_eq!(scopes, ["https://monitor.azure.com/.default"]);
-        Ok(azure_core::credentials::AccessToken::new(
-            "test-token",
-            azure_core::time::OffsetDateTime::now_utc() + azure_core::time::Duration::hours(1),
-        ))
-    }
-}
-
-/// Sends the (https) requests to a local http server: bearer tokens stay https-only in
-/// the code under test, and the test still sees every request.
-#[derive(Debug)]
-struct ToLoopback {
-    port: u16,
-    inner: std::sync::Arc<dyn azure_core::http::HttpClient>,
-}
-
-#[async_trait::async_trait]
-impl azure_core::http::HttpClient for ToLoopback {
-    async fn execute_request(
-        &self,
-        request: &azure_core::http::Request,
-    ) -> azure_core::Result<azure_core::http::AsyncRawResponse> {
-        let mut r = request.clone();
-        let url = r.url_mut();
-        url.set_scheme("http").unwrap();
-        url.set_host(Some("127.0.0.1")).unwrap();
-        url.set_port(Some(self.port)).unwrap();
-        self.inner.execute_request(&r).await
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn records_go_to_log_analytics_and_wait_in_the_spool_when_it_fails() {
     use trailvault::failover::{publish::publish, write_run_records, Record, RecordType, RunStatus};
@@ -1815,10 +1773,12 @@ async fn records_go_to_log_analytics_and_wait_in_the_spool_when_it_fails() {
     let server = MockServer::start().await;
     let options = azure_core::http::ClientOptions {
         retry: azure_core::http::RetryOptions::none(),
-        transport: Some(azure_core::http::Transport::new(std::sync::Arc::new(ToLoopback {
-            port: server.address().port(),
-            inner: azure_core::http::new_http_client(None),
-        }))),
+        transport: Some(azure_core::http::Transport::new(std::sync::Arc::new(
+            support::ToLoopback {
+                port: server.address().port(),
+                inner: azure_core::http::new_http_client(None),
+            },
+        ))),
         ..Default::default()
     };
     let endpoint = url::Url::parse("https://trailvault-dce.westeurope-1.ingest.monitor.azure.com").unwrap();
@@ -1826,7 +1786,7 @@ async fn records_go_to_log_analytics_and_wait_in_the_spool_when_it_fails() {
         &endpoint,
         "dcr-0123",
         "Custom-TrailVault_CL",
-        std::sync::Arc::new(FixedToken),
+        std::sync::Arc::new(support::FixedToken),
         options,
     )
     .unwrap();

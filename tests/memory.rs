@@ -233,3 +233,53 @@ async fn verify_over_memory_accepts_restarts_backfill_and_empty_digests() {
 async fn replay_store_over_memory() {
     support::store_suite::replay_store_contract(&MemoryBlobStore::new()).await;
 }
+
+#[tokio::test]
+async fn status_from_log_analytics_applies_the_gap_rule_to_the_records() {
+    use wiremock::matchers::{body_partial_json, header, method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    let server = MockServer::start().await;
+    let now: chrono::DateTime<chrono::Utc> = "2026-11-26T09:00:00Z".parse().unwrap();
+    Mock::given(method("POST"))
+        .and(path("/v1/workspaces/00000000-0000-0000-0000-000000000001/query"))
+        .and(header("authorization", "Bearer test-token"))
+        .and(body_partial_json(serde_json::json!({"query": trailvault::failover::status::STATUS_KQL, "timespan": "P31D"})))
+        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({"tables": [{
+            "name": "PrimaryResult",
+            "columns": [{"name": "Source", "type": "string"}, {"name": "LastSuccessStart", "type": "datetime"}, {"name": "TimeGenerated", "type": "datetime"}, {"name": "Status", "type": "string"}],
+            "rows": [
+                ["fresh", "2026-11-26T08:00:00Z", "2026-11-26T08:05:00Z", "Succeeded"],
+                ["stale", "2026-11-25T16:00:00Z", "2026-11-26T08:05:00Z", "Failed"],
+            ]
+        }]})))
+        .mount(&server)
+        .await;
+    let options = azure_core::http::ClientOptions {
+        retry: azure_core::http::RetryOptions::none(),
+        transport: Some(azure_core::http::Transport::new(Arc::new(support::ToLoopback {
+            port: server.address().port(),
+            inner: azure_core::http::new_http_client(None),
+        }))),
+        ..Default::default()
+    };
+    let query = trailvault::monitor::LogsQuery::new(
+        "00000000-0000-0000-0000-000000000001",
+        Arc::new(support::FixedToken),
+        options,
+    )
+    .unwrap();
+    let sources = vec!["fresh".to_string(), "stale".to_string(), "never".to_string()];
+    let r = trailvault::failover::status::status_from_log_analytics(&query, &sources, chrono::Duration::hours(8), now)
+        .await
+        .unwrap();
+    let by = |n: &str| r.sources.iter().find(|s| s.name == n).unwrap();
+    assert!(by("fresh").within_target);
+    assert_eq!(by("fresh").backup_gap_seconds, Some(3600));
+    assert!(!by("stale").within_target, "17 h since the last complete run");
+    assert_eq!(
+        by("stale").last_run_status,
+        Some(trailvault::failover::RunStatus::Failed)
+    );
+    assert!(!by("never").within_target && by("never").backup_gap_seconds.is_none());
+    assert!(!r.ok);
+}

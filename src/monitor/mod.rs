@@ -2,5 +2,7 @@
 //! client). Records go to the contract's `TrailVault_CL` table through a DCR stream.
 
 pub mod ingest;
+pub mod query;
 
 pub use ingest::{LogsIngestion, MonitorError};
+pub use query::LogsQuery;

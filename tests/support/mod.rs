@@ -370,3 +370,45 @@ impl store_suite::Bucket for World {
         self.put(key, body, &metadata).await;
     }
 }
+
+/// A credential that hands out a fixed token, as Entra would.
+#[derive(Debug)]
+pub struct FixedToken;
+
+#[async_trait::async_trait]
+impl azure_core::credentials::TokenCredential for FixedToken {
+    async fn get_token(
+        &self,
+        scopes: &[&str],
+        _: Option<azure_core::credentials::TokenRequestOptions<'_>>,
+    ) -> azure_core::Result<azure_core::credentials::AccessToken> {
+        assert!(scopes.iter().all(|s| s.ends_with("/.default")), "{scopes:?}");
+        Ok(azure_core::credentials::AccessToken::new(
+            "test-token",
+            azure_core::time::OffsetDateTime::now_utc() + azure_core::time::Duration::hours(1),
+        ))
+    }
+}
+
+/// Sends the (https) requests to a local http server: bearer tokens stay https-only in
+/// the code under test, and the test still sees every request.
+#[derive(Debug)]
+pub struct ToLoopback {
+    pub port: u16,
+    pub inner: std::sync::Arc<dyn azure_core::http::HttpClient>,
+}
+
+#[async_trait::async_trait]
+impl azure_core::http::HttpClient for ToLoopback {
+    async fn execute_request(
+        &self,
+        request: &azure_core::http::Request,
+    ) -> azure_core::Result<azure_core::http::AsyncRawResponse> {
+        let mut r = request.clone();
+        let url = r.url_mut();
+        url.set_scheme("http").unwrap();
+        url.set_host(Some("127.0.0.1")).unwrap();
+        url.set_port(Some(self.port)).unwrap();
+        self.inner.execute_request(&r).await
+    }
+}
