@@ -26,9 +26,9 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
-if [ ! -x tools/emulators/node_modules/.bin/azurite-blob ]; then
+if [ ! -x tools/emulators/node_modules/.bin/azurite-blob ] || [ ! -d tools/emulators/node_modules/@kusto/language-service-next ]; then
   command -v npm >/dev/null || { say "npm is missing: install Node.js 20"; exit 1; }
-  say "installing Azurite (npm ci)"
+  say "installing Azurite and the Kusto language service (npm ci)"
   (cd tools/emulators && npm ci --no-audit --no-fund --loglevel=error)
 fi
 
