@@ -59,6 +59,7 @@ pub async fn sync_job(
         settings: config.sync.clone(),
         dry_run,
         progress,
+        health: config.health.clone(),
     })
 }
 

@@ -64,6 +64,8 @@ pub mod metric {
     pub const LOCK_REFUSED: &str = "trailvault_sync_lock_refused_total";
     /// Counter {kind}: problems `verify` found.
     pub const VERIFY_PROBLEMS: &str = "trailvault_verify_failures_total";
+    /// Gauge {source}: 1 while the probes declare an AWS outage for the source.
+    pub const FAILOVER_ACTIVE: &str = "trailvault_failover_active";
     /// Gauge: end of the last verify that found nothing.
     pub const VERIFY_LAST_SUCCESS: &str = "trailvault_verify_last_success_timestamp_seconds";
 }

@@ -51,6 +51,11 @@ fn job(src: Arc<dyn Source>, archive: Arc<MemoryBlobStore>, state: Arc<MemoryBlo
         settings: settings(),
         dry_run: false,
         progress: Arc::new(trailvault::progress::NoProgress),
+        health: trailvault::config::HealthConfig {
+            probe_timeout: std::time::Duration::from_secs(5),
+            degraded_after: 1,
+            outage_after: 3,
+        },
     }
 }
 

@@ -20,6 +20,32 @@ pub struct SourceHealth {
     pub newest_file_time: Option<DateTime<Utc>>,
     #[serde(default)]
     pub consecutive_failed_runs: u32,
+    /// AWS as the last probes saw it (S3 of this source answering within `health.probe_timeout`).
+    #[serde(default)]
+    pub aws_health: Option<AwsHealth>,
+    #[serde(default)]
+    pub consecutive_probe_failures: u32,
+    #[serde(default)]
+    pub last_probe_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub last_probe_error: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub enum AwsHealth {
+    Healthy,
+    Degraded,
+    Outage,
+}
+
+impl AwsHealth {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AwsHealth::Healthy => "Healthy",
+            AwsHealth::Degraded => "Degraded",
+            AwsHealth::Outage => "Outage",
+        }
+    }
 }
 
 pub fn health_name(source: &str) -> String {
@@ -43,6 +69,42 @@ impl SourceHealth {
         self
     }
 
+    /// Counts a probe; Degraded after `degraded_after` consecutive failures, Outage after
+    /// `outage_after`, Healthy on the first success. Returns the previous state when the
+    /// failover state changed (into or out of Outage).
+    pub fn observe_probe(
+        &mut self,
+        result: Result<(), String>,
+        at: DateTime<Utc>,
+        degraded_after: u32,
+        outage_after: u32,
+    ) -> Option<Option<AwsHealth>> {
+        let before = self.aws_health;
+        self.last_probe_at = Some(at);
+        match result {
+            Ok(()) => {
+                self.consecutive_probe_failures = 0;
+                self.last_probe_error = None;
+                self.aws_health = Some(AwsHealth::Healthy);
+            }
+            Err(e) => {
+                self.consecutive_probe_failures += 1;
+                self.last_probe_error = Some(e);
+                let n = self.consecutive_probe_failures;
+                self.aws_health = Some(if n >= outage_after {
+                    AwsHealth::Outage
+                } else if n >= degraded_after {
+                    AwsHealth::Degraded
+                } else {
+                    before.unwrap_or(AwsHealth::Healthy)
+                });
+            }
+        }
+        let was_outage = before == Some(AwsHealth::Outage);
+        let is_outage = self.aws_health == Some(AwsHealth::Outage);
+        (was_outage != is_outage).then_some(before)
+    }
+
     /// Backup gap at `now`: now minus the start of the last complete run.
     pub fn backup_gap(&self, now: DateTime<Utc>) -> Option<chrono::Duration> {
         self.last_success_started_at.map(|t| now - t)
@@ -62,5 +124,37 @@ impl SourceHealth {
             )
             .await
             .map(|_| ())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn probes_move_between_healthy_degraded_and_outage() {
+        let t = Utc::now();
+        let mut h = SourceHealth::default();
+        assert_eq!(h.observe_probe(Ok(()), t, 1, 3), None);
+        assert_eq!(h.aws_health, Some(AwsHealth::Healthy));
+        assert_eq!(h.observe_probe(Err("timeout".into()), t, 1, 3), None);
+        assert_eq!(h.aws_health, Some(AwsHealth::Degraded));
+        h.observe_probe(Err("timeout".into()), t, 1, 3);
+        assert_eq!(h.aws_health, Some(AwsHealth::Degraded));
+        assert_eq!(
+            h.observe_probe(Err("timeout".into()), t, 1, 3),
+            Some(Some(AwsHealth::Degraded)),
+            "entering the outage"
+        );
+        assert_eq!(h.aws_health, Some(AwsHealth::Outage));
+        assert_eq!(
+            h.observe_probe(Ok(()), t, 1, 3),
+            Some(Some(AwsHealth::Outage)),
+            "leaving it"
+        );
+        assert_eq!(
+            (h.aws_health, h.consecutive_probe_failures),
+            (Some(AwsHealth::Healthy), 0)
+        );
     }
 }

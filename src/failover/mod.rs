@@ -10,5 +10,5 @@ pub mod select;
 pub mod status;
 pub mod verify;
 
-pub use health::SourceHealth;
+pub use health::{AwsHealth, SourceHealth};
 pub use record::{new_run_id, write_run_records, Record, RecordType, RunStatus};

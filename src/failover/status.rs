@@ -29,7 +29,7 @@ pub struct SourceStatus {
     pub backup_gap_seconds: Option<i64>,
     pub within_target: bool,
     pub run_in_progress: bool,
-    /// No AWS health probe runs yet; null rather than a guess.
+    /// `Healthy`, `Degraded` or `Outage` as the syncs' probes saw it; null before any probe.
     pub aws_health: Option<String>,
     pub last_run_status: Option<crate::failover::RunStatus>,
     pub consecutive_failed_runs: u32,
@@ -104,7 +104,7 @@ pub async fn status(
             backup_gap_seconds: last.map(|l| (now - l).num_seconds()),
             within_target: within_target(last, running_since, now, max_gap),
             run_in_progress: running_since.is_some(),
-            aws_health: None,
+            aws_health: health.aws_health.map(|h| h.as_str().to_string()),
             last_run_status: health.last_run_status,
             consecutive_failed_runs: health.consecutive_failed_runs,
             accounts,

@@ -229,6 +229,14 @@ fn record_sync(s: &Shared, report: &SyncReport) {
         metrics::counter!(metric::OBJECTS_FAILED, "source" => name.clone()).increment(src.files_failed);
         metrics::counter!(metric::CONFLICTS, "source" => name.clone()).increment(src.conflicts.len() as u64);
         metrics::histogram!(metric::SYNC_DURATION, "source" => name.clone()).record(seconds);
+        if let Some(h) = src.aws_health {
+            let active = if h == crate::failover::AwsHealth::Outage {
+                1.0
+            } else {
+                0.0
+            };
+            metrics::gauge!(metric::FAILOVER_ACTIVE, "source" => name.clone()).set(active);
+        }
         if let Some(t) = src.newest_file_time {
             metrics::gauge!(metric::NEWEST_FILE, "source" => name.clone()).set(t.timestamp() as f64);
         }

@@ -59,6 +59,8 @@ pub struct SyncJob {
     pub dry_run: bool,
     /// Files and bytes as they are archived; totals grow as streams are planned.
     pub progress: Arc<dyn crate::progress::Progress>,
+    /// AWS health probing (`[health]`).
+    pub health: crate::config::HealthConfig,
 }
 
 impl SyncJob {
@@ -164,6 +166,28 @@ impl SyncJob {
             health.consecutive_failed_runs += 1;
         }
         health.newest_file_time = health.newest_file_time.max(report.newest_file_time);
+        if let Some(probe) = report.aws_probe.take() {
+            let cfg = &self.health;
+            if let Some(before) = health.observe_probe(probe, now, cfg.degraded_after, cfg.outage_after) {
+                let after = health.aws_health.map(|h| h.as_str()).unwrap_or("unknown");
+                let event = match health.aws_health {
+                    Some(crate::failover::AwsHealth::Outage) => format!(
+                        "AWS outage declared for source {}: {} consecutive failed probes ({})",
+                        report.name,
+                        health.consecutive_probe_failures,
+                        health.last_probe_error.as_deref().unwrap_or("")
+                    ),
+                    _ => format!(
+                        "AWS reachable again for source {} (was {}, now {after})",
+                        report.name,
+                        before.map(|b| b.as_str()).unwrap_or("unknown")
+                    ),
+                };
+                tracing::warn!(source = report.name, event, "failover state changed");
+                report.failover_event = Some(event);
+            }
+        }
+        report.aws_health = health.aws_health;
         report.newest_file_time = health.newest_file_time;
         report.backup_gap_seconds = health.backup_gap(now).map(|g| g.num_seconds());
         if lost.is_cancelled() {
@@ -200,6 +224,15 @@ impl SourceRun<'_> {
             complete: true,
             ..Default::default()
         };
+        // The probe: does this source's S3 answer at all, within the timeout?
+        let root = crate::cloudtrail::key::awslogs_root(&self.handle.prefix);
+        report.aws_probe = Some(
+            match tokio::time::timeout(self.job.health.probe_timeout, self.handle.source.list_folders(&root)).await {
+                Ok(Ok(_)) => Ok(()),
+                Ok(Err(e)) => Err(e.to_string()),
+                Err(_) => Err(format!("no answer within {:?}", self.job.health.probe_timeout)),
+            },
+        );
         let streams = match discover::discover(self.handle.source.as_ref(), &self.handle.prefix).await {
             Ok(s) => s,
             Err(e) => {
@@ -507,7 +540,22 @@ pub fn sync_records(report: &SyncReport) -> Vec<Record> {
                 "errors": s.errors,
                 "accounts": s.accounts,
             }),
+            aws_health: s.aws_health.map(|h| h.as_str().to_string()),
             ..Record::of(RecordType::SyncRun, &report.run_id, &s.name, s.status())
         })
+        .chain(report.sources.iter().filter_map(|s| {
+            s.failover_event.as_ref().map(|event| Record {
+                time_generated: report.finished_at,
+                source: s.name.clone(),
+                aws_health: s.aws_health.map(|h| h.as_str().to_string()),
+                message: event.clone(),
+                ..Record::of(
+                    RecordType::Failover,
+                    &report.run_id,
+                    &format!("{}-failover", s.name),
+                    s.status(),
+                )
+            })
+        }))
         .collect()
 }

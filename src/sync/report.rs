@@ -38,6 +38,13 @@ pub struct SourceReport {
     pub complete: bool,
     /// Per account-region, what the lookback window shows.
     pub accounts: Vec<AccountReport>,
+    /// AWS as the probes see it after this run.
+    pub aws_health: Option<crate::failover::AwsHealth>,
+    /// Set when this run moved the source into or out of the Outage state.
+    pub failover_event: Option<String>,
+    /// This run's probe, consumed when the health state is written.
+    #[serde(skip)]
+    pub aws_probe: Option<Result<(), String>>,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
