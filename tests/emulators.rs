@@ -1662,6 +1662,27 @@ async fn http_post(port: u16, path: &str, body: &str) -> (u16, String) {
     )
 }
 
+/// Starts `trailvault functions` as the host does and waits for its answer to `GET /`.
+async fn start_functions(w: &World, config: &std::path::PathBuf) -> (tokio::process::Child, u16) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = w
+        .command(config, &["functions"])
+        .env("FUNCTIONS_CUSTOMHANDLER_PORT", port.to_string())
+        .spawn()
+        .unwrap();
+    for _ in 0..100 {
+        if http_get(port, "/").await.0 == 200 {
+            return (child, port);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("the handler never answered GET / (the host would give up)");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn functions_custom_handler_serves_the_timer_and_http_functions() {
     let w = world!("functions-bucket");
@@ -1675,26 +1696,7 @@ async fn functions_custom_handler_serves_the_timer_and_http_functions() {
         .collect();
     w.seed(&files).await;
     let config = w.config(w.moto.port, "", "");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut child = w
-        .command(&config, &["functions"])
-        .env("FUNCTIONS_CUSTOMHANDLER_PORT", port.to_string())
-        .spawn()
-        .unwrap();
-    // The host polls GET / until it gets any response.
-    let mut up = false;
-    for _ in 0..100 {
-        if http_get(port, "/").await.0 == 200 {
-            up = true;
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    assert!(up, "the handler never answered GET /");
+    let (mut child, port) = start_functions(&w, &config).await;
 
     let timer = r#"{"Data":{"timer":{"Schedule":{"AdjustForDST":true},"ScheduleStatus":null,"IsPastDue":false}},"Metadata":{"sys":{"MethodName":"sync","UtcNow":"2026-11-26T08:00:00Z","RandGuid":"x"}}}"#;
     let (code, body) = http_post(port, "/sync", timer).await;
@@ -1729,26 +1731,15 @@ async fn functions_custom_handler_serves_the_timer_and_http_functions() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn functions_handler_reports_a_bad_config_per_invocation() {
     let w = world!("functions-bad");
-    let bad = w.config(w.moto.port, "", "[sync]\nconcurency = 1\n");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut child = w
-        .command(&bad, &["functions"])
-        .env("FUNCTIONS_CUSTOMHANDLER_PORT", port.to_string())
-        .spawn()
-        .unwrap();
-    let mut code = 0;
-    for _ in 0..100 {
-        code = http_get(port, "/").await.0;
-        if code == 200 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    assert_eq!(code, 200, "the host must see the handler start even with a bad config");
+    let bad = w.config(
+        w.moto.port,
+        "",
+        "[sync]
+concurency = 1
+",
+    );
+    // The host must see the handler start even with a bad config.
+    let (mut child, port) = start_functions(&w, &bad).await;
     let (code, body) = http_post(port, "/sync", "{}").await;
     assert_eq!(code, 500);
     assert!(body.contains("concurency"), "{body}");

@@ -461,7 +461,13 @@ fn assertion_contents_stay_out_of_logs() {
         .args(["--at", AT])
         .output()
         .unwrap();
+    // The validation must have run (and logged at trace level) for the check below to mean anything.
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("SAML response accepted"),
+        "nothing was logged: {stderr}"
+    );
     assert!(
         !stderr.contains("SignatureValue") && !stderr.contains(&f.idp.cert_b64[..40]),
         "{stderr}"

@@ -6,7 +6,6 @@
 use std::sync::Arc;
 
 use azure_core::credentials::TokenCredential;
-use azure_core::http::policies::auth::BearerTokenAuthorizationPolicy;
 use azure_core::http::{ClientOptions, Context, Method, Pipeline, Request, StatusCode, Url};
 
 use crate::failover::Record;
@@ -50,15 +49,7 @@ impl LogsIngestion {
             endpoint.as_str().trim_end_matches('/')
         ))
         .map_err(|e| MonitorError::Url(e.to_string()))?;
-        let bearer = Arc::new(BearerTokenAuthorizationPolicy::new(credential, vec![SCOPE]));
-        let pipeline = Pipeline::new(
-            option_env!("CARGO_PKG_NAME"),
-            option_env!("CARGO_PKG_VERSION"),
-            options,
-            Vec::new(),
-            vec![bearer],
-            None,
-        );
+        let pipeline = super::bearer_pipeline(SCOPE, credential, options);
         Ok(Self { pipeline, url })
     }
 

@@ -6,3 +6,24 @@ pub mod query;
 
 pub use ingest::{LogsIngestion, MonitorError};
 pub use query::LogsQuery;
+
+/// A pipeline that adds a bearer token for `scope` on every try (the azure_core retry
+/// policy of `options` wraps it).
+pub(crate) fn bearer_pipeline(
+    scope: &'static str,
+    credential: std::sync::Arc<dyn azure_core::credentials::TokenCredential>,
+    options: azure_core::http::ClientOptions,
+) -> azure_core::http::Pipeline {
+    let bearer = std::sync::Arc::new(azure_core::http::policies::auth::BearerTokenAuthorizationPolicy::new(
+        credential,
+        vec![scope],
+    ));
+    azure_core::http::Pipeline::new(
+        option_env!("CARGO_PKG_NAME"),
+        option_env!("CARGO_PKG_VERSION"),
+        options,
+        Vec::new(),
+        vec![bearer],
+        None,
+    )
+}

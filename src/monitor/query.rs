@@ -5,7 +5,6 @@
 use std::sync::Arc;
 
 use azure_core::credentials::TokenCredential;
-use azure_core::http::policies::auth::BearerTokenAuthorizationPolicy;
 use azure_core::http::{ClientOptions, Context, Method, Pipeline, Request, Url};
 use serde_json::{Map, Value};
 
@@ -27,15 +26,7 @@ impl LogsQuery {
     ) -> Result<Self, MonitorError> {
         let url = Url::parse(&format!("{QUERY_BASE}/v1/workspaces/{workspace_id}/query"))
             .map_err(|e| MonitorError::Url(e.to_string()))?;
-        let bearer = Arc::new(BearerTokenAuthorizationPolicy::new(credential, vec![QUERY_SCOPE]));
-        let pipeline = Pipeline::new(
-            option_env!("CARGO_PKG_NAME"),
-            option_env!("CARGO_PKG_VERSION"),
-            options,
-            Vec::new(),
-            vec![bearer],
-            None,
-        );
+        let pipeline = super::bearer_pipeline(QUERY_SCOPE, credential, options);
         Ok(Self { pipeline, url })
     }
 

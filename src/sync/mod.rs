@@ -211,12 +211,6 @@ struct SourceRun<'a> {
     lost: &'a CancellationToken,
 }
 
-/// What happened in one account-region.
-#[derive(Default)]
-struct PartitionOutcome {
-    report: SourceReport,
-}
-
 impl SourceRun<'_> {
     async fn run(&self) -> SourceReport {
         let mut report = SourceReport {
@@ -256,13 +250,13 @@ impl SourceRun<'_> {
                 .or_default()
                 .push(s);
         }
-        let outcomes: Vec<PartitionOutcome> = futures::stream::iter(partitions)
+        let outcomes: Vec<SourceReport> = futures::stream::iter(partitions)
             .map(|((account, region), streams)| async move { self.partition(&account, &region, &streams).await })
             .buffer_unordered(PARTITION_CONCURRENCY)
             .collect()
             .await;
         for o in outcomes {
-            merge(&mut report, o.report);
+            merge(&mut report, o);
         }
         report.conflicts.sort();
         report
@@ -271,14 +265,13 @@ impl SourceRun<'_> {
         report
     }
 
-    async fn partition(&self, account: &str, region: &str, streams: &[StreamPrefix]) -> PartitionOutcome {
-        let mut out = PartitionOutcome {
-            report: SourceReport {
-                complete: true,
-                ..Default::default()
-            },
+    /// Plans, copies and advances the watermark of one account-region.
+    async fn partition(&self, account: &str, region: &str, streams: &[StreamPrefix]) -> SourceReport {
+        let mut out = SourceReport {
+            complete: true,
+            ..Default::default()
         };
-        let r = &mut out.report;
+        let r = &mut out;
         let state = self.job.state.as_ref();
         let wm_name = watermark::watermark_name(&self.handle.name, account, region);
         let (mut doc, etag) = match watermark::load(state, &wm_name).await {
