@@ -1751,7 +1751,9 @@ concurency = 1
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn records_go_to_log_analytics_and_wait_in_the_spool_when_it_fails() {
-    use trailvault::failover::{publish::publish, write_run_records, Record, RecordType, RunStatus};
+    use trailvault::failover::publish::publish;
+    use trailvault::records::{Record, RecordType, RunStatus};
+    use trailvault::state::write_run_records;
     use wiremock::matchers::{header, method, path, query_param};
     use wiremock::{Mock, MockServer, ResponseTemplate};
     let w = world!("la-bucket");
