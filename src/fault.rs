@@ -19,17 +19,3 @@ pub enum Fault {
 pub trait Classify {
     fn fault(&self) -> Fault;
 }
-
-impl Classify for crate::config::ConfigError {
-    fn fault(&self) -> Fault {
-        Fault::Config
-    }
-}
-
-impl Classify for crate::storage::StorageError {
-    fn fault(&self) -> Fault {
-        // A checksum mismatch on the wire is a transfer that failed, not evidence of
-        // tampering: the archived bytes are judged by verify and restore themselves.
-        Fault::Failed
-    }
-}

@@ -57,6 +57,14 @@ impl StorageError {
     }
 }
 
+impl crate::fault::Classify for StorageError {
+    fn fault(&self) -> crate::fault::Fault {
+        // A checksum mismatch on the wire is a transfer that failed, not evidence of
+        // tampering: archived bytes are judged by verify and restore themselves.
+        crate::fault::Fault::Failed
+    }
+}
+
 pub type StorageResult<T> = Result<T, StorageError>;
 
 /// An object as a source listing shows it.
