@@ -465,6 +465,54 @@ def check_workbook(path, c):
         c.check(not re.search(r"\b(8\.0|28800)\b", q), "workbook: no constant 8 h target in the backup-gap query")
 
 
+def tf_console(tf, expr):
+    """Evaluate an expression with `terraform console` in an empty folder: built-in functions
+    (templatefile, jsonencode, ...) need no provider, so this works offline."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as d:
+        run = subprocess.run(
+            [tf, "console"], input=f"jsonencode({expr})\n", capture_output=True, text=True, cwd=d,
+            env={**os.environ, "TF_CLI_CONFIG_FILE": os.devnull, "CHECKPOINT_DISABLE": "1"},
+        )
+    if run.returncode != 0:
+        raise RuntimeError(run.stderr.strip())
+    return json.loads(json.loads(run.stdout.strip()))
+
+
+def check_with_terraform_console(tf, terraform_dir, c):
+    """The Terraform functions the modules rely on, evaluated by Terraform itself."""
+    azure = os.path.join(terraform_dir, "azure")
+    mod = load_module(azure)
+    local = locals_of(mod)
+    try:
+        # max_gap ("8h") to seconds, exactly as locals.max_gap_seconds computes it.
+        unit = local["max_gap_unit"][2:-1].replace("var.max_gap", '"{g}"')
+        secs = local["max_gap_seconds"][2:-1].replace("local.max_gap_unit", "(" + unit + ")").replace("var.max_gap", '"{g}"')
+        got = {g: tf_console(tf, secs.replace("{g}", g)) for g in ("8h", "90m", "1d", "45s")}
+        c.check(got == {"8h": 28800, "90m": 5400, "1d": 86400, "45s": 45}, f"terraform console: max_gap_seconds ({got})")
+        cron = local["job_cron"][2:-1].replace("var.sync_schedule", '"0 0 */8 * * *"')
+        c.check(tf_console(tf, cron) == "0 */8 * * *", "terraform console: the job cron drops the seconds field")
+        tpl = os.path.join(azure, "trailvault.toml.tftpl")
+        values = {
+            "sources": [{"name": "org-trail", "bucket": "org-trail-logs", "region": "us-east-1", "prefix": ""},
+                        {"name": "seoul", "bucket": "seoul-logs", "region": "ap-northeast-2", "prefix": "ct"}],
+            "account_url": "https://examplevault.blob.core.windows.net", "archive_container": "cloudtrail-archive",
+            "state_container": "trailvault-state", "client_id": "cid", "max_gap": "8h",
+            "sync_schedule": "0 0 */8 * * *", "verify_schedule": "0 30 1 * * *",
+            "aws_role_arn": "arn:aws:iam::111122223333:role/trailvault-reader",
+            "token_audience": "api://AzureADTokenExchange", "ingestion_endpoint": "https://dce.example",
+            "dcr_immutable_id": "dcr-1", "stream": STREAM, "workspace_id": "w",
+        }
+        text = tf_console(tf, f"templatefile({json.dumps(tpl)}, jsondecode({json.dumps(json.dumps(values))}))")
+        doc = tomllib.loads(text)
+        mine = tomllib.loads(render_template(open(tpl, encoding="utf-8").read(), values))
+        c.check(doc == mine and len(doc["source"]) == 2 and doc["aws"]["auth"] == "azure-federated",
+                "terraform console: templatefile renders trailvault.toml.tftpl to the TOML checked above")
+    except (RuntimeError, KeyError, ValueError, tomllib.TOMLDecodeError) as e:
+        c.check(False, f"terraform console: {e}")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--terraform-dir", default=os.path.join(ROOT, "deploy", "terraform"))
@@ -503,8 +551,9 @@ def main():
     if tf:
         fmt = subprocess.run([tf, "fmt", "-check", "-recursive", args.terraform_dir], capture_output=True, text=True)
         c.check(fmt.returncode == 0, f"terraform fmt -check -recursive {args.terraform_dir} {fmt.stdout.strip()}")
+        check_with_terraform_console(tf, args.terraform_dir, c)
     else:
-        print("SKIPPED: terraform fmt -check (terraform is not on PATH; it is not in the package registries)")
+        print("SKIPPED: terraform fmt -check and console (terraform is not on PATH; it is not in the package registries)")
 
     print(f"check-terraform: {c.passed + c.failed} checks, {c.failed} failures")
     return 0 if c.failed == 0 else 1
