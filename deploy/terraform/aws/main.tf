@@ -3,8 +3,8 @@
 # exchanged for this role's credentials with sts:AssumeRoleWithWebIdentity.
 
 locals {
-  issuer_host = "sts.windows.net/${var.azure_tenant_id}/"
-  issuer_url  = "https://${local.issuer_host}"
+  # The issuer of the managed identity's (v1) Entra tokens; IAM condition keys drop https://.
+  issuer_url = "https://sts.windows.net/${var.azure_tenant_id}/"
 
   oidc_provider_arn = var.create_oidc_provider ? aws_iam_openid_connect_provider.entra[0].arn : data.aws_iam_openid_connect_provider.entra[0].arn
 
@@ -17,7 +17,7 @@ locals {
 
 resource "aws_iam_openid_connect_provider" "entra" {
   count           = var.create_oidc_provider ? 1 : 0
-  url             = local.issuer_url
+  url             = "https://sts.windows.net/${var.azure_tenant_id}/"
   client_id_list  = [var.token_audience]
   thumbprint_list = length(var.oidc_thumbprints) > 0 ? var.oidc_thumbprints : null
   tags            = var.tags
@@ -42,13 +42,13 @@ data "aws_iam_policy_document" "trust" {
 
     condition {
       test     = "StringEquals"
-      variable = "${local.issuer_host}:aud"
+      variable = "sts.windows.net/${var.azure_tenant_id}/:aud"
       values   = [var.token_audience]
     }
 
     condition {
       test     = "StringEquals"
-      variable = "${local.issuer_host}:sub"
+      variable = "sts.windows.net/${var.azure_tenant_id}/:sub"
       values   = [var.azure_principal_id]
     }
   }

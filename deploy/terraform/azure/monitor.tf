@@ -139,7 +139,7 @@ resource "azurerm_monitor_data_collection_rule" "trailvault" {
   }
 
   data_flow {
-    streams       = [local.stream_name]
+    streams       = ["Custom-TrailVault_CL"]
     destinations  = ["trailvault-workspace"]
     transform_kql = "source"
     output_stream = "Custom-TrailVault_CL"
