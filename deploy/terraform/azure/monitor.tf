@@ -243,8 +243,12 @@ resource "azurerm_application_insights_workbook" "trailvault" {
   category            = "workbook"
   description         = "Backup gap, runs, integrity, restores, federated sign-in findings and AWS health from TrailVault_CL."
   source_id           = lower(local.workspace_id)
-  data_json           = file("${path.module}/../../../workbooks/trailvault.workbook.json")
-  tags                = var.tags
+  # The workbook file as is, with this workspace as its fallback resource: the Workspace
+  # parameter's default ("value::1") then picks it.
+  data_json = jsonencode(merge(jsondecode(file("${path.module}/../../../workbooks/trailvault.workbook.json")), {
+    fallbackResourceIds = [local.workspace_id]
+  }))
+  tags = var.tags
 }
 
 # --- Alerts -----------------------------------------------------------------------------
