@@ -285,13 +285,18 @@ def check_azure(azure, root, c, columns_wanted, kql):
         crit = one(a.get("criteria"))
         q = hcl_unescape(crit.get("query", ""))
         queries[n] = q
-        unknown = [m for m in re.findall(r"\$\{([^}]*)\}", q) if m.strip() != "local.max_gap_seconds"]
-        c.check(not unknown, f"alert {n}: its query interpolates only local.max_gap_seconds ({unknown})")
-        kql.append({"name": f"alert {n}", "query": q.replace("${local.max_gap_seconds}", "28800")})
+        # What the queries may interpolate, and sample values for the analysis.
+        samples = {"local.max_gap_seconds": "28800", "local.kql_sources": '"org-trail", "seoul"'}
+        unknown = [m for m in re.findall(r"\$\{([^}]*)\}", q) if m.strip() not in samples]
+        c.check(not unknown, f"alert {n}: its query interpolates only {sorted(samples)} ({unknown})")
+        for k, v in samples.items():
+            q = q.replace("${" + k + "}", v)
+        kql.append({"name": f"alert {n}", "query": q})
         c.check(bool(one(a.get("action")).get("action_groups")), f"alert {n} notifies an action group")
         c.check(a.get("scopes") == ["${local.workspace_id}"], f"alert {n} is scoped to the workspace")
     gap = [n for n, q in queries.items() if "TargetSeconds" in q and "max_gap_seconds" in q]
     c.check(bool(gap), "an alert compares the backup gap with TargetSeconds (the configured max_gap as fallback)")
+    c.check(any("${local.kql_sources}" in queries[n] for n in gap), "the backup-gap alert lists every configured source")
     absent = [
         n for n, a in alerts.items()
         if "ago(${local.max_gap_seconds}s)" in queries[n] and '"SyncRun"' in queries[n]
@@ -491,6 +496,8 @@ def check_with_terraform_console(tf, terraform_dir, c):
         secs = local["max_gap_seconds"][2:-1].replace("local.max_gap_unit", "(" + unit + ")").replace("var.max_gap", '"{g}"')
         got = {g: tf_console(tf, secs.replace("{g}", g)) for g in ("8h", "90m", "1d", "45s")}
         c.check(got == {"8h": 28800, "90m": 5400, "1d": 86400, "45s": 45}, f"terraform console: max_gap_seconds ({got})")
+        srcs = local["kql_sources"][2:-1].replace("var.sources", '[{name = "org-trail"}, {name = "seoul"}]')
+        c.check(tf_console(tf, srcs) == '"org-trail", "seoul"', "terraform console: kql_sources renders KQL string literals")
         cron = local["job_cron"][2:-1].replace("var.sync_schedule", '"0 0 */8 * * *"')
         c.check(tf_console(tf, cron) == "0 */8 * * *", "terraform console: the job cron drops the seconds field")
         tpl = os.path.join(azure, "trailvault.toml.tftpl")

@@ -8,6 +8,10 @@ locals {
   workspace_guid = local.create_workspace ? azurerm_log_analytics_workspace.trailvault[0].workspace_id : data.azurerm_log_analytics_workspace.existing[0].workspace_id
 
   stream_name = "Custom-TrailVault_CL"
+
+  # The configured sources as KQL string literals: a source that sends no record at all
+  # still shows in the backup-gap alert.
+  kql_sources = join(", ", [for s in var.sources : jsonencode(s.name)])
 }
 
 resource "azurerm_log_analytics_workspace" "trailvault" {
@@ -283,7 +287,8 @@ resource "azurerm_monitor_action_group" "trailvault" {
 # A source whose backup gap (now minus the start of its last complete run) is over the
 # target its own records carry (TargetSeconds; the configured max_gap for records written
 # before that column existed). It looks back two days, longer than the target, so a source
-# whose runs keep failing, or whose last complete run fell out of the window, still fires.
+# whose runs keep failing, or whose last complete run fell out of the window, still fires;
+# every configured source is listed, so one that sends nothing at all fires too.
 resource "azurerm_monitor_scheduled_query_rules_alert_v2" "backup_gap" {
   name                 = "alert-${var.name_prefix}-backup-gap"
   resource_group_name  = local.resource_group_name
@@ -300,12 +305,16 @@ resource "azurerm_monitor_scheduled_query_rules_alert_v2" "backup_gap" {
 
   criteria {
     query                   = <<-KQL
-      TrailVault_CL
+      let Expected = datatable(Source: string) [${local.kql_sources}];
+      let Runs = TrailVault_CL
       | where TimeGenerated > ago(2d)
       | where RecordType == "SyncRun"
       | summarize arg_max(TimeGenerated, *) by RecordId
       | extend Complete = tobool(Details.complete), Started = TimeGenerated - DurationSeconds * 1s
-      | summarize LastCompleteStart = maxif(Started, Complete == true), arg_max(TimeGenerated, TargetSeconds) by Source
+      | summarize LastCompleteStart = maxif(Started, Complete == true), arg_max(TimeGenerated, TargetSeconds) by Source;
+      Expected
+      | join kind=fullouter Runs on Source
+      | extend Source = coalesce(Source, Source1)
       | extend Target = coalesce(TargetSeconds, ${local.max_gap_seconds})
       | extend GapSeconds = datetime_diff("second", now(), LastCompleteStart)
       | where isnull(LastCompleteStart) or GapSeconds > Target
