@@ -64,6 +64,9 @@ pub struct Record {
     pub duration_seconds: f64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub aws_health: Option<String>,
+    /// The backup-gap target (`sync.max_gap`) the run was held to; `SyncRun` records only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_seconds: Option<i64>,
     pub message: String,
     pub details: serde_json::Value,
 }
@@ -89,6 +92,7 @@ impl Record {
             newest_file_time: None,
             duration_seconds: 0.0,
             aws_health: None,
+            target_seconds: None,
             message: String::new(),
             details: serde_json::Value::Null,
         }
@@ -140,6 +144,7 @@ mod tests {
             newest_file_time: None,
             duration_seconds: 1.5,
             aws_health: None,
+            target_seconds: Some(28_800),
             message: String::new(),
             details: serde_json::json!({}),
         };
@@ -159,6 +164,7 @@ mod tests {
             "DurationSeconds",
             "Message",
             "Details",
+            "TargetSeconds",
         ] {
             assert!(v.get(k).is_some(), "{k} missing in {v}");
         }

@@ -128,7 +128,7 @@ impl SyncJob {
             sources: reports,
         };
         if !self.dry_run {
-            let records = sync_records(&report);
+            let records = sync_records(&report, self.settings.max_gap);
             if let Err(e) = write_run_records(self.state.as_ref(), &run_id, &records).await {
                 tracing::error!(error = %e, "could not write the run record");
             }
@@ -495,8 +495,9 @@ fn merge(into: &mut SourceReport, part: SourceReport) {
     into.accounts.extend(part.accounts);
 }
 
-/// One `SyncRun` record per source.
-pub fn sync_records(report: &SyncReport) -> Vec<Record> {
+/// One `SyncRun` record per source, each carrying the gap target it was held to.
+pub fn sync_records(report: &SyncReport, max_gap: std::time::Duration) -> Vec<Record> {
+    let target_seconds = i64::try_from(max_gap.as_secs()).unwrap_or(i64::MAX);
     let duration = (report.finished_at - report.started_at).num_milliseconds() as f64 / 1000.0;
     report
         .sources
@@ -529,6 +530,7 @@ pub fn sync_records(report: &SyncReport) -> Vec<Record> {
                 "accounts": s.accounts,
             }),
             aws_health: s.aws_health.map(|h| h.as_str().to_string()),
+            target_seconds: Some(target_seconds),
             ..Record::of(RecordType::SyncRun, &report.run_id, &s.name, s.status())
         })
         .chain(report.sources.iter().filter_map(|s| {
