@@ -56,6 +56,8 @@ fn job(src: Arc<dyn Source>, archive: Arc<MemoryBlobStore>, state: Arc<MemoryBlo
             degraded_after: 1,
             outage_after: 3,
         },
+        retry: trailvault::storage::retry::RetryPolicy::new(Default::default()),
+        cancel: Default::default(),
     }
 }
 
@@ -220,6 +222,7 @@ async fn verify_over_memory_accepts_restarts_backfill_and_empty_digests() {
             ..Default::default()
         },
         concurrency: 4,
+        retry: trailvault::storage::retry::RetryPolicy::none(),
     }
     .run()
     .await

@@ -137,16 +137,16 @@ async fn dispatch(cli: &Cli, json: bool) -> Result<u8, CliError> {
             print(&report, json);
             Ok(report.exit_code())
         }
-        Command::Daemon { listen } => {
+        Command::Daemon { listen, shutdown_grace } => {
             let config = load_config(cli)?;
-            crate::serve::daemon::run(config, *listen).await?;
+            crate::serve::daemon::run(config, *listen, *shutdown_grace).await?;
             Ok(EXIT_OK)
         }
-        Command::Functions => {
+        Command::Functions { shutdown_grace } => {
             // A bad config must not stop the handler from answering the host; invocations report it.
             let config = Config::load(&cli.config, &ProcessEnv);
             let port = std::env::var(crate::serve::functions::PORT_ENV).ok();
-            crate::serve::functions::run(config, port).await?;
+            crate::serve::functions::run(config, port, *shutdown_grace).await?;
             Ok(EXIT_OK)
         }
     }
