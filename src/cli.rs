@@ -108,6 +108,9 @@ pub enum SamlCommand {
         /// Remember accepted assertion IDs in this file and refuse them again.
         #[arg(long, value_name = "FILE")]
         replay_cache: Option<PathBuf>,
+        /// Refuse (exit 3, not_granted) when the role mapping grants none of the offered roles.
+        #[arg(long)]
+        require_grant: bool,
         #[arg(long)]
         json: bool,
     },
@@ -312,9 +315,10 @@ pub async fn run(cli: Cli) -> u8 {
                     file,
                     at,
                     replay_cache,
+                    require_grant,
                     json,
                 },
-        } => saml_validate(&cli, file.as_deref(), at, replay_cache.as_deref(), *json).await,
+        } => saml_validate(&cli, file.as_deref(), at, replay_cache.as_deref(), *require_grant, *json).await,
         Command::Saml {
             command:
                 SamlCommand::Audit {
@@ -501,6 +505,7 @@ async fn federation_validator(config: &Config) -> Result<crate::federation::vali
         allow_sha1: fed.allow_sha1,
         clock_skew: chrono::Duration::from_std(fed.clock_skew).unwrap_or(chrono::Duration::minutes(3)),
         roles,
+        require_grant: false,
     })
 }
 
@@ -509,20 +514,24 @@ async fn saml_validate(
     file: Option<&std::path::Path>,
     at: &Option<String>,
     replay_cache: Option<&std::path::Path>,
+    require_grant: bool,
     json: bool,
 ) -> Result<u8, CliError> {
     use std::io::Read;
     let config = load_config(cli)?;
-    let validator = federation_validator(&config).await?;
+    let mut validator = federation_validator(&config).await?;
+    validator.require_grant = require_grant;
     let at = match at {
         Some(t) => parse_time(t).map_err(|e| CliError::Usage(format!("--at: {e}")))?,
         None => chrono::Utc::now(),
     };
     let mut input = Vec::new();
+    // One byte over the cap is enough to refuse the input as too large.
+    let cap = crate::federation::validate::MAX_INPUT_BYTES as u64 + 1;
     match file {
-        None => std::io::stdin().read_to_end(&mut input),
-        Some(p) if p.as_os_str() == "-" => std::io::stdin().read_to_end(&mut input),
-        Some(p) => std::fs::File::open(p).and_then(|mut f| f.read_to_end(&mut input)),
+        None => std::io::stdin().take(cap).read_to_end(&mut input),
+        Some(p) if p.as_os_str() == "-" => std::io::stdin().take(cap).read_to_end(&mut input),
+        Some(p) => std::fs::File::open(p).and_then(|f| f.take(cap).read_to_end(&mut input)),
     }
     .map_err(|e| CliError::Usage(format!("cannot read the SAMLResponse: {e}")))?;
     let mut cache = match replay_cache {
