@@ -38,6 +38,12 @@ pub const NS_PROTOCOL: &str = "urn:oasis:names:tc:SAML:2.0:protocol";
 pub const NS_ASSERTION: &str = "urn:oasis:names:tc:SAML:2.0:assertion";
 pub const NS_DSIG: &str = "http://www.w3.org/2000/09/xmldsig#";
 pub const NS_EXC_C14N: &str = "http://www.w3.org/2001/10/xml-exc-c14n#";
+/// Namespaces whose elements ask a processor to fetch or run something: never in a response.
+const FORBIDDEN_NAMESPACES: [&str; 3] = [
+    "http://www.w3.org/2001/XInclude",
+    "http://www.w3.org/2003/XInclude",
+    "http://www.w3.org/1999/XSL/Transform",
+];
 pub const ENVELOPED: &str = "http://www.w3.org/2000/09/xmldsig#enveloped-signature";
 pub const EXC_C14N: &str = "http://www.w3.org/2001/10/xml-exc-c14n#";
 
@@ -241,6 +247,19 @@ pub fn prescreen(xml: &str) -> Result<(), Rejection> {
 }
 
 fn open_element(stack: &mut [Frame], ns: String, local: String, id: Option<String>, attrs: &Attrs) -> Result<Frame, Rejection> {
+    if FORBIDDEN_NAMESPACES.contains(&ns.as_str()) {
+        return Err(signature(format!(
+            "an XInclude or XSLT element ({}) is refused",
+            short(&local)
+        )));
+    }
+    let misplaced = (local == "Response" && ns != NS_PROTOCOL) || (local == "Assertion" && ns != NS_ASSERTION);
+    if misplaced {
+        return Err(malformed(format!(
+            "a {local} in namespace {:?}, not SAML 2.0's",
+            short(&ns)
+        )));
+    }
     let parent_in_signature = stack.last().is_some_and(|p| p.in_signature);
     let is_dsig = ns == NS_DSIG;
     let mut frame = Frame {

@@ -811,7 +811,7 @@ impl Validator {
         if self.certs.is_empty() {
             return reject(Reason::Signature, "no trusted signing certificate is configured");
         }
-        harden_xmlsec();
+        xmlsec_guard::harden();
         let certs: Vec<CertificateDer> = self.certs.iter().cloned().map(CertificateDer::from).collect();
         // SHA-1 is not in samael's allow-list; our own check above already limited the algorithms.
         let allowed: Option<&[AllowedSignatureAlgorithm]> = if self.allow_sha1 {
@@ -841,21 +841,6 @@ impl Validator {
             Err(_) => reject(Reason::Signature, "the signature could not be verified on this input"),
         }
     }
-}
-
-/// Restricts libxml2 and xmlsec (see `xmlsec_guard`) before samael first uses them.
-fn harden_xmlsec() {
-    xmlsec_guard::before_xmlsec();
-    static INIT: std::sync::Once = std::sync::Once::new();
-    INIT.call_once(|| {
-        // samael initialises xmlsec lazily, on its first key load; a dummy one does it here
-        // (it fails on purpose: the certificate is not one), so the registry and callbacks can
-        // be restricted before any real document is verified.
-        let _ = std::panic::catch_unwind(|| {
-            Crypto::verify_signed_xml("<a/>", &CertificateDer::from(vec![0u8]), None)
-        });
-    });
-    xmlsec_guard::after_xmlsec_init();
 }
 
 #[cfg(test)]

@@ -173,6 +173,21 @@ pub fn after_xmlsec_init() {
     enter();
 }
 
+/// Restricts libxml2 and xmlsec before samael first uses them, and installs this thread's
+/// error handlers. Cheap after the first call; call before every use of samael's xmlsec.
+pub fn harden() {
+    before_xmlsec();
+    static INIT: Once = Once::new();
+    INIT.call_once(|| {
+        // samael initialises xmlsec lazily, on its first key load; a dummy one does it here
+        // (it fails on purpose: the certificate is not one), so the registry and callbacks can
+        // be restricted before any real document is verified.
+        use samael::crypto::{CertificateDer, Crypto, CryptoProvider};
+        let _ = std::panic::catch_unwind(|| Crypto::verify_signed_xml("<a/>", &CertificateDer::from(vec![0u8]), None));
+    });
+    after_xmlsec_init();
+}
+
 /// The number of transforms xmlsec still knows (for tests).
 pub fn registered_transforms() -> usize {
     // SAFETY: reads the size of xmlsec's static registry list.
