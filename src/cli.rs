@@ -318,7 +318,17 @@ pub async fn run(cli: Cli) -> u8 {
                     require_grant,
                     json,
                 },
-        } => saml_validate(&cli, file.as_deref(), at, replay_cache.as_deref(), *require_grant, *json).await,
+        } => {
+            saml_validate(
+                &cli,
+                file.as_deref(),
+                at,
+                replay_cache.as_deref(),
+                *require_grant,
+                *json,
+            )
+            .await
+        }
         Command::Saml {
             command:
                 SamlCommand::Audit {

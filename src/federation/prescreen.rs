@@ -161,8 +161,21 @@ fn read_attributes(reader: &NsReader<&[u8]>, e: &BytesStart<'_>, element: &str) 
     Ok(Attrs { list })
 }
 
+/// What the log line of a refusal may name: the Assertion's ID and Issuer, as far as the
+/// pass got (attacker-chosen text: the logger shortens it).
+#[derive(Debug, Default, Clone)]
+pub struct Identified {
+    pub assertion_id: Option<String>,
+    pub issuer: Option<String>,
+}
+
 /// Everything the pass admits; the first problem met is the refusal.
 pub fn prescreen(xml: &str) -> Result<(), Rejection> {
+    prescreen_noting(xml, &mut Identified::default())
+}
+
+/// [`prescreen`], noting the Assertion's ID and Issuer on the way.
+pub fn prescreen_noting(xml: &str, seen: &mut Identified) -> Result<(), Rejection> {
     if xml.len() > MAX_XML_BYTES {
         return Err(malformed(format!(
             "{} bytes of XML; at most {MAX_XML_BYTES} are accepted",
@@ -218,6 +231,9 @@ pub fn prescreen(xml: &str) -> Result<(), Rejection> {
                 let local = String::from_utf8_lossy(e.local_name().as_ref()).into_owned();
                 let attrs = read_attributes(&reader, e, &local)?;
                 let id = attrs.get("ID").map(str::to_string);
+                if ns == NS_ASSERTION && local == "Assertion" && seen.assertion_id.is_none() {
+                    seen.assertion_id = id.as_deref().map(short);
+                }
                 if let Some(id) = &id {
                     if !ids.insert(id.clone()) {
                         return Err(signature(format!(
@@ -233,7 +249,19 @@ pub fn prescreen(xml: &str) -> Result<(), Rejection> {
                 }
             }
             Event::End(_) => close_element(&mut stack)?,
-            Event::Text(_) | Event::CData(_) | Event::Comment(_) => {}
+            Event::Text(t) => {
+                let in_assertion_issuer = stack.len() >= 2
+                    && stack[stack.len() - 1].ns == NS_ASSERTION
+                    && stack[stack.len() - 1].local == "Issuer"
+                    && stack[stack.len() - 2].ns == NS_ASSERTION
+                    && stack[stack.len() - 2].local == "Assertion";
+                if in_assertion_issuer && seen.issuer.is_none() {
+                    if let Ok(text) = t.unescape() {
+                        seen.issuer = Some(short(text.trim()));
+                    }
+                }
+            }
+            Event::CData(_) | Event::Comment(_) => {}
             Event::Eof => break,
         }
     }
@@ -246,7 +274,13 @@ pub fn prescreen(xml: &str) -> Result<(), Rejection> {
     Ok(())
 }
 
-fn open_element(stack: &mut [Frame], ns: String, local: String, id: Option<String>, attrs: &Attrs) -> Result<Frame, Rejection> {
+fn open_element(
+    stack: &mut [Frame],
+    ns: String,
+    local: String,
+    id: Option<String>,
+    attrs: &Attrs,
+) -> Result<Frame, Rejection> {
     if FORBIDDEN_NAMESPACES.contains(&ns.as_str()) {
         return Err(signature(format!(
             "an XInclude or XSLT element ({}) is refused",
@@ -329,13 +363,11 @@ fn open_element(stack: &mut [Frame], ns: String, local: String, id: Option<Strin
     }
     check_dsig_attributes(&frame.local, attrs)?;
     match frame.local.as_str() {
-        "CanonicalizationMethod" => {
-            if attrs.get("Algorithm") != Some(EXC_C14N) {
-                return Err(signature(format!(
-                    "the CanonicalizationMethod {:?} is not exclusive c14n",
-                    short(attrs.get("Algorithm").unwrap_or_default())
-                )));
-            }
+        "CanonicalizationMethod" if attrs.get("Algorithm") != Some(EXC_C14N) => {
+            return Err(signature(format!(
+                "the CanonicalizationMethod {:?} is not exclusive c14n",
+                short(attrs.get("Algorithm").unwrap_or_default())
+            )));
         }
         "Transform" => {
             let alg = attrs.get("Algorithm").unwrap_or_default();
@@ -397,7 +429,9 @@ fn close_element(stack: &mut Vec<Frame>) -> Result<(), Rejection> {
         .filter(|c| *c != "InclusiveNamespaces")
         .collect();
     let ok = match frame.local.as_str() {
-        "Signature" => children == ["SignedInfo", "SignatureValue"] || children == ["SignedInfo", "SignatureValue", "KeyInfo"],
+        "Signature" => {
+            children == ["SignedInfo", "SignatureValue"] || children == ["SignedInfo", "SignatureValue", "KeyInfo"]
+        }
         "SignedInfo" => children == ["CanonicalizationMethod", "SignatureMethod", "Reference"],
         "Reference" => children == ["Transforms", "DigestMethod", "DigestValue"],
         "Transforms" => frame.transforms == [ENVELOPED, EXC_C14N],
@@ -443,7 +477,10 @@ mod tests {
     fn refuses_what_entra_never_sends() {
         let s = Some(Reason::Signature);
         assert_eq!(reason(&doc(&SIG.replace("URI=\"#_a\"", "URI=\"#_r\""))), s);
-        assert_eq!(reason(&doc(&SIG.replace("URI=\"#_a\"", "URI=\"http://127.0.0.1:1/x\""))), s);
+        assert_eq!(
+            reason(&doc(&SIG.replace("URI=\"#_a\"", "URI=\"http://127.0.0.1:1/x\""))),
+            s
+        );
         assert_eq!(reason(&doc(&SIG.replace("URI=\"#_a\"", "URI=\"\""))), s);
         assert_eq!(
             reason(&doc(&SIG.replace(
@@ -452,11 +489,25 @@ mod tests {
             ))),
             s
         );
-        assert_eq!(reason(&doc(&SIG.replace("<ds:X509Data>", "<ds:RetrievalMethod URI=\"file:///etc/passwd\"/><ds:X509Data>"))), s);
-        assert_eq!(reason(&doc(&SIG.replace("</ds:KeyInfo>", "</ds:KeyInfo><ds:Object/>"))), s);
+        assert_eq!(
+            reason(&doc(&SIG.replace(
+                "<ds:X509Data>",
+                "<ds:RetrievalMethod URI=\"file:///etc/passwd\"/><ds:X509Data>"
+            ))),
+            s
+        );
+        assert_eq!(
+            reason(&doc(&SIG.replace("</ds:KeyInfo>", "</ds:KeyInfo><ds:Object/>"))),
+            s
+        );
         let two_refs = SIG.replace("</ds:Reference>", "</ds:Reference><ds:Reference URI=\"#_a\"/>");
         assert_eq!(reason(&doc(&two_refs)), s);
-        assert_eq!(reason(&format!("<samlp:Response xmlns:samlp=\"{NS_PROTOCOL}\" ID=\"_a\"><x ID=\"_a\"/></samlp:Response>")), s);
+        assert_eq!(
+            reason(&format!(
+                "<samlp:Response xmlns:samlp=\"{NS_PROTOCOL}\" ID=\"_a\"><x ID=\"_a\"/></samlp:Response>"
+            )),
+            s
+        );
     }
 
     #[test]

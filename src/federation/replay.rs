@@ -82,6 +82,27 @@ fn remember(seen: &mut Seen, id: &str, until: DateTime<Utc>, at: DateTime<Utc>) 
     true
 }
 
+extern "C" {
+    fn flock(fd: std::ffi::c_int, operation: std::ffi::c_int) -> std::ffi::c_int;
+}
+
+/// An exclusive `flock(2)` on the file, held until it is closed (std's `File::lock` is newer
+/// than the crate's MSRV).
+fn flock_exclusive(file: &std::fs::File) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    const LOCK_EX: std::ffi::c_int = 2;
+    loop {
+        // SAFETY: flock on a descriptor this function borrows; no memory is passed.
+        if unsafe { flock(file.as_raw_fd(), LOCK_EX) } == 0 {
+            return Ok(());
+        }
+        let e = std::io::Error::last_os_error();
+        if e.kind() != std::io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+}
+
 fn locked_check_and_remember(path: &Path, id: &str, until: DateTime<Utc>, at: DateTime<Utc>) -> Result<bool, String> {
     let err = |e: std::io::Error| format!("replay cache {}: {e}", path.display());
     let mut lock_name = path.as_os_str().to_owned();
@@ -92,7 +113,7 @@ fn locked_check_and_remember(path: &Path, id: &str, until: DateTime<Utc>, at: Da
         .write(true)
         .open(PathBuf::from(lock_name))
         .map_err(err)?;
-    lock.lock().map_err(err)?;
+    flock_exclusive(&lock).map_err(err)?;
     let mut seen = read_seen(path)?;
     let fresh = remember(&mut seen, id, until, at);
     if fresh {

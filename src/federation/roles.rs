@@ -119,7 +119,9 @@ fn is_iam_arn(s: &str, resource_prefix: &str) -> bool {
         _ => {
             !resource.is_empty()
                 && resource.len() <= 128
-                && resource.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+                && resource
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
         }
     }
 }
@@ -164,7 +166,10 @@ roles = ["arn:aws:iam::111122223333:role/ReadOnly", "arn:aws-us-gov:iam::1111222
         assert!(!is_role_arn("arn:aws:iam::111122223333:role/*"));
         assert!(!is_role_arn("arn:aws:iam::111122223333:role/a//b"));
         assert!(!is_role_arn("arn:aws:iam:us-east-1:111122223333:role/a"));
-        assert!(!is_role_arn(&format!("arn:aws:iam::111122223333:role/{}", "a".repeat(65))));
+        assert!(!is_role_arn(&format!(
+            "arn:aws:iam::111122223333:role/{}",
+            "a".repeat(65)
+        )));
         assert!(!is_provider_arn("arn:aws:iam::111122223333:saml-provider/E ntra"));
         assert_eq!(
             arn_partition_account("arn:aws:iam::111122223333:role/a"),

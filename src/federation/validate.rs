@@ -238,7 +238,12 @@ fn parse_time(el: &Element, attr: &str) -> Result<Option<DateTime<Utc>>, Rejecti
         None => Ok(None),
         Some(v) => DateTime::parse_from_rfc3339(v)
             .map(|t| Some(t.with_timezone(&Utc)))
-            .map_err(|_| rejection(Reason::Malformed, format!("{}@{attr} {:?} is not a time", el.name, short(v)))),
+            .map_err(|_| {
+                rejection(
+                    Reason::Malformed,
+                    format!("{}@{attr} {:?} is not a time", el.name, short(v)),
+                )
+            }),
     }
 }
 
@@ -308,17 +313,16 @@ fn plain_text<'a>(el: &'a Element, what: &str) -> Result<&'a str, Rejection> {
 }
 
 fn one_child<'a>(parent: &'a Element, ns: &str, name: &str) -> Result<Option<&'a Element>, Rejection> {
-    parent
-        .only_child_in(ns, name)
-        .map_err(|n| rejection(Reason::Malformed, format!("the {} has {n} {name} elements", parent.name)))
+    parent.only_child_in(ns, name).map_err(|n| {
+        rejection(
+            Reason::Malformed,
+            format!("the {} has {n} {name} elements", parent.name),
+        )
+    })
 }
 
 /// What the log line of a refusal names, filled in as soon as it is known.
-#[derive(Default)]
-struct Seen {
-    assertion_id: Option<String>,
-    issuer: Option<String>,
-}
+type Seen = prescreen::Identified;
 
 impl Validator {
     /// Validates one SAMLResponse (as text; see [`decode_input`]) at the instant `at`.
@@ -355,7 +359,7 @@ impl Validator {
         if lowered.contains("<!doctype") || lowered.contains("<!entity") {
             return reject(Reason::Doctype, "the XML has a DOCTYPE or ENTITY declaration");
         }
-        prescreen::prescreen(xml_text)?;
+        prescreen::prescreen_noting(xml_text, seen)?;
 
         // 2. Structure: a SAML 2.0 Response carrying one SAML 2.0 Assertion.
         let raw = xml::parse(xml_text).map_err(xml_err)?;
@@ -427,12 +431,18 @@ impl Validator {
             .map_err(|e| rejection(Reason::Signature, format!("signed content does not parse: {e}")))?;
         let assertion = if signed.is(NS_PROTOCOL, "Response") {
             if !response_signed {
-                return reject(Reason::Signature, "the verified content is a Response that carries no Signature");
+                return reject(
+                    Reason::Signature,
+                    "the verified content is a Response that carries no Signature",
+                );
             }
             signed.children_in(NS_ASSERTION, "Assertion").next()
         } else if signed.is(NS_ASSERTION, "Assertion") {
             if response_signed {
-                return reject(Reason::Signature, "the Response's signature does not cover the Response");
+                return reject(
+                    Reason::Signature,
+                    "the Response's signature does not cover the Response",
+                );
             }
             Some(&signed)
         } else {
@@ -686,7 +696,10 @@ impl Validator {
             if arn_partition_account(role) != arn_partition_account(provider) {
                 return reject(
                     Reason::RoleAttribute,
-                    format!("role and provider of {:?} are in different accounts or partitions", short(v)),
+                    format!(
+                        "role and provider of {:?} are in different accounts or partitions",
+                        short(v)
+                    ),
                 );
             }
             roles.push(RolePair {

@@ -100,7 +100,11 @@ unsafe extern "C" fn xmlsec_error(
         String::new()
     } else {
         // SAFETY: xmlsec passes a NUL-terminated static string (__func__).
-        unsafe { CStr::from_ptr(func) }.to_string_lossy().chars().take(64).collect()
+        unsafe { CStr::from_ptr(func) }
+            .to_string_lossy()
+            .chars()
+            .take(64)
+            .collect()
     };
     tracing::debug!(target: "trailvault::xmlsec", function = func, reason, "xmlsec reported an error");
 }

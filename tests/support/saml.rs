@@ -286,9 +286,7 @@ pub fn signed_edited(
 /// The DER bytes of an identity's certificate (what the metadata carries).
 pub fn cert_der(who: &Identity) -> Vec<u8> {
     use base64::Engine;
-    base64::engine::general_purpose::STANDARD
-        .decode(&who.cert_b64)
-        .unwrap()
+    base64::engine::general_purpose::STANDARD.decode(&who.cert_b64).unwrap()
 }
 
 /// `n` distinct Entra group object IDs, the first the admins' group.
