@@ -204,6 +204,12 @@ pub fn prescreen_noting(xml: &str, seen: &mut Identified) -> Result<(), Rejectio
             }
             Event::PI(_) => return Err(malformed("processing instructions are not allowed")),
             Event::Decl(d) => {
+                let version = d
+                    .version()
+                    .map_err(|e| malformed(format!("bad XML declaration: {e}")))?;
+                if version.as_ref() != b"1.0" {
+                    return Err(malformed("only XML 1.0 is accepted"));
+                }
                 if let Some(enc) = d.encoding() {
                     let enc = enc.map_err(|e| malformed(format!("bad XML declaration: {e}")))?;
                     if !enc.eq_ignore_ascii_case(b"utf-8") {
@@ -519,6 +525,9 @@ mod tests {
         let attrs: String = (0..17).map(|i| format!(" a{i}=\"x\"")).collect();
         assert_eq!(reason(&format!("<a{attrs}/>")), m);
         assert_eq!(reason("<?xml version=\"1.0\" encoding=\"ISO-8859-1\"?><a/>"), m);
+        assert_eq!(reason("<?xml version=\"1.0\" encoding=\"utf-16\"?><a/>"), m);
+        assert_eq!(reason("<?xml version=\"1.1\"?><a/>"), m);
+        assert_eq!(reason("<?xml version=\"1.0\" encoding=\"UTF-8\"?><a/>"), None);
         assert_eq!(reason("<p:a/>"), m);
         assert_eq!(reason("<a p:x=\"1\"/>"), m);
         assert_eq!(reason("<!DOCTYPE a><a/>"), Some(Reason::Doctype));

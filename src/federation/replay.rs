@@ -195,6 +195,46 @@ mod tests {
         assert!(c.check_and_remember("_a", t("2026-01-01T03:00:00Z"), t("2026-01-01T02:00:00Z")));
     }
 
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn the_service_store_accepts_an_id_once_across_instances() {
+        use crate::storage::memory::MemoryBlobStore;
+        let t = |s: &str| s.parse::<DateTime<Utc>>().unwrap();
+        let store = std::sync::Arc::new(MemoryBlobStore::new());
+        let tasks: Vec<_> = (0..10)
+            .map(|_| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    remember_in_state(
+                        store.as_ref(),
+                        "_a",
+                        t("2026-01-01T01:03:00Z"),
+                        t("2026-01-01T00:00:00Z"),
+                    )
+                    .await
+                    .unwrap()
+                })
+            })
+            .collect();
+        let mut wins = 0;
+        for task in tasks {
+            wins += usize::from(task.await.unwrap());
+        }
+        assert_eq!(wins, 1);
+        // Still remembered up to its end, forgotten (taken over) after it.
+        let at_edge = t("2026-01-01T01:02:59Z");
+        assert!(
+            !remember_in_state(store.as_ref(), "_a", t("2026-01-01T02:00:00Z"), at_edge)
+                .await
+                .unwrap()
+        );
+        let after = t("2026-01-01T01:03:00Z");
+        assert!(
+            remember_in_state(store.as_ref(), "_a", t("2026-01-01T02:00:00Z"), after)
+                .await
+                .unwrap()
+        );
+    }
+
     #[test]
     fn the_file_cache_is_shared_and_exactly_one_thread_wins() {
         let t = |s: &str| s.parse::<DateTime<Utc>>().unwrap();

@@ -834,7 +834,7 @@ impl Validator {
         };
         let text = xml_text.to_string();
         // samael may panic on hostile input in versions before its fix; never let it take us down.
-        let result = std::panic::catch_unwind(move || {
+        let result = xmlsec_guard::guarded(move || {
             Crypto::reduce_xml_to_signed_with_allowed_algorithms(
                 &text,
                 &certs,

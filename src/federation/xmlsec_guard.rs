@@ -15,6 +15,7 @@
 //! libxml2 and libxmlsec1 are linked already (through samael); the few functions needed are
 //! declared here.
 
+use std::cell::Cell;
 use std::ffi::{c_char, c_int, c_uint, c_void, CStr};
 use std::sync::Once;
 
@@ -187,9 +188,39 @@ pub fn harden() {
         // (it fails on purpose: the certificate is not one), so the registry and callbacks can
         // be restricted before any real document is verified.
         use samael::crypto::{CertificateDer, Crypto, CryptoProvider};
-        let _ = std::panic::catch_unwind(|| Crypto::verify_signed_xml("<a/>", &CertificateDer::from(vec![0u8]), None));
+        let _ = guarded(|| Crypto::verify_signed_xml("<a/>", &CertificateDer::from(vec![0u8]), None));
     });
     after_xmlsec_init();
+}
+
+thread_local! {
+    static IN_XMLSEC: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Runs `f` (samael's xmlsec work) catching a panic, which is then logged through `tracing`
+/// (its location only: a panic message could quote the document) instead of the default
+/// hook's raw line on stderr. Panics elsewhere keep the process's own hook.
+pub fn guarded<T>(f: impl FnOnce() -> T + std::panic::UnwindSafe) -> std::thread::Result<T> {
+    static HOOK: Once = Once::new();
+    HOOK.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if IN_XMLSEC.with(Cell::get) {
+                let location = info.location().map(|l| format!("{}:{}", l.file(), l.line()));
+                tracing::error!(
+                    target: "trailvault::xmlsec",
+                    location = location.unwrap_or_default(),
+                    "the signature library panicked on this input; it is refused"
+                );
+            } else {
+                previous(info)
+            }
+        }));
+    });
+    let was = IN_XMLSEC.with(|c| c.replace(true));
+    let result = std::panic::catch_unwind(f);
+    IN_XMLSEC.with(|c| c.set(was));
+    result
 }
 
 /// The number of transforms xmlsec still knows (for tests).
