@@ -44,6 +44,10 @@ const FORBIDDEN_NAMESPACES: [&str; 3] = [
     "http://www.w3.org/2003/XInclude",
     "http://www.w3.org/1999/XSL/Transform",
 ];
+pub const RSA_SHA256: &str = "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256";
+pub const RSA_SHA1: &str = "http://www.w3.org/2000/09/xmldsig#rsa-sha1";
+pub const SHA256: &str = "http://www.w3.org/2001/04/xmlenc#sha256";
+pub const SHA1: &str = "http://www.w3.org/2000/09/xmldsig#sha1";
 pub const ENVELOPED: &str = "http://www.w3.org/2000/09/xmldsig#enveloped-signature";
 pub const EXC_C14N: &str = "http://www.w3.org/2001/10/xml-exc-c14n#";
 
@@ -101,7 +105,7 @@ fn allowed_dsig_children(parent: &str) -> &'static [&'static str] {
 fn allowed_dsig_attributes(element: &str) -> &'static [&'static str] {
     match element {
         "CanonicalizationMethod" | "SignatureMethod" | "DigestMethod" | "Transform" => &["Algorithm"],
-        "Reference" => &["URI", "Id", "Type"],
+        "Reference" => &["URI", "Id"],
         "Signature" | "SignedInfo" | "SignatureValue" | "KeyInfo" => &["Id"],
         _ => &[],
     }
@@ -171,11 +175,12 @@ pub struct Identified {
 
 /// Everything the pass admits; the first problem met is the refusal.
 pub fn prescreen(xml: &str) -> Result<(), Rejection> {
-    prescreen_noting(xml, &mut Identified::default())
+    prescreen_noting(xml, false, &mut Identified::default())
 }
 
 /// [`prescreen`], noting the Assertion's ID and Issuer on the way.
-pub fn prescreen_noting(xml: &str, seen: &mut Identified) -> Result<(), Rejection> {
+/// `allow_sha1` admits RSA-SHA1 and SHA-1 beside RSA-SHA256 and SHA-256 (`algorithm` otherwise).
+pub fn prescreen_noting(xml: &str, allow_sha1: bool, seen: &mut Identified) -> Result<(), Rejection> {
     if xml.len() > MAX_XML_BYTES {
         return Err(malformed(format!(
             "{} bytes of XML; at most {MAX_XML_BYTES} are accepted",
@@ -248,7 +253,7 @@ pub fn prescreen_noting(xml: &str, seen: &mut Identified) -> Result<(), Rejectio
                         )));
                     }
                 }
-                let frame = open_element(&mut stack, ns, local, id, &attrs)?;
+                let frame = open_element(&mut stack, ns, local, id, &attrs, allow_sha1)?;
                 stack.push(frame);
                 if empty {
                     close_element(&mut stack)?;
@@ -286,6 +291,7 @@ fn open_element(
     local: String,
     id: Option<String>,
     attrs: &Attrs,
+    allow_sha1: bool,
 ) -> Result<Frame, Rejection> {
     if FORBIDDEN_NAMESPACES.contains(&ns.as_str()) {
         return Err(signature(format!(
@@ -375,6 +381,25 @@ fn open_element(
                 short(attrs.get("Algorithm").unwrap_or_default())
             )));
         }
+        // The algorithm allow-list, as early as the element shows it (`algorithm`, as before).
+        "SignatureMethod" => {
+            let alg = attrs.get("Algorithm").unwrap_or_default();
+            if !(alg == RSA_SHA256 || (allow_sha1 && alg == RSA_SHA1)) {
+                return Err(Rejection {
+                    reason: Reason::Algorithm,
+                    detail: format!("signature algorithm {} is not allowed", short(alg)),
+                });
+            }
+        }
+        "DigestMethod" => {
+            let alg = attrs.get("Algorithm").unwrap_or_default();
+            if !(alg == SHA256 || (allow_sha1 && alg == SHA1)) {
+                return Err(Rejection {
+                    reason: Reason::Algorithm,
+                    detail: format!("digest algorithm {} is not allowed", short(alg)),
+                });
+            }
+        }
         "Transform" => {
             let alg = attrs.get("Algorithm").unwrap_or_default();
             if alg != ENVELOPED && alg != EXC_C14N {
@@ -461,6 +486,21 @@ fn close_element(stack: &mut Vec<Frame>) -> Result<(), Rejection> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn algorithms_are_refused_as_algorithm_before_anything_later_in_the_signature() {
+        let hmac = SIG
+            .replace("xmldsig-more#rsa-sha256", "xmldsig#hmac-sha1")
+            .replace("<ds:X509Data>", "<ds:KeyName>k</ds:KeyName><ds:X509Data>");
+        assert_eq!(reason(&doc(&hmac)), Some(Reason::Algorithm));
+        let sha1 = SIG.replace("2001/04/xmlenc#sha256", "2000/09/xmldsig#sha1");
+        assert_eq!(reason(&doc(&sha1)), Some(Reason::Algorithm));
+        let mut seen = Identified::default();
+        let sha1_both = sha1.replace("2001/04/xmldsig-more#rsa-sha256", "2000/09/xmldsig#rsa-sha1");
+        assert!(prescreen_noting(&doc(&sha1_both), true, &mut seen).is_ok());
+        assert_eq!(seen.assertion_id.as_deref(), Some("_a"));
+        assert_eq!(seen.issuer.as_deref(), Some("x"));
+    }
 
     const SIG: &str = r##"<ds:Signature xmlns:ds="http://www.w3.org/2000/09/xmldsig#"><ds:SignedInfo><ds:CanonicalizationMethod Algorithm="http://www.w3.org/2001/10/xml-exc-c14n#"/><ds:SignatureMethod Algorithm="http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"/><ds:Reference URI="#_a"><ds:Transforms><ds:Transform Algorithm="http://www.w3.org/2000/09/xmldsig#enveloped-signature"/><ds:Transform Algorithm="http://www.w3.org/2001/10/xml-exc-c14n#"><ec:InclusiveNamespaces xmlns:ec="http://www.w3.org/2001/10/xml-exc-c14n#" PrefixList="xs"/></ds:Transform></ds:Transforms><ds:DigestMethod Algorithm="http://www.w3.org/2001/04/xmlenc#sha256"/><ds:DigestValue>AA==</ds:DigestValue></ds:Reference></ds:SignedInfo><ds:SignatureValue>AA==</ds:SignatureValue><ds:KeyInfo><ds:X509Data><ds:X509Certificate>AA==</ds:X509Certificate></ds:X509Data></ds:KeyInfo></ds:Signature>"##;
 

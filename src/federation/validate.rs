@@ -16,7 +16,7 @@ use chrono::{DateTime, Duration, Utc};
 use samael::crypto::{AllowedSignatureAlgorithm, CertificateDer, Crypto, CryptoProvider, ReduceMode};
 use serde::Serialize;
 
-use super::prescreen::{self, NS_ASSERTION, NS_DSIG, NS_PROTOCOL};
+use super::prescreen::{self, NS_ASSERTION, NS_DSIG, NS_PROTOCOL, RSA_SHA1, RSA_SHA256, SHA1, SHA256};
 use super::replay::ReplayCache;
 use super::roles::{arn_partition_account, is_provider_arn, is_role_arn, RoleMapping};
 use super::xml::{self, Element, XmlError};
@@ -31,10 +31,6 @@ pub use super::prescreen::{MAX_BASE64_CHARS, MAX_INPUT_BYTES, MAX_XML_BYTES};
 
 pub const STATUS_SUCCESS: &str = "urn:oasis:names:tc:SAML:2.0:status:Success";
 const BEARER: &str = "urn:oasis:names:tc:SAML:2.0:cm:bearer";
-const RSA_SHA256: &str = "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256";
-const RSA_SHA1: &str = "http://www.w3.org/2000/09/xmldsig#rsa-sha1";
-const SHA256: &str = "http://www.w3.org/2001/04/xmlenc#sha256";
-const SHA1: &str = "http://www.w3.org/2000/09/xmldsig#sha1";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -359,7 +355,7 @@ impl Validator {
         if lowered.contains("<!doctype") || lowered.contains("<!entity") {
             return reject(Reason::Doctype, "the XML has a DOCTYPE or ENTITY declaration");
         }
-        prescreen::prescreen_noting(xml_text, seen)?;
+        prescreen::prescreen_noting(xml_text, self.allow_sha1, seen)?;
 
         // 2. Structure: a SAML 2.0 Response carrying one SAML 2.0 Assertion.
         let raw = xml::parse(xml_text).map_err(xml_err)?;
