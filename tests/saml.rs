@@ -1358,3 +1358,75 @@ fn cli_require_grant_and_ten_concurrent_processes_sharing_one_replay_cache() {
     assert_eq!(codes.iter().filter(|c| **c == 0).count(), 1, "{codes:?}");
     assert_eq!(codes.iter().filter(|c| **c == 3).count(), 9, "{codes:?}");
 }
+
+/// Mutations of a valid response (hostile fragments spliced in at random places, ranges cut
+/// out): every one is decided within a second, and whatever is accepted still carries exactly
+/// the signed claims.
+#[test]
+fn random_mutations_never_change_the_accepted_claims() {
+    use rand::{Rng, SeedableRng};
+    let Some(f) = fixture() else { return };
+    let v = validator(&f.idp);
+    let d = Spec::default();
+    let docs = [
+        signed_response(f.dir.path(), &f.idp, &d, Signed::Assertion),
+        signed_response(f.dir.path(), &f.idp, &d, Signed::Both),
+    ];
+    let fragments = [
+        "<!DOCTYPE x [<!ENTITY e SYSTEM \"file:///etc/passwd\">]>".to_string(),
+        "&e;".into(),
+        "<!---->".into(),
+        "<![CDATA[x]]>".into(),
+        "<?pi x?>".into(),
+        format!("<Assertion xmlns=\"urn:oasis:names:tc:SAML:2.0:assertion\" ID=\"_x\" Version=\"2.0\"><Issuer>{}</Issuer></Assertion>", issuer()),
+        "<ds:Signature xmlns:ds=\"http://www.w3.org/2000/09/xmldsig#\"/>".into(),
+        "<Transform Algorithm=\"http://www.w3.org/TR/1999/REC-xslt-19991116\"/>".into(),
+        "<Reference URI=\"http://127.0.0.1:1/\"/>".into(),
+        "<x:y xmlns:x=\"urn:x\"/>".into(),
+        "<p:q/>".into(),
+        " ID=\"_a0f1e2d3-c4b5-4a69-8877-665544332211\"".into(),
+        " xmlns=\"urn:evil\"".into(),
+        "<AttributeValue>arn:aws:iam::111122223333:role/Evil,arn:aws:iam::111122223333:saml-provider/EntraID</AttributeValue>".into(),
+        "<NameID>admin@example.com</NameID>".into(),
+        "</a>".into(),
+        "\u{feff}".into(),
+    ];
+    let env = |k: &str, default: u64| std::env::var(k).ok().and_then(|v| v.parse().ok()).unwrap_or(default);
+    let rounds = env("TRAILVAULT_MUTATION_ROUNDS", 400) as usize;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(env("TRAILVAULT_MUTATION_SEED", 8));
+    let mut accepted = 0;
+    for i in 0..rounds {
+        let doc = &docs[i % docs.len()];
+        let mut xml = doc.clone();
+        for _ in 0..rng.gen_range(1..=2) {
+            let mut at = rng.gen_range(0..xml.len());
+            while !xml.is_char_boundary(at) {
+                at -= 1;
+            }
+            if rng.gen_bool(0.8) {
+                xml.insert_str(at, &fragments[rng.gen_range(0..fragments.len())]);
+            } else {
+                let mut end = (at + rng.gen_range(1..40)).min(xml.len());
+                while !xml.is_char_boundary(end) {
+                    end -= 1;
+                }
+                xml.replace_range(at..end, "");
+            }
+        }
+        let started = Instant::now();
+        let got = check(&v, xml.as_bytes(), AT, None);
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "mutation {i} took {:?}",
+            started.elapsed()
+        );
+        if let Ok(ok) = got {
+            accepted += 1;
+            assert_eq!(ok.subject, "alice@example.com", "mutation {i}: {xml}");
+            assert_eq!(ok.assertion_id, d.assertion_id, "mutation {i}: {xml}");
+            assert_eq!(ok.roles.len(), 2, "mutation {i}: {xml}");
+            assert_eq!(ok.groups, Some(vec![GROUP_ADMINS.to_string()]), "mutation {i}: {xml}");
+        }
+    }
+    assert!(accepted < rounds, "no mutation was refused");
+}
