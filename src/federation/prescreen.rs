@@ -196,10 +196,12 @@ pub fn prescreen_noting(xml: &str, allow_sha1: bool, seen: &mut Identified) -> R
     let mut elements = 0usize;
     let mut ids: HashSet<String> = HashSet::new();
     let mut seen_root = false;
+    let mut first_event = true;
     loop {
         let (resolved, event) = reader
             .read_resolved_event()
             .map_err(|e| malformed(format!("not well-formed XML: {}", short(&e.to_string()))))?;
+        let is_first = std::mem::replace(&mut first_event, false);
         match event {
             Event::DocType(_) => {
                 return Err(Rejection {
@@ -209,6 +211,9 @@ pub fn prescreen_noting(xml: &str, allow_sha1: bool, seen: &mut Identified) -> R
             }
             Event::PI(_) => return Err(malformed("processing instructions are not allowed")),
             Event::Decl(d) => {
+                if !is_first {
+                    return Err(malformed("an XML declaration that is not at the very start"));
+                }
                 let version = d
                     .version()
                     .map_err(|e| malformed(format!("bad XML declaration: {e}")))?;
@@ -567,6 +572,7 @@ mod tests {
         assert_eq!(reason("<?xml version=\"1.0\" encoding=\"ISO-8859-1\"?><a/>"), m);
         assert_eq!(reason("<?xml version=\"1.0\" encoding=\"utf-16\"?><a/>"), m);
         assert_eq!(reason("<?xml version=\"1.1\"?><a/>"), m);
+        assert_eq!(reason("<!----><?xml version=\"1.0\"?><a/>"), m);
         assert_eq!(reason("<?xml version=\"1.0\" encoding=\"UTF-8\"?><a/>"), None);
         assert_eq!(reason("<p:a/>"), m);
         assert_eq!(reason("<a p:x=\"1\"/>"), m);
