@@ -29,6 +29,12 @@ pub enum ConfigError {
     Invalid { path: PathBuf, problems: Vec<String> },
 }
 
+impl crate::fault::Classify for ConfigError {
+    fn fault(&self) -> crate::fault::Fault {
+        crate::fault::Fault::Config
+    }
+}
+
 // ---------- the file as written ----------
 
 #[derive(Debug, Deserialize)]

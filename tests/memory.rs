@@ -189,8 +189,8 @@ async fn tampered_archive_copy_is_reported_as_conflict_not_overwritten() {
 
 #[tokio::test]
 async fn verify_over_memory_accepts_restarts_backfill_and_empty_digests() {
-    use trailvault::failover::select::Selection;
-    use trailvault::failover::verify::VerifyJob;
+    use trailvault::integrity::verify::VerifyJob;
+    use trailvault::state::select::Selection;
     let key = support::ctgen::test_key(5);
     let mut trail = support::ctgen::Trail::sample("b", 4);
     trail.days.push(chrono::NaiveDate::from_ymd_opt(2026, 11, 26).unwrap());
@@ -207,7 +207,7 @@ async fn verify_over_memory_accepts_restarts_backfill_and_empty_digests() {
     assert_eq!(r.sources[0].files_copied, files.len() as u64);
     let (der, _) = support::ctgen::public_der(&key);
     for region in ["us-east-1", "eu-west-1"] {
-        trailvault::failover::keys::import(archive.as_ref(), region, "test", der.clone())
+        trailvault::integrity::keys::import(archive.as_ref(), region, "test", der.clone())
             .await
             .unwrap();
     }
@@ -283,7 +283,7 @@ async fn status_from_log_analytics_applies_the_gap_rule_to_the_records() {
     assert!(!by("stale").within_target, "17 h since the last complete run");
     assert_eq!(
         by("stale").last_run_status,
-        Some(trailvault::failover::RunStatus::Failed)
+        Some(trailvault::records::RunStatus::Failed)
     );
     assert!(!by("never").within_target && by("never").backup_gap_seconds.is_none());
     assert!(!r.ok);

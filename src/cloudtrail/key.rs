@@ -115,7 +115,7 @@ impl CtKey {
         let [account, kind, region, y, m, d, name] = parts else {
             return Err(err("it does not have the account/kind/region/YYYY/MM/DD/name shape"));
         };
-        if account.len() != 12 || !account.bytes().all(|b| b.is_ascii_digit()) {
+        if AccountId::parse(account).is_err() {
             return Err(err("the account id is not 12 digits"));
         }
         let kind = FileKind::from_folder(kind).ok_or(err("the kind folder is unknown"))?;
@@ -142,27 +142,130 @@ impl CtKey {
 }
 
 impl CtKey {
-    /// Parses a key whose trail prefix is not known: everything before the first
-    /// `AWSLogs/` path segment is taken as the prefix.
+    /// Parses a key whose trail prefix is not known. The part after the trail prefix
+    /// has a fixed shape, so the `AWSLogs/` segment it starts at is found from the right:
+    /// a trail prefix may itself contain `AWSLogs`.
     pub fn parse_any(key: &str) -> Result<CtKey, KeyError> {
-        let at = if key.starts_with("AWSLogs/") {
-            Some(0)
-        } else {
-            key.find("/AWSLogs/").map(|i| i + 1)
+        let mut last_err = KeyError {
+            key: key.to_string(),
+            reason: "it has no AWSLogs/ segment",
         };
-        let prefix = match at {
-            Some(0) => "",
-            Some(i) => &key[..i - 1],
-            None => {
-                return Err(KeyError {
-                    key: key.to_string(),
-                    reason: "it has no AWSLogs/ segment",
-                })
+        for at in awslogs_segments(key).into_iter().rev() {
+            let prefix = if at == 0 { "" } else { &key[..at - 1] };
+            match CtKey::parse(prefix, key) {
+                Ok(k) => return Ok(k),
+                Err(e) => last_err = e,
             }
-        };
-        CtKey::parse(prefix, key)
+        }
+        Err(last_err)
     }
 }
+
+/// Byte offsets of every `AWSLogs/` that starts a path segment.
+fn awslogs_segments(key: &str) -> Vec<usize> {
+    key.match_indices("AWSLogs/")
+        .map(|(i, _)| i)
+        .filter(|&i| i == 0 || key.as_bytes()[i - 1] == b'/')
+        .collect()
+}
+
+impl StreamPrefix {
+    /// Parses a stream's key prefix `[p/]AWSLogs/[o-org/]account/Kind/region/`, as the
+    /// watermark documents key their streams.
+    pub fn parse(stream: &str) -> Option<StreamPrefix> {
+        let body = stream.strip_suffix('/')?;
+        awslogs_segments(stream).into_iter().rev().find_map(|at| {
+            let trail_prefix = if at == 0 { "" } else { &stream[..at - 1] };
+            let parts: Vec<&str> = body[at + "AWSLogs/".len()..].split('/').collect();
+            let (org, parts) = match parts.first() {
+                Some(p) if p.starts_with("o-") => (Some(p.to_string()), &parts[1..]),
+                _ => (None, &parts[..]),
+            };
+            let [account, kind, region] = parts else { return None };
+            let account = AccountId::parse(account).ok()?;
+            let region = Region::parse(region).ok()?;
+            Some(StreamPrefix {
+                trail_prefix: trail_prefix.to_string(),
+                org,
+                account: account.into(),
+                kind: FileKind::from_folder(kind)?,
+                region: region.into(),
+            })
+        })
+    }
+}
+
+/// A 12-digit AWS account id, validated once.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(transparent)]
+pub struct AccountId(String);
+
+impl AccountId {
+    pub fn parse(s: &str) -> Result<AccountId, String> {
+        if s.len() == 12 && s.bytes().all(|b| b.is_ascii_digit()) {
+            Ok(AccountId(s.to_string()))
+        } else {
+            Err(format!("{s:?} is not an AWS account id (12 digits)"))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// An AWS region name's shape (`us-east-1`, `ap-northeast-2`, `us-gov-west-1`), validated once.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(transparent)]
+pub struct Region(String);
+
+impl Region {
+    pub fn parse(s: &str) -> Result<Region, String> {
+        let ok = !s.is_empty()
+            && s.len() <= 32
+            && s.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && !s.starts_with('-')
+            && !s.ends_with('-');
+        if ok {
+            Ok(Region(s.to_string()))
+        } else {
+            Err(format!("{s:?} is not an AWS region name"))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+macro_rules! string_newtype_impls {
+    ($t:ty) => {
+        impl std::fmt::Display for $t {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+        impl std::borrow::Borrow<str> for $t {
+            fn borrow(&self) -> &str {
+                &self.0
+            }
+        }
+        impl From<$t> for String {
+            fn from(v: $t) -> String {
+                v.0
+            }
+        }
+        impl std::str::FromStr for $t {
+            type Err = String;
+            fn from_str(s: &str) -> Result<Self, String> {
+                <$t>::parse(s)
+            }
+        }
+    };
+}
+string_newtype_impls!(AccountId);
+string_newtype_impls!(Region);
 
 /// The time in a CloudTrail file name, and whether it is a backfill digest.
 fn name_time(kind: FileKind, name: &str) -> Option<(DateTime<Utc>, bool)> {

@@ -3,11 +3,10 @@
 //! sent, oldest first, before the next run's. A failed send never fails the run:
 //! `status` shows the backlog.
 
-use crate::failover::Record;
-use crate::monitor::LogsIngestion;
-use crate::storage::{read_all, BlobStore, Condition, ErrorKind, PutOptions};
-
-pub const SPOOL_PREFIX: &str = "spool/";
+use crate::monitor::RecordSink;
+use crate::state::runs::read_run_records;
+use crate::state::spool::{spool, spooled_runs, unspool};
+use crate::storage::BlobStore;
 
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Published {
@@ -18,28 +17,24 @@ pub struct Published {
     pub error: Option<String>,
 }
 
-pub async fn publish(state: &dyn BlobStore, ingestion: &LogsIngestion, run_id: &str) -> Published {
+pub async fn publish(state: &dyn BlobStore, sink: &dyn RecordSink, run_id: &str) -> Published {
     let mut out = Published::default();
-    let mut queue: Vec<String> = match state.list(SPOOL_PREFIX).await {
-        Ok(items) => items
-            .into_iter()
-            .filter_map(|b| b.name.strip_prefix(SPOOL_PREFIX).map(str::to_string))
-            .collect(),
+    let mut queue = match spooled_runs(state).await {
+        Ok(runs) => runs,
         Err(e) => {
             out.error = Some(format!("reading the spool: {e}"));
             Vec::new()
         }
     };
-    queue.sort();
     if !queue.iter().any(|r| r == run_id) {
         queue.push(run_id.to_string());
     }
     for (i, run) in queue.iter().enumerate() {
-        let records: Vec<Record> = match read_all(state, &crate::failover::record::run_record_name(run)).await {
-            Ok(Some((bytes, _))) => serde_json::from_slice(&bytes).unwrap_or_default(),
+        let records = match read_run_records(state, run).await {
+            Ok(Some(records)) => records.unwrap_or_default(),
             // No record to send (deleted by hand): nothing to wait for.
             Ok(None) => {
-                let _ = state.delete(&format!("{SPOOL_PREFIX}{run}")).await;
+                let _ = unspool(state, run).await;
                 continue;
             }
             Err(e) => {
@@ -48,9 +43,9 @@ pub async fn publish(state: &dyn BlobStore, ingestion: &LogsIngestion, run_id: &
                 break;
             }
         };
-        match ingestion.send(&records).await {
+        match sink.send(&records).await {
             Ok(()) => {
-                let _ = state.delete(&format!("{SPOOL_PREFIX}{run}")).await;
+                let _ = unspool(state, run).await;
                 out.sent.push(run.clone());
             }
             Err(e) => {
@@ -62,23 +57,7 @@ pub async fn publish(state: &dyn BlobStore, ingestion: &LogsIngestion, run_id: &
         }
     }
     for run in &out.spooled {
-        let put = state
-            .put(
-                &format!("{SPOOL_PREFIX}{run}"),
-                bytes::Bytes::new(),
-                PutOptions {
-                    condition: Condition::IfNoneMatch,
-                    ..Default::default()
-                },
-            )
-            .await;
-        if let Err(e) = put.map(|_| ()).or_else(|e| {
-            if e.kind == ErrorKind::AlreadyExists {
-                Ok(())
-            } else {
-                Err(e)
-            }
-        }) {
+        if let Err(e) = spool(state, run).await {
             tracing::error!(run_id = run, error = %e, "could not spool the run's records");
         }
     }

@@ -18,17 +18,23 @@ use crate::archive::{
     META_SHA256, META_SOURCE_BUCKET, META_SOURCE_CONTENT_ENCODING, META_SOURCE_KEY, SIGNATURE_METADATA,
 };
 use crate::cloudtrail::FileKind;
-use crate::failover::record::{Record, RecordType};
-pub use crate::failover::select::Selection;
-use crate::failover::select::{select, Selected};
-use crate::failover::{new_run_id, write_run_records, RunStatus};
 use crate::progress::Progress;
+use crate::records::{new_run_id, Record, RecordType, RunStatus};
+pub use crate::state::select::Selection;
+use crate::state::select::{select, Selected};
+use crate::state::write_run_records;
 use crate::storage::{BlobStore, ErrorKind, RestoreMeta, Sink, StorageError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RestoreError {
     #[error("cannot list the archive: {0}")]
     Archive(#[source] StorageError),
+}
+
+impl crate::fault::Classify for RestoreError {
+    fn fault(&self) -> crate::fault::Fault {
+        crate::fault::Fault::Failed
+    }
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]

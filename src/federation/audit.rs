@@ -20,9 +20,9 @@ use super::roles::RoleMapping;
 use crate::cloudtrail::digest::gunzip_first_member;
 use crate::cloudtrail::record::{parse_log, Record};
 use crate::cloudtrail::{FileKind, TimeRange};
-use crate::failover::record::{rfc3339, Record as RunRecord, RecordType};
-use crate::failover::select::{select, Selection};
-use crate::failover::{new_run_id, write_run_records, RunStatus};
+use crate::records::{new_run_id, rfc3339, Record as RunRecord, RecordType, RunStatus};
+use crate::state::select::{select, Selection};
+use crate::state::write_run_records;
 use crate::storage::{read_all, BlobStore, StorageError};
 
 const REPEATED_FAILURES: u64 = 3;
@@ -73,6 +73,12 @@ impl AuditReport {
 pub enum AuditError {
     #[error("cannot read the archive: {0}")]
     Archive(#[from] StorageError),
+}
+
+impl crate::fault::Classify for AuditError {
+    fn fault(&self) -> crate::fault::Fault {
+        crate::fault::Fault::Failed
+    }
 }
 
 pub struct AuditJob {

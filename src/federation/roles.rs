@@ -34,6 +34,12 @@ pub struct RoleMappingError {
     pub message: String,
 }
 
+impl crate::fault::Classify for RoleMappingError {
+    fn fault(&self) -> crate::fault::Fault {
+        crate::fault::Fault::Config
+    }
+}
+
 impl RoleMapping {
     pub fn load(path: &Path) -> Result<RoleMapping, RoleMappingError> {
         let err = |message: String| RoleMappingError {

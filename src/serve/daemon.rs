@@ -20,8 +20,10 @@ use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tokio_cron_scheduler::{Job, JobScheduler};
 
 use crate::config::Config;
-use crate::failover::{RunStatus, SourceHealth};
 use crate::progress::NoProgress;
+use crate::records::{AwsHealth, RunStatus};
+use crate::state::LockError;
+use crate::state::SourceHealth;
 use crate::sync::{SyncError, SyncReport};
 use crate::telemetry::metric;
 
@@ -29,6 +31,12 @@ use crate::telemetry::metric;
 pub enum DaemonError {
     #[error("{0}")]
     Setup(String),
+}
+
+impl crate::fault::Classify for DaemonError {
+    fn fault(&self) -> crate::fault::Fault {
+        crate::fault::Fault::Config
+    }
 }
 
 struct Shared {
@@ -139,7 +147,7 @@ pub async fn run(config: Config, listen: SocketAddr) -> Result<(), DaemonError> 
 
     let s = shared.clone();
     let drained = async move {
-        crate::serve::http::shutdown_signal().await;
+        crate::serve::shutdown::shutdown_signal().await;
         tracing::info!("shutting down: no new runs; waiting for the running one");
         s.ready.store(false, Ordering::SeqCst);
         let _ = scheduler.shutdown().await;
@@ -197,7 +205,7 @@ async fn scheduled_sync(s: &Shared) {
             record_sync(s, &report);
             crate::app::publish_run(&s.config, &report.run_id).await;
         }
-        Err(SyncError::Locked { holder }) => {
+        Err(SyncError::Lock(LockError::Held { holder })) => {
             metrics::counter!(metric::LOCK_REFUSED).increment(1);
             tracing::warn!(holder, "another sync holds the lock; this tick is skipped");
         }
@@ -230,11 +238,7 @@ fn record_sync(s: &Shared, report: &SyncReport) {
         metrics::counter!(metric::CONFLICTS, "source" => name.clone()).increment(src.conflicts.len() as u64);
         metrics::histogram!(metric::SYNC_DURATION, "source" => name.clone()).record(seconds);
         if let Some(h) = src.aws_health {
-            let active = if h == crate::failover::AwsHealth::Outage {
-                1.0
-            } else {
-                0.0
-            };
+            let active = if h == AwsHealth::Outage { 1.0 } else { 0.0 };
             metrics::gauge!(metric::FAILOVER_ACTIVE, "source" => name.clone()).set(active);
         }
         if let Some(t) = src.newest_file_time {

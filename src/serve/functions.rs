@@ -17,8 +17,8 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::config::{Config, ConfigError};
-use crate::failover::RunStatus;
 use crate::progress::NoProgress;
+use crate::records::RunStatus;
 
 pub const PORT_ENV: &str = "FUNCTIONS_CUSTOMHANDLER_PORT";
 
@@ -30,6 +30,12 @@ pub enum FunctionsError {
     BadPort(String),
     #[error("cannot listen on {0}: {1}")]
     Listen(SocketAddr, std::io::Error),
+}
+
+impl crate::fault::Classify for FunctionsError {
+    fn fault(&self) -> crate::fault::Fault {
+        crate::fault::Fault::Config
+    }
 }
 
 /// The config, or the reason it is unusable: invocations then fail with that reason
@@ -84,7 +90,7 @@ pub async fn run(config: Result<Config, ConfigError>, port: Option<String>) -> R
         .map_err(|e| FunctionsError::Listen(addr, e))?;
     tracing::info!(addr = %addr, "custom handler listening");
     axum::serve(listener, app)
-        .with_graceful_shutdown(crate::serve::http::shutdown_signal())
+        .with_graceful_shutdown(crate::serve::shutdown::shutdown_signal())
         .await
         .map_err(|e| FunctionsError::Listen(addr, e))
 }

@@ -1,6 +1,7 @@
-//! The only code that talks to clouds. Two small traits — a CloudTrail [`Source`]
-//! (S3) and a [`BlobStore`] (Azure Blob, used both for the write-once archive and the
-//! mutable state container) — with S3, Azure and in-memory implementations.
+//! Edge: the only code that talks to clouds and disks. Small traits — a CloudTrail
+//! [`Source`] (S3), a [`BlobStore`] (Azure Blob, used both for the write-once archive
+//! and the mutable state container) and a restore [`Sink`] — with S3, Azure, folder and
+//! in-memory implementations. Knows nothing of CloudTrail beyond the metadata it carries.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -12,7 +13,6 @@ use futures::stream::BoxStream;
 
 pub mod azure_auth;
 pub mod blob;
-pub mod cloudtrail_api;
 pub mod folder;
 pub mod memory;
 pub mod s3;
@@ -57,6 +57,14 @@ impl StorageError {
     }
 }
 
+impl crate::fault::Classify for StorageError {
+    fn fault(&self) -> crate::fault::Fault {
+        // A checksum mismatch on the wire is a transfer that failed, not evidence of
+        // tampering: archived bytes are judged by verify and restore themselves.
+        crate::fault::Fault::Failed
+    }
+}
+
 pub type StorageResult<T> = Result<T, StorageError>;
 
 /// An object as a source listing shows it.
@@ -69,19 +77,7 @@ pub struct SourceObject {
     pub last_modified: DateTime<Utc>,
 }
 
-/// Headers and user metadata of a source object, from its GET.
-#[derive(Debug, Clone, Default)]
-pub struct SourceHead {
-    pub size: u64,
-    pub etag: String,
-    pub last_modified: Option<DateTime<Utc>>,
-    pub content_type: Option<String>,
-    pub content_encoding: Option<String>,
-    /// User metadata without the `x-amz-meta-` prefix (`signature`, `signature-algorithm`, ...).
-    pub metadata: BTreeMap<String, String>,
-    /// SSE-KMS or SSE-C: the ETag is then not an MD5 of the bytes.
-    pub kms_or_customer_key: bool,
-}
+pub use crate::archive::SourceHead;
 
 pub type ByteStream = BoxStream<'static, StorageResult<Bytes>>;
 

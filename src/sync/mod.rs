@@ -6,10 +6,8 @@
 
 pub mod copy;
 pub mod discover;
-pub mod lock;
 pub mod plan;
 pub mod report;
-pub mod watermark;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -22,13 +20,14 @@ use tokio_util::sync::CancellationToken;
 use crate::archive::blob_name;
 use crate::cloudtrail::{FileKind, StreamPrefix};
 use crate::config::SyncSettings;
-use crate::failover::record::{rfc3339, Record, RecordType};
-use crate::failover::{new_run_id, write_run_records, RunStatus, SourceHealth};
-use crate::storage::{BlobStore, Condition, PutOptions, Source, StorageError};
+use crate::records::{new_run_id, AwsHealth, Record, RecordType, RunStatus};
+use crate::state::conflicts::{record_conflict, ConflictNote};
+use crate::state::lock::{LockError, LockHolder, SyncLock};
+use crate::state::watermark::{self, Settled, StreamMark};
+use crate::state::{write_run_records, SourceHealth};
+use crate::storage::{BlobStore, Source, StorageError};
 use copy::{Copier, Outcome};
-use lock::{LockHolder, SyncLock};
 pub use report::{SourceReport, SyncReport};
-use watermark::{Settled, StreamMark};
 
 /// Account-regions worked on at once within a source.
 const PARTITION_CONCURRENCY: usize = 4;
@@ -36,12 +35,19 @@ const MAX_LISTED_FAILURES: usize = 100;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SyncError {
-    #[error("another sync holds the lock (locks/sync in the state container): {holder}. Wait for it to finish; a crashed holder's lease expires within {} s", lock::LEASE_SECONDS)]
-    Locked { holder: String },
+    #[error(transparent)]
+    Lock(#[from] LockError),
     #[error("the state container is not usable: {0}")]
     State(#[source] StorageError),
     #[error("the archive container is not usable: {0}")]
     Archive(#[source] StorageError),
+}
+
+impl crate::fault::Classify for SyncError {
+    fn fault(&self) -> crate::fault::Fault {
+        // A held lock, an unusable container: this run did not happen; the next may.
+        crate::fault::Fault::Failed
+    }
 }
 
 /// One configured source with its client.
@@ -122,7 +128,7 @@ impl SyncJob {
             sources: reports,
         };
         if !self.dry_run {
-            let records = sync_records(&report);
+            let records = sync_records(&report, self.settings.max_gap);
             if let Err(e) = write_run_records(self.state.as_ref(), &run_id, &records).await {
                 tracing::error!(error = %e, "could not write the run record");
             }
@@ -171,7 +177,7 @@ impl SyncJob {
             if let Some(before) = health.observe_probe(probe, now, cfg.degraded_after, cfg.outage_after) {
                 let after = health.aws_health.map(|h| h.as_str()).unwrap_or("unknown");
                 let event = match health.aws_health {
-                    Some(crate::failover::AwsHealth::Outage) => format!(
+                    Some(AwsHealth::Outage) => format!(
                         "AWS outage declared for source {}: {} consecutive failed probes ({})",
                         report.name,
                         health.consecutive_probe_failures,
@@ -456,29 +462,18 @@ impl SourceRun<'_> {
     }
 
     async fn record_conflict(&self, object: &crate::storage::SourceObject, archived: &str, source: &str) {
-        let doc = serde_json::json!({
-            "source": self.handle.name,
-            "key": object.key,
-            "blob": blob_name(&self.handle.name, &object.key),
-            "archived_sha256": archived,
-            "source_sha256": source,
-            "source_etag": object.etag,
-            "source_last_modified": rfc3339(object.last_modified),
-            "detected_at": rfc3339(Utc::now()),
-            "run_id": self.run_id,
-        });
-        let name = format!("conflicts/{}/{}.json", self.handle.name, object.key);
-        let opts = PutOptions {
-            content_type: Some("application/json".into()),
-            condition: Condition::None,
-            ..Default::default()
+        let note = ConflictNote {
+            source: self.handle.name.clone(),
+            key: object.key.clone(),
+            blob: blob_name(&self.handle.name, &object.key),
+            archived_sha256: archived.to_string(),
+            source_sha256: source.to_string(),
+            source_etag: object.etag.clone(),
+            source_last_modified: object.last_modified,
+            detected_at: Utc::now(),
+            run_id: self.run_id.to_string(),
         };
-        if let Err(e) = self
-            .job
-            .state
-            .put(&name, serde_json::to_vec_pretty(&doc).unwrap_or_default().into(), opts)
-            .await
-        {
+        if let Err(e) = record_conflict(self.job.state.as_ref(), &note).await {
             tracing::warn!(error = %e, "could not record the conflict in the state container");
         }
     }
@@ -500,8 +495,9 @@ fn merge(into: &mut SourceReport, part: SourceReport) {
     into.accounts.extend(part.accounts);
 }
 
-/// One `SyncRun` record per source.
-pub fn sync_records(report: &SyncReport) -> Vec<Record> {
+/// One `SyncRun` record per source, each carrying the gap target it was held to.
+pub fn sync_records(report: &SyncReport, max_gap: std::time::Duration) -> Vec<Record> {
+    let target_seconds = i64::try_from(max_gap.as_secs()).unwrap_or(i64::MAX);
     let duration = (report.finished_at - report.started_at).num_milliseconds() as f64 / 1000.0;
     report
         .sources
@@ -534,6 +530,7 @@ pub fn sync_records(report: &SyncReport) -> Vec<Record> {
                 "accounts": s.accounts,
             }),
             aws_health: s.aws_health.map(|h| h.as_str().to_string()),
+            target_seconds: Some(target_seconds),
             ..Record::of(RecordType::SyncRun, &report.run_id, &s.name, s.status())
         })
         .chain(report.sources.iter().filter_map(|s| {

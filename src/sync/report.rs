@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::failover::RunStatus;
+use crate::records::{AwsHealth, RunStatus};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct SyncReport {
@@ -39,7 +39,7 @@ pub struct SourceReport {
     /// Per account-region, what the lookback window shows.
     pub accounts: Vec<AccountReport>,
     /// AWS as the probes see it after this run.
-    pub aws_health: Option<crate::failover::AwsHealth>,
+    pub aws_health: Option<AwsHealth>,
     /// Set when this run moved the source into or out of the Outage state.
     pub failover_event: Option<String>,
     /// This run's probe, consumed when the health state is written.

@@ -284,11 +284,15 @@ auth = "{auth}"
     }
 
     /// Names of archived blobs under `{SOURCE}/`.
-    pub async fn archived(&self) -> Vec<String> {
-        match self.archive.list(&format!("{SOURCE}/")).await {
-            Ok(v) => v.into_iter().map(|b| b.name).collect(),
-            Err(_) => Vec::new(),
-        }
+    /// The archived blob names of the test source; an error is the test's to judge.
+    pub async fn archived(&self) -> trailvault::storage::StorageResult<Vec<String>> {
+        Ok(self
+            .archive
+            .list(&format!("{SOURCE}/"))
+            .await?
+            .into_iter()
+            .map(|b| b.name)
+            .collect())
     }
 
     pub async fn archived_bytes(&self, key: &str) -> Vec<u8> {

@@ -1,10 +1,9 @@
-//! Records in the contract's schema (Log Analytics table `TrailVault_CL`, and
-//! `runs/{run_id}.json` in the state container).
+//! Run records in the contract's schema (Log Analytics table `TrailVault_CL`, and
+//! `runs/{run_id}.json` in the state container), run ids and the AWS health states.
+//! Plain data: every domain writes records without depending on another domain.
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
-
-use crate::storage::{BlobStore, Condition, PutOptions, StorageResult};
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 pub enum RecordType {
@@ -21,6 +20,24 @@ pub enum RunStatus {
     Succeeded,
     Partial,
     Failed,
+}
+
+/// AWS as a source's probes saw it: the failover state.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub enum AwsHealth {
+    Healthy,
+    Degraded,
+    Outage,
+}
+
+impl AwsHealth {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AwsHealth::Healthy => "Healthy",
+            AwsHealth::Degraded => "Degraded",
+            AwsHealth::Outage => "Outage",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -47,6 +64,9 @@ pub struct Record {
     pub duration_seconds: f64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub aws_health: Option<String>,
+    /// The backup-gap target (`sync.max_gap`) the run was held to; `SyncRun` records only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_seconds: Option<i64>,
     pub message: String,
     pub details: serde_json::Value,
 }
@@ -72,6 +92,7 @@ impl Record {
             newest_file_time: None,
             duration_seconds: 0.0,
             aws_health: None,
+            target_seconds: None,
             message: String::new(),
             details: serde_json::Value::Null,
         }
@@ -83,29 +104,13 @@ pub fn new_run_id(now: DateTime<Utc>) -> String {
     format!("{}-{:08x}", now.format("%Y%m%dT%H%M%SZ"), rand::random::<u32>())
 }
 
-pub fn run_record_name(run_id: &str) -> String {
-    format!("runs/{run_id}.json")
-}
-
 pub fn rfc3339(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
-/// Writes a run's records once (create-only: a run id is never reused).
-pub async fn write_run_records(state: &dyn BlobStore, run_id: &str, records: &[Record]) -> StorageResult<()> {
-    let body = serde_json::to_vec_pretty(records).unwrap_or_default();
-    state
-        .put(
-            &run_record_name(run_id),
-            body.into(),
-            PutOptions {
-                content_type: Some("application/json".into()),
-                condition: Condition::IfNoneMatch,
-                ..Default::default()
-            },
-        )
-        .await
-        .map(|_| ())
+/// Serde helper: a time as RFC 3339 UTC with `Z`, to the second.
+pub fn serialize_rfc3339<S: serde::Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&rfc3339(*t))
 }
 
 #[cfg(test)]
@@ -139,6 +144,7 @@ mod tests {
             newest_file_time: None,
             duration_seconds: 1.5,
             aws_health: None,
+            target_seconds: Some(28_800),
             message: String::new(),
             details: serde_json::json!({}),
         };
@@ -158,6 +164,7 @@ mod tests {
             "DurationSeconds",
             "Message",
             "Details",
+            "TargetSeconds",
         ] {
             assert!(v.get(k).is_some(), "{k} missing in {v}");
         }

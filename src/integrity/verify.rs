@@ -18,15 +18,15 @@ use futures::StreamExt;
 use serde::Serialize;
 use sha2::{Digest as _, Sha256};
 
+use super::keys::KeyRing;
 use crate::archive::{blob_name, META_SHA256, META_SOURCE_BUCKET};
 use crate::cloudtrail::digest::{
     self, log_hash, string_to_sign, verify_signature, HASH_ALGORITHM, SIGNATURE_ALGORITHM,
 };
 use crate::cloudtrail::{CtKey, FileKind};
-use crate::failover::keys::KeyRing;
-use crate::failover::record::{rfc3339, Record, RecordType};
-use crate::failover::select::{select, Selected, Selection};
-use crate::failover::{new_run_id, write_run_records, RunStatus};
+use crate::records::{new_run_id, rfc3339, Record, RecordType, RunStatus};
+use crate::state::select::{select, Selected, Selection};
+use crate::state::write_run_records;
 use crate::storage::{read_all, BlobInfo, BlobStore, ErrorKind, StorageError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -84,6 +84,12 @@ pub struct VerifyReport {
 pub enum VerifyError {
     #[error("cannot read the archive: {0}")]
     Archive(#[source] StorageError),
+}
+
+impl crate::fault::Classify for VerifyError {
+    fn fault(&self) -> crate::fault::Fault {
+        crate::fault::Fault::Failed
+    }
 }
 
 pub struct VerifyJob {
