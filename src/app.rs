@@ -352,6 +352,7 @@ pub async fn federation_validator(config: &Config) -> Result<Validator, AppError
         allow_sha1: fed.allow_sha1,
         clock_skew: chrono::Duration::from_std(fed.clock_skew).unwrap_or(chrono::Duration::minutes(3)),
         roles,
+        require_grant: false,
     })
 }
 

@@ -102,6 +102,9 @@ pub enum SamlCommand {
         /// Remember accepted assertion IDs in this file and refuse them again.
         #[arg(long, value_name = "FILE")]
         replay_cache: Option<PathBuf>,
+        /// Refuse (exit 3, not_granted) when the role mapping grants none of the offered roles.
+        #[arg(long)]
+        require_grant: bool,
         #[arg(long)]
         json: bool,
     },
