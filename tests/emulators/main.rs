@@ -27,6 +27,7 @@ mod aws_health;
 mod daemon;
 mod functions;
 mod log_analytics;
+mod resilience;
 mod restore;
 mod saml_audit;
 mod status;
