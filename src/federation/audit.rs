@@ -11,6 +11,7 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::Arc;
 
 use base64::Engine;
+use chrono::Timelike;
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use serde::Serialize;
@@ -112,8 +113,10 @@ impl AuditJob {
         let run_id = new_run_id(Utc::now());
         // Files are chosen by delivery time; a file delivered up to a day after `until`
         // can still hold events before it.
+        // A file's key time is its delivery minute without seconds: one delivered in the
+        // minute `since` falls in is named before `since` and still holds later events.
         let files_range = TimeRange {
-            since: self.range.since,
+            since: self.range.since.map(|s| s - chrono::Duration::seconds(i64::from(s.second())) - chrono::Duration::nanoseconds(i64::from(s.nanosecond()))),
             until: self.range.until.map(|u| u + chrono::Duration::days(1)),
         };
         let selection = Selection {

@@ -257,7 +257,7 @@ async fn archive_many_logs(w: &World, n: usize) {
                 t.format("%Y%m%dT%H%MZ")
             );
             // Random hex barely compresses: ~40 KB of JSON makes ~20 KB of gzip.
-            let noise: String = (0..20).map(|_| format!("{:064x}", rand::random::<u128>())).collect::<Vec<_>>().concat();
+            let noise: String = (0..40).map(|_| format!("{:064x}", rand::random::<u128>())).collect::<Vec<_>>().concat();
             let records: Vec<_> = (0..16)
                 .map(|j| serde_json::json!({"eventVersion": "1.09", "eventID": format!("{i}-{j}"), "eventTime": t.to_rfc3339(), "eventSource": "s3.amazonaws.com", "eventName": "GetObject", "requestParameters": {"noise": &noise}}))
                 .collect();

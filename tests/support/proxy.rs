@@ -374,5 +374,14 @@ async fn storm_one(
     };
     let mut first = close_after(&head).into_bytes();
     first.extend_from_slice(&buf[head_end..]);
+    // The body's first bytes came with the head: a request fault applies to them too.
+    let current = fault.lock().unwrap().clone();
+    if let Fault::FlipRequest(marker) = &current {
+        if let Some(i) = find_marker(&[], &first, marker) {
+            if counters.take_fault() {
+                first[i] ^= 0x01;
+            }
+        }
+    }
     relay(client, server, fault, counters, first).await;
 }
