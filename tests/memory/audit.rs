@@ -95,7 +95,13 @@ struct Archived {
 /// file delivered after the window holding an event inside it, and a duplicate.
 async fn archived() -> Archived {
     let ours = name_qualifier(&issuer(), ACCOUNT, "EntraID");
-    let mallory_first = assume("mallory@example.com", ADMIN, &ours, "2026-11-25T09:40:00Z", Some("IDPRejectedClaim"));
+    let mallory_first = assume(
+        "mallory@example.com",
+        ADMIN,
+        &ours,
+        "2026-11-25T09:40:00Z",
+        Some("IDPRejectedClaim"),
+    );
     let main = vec![
         assume("alice@example.com", ADMIN, &ours, "2026-11-25T09:01:00Z", None),
         console_login(
@@ -103,8 +109,20 @@ async fn archived() -> Archived {
             serde_json::json!({"type": "AssumedRole", "arn": "arn:aws:sts::111122223333:assumed-role/Admin/alice@example.com", "accountId": ACCOUNT}),
             serde_json::json!({"responseElements": {"ConsoleLogin": "Success"}, "additionalEventData": {"SamlProviderArn": PROVIDER, "MFAUsed": "No"}}),
         ),
-        assume("bob@example.com", "arn:aws:iam::111122223333:role/SuperAdmin", &ours, "2026-11-25T09:10:00Z", None),
-        assume("eve@example.com", ADMIN, "Zm9yZWlnbmlkcHF1YWxpZmllcg==", "2026-11-25T09:20:00Z", None),
+        assume(
+            "bob@example.com",
+            "arn:aws:iam::111122223333:role/SuperAdmin",
+            &ours,
+            "2026-11-25T09:10:00Z",
+            None,
+        ),
+        assume(
+            "eve@example.com",
+            ADMIN,
+            "Zm9yZWlnbmlkcHF1YWxpZmllcg==",
+            "2026-11-25T09:20:00Z",
+            None,
+        ),
         console_login(
             "2026-11-25T09:30:00Z",
             serde_json::json!({"type": "Root", "arn": "arn:aws:iam::111122223333:root", "accountId": ACCOUNT}),
@@ -116,12 +134,35 @@ async fn archived() -> Archived {
             serde_json::json!({"responseElements": {"ConsoleLogin": "Success"}}),
         ),
         mallory_first.clone(),
-        assume("mallory@example.com", ADMIN, &ours, "2026-11-25T09:41:00Z", Some("IDPRejectedClaim")),
-        assume("mallory@example.com", ADMIN, &ours, "2026-11-25T09:42:00Z", Some("InvalidIdentityToken")),
+        assume(
+            "mallory@example.com",
+            ADMIN,
+            &ours,
+            "2026-11-25T09:41:00Z",
+            Some("IDPRejectedClaim"),
+        ),
+        assume(
+            "mallory@example.com",
+            ADMIN,
+            &ours,
+            "2026-11-25T09:42:00Z",
+            Some("InvalidIdentityToken"),
+        ),
         // In a file of the window, but the event itself is before it.
-        assume("yan@example.com", "arn:aws:iam::111122223333:role/Ghost", &ours, "2026-11-24T23:50:00Z", None),
+        assume(
+            "yan@example.com",
+            "arn:aws:iam::111122223333:role/Ghost",
+            &ours,
+            "2026-11-24T23:50:00Z",
+            None,
+        ),
         // Not a federated sign-in: ignored.
-        event("GetCallerIdentity", "2026-11-25T09:43:00Z", serde_json::json!({"type": "AssumedRole"}), serde_json::json!({})),
+        event(
+            "GetCallerIdentity",
+            "2026-11-25T09:43:00Z",
+            serde_json::json!({"type": "AssumedRole"}),
+            serde_json::json!({}),
+        ),
     ];
     let trail = support::ctgen::Trail::sample("audit-bucket", 1);
     let archive = Arc::new(MemoryBlobStore::new());
@@ -131,7 +172,13 @@ async fn archived() -> Archived {
     archive_log(
         &archive,
         &key("2026-11-24T09:45:00Z", "AUDITEVENTS00000"),
-        &[assume("zoe@example.com", "arn:aws:iam::111122223333:role/Ghost", &ours, "2026-11-24T09:00:00Z", None)],
+        &[assume(
+            "zoe@example.com",
+            "arn:aws:iam::111122223333:role/Ghost",
+            &ours,
+            "2026-11-24T09:00:00Z",
+            None,
+        )],
     )
     .await;
     // Delivered after the window, holding an event inside it, and a duplicate delivery
@@ -140,7 +187,13 @@ async fn archived() -> Archived {
         &archive,
         &key("2026-11-26T00:10:00Z", "AUDITEVENTS00002"),
         &[
-            assume("late@example.com", "arn:aws:iam::111122223333:role/SuperAdmin", &ours, "2026-11-25T23:58:00Z", None),
+            assume(
+                "late@example.com",
+                "arn:aws:iam::111122223333:role/SuperAdmin",
+                &ours,
+                "2026-11-25T23:58:00Z",
+                None,
+            ),
             mallory_first,
         ],
     )
@@ -208,7 +261,10 @@ async fn saml_audit_reports_subjects_and_findings_from_a_memory_archive() {
         r.findings
     );
     let bob = r.findings.iter().find(|f| f.subject == "bob@example.com").unwrap();
-    assert_eq!(bob.role_arn.as_deref(), Some("arn:aws:iam::111122223333:role/SuperAdmin"));
+    assert_eq!(
+        bob.role_arn.as_deref(),
+        Some("arn:aws:iam::111122223333:role/SuperAdmin")
+    );
     assert_eq!(bob.time, "2026-11-25T09:10:00Z");
     assert!(r.has_high());
     assert_eq!(r.exit_code(), trailvault::cli::EXIT_CHECK_FAILED);
@@ -222,14 +278,26 @@ async fn saml_audit_reports_subjects_and_findings_from_a_memory_archive() {
     let alice = subject("alice@example.com").expect("alice");
     assert_eq!(alice.roles, vec![ADMIN.to_string()]);
     assert_eq!(alice.source_ips, vec!["198.51.100.7".to_string()]);
-    assert_eq!((alice.first.as_str(), alice.last.as_str()), ("2026-11-25T09:01:00Z", "2026-11-25T09:01:05Z"));
+    assert_eq!(
+        (alice.first.as_str(), alice.last.as_str()),
+        ("2026-11-25T09:01:00Z", "2026-11-25T09:01:05Z")
+    );
     assert_eq!(alice.failures, 0);
     let mallory = subject("mallory@example.com").expect("mallory");
     assert_eq!(mallory.failures, 3, "the duplicate delivery is counted once");
     assert!(mallory.roles.is_empty(), "failed calls grant no role");
-    assert!(subject("zoe@example.com").is_none(), "a file before the window is not read");
-    assert!(subject("yan@example.com").is_none(), "an event before the window is left out");
-    assert!(subject("late@example.com").is_some(), "a late file's events in the window count");
+    assert!(
+        subject("zoe@example.com").is_none(),
+        "a file before the window is not read"
+    );
+    assert!(
+        subject("yan@example.com").is_none(),
+        "an event before the window is left out"
+    );
+    assert!(
+        subject("late@example.com").is_some(),
+        "a late file's events in the window count"
+    );
 
     // The SamlAudit run record, failed because of high findings.
     let (bytes, _) = trailvault::storage::read_all(a.state.as_ref(), &format!("runs/{}.json", r.run_id))

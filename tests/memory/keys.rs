@@ -64,9 +64,17 @@ async fn keys_import_der_and_pem_in_both_encodings_idempotently() {
     };
     let files = [
         (write("k1.der", &pkcs1_der), KeyEncoding::Pkcs1, &pkcs1_der),
-        (write("k1.pem", pem("RSA PUBLIC KEY", &pkcs1_der).as_bytes()), KeyEncoding::Pkcs1, &pkcs1_der),
+        (
+            write("k1.pem", pem("RSA PUBLIC KEY", &pkcs1_der).as_bytes()),
+            KeyEncoding::Pkcs1,
+            &pkcs1_der,
+        ),
         (write("k2.der", &spki_der), KeyEncoding::Spki, &spki_der),
-        (write("k2.pem", pem("PUBLIC KEY", &spki_der).as_bytes()), KeyEncoding::Spki, &spki_der),
+        (
+            write("k2.pem", pem("PUBLIC KEY", &spki_der).as_bytes()),
+            KeyEncoding::Spki,
+            &spki_der,
+        ),
     ];
     let archive = MemoryBlobStore::new();
     for (i, (path, encoding, der)) in files.iter().enumerate() {
@@ -89,7 +97,11 @@ async fn keys_import_der_and_pem_in_both_encodings_idempotently() {
         assert_eq!(info.metadata["origin"], "import");
         assert_eq!(
             info.metadata["encoding"],
-            if *encoding == KeyEncoding::Pkcs1 { "pkcs1" } else { "spki" }
+            if *encoding == KeyEncoding::Pkcs1 {
+                "pkcs1"
+            } else {
+                "spki"
+            }
         );
     }
     let names = archived_keys(&archive).await;
@@ -104,7 +116,12 @@ async fn keys_import_der_and_pem_in_both_encodings_idempotently() {
     assert!(!again.new);
     assert_eq!(archive.head(&blob).await.unwrap().unwrap().etag, before);
     // Another region is another blob.
-    assert!(keys::import(&archive, "us-east-1", "k1", pkcs1_der.clone()).await.unwrap().new);
+    assert!(
+        keys::import(&archive, "us-east-1", "k1", pkcs1_der.clone())
+            .await
+            .unwrap()
+            .new
+    );
     // The ring knows the key in its region under either encoding's fingerprint.
     let ring = KeyRing::load(&archive).await.unwrap();
     for fp in [md5_hex(&pkcs1_der), md5_hex(&spki_der).to_uppercase()] {
@@ -138,7 +155,11 @@ async fn keys_import_refuses_what_is_not_an_rsa_public_key() {
     }
     // A PEM whose body is not base64, and a file that is not there, fail on reading.
     let p = dir.path().join("bad.pem");
-    std::fs::write(&p, "-----BEGIN PUBLIC KEY-----\n!!not base64!!\n-----END PUBLIC KEY-----\n").unwrap();
+    std::fs::write(
+        &p,
+        "-----BEGIN PUBLIC KEY-----\n!!not base64!!\n-----END PUBLIC KEY-----\n",
+    )
+    .unwrap();
     let err = keys::read_key_file(&p).unwrap_err();
     assert!(err.to_string().contains("not base64"), "{err}");
     assert_eq!(err.fault(), Fault::Usage);
@@ -200,7 +221,11 @@ async fn keys_fetch_archives_what_list_public_keys_returns_and_verify_uses_it() 
     };
     let before = verify().run().await.unwrap();
     assert!(!before.ok, "no keys yet: the digests cannot be verified");
-    assert!(before.problems.iter().any(|p| p.kind == ProblemKind::UnknownKey), "{:?}", before.problems);
+    assert!(
+        before.problems.iter().any(|p| p.kind == ProblemKind::UnknownKey),
+        "{:?}",
+        before.problems
+    );
 
     let t = |s: &str| s.parse::<DateTime<Utc>>().unwrap();
     let published = |k: &rsa::RsaPrivateKey| PublishedKey {
@@ -211,14 +236,18 @@ async fn keys_fetch_archives_what_list_public_keys_returns_and_verify_uses_it() 
         validity_end: Some(t("2026-12-01T00:00:00Z")),
     };
     let mut api = FakeCloudTrail::default();
-    api.keys.insert("us-east-1".into(), vec![published(&signer), published(&other)]);
+    api.keys
+        .insert("us-east-1".into(), vec![published(&signer), published(&other)]);
     api.keys.insert("eu-west-1".into(), vec![published(&signer)]);
     let regions = vec!["us-east-1".to_string(), "eu-west-1".to_string()];
     let (start, end) = (t("2026-11-20T00:00:00Z"), t("2026-11-27T00:00:00Z"));
     let got = keys::fetch(archive.as_ref(), &api, &regions, start, end).await.unwrap();
     assert_eq!(
         *api.calls.lock().unwrap(),
-        vec![("us-east-1".to_string(), start, end), ("eu-west-1".to_string(), start, end)]
+        vec![
+            ("us-east-1".to_string(), start, end),
+            ("eu-west-1".to_string(), start, end)
+        ]
     );
     let summary: Vec<(&str, &str, bool)> = got
         .iter()
@@ -263,7 +292,10 @@ async fn keys_fetch_surfaces_an_unreachable_api_and_refuses_a_bad_key() {
     let err = keys::fetch(&archive, &down, &["us-east-1".to_string()], now, now)
         .await
         .unwrap_err();
-    assert!(matches!(&err, KeyError::Storage(e) if e.kind == ErrorKind::Unreachable), "{err:?}");
+    assert!(
+        matches!(&err, KeyError::Storage(e) if e.kind == ErrorKind::Unreachable),
+        "{err:?}"
+    );
     assert_eq!(err.fault(), Fault::Failed);
     let mut bad = FakeCloudTrail::default();
     bad.keys.insert(

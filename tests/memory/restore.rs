@@ -127,7 +127,10 @@ async fn restore_to_a_folder_is_byte_identical_with_digest_sidecars_then_skips()
     assert_eq!(r.bytes, files.iter().map(|f| f.body.len() as u64).sum::<u64>());
     assert_eq!(r.planned_files, files.len() as u64);
     assert_eq!(r.plan.iter().map(|p| p.files).sum::<u64>(), files.len() as u64);
-    assert!(r.corrupted.is_empty() && r.conflicts.is_empty() && r.failed == 0, "{r:?}");
+    assert!(
+        r.corrupted.is_empty() && r.conflicts.is_empty() && r.failed == 0,
+        "{r:?}"
+    );
     assert_eq!(r.status(), RunStatus::Succeeded);
     assert_eq!(r.exit_code(), 0);
     for f in &files {
@@ -147,7 +150,11 @@ async fn restore_to_a_folder_is_byte_identical_with_digest_sidecars_then_skips()
     let want: BTreeSet<String> = files.iter().map(|f| f.key.clone()).collect();
     assert_eq!(restored_cloudtrail_files(&dir), want, "nothing more, nothing less");
     let digests = files.iter().filter(|f| is_digest(f)).count();
-    assert_eq!(files_under(&dir).len(), files.len() + digests, "files and sidecars only");
+    assert_eq!(
+        files_under(&dir).len(),
+        files.len() + digests,
+        "files and sidecars only"
+    );
     let rec = run_record(&state, &r).await;
     assert_eq!(rec[0]["RecordType"], "Restore");
     assert_eq!(rec[0]["Status"], "Succeeded");
@@ -183,7 +190,10 @@ async fn restore_filters_select_exactly_the_expected_files() {
                 accounts: set(&[ORG_ACCOUNT]),
                 ..everything()
             },
-            Box::new(|f| f.key.starts_with(&format!("{ORG_PREFIX}/AWSLogs/o-abcdefghij/{ORG_ACCOUNT}/"))),
+            Box::new(|f| {
+                f.key
+                    .starts_with(&format!("{ORG_PREFIX}/AWSLogs/o-abcdefghij/{ORG_ACCOUNT}/"))
+            }),
         ),
         (
             "region",
@@ -209,7 +219,11 @@ async fn restore_filters_select_exactly_the_expected_files() {
                 ..everything()
             },
             Box::new(move |f| {
-                let until = if is_digest(f) { until + chrono::Duration::hours(1) } else { until };
+                let until = if is_digest(f) {
+                    until + chrono::Duration::hours(1)
+                } else {
+                    until
+                };
                 f.time >= since && f.time < until
             }),
         ),
@@ -230,13 +244,20 @@ async fn restore_filters_select_exactly_the_expected_files() {
     for (name, selection, wanted) in cases {
         let tmp = tempfile::tempdir().unwrap();
         let want: BTreeSet<String> = files.iter().filter(|f| wanted(f)).map(|f| f.key.clone()).collect();
-        assert!(!want.is_empty() && want.len() < files.len(), "{name}: a filter that selects something");
+        assert!(
+            !want.is_empty() && want.len() < files.len(),
+            "{name}: a filter that selects something"
+        );
         let r = restore_job(&archive, &state, tmp.path(), selection, false)
             .run()
             .await
             .unwrap();
         assert_eq!(restored_cloudtrail_files(tmp.path()), want, "{name}");
-        assert_eq!((r.files, r.planned_files), (want.len() as u64, want.len() as u64), "{name}");
+        assert_eq!(
+            (r.files, r.planned_files),
+            (want.len() as u64, want.len() as u64),
+            "{name}"
+        );
         assert_eq!(r.exit_code(), 0, "{name}");
     }
 }
@@ -254,7 +275,10 @@ async fn a_tampered_archive_blob_is_reported_corrupted_and_not_written() {
         .await
         .unwrap();
     assert_eq!(r.corrupted, vec![victim.key.clone()]);
-    assert!(!tmp.path().join(&victim.key).exists(), "a corrupted blob is never written");
+    assert!(
+        !tmp.path().join(&victim.key).exists(),
+        "a corrupted blob is never written"
+    );
     assert_eq!(r.files, files.len() as u64 - 1, "the rest is restored");
     assert_eq!(r.status(), RunStatus::Partial);
     assert_eq!(r.exit_code(), trailvault::cli::EXIT_CHECK_FAILED);

@@ -17,7 +17,12 @@ async fn status_at(state: &MemoryBlobStore, now: DateTime<Utc>) -> StatusReport 
 
 /// A memory sync of the sample trail; returns the files, the state, and the wall-clock
 /// window the run started in.
-async fn synced() -> (Vec<support::ctgen::GenFile>, Arc<MemoryBlobStore>, DateTime<Utc>, DateTime<Utc>) {
+async fn synced() -> (
+    Vec<support::ctgen::GenFile>,
+    Arc<MemoryBlobStore>,
+    DateTime<Utc>,
+    DateTime<Utc>,
+) {
     let src = Arc::new(MemorySource::new("b"));
     let files = seed(&src);
     let (archive, state) = (Arc::new(MemoryBlobStore::new()), Arc::new(MemoryBlobStore::new()));
@@ -63,7 +68,9 @@ async fn status_after_a_memory_sync_follows_the_injected_clock() {
     let mut want: BTreeMap<(String, String), DateTime<Utc>> = BTreeMap::new();
     for f in &files {
         let parts: Vec<&str> = f.key.split('/').collect();
-        let e = want.entry((parts[1].to_string(), parts[3].to_string())).or_insert(f.time);
+        let e = want
+            .entry((parts[1].to_string(), parts[3].to_string()))
+            .or_insert(f.time);
         *e = (*e).max(f.time);
     }
     let got: BTreeMap<(String, String), DateTime<Utc>> = s
@@ -72,7 +79,11 @@ async fn status_after_a_memory_sync_follows_the_injected_clock() {
         .map(|a| ((a.account.clone(), a.region.clone()), a.newest_file_time.unwrap()))
         .collect();
     assert_eq!(got, want);
-    assert!(s.accounts.iter().all(|a| a.files_not_covered_by_digest == 0), "{:?}", s.accounts);
+    assert!(
+        s.accounts.iter().all(|a| a.files_not_covered_by_digest == 0),
+        "{:?}",
+        s.accounts
+    );
 
     // The boundary is inclusive; one second past it is over target.
     assert!(status_at(&state, last + Duration::seconds(MAX_GAP)).await.ok);
@@ -85,7 +96,9 @@ async fn status_after_a_memory_sync_follows_the_injected_clock() {
 #[tokio::test]
 async fn status_with_a_held_lock_applies_the_running_sync_rule() {
     let (_, state, _, after) = synced().await;
-    let last = status_at(&state, after).await.sources[0].last_success_started_at.unwrap();
+    let last = status_at(&state, after).await.sources[0]
+        .last_success_started_at
+        .unwrap();
     let holder = |started_at| LockHolder {
         run_id: "run-under-way".into(),
         host: "test".into(),
@@ -100,9 +113,15 @@ async fn status_with_a_held_lock_applies_the_running_sync_rule() {
     let s = &r.sources[0];
     assert!(s.run_in_progress);
     assert_eq!(s.backup_gap_seconds, Some(9 * 3600));
-    assert!(s.within_target && r.ok, "a run that started within max_gap is still going");
+    assert!(
+        s.within_target && r.ok,
+        "a run that started within max_gap is still going"
+    );
     lock.release().await;
-    assert!(!status_at(&state, last + Duration::hours(9)).await.ok, "released: the gap counts");
+    assert!(
+        !status_at(&state, last + Duration::hours(9)).await.ok,
+        "released: the gap counts"
+    );
 
     // A run that started 9 h after the last complete one does not excuse the gap.
     let lock = SyncLock::acquire(state.clone(), &holder(last + Duration::hours(9)))
