@@ -167,12 +167,15 @@ async fn keys_import_refuses_what_is_not_an_rsa_public_key() {
     assert!(archived_keys(&archive).await.is_empty(), "nothing stored");
 }
 
+/// A recorded `ListPublicKeys` call: region, start, end.
+type Call = (String, DateTime<Utc>, DateTime<Utc>);
+
 /// `ListPublicKeys` as a provider boundary: fixed answers per region, calls recorded.
 #[derive(Default)]
 struct FakeCloudTrail {
     keys: BTreeMap<String, Vec<PublishedKey>>,
     fail: bool,
-    calls: Mutex<Vec<(String, DateTime<Utc>, DateTime<Utc>)>>,
+    calls: Mutex<Vec<Call>>,
 }
 
 #[async_trait::async_trait]

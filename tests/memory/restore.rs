@@ -95,6 +95,9 @@ fn files_under(root: &Path) -> Vec<String> {
     out
 }
 
+/// A filter case: its name, the selection, and which generated files it must restore.
+type Case<'a> = (&'a str, Selection, Box<dyn Fn(&GenFile) -> bool>);
+
 fn is_digest(f: &GenFile) -> bool {
     f.key.contains("/CloudTrail-Digest/")
 }
@@ -175,7 +178,7 @@ async fn restore_filters_select_exactly_the_expected_files() {
     let t = |s: &str| s.parse::<DateTime<Utc>>().unwrap();
     let (since, until) = (t("2026-11-24T00:30:00Z"), t("2026-11-25T00:10:00Z"));
     let set = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<BTreeSet<String>>();
-    let cases: Vec<(&str, Selection, Box<dyn Fn(&GenFile) -> bool>)> = vec![
+    let cases: Vec<Case> = vec![
         (
             "account",
             Selection {
