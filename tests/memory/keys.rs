@@ -241,7 +241,15 @@ async fn keys_fetch_archives_what_list_public_keys_returns_and_verify_uses_it() 
     let mut api = FakeCloudTrail::default();
     api.keys
         .insert("us-east-1".into(), vec![published(&signer), published(&other)]);
-    api.keys.insert("eu-west-1".into(), vec![published(&signer)]);
+    // In eu-west-1 the key comes as SubjectPublicKeyInfo, while the digests name the
+    // PKCS#1 fingerprint (the one AWS states): verify must still find it.
+    api.keys.insert(
+        "eu-west-1".into(),
+        vec![PublishedKey {
+            der: spki(&signer),
+            ..published(&signer)
+        }],
+    );
     let regions = vec!["us-east-1".to_string(), "eu-west-1".to_string()];
     let (start, end) = (t("2026-11-20T00:00:00Z"), t("2026-11-27T00:00:00Z"));
     let got = keys::fetch(archive.as_ref(), &api, &regions, start, end).await.unwrap();
@@ -257,12 +265,13 @@ async fn keys_fetch_archives_what_list_public_keys_returns_and_verify_uses_it() 
         .map(|k| (k.region.as_str(), k.fingerprint.as_str(), k.new))
         .collect();
     let (fp_signer, fp_other) = (md5_hex(&pkcs1(&signer)), md5_hex(&pkcs1(&other)));
+    let fp_signer_spki = md5_hex(&spki(&signer));
     assert_eq!(
         summary,
         vec![
             ("us-east-1", fp_signer.as_str(), true),
             ("us-east-1", fp_other.as_str(), true),
-            ("eu-west-1", fp_signer.as_str(), true),
+            ("eu-west-1", fp_signer_spki.as_str(), true),
         ]
     );
     let (_, info) = trailvault::storage::read_all(archive.as_ref(), &got[0].blob)
@@ -273,6 +282,17 @@ async fn keys_fetch_archives_what_list_public_keys_returns_and_verify_uses_it() 
     assert_eq!(info.metadata["aws_fingerprint"], fp_signer);
     assert_eq!(info.metadata["validity_start"], "2026-11-01T00:00:00Z");
     assert_eq!(info.metadata["validity_end"], "2026-12-01T00:00:00Z");
+    let (_, info) = trailvault::storage::read_all(archive.as_ref(), &got[2].blob)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (
+            info.metadata["encoding"].as_str(),
+            info.metadata["aws_fingerprint"].as_str()
+        ),
+        ("spki", fp_signer.as_str())
+    );
     // Fetching again stores nothing new.
     let again = keys::fetch(archive.as_ref(), &api, &regions, start, end).await.unwrap();
     assert!(again.iter().all(|k| !k.new), "{again:?}");
