@@ -338,3 +338,30 @@ async fn saml_audit_time_window_filters_by_event_time() {
         ]
     );
 }
+
+#[tokio::test]
+#[ignore = "bug: AuditJob picks files by their key time (delivery minute, seconds truncated) >= since, so with a --since inside a minute a file named for that minute, which can hold events after since, is never read (federation/audit.rs files_range)"]
+async fn saml_audit_since_inside_a_minute_still_reads_that_minutes_file() {
+    // Delivered at 09:00:50, so named 0900Z; the root sign-in at 09:00:40 is inside the window.
+    let archive = Arc::new(MemoryBlobStore::new());
+    let trail = support::ctgen::Trail::sample("audit-bucket", 1);
+    let root = console_login(
+        "2026-11-25T09:00:40Z",
+        serde_json::json!({"type": "Root", "arn": "arn:aws:iam::111122223333:root", "accountId": ACCOUNT}),
+        serde_json::json!({"responseElements": {"ConsoleLogin": "Success"}}),
+    );
+    let key = trail.log_key(ACCOUNT, "us-east-1", t("2026-11-25T09:00:50Z"), "AUDITEVENTS00003");
+    assert!(key.contains("_20261125T0900Z_"), "{key}");
+    archive_log(&archive, &key, &[root]).await;
+    let a = Archived {
+        archive,
+        state: Arc::new(MemoryBlobStore::new()),
+    };
+    let r = audit(&a, "2026-11-25T09:00:30Z", "2026-11-25T09:05:00Z").await;
+    assert_eq!(
+        findings(&r),
+        vec![expect("high", "root_login", "root (111122223333)")],
+        "files read: {}",
+        r.files_read
+    );
+}
