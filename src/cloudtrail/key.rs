@@ -376,14 +376,15 @@ mod tests {
         use proptest::prelude::*;
 
         /// What varies between streams: trail prefix (whose segments may be `AWSLogs`),
-        /// organization, account, region, kind, and for digests the trail and home region.
+        /// organization, account, region, kind (logs, digests, Insights), and for digests
+        /// the trail and home region.
         #[derive(Debug, Clone)]
         struct Stream {
             prefix: String,
             org: Option<String>,
             account: String,
             region: String,
-            digest: bool,
+            kind: FileKind,
             trail: String,
             home_region: String,
         }
@@ -394,7 +395,7 @@ mod tests {
                     trail_prefix: self.prefix.clone(),
                     org: self.org.clone(),
                     account: self.account.clone(),
-                    kind: if self.digest { FileKind::Digest } else { FileKind::Log },
+                    kind: self.kind,
                     region: self.region.clone(),
                 }
             }
@@ -413,7 +414,8 @@ mod tests {
                 }
                 let (acct, region) = (&self.account, &self.region);
                 let day = t.format("%Y/%m/%d");
-                if self.digest {
+                let kind = self.kind.folder();
+                if self.kind == FileKind::Digest {
                     format!(
                         "{s}{acct}/CloudTrail-Digest/{region}/{day}/{acct}_CloudTrail-Digest_{region}_{}_{}_{}{}.json.gz",
                         self.trail,
@@ -423,7 +425,7 @@ mod tests {
                     )
                 } else {
                     format!(
-                        "{s}{acct}/CloudTrail/{region}/{day}/{acct}_CloudTrail_{region}_{}_{unique}.json.gz",
+                        "{s}{acct}/{kind}/{region}/{day}/{acct}_{kind}_{region}_{}_{unique}.json.gz",
                         t.format("%Y%m%dT%H%MZ")
                     )
                 }
@@ -440,19 +442,19 @@ mod tests {
                 prop::option::of("o-[a-z0-9]{10}"),
                 "[0-9]{12}",
                 region(),
-                any::<bool>(),
+                prop::sample::select(FileKind::ALL.to_vec()),
                 "[A-Za-z0-9._-]{1,20}",
                 region(),
             )
                 .prop_filter("a prefix segment is a folder name", |(segments, ..)| {
                     segments.iter().all(|s| s != "." && s != "..")
                 })
-                .prop_map(|(segments, org, account, region, digest, trail, home_region)| Stream {
+                .prop_map(|(segments, org, account, region, kind, trail, home_region)| Stream {
                     prefix: segments.join("/"),
                     org,
                     account,
                     region,
-                    digest,
+                    kind,
                     trail,
                     home_region,
                 })
@@ -482,8 +484,8 @@ mod tests {
             let mut keys: Vec<(String, DateTime<Utc>)> = files
                 .iter()
                 .map(|(t, unique, backfill)| {
-                    // Log names carry minutes; digest names seconds.
-                    let t = if s.digest {
+                    // Log and Insight names carry minutes; digest names seconds.
+                    let t = if s.kind == FileKind::Digest {
                         *t
                     } else {
                         *t - chrono::Duration::seconds(t.timestamp().rem_euclid(60))
@@ -539,7 +541,7 @@ mod tests {
                     prop_assert!(k.starts_with(&ct.stream.day_prefix(ct.day)));
                     prop_assert_eq!(ct.time, *t);
                     prop_assert_eq!((ct.day.year(), ct.day.ordinal()), (t.year(), t.ordinal()));
-                    prop_assert_eq!(ct.backfill, s.digest && k.ends_with("_backfill.json.gz"));
+                    prop_assert_eq!(ct.backfill, s.kind == FileKind::Digest && k.ends_with("_backfill.json.gz"));
                 }
             }
         }
