@@ -128,17 +128,16 @@ impl AuditJob {
             .filter(|s| s.ct.stream.kind == FileKind::Log)
             .collect();
         let archive = self.archive.as_ref();
-        let read: Vec<_> = futures::stream::iter(&files)
+        // Each file is parsed as it arrives and dropped: memory follows `concurrency`.
+        let mut read = std::pin::pin!(futures::stream::iter(&files)
             .map(|f| async move { (f, read_all(archive, &f.blob.name).await) })
-            .buffer_unordered(self.concurrency.max(1))
-            .collect()
-            .await;
+            .buffer_unordered(self.concurrency.max(1)));
         let issuer = format!("https://sts.windows.net/{}/", self.tenant_id);
         let mut seen = HashSet::new();
         let mut subjects: BTreeMap<String, Acc> = BTreeMap::new();
         let mut findings = Vec::new();
         let mut events = 0;
-        for (f, r) in read {
+        while let Some((f, r)) = read.next().await {
             let Some((bytes, _)) = r? else { continue };
             let records = match gunzip_first_member(&bytes)
                 .map_err(|e| e.to_string())

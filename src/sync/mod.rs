@@ -25,6 +25,7 @@ use crate::state::conflicts::{record_conflict, ConflictNote};
 use crate::state::lock::{LockError, LockHolder, SyncLock};
 use crate::state::watermark::{self, Settled, StreamMark};
 use crate::state::{write_run_records, SourceHealth};
+use crate::storage::retry::RetryPolicy;
 use crate::storage::{BlobStore, Source, StorageError};
 use copy::{Copier, Outcome};
 pub use report::{SourceReport, SyncReport};
@@ -67,6 +68,11 @@ pub struct SyncJob {
     pub progress: Arc<dyn crate::progress::Progress>,
     /// AWS health probing (`[health]`).
     pub health: crate::config::HealthConfig,
+    /// Attempts per file (`[sync] retries`); shared with the storage decorators, so its
+    /// count is every retry the run made.
+    pub retry: RetryPolicy,
+    /// Cancelled on shutdown: no new file starts, in-flight ones finish, progress is saved.
+    pub cancel: CancellationToken,
 }
 
 impl SyncJob {
@@ -125,6 +131,8 @@ impl SyncJob {
             started_at,
             finished_at,
             dry_run: self.dry_run,
+            cancelled: self.cancel.is_cancelled(),
+            retries: self.retry.retries(),
             sources: reports,
         };
         if !self.dry_run {
@@ -386,18 +394,23 @@ impl SourceRun<'_> {
             budget: self.budget,
         };
         let copier = &copier;
+        let retry = &self.job.retry;
         let results: Vec<_> = futures::stream::iter(plan.to_copy)
             .map(|f| async move {
                 let _slot = self.files.acquire().await;
-                let result = if self.lost.is_cancelled() {
-                    Err(StorageError::new(
+                // Stopping (SIGTERM) is checked before a file starts, never in the middle of
+                // one: a file is either archived whole or left for the next run.
+                let result = if self.job.cancel.is_cancelled() {
+                    None
+                } else if self.lost.is_cancelled() {
+                    Some(Err(StorageError::new(
                         crate::storage::ErrorKind::Other,
                         "copy",
                         &f.object.key,
                         "the sync lock was lost",
-                    ))
+                    )))
                 } else {
-                    copier.copy(&f.object, f.existing.as_ref()).await
+                    Some(retry.run("copy", || copier.copy(&f.object, f.existing.as_ref())).await)
                 };
                 self.job.progress.advance(1, f.object.size);
                 (f, result)
@@ -407,6 +420,16 @@ impl SourceRun<'_> {
             .await;
 
         for (f, result) in results {
+            let Some(result) = result else {
+                r.not_started += 1;
+                r.complete = false;
+                settled.push(Settled {
+                    key: f.object.key,
+                    time: f.time,
+                    done: false,
+                });
+                continue;
+            };
             let done = match result {
                 Ok(Outcome::Copied { bytes }) => {
                     tracing::debug!(key = f.object.key, bytes, "copied");
@@ -484,6 +507,7 @@ fn merge(into: &mut SourceReport, part: SourceReport) {
     into.bytes_copied += part.bytes_copied;
     into.files_skipped += part.files_skipped;
     into.files_failed += part.files_failed;
+    into.not_started += part.not_started;
     into.files_planned += part.files_planned;
     into.bytes_planned += part.bytes_planned;
     into.conflicts.extend(part.conflicts);

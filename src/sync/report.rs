@@ -13,6 +13,10 @@ pub struct SyncReport {
     pub finished_at: DateTime<Utc>,
     pub status: RunStatus,
     pub dry_run: bool,
+    /// Stopped by a shutdown: files not started are left for the next run.
+    pub cancelled: bool,
+    /// Attempts beyond the first, over every request and file of the run.
+    pub retries: u64,
     pub sources: Vec<SourceReport>,
 }
 
@@ -24,6 +28,8 @@ pub struct SourceReport {
     pub files_skipped: u64,
     pub files_failed: u64,
     pub conflicts: Vec<String>,
+    /// Files left for the next run because this one was stopped before they started.
+    pub not_started: u64,
     /// With `--dry-run`: what a real run would copy (or compare, for changed keys).
     pub files_planned: u64,
     pub bytes_planned: u64,
@@ -67,7 +73,10 @@ impl SourceReport {
     pub fn status(&self) -> RunStatus {
         if self.complete && self.conflicts.is_empty() {
             RunStatus::Succeeded
-        } else if self.files_copied + self.files_skipped > 0 || self.complete {
+        } else if self.files_copied + self.files_skipped > 0
+            || self.complete
+            || (self.not_started > 0 && self.files_failed == 0 && self.errors.is_empty())
+        {
             RunStatus::Partial
         } else {
             RunStatus::Failed

@@ -159,7 +159,11 @@ async fn late_files_are_picked_up_deletions_stay_archived_changes_are_conflicts(
         "{doc}"
     );
     assert_eq!(src["files_failed"], 0);
-    assert!(w.archived().await.expect("listing the archive").contains(&format!("{SOURCE}/{late_key}")));
+    assert!(w
+        .archived()
+        .await
+        .expect("listing the archive")
+        .contains(&format!("{SOURCE}/{late_key}")));
     assert_eq!(
         w.archived_bytes(&deleted.key).await,
         deleted.body,
@@ -201,7 +205,10 @@ async fn corrupted_or_truncated_s3_responses_are_never_committed() {
     assert_eq!(doc["sources"][0]["files_failed"], 1, "{doc}");
     assert_eq!(doc["sources"][0]["failures"][0]["key"], flip_key);
     assert!(
-        !w.archived().await.expect("listing the archive").contains(&format!("{SOURCE}/{flip_key}")),
+        !w.archived()
+            .await
+            .expect("listing the archive")
+            .contains(&format!("{SOURCE}/{flip_key}")),
         "a corrupted copy was committed"
     );
 
@@ -265,7 +272,11 @@ async fn azure_refuses_bytes_that_do_not_match_their_md5() {
     let run = w.sync(&config).await;
     assert_eq!(run.code, 1, "{run:?}");
     assert!(azure_proxy.faults_applied() > 0);
-    assert!(!w.archived().await.expect("listing the archive").contains(&format!("{SOURCE}/{key}")));
+    assert!(!w
+        .archived()
+        .await
+        .expect("listing the archive")
+        .contains(&format!("{SOURCE}/{key}")));
     azure_proxy.set(Fault::Pass);
     assert_eq!(w.sync(&config).await.code, 0);
     assert_eq!(w.archived_bytes(&key).await, body);

@@ -221,6 +221,7 @@ async fn keys_fetch_archives_what_list_public_keys_returns_and_verify_uses_it() 
             ..Default::default()
         },
         concurrency: 4,
+        retry: trailvault::storage::retry::RetryPolicy::none(),
     };
     let before = verify().run().await.unwrap();
     assert!(!before.ok, "no keys yet: the digests cannot be verified");

@@ -65,6 +65,8 @@ fn job(src: Arc<dyn Source>, archive: Arc<MemoryBlobStore>, state: Arc<MemoryBlo
             degraded_after: 1,
             outage_after: 3,
         },
+        retry: trailvault::storage::retry::RetryPolicy::new(Default::default()),
+        cancel: Default::default(),
     }
 }
 

@@ -65,6 +65,7 @@ fn restore_job(
         in_flight_bytes: 1 << 20,
         dry_run,
         progress: Arc::new(trailvault::progress::NoProgress),
+        retry: trailvault::storage::retry::RetryPolicy::none(),
     }
 }
 

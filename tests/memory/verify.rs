@@ -35,6 +35,7 @@ async fn verify_over_memory_accepts_restarts_backfill_and_empty_digests() {
             ..Default::default()
         },
         concurrency: 4,
+        retry: trailvault::storage::retry::RetryPolicy::none(),
     }
     .run()
     .await
