@@ -116,7 +116,10 @@ impl AuditJob {
         // A file's key time is its delivery minute without seconds: one delivered in the
         // minute `since` falls in is named before `since` and still holds later events.
         let files_range = TimeRange {
-            since: self.range.since.map(|s| s - chrono::Duration::seconds(i64::from(s.second())) - chrono::Duration::nanoseconds(i64::from(s.nanosecond()))),
+            since: self.range.since.map(|s| {
+                s - chrono::Duration::seconds(i64::from(s.second()))
+                    - chrono::Duration::nanoseconds(i64::from(s.nanosecond()))
+            }),
             until: self.range.until.map(|u| u + chrono::Duration::days(1)),
         };
         let selection = Selection {
