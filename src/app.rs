@@ -137,6 +137,7 @@ pub async fn sync_job(
         health: config.health.clone(),
         retry,
         cancel: CancellationToken::new(),
+        create_containers: config.target.as_ref().is_some_and(|t| t.create_containers),
     })
 }
 

@@ -41,6 +41,77 @@ pub fn blob_name(source: &str, key: &str) -> String {
     format!("{source}/{key}")
 }
 
+/// The original S3 key of an archived blob of `source` (the inverse of [`blob_name`]).
+pub fn key_of<'a>(source: &str, blob_name: &'a str) -> Option<&'a str> {
+    blob_name.strip_prefix(source)?.strip_prefix('/')
+}
+
+/// Azure's limit on a blob name, in characters.
+pub const MAX_BLOB_NAME_CHARS: usize = 1024;
+
+/// Why the archive cannot hold `key` of `source` verbatim (sync then fails that file,
+/// naming it; it is never renamed).
+pub fn blob_name_problem(source: &str, key: &str) -> Option<String> {
+    let chars = blob_name(source, key).chars().count();
+    if key.is_empty() {
+        return Some("an empty key cannot be archived".into());
+    }
+    if chars > MAX_BLOB_NAME_CHARS {
+        return Some(format!(
+            "the blob name {source}/{{key}} would be {chars} characters; Azure allows {MAX_BLOB_NAME_CHARS}"
+        ));
+    }
+    None
+}
+
+/// Where a folder restore writes files before they are verified and linked into place;
+/// the tool's own, so no key may lead into it.
+pub const PARTIAL_DIR: &str = ".trailvault-partial";
+
+/// The longest file name (one path segment, in bytes) common filesystems hold.
+pub const MAX_SEGMENT_BYTES: usize = 255;
+
+/// The relative path, as segments, at which a folder holds `key` verbatim (`DIR/{key}`),
+/// or why no filesystem path can hold it verbatim. Canonical keys only: no leading or
+/// trailing `/`, no empty, `.` or `..` segment, no NUL, no segment over 255 bytes, and
+/// nothing under the tool's partial folder. Distinct accepted keys give distinct paths
+/// (the segments are the key split on `/`), and joining them with `/` gives the key back.
+pub fn local_segments(key: &str) -> Result<Vec<&str>, &'static str> {
+    if key.is_empty() {
+        return Err("an empty key has no path");
+    }
+    if key.contains('\0') {
+        return Err("a filesystem cannot hold a NUL in a name");
+    }
+    let segments: Vec<&str> = key.split('/').collect();
+    for s in &segments {
+        match *s {
+            "" => return Err("the key has an empty path segment (leading, trailing or doubled /), which a filesystem collapses"),
+            "." | ".." => return Err("the key has a . or .. path segment, which a filesystem resolves"),
+            s if s.len() > MAX_SEGMENT_BYTES => return Err("a path segment is longer than 255 bytes"),
+            _ => {}
+        }
+    }
+    if segments[0] == PARTIAL_DIR {
+        return Err("the key leads into the restore's own partial folder");
+    }
+    Ok(segments)
+}
+
+/// The path a key lands on where `//`, `/./` and leading or trailing `/` collapse (as
+/// on a filesystem). Equal to the key exactly when the key is canonical.
+pub fn collapsed_key(key: &str) -> String {
+    key.split('/')
+        .filter(|s| !s.is_empty() && *s != ".")
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// Whether `key` is in canonical form (see [`collapsed_key`]).
+pub fn is_canonical_key(key: &str) -> bool {
+    collapsed_key(key) == key
+}
+
 /// The archive prefix that mirrors an S3 key prefix of one source.
 pub fn blob_prefix(source: &str, key_prefix: &str) -> String {
     format!("{source}/{key_prefix}")
@@ -113,5 +184,63 @@ mod tests {
         assert!(etag_is_md5("d41d8cd98f00b204e9800998ecf8427e", false));
         assert!(!etag_is_md5("d41d8cd98f00b204e9800998ecf8427e", true));
         assert!(!etag_is_md5("d41d8cd98f00b204e9800998ecf8427e-3", false));
+    }
+
+    #[test]
+    fn non_canonical_keys_collapse_onto_their_canonical_twin() {
+        assert_eq!(collapsed_key("corp//AWSLogs/x"), "corp/AWSLogs/x");
+        assert_eq!(collapsed_key("/corp/./AWSLogs/x"), "corp/AWSLogs/x");
+        assert!(is_canonical_key("a/b\tc/%41/\u{e9}"));
+        assert!(!is_canonical_key("a//b"));
+        assert!(local_segments("a//b").is_err());
+        assert!(local_segments("/a").is_err());
+        assert!(local_segments("a/./b").is_err());
+        assert!(local_segments("a/../b").is_err());
+        assert!(local_segments(".trailvault-partial/x").is_err());
+        assert_eq!(local_segments("a/b\tc").unwrap(), vec!["a", "b\tc"]);
+    }
+
+    #[test]
+    fn blob_names_over_azure_limit_are_refused() {
+        assert!(blob_name_problem("s", &"k".repeat(1022)).is_none());
+        assert!(blob_name_problem("s", &"k".repeat(1023)).unwrap().contains("1025"));
+        assert!(blob_name_problem("s", "").is_some());
+    }
+
+    proptest::proptest! {
+        /// key -> blob name -> key round-trips for every key; key -> local path is
+        /// injective and round-trips wherever a path exists, and a path exists for
+        /// every canonical key a filesystem can hold.
+        #[test]
+        fn key_blob_name_and_local_path_map_one_to_one(
+            a in "(/|\\.|[a-zA-Z0-9]|\t|%|[\u{80}-\u{10ffff}]|AWSLogs){0,40}",
+            b in "(/|\\.|[a-zA-Z0-9]|\t|%|[\u{80}-\u{10ffff}]|AWSLogs){0,40}",
+            source in "[a-z0-9-]{1,12}",
+        ) {
+            for k in [&a, &b] {
+                let name = blob_name(&source, k);
+                proptest::prop_assert_eq!(key_of(&source, &name), Some(k.as_str()));
+                if let Ok(segs) = local_segments(k) {
+                    proptest::prop_assert_eq!(segs.join("/"), k.clone());
+                    proptest::prop_assert!(is_canonical_key(k));
+                    let path: std::path::PathBuf = segs.iter().collect();
+                    let back: Vec<String> = path
+                        .components()
+                        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+                        .collect();
+                    proptest::prop_assert_eq!(back.join("/"), k.clone());
+                } else if !k.is_empty() && is_canonical_key(k) {
+                    proptest::prop_assert!(k.split('/').any(|s| s == ".." || s == PARTIAL_DIR || s.len() > MAX_SEGMENT_BYTES));
+                }
+            }
+            if a != b {
+                proptest::prop_assert_ne!(blob_name(&source, &a), blob_name(&source, &b));
+                if let (Ok(pa), Ok(pb)) = (local_segments(&a), local_segments(&b)) {
+                    let pa: std::path::PathBuf = pa.iter().collect();
+                    let pb: std::path::PathBuf = pb.iter().collect();
+                    proptest::prop_assert_ne!(pa, pb);
+                }
+            }
+        }
     }
 }

@@ -75,6 +75,8 @@ struct RawTarget {
     auth: String,
     #[serde(default)]
     managed_identity_client_id: String,
+    #[serde(default)]
+    create_containers: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -257,6 +259,8 @@ pub struct TargetConfig {
     pub state_container: String,
     pub state_account_url: Url,
     pub auth: AzureAuth,
+    /// `sync` creates a missing archive or state container only when this is set.
+    pub create_containers: bool,
 }
 
 /// How trailvault authenticates to Azure Storage. Secrets are read from the
@@ -679,6 +683,7 @@ fn validate_target(t: RawTarget, env: &dyn Env, problems: &mut Vec<String>) -> O
         state_container: t.state_container,
         state_account_url,
         auth,
+        create_containers: t.create_containers,
     })
 }
 

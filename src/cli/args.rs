@@ -306,8 +306,26 @@ impl RestoreArgs {
     }
 }
 
-/// `--to DIR|s3://BUCKET[/PREFIX]`.
+/// `--to DIR|s3://BUCKET[/PREFIX]`. An empty target, and anything that looks like a URL
+/// scheme (`s3:/bkt`, `S3://b`, `az://x`, `file:x`) but is not `s3://`, are usage errors:
+/// never the working directory or a local folder named `s3:` (`./s3:x` names one).
 pub fn restore_target(to: &str, endpoint: Option<&str>) -> Result<RestoreTarget, CliError> {
+    if to.trim().is_empty() {
+        return Err(CliError::Usage(
+            "--to needs a folder or s3://BUCKET[/PREFIX]; it is empty".into(),
+        ));
+    }
+    let scheme_like = to.split_once(':').is_some_and(|(scheme, _)| {
+        scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+            && scheme
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+    });
+    if scheme_like && !to.starts_with("s3://") {
+        return Err(CliError::Usage(format!(
+            "--to {to:?}: not a folder or s3://BUCKET[/PREFIX] (write ./{to} for a folder of that name)"
+        )));
+    }
     match to.strip_prefix("s3://") {
         Some(rest) => {
             let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));

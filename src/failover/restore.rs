@@ -3,10 +3,9 @@
 //! day), then copy with bounded concurrency; every file is verified against its
 //! archived SHA-256 before it is written, and nothing is ever overwritten.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use bytes::{Bytes, BytesMut};
 use chrono::{DateTime, NaiveDate, Utc};
 use futures::StreamExt;
 use md5::Md5;
@@ -17,14 +16,14 @@ use tokio::sync::Semaphore;
 use crate::archive::{
     META_SHA256, META_SOURCE_BUCKET, META_SOURCE_CONTENT_ENCODING, META_SOURCE_KEY, SIGNATURE_METADATA,
 };
-use crate::cloudtrail::FileKind;
+use crate::cloudtrail::{CtKey, FileKind};
 use crate::progress::Progress;
 use crate::records::{new_run_id, Record, RecordType, RunStatus};
 pub use crate::state::select::Selection;
 use crate::state::select::{select, Selected};
 use crate::state::write_run_records;
 use crate::storage::retry::RetryPolicy;
-use crate::storage::{BlobStore, ErrorKind, RestoreMeta, Sink, StorageError};
+use crate::storage::{BlobInfo, BlobStore, ErrorKind, RestoreMeta, SidecarOutcome, Sink, StorageError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RestoreError {
@@ -76,6 +75,10 @@ pub struct RestoreReport {
     pub seconds: f64,
     pub planned_files: u64,
     pub planned_bytes: u64,
+    /// Planned files that are not CloudTrail-shaped (restored all the same) and their
+    /// keys (at most 100).
+    pub unrecognized: u64,
+    pub unrecognized_keys: Vec<String>,
     pub plan: Vec<PlanRow>,
     /// Attempts beyond the first, over every request and file of the run.
     pub retries: u64,
@@ -118,27 +121,107 @@ enum Outcome {
     Corrupted(String),
 }
 
+/// What happened to a digest's sidecar (folders only).
+enum Side {
+    Fine,
+    Conflict,
+    Failed(String),
+}
+
+/// One archived file to bring back: CloudTrail-shaped (`ct`) or not (still restorable).
+struct Item {
+    source: String,
+    key: String,
+    blob: BlobInfo,
+    ct: Option<CtKey>,
+}
+
+impl From<Selected> for Item {
+    fn from(s: Selected) -> Self {
+        Item {
+            source: s.source,
+            key: s.key,
+            blob: s.blob,
+            ct: Some(s.ct),
+        }
+    }
+}
+
 impl RestoreJob {
+    /// What to restore. With no time range every blob under each source is listed once:
+    /// files that are not CloudTrail-shaped come back too (they were archived), unless an
+    /// account or region filter asks for what they cannot be placed in. With a range, the
+    /// state-narrowed listing of the selected days.
+    async fn plan(&self) -> Result<Vec<Item>, StorageError> {
+        let unbounded = self.selection.range.since.is_none() && self.selection.range.until.is_none();
+        if !unbounded {
+            let s = select(self.archive.as_ref(), self.state.as_deref(), &self.selection).await?;
+            return Ok(s.into_iter().map(Item::from).collect());
+        }
+        let filtered = !self.selection.accounts.is_empty() || !self.selection.regions.is_empty();
+        let mut out = Vec::new();
+        for source in &self.selection.sources {
+            for blob in self.archive.list(&format!("{source}/")).await? {
+                let Some(key) = crate::archive::key_of(source, &blob.name).map(str::to_string) else {
+                    continue;
+                };
+                match CtKey::parse_any(&key) {
+                    Ok(ct) if self.selection.wants(&ct) => out.push(Item {
+                        source: source.clone(),
+                        key,
+                        blob,
+                        ct: Some(ct),
+                    }),
+                    Ok(_) => {}
+                    Err(_) if !filtered => out.push(Item {
+                        source: source.clone(),
+                        key,
+                        blob,
+                        ct: None,
+                    }),
+                    Err(_) => {}
+                }
+            }
+        }
+        out.sort_by(|a, b| (&a.source, &a.key).cmp(&(&b.source, &b.key)));
+        Ok(out)
+    }
+
     pub async fn run(&self) -> Result<RestoreReport, RestoreError> {
         let started_at = Utc::now();
         let clock = std::time::Instant::now();
         let run_id = new_run_id(started_at);
-        let planned = select(self.archive.as_ref(), self.state.as_deref(), &self.selection)
-            .await
-            .map_err(RestoreError::Archive)?;
+        let planned = self.plan().await.map_err(RestoreError::Archive)?;
+        // Blob names map to keys one to one: a non-canonical key (`//`, `/./`, leading
+        // `/`) that lands where a canonical one does is reported, never chosen.
+        let canonical: BTreeSet<&str> = planned
+            .iter()
+            .filter(|p| crate::archive::is_canonical_key(&p.key))
+            .map(|p| p.key.as_str())
+            .collect();
+        let shadowed: BTreeSet<String> = planned
+            .iter()
+            .filter(|p| {
+                !crate::archive::is_canonical_key(&p.key)
+                    && canonical.contains(crate::archive::collapsed_key(&p.key).as_str())
+            })
+            .map(|p| p.blob.name.clone())
+            .collect();
         let mut rows: BTreeMap<(String, String, String, NaiveDate), (u64, u64)> = BTreeMap::new();
         for p in &planned {
+            let Some(ct) = &p.ct else { continue };
             let e = rows
                 .entry((
                     p.source.clone(),
-                    p.ct.stream.account.clone(),
-                    p.ct.stream.region.clone(),
-                    p.ct.day,
+                    ct.stream.account.clone(),
+                    ct.stream.region.clone(),
+                    ct.day,
                 ))
                 .or_default();
             e.0 += 1;
             e.1 += p.blob.size;
         }
+        let unrecognized: Vec<String> = planned.iter().filter(|p| p.ct.is_none()).map(|p| p.key.clone()).collect();
         let mut report = RestoreReport {
             run_id: run_id.clone(),
             target: self.sink.describe(),
@@ -156,6 +239,8 @@ impl RestoreJob {
             retries: 0,
             planned_files: planned.len() as u64,
             planned_bytes: planned.iter().map(|p| p.blob.size).sum(),
+            unrecognized: unrecognized.len() as u64,
+            unrecognized_keys: unrecognized.into_iter().take(100).collect(),
             plan: rows
                 .into_iter()
                 .map(|((source, account, region, day), (files, bytes))| PlanRow {
@@ -179,9 +264,18 @@ impl RestoreJob {
             self.progress.begin(report.planned_files, report.planned_bytes);
             let budget = Semaphore::new(self.in_flight_bytes.min(Semaphore::MAX_PERMITS as u64) as usize);
             let budget = &budget;
-            let results: Vec<(Selected, Result<Outcome, StorageError>)> = futures::stream::iter(planned)
+            let shadowed = &shadowed;
+            let results: Vec<(Item, Result<(Outcome, Side), StorageError>)> = futures::stream::iter(planned)
                 .map(|p| async move {
-                    let r = self.restore_one(&p, budget).await;
+                    let r = if shadowed.contains(&p.blob.name) {
+                        tracing::error!(
+                            blob = p.blob.name,
+                            "a non-canonical blob name lands on the path of a canonical one; not restored"
+                        );
+                        Ok((Outcome::Conflict, Side::Fine))
+                    } else {
+                        self.restore_one(&p, budget).await
+                    };
                     self.progress.advance(1, p.blob.size);
                     (p, r)
                 })
@@ -190,16 +284,33 @@ impl RestoreJob {
                 .await;
             self.progress.finish();
             for (p, r) in results {
+                let side_key = format!("{}{}", p.key, crate::storage::folder::SIDECAR_SUFFIX);
                 match r {
-                    Ok(Outcome::Written(bytes)) => {
-                        report.files += 1;
-                        report.bytes += bytes;
-                    }
-                    Ok(Outcome::Skipped) => report.skipped += 1,
-                    Ok(Outcome::Conflict) => report.conflicts.push(p.key),
-                    Ok(Outcome::Corrupted(detail)) => {
-                        tracing::error!(key = p.key, detail, "archived blob is corrupted; not restored");
-                        report.corrupted.push(p.key);
+                    Ok((outcome, side)) => {
+                        match outcome {
+                            Outcome::Written(bytes) => {
+                                report.files += 1;
+                                report.bytes += bytes;
+                            }
+                            Outcome::Skipped => report.skipped += 1,
+                            Outcome::Conflict => report.conflicts.push(p.key.clone()),
+                            Outcome::Corrupted(detail) => {
+                                tracing::error!(key = p.key, detail, "archived blob is corrupted; not restored");
+                                report.corrupted.push(p.key.clone());
+                            }
+                        }
+                        match side {
+                            Side::Fine => {}
+                            Side::Conflict => {
+                                tracing::warn!(key = side_key, "a different sidecar is at the target; left alone");
+                                report.conflicts.push(side_key);
+                            }
+                            Side::Failed(error) => {
+                                tracing::warn!(key = side_key, error, "sidecar not written");
+                                report.failed += 1;
+                                report.failures.push(FileProblem { key: side_key, error });
+                            }
+                        }
                     }
                     Err(e) => {
                         tracing::warn!(key = p.key, error = %e, "file not restored");
@@ -223,38 +334,85 @@ impl RestoreJob {
         Ok(report)
     }
 
-    async fn restore_one(&self, p: &Selected, budget: &Semaphore) -> Result<Outcome, StorageError> {
-        let want_sha = p.blob.metadata.get(META_SHA256).map(|s| s.to_ascii_lowercase());
+    async fn restore_one(&self, p: &Item, budget: &Semaphore) -> Result<(Outcome, Side), StorageError> {
+        // Without its archived hash a blob cannot be verified: corrupted, never written
+        // (a Content-MD5 is recomputed by Azure for whatever bytes replaced it).
+        let Some(want_sha) = p.blob.metadata.get(META_SHA256).map(|s| s.to_ascii_lowercase()) else {
+            return Ok((
+                Outcome::Corrupted("the blob has no sha256 metadata, so its bytes cannot be verified".into()),
+                Side::Fine,
+            ));
+        };
+        if let Some(why) = self.sink.cannot_hold(&p.key) {
+            return Err(StorageError::new(ErrorKind::Other, "restore", &p.key, why));
+        }
         // Resume: what is already there and identical is skipped without downloading.
         if let Some(existing) = self.sink.existing(&p.key).await? {
             let same_md5 = existing.md5.is_some() && existing.md5 == p.blob.content_md5 && existing.size == p.blob.size;
-            if same_md5 {
-                return Ok(Outcome::Skipped);
+            let same = same_md5 || self.sink.existing_sha256(&p.key).await?.as_deref() == Some(want_sha.as_str());
+            if !same {
+                return Ok((Outcome::Conflict, Side::Fine));
             }
-            let have = self.sink.existing_sha256(&p.key).await?;
-            return Ok(if have.is_some() && have == want_sha {
-                Outcome::Skipped
-            } else {
-                Outcome::Conflict
-            });
+            return Ok((Outcome::Skipped, self.sidecar(p, &want_sha).await));
         }
-        let permits = p.blob.size.clamp(1, self.in_flight_bytes.max(1)) as u32;
+        let permits = p.blob.size.clamp(1, self.in_flight_bytes.clamp(1, 8 << 20)) as u32;
         let _permit = budget
             .acquire_many(permits)
             .await
             .map_err(|e| StorageError::new(ErrorKind::Other, "restore", &p.key, e))?;
-        let read = self
+        let outcome = match self
             .retry
-            .run("restore", || self.read_verified(p, want_sha.as_deref()))
-            .await;
-        let (buf, sha, md5) = match read {
-            Ok(v) => v,
-            Err(e) if e.kind == ErrorKind::Integrity && e.op == MISMATCH => return Ok(Outcome::Corrupted(e.message)),
+            .run("restore", || self.copy_verified(p, &want_sha))
+            .await
+        {
+            Ok(o) => o,
+            Err(e) if e.kind == ErrorKind::Integrity && e.op == MISMATCH => return Ok((Outcome::Corrupted(e.message), Side::Fine)),
             Err(e) => return Err(e),
         };
-        let data: Bytes = buf.freeze();
-        let len = data.len() as u64;
-        match self.sink.put_new(&p.key, data, &restore_meta(p, &sha, md5)).await {
+        let side = match outcome {
+            Outcome::Written(_) | Outcome::Skipped => self.sidecar(p, &want_sha).await,
+            _ => Side::Fine,
+        };
+        Ok((outcome, side))
+    }
+
+    /// Streams a blob into a new upload at the target, hashing on the way, and commits it
+    /// only when the bytes match the archived hash; otherwise the upload is dropped and
+    /// the mismatch is an `Integrity` error (read again; corruption once attempts run out).
+    async fn copy_verified(&self, p: &Item, want_sha: &str) -> Result<Outcome, StorageError> {
+        let meta = restore_meta(p, want_sha, None);
+        let got = self.archive.get(&p.blob.name).await?;
+        let mut upload = self.sink.begin(&p.key, p.blob.size, &meta).await?;
+        let mut body = got.body;
+        let (mut sha, mut md5, mut len) = (Sha256::new(), Md5::new(), 0u64);
+        while let Some(chunk) = body.next().await {
+            let chunk = match chunk {
+                Ok(c) => c,
+                Err(e) => {
+                    upload.abort().await;
+                    return Err(e);
+                }
+            };
+            sha.update(&chunk);
+            md5.update(&chunk);
+            len += chunk.len() as u64;
+            if let Err(e) = upload.write(chunk).await {
+                upload.abort().await;
+                return Err(e);
+            }
+        }
+        let sha = hex::encode(sha.finalize());
+        let md5: [u8; 16] = md5.finalize().into();
+        if sha != want_sha {
+            upload.abort().await;
+            return Err(StorageError::new(
+                ErrorKind::Integrity,
+                MISMATCH,
+                &p.blob.name,
+                format!("SHA-256 {sha}, archived metadata says {want_sha}"),
+            ));
+        }
+        match upload.commit(&restore_meta(p, &sha, Some(md5))).await {
             Ok(()) => Ok(Outcome::Written(len)),
             // Written by someone else since our check: the same rule as above applies.
             Err(e) if e.kind == ErrorKind::AlreadyExists => {
@@ -269,40 +427,17 @@ impl RestoreJob {
         }
     }
 
-    /// Reads a blob whole and checks it against its archived hash. A mismatch is an
-    /// `Integrity` error (so it is read again); after the last attempt it is corruption.
-    async fn read_verified(
-        &self,
-        p: &Selected,
-        want_sha: Option<&str>,
-    ) -> Result<(BytesMut, String, [u8; 16]), StorageError> {
-        let got = self.archive.get(&p.blob.name).await?;
-        let mut body = got.body;
-        let mut buf = BytesMut::with_capacity(p.blob.size as usize);
-        let (mut sha, mut md5) = (Sha256::new(), Md5::new());
-        while let Some(chunk) = body.next().await {
-            let chunk = chunk?;
-            sha.update(&chunk);
-            md5.update(&chunk);
-            buf.extend_from_slice(&chunk);
+    /// A digest's sidecar beside it (folders): written if missing, same is fine,
+    /// different is a conflict.
+    async fn sidecar(&self, p: &Item, sha: &str) -> Side {
+        let Some(sidecar) = restore_meta(p, sha, None).sidecar else {
+            return Side::Fine;
+        };
+        match self.sink.put_sidecar(&p.key, &sidecar).await {
+            Ok(SidecarOutcome::Written | SidecarOutcome::Same) => Side::Fine,
+            Ok(SidecarOutcome::Different) => Side::Conflict,
+            Err(e) => Side::Failed(e.to_string()),
         }
-        let sha = hex::encode(sha.finalize());
-        let md5: [u8; 16] = md5.finalize().into();
-        let mismatch = |detail: String| Err(StorageError::new(ErrorKind::Integrity, MISMATCH, &p.blob.name, detail));
-        match (want_sha, p.blob.content_md5) {
-            (Some(want), _) if want != sha => return mismatch(format!("SHA-256 {sha}, archived metadata says {want}")),
-            (None, Some(want)) if want != md5 => return mismatch("Content-MD5 does not match".into()),
-            (None, None) => {
-                return Err(StorageError::new(
-                    ErrorKind::Other,
-                    "restore",
-                    &p.blob.name,
-                    "the blob has neither sha256 metadata nor Content-MD5, so it cannot be verified",
-                ))
-            }
-            _ => {}
-        }
-        Ok((buf, sha, md5))
     }
 
     async fn write_record(&self, report: &RestoreReport) {
@@ -324,6 +459,7 @@ impl RestoreJob {
                 "since": self.selection.range.since,
                 "until": self.selection.range.until,
                 "digests": self.selection.digests,
+                "unrecognized": report.unrecognized,
             }),
             ..Record::of(RecordType::Restore, &report.run_id, "restore", report.status())
         };
@@ -334,13 +470,14 @@ impl RestoreJob {
 }
 
 /// Content type and encoding as S3 had them; digest signatures back under CloudTrail's names.
-fn restore_meta(p: &Selected, sha: &str, md5: [u8; 16]) -> RestoreMeta {
+fn restore_meta(p: &Item, sha: &str, md5: Option<[u8; 16]>) -> RestoreMeta {
     let m = &p.blob.metadata;
     let user_metadata: BTreeMap<String, String> = SIGNATURE_METADATA
         .iter()
         .filter_map(|(s3, archive)| m.get(*archive).map(|v| (s3.to_string(), v.clone())))
         .collect();
-    let sidecar = (p.ct.stream.kind == FileKind::Digest).then(|| {
+    let digest = p.ct.as_ref().is_some_and(|ct| ct.stream.kind == FileKind::Digest);
+    let sidecar = digest.then(|| {
         serde_json::json!({
             "source_bucket": m.get(META_SOURCE_BUCKET),
             "source_key": m.get(META_SOURCE_KEY).cloned().unwrap_or_else(|| p.key.clone()),
@@ -351,7 +488,7 @@ fn restore_meta(p: &Selected, sha: &str, md5: [u8; 16]) -> RestoreMeta {
     RestoreMeta {
         content_type: p.blob.content_type.clone(),
         content_encoding: m.get(META_SOURCE_CONTENT_ENCODING).cloned(),
-        content_md5: Some(md5),
+        content_md5: md5,
         user_metadata,
         sidecar,
     }

@@ -81,6 +81,12 @@ pub struct VerifyReport {
     pub logs_awaiting_digest_keys: Vec<String>,
     /// Attempts beyond the first, over every request and read of the run.
     pub retries: u64,
+    /// Archived files under a source that are not CloudTrail-shaped (not checked
+    /// against a digest, but never silently skipped; restore brings them back), counted
+    /// over an unbounded run, which lists each source whole.
+    pub unrecognized: u64,
+    /// Their keys (at most 100).
+    pub unrecognized_keys: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -200,6 +206,7 @@ impl VerifyJob {
         let selected = select(archive, self.state.as_deref(), &self.selection)
             .await
             .map_err(VerifyError::Archive)?;
+        let unrecognized = self.unrecognized().await.map_err(VerifyError::Archive)?;
         let keys = KeyRing::load(archive).await.map_err(VerifyError::Archive)?;
         if keys.is_empty() {
             tracing::warn!("no CloudTrail public keys are archived: import them with `trailvault keys import`");
@@ -422,9 +429,37 @@ impl VerifyJob {
             logs_awaiting_digest,
             logs_awaiting_digest_keys,
             retries: self.retry.retries(),
+            unrecognized: unrecognized.len() as u64,
+            unrecognized_keys: unrecognized.into_iter().take(100).collect(),
         };
+        if report.unrecognized > 0 {
+            tracing::warn!(
+                count = report.unrecognized,
+                "archived files that are not CloudTrail-shaped were not checked against a digest"
+            );
+        }
         self.write_record(&report).await;
         Ok(report)
+    }
+
+    /// Keys under the selected sources that are not CloudTrail-shaped. Only an unbounded
+    /// run lists each source whole (a ranged one lists the selected days' streams).
+    async fn unrecognized(&self) -> Result<Vec<String>, StorageError> {
+        let r = &self.selection.range;
+        if r.since.is_some() || r.until.is_some() {
+            return Ok(Vec::new());
+        }
+        let mut out = Vec::new();
+        for source in &self.selection.sources {
+            for blob in self.archive.list(&format!("{source}/")).await? {
+                if let Some(key) = crate::archive::key_of(source, &blob.name) {
+                    if CtKey::parse_any(key).is_err() {
+                        out.push(key.to_string());
+                    }
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// A previous digest outside the selected range: read it by name, for its link only.

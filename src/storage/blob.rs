@@ -26,6 +26,10 @@ pub const ENV_MAX_RETRIES: &str = "TRAILVAULT_AZURE_MAX_RETRIES";
 pub struct AzureBlobStore {
     container: BlobContainerClient,
     describe: String,
+    /// For blob clients whose URL the SDK would build wrong (see [`AzureBlobStore::blob`]).
+    container_url: Url,
+    credential: Option<Arc<dyn azure_core::credentials::TokenCredential>>,
+    options: BlobContainerClientOptions,
 }
 
 impl AzureBlobStore {
@@ -47,13 +51,54 @@ impl AzureBlobStore {
             }
             ClientAuth::None => None,
         };
-        let container = BlobContainerClient::new(url, credential, Some(options)).map_err(|e| fail(e.to_string()))?;
-        Ok(Self { container, describe })
+        let container = BlobContainerClient::new(url.clone(), credential.clone(), Some(options.clone()))
+            .map_err(|e| fail(e.to_string()))?;
+        Ok(Self {
+            container,
+            describe,
+            container_url: url,
+            credential,
+            options,
+        })
+    }
+
+    /// A client for one blob, its name percent-encoded whole (`/` as `%2F`, as the SDK
+    /// does). The SDK's `blob_client` drops TAB, CR and LF from a name (the URL parser
+    /// strips them from its input), which would archive a key under a name that never
+    /// existed; such names get a URL built here, every byte outside the unreserved set
+    /// encoded, so the service decodes exactly the name.
+    fn blob(&self, name: &str) -> StorageResult<azure_storage_blob::BlobClient> {
+        if !name.contains(['\t', '\n', '\r']) {
+            return Ok(self.container.blob_client(name));
+        }
+        let url = blob_url(&self.container_url, name);
+        let options = azure_storage_blob::BlobClientOptions {
+            client_options: self.options.client_options.clone(),
+            version: self.options.version.clone(),
+        };
+        azure_storage_blob::BlobClient::new(url, self.credential.clone(), Some(options))
+            .map_err(|e| StorageError::new(ErrorKind::Other, "open", self.target(name), e))
     }
 
     fn target(&self, name: &str) -> String {
         format!("{}/{}", self.describe, name)
     }
+}
+
+/// The URL of blob `name` in the container at `container`: the name is one path
+/// segment, every byte outside the unreserved set percent-encoded.
+pub fn blob_url(container: &Url, name: &str) -> Url {
+    let mut url = container.clone();
+    let mut path = format!("{}/", container.path().trim_end_matches('/'));
+    for b in name.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            path.push(b as char);
+        } else {
+            path.push_str(&format!("%{b:02X}"));
+        }
+    }
+    url.set_path(&path);
+    url
 }
 
 fn retry_options() -> RetryOptions {
@@ -191,7 +236,7 @@ impl BlobStore for AzureBlobStore {
 
     async fn head(&self, name: &str) -> StorageResult<Option<BlobInfo>> {
         let err = |e| map_err("head", self.target(name), e, false);
-        match self.container.blob_client(name).get_properties(None).await {
+        match self.blob(name)?.get_properties(None).await {
             Ok(r) => Ok(Some(BlobInfo {
                 name: name.to_string(),
                 size: r.content_length().map_err(err)?.unwrap_or_default(),
@@ -209,8 +254,7 @@ impl BlobStore for AzureBlobStore {
     async fn get(&self, name: &str) -> StorageResult<BlobBody> {
         let target = self.target(name);
         let r = self
-            .container
-            .blob_client(name)
+            .blob(name)?
             .download(None)
             .await
             .map_err(|e| map_err("get", target.clone(), e, false))?;
@@ -263,8 +307,7 @@ impl BlobStore for AzureBlobStore {
             ..Default::default()
         };
         let r = self
-            .container
-            .blob_client(name)
+            .blob(name)?
             .upload(
                 <RequestContent<azure_core::Bytes, azure_core::http::NoFormat> as From<Bytes>>::from(data),
                 Some(options),
@@ -280,8 +323,7 @@ impl BlobStore for AzureBlobStore {
             transactional_content_md5: Some(md5.to_vec()),
             ..Default::default()
         };
-        self.container
-            .blob_client(name)
+        self.blob(name)?
             .block_blob_client()
             .stage_block(
                 block_id,
@@ -316,8 +358,7 @@ impl BlobStore for AzureBlobStore {
             ..Default::default()
         };
         let r = self
-            .container
-            .blob_client(name)
+            .blob(name)?
             .block_blob_client()
             .commit_block_list(content, Some(options))
             .await
@@ -326,7 +367,7 @@ impl BlobStore for AzureBlobStore {
     }
 
     async fn delete(&self, name: &str) -> StorageResult<()> {
-        match self.container.blob_client(name).delete(None).await {
+        match self.blob(name)?.delete(None).await {
             Ok(_) => Ok(()),
             Err(e) if e.http_status() == Some(StatusCode::NotFound) => Ok(()),
             Err(e) => Err(map_err("delete", self.target(name), e, false)),
@@ -336,8 +377,7 @@ impl BlobStore for AzureBlobStore {
     async fn acquire_lease(&self, name: &str, seconds: u32) -> StorageResult<String> {
         let target = self.target(name);
         let r = self
-            .container
-            .blob_client(name)
+            .blob(name)?
             .acquire_lease(seconds as i32, None)
             .await
             .map_err(|e| map_err("acquire lease", target.clone(), e, false))?;
@@ -348,8 +388,7 @@ impl BlobStore for AzureBlobStore {
     }
 
     async fn renew_lease(&self, name: &str, lease_id: &str) -> StorageResult<()> {
-        self.container
-            .blob_client(name)
+        self.blob(name)?
             .renew_lease(lease_id.to_string(), None)
             .await
             .map_err(|e| map_err("renew lease", self.target(name), e, false))?;
@@ -357,8 +396,7 @@ impl BlobStore for AzureBlobStore {
     }
 
     async fn release_lease(&self, name: &str, lease_id: &str) -> StorageResult<()> {
-        self.container
-            .blob_client(name)
+        self.blob(name)?
             .release_lease(lease_id.to_string(), None)
             .await
             .map_err(|e| map_err("release lease", self.target(name), e, false))?;

@@ -1,56 +1,257 @@
-//! A local folder as a restore target: `DIR/{key}`, written to a temporary name and
-//! linked into place only when complete, never over an existing file.
+//! A local folder as a restore target: `DIR/{key}`. Each file is streamed to a temporary
+//! file in this run's own `DIR/.trailvault-partial/{run}/`, flushed and synced with
+//! every error checked, and hard-linked to its final name only after the caller has
+//! verified the bytes; a link never replaces an existing file. Symlinks inside DIR are
+//! never followed, and the partial folder's other contents are never touched.
 
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use async_trait::async_trait;
 use bytes::Bytes;
 use tokio::io::AsyncWriteExt;
 
 use super::*;
-
-pub struct FolderSink {
-    root: PathBuf,
-}
+pub use crate::archive::PARTIAL_DIR;
 
 /// Suffix of the metadata written next to a restored file (digest signatures).
 pub const SIDECAR_SUFFIX: &str = ".metadata.json";
-/// Where files are written before they are linked into place; a killed restore can
-/// leave files here, and the next one clears it.
-pub const PARTIAL_DIR: &str = ".trailvault-partial";
+/// The lock file a running restore holds (flock) in its run folder.
+const LOCK_FILE: &str = ".lock";
+/// Suffix of this tool's temporary files: only these are ever removed.
+const TMP_SUFFIX: &str = ".tv-partial";
+
+pub struct FolderSink {
+    root: PathBuf,
+    run: String,
+    /// The lock on this run's folder, taken on the first write and held to the end.
+    lock: Mutex<Option<std::fs::File>>,
+}
 
 impl FolderSink {
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        Self { root: root.into() }
-    }
-
-    /// Removes what a killed restore left half-written. Two restores must not share a folder.
-    pub async fn clear_partial(&self) -> StorageResult<()> {
-        let dir = self.root.join(PARTIAL_DIR);
-        match tokio::fs::remove_dir_all(&dir).await {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(io_err("clear", &dir, e)),
+        Self {
+            root: root.into(),
+            run: crate::records::new_run_id(chrono::Utc::now()),
+            lock: Mutex::new(None),
         }
     }
 
-    /// `DIR/{key}`, refusing keys that would leave DIR (a hostile blob name).
+    fn partial_root(&self) -> PathBuf {
+        self.root.join(PARTIAL_DIR)
+    }
+
+    fn run_dir(&self) -> PathBuf {
+        self.partial_root().join(&self.run)
+    }
+
+    /// Removes what killed restores left in their own run folders: only this tool's
+    /// temporary files and lock, only in run folders no live restore holds, and the
+    /// folders once empty. Anything else in `.trailvault-partial` is left alone.
+    pub async fn clear_partial(&self) -> StorageResult<()> {
+        let root = self.partial_root();
+        match std::fs::symlink_metadata(&root) {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => {
+                tracing::warn!(path = %root.display(), "not a folder (a symlink?); left alone");
+                return Ok(());
+            }
+            Err(_) => return Ok(()),
+        }
+        let entries = std::fs::read_dir(&root).map_err(|e| io_err("list", &root, e))?;
+        for entry in entries.flatten() {
+            let dir = entry.path();
+            let is_run = entry.file_type().map(|t| t.is_dir()).unwrap_or(false)
+                && looks_like_run_id(&entry.file_name().to_string_lossy());
+            if !is_run || dir == self.run_dir() {
+                continue;
+            }
+            let lock_path = dir.join(LOCK_FILE);
+            let Ok(lock) = std::fs::OpenOptions::new().write(true).open(&lock_path) else {
+                continue;
+            };
+            if lock.try_lock().is_err() {
+                continue; // a live restore
+            }
+            if let Ok(files) = std::fs::read_dir(&dir) {
+                for f in files.flatten() {
+                    let name = f.file_name().to_string_lossy().into_owned();
+                    if name.ends_with(TMP_SUFFIX) && f.file_type().map(|t| t.is_file()).unwrap_or(false) {
+                        let _ = std::fs::remove_file(f.path());
+                    }
+                }
+            }
+            let _ = std::fs::remove_file(&lock_path);
+            drop(lock);
+            let _ = std::fs::remove_dir(&dir);
+        }
+        Ok(())
+    }
+
+    /// `DIR/{key}`, for keys a filesystem holds verbatim only.
     fn path_for(&self, key: &str) -> StorageResult<PathBuf> {
-        let rel = Path::new(key);
-        let safe = !key.is_empty()
-            && rel.components().all(|c| matches!(c, Component::Normal(_)))
-            && !key.contains('\\')
-            && !key.starts_with(PARTIAL_DIR);
-        if !safe {
-            return Err(StorageError::new(
+        let segments = crate::archive::local_segments(key)
+            .map_err(|why| StorageError::new(ErrorKind::Other, "restore", key, format!("cannot be held verbatim in a folder: {why}")))?;
+        Ok(segments.iter().fold(self.root.clone(), |p, s| p.join(s)))
+    }
+
+    /// Checks (and with `create`, makes) every folder between DIR and `path`, refusing
+    /// to pass through a symlink or a file.
+    fn parents(&self, path: &Path, create: bool) -> StorageResult<bool> {
+        let Some(parent) = path.parent() else { return Ok(true) };
+        let rel = parent.strip_prefix(&self.root).unwrap_or(Path::new(""));
+        let mut at = self.root.clone();
+        for c in rel.components() {
+            at.push(c);
+            match std::fs::symlink_metadata(&at) {
+                Ok(m) if m.is_dir() => {}
+                Ok(m) if m.file_type().is_symlink() => {
+                    return Err(StorageError::new(
+                        ErrorKind::Other,
+                        "restore",
+                        at.display().to_string(),
+                        "is a symlink inside the target; it is not followed",
+                    ))
+                }
+                Ok(_) => {
+                    return Err(StorageError::new(
+                        ErrorKind::Other,
+                        "restore",
+                        at.display().to_string(),
+                        "is a file where the key needs a folder",
+                    ))
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    if !create {
+                        return Ok(false);
+                    }
+                    match std::fs::create_dir(&at) {
+                        Ok(()) => {}
+                        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                            let m = std::fs::symlink_metadata(&at).map_err(|e| io_err("stat", &at, e))?;
+                            if !m.is_dir() {
+                                return Err(StorageError::new(
+                                    ErrorKind::Other,
+                                    "restore",
+                                    at.display().to_string(),
+                                    "appeared as something other than a folder",
+                                ));
+                            }
+                        }
+                        Err(e) => return Err(io_err("create folder", &at, e)),
+                    }
+                }
+                Err(e) => return Err(io_err("stat", &at, e)),
+            }
+        }
+        Ok(true)
+    }
+
+    /// This run's partial folder, created and locked on first use.
+    fn ensure_run_dir(&self) -> StorageResult<PathBuf> {
+        let mut lock = self.lock.lock().unwrap_or_else(|p| p.into_inner());
+        let dir = self.run_dir();
+        if lock.is_some() {
+            return Ok(dir);
+        }
+        if !self.root.exists() {
+            std::fs::create_dir_all(&self.root).map_err(|e| io_err("create folder", &self.root, e))?;
+        }
+        let partial = self.partial_root();
+        match std::fs::symlink_metadata(&partial) {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => {
+                return Err(StorageError::new(
+                    ErrorKind::Other,
+                    "restore",
+                    partial.display().to_string(),
+                    "is not a folder (a symlink is never followed)",
+                ))
+            }
+            Err(_) => match std::fs::create_dir(&partial) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(io_err("create folder", &partial, e)),
+            },
+        }
+        std::fs::create_dir(&dir).map_err(|e| io_err("create folder", &dir, e))?;
+        let lock_path = dir.join(LOCK_FILE);
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&lock_path)
+            .map_err(|e| io_err("create", &lock_path, e))?;
+        f.lock().map_err(|e| io_err("lock", &lock_path, e))?;
+        *lock = Some(f);
+        Ok(dir)
+    }
+
+    /// A new temporary file of this run.
+    async fn temp_file(&self) -> StorageResult<(PathBuf, tokio::fs::File)> {
+        let dir = self.ensure_run_dir()?;
+        let tmp = dir.join(format!("{:016x}{TMP_SUFFIX}", rand::random::<u64>()));
+        let f = tokio::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)
+            .await
+            .map_err(|e| io_err("create", &tmp, e))?;
+        Ok((tmp, f))
+    }
+
+    /// Links a complete temporary file to `path`, never over anything.
+    fn link_into_place(&self, tmp: &Path, path: &Path) -> StorageResult<()> {
+        self.parents(path, true)?;
+        // A hard link never replaces an existing file (or symlink), unlike rename.
+        let r = std::fs::hard_link(tmp, path).map_err(|e| io_err("link", path, e));
+        let _ = std::fs::remove_file(tmp);
+        r
+    }
+
+    /// Stat of `path` without following a final symlink; parents checked the same way.
+    fn lstat(&self, key: &str) -> StorageResult<Option<(PathBuf, std::fs::Metadata)>> {
+        let path = self.path_for(key)?;
+        if !self.parents(&path, false)? {
+            return Ok(None);
+        }
+        match std::fs::symlink_metadata(&path) {
+            Ok(m) if m.file_type().is_symlink() => Err(StorageError::new(
                 ErrorKind::Other,
                 "restore",
-                key,
-                "key is not a safe relative path",
-            ));
+                path.display().to_string(),
+                "is a symlink inside the target; it is not followed",
+            )),
+            Ok(m) => Ok(Some((path, m))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io_err("stat", &path, e)),
         }
-        Ok(self.root.join(rel))
     }
+}
+
+impl Drop for FolderSink {
+    fn drop(&mut self) {
+        let held = self.lock.get_mut().map(|l| l.take()).unwrap_or_default();
+        if held.is_some() {
+            let dir = self.run_dir();
+            let _ = std::fs::remove_file(dir.join(LOCK_FILE));
+            drop(held);
+            // Only empty: a temporary file still there is left for the next run.
+            let _ = std::fs::remove_dir(&dir);
+            let _ = std::fs::remove_dir(self.partial_root());
+        }
+    }
+}
+
+/// `YYYYMMDDTHHMMSSZ-` + 8 hex, as [`crate::records::new_run_id`] makes them.
+fn looks_like_run_id(name: &str) -> bool {
+    let b = name.as_bytes();
+    b.len() == 25
+        && b[..8].iter().all(u8::is_ascii_digit)
+        && b[8] == b'T'
+        && b[9..15].iter().all(u8::is_ascii_digit)
+        && b[15] == b'Z'
+        && b[16] == b'-'
+        && b[17..].iter().all(u8::is_ascii_hexdigit)
 }
 
 fn io_err(op: &'static str, path: &Path, e: std::io::Error) -> StorageError {
@@ -63,41 +264,47 @@ fn io_err(op: &'static str, path: &Path, e: std::io::Error) -> StorageError {
     StorageError::new(kind, op, path.display().to_string(), e)
 }
 
-/// Writes `data` to a temporary file under `partial`, flushed to disk, and links it in.
-async fn write_new(partial: &Path, path: &Path, data: &[u8], replace: bool) -> StorageResult<()> {
-    let parent = path.parent().unwrap_or(Path::new("."));
-    tokio::fs::create_dir_all(parent)
-        .await
-        .map_err(|e| io_err("create folder", parent, e))?;
-    tokio::fs::create_dir_all(partial)
-        .await
-        .map_err(|e| io_err("create folder", partial, e))?;
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = partial.join(format!("{name}.{:016x}", rand::random::<u64>()));
-    let result = async {
-        let mut f = tokio::fs::File::create(&tmp)
-            .await
-            .map_err(|e| io_err("create", &tmp, e))?;
-        f.write_all(data).await.map_err(|e| io_err("write", &tmp, e))?;
-        f.sync_all().await.map_err(|e| io_err("sync", &tmp, e))?;
-        drop(f);
-        if replace {
-            tokio::fs::rename(&tmp, path)
-                .await
-                .map_err(|e| io_err("rename", path, e))
-        } else {
-            // A hard link never replaces an existing file, unlike rename.
-            tokio::fs::hard_link(&tmp, path)
-                .await
-                .map_err(|e| io_err("link", path, e))
-        }
+/// One file on its way into a folder.
+struct FolderUpload<'a> {
+    sink: &'a FolderSink,
+    path: PathBuf,
+    tmp: PathBuf,
+    file: Option<tokio::fs::File>,
+}
+
+#[async_trait]
+impl Upload for FolderUpload<'_> {
+    async fn write(&mut self, chunk: Bytes) -> StorageResult<()> {
+        let f = self
+            .file
+            .as_mut()
+            .ok_or_else(|| StorageError::new(ErrorKind::Other, "write", self.tmp.display().to_string(), "closed"))?;
+        f.write_all(&chunk).await.map_err(|e| io_err("write", &self.tmp, e))
     }
-    .await;
-    let _ = tokio::fs::remove_file(&tmp).await;
-    result
+
+    async fn commit(mut self: Box<Self>, _meta: &RestoreMeta) -> StorageResult<()> {
+        let mut f = self
+            .file
+            .take()
+            .ok_or_else(|| StorageError::new(ErrorKind::Other, "write", self.tmp.display().to_string(), "closed"))?;
+        let done = async {
+            f.flush().await.map_err(|e| io_err("write", &self.tmp, e))?;
+            f.sync_all().await.map_err(|e| io_err("sync", &self.tmp, e))?;
+            Ok::<_, StorageError>(())
+        }
+        .await;
+        drop(f);
+        if let Err(e) = done {
+            let _ = tokio::fs::remove_file(&self.tmp).await;
+            return Err(e);
+        }
+        self.sink.link_into_place(&self.tmp, &self.path)
+    }
+
+    async fn abort(mut self: Box<Self>) {
+        self.file.take();
+        let _ = tokio::fs::remove_file(&self.tmp).await;
+    }
 }
 
 #[async_trait]
@@ -106,25 +313,44 @@ impl Sink for FolderSink {
         self.root.display().to_string()
     }
 
+    fn cannot_hold(&self, key: &str) -> Option<String> {
+        crate::archive::local_segments(key)
+            .err()
+            .map(|why| format!("a folder cannot hold this key verbatim: {why}"))
+    }
+
     async fn existing(&self, key: &str) -> StorageResult<Option<Existing>> {
-        let path = self.path_for(key)?;
-        match tokio::fs::metadata(&path).await {
-            Ok(m) => Ok(Some(Existing {
-                size: m.len(),
-                md5: None,
-            })),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(io_err("stat", &path, e)),
-        }
+        Ok(self.lstat(key)?.map(|(_, m)| Existing {
+            size: m.len(),
+            md5: None,
+        }))
     }
 
     async fn existing_sha256(&self, key: &str) -> StorageResult<Option<String>> {
-        let path = self.path_for(key)?;
+        let Some((path, before)) = self.lstat(key)? else {
+            return Ok(None);
+        };
+        if !before.is_file() {
+            return Ok(Some(String::new())); // a folder or device: different from any file
+        }
         let file = match tokio::fs::File::open(&path).await {
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(io_err("open", &path, e)),
         };
+        // The file opened is the one examined, not something swapped in since.
+        let opened = file.metadata().await.map_err(|e| io_err("stat", &path, e))?;
+        {
+            use std::os::unix::fs::MetadataExt;
+            if (opened.dev(), opened.ino()) != (before.dev(), before.ino()) {
+                return Err(StorageError::new(
+                    ErrorKind::Other,
+                    "restore",
+                    path.display().to_string(),
+                    "changed while it was examined",
+                ));
+            }
+        }
         let p = path.clone();
         let stream = tokio_util::io::ReaderStream::new(file);
         use futures::StreamExt;
@@ -132,16 +358,46 @@ impl Sink for FolderSink {
         sha256_of(Box::pin(body)).await.map(Some)
     }
 
-    async fn put_new(&self, key: &str, data: Bytes, meta: &RestoreMeta) -> StorageResult<()> {
+    async fn begin(&self, key: &str, _size: u64, _meta: &RestoreMeta) -> StorageResult<Box<dyn Upload + '_>> {
         let path = self.path_for(key)?;
-        let partial = self.root.join(PARTIAL_DIR);
-        write_new(&partial, &path, &data, false).await?;
-        if let Some(sidecar) = &meta.sidecar {
-            let side = PathBuf::from(format!("{}{SIDECAR_SUFFIX}", path.display()));
-            let text = serde_json::to_vec_pretty(sidecar).unwrap_or_default();
-            write_new(&partial, &side, &text, true).await?;
+        let (tmp, file) = self.temp_file().await?;
+        Ok(Box::new(FolderUpload {
+            sink: self,
+            path,
+            tmp,
+            file: Some(file),
+        }))
+    }
+
+    async fn put_sidecar(&self, key: &str, sidecar: &serde_json::Value) -> StorageResult<SidecarOutcome> {
+        let side_key = format!("{key}{SIDECAR_SUFFIX}");
+        let text = serde_json::to_vec_pretty(sidecar)
+            .map_err(|e| StorageError::new(ErrorKind::Other, "sidecar", &side_key, e))?;
+        let same = |have: Option<String>| {
+            use sha2::Digest;
+            have.as_deref() == Some(hex::encode(sha2::Sha256::digest(&text)).as_str())
+        };
+        if self.lstat(&side_key)?.is_some() {
+            return Ok(if same(self.existing_sha256(&side_key).await?) {
+                SidecarOutcome::Same
+            } else {
+                SidecarOutcome::Different
+            });
         }
-        Ok(())
+        let mut up = self.begin(&side_key, text.len() as u64, &RestoreMeta::default()).await?;
+        if let Err(e) = up.write(Bytes::from(text.clone())).await {
+            up.abort().await;
+            return Err(e);
+        }
+        match up.commit(&RestoreMeta::default()).await {
+            Ok(()) => Ok(SidecarOutcome::Written),
+            Err(e) if e.kind == ErrorKind::AlreadyExists => Ok(if same(self.existing_sha256(&side_key).await?) {
+                SidecarOutcome::Same
+            } else {
+                SidecarOutcome::Different
+            }),
+            Err(e) => Err(e),
+        }
     }
 }
 
@@ -150,13 +406,10 @@ mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn writes_once_and_refuses_to_replace_or_escape() {
+    async fn writes_once_and_refuses_to_replace_escape_or_follow_symlinks() {
         let dir = tempfile::tempdir().unwrap();
         let sink = FolderSink::new(dir.path());
-        let meta = RestoreMeta {
-            sidecar: Some(serde_json::json!({"signature": "00"})),
-            ..Default::default()
-        };
+        let meta = RestoreMeta::default();
         sink.put_new("a/b/c.json.gz", Bytes::from_static(b"one"), &meta)
             .await
             .unwrap();
@@ -166,19 +419,61 @@ mod tests {
             .unwrap_err();
         assert_eq!(err.kind, ErrorKind::AlreadyExists);
         assert_eq!(std::fs::read(dir.path().join("a/b/c.json.gz")).unwrap(), b"one");
-        assert!(dir.path().join("a/b/c.json.gz.metadata.json").exists());
+        let side = serde_json::json!({"signature": "00"});
+        assert_eq!(sink.put_sidecar("a/b/c.json.gz", &side).await.unwrap(), SidecarOutcome::Written);
+        assert_eq!(sink.put_sidecar("a/b/c.json.gz", &side).await.unwrap(), SidecarOutcome::Same);
+        let other = serde_json::json!({"signature": "01"});
+        assert_eq!(sink.put_sidecar("a/b/c.json.gz", &other).await.unwrap(), SidecarOutcome::Different);
         assert_eq!(sink.existing("a/b/c.json.gz").await.unwrap().unwrap().size, 3);
         assert_eq!(
             sink.existing_sha256("a/b/c.json.gz").await.unwrap().unwrap(),
             "7692c3ad3540bb803c020b3aee66cd8887123234ea0c6e7143c0add73ff431ed"
         );
-        for bad in ["../x", "/etc/passwd", "a/../../x", "", ".trailvault-partial/x"] {
+        for bad in ["../x", "/etc/passwd", "a/../../x", "", ".trailvault-partial/x", "a//b"] {
             assert!(sink.put_new(bad, Bytes::new(), &meta).await.is_err(), "{bad}");
         }
-        let leftovers = std::fs::read_dir(dir.path().join(PARTIAL_DIR)).unwrap().count();
-        assert_eq!(leftovers, 0);
-        std::fs::write(dir.path().join(PARTIAL_DIR).join("stale"), b"x").unwrap();
-        sink.clear_partial().await.unwrap();
+        // A symlink inside the target is never followed, as a folder or as a file.
+        let outside = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink(outside.path(), dir.path().join("link")).unwrap();
+        assert!(sink.put_new("link/x", Bytes::from_static(b"x"), &meta).await.is_err());
+        assert!(sink.existing("link/x").await.is_err());
+        std::os::unix::fs::symlink(outside.path().join("f"), dir.path().join("f")).unwrap();
+        assert!(sink.put_new("f", Bytes::from_static(b"x"), &meta).await.is_err());
+        assert!(sink.existing("f").await.is_err());
+        assert_eq!(std::fs::read_dir(outside.path()).unwrap().count(), 0);
+        // Only this run's temporary files were there, and none is left.
+        let run_dir = dir.path().join(PARTIAL_DIR).join(&sink.run);
+        let left: Vec<_> = std::fs::read_dir(&run_dir)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        assert_eq!(left, vec![std::ffi::OsString::from(LOCK_FILE)]);
+        drop(sink);
         assert!(!dir.path().join(PARTIAL_DIR).exists());
+    }
+
+    #[tokio::test]
+    async fn clearing_leftovers_spares_live_runs_and_files_it_did_not_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let partial = dir.path().join(PARTIAL_DIR);
+        let live = FolderSink::new(dir.path());
+        let mut up = live.begin("k", 1, &RestoreMeta::default()).await.unwrap();
+        up.write(Bytes::from_static(b"x")).await.unwrap();
+        // A dead run's folder: its temporary file, its (unheld) lock, and a user's file.
+        let dead = partial.join("20260101T000000Z-0123abcd");
+        std::fs::create_dir_all(&dead).unwrap();
+        std::fs::write(dead.join(format!("00{TMP_SUFFIX}")), b"half").unwrap();
+        std::fs::write(dead.join(LOCK_FILE), b"").unwrap();
+        std::fs::write(dead.join("mine.txt"), b"user").unwrap();
+        std::fs::write(partial.join("notes.txt"), b"user").unwrap();
+        let other = FolderSink::new(dir.path());
+        other.clear_partial().await.unwrap();
+        assert_eq!(std::fs::read(dead.join("mine.txt")).unwrap(), b"user");
+        assert!(!dead.join(format!("00{TMP_SUFFIX}")).exists());
+        assert_eq!(std::fs::read(partial.join("notes.txt")).unwrap(), b"user");
+        // The live run's file is untouched and still commits.
+        up.commit(&RestoreMeta::default()).await.unwrap();
+        assert_eq!(std::fs::read(dir.path().join("k")).unwrap(), b"x");
     }
 }

@@ -210,11 +210,51 @@ pub struct Existing {
 #[async_trait]
 pub trait Sink: Send + Sync {
     fn describe(&self) -> String;
+    /// Why this target cannot hold `key` verbatim, if it cannot (a folder cannot hold
+    /// `a//b`; a bucket holds any key).
+    fn cannot_hold(&self, _key: &str) -> Option<String> {
+        None
+    }
     async fn existing(&self, key: &str) -> StorageResult<Option<Existing>>;
     /// SHA-256 (lowercase hex) of what is at `key`, reading it whole.
     async fn existing_sha256(&self, key: &str) -> StorageResult<Option<String>>;
+    /// Starts writing `key` (`size` bytes): nothing is at `key` until
+    /// [`Upload::commit`], which is create-only ([`ErrorKind::AlreadyExists`]).
+    /// `meta` carries what is known before the bytes (type, encoding, user metadata).
+    async fn begin(&self, key: &str, size: u64, meta: &RestoreMeta) -> StorageResult<Box<dyn Upload + '_>>;
+    /// Writes the metadata sidecar beside `key` (targets without object metadata);
+    /// never over a different one.
+    async fn put_sidecar(&self, _key: &str, _sidecar: &serde_json::Value) -> StorageResult<SidecarOutcome> {
+        Ok(SidecarOutcome::Same)
+    }
     /// Writes only if nothing is at `key` yet ([`ErrorKind::AlreadyExists`] otherwise).
-    async fn put_new(&self, key: &str, data: Bytes, meta: &RestoreMeta) -> StorageResult<()>;
+    async fn put_new(&self, key: &str, data: Bytes, meta: &RestoreMeta) -> StorageResult<()> {
+        let mut up = self.begin(key, data.len() as u64, meta).await?;
+        if let Err(e) = up.write(data).await {
+            up.abort().await;
+            return Err(e);
+        }
+        up.commit(meta).await
+    }
+}
+
+/// One file being written to a [`Sink`], a chunk at a time.
+#[async_trait]
+pub trait Upload: Send {
+    async fn write(&mut self, chunk: Bytes) -> StorageResult<()>;
+    /// Puts the (verified) bytes at their key, create-only; `meta.content_md5` is final.
+    async fn commit(self: Box<Self>, meta: &RestoreMeta) -> StorageResult<()>;
+    /// Drops what was written; nothing appears at the key.
+    async fn abort(self: Box<Self>);
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SidecarOutcome {
+    Written,
+    /// Already there with the same content.
+    Same,
+    /// A different file is there: left alone, reported.
+    Different,
 }
 
 /// SHA-256 of a byte stream, in lowercase hex.

@@ -17,7 +17,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 
 use super::{
-    BlobBody, BlobInfo, BlobStore, ErrorKind, Existing, PutOptions, RestoreMeta, Sink, Source, SourceBody,
+    BlobBody, BlobInfo, BlobStore, ErrorKind, Existing, PutOptions, RestoreMeta, SidecarOutcome, Sink, Source, SourceBody, Upload,
     SourceObject, StorageError, StorageResult,
 };
 use crate::config::RetrySettings;
@@ -283,9 +283,18 @@ impl Sink for RetryingSink {
         self.policy.run("get", || self.inner.existing_sha256(key)).await
     }
 
-    async fn put_new(&self, key: &str, data: Bytes, meta: &RestoreMeta) -> StorageResult<()> {
+    fn cannot_hold(&self, key: &str) -> Option<String> {
+        self.inner.cannot_hold(key)
+    }
+
+    /// Not retried here: a file's whole write is retried by restore, from a fresh read.
+    async fn begin(&self, key: &str, size: u64, meta: &RestoreMeta) -> StorageResult<Box<dyn Upload + '_>> {
+        self.inner.begin(key, size, meta).await
+    }
+
+    async fn put_sidecar(&self, key: &str, sidecar: &serde_json::Value) -> StorageResult<SidecarOutcome> {
         self.policy
-            .run("put", || self.inner.put_new(key, data.clone(), meta))
+            .run("put", || self.inner.put_sidecar(key, sidecar))
             .await
     }
 }

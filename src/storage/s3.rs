@@ -304,33 +304,193 @@ impl Sink for S3Sink {
         }
     }
 
-    async fn put_new(&self, key: &str, data: Bytes, meta: &RestoreMeta) -> StorageResult<()> {
-        use base64::Engine;
+    async fn begin(&self, key: &str, size: u64, meta: &RestoreMeta) -> StorageResult<Box<dyn Upload + '_>> {
+        Ok(Box::new(S3Upload {
+            sink: self,
+            key: self.key(key),
+            target: self.target(key),
+            multipart: size > PART_SIZE as u64,
+            meta: meta.clone(),
+            buf: bytes::BytesMut::new(),
+            upload_id: None,
+            parts: Vec::new(),
+        }))
+    }
+}
+
+/// Parts of a multipart restore upload: files above this stream in parts of this size,
+/// each with its Content-MD5; smaller ones go up as one PutObject.
+const PART_SIZE: usize = 8 << 20;
+
+fn md5_b64(data: &[u8]) -> String {
+    use base64::Engine;
+    use md5::Digest;
+    base64::engine::general_purpose::STANDARD.encode(md5::Md5::digest(data))
+}
+
+fn already_exists(target: &str) -> StorageError {
+    StorageError::new(
+        ErrorKind::AlreadyExists,
+        "put",
+        target,
+        "an object already exists at this key",
+    )
+}
+
+/// One object on its way to S3: buffered up to one part, so memory stays at a part
+/// whatever the size. Nothing is visible at the key before `commit` (PutObject or
+/// CompleteMultipartUpload, both `If-None-Match: *`); `abort` aborts the upload.
+struct S3Upload<'a> {
+    sink: &'a S3Sink,
+    key: String,
+    target: String,
+    multipart: bool,
+    meta: RestoreMeta,
+    buf: bytes::BytesMut,
+    upload_id: Option<String>,
+    parts: Vec<aws_sdk_s3::types::CompletedPart>,
+}
+
+impl S3Upload<'_> {
+    async fn upload_id(&mut self) -> StorageResult<String> {
+        if let Some(id) = &self.upload_id {
+            return Ok(id.clone());
+        }
         let mut req = self
+            .sink
             .client
-            .put_object()
-            .bucket(&self.bucket)
-            .key(self.key(key))
-            .if_none_match("*")
-            .set_content_type(meta.content_type.clone())
-            .set_content_encoding(meta.content_encoding.clone())
-            .set_content_md5(
-                meta.content_md5
-                    .map(|m| base64::engine::general_purpose::STANDARD.encode(m)),
-            )
-            .body(aws_sdk_s3::primitives::ByteStream::from(data));
-        for (k, v) in &meta.user_metadata {
+            .create_multipart_upload()
+            .bucket(&self.sink.bucket)
+            .key(&self.key)
+            .set_content_type(self.meta.content_type.clone())
+            .set_content_encoding(self.meta.content_encoding.clone());
+        for (k, v) in &self.meta.user_metadata {
             req = req.metadata(k, v);
         }
-        match req.send().await {
-            Ok(_) => Ok(()),
-            Err(SdkError::ServiceError(e)) if matches!(e.raw().status().as_u16(), 409 | 412) => Err(StorageError::new(
-                ErrorKind::AlreadyExists,
-                "put",
-                self.target(key),
-                "an object already exists at this key",
-            )),
-            Err(e) => Err(map_err("put", self.target(key), e)),
+        let out = req
+            .send()
+            .await
+            .map_err(|e| map_err("create upload", self.target.clone(), e))?;
+        let id = out
+            .upload_id()
+            .ok_or_else(|| StorageError::new(ErrorKind::Other, "create upload", &self.target, "no upload id"))?
+            .to_string();
+        self.upload_id = Some(id.clone());
+        Ok(id)
+    }
+
+    async fn send_part(&mut self, data: Bytes) -> StorageResult<()> {
+        let id = self.upload_id().await?;
+        let n = self.parts.len() as i32 + 1;
+        let out = self
+            .sink
+            .client
+            .upload_part()
+            .bucket(&self.sink.bucket)
+            .key(&self.key)
+            .upload_id(id)
+            .part_number(n)
+            .content_md5(md5_b64(&data))
+            .body(aws_sdk_s3::primitives::ByteStream::from(data))
+            .send()
+            .await
+            .map_err(|e| map_err("upload part", self.target.clone(), e))?;
+        self.parts.push(
+            aws_sdk_s3::types::CompletedPart::builder()
+                .part_number(n)
+                .set_e_tag(out.e_tag().map(str::to_string))
+                .build(),
+        );
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Upload for S3Upload<'_> {
+    async fn write(&mut self, chunk: Bytes) -> StorageResult<()> {
+        self.buf.extend_from_slice(&chunk);
+        while self.multipart && self.buf.len() >= PART_SIZE {
+            let part = self.buf.split_to(PART_SIZE).freeze();
+            self.send_part(part).await?;
+        }
+        Ok(())
+    }
+
+    async fn commit(mut self: Box<Self>, meta: &RestoreMeta) -> StorageResult<()> {
+        use base64::Engine;
+        if !self.multipart {
+            let data = std::mem::take(&mut self.buf).freeze();
+            let mut req = self
+                .sink
+                .client
+                .put_object()
+                .bucket(&self.sink.bucket)
+                .key(&self.key)
+                .if_none_match("*")
+                .set_content_type(meta.content_type.clone())
+                .set_content_encoding(meta.content_encoding.clone())
+                .set_content_md5(
+                    meta.content_md5
+                        .map(|m| base64::engine::general_purpose::STANDARD.encode(m)),
+                )
+                .body(aws_sdk_s3::primitives::ByteStream::from(data));
+            for (k, v) in &meta.user_metadata {
+                req = req.metadata(k, v);
+            }
+            return match req.send().await {
+                Ok(_) => Ok(()),
+                Err(SdkError::ServiceError(e)) if matches!(e.raw().status().as_u16(), 409 | 412) => {
+                    Err(already_exists(&self.target))
+                }
+                Err(e) => Err(map_err("put", self.target.clone(), e)),
+            };
+        }
+        let result = async {
+            if !self.buf.is_empty() || self.parts.is_empty() {
+                let last = std::mem::take(&mut self.buf).freeze();
+                self.send_part(last).await?;
+            }
+            let id = self.upload_id().await?;
+            let done = aws_sdk_s3::types::CompletedMultipartUpload::builder()
+                .set_parts(Some(self.parts.clone()))
+                .build();
+            match self
+                .sink
+                .client
+                .complete_multipart_upload()
+                .bucket(&self.sink.bucket)
+                .key(&self.key)
+                .upload_id(id)
+                .if_none_match("*")
+                .multipart_upload(done)
+                .send()
+                .await
+            {
+                Ok(_) => Ok(()),
+                Err(SdkError::ServiceError(e)) if matches!(e.raw().status().as_u16(), 409 | 412) => {
+                    Err(already_exists(&self.target))
+                }
+                Err(e) => Err(map_err("complete upload", self.target.clone(), e)),
+            }
+        }
+        .await;
+        if result.is_err() {
+            self.abort().await;
+        }
+        result
+    }
+
+    async fn abort(self: Box<Self>) {
+        if let Some(id) = &self.upload_id {
+            let _ = self
+                .sink
+                .client
+                .abort_multipart_upload()
+                .bucket(&self.sink.bucket)
+                .key(&self.key)
+                .upload_id(id)
+                .send()
+                .await;
         }
     }
 }

@@ -37,6 +37,10 @@ pub struct Copier<'a> {
 
 impl Copier<'_> {
     pub async fn copy(&self, object: &SourceObject, existing: Option<&BlobInfo>) -> Result<Outcome, StorageError> {
+        // A key the archive cannot hold verbatim fails, named; it is never renamed.
+        if let Some(why) = crate::archive::blob_name_problem(self.source_name, &object.key) {
+            return Err(StorageError::new(ErrorKind::Other, "copy", &object.key, why));
+        }
         let permits = object.size.clamp(1, BLOCK_SIZE) as u32;
         let _permit = self
             .budget

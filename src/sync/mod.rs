@@ -73,6 +73,26 @@ pub struct SyncJob {
     pub retry: RetryPolicy,
     /// Cancelled on shutdown: no new file starts, in-flight ones finish, progress is saved.
     pub cancel: CancellationToken,
+    /// `[target] create_containers`: create a missing archive or state container
+    /// (default false: a missing one is an error naming it).
+    pub create_containers: bool,
+}
+
+/// Fails, naming the container, when it does not exist (a listing of nothing answers
+/// 404 `ContainerNotFound` for a missing container).
+async fn require_container(store: &dyn BlobStore, key: &str) -> Result<(), StorageError> {
+    match store.list("trailvault-container-probe/").await {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind == crate::storage::ErrorKind::NotFound => Err(StorageError::new(
+            crate::storage::ErrorKind::NotFound,
+            "open container",
+            store.describe(),
+            format!(
+                "target.{key} does not exist; create it (with its retention policy), or set target.create_containers = true"
+            ),
+        )),
+        Err(e) => Err(e),
+    }
 }
 
 impl SyncJob {
@@ -89,8 +109,18 @@ impl SyncJob {
         let lock = if self.dry_run {
             None
         } else {
-            self.state.ensure_container().await.map_err(SyncError::State)?;
-            self.archive.ensure_container().await.map_err(SyncError::Archive)?;
+            if self.create_containers {
+                self.state.ensure_container().await.map_err(SyncError::State)?;
+                self.archive.ensure_container().await.map_err(SyncError::Archive)?;
+            } else {
+                // A misspelt name must not become a new, policy-less container.
+                require_container(self.state.as_ref(), "state_container")
+                    .await
+                    .map_err(SyncError::State)?;
+                require_container(self.archive.as_ref(), "container")
+                    .await
+                    .map_err(SyncError::Archive)?;
+            }
             Some(SyncLock::acquire(self.state.clone(), &LockHolder::this_process(&run_id, started_at)).await?)
         };
         let lost = lock.as_ref().map(|l| l.lost()).unwrap_or_default();

@@ -26,6 +26,7 @@ macro_rules! world {
 mod aws_health;
 mod daemon;
 mod functions;
+mod keys;
 mod log_analytics;
 mod resilience;
 mod restore;

@@ -115,6 +115,7 @@ account_url = "{account_url}"
 container = "{ARCHIVE}"
 state_container = "{STATE}"
 auth = "{auth}"
+create_containers = true
 
 {extra}
 "#,
