@@ -27,6 +27,54 @@ pub const META_SOURCE_ETAG: &str = "source_etag";
 pub const META_SOURCE_LAST_MODIFIED: &str = "source_last_modified";
 pub const META_SOURCE_SIZE: &str = "source_size";
 pub const META_SOURCE_CONTENT_ENCODING: &str = "source_content_encoding";
+/// Set to `percent` when `source_key` holds the key percent-encoded: metadata travels in
+/// HTTP headers, which carry printable ASCII only (a non-ASCII or control character
+/// would be refused by Azure, or mangled and fail a SharedKey signature).
+pub const META_SOURCE_KEY_ENCODING: &str = "source_key_encoding";
+
+/// A metadata value as it can travel in an HTTP header: printable ASCII, no edge spaces.
+fn header_safe(v: &str) -> bool {
+    v.bytes().all(|b| (0x20..0x7f).contains(&b)) && v.trim() == v
+}
+
+/// `%XX` for every byte outside printable ASCII, for `%` itself and for spaces.
+pub fn percent_encode_header(v: &str) -> String {
+    let mut out = String::with_capacity(v.len());
+    for b in v.bytes() {
+        if (0x21..0x7f).contains(&b) && b != b'%' {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+fn percent_decode(v: &str) -> Option<String> {
+    let b = v.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            let hex = std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// The original S3 key recorded in a blob's metadata, decoded.
+pub fn source_key_of(metadata: &BTreeMap<String, String>) -> Option<String> {
+    let v = metadata.get(META_SOURCE_KEY)?;
+    match metadata.get(META_SOURCE_KEY_ENCODING).map(String::as_str) {
+        Some("percent") => percent_decode(v),
+        _ => Some(v.clone()),
+    }
+}
 
 /// S3 user-metadata names of a digest's signature and the archive names they are
 /// kept under (Azure metadata names must be C# identifiers: no hyphens).
@@ -122,7 +170,12 @@ pub fn blob_metadata(bucket: &str, key: &str, head: &SourceHead, sha256_hex: &st
     let mut m = BTreeMap::new();
     m.insert(META_SHA256.into(), sha256_hex.to_string());
     m.insert(META_SOURCE_BUCKET.into(), bucket.to_string());
-    m.insert(META_SOURCE_KEY.into(), key.to_string());
+    if header_safe(key) {
+        m.insert(META_SOURCE_KEY.into(), key.to_string());
+    } else {
+        m.insert(META_SOURCE_KEY.into(), percent_encode_header(key));
+        m.insert(META_SOURCE_KEY_ENCODING.into(), "percent".into());
+    }
     m.insert(META_SOURCE_ETAG.into(), head.etag.clone());
     if let Some(t) = head.last_modified {
         m.insert(
@@ -177,6 +230,19 @@ mod tests {
         assert_eq!(m["source_content_encoding"], "gzip");
         assert!(m.keys().all(|k| !k.contains('-')));
         assert!(!m.contains_key("ct_backfill_generation_timestamp"));
+    }
+
+    #[test]
+    fn keys_that_headers_cannot_carry_are_percent_encoded_in_metadata() {
+        let head = SourceHead::default();
+        for key in ["plain/key.json.gz", "tab\there", "caf\u{e9}/\u{1f600}", "50% off", " edge "] {
+            let m = blob_metadata("b", key, &head, "ee");
+            assert!(m.values().all(|v| header_safe(v)), "{m:?}");
+            assert_eq!(source_key_of(&m).as_deref(), Some(key));
+        }
+        let m = blob_metadata("b", "plain/key.json.gz", &head, "ee");
+        assert_eq!(m["source_key"], "plain/key.json.gz");
+        assert!(!m.contains_key(META_SOURCE_KEY_ENCODING));
     }
 
     #[test]

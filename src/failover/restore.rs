@@ -14,7 +14,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
 
 use crate::archive::{
-    META_SHA256, META_SOURCE_BUCKET, META_SOURCE_CONTENT_ENCODING, META_SOURCE_KEY, SIGNATURE_METADATA,
+    META_SHA256, META_SOURCE_BUCKET, META_SOURCE_CONTENT_ENCODING, SIGNATURE_METADATA,
 };
 use crate::cloudtrail::{CtKey, FileKind};
 use crate::progress::Progress;
@@ -480,7 +480,7 @@ fn restore_meta(p: &Item, sha: &str, md5: Option<[u8; 16]>) -> RestoreMeta {
     let sidecar = digest.then(|| {
         serde_json::json!({
             "source_bucket": m.get(META_SOURCE_BUCKET),
-            "source_key": m.get(META_SOURCE_KEY).cloned().unwrap_or_else(|| p.key.clone()),
+            "source_key": crate::archive::source_key_of(m).unwrap_or_else(|| p.key.clone()),
             "sha256": sha,
             "metadata": user_metadata,
         })

@@ -201,9 +201,10 @@ impl FolderSink {
 
     /// Links a complete temporary file to `path`, never over anything.
     fn link_into_place(&self, tmp: &Path, path: &Path) -> StorageResult<()> {
-        self.parents(path, true)?;
         // A hard link never replaces an existing file (or symlink), unlike rename.
-        let r = std::fs::hard_link(tmp, path).map_err(|e| io_err("link", path, e));
+        let r = self
+            .parents(path, true)
+            .and_then(|_| std::fs::hard_link(tmp, path).map_err(|e| io_err("link", path, e)));
         let _ = std::fs::remove_file(tmp);
         r
     }

@@ -30,6 +30,7 @@ mod keys;
 mod log_analytics;
 mod resilience;
 mod restore;
+mod restore_safety;
 mod saml_audit;
 mod status;
 mod sync;
