@@ -136,6 +136,12 @@ struct Item {
     ct: Option<CtKey>,
 }
 
+/// A key's CloudTrail shape, read through `//`, `/./` and a leading `/` (a
+/// non-canonical name is a conflict or a failure at restore, never `unrecognized`).
+fn ct_key(key: &str) -> Result<CtKey, crate::cloudtrail::key::KeyError> {
+    CtKey::parse_any(key).or_else(|e| CtKey::parse_any(&crate::archive::collapsed_key(key)).map_err(|_| e))
+}
+
 impl From<Selected> for Item {
     fn from(s: Selected) -> Self {
         Item {
@@ -165,7 +171,7 @@ impl RestoreJob {
                 let Some(key) = crate::archive::key_of(source, &blob.name).map(str::to_string) else {
                     continue;
                 };
-                match CtKey::parse_any(&key) {
+                match ct_key(&key) {
                     Ok(ct) if self.selection.wants(&ct) => out.push(Item {
                         source: source.clone(),
                         key,

@@ -453,7 +453,8 @@ impl VerifyJob {
         for source in &self.selection.sources {
             for blob in self.archive.list(&format!("{source}/")).await? {
                 if let Some(key) = crate::archive::key_of(source, &blob.name) {
-                    if CtKey::parse_any(key).is_err() {
+                    let collapsed = crate::archive::collapsed_key(key);
+                    if CtKey::parse_any(key).is_err() && CtKey::parse_any(&collapsed).is_err() {
                         out.push(key.to_string());
                     }
                 }

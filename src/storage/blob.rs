@@ -255,7 +255,14 @@ impl BlobStore for AzureBlobStore {
         let target = self.target(name);
         let r = self
             .blob(name)?
-            .download(None)
+            // Two 4 MiB ranges in flight, not the SDK's default of eight or more: a
+            // consumer slower than the network (a disk, an S3 part upload) must not let
+            // a large blob pile up in memory.
+            .download(Some(azure_storage_blob::models::BlobClientDownloadOptions {
+                parallel: NonZero::new(2),
+                partition_size: NonZero::new(4 << 20),
+                ..Default::default()
+            }))
             .await
             .map_err(|e| map_err("get", target.clone(), e, false))?;
         let mut metadata = BTreeMap::new();
