@@ -27,6 +27,7 @@ account_url = "http://127.0.0.1:$BLOB_PORT/devstoreaccount1"
 container = "archive"
 state_container = "state"
 auth = "shared-key"
+create_containers = true   # fresh emulator: let sync create both containers
 [sync]
 concurrency = 32
 TOML

@@ -33,6 +33,7 @@ account_url = "http://127.0.0.1:$BLOB_PORT/devstoreaccount1"
 container = "cloudtrail-archive"
 state_container = "trailvault-state"
 auth = "shared-key"
+create_containers = true   # fresh emulator: let sync create both containers
 
 [sync]
 concurrency = 16
