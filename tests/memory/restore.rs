@@ -338,3 +338,143 @@ async fn a_dry_run_plans_and_writes_nothing() {
     assert!(files_under(tmp.path()).is_empty() && !dir.exists(), "nothing written");
     assert_eq!(state.list("runs/").await.unwrap().len(), runs_before, "no run record");
 }
+
+/// A folder on a disk that fills up: every write beyond `room` bytes fails as ENOSPC would.
+struct FullDisk {
+    inner: FolderSink,
+    room: std::sync::atomic::AtomicI64,
+}
+
+struct FullDiskUpload<'a> {
+    inner: Box<dyn trailvault::storage::Upload + 'a>,
+    room: &'a std::sync::atomic::AtomicI64,
+}
+
+#[async_trait::async_trait]
+impl trailvault::storage::Upload for FullDiskUpload<'_> {
+    async fn write(&mut self, chunk: Bytes) -> StorageResult<()> {
+        let left = self
+            .room
+            .fetch_sub(chunk.len() as i64, std::sync::atomic::Ordering::SeqCst);
+        if left < chunk.len() as i64 {
+            return Err(trailvault::storage::StorageError::new(
+                trailvault::storage::ErrorKind::Other,
+                "write",
+                "fake",
+                "No space left on device (os error 28)",
+            ));
+        }
+        self.inner.write(chunk).await
+    }
+    async fn commit(self: Box<Self>, meta: &trailvault::storage::RestoreMeta) -> StorageResult<()> {
+        self.inner.commit(meta).await
+    }
+    async fn abort(self: Box<Self>) {
+        self.inner.abort().await
+    }
+}
+
+#[async_trait::async_trait]
+impl trailvault::storage::Sink for FullDisk {
+    fn describe(&self) -> String {
+        self.inner.describe()
+    }
+    fn cannot_hold(&self, key: &str) -> Option<String> {
+        self.inner.cannot_hold(key)
+    }
+    async fn existing(&self, key: &str) -> StorageResult<Option<trailvault::storage::Existing>> {
+        self.inner.existing(key).await
+    }
+    async fn existing_sha256(&self, key: &str) -> StorageResult<Option<String>> {
+        self.inner.existing_sha256(key).await
+    }
+    async fn begin(
+        &self,
+        key: &str,
+        size: u64,
+        meta: &trailvault::storage::RestoreMeta,
+    ) -> StorageResult<Box<dyn trailvault::storage::Upload + '_>> {
+        Ok(Box::new(FullDiskUpload {
+            inner: self.inner.begin(key, size, meta).await?,
+            room: &self.room,
+        }))
+    }
+    async fn put_sidecar(
+        &self,
+        key: &str,
+        sidecar: &serde_json::Value,
+    ) -> StorageResult<trailvault::storage::SidecarOutcome> {
+        self.inner.put_sidecar(key, sidecar).await
+    }
+}
+
+#[tokio::test]
+async fn a_full_disk_fails_files_leaves_nothing_at_final_names_and_the_rerun_completes() {
+    let (files, archive, state) = synced().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("restored");
+    let total: u64 = files.iter().map(|f| f.body.len() as u64).sum();
+    let mut job = restore_job(&archive, &state, &dir, everything(), false);
+    job.concurrency = 1;
+    job.sink = Arc::new(FullDisk {
+        inner: FolderSink::new(&dir),
+        room: std::sync::atomic::AtomicI64::new(total as i64 / 2),
+    });
+    let r = job.run().await.unwrap();
+    drop(job); // the sink's lock on its run folder goes with it
+    assert!(r.failed > 0, "{r:?}");
+    assert!(r.files > 0, "{r:?}");
+    assert_eq!(r.exit_code(), trailvault::cli::EXIT_FAILED);
+    assert!(r.failures.iter().all(|f| f.error.contains("No space left")), "{r:?}");
+    // Whatever has a final name is whole; nothing half-written is left anywhere.
+    for f in &files {
+        if let Ok(on_disk) = std::fs::read(dir.join(&f.key)) {
+            assert_eq!(on_disk, f.body, "{}", f.key);
+        }
+    }
+    assert!(
+        files_under(&dir).iter().all(|f| !f.starts_with(".trailvault-partial")),
+        "{:?}",
+        files_under(&dir)
+    );
+    // Space is back: the rerun writes the rest and calls nothing a conflict.
+    let again = restore_job(&archive, &state, &dir, everything(), false)
+        .run()
+        .await
+        .unwrap();
+    assert!(again.conflicts.is_empty() && again.failed == 0, "{again:?}");
+    assert_eq!(again.files + again.skipped, files.len() as u64);
+    for f in &files {
+        assert_eq!(std::fs::read(dir.join(&f.key)).unwrap(), f.body, "{}", f.key);
+    }
+}
+
+#[tokio::test]
+async fn a_blob_without_sha256_is_corrupted_and_not_written() {
+    let (files, archive, state) = synced().await;
+    let victim = files.iter().find(|f| !is_digest(f)).unwrap();
+    let name = format!("m/{}", victim.key);
+    let info = archive.head(&name).await.unwrap().unwrap();
+    let mut metadata = info.metadata.clone();
+    metadata.remove("sha256");
+    let replaced = support::ctgen::gzip(b"{\"Records\":[]}");
+    archive
+        .put(
+            &name,
+            replaced.into(),
+            trailvault::storage::PutOptions {
+                metadata,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let r = restore_job(&archive, &state, tmp.path(), everything(), false)
+        .run()
+        .await
+        .unwrap();
+    assert_eq!(r.corrupted, vec![victim.key.clone()]);
+    assert!(!tmp.path().join(&victim.key).exists());
+    assert_eq!(r.exit_code(), trailvault::cli::EXIT_CHECK_FAILED);
+}
