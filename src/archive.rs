@@ -134,7 +134,11 @@ pub fn local_segments(key: &str) -> Result<Vec<&str>, &'static str> {
     let segments: Vec<&str> = key.split('/').collect();
     for s in &segments {
         match *s {
-            "" => return Err("the key has an empty path segment (leading, trailing or doubled /), which a filesystem collapses"),
+            "" => {
+                return Err(
+                    "the key has an empty path segment (leading, trailing or doubled /), which a filesystem collapses",
+                )
+            }
             "." | ".." => return Err("the key has a . or .. path segment, which a filesystem resolves"),
             s if s.len() > MAX_SEGMENT_BYTES => return Err("a path segment is longer than 255 bytes"),
             _ => {}
@@ -235,7 +239,13 @@ mod tests {
     #[test]
     fn keys_that_headers_cannot_carry_are_percent_encoded_in_metadata() {
         let head = SourceHead::default();
-        for key in ["plain/key.json.gz", "tab\there", "caf\u{e9}/\u{1f600}", "50% off", " edge "] {
+        for key in [
+            "plain/key.json.gz",
+            "tab\there",
+            "caf\u{e9}/\u{1f600}",
+            "50% off",
+            " edge ",
+        ] {
             let m = blob_metadata("b", key, &head, "ee");
             assert!(m.values().all(|v| header_safe(v)), "{m:?}");
             assert_eq!(source_key_of(&m).as_deref(), Some(key));

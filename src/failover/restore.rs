@@ -13,9 +13,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
 
-use crate::archive::{
-    META_SHA256, META_SOURCE_BUCKET, META_SOURCE_CONTENT_ENCODING, SIGNATURE_METADATA,
-};
+use crate::archive::{META_SHA256, META_SOURCE_BUCKET, META_SOURCE_CONTENT_ENCODING, SIGNATURE_METADATA};
 use crate::cloudtrail::{CtKey, FileKind};
 use crate::progress::Progress;
 use crate::records::{new_run_id, Record, RecordType, RunStatus};
@@ -128,6 +126,8 @@ enum Side {
     Failed(String),
 }
 
+type FileResult = Result<(Outcome, Side), StorageError>;
+
 /// One archived file to bring back: CloudTrail-shaped (`ct`) or not (still restorable).
 struct Item {
     source: String,
@@ -227,7 +227,11 @@ impl RestoreJob {
             e.0 += 1;
             e.1 += p.blob.size;
         }
-        let unrecognized: Vec<String> = planned.iter().filter(|p| p.ct.is_none()).map(|p| p.key.clone()).collect();
+        let unrecognized: Vec<String> = planned
+            .iter()
+            .filter(|p| p.ct.is_none())
+            .map(|p| p.key.clone())
+            .collect();
         let mut report = RestoreReport {
             run_id: run_id.clone(),
             target: self.sink.describe(),
@@ -271,7 +275,7 @@ impl RestoreJob {
             let budget = Semaphore::new(self.in_flight_bytes.min(Semaphore::MAX_PERMITS as u64) as usize);
             let budget = &budget;
             let shadowed = &shadowed;
-            let results: Vec<(Item, Result<(Outcome, Side), StorageError>)> = futures::stream::iter(planned)
+            let results: Vec<(Item, FileResult)> = futures::stream::iter(planned)
                 .map(|p| async move {
                     let r = if shadowed.contains(&p.blob.name) {
                         tracing::error!(
@@ -366,13 +370,11 @@ impl RestoreJob {
             .acquire_many(permits)
             .await
             .map_err(|e| StorageError::new(ErrorKind::Other, "restore", &p.key, e))?;
-        let outcome = match self
-            .retry
-            .run("restore", || self.copy_verified(p, &want_sha))
-            .await
-        {
+        let outcome = match self.retry.run("restore", || self.copy_verified(p, &want_sha)).await {
             Ok(o) => o,
-            Err(e) if e.kind == ErrorKind::Integrity && e.op == MISMATCH => return Ok((Outcome::Corrupted(e.message), Side::Fine)),
+            Err(e) if e.kind == ErrorKind::Integrity && e.op == MISMATCH => {
+                return Ok((Outcome::Corrupted(e.message), Side::Fine))
+            }
             Err(e) => return Err(e),
         };
         let side = match outcome {

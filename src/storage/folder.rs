@@ -16,16 +16,17 @@ pub use crate::archive::PARTIAL_DIR;
 
 /// Suffix of the metadata written next to a restored file (digest signatures).
 pub const SIDECAR_SUFFIX: &str = ".metadata.json";
-/// The lock file a running restore holds (flock) in its run folder.
-const LOCK_FILE: &str = ".lock";
+/// Who runs in a run folder: `{pid} {process start time}` (from `/proc`), so a later
+/// run can tell a live restore from a killed one without touching the live one's files.
+const OWNER_FILE: &str = ".owner";
 /// Suffix of this tool's temporary files: only these are ever removed.
 const TMP_SUFFIX: &str = ".tv-partial";
 
 pub struct FolderSink {
     root: PathBuf,
     run: String,
-    /// The lock on this run's folder, taken on the first write and held to the end.
-    lock: Mutex<Option<std::fs::File>>,
+    /// Set once this run's folder exists (with its owner file).
+    lock: Mutex<bool>,
 }
 
 impl FolderSink {
@@ -33,7 +34,7 @@ impl FolderSink {
         Self {
             root: root.into(),
             run: crate::records::new_run_id(chrono::Utc::now()),
-            lock: Mutex::new(None),
+            lock: Mutex::new(false),
         }
     }
 
@@ -66,11 +67,11 @@ impl FolderSink {
             if !is_run || dir == self.run_dir() {
                 continue;
             }
-            let lock_path = dir.join(LOCK_FILE);
-            let Ok(lock) = std::fs::OpenOptions::new().write(true).open(&lock_path) else {
-                continue;
+            let owner_path = dir.join(OWNER_FILE);
+            let Ok(owner) = std::fs::read_to_string(&owner_path) else {
+                continue; // not ours, or a run still setting up
             };
-            if lock.try_lock().is_err() {
+            if owner_alive(&owner) {
                 continue; // a live restore
             }
             if let Ok(files) = std::fs::read_dir(&dir) {
@@ -81,8 +82,7 @@ impl FolderSink {
                     }
                 }
             }
-            let _ = std::fs::remove_file(&lock_path);
-            drop(lock);
+            let _ = std::fs::remove_file(&owner_path);
             let _ = std::fs::remove_dir(&dir);
         }
         Ok(())
@@ -90,8 +90,14 @@ impl FolderSink {
 
     /// `DIR/{key}`, for keys a filesystem holds verbatim only.
     fn path_for(&self, key: &str) -> StorageResult<PathBuf> {
-        let segments = crate::archive::local_segments(key)
-            .map_err(|why| StorageError::new(ErrorKind::Other, "restore", key, format!("cannot be held verbatim in a folder: {why}")))?;
+        let segments = crate::archive::local_segments(key).map_err(|why| {
+            StorageError::new(
+                ErrorKind::Other,
+                "restore",
+                key,
+                format!("cannot be held verbatim in a folder: {why}"),
+            )
+        })?;
         Ok(segments.iter().fold(self.root.clone(), |p, s| p.join(s)))
     }
 
@@ -151,7 +157,7 @@ impl FolderSink {
     fn ensure_run_dir(&self) -> StorageResult<PathBuf> {
         let mut lock = self.lock.lock().unwrap_or_else(|p| p.into_inner());
         let dir = self.run_dir();
-        if lock.is_some() {
+        if *lock {
             return Ok(dir);
         }
         if !self.root.exists() {
@@ -175,14 +181,17 @@ impl FolderSink {
             },
         }
         std::fs::create_dir(&dir).map_err(|e| io_err("create folder", &dir, e))?;
-        let lock_path = dir.join(LOCK_FILE);
-        let f = std::fs::OpenOptions::new()
+        let owner_path = dir.join(OWNER_FILE);
+        let mut f = std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
-            .open(&lock_path)
-            .map_err(|e| io_err("create", &lock_path, e))?;
-        f.lock().map_err(|e| io_err("lock", &lock_path, e))?;
-        *lock = Some(f);
+            .open(&owner_path)
+            .map_err(|e| io_err("create", &owner_path, e))?;
+        use std::io::Write;
+        f.write_all(this_owner().as_bytes())
+            .and_then(|_| f.sync_all())
+            .map_err(|e| io_err("write", &owner_path, e))?;
+        *lock = true;
         Ok(dir)
     }
 
@@ -231,16 +240,40 @@ impl FolderSink {
 
 impl Drop for FolderSink {
     fn drop(&mut self) {
-        let held = self.lock.get_mut().map(|l| l.take()).unwrap_or_default();
-        if held.is_some() {
+        let held = self.lock.get_mut().map(|l| *l).unwrap_or(true);
+        if held {
             let dir = self.run_dir();
-            let _ = std::fs::remove_file(dir.join(LOCK_FILE));
-            drop(held);
+            let _ = std::fs::remove_file(dir.join(OWNER_FILE));
             // Only empty: a temporary file still there is left for the next run.
             let _ = std::fs::remove_dir(&dir);
             let _ = std::fs::remove_dir(self.partial_root());
         }
     }
+}
+
+/// The start time of process `pid` (field 22 of `/proc/{pid}/stat`), if it runs.
+fn process_start(pid: u32) -> Option<String> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    after_name.split_whitespace().nth(19).map(str::to_string)
+}
+
+fn this_owner() -> String {
+    let pid = std::process::id();
+    format!("{pid} {}", process_start(pid).unwrap_or_default())
+}
+
+/// Whether the restore that wrote `owner` still runs. Without `/proc` nothing can be
+/// told, and every run is taken as live (its files are then never removed).
+fn owner_alive(owner: &str) -> bool {
+    if process_start(std::process::id()).is_none() {
+        return true;
+    }
+    let mut parts = owner.split_whitespace();
+    let (Some(pid), Some(start)) = (parts.next().and_then(|p| p.parse::<u32>().ok()), parts.next()) else {
+        return true; // unreadable: leave it alone
+    };
+    process_start(pid).as_deref() == Some(start)
 }
 
 /// `YYYYMMDDTHHMMSSZ-` + 8 hex, as [`crate::records::new_run_id`] makes them.
@@ -385,7 +418,9 @@ impl Sink for FolderSink {
                 SidecarOutcome::Different
             });
         }
-        let mut up = self.begin(&side_key, text.len() as u64, &RestoreMeta::default()).await?;
+        let mut up = self
+            .begin(&side_key, text.len() as u64, &RestoreMeta::default())
+            .await?;
         if let Err(e) = up.write(Bytes::from(text.clone())).await {
             up.abort().await;
             return Err(e);
@@ -421,10 +456,19 @@ mod tests {
         assert_eq!(err.kind, ErrorKind::AlreadyExists);
         assert_eq!(std::fs::read(dir.path().join("a/b/c.json.gz")).unwrap(), b"one");
         let side = serde_json::json!({"signature": "00"});
-        assert_eq!(sink.put_sidecar("a/b/c.json.gz", &side).await.unwrap(), SidecarOutcome::Written);
-        assert_eq!(sink.put_sidecar("a/b/c.json.gz", &side).await.unwrap(), SidecarOutcome::Same);
+        assert_eq!(
+            sink.put_sidecar("a/b/c.json.gz", &side).await.unwrap(),
+            SidecarOutcome::Written
+        );
+        assert_eq!(
+            sink.put_sidecar("a/b/c.json.gz", &side).await.unwrap(),
+            SidecarOutcome::Same
+        );
         let other = serde_json::json!({"signature": "01"});
-        assert_eq!(sink.put_sidecar("a/b/c.json.gz", &other).await.unwrap(), SidecarOutcome::Different);
+        assert_eq!(
+            sink.put_sidecar("a/b/c.json.gz", &other).await.unwrap(),
+            SidecarOutcome::Different
+        );
         assert_eq!(sink.existing("a/b/c.json.gz").await.unwrap().unwrap().size, 3);
         assert_eq!(
             sink.existing_sha256("a/b/c.json.gz").await.unwrap().unwrap(),
@@ -449,7 +493,7 @@ mod tests {
             .flatten()
             .map(|e| e.file_name())
             .collect();
-        assert_eq!(left, vec![std::ffi::OsString::from(LOCK_FILE)]);
+        assert_eq!(left, vec![std::ffi::OsString::from(OWNER_FILE)]);
         drop(sink);
         assert!(!dir.path().join(PARTIAL_DIR).exists());
     }
@@ -461,11 +505,12 @@ mod tests {
         let live = FolderSink::new(dir.path());
         let mut up = live.begin("k", 1, &RestoreMeta::default()).await.unwrap();
         up.write(Bytes::from_static(b"x")).await.unwrap();
-        // A dead run's folder: its temporary file, its (unheld) lock, and a user's file.
+        // A dead run's folder: its temporary file, its owner (a process long gone), and a
+        // user's file.
         let dead = partial.join("20260101T000000Z-0123abcd");
         std::fs::create_dir_all(&dead).unwrap();
         std::fs::write(dead.join(format!("00{TMP_SUFFIX}")), b"half").unwrap();
-        std::fs::write(dead.join(LOCK_FILE), b"").unwrap();
+        std::fs::write(dead.join(OWNER_FILE), format!("{} 1", std::process::id())).unwrap();
         std::fs::write(dead.join("mine.txt"), b"user").unwrap();
         std::fs::write(partial.join("notes.txt"), b"user").unwrap();
         let other = FolderSink::new(dir.path());

@@ -17,8 +17,8 @@ use async_trait::async_trait;
 use bytes::Bytes;
 
 use super::{
-    BlobBody, BlobInfo, BlobStore, ErrorKind, Existing, PutOptions, RestoreMeta, SidecarOutcome, Sink, Source, SourceBody, Upload,
-    SourceObject, StorageError, StorageResult,
+    BlobBody, BlobInfo, BlobStore, ErrorKind, Existing, PutOptions, RestoreMeta, SidecarOutcome, Sink, Source,
+    SourceBody, SourceObject, StorageError, StorageResult, Upload,
 };
 use crate::config::RetrySettings;
 
@@ -293,9 +293,7 @@ impl Sink for RetryingSink {
     }
 
     async fn put_sidecar(&self, key: &str, sidecar: &serde_json::Value) -> StorageResult<SidecarOutcome> {
-        self.policy
-            .run("put", || self.inner.put_sidecar(key, sidecar))
-            .await
+        self.policy.run("put", || self.inner.put_sidecar(key, sidecar)).await
     }
 }
 

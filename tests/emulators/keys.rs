@@ -46,7 +46,10 @@ async fn round_trip(w: &World, config: &std::path::PathBuf, env: &[(&str, String
     for k in &keys {
         assert_eq!(w.archived_bytes(k).await, body_for(k), "{k:?}");
         let info = w.archive.head(&format!("{SOURCE}/{k}")).await.unwrap().unwrap();
-        assert_eq!(trailvault::archive::source_key_of(&info.metadata).as_deref(), Some(k.as_str()));
+        assert_eq!(
+            trailvault::archive::source_key_of(&info.metadata).as_deref(),
+            Some(k.as_str())
+        );
     }
 
     // To a folder, with S3 gone.

@@ -176,7 +176,11 @@ async fn forged_non_canonical_names_are_conflicts_and_the_genuine_log_is_restore
     let run = restore_to(&w, &config, &dir, &[]).await;
     assert_eq!(run.code, 1, "{run:?}");
     let doc = run.json();
-    assert_eq!(std::fs::read(dir.join(&real.key)).unwrap(), real.body, "the genuine log");
+    assert_eq!(
+        std::fs::read(dir.join(&real.key)).unwrap(),
+        real.body,
+        "the genuine log"
+    );
     let conflicts: Vec<String> = serde_json::from_value(doc["conflicts"].clone()).unwrap();
     assert_eq!(conflicts.len(), forged.len(), "{doc}");
     for name in &forged {
@@ -315,7 +319,10 @@ async fn restoring_a_200_mb_object_stays_under_128_mib_of_memory() {
     cmd.env("AWS_ENDPOINT_URL_S3", w.s3_url());
     let (out, peak_kib) = support::run_measured(cmd).await;
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(peak_kib < 128 * 1024, "peak RSS {peak_kib} KiB for a 200 MB restore to S3");
+    assert!(
+        peak_kib < 128 * 1024,
+        "peak RSS {peak_kib} KiB for a 200 MB restore to S3"
+    );
     let got = w.s3.get_object().bucket("big-back").key(&key).send().await.unwrap();
     let body = got.body.collect().await.unwrap().into_bytes();
     assert_eq!(sha256_hex(&body), sha);
@@ -337,7 +344,11 @@ async fn a_symlink_inside_the_target_is_never_followed() {
     let doc = run.json();
     assert_eq!(doc["failed"], files.len() as u64, "{doc}");
     assert!(doc["failures"].to_string().contains("symlink"), "{doc}");
-    assert_eq!(restore::files_under(&outside), Vec::<String>::new(), "written through a symlink");
+    assert_eq!(
+        restore::files_under(&outside),
+        Vec::<String>::new(),
+        "written through a symlink"
+    );
 
     std::fs::remove_file(dir.join("AWSLogs")).unwrap();
     let victim = &files[0];
@@ -379,7 +390,10 @@ async fn sidecars_are_never_replaced_and_a_lost_one_is_recreated() {
         serde_json::json!([format!("{}.metadata.json", digests[1].key)]),
         "{doc}"
     );
-    assert_eq!(std::fs::read(side(&digests[1].key)).unwrap(), b"{\"someone\": \"else\"}");
+    assert_eq!(
+        std::fs::read(side(&digests[1].key)).unwrap(),
+        b"{\"someone\": \"else\"}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -402,7 +416,10 @@ async fn two_restores_into_one_folder_do_not_break_each_other() {
     for f in &files {
         assert_eq!(std::fs::read(dir.join(&f.key)).unwrap(), f.body, "{}", f.key);
     }
-    assert_eq!(std::fs::read(dir.join(".trailvault-partial/notes.txt")).unwrap(), b"mine");
+    assert_eq!(
+        std::fs::read(dir.join(".trailvault-partial/notes.txt")).unwrap(),
+        b"mine"
+    );
     assert_eq!(partial_files(&dir), vec![".trailvault-partial/notes.txt".to_string()]);
 }
 
@@ -419,8 +436,17 @@ async fn empty_and_scheme_like_targets_are_usage_errors() {
             .output()
             .await
             .unwrap();
-        assert_eq!(out.status.code(), Some(2), "--to {to:?}: {}", String::from_utf8_lossy(&out.stderr));
-        assert_eq!(std::fs::read_dir(&cwd).unwrap().count(), 0, "--to {to:?} wrote into the working directory");
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "--to {to:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(
+            std::fs::read_dir(&cwd).unwrap().count(),
+            0,
+            "--to {to:?} wrote into the working directory"
+        );
     }
 }
 
@@ -435,7 +461,10 @@ async fn sync_creates_no_container_unless_asked_and_names_a_missing_one() {
     std::fs::write(&path, &without).unwrap();
     let run = w.sync(&path).await;
     assert_eq!(run.code, 1, "{run:?}");
-    assert!(run.stdout.contains(support::STATE) || run.stdout.contains("state_container"), "{run:?}");
+    assert!(
+        run.stdout.contains(support::STATE) || run.stdout.contains("state_container"),
+        "{run:?}"
+    );
     assert!(w.state.list("").await.is_err(), "the state container was created");
     assert!(w.archive.list("").await.is_err(), "the archive container was created");
 
@@ -445,7 +474,10 @@ async fn sync_creates_no_container_unless_asked_and_names_a_missing_one() {
     assert_eq!(w.sync(&path).await.code, 0);
 
     // A misspelt archive container: exit 1 naming it, nothing created.
-    let typo = without.replace("container = \"cloudtrail-archive\"", "container = \"cloudtrial-archive\"");
+    let typo = without.replace(
+        "container = \"cloudtrail-archive\"",
+        "container = \"cloudtrial-archive\"",
+    );
     let path = w.dir.path().join("typo.toml");
     std::fs::write(&path, &typo).unwrap();
     let run = w.sync(&path).await;
@@ -493,7 +525,10 @@ async fn files_that_are_not_cloudtrail_shaped_are_counted_by_verify_and_restored
     };
     let odd = [
         (format!("{DAY_DIR}/notes.txt"), b"not a log".to_vec()),
-        (format!("{DAY_DIR}/111122223333_CloudTrail_us-east-1_garbled.json.gz"), gzip(b"{}")),
+        (
+            format!("{DAY_DIR}/111122223333_CloudTrail_us-east-1_garbled.json.gz"),
+            gzip(b"{}"),
+        ),
     ];
     for (k, b) in &odd {
         w.put(k, b.clone(), &BTreeMap::new()).await;
