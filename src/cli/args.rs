@@ -342,3 +342,31 @@ pub fn restore_target(to: &str, endpoint: Option<&str>) -> Result<RestoreTarget,
         None => Ok(RestoreTarget::Folder(PathBuf::from(to))),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn restore_targets_empty_and_scheme_like_are_usage_errors() {
+        for bad in ["", " ", "s3:/bkt", "s3:bkt", "S3://bkt", "az://c", "file:x", "s3://"] {
+            assert!(matches!(restore_target(bad, None), Err(CliError::Usage(_))), "{bad:?}");
+        }
+        assert_eq!(
+            restore_target("./s3:x", None).unwrap(),
+            RestoreTarget::Folder(PathBuf::from("./s3:x"))
+        );
+        assert_eq!(
+            restore_target("/tmp/r", None).unwrap(),
+            RestoreTarget::Folder(PathBuf::from("/tmp/r"))
+        );
+        assert_eq!(
+            restore_target("s3://b/p/q", None).unwrap(),
+            RestoreTarget::S3 {
+                bucket: "b".into(),
+                prefix: "p/q".into(),
+                endpoint: None
+            }
+        );
+    }
+}
