@@ -21,6 +21,7 @@ use crate::integrity::verify::VerifyJob;
 use crate::progress::Progress;
 use crate::state::select::Selection;
 use crate::storage::blob::open_target;
+use crate::storage::decorate::{CountingSource, CountingStore, ReadOnlyStore, RequestCounter};
 use crate::storage::folder::FolderSink;
 use crate::storage::retry::{RetryPolicy, RetryingSink, RetryingSource, RetryingStore};
 use crate::storage::s3::{S3Sink, S3Source};
@@ -71,12 +72,24 @@ pub type Containers = (Arc<dyn BlobStore>, Arc<dyn BlobStore>);
 
 /// The archive and state containers of `[target]`, each request retried by `retry`.
 pub fn open_containers(config: &Config, command: &str, retry: &RetryPolicy) -> Result<Containers, AppError> {
+    open_counted(config, command, retry, &RequestCounter::default())
+}
+
+/// As [`open_containers`], each request on the wire counted in `counter` (inside the
+/// retries, so a retried request counts twice).
+fn open_counted(
+    config: &Config,
+    command: &str,
+    retry: &RetryPolicy,
+    counter: &RequestCounter,
+) -> Result<Containers, AppError> {
     let target = config.require_target(command)?;
     let (archive, state) = open_target(target).map_err(|e| AppError::Setup(e.to_string()))?;
-    Ok((
-        Arc::new(RetryingStore::new(archive, retry.clone())),
-        Arc::new(RetryingStore::new(state, retry.clone())),
-    ))
+    let wrap = |store: Arc<dyn BlobStore>, side: &'static str| -> Arc<dyn BlobStore> {
+        let counted = Arc::new(CountingStore::new(store, counter.clone(), side));
+        Arc::new(RetryingStore::new(counted, retry.clone()))
+    };
+    Ok((wrap(archive, "archive"), wrap(state, "state")))
 }
 
 /// The archived sources a reading command works on: those named, else every configured one.
@@ -114,7 +127,12 @@ pub async fn sync_job(
         }
     }
     let retry = RetryPolicy::new(config.retry);
-    let (archive, state) = open_containers(config, "sync", &retry)?;
+    let requests = RequestCounter::default();
+    let (mut archive, mut state) = open_counted(config, "sync", &retry, &requests)?;
+    if dry_run {
+        archive = Arc::new(ReadOnlyStore::new(archive));
+        state = Arc::new(ReadOnlyStore::new(state));
+    }
     let mut sources = Vec::new();
     for s in config
         .sources
@@ -124,7 +142,13 @@ pub async fn sync_job(
         sources.push(SourceHandle {
             name: s.name.clone(),
             prefix: s.prefix.clone(),
-            source: Arc::new(RetryingSource::new(Arc::new(S3Source::connect(s).await), retry.clone())),
+            source: Arc::new(RetryingSource::new(
+                Arc::new(CountingSource::new(
+                    Arc::new(S3Source::connect(s).await),
+                    requests.clone(),
+                )),
+                retry.clone(),
+            )),
         });
     }
     Ok(SyncJob {
@@ -137,6 +161,7 @@ pub async fn sync_job(
         health: config.health.clone(),
         retry,
         cancel: CancellationToken::new(),
+        requests,
     })
 }
 

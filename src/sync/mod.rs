@@ -25,6 +25,7 @@ use crate::state::conflicts::{record_conflict, ConflictNote};
 use crate::state::lock::{LockError, LockHolder, SyncLock};
 use crate::state::watermark::{self, Settled, StreamMark};
 use crate::state::{write_run_records, SourceHealth};
+use crate::storage::decorate::RequestCounter;
 use crate::storage::retry::RetryPolicy;
 use crate::storage::{BlobStore, Source, StorageError};
 use copy::{Copier, Outcome};
@@ -73,6 +74,8 @@ pub struct SyncJob {
     pub retry: RetryPolicy,
     /// Cancelled on shutdown: no new file starts, in-flight ones finish, progress is saved.
     pub cancel: CancellationToken,
+    /// Requests on the wire, by cloud and operation, for the run document.
+    pub requests: RequestCounter,
 }
 
 impl SyncJob {
@@ -133,6 +136,7 @@ impl SyncJob {
             dry_run: self.dry_run,
             cancelled: self.cancel.is_cancelled(),
             retries: self.retry.retries(),
+            requests: self.requests.snapshot(),
             sources: reports,
         };
         if !self.dry_run {

@@ -17,6 +17,9 @@ pub struct SyncReport {
     pub cancelled: bool,
     /// Attempts beyond the first, over every request and file of the run.
     pub retries: u64,
+    /// Requests on the wire by `{store}.{operation}` (`s3.get`, `archive.put`, `state.get`, ...): what the
+    /// run cost; it grows with new files, not with the archive.
+    pub requests: std::collections::BTreeMap<String, u64>,
     pub sources: Vec<SourceReport>,
 }
 
