@@ -107,6 +107,20 @@ pub fn archived_sources(config: &Config, named: &[String], command: &str) -> Res
     Ok(sources)
 }
 
+/// Cancels a job's token when `signal` fires (SIGTERM), until the returned guard drops.
+pub fn cancel_on(job_cancel: &CancellationToken, signal: &CancellationToken) -> tokio_util::sync::DropGuard {
+    let (job, signal) = (job_cancel.clone(), signal.clone());
+    let done = CancellationToken::new();
+    let guard = done.clone().drop_guard();
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = signal.cancelled() => job.cancel(),
+            _ = done.cancelled() => {}
+        }
+    });
+    guard
+}
+
 /// A sync of the named sources (all when `only` is empty).
 pub async fn sync_job(
     config: &Config,
@@ -126,7 +140,8 @@ pub async fn sync_job(
             )));
         }
     }
-    let retry = RetryPolicy::new(config.retry);
+    let cancel = CancellationToken::new();
+    let retry = RetryPolicy::new(config.retry).with_cancel(cancel.clone());
     let requests = RequestCounter::default();
     let (mut archive, mut state) = open_counted(config, "sync", &retry, &requests)?;
     if dry_run {
@@ -160,7 +175,7 @@ pub async fn sync_job(
         progress,
         health: config.health.clone(),
         retry,
-        cancel: CancellationToken::new(),
+        cancel,
         requests,
     })
 }

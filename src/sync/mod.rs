@@ -236,6 +236,11 @@ impl SourceRun<'_> {
             complete: true,
             ..Default::default()
         };
+        if self.job.cancel.is_cancelled() {
+            report.stopped = true;
+            report.complete = false;
+            return report;
+        }
         // The probe: does this source's S3 answer at all, within the timeout?
         let root = crate::cloudtrail::key::awslogs_root(&self.handle.prefix);
         report.aws_probe = Some(
@@ -357,6 +362,12 @@ impl SourceRun<'_> {
         old: Option<&StreamMark>,
         r: &mut SourceReport,
     ) -> (Option<StreamMark>, Vec<Settled>) {
+        // Stopping: a stream not yet planned is left for the next run, its mark as it was.
+        if self.job.cancel.is_cancelled() {
+            r.stopped = true;
+            r.complete = false;
+            return (None, Vec::new());
+        }
         let src = self.handle.source.as_ref();
         let archive = self.job.archive.as_ref();
         let plan =
@@ -414,7 +425,11 @@ impl SourceRun<'_> {
                         "the sync lock was lost",
                     )))
                 } else {
-                    Some(retry.run("copy", || copier.copy(&f.object, f.existing.as_ref())).await)
+                    Some(
+                        retry
+                            .run_whole("copy", || copier.copy(&f.object, f.existing.as_ref()))
+                            .await,
+                    )
                 };
                 self.job.progress.advance(1, f.object.size);
                 (f, result)
@@ -512,6 +527,7 @@ fn merge(into: &mut SourceReport, part: SourceReport) {
     into.files_skipped += part.files_skipped;
     into.files_failed += part.files_failed;
     into.not_started += part.not_started;
+    into.stopped |= part.stopped;
     into.files_planned += part.files_planned;
     into.bytes_planned += part.bytes_planned;
     into.conflicts.extend(part.conflicts);

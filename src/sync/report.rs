@@ -33,6 +33,8 @@ pub struct SourceReport {
     pub conflicts: Vec<String>,
     /// Files left for the next run because this one was stopped before they started.
     pub not_started: u64,
+    /// The run was stopped (SIGTERM, deadline) before it finished this source.
+    pub stopped: bool,
     /// With `--dry-run`: what a real run would copy (or compare, for changed keys).
     pub files_planned: u64,
     pub bytes_planned: u64,
@@ -78,7 +80,7 @@ impl SourceReport {
             RunStatus::Succeeded
         } else if self.files_copied + self.files_skipped > 0
             || self.complete
-            || (self.not_started > 0 && self.files_failed == 0 && self.errors.is_empty())
+            || ((self.stopped || self.not_started > 0) && self.files_failed == 0 && self.errors.is_empty())
         {
             RunStatus::Partial
         } else {
