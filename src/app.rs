@@ -22,6 +22,7 @@ use crate::progress::Progress;
 use crate::state::select::Selection;
 use crate::storage::blob::open_target;
 use crate::storage::folder::FolderSink;
+use crate::storage::aws_credentials::{self, AwsCredentials};
 use crate::storage::s3::{S3Sink, S3Source};
 use crate::storage::{BlobStore, Sink, StorageError};
 use crate::sync::{SourceHandle, SyncJob};
@@ -109,15 +110,32 @@ pub async fn sync_job(
     }
     let (archive, state) = open_target(target).map_err(|e| AppError::Setup(e.to_string()))?;
     let mut sources = Vec::new();
+    // One provider per role: sources sharing a role share its cached credentials.
+    let mut providers: std::collections::HashMap<String, AwsCredentials> = std::collections::HashMap::new();
     for s in config
         .sources
         .iter()
         .filter(|s| only.is_empty() || only.contains(&s.name))
     {
+        let credentials = match config.source_role(s) {
+            None => aws_credentials::provider(&config.aws, None, &s.region)
+                .await
+                .map_err(AppError::Setup)?,
+            Some(role) => match providers.get(&role) {
+                Some(p) => p.clone(),
+                None => {
+                    let p = aws_credentials::provider(&config.aws, Some(&role), &s.region)
+                        .await
+                        .map_err(AppError::Setup)?;
+                    providers.insert(role, p.clone());
+                    p
+                }
+            },
+        };
         sources.push(SourceHandle {
             name: s.name.clone(),
             prefix: s.prefix.clone(),
-            source: Arc::new(S3Source::connect(s).await),
+            source: Arc::new(S3Source::connect(s, credentials).await),
         });
     }
     Ok(SyncJob {
@@ -278,6 +296,8 @@ pub struct RestoreRequest {
     pub digests: bool,
     pub dry_run: bool,
     pub progress: Arc<dyn Progress>,
+    /// The role an S3 target is written with under `azure-federated` (default `[aws] role_arn`).
+    pub role_arn: Option<String>,
 }
 
 pub async fn restore_job(config: &Config, request: RestoreRequest) -> Result<RestoreJob, AppError> {
@@ -288,7 +308,10 @@ pub async fn restore_job(config: &Config, request: RestoreRequest) -> Result<Res
             bucket,
             prefix,
             endpoint,
-        } => Arc::new(S3Sink::connect(bucket, prefix, endpoint.as_deref()).await),
+        } => {
+            let credentials = restore_credentials(config, request.role_arn.as_deref()).await?;
+            Arc::new(S3Sink::connect(bucket, prefix, endpoint.as_deref(), credentials).await)
+        }
         RestoreTarget::Folder(dir) => {
             let folder = FolderSink::new(dir);
             if !request.dry_run {
@@ -314,6 +337,29 @@ pub async fn restore_job(config: &Config, request: RestoreRequest) -> Result<Res
         dry_run: request.dry_run,
         progress: request.progress,
     })
+}
+
+/// Credentials for an S3 restore target: `--role-arn`, else `[aws] role_arn`, under
+/// `azure-federated`; the default chain otherwise (where `--role-arn` has no meaning).
+async fn restore_credentials(config: &Config, role_arn: Option<&str>) -> Result<AwsCredentials, AppError> {
+    use crate::config::AwsAuth;
+    match &config.aws {
+        AwsAuth::Default if role_arn.is_some() => Err(AppError::Usage(
+            "--role-arn needs [aws] auth = \"azure-federated\" (with the SDK's default chain, choose the role in an AWS profile)".into(),
+        )),
+        AwsAuth::Default => Ok(None),
+        AwsAuth::AzureFederated(f) => {
+            if role_arn.is_none() && f.role_arn.is_none() {
+                return Err(AppError::Usage(
+                    "restore to S3 with aws.auth = \"azure-federated\" needs a role that may write: --role-arn ARN or aws.role_arn".into(),
+                ));
+            }
+            let region = aws_credentials::sts_region("us-east-1");
+            aws_credentials::provider(&config.aws, role_arn, &region)
+                .await
+                .map_err(AppError::Setup)
+        }
+    }
 }
 
 fn federation_section(config: &Config) -> Result<&crate::config::FederationConfig, AppError> {
@@ -390,7 +436,20 @@ pub async fn keys_fetch(
     }
     archive.ensure_container().await?;
     let regions: Vec<String> = regions.into_iter().collect();
-    let api = crate::cloudtrail_api::AwsCloudTrail;
+    // `[aws] role_arn`, else the first source's role, reads the public keys.
+    let role = match &config.aws {
+        crate::config::AwsAuth::AzureFederated(f) => f
+            .role_arn
+            .clone()
+            .or_else(|| config.sources.iter().find_map(|s| config.source_role(s))),
+        crate::config::AwsAuth::Default => None,
+    };
+    let region = aws_credentials::sts_region(config.sources.first().map(|s| s.region.as_str()).unwrap_or("us-east-1"));
+    let api = crate::cloudtrail_api::AwsCloudTrail {
+        credentials: aws_credentials::provider(&config.aws, role.as_deref(), &region)
+            .await
+            .map_err(AppError::Setup)?,
+    };
     let fetched = crate::integrity::keys::fetch(archive.as_ref(), &api, &regions, since, Utc::now()).await?;
     Ok((regions, fetched))
 }
