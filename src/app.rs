@@ -20,9 +20,9 @@ use crate::integrity::keys::{ImportedKey, KeyError};
 use crate::integrity::verify::VerifyJob;
 use crate::progress::Progress;
 use crate::state::select::Selection;
+use crate::storage::aws_credentials::{self, AwsCredentials};
 use crate::storage::blob::open_target;
 use crate::storage::folder::FolderSink;
-use crate::storage::aws_credentials::{self, AwsCredentials};
 use crate::storage::s3::{S3Sink, S3Source};
 use crate::storage::{BlobStore, Sink, StorageError};
 use crate::sync::{SourceHandle, SyncJob};
@@ -89,12 +89,13 @@ pub fn archived_sources(config: &Config, named: &[String], command: &str) -> Res
     Ok(sources)
 }
 
-/// A sync of the named sources (all when `only` is empty).
+/// A sync of the named sources (all when `only` is empty); no file is started after `deadline`.
 pub async fn sync_job(
     config: &Config,
     only: &[String],
     dry_run: bool,
     progress: Arc<dyn Progress>,
+    deadline: Option<tokio::time::Instant>,
 ) -> Result<SyncJob, AppError> {
     config.require_sources("sync")?;
     let target = config.require_target("sync")?;
@@ -146,6 +147,7 @@ pub async fn sync_job(
         dry_run,
         progress,
         health: config.health.clone(),
+        deadline,
     })
 }
 

@@ -50,8 +50,8 @@ impl PublicKeySource for AwsCloudTrail {
         start: DateTime<Utc>,
         end: DateTime<Utc>,
     ) -> StorageResult<Vec<PublishedKey>> {
-        let mut loader =
-            aws_config::defaults(aws_config::BehaviorVersion::latest()).region(aws_config::Region::new(region.to_string()));
+        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new(region.to_string()));
         if let Some(c) = &self.credentials {
             loader = loader.credentials_provider(c.clone());
         }

@@ -667,11 +667,8 @@ fn validate_aws(
                     s.name
                 ));
             }
-            let kind = nonempty(raw.azure_credential).or_else(|| {
-                target
-                    .filter(|t| t.auth.is_token())
-                    .map(|t| t.auth.kind().to_string())
-            });
+            let kind = nonempty(raw.azure_credential)
+                .or_else(|| target.filter(|t| t.auth.is_token()).map(|t| t.auth.kind().to_string()));
             let azure_credential = match kind.as_deref() {
                 None => {
                     problems.push(
@@ -751,7 +748,10 @@ pub fn is_role_arn(s: &str) -> bool {
         return false;
     };
     *arn == "arn"
-        && matches!(*partition, "aws" | "aws-cn" | "aws-us-gov" | "aws-iso" | "aws-iso-b" | "aws-iso-e" | "aws-iso-f" | "aws-eusc")
+        && matches!(
+            *partition,
+            "aws" | "aws-cn" | "aws-us-gov" | "aws-iso" | "aws-iso-b" | "aws-iso-e" | "aws-iso-f" | "aws-eusc"
+        )
         && *service == "iam"
         && region.is_empty()
         && account.len() == 12
@@ -765,9 +765,7 @@ pub fn is_role_arn(s: &str) -> bool {
 }
 
 fn is_session_name(s: &str) -> bool {
-    (2..=64).contains(&s.len())
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"+=,.@_-".contains(&b))
+    (2..=64).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"+=,.@_-".contains(&b))
 }
 
 fn validate_target(t: RawTarget, env: &dyn Env, problems: &mut Vec<String>) -> Option<TargetConfig> {
@@ -1071,7 +1069,8 @@ concurrency = 0
         let text = MINIMAL.replace(
             "region = \"ap-northeast-2\"",
             "region = \"ap-northeast-2\"\nrole_arn = \"arn:aws:iam::444455556666:role/path/seoul-reader\"",
-        ) + "[[source]]\nname = \"other\"\nbucket = \"other-bucket\"\nregion = \"us-east-1\"\n" + FEDERATED;
+        ) + "[[source]]\nname = \"other\"\nbucket = \"other-bucket\"\nregion = \"us-east-1\"\n"
+            + FEDERATED;
         let c = parse(&text, &[(ENV_AZURE_ACCOUNT_KEY, KEY)]).unwrap();
         let AwsAuth::AzureFederated(f) = &c.aws else {
             panic!("{:?}", c.aws)
@@ -1120,13 +1119,16 @@ concurrency = 0
             assert!(err.contains(needle), "missing {needle:?} in {err}");
         }
         let unknown = format!("{MINIMAL}\n[aws]\nauth = \"azure-federated\"\nrole = \"x\"\n");
-        let err = parse(&unknown, &[(ENV_AZURE_ACCOUNT_KEY, KEY)]).unwrap_err().to_string();
+        let err = parse(&unknown, &[(ENV_AZURE_ACCOUNT_KEY, KEY)])
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("role"), "{err}");
         let kind = format!("{MINIMAL}\n[aws]\nauth = \"keys\"\n");
         let err = parse(&kind, &[(ENV_AZURE_ACCOUNT_KEY, KEY)]).unwrap_err().to_string();
         assert!(err.contains("aws.auth"), "{err}");
         // No role for a source at all.
-        let norole = format!("{MINIMAL}\n[aws]\nauth = \"azure-federated\"\nazure_credential = \"workload-identity\"\n");
+        let norole =
+            format!("{MINIMAL}\n[aws]\nauth = \"azure-federated\"\nazure_credential = \"workload-identity\"\n");
         let err = parse(&norole, &[(ENV_AZURE_ACCOUNT_KEY, KEY)]).unwrap_err().to_string();
         assert!(err.contains("no role to assume"), "{err}");
         // client-secret needs its environment.
@@ -1139,7 +1141,10 @@ concurrency = 0
             "region = \"ap-northeast-2\"\nrole_arn = \"arn:aws:iam::111122223333:role/r\"",
         ) + "\n[aws]\nauth = \"default\"\ntoken_audience = \"x\"\n";
         let err = parse(&dflt, &[(ENV_AZURE_ACCOUNT_KEY, KEY)]).unwrap_err().to_string();
-        assert!(err.contains("aws.token_audience") && err.contains("role_arn needs"), "{err}");
+        assert!(
+            err.contains("aws.token_audience") && err.contains("role_arn needs"),
+            "{err}"
+        );
     }
 
     #[test]

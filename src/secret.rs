@@ -101,7 +101,10 @@ mod tests {
         let msg = "refused token eyJ0eXAiOiJKV1QifQ.eyJhdWQiOiJ4In0.c2ln-_x for role; keyJx stays";
         let red = redact_text(msg);
         assert!(!red.contains("eyJ0eXAi") && !red.contains("c2ln"), "{red}");
-        assert!(red.contains("refused token <redacted token> for role; keyJx stays"), "{red}");
+        assert!(
+            red.contains("refused token <redacted token> for role; keyJx stays"),
+            "{red}"
+        );
     }
 
     #[test]

@@ -56,6 +56,7 @@ fn job(src: Arc<dyn Source>, archive: Arc<MemoryBlobStore>, state: Arc<MemoryBlo
             degraded_after: 1,
             outage_after: 3,
         },
+        deadline: None,
     }
 }
 

@@ -171,6 +171,11 @@ pub struct SyncArgs {
     /// Plan only: list and compare, write nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Start no new file after this long (humantime: 90s, 8m, 1h); in-flight files finish
+    /// (or are abandoned 30 s later), progress is saved and the run is `Partial` with
+    /// `deadline_reached` (exit 0 when nothing failed).
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub deadline: Option<std::time::Duration>,
     /// Print one JSON document on stdout.
     #[arg(long)]
     pub json: bool,

@@ -151,9 +151,8 @@ impl AzureFederatedProvider {
                 inner.role_arn
             )))
         })?;
-        let expires = SystemTime::try_from(*c.expiration()).map_err(|_| {
-            CredentialsError::provider_error(Failure("STS returned an unreadable expiration".into()))
-        })?;
+        let expires = SystemTime::try_from(*c.expiration())
+            .map_err(|_| CredentialsError::provider_error(Failure("STS returned an unreadable expiration".into())))?;
         // Report an earlier expiry so any SDK cache asks again before the real one.
         let remaining = expires.duration_since(now).unwrap_or_default();
         let report = expires - REFRESH_BEFORE_EXPIRY.min(remaining / 2);
@@ -265,7 +264,8 @@ mod tests {
     use wiremock::matchers::{body_string_contains, method};
     use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
-    const JWT: &str = "eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiJ9.eyJhdWQiOiJhcGk6Ly9BenVyZUFEVG9rZW5FeGNoYW5nZSJ9.c2lnbmF0dXJlLXNlY3JldA";
+    const JWT: &str =
+        "eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiJ9.eyJhdWQiOiJhcGk6Ly9BenVyZUFEVG9rZW5FeGNoYW5nZSJ9.c2lnbmF0dXJlLXNlY3JldA";
 
     /// An Entra credential that records the scopes it was asked for.
     #[derive(Debug, Default)]
@@ -337,7 +337,9 @@ mod tests {
         let now = Arc::new(AtomicU64::new(start));
         Mock::given(method("POST"))
             .and(body_string_contains("Action=AssumeRoleWithWebIdentity"))
-            .and(body_string_contains("RoleArn=arn%3Aaws%3Aiam%3A%3A111122223333%3Arole%2Freader"))
+            .and(body_string_contains(
+                "RoleArn=arn%3Aaws%3Aiam%3A%3A111122223333%3Arole%2Freader",
+            ))
             .and(body_string_contains("RoleSessionName=trailvault"))
             .and(body_string_contains(JWT))
             .respond_with(Sts {
@@ -362,7 +364,10 @@ mod tests {
         assert_eq!(first.access_key_id(), "ASIAKEY0000000000001");
         assert_eq!(first.session_token(), Some("SESSIONTOKEN1"));
         assert_eq!(calls.load(Ordering::SeqCst), 1);
-        assert_eq!(*entra.scopes.lock().unwrap(), vec!["api://AzureADTokenExchange/.default"]);
+        assert_eq!(
+            *entra.scopes.lock().unwrap(),
+            vec!["api://AzureADTokenExchange/.default"]
+        );
         // The SDK is told an expiry before the real one, so it asks again in time.
         let reported = first.expiry().unwrap();
         let real = SystemTime::UNIX_EPOCH + Duration::from_secs(start + 3600);

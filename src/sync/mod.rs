@@ -31,6 +31,9 @@ pub use report::{SourceReport, SyncReport};
 
 /// Account-regions worked on at once within a source.
 const PARTITION_CONCURRENCY: usize = 4;
+/// Copies still running this long after the deadline are abandoned (nothing of them is
+/// committed, and the watermark stays before them), leaving time to save progress.
+pub const ABANDON_AFTER_DEADLINE: std::time::Duration = std::time::Duration::from_secs(30);
 const MAX_LISTED_FAILURES: usize = 100;
 
 #[derive(Debug, thiserror::Error)]
@@ -67,6 +70,10 @@ pub struct SyncJob {
     pub progress: Arc<dyn crate::progress::Progress>,
     /// AWS health probing (`[health]`).
     pub health: crate::config::HealthConfig,
+    /// No new file is started after this instant (`sync --deadline`, the Functions
+    /// timeout); the run then saves its progress and reports `Partial` with
+    /// `deadline_reached`.
+    pub deadline: Option<tokio::time::Instant>,
 }
 
 impl SyncJob {
@@ -121,6 +128,7 @@ impl SyncJob {
         let finished_at = Utc::now();
         let report = SyncReport {
             status: SyncReport::overall(&reports),
+            deadline_reached: reports.iter().any(|r| r.deadline_reached),
             run_id: run_id.clone(),
             started_at,
             finished_at,
@@ -218,12 +226,27 @@ struct SourceRun<'a> {
 }
 
 impl SourceRun<'_> {
+    fn past_deadline(&self) -> bool {
+        self.job.deadline.is_some_and(|d| tokio::time::Instant::now() >= d)
+    }
+
+    /// Notes that the deadline kept work from starting: the run is not complete.
+    fn stopped(&self, r: &mut SourceReport) {
+        r.deadline_reached = true;
+        r.complete = false;
+    }
+
     async fn run(&self) -> SourceReport {
         let mut report = SourceReport {
             name: self.handle.name.clone(),
             complete: true,
             ..Default::default()
         };
+        if self.past_deadline() {
+            tracing::info!(source = self.handle.name, "deadline reached; source not started");
+            self.stopped(&mut report);
+            return report;
+        }
         // The probe: does this source's S3 answer at all, within the timeout?
         let root = crate::cloudtrail::key::awslogs_root(&self.handle.prefix);
         report.aws_probe = Some(
@@ -278,6 +301,10 @@ impl SourceRun<'_> {
             ..Default::default()
         };
         let r = &mut out;
+        if self.past_deadline() {
+            self.stopped(r);
+            return out;
+        }
         let state = self.job.state.as_ref();
         let wm_name = watermark::watermark_name(&self.handle.name, account, region);
         let (mut doc, etag) = match watermark::load(state, &wm_name).await {
@@ -289,8 +316,15 @@ impl SourceRun<'_> {
             }
         };
         let mut changed = false;
+        let mut streams_left = false;
         let (mut logs, mut digests) = (Vec::new(), Vec::new());
         for stream in streams {
+            if self.past_deadline() {
+                // Not listed this run: its mark stays where it is.
+                self.stopped(r);
+                streams_left = true;
+                continue;
+            }
             let key_prefix = stream.key_prefix();
             let old = doc.streams.get(&key_prefix).cloned();
             let (next, settled) = self.stream(stream, old.as_ref(), r).await;
@@ -319,7 +353,8 @@ impl SourceRun<'_> {
             newest_digest_time: coverage.newest_digest_time,
             files_not_covered_by_digest: coverage.logs_not_covered_by_digest,
         });
-        if doc.coverage.as_ref() != Some(&coverage) {
+        // Coverage needs both the log and digest listings; a stream left out keeps the old.
+        if !streams_left && doc.coverage.as_ref() != Some(&coverage) {
             doc.coverage = Some(coverage);
             changed = true;
         }
@@ -396,6 +431,23 @@ impl SourceRun<'_> {
                         &f.object.key,
                         "the sync lock was lost",
                     ))
+                } else if self.past_deadline() {
+                    Ok(Outcome::Deferred)
+                } else if let Some(deadline) = self.job.deadline {
+                    // In flight at the deadline: it may finish within the grace, else it is
+                    // dropped before its commit (create-only: nothing half-written stays).
+                    match tokio::time::timeout_at(
+                        deadline + ABANDON_AFTER_DEADLINE,
+                        copier.copy(&f.object, f.existing.as_ref()),
+                    )
+                    .await
+                    {
+                        Ok(result) => result,
+                        Err(_) => {
+                            tracing::info!(key = f.object.key, "copy abandoned after the deadline");
+                            Ok(Outcome::Deferred)
+                        }
+                    }
                 } else {
                     copier.copy(&f.object, f.existing.as_ref()).await
                 };
@@ -417,6 +469,12 @@ impl SourceRun<'_> {
                 Ok(Outcome::AlreadyArchived) => {
                     r.files_skipped += 1;
                     true
+                }
+                Ok(Outcome::Deferred) => {
+                    // Left for the next run: the watermark stays before it.
+                    r.files_deferred += 1;
+                    self.stopped(r);
+                    false
                 }
                 Ok(Outcome::Conflict {
                     archived_sha256,
@@ -485,6 +543,8 @@ fn merge(into: &mut SourceReport, part: SourceReport) {
     into.files_skipped += part.files_skipped;
     into.files_failed += part.files_failed;
     into.files_planned += part.files_planned;
+    into.files_deferred += part.files_deferred;
+    into.deadline_reached |= part.deadline_reached;
     into.bytes_planned += part.bytes_planned;
     into.conflicts.extend(part.conflicts);
     into.errors.extend(part.errors);
@@ -513,6 +573,10 @@ pub fn sync_records(report: &SyncReport) -> Vec<Record> {
             duration_seconds: duration,
             message: match s.status() {
                 RunStatus::Succeeded => "all listed files archived and verified".into(),
+                _ if s.stopped_only_by_deadline() => format!(
+                    "deadline reached: {} files archived, {} left for the next run",
+                    s.files_copied, s.files_deferred
+                ),
                 _ => s
                     .errors
                     .first()
@@ -525,6 +589,8 @@ pub fn sync_records(report: &SyncReport) -> Vec<Record> {
                 "conflicts": s.conflicts,
                 "streams": s.streams,
                 "complete": s.complete,
+                "deadline_reached": s.deadline_reached,
+                "files_deferred": s.files_deferred,
                 "errors": s.errors,
                 "accounts": s.accounts,
             }),

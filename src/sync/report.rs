@@ -13,6 +13,8 @@ pub struct SyncReport {
     pub finished_at: DateTime<Utc>,
     pub status: RunStatus,
     pub dry_run: bool,
+    /// The run's deadline kept some work from starting (`Partial`; the next run goes on).
+    pub deadline_reached: bool,
     pub sources: Vec<SourceReport>,
 }
 
@@ -27,6 +29,11 @@ pub struct SourceReport {
     /// With `--dry-run`: what a real run would copy (or compare, for changed keys).
     pub files_planned: u64,
     pub bytes_planned: u64,
+    /// The deadline passed before this source was finished: files, streams or the whole
+    /// source were left for the next run (the watermark stays before them).
+    pub deadline_reached: bool,
+    /// Files left uncopied because of the deadline (not failures).
+    pub files_deferred: u64,
     pub streams: u64,
     /// Listing or state problems that kept files from being considered at all.
     pub errors: Vec<String>,
@@ -64,10 +71,15 @@ pub struct FileFailure {
 }
 
 impl SourceReport {
+    /// Nothing failed; only the deadline kept the source from completing.
+    pub fn stopped_only_by_deadline(&self) -> bool {
+        self.deadline_reached && self.files_failed == 0 && self.errors.is_empty() && self.conflicts.is_empty()
+    }
+
     pub fn status(&self) -> RunStatus {
         if self.complete && self.conflicts.is_empty() {
             RunStatus::Succeeded
-        } else if self.files_copied + self.files_skipped > 0 || self.complete {
+        } else if self.stopped_only_by_deadline() || self.files_copied + self.files_skipped > 0 || self.complete {
             RunStatus::Partial
         } else {
             RunStatus::Failed
@@ -87,6 +99,16 @@ impl SyncReport {
         }
     }
 
+    /// `Partial` only because the deadline passed: nothing failed and nothing conflicts
+    /// (`sync --deadline` exits 0, the Functions handler answers 200).
+    pub fn stopped_only_by_deadline(&self) -> bool {
+        self.deadline_reached
+            && self
+                .sources
+                .iter()
+                .all(|s| s.stopped_only_by_deadline() || (s.complete && s.conflicts.is_empty()))
+    }
+
     pub fn summary_lines(&self) -> Vec<String> {
         let mut lines = vec![format!(
             "sync {} {:?}{}",
@@ -94,6 +116,8 @@ impl SyncReport {
             self.status,
             if self.dry_run {
                 " (dry run: nothing written)"
+            } else if self.deadline_reached {
+                " (deadline reached: the next run goes on from here)"
             } else {
                 ""
             }
@@ -120,6 +144,12 @@ impl SyncReport {
                             humantime::format_duration(std::time::Duration::from_secs(g.max(0) as u64))
                         ))
                         .unwrap_or_default()
+                ));
+            }
+            if s.files_deferred > 0 || s.deadline_reached {
+                lines.push(format!(
+                    "    deadline reached: {} files left for the next run",
+                    s.files_deferred
                 ));
             }
             for c in &s.conflicts {
