@@ -4,6 +4,9 @@
 
 mod support;
 
+#[path = "emulators/aws.rs"]
+mod aws;
+
 use std::collections::BTreeMap;
 
 use support::ctgen::{gzip, Trail};

@@ -24,6 +24,13 @@ pub const REFRESH_BEFORE_EXPIRY: Duration = Duration::from_secs(5 * 60);
 /// cache must not hand back the same credentials then.
 const SDK_CACHE_BUFFER: Duration = Duration::from_secs(60);
 
+/// Bounds on each half of the exchange, so a dead endpoint is named in the error
+/// instead of the SDK's identity cache giving up on a silent provider.
+const ENTRA_TIMEOUT: Duration = Duration::from_secs(15);
+const STS_TIMEOUT: Duration = Duration::from_secs(20);
+/// The SDK's identity cache waits this long for the provider (more than both bounds).
+pub const LOAD_TIMEOUT: Duration = Duration::from_secs(45);
+
 /// A clock, injectable for tests.
 pub type Clock = Arc<dyn Fn() -> SystemTime + Send + Sync>;
 
@@ -117,10 +124,14 @@ impl AzureFederatedProvider {
 
     async fn exchange(&self, now: SystemTime) -> Result<Cached, CredentialsError> {
         let inner = &self.inner;
-        let token = inner
-            .azure
-            .get_token(&[inner.scope.as_str()], None)
+        let token = tokio::time::timeout(ENTRA_TIMEOUT, inner.azure.get_token(&[inner.scope.as_str()], None))
             .await
+            .map_err(|_| {
+                CredentialsError::provider_error(Failure(format!(
+                    "cannot get an Entra token for {} from the Azure credential: no answer within {ENTRA_TIMEOUT:?} (is the identity endpoint reachable?)",
+                    inner.scope
+                )))
+            })?
             .map_err(|e| {
                 CredentialsError::provider_error(Failure(format!(
                     "cannot get an Entra token for {} from the Azure credential: {}",
@@ -129,14 +140,21 @@ impl AzureFederatedProvider {
                 )))
             })?;
         let token = Secret::new(token.token.secret().to_string());
-        let out = inner
+        let call = inner
             .sts
             .assume_role_with_web_identity()
             .role_arn(&inner.role_arn)
             .role_session_name(&inner.session_name)
             .web_identity_token(token.expose())
-            .send()
+            .send();
+        let out = tokio::time::timeout(STS_TIMEOUT, call)
             .await
+            .map_err(|_| {
+                CredentialsError::provider_error(Failure(format!(
+                    "STS AssumeRoleWithWebIdentity for {}: no answer within {STS_TIMEOUT:?}",
+                    inner.role_arn
+                )))
+            })?
             .map_err(|e| {
                 let text = aws_sdk_sts::error::DisplayErrorContext(&e).to_string();
                 CredentialsError::provider_error(Failure(format!(

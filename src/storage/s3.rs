@@ -60,7 +60,11 @@ async fn s3_client(region: Option<&str>, endpoint: Option<&str>, credentials: Aw
         loader = loader.region(aws_config::Region::new(r.to_string()));
     }
     if let Some(c) = credentials {
-        loader = loader.credentials_provider(c);
+        loader = loader.credentials_provider(c).identity_cache(
+            aws_config::identity::IdentityCache::lazy()
+                .load_timeout(super::aws_credentials::LOAD_TIMEOUT)
+                .build(),
+        );
     }
     let shared = loader.load().await;
     let mut conf = aws_sdk_s3::config::Builder::from(&shared);

@@ -1,6 +1,8 @@
 //! A fault-injecting TCP proxy on loopback (after the truncating and byte-flipping
 //! backends of restic and rclone). It sits between trailvault and an emulator and
-//! acts on a marker byte string in the traffic, so only the chosen object is hit.
+//! acts on a marker byte string in the traffic, so only the chosen object is hit. It also
+//! keeps a copy of the traffic (up to a cap) so a test can read what was sent: the
+//! credentials on each request, an STS answer.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -33,6 +35,17 @@ pub struct Proxy {
 struct Counters {
     get_objects: AtomicUsize,
     faults_applied: AtomicUsize,
+    requests: Mutex<Vec<u8>>,
+    responses: Mutex<Vec<u8>>,
+}
+
+/// Traffic kept per direction, at most.
+const RECORD_CAP: usize = 32 << 20;
+
+fn record(into: &Mutex<Vec<u8>>, bytes: &[u8]) {
+    let mut v = into.lock().unwrap();
+    let room = RECORD_CAP.saturating_sub(v.len());
+    v.extend_from_slice(&bytes[..bytes.len().min(room)]);
 }
 
 impl Proxy {
@@ -72,6 +85,47 @@ impl Proxy {
     pub fn faults_applied(&self) -> usize {
         self.counters.faults_applied.load(Ordering::SeqCst)
     }
+
+    /// Everything clients sent through the proxy so far (as text, lossy).
+    pub fn requests_text(&self) -> String {
+        self.requests_since(0)
+    }
+
+    /// Everything the upstream answered so far (as text, lossy).
+    pub fn responses_text(&self) -> String {
+        self.responses_since(0)
+    }
+
+    /// Bytes recorded so far in each direction (requests, responses): marks for `*_since`.
+    pub fn recorded(&self) -> (usize, usize) {
+        (
+            self.counters.requests.lock().unwrap().len(),
+            self.counters.responses.lock().unwrap().len(),
+        )
+    }
+
+    pub fn requests_since(&self, offset: usize) -> String {
+        let v = self.counters.requests.lock().unwrap();
+        String::from_utf8_lossy(&v[offset.min(v.len())..]).into_owned()
+    }
+
+    pub fn responses_since(&self, offset: usize) -> String {
+        let v = self.counters.responses.lock().unwrap();
+        String::from_utf8_lossy(&v[offset.min(v.len())..]).into_owned()
+    }
+
+    /// The access key id of every SigV4-signed request (`Credential=AKID/date/...`).
+    pub fn signing_keys(&self) -> Vec<String> {
+        let text = self.requests_text();
+        text.match_indices("Credential=")
+            .map(|(i, m)| {
+                text[i + m.len()..]
+                    .chars()
+                    .take_while(|c| *c != '/')
+                    .collect::<String>()
+            })
+            .collect()
+    }
 }
 
 impl Drop for Proxy {
@@ -106,6 +160,7 @@ async fn relay(client: TcpStream, server: TcpStream, fault: Arc<Mutex<Fault>>, c
                 Ok(n) => n,
             };
             let chunk = &mut buf[..n];
+            record(&c1.requests, chunk);
             c1.get_objects
                 .fetch_add(count(&carry, chunk, b"x-id=GetObject"), Ordering::SeqCst);
             let current = f1.lock().unwrap().clone();
@@ -131,6 +186,7 @@ async fn relay(client: TcpStream, server: TcpStream, fault: Arc<Mutex<Fault>>, c
                 Ok(n) => n,
             };
             let chunk = &mut buf[..n];
+            record(&counters.responses, chunk);
             let current = fault.lock().unwrap().clone();
             match &current {
                 Fault::FlipResponse(marker) => {
