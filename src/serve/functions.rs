@@ -297,12 +297,12 @@ mod tests {
         let (budget, from) = sync_budget(None, &[missing.clone(), host.clone()]).unwrap();
         assert_eq!(budget, Some(Duration::from_secs(540)));
         assert!(from.contains("host.json"), "{from}");
-        let (budget, from) = sync_budget(Some("25m"), &[host.clone()]).unwrap();
+        let (budget, from) = sync_budget(Some("25m"), std::slice::from_ref(&host)).unwrap();
         assert_eq!(budget, Some(Duration::from_secs(1500)));
         assert_eq!(from, DEADLINE_ENV);
-        assert!(sync_budget(Some("soon"), &[host.clone()]).is_err());
+        assert!(sync_budget(Some("soon"), std::slice::from_ref(&host)).is_err());
         std::fs::write(&host, r#"{"functionTimeout": "-1"}"#).unwrap();
-        assert_eq!(sync_budget(None, &[host.clone()]).unwrap().0, None);
+        assert_eq!(sync_budget(None, std::slice::from_ref(&host)).unwrap().0, None);
         std::fs::write(&host, r#"{"functionTimeout": "00:00:40"}"#).unwrap();
         assert_eq!(sync_budget(None, &[host]).unwrap().0, Some(Duration::from_secs(20)));
         assert!(sync_budget(None, &[missing]).is_err());
