@@ -195,6 +195,35 @@ async fn keyless_sync_exchanges_the_azure_identity_at_sts_and_signs_s3_with_the_
         assert!(!text.contains(&session[..40]), "session token leaked: {text}");
     }
 
+    // keys fetch: CloudTrail's ListPublicKeys (a local awsJson endpoint) with the role's key too.
+    let cloudtrail = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(header("x-amz-target", "CloudTrail_20131101.ListPublicKeys"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .insert_header("content-type", "application/x-amz-json-1.1")
+                .set_body_json(serde_json::json!({ "PublicKeyList": [] })),
+        )
+        .mount(&cloudtrail)
+        .await;
+    let (_, mark) = proxy.recorded();
+    let fetch = output(
+        keyless(&w, &config, &["keys", "fetch", "--json"], &identity, proxy.port)
+            .env("AWS_ENDPOINT_URL_CLOUDTRAIL", cloudtrail.uri()),
+    )
+    .await;
+    assert_eq!(fetch.code, 0, "{fetch:?}");
+    let fetch_key = xml_values(&proxy.responses_since(mark), "AccessKeyId")
+        .pop()
+        .expect("an exchange for keys fetch");
+    let calls = cloudtrail.received_requests().await.unwrap();
+    assert_eq!(calls.len(), 2, "one call per archived region");
+    for c in &calls {
+        let auth = c.headers.get("authorization").unwrap().to_str().unwrap();
+        assert!(auth.contains(&format!("Credential={fetch_key}/")), "{auth}");
+        assert!(c.headers.contains_key("x-amz-security-token"));
+    }
+
     // restore --role-arn: the writing role, assumed the same way, signs the S3 writes.
     w.s3.create_bucket().bucket("restored-bucket").send().await.unwrap();
     let (sent_before, before) = proxy.recorded();
@@ -248,6 +277,24 @@ async fn keyless_sync_exchanges_the_azure_identity_at_sts_and_signs_s3_with_the_
     ))
     .await;
     assert_eq!(bad.code, 2, "{bad:?}");
+    // --role-arn means nothing with the SDK's default chain or for a folder: exit 2, saying so.
+    let default_chain = w.config(proxy.port, "", "");
+    let plain = w
+        .run(
+            &default_chain,
+            &["restore", "--to", "s3://restored-bucket", "--role-arn", RESTORER],
+        )
+        .await;
+    assert_eq!(plain.code, 2, "{plain:?}");
+    assert!(plain.stderr.contains("azure-federated"), "{}", plain.stderr);
+    let dir = w.dir.path().join("restored");
+    let folder = w
+        .run(
+            &config,
+            &["restore", "--to", dir.to_str().unwrap(), "--role-arn", RESTORER],
+        )
+        .await;
+    assert_eq!(folder.code, 2, "{folder:?}");
 }
 
 /// Every file of a stream at or before its watermark is archived: the mark never passes
