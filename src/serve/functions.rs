@@ -83,7 +83,15 @@ pub async fn run(config: Result<Config, ConfigError>, port: Option<String>) -> R
     let port = port.ok_or(FunctionsError::NoPort)?;
     let port: u16 = port.parse().map_err(|_| FunctionsError::BadPort(port.clone()))?;
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    let sync_budget = sync_budget(std::env::var(DEADLINE_ENV).ok().as_deref(), &host_json_candidates());
+    let candidates = host_json_candidates();
+    let sync_budget = match sync_budget(std::env::var(DEADLINE_ENV).ok().as_deref(), &candidates) {
+        // A malformed app setting must not leave runs unbounded: fall back to host.json.
+        Err(e) if e.starts_with(DEADLINE_ENV) => {
+            tracing::warn!(error = e.as_str(), "ignoring the app setting; using host.json");
+            sync_budget(None, &candidates)
+        }
+        other => other,
+    };
     match &sync_budget {
         Ok((budget, from)) => tracing::info!(
             deadline_seconds = budget.map(|b| b.as_secs()),

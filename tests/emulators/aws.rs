@@ -666,3 +666,78 @@ async fn metrics_need_the_bearer_token_when_one_is_set_and_probes_never_do() {
     let logs = drained.await.unwrap();
     assert!(!logs.contains(token), "the metrics token reached the logs");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_default_chain_reads_credential_process_and_sso_profiles() {
+    let w = match World::new("chain-bucket").await {
+        Some(w) => w,
+        None => return,
+    };
+    let files = sample_trail(&w.bucket).generate();
+    w.seed(&files[..4]).await;
+    let proxy = Proxy::start(w.moto.port).await;
+    let config = w.config(proxy.port, "", "[aws]\nauth = \"default\"\n");
+
+    // credential_process (the SDK runs it through the shell).
+    let aws_config = w.dir.path().join("aws-config");
+    std::fs::write(
+        &aws_config,
+        "[profile process]\ncredential_process = echo '{\"Version\": 1, \"AccessKeyId\": \"AKIAPROCESS000000001\", \"SecretAccessKey\": \"process-secret\"}'\n\n\
+         [profile sso]\nsso_start_url = https://example.awsapps.com/start\nsso_region = us-east-1\nsso_account_id = 123456789012\nsso_role_name = TrailvaultReader\n",
+    )
+    .unwrap();
+    let chain = |profile: &str| {
+        let mut cmd = w.command(&config, &["sync", "--json"]);
+        cmd.env_remove("AWS_ACCESS_KEY_ID")
+            .env_remove("AWS_SECRET_ACCESS_KEY")
+            .env("AWS_CONFIG_FILE", &aws_config)
+            .env("AWS_SHARED_CREDENTIALS_FILE", w.dir.path().join("no-credentials"))
+            .env("AWS_PROFILE", profile);
+        cmd
+    };
+    let mark = proxy.recorded().0;
+    let run = output(&mut chain("process")).await;
+    assert_eq!(run.code, 0, "{run:?}");
+    let sent = proxy.requests_since(mark);
+    let keys: BTreeSet<String> = sent
+        .match_indices("Credential=")
+        .map(|(i, m)| sent[i + m.len()..].chars().take_while(|c| *c != '/').collect())
+        .collect();
+    assert_eq!(keys, BTreeSet::from(["AKIAPROCESS000000001".to_string()]));
+
+    // An IAM Identity Center (SSO) profile: the cached sign-in token, GetRoleCredentials
+    // at the portal (a local endpoint here).
+    use sha1::Digest;
+    let cache = w.dir.path().join(".aws/sso/cache");
+    std::fs::create_dir_all(&cache).unwrap();
+    let name = hex::encode(sha1::Sha1::digest(b"https://example.awsapps.com/start"));
+    std::fs::write(
+        cache.join(format!("{name}.json")),
+        r#"{"accessToken": "sso-access-token", "expiresAt": "2099-01-01T00:00:00Z", "region": "us-east-1", "startUrl": "https://example.awsapps.com/start"}"#,
+    )
+    .unwrap();
+    let portal = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/federation/credentials"))
+        .and(header("x-amz-sso_bearer_token", "sso-access-token"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
+            "roleCredentials": {
+                "accessKeyId": "ASIASSO0000000000001",
+                "secretAccessKey": "sso-secret",
+                "sessionToken": "sso-session",
+                "expiration": (chrono::Utc::now() + chrono::Duration::hours(1)).timestamp_millis(),
+            }
+        })))
+        .mount(&portal)
+        .await;
+    let mark = proxy.recorded().0;
+    let run = output(chain("sso").env("AWS_ENDPOINT_URL_SSO", portal.uri())).await;
+    assert_eq!(run.code, 0, "{run:?}");
+    let sent = proxy.requests_since(mark);
+    let keys: BTreeSet<String> = sent
+        .match_indices("Credential=")
+        .map(|(i, m)| sent[i + m.len()..].chars().take_while(|c| *c != '/').collect())
+        .collect();
+    assert_eq!(keys, BTreeSet::from(["ASIASSO0000000000001".to_string()]));
+    assert!(!portal.received_requests().await.unwrap().is_empty());
+}
