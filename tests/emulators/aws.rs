@@ -741,3 +741,63 @@ async fn the_default_chain_reads_credential_process_and_sso_profiles() {
     assert_eq!(keys, BTreeSet::from(["ASIASSO0000000000001".to_string()]));
     assert!(!portal.received_requests().await.unwrap().is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_source_is_read_with_its_own_role() {
+    let w = match World::new("roles-bucket").await {
+        Some(w) => w,
+        None => return,
+    };
+    let files = sample_trail(&w.bucket).generate();
+    w.seed(&files).await;
+    let token = entra_token();
+    let identity = identity_endpoint(&token).await;
+    let proxy = Proxy::start(w.moto.port).await;
+    let second = "arn:aws:iam::210987654321:role/second-reader";
+    let config = w.config(
+        proxy.port,
+        "",
+        &format!(
+            "[[source]]\nname = \"second\"\nbucket = \"{}\"\nregion = \"eu-west-1\"\nendpoint = \"http://127.0.0.1:{}\"\nrole_arn = \"{second}\"\n\n\
+             [aws]\nauth = \"azure-federated\"\nrole_arn = \"{READER}\"\nazure_credential = \"managed-identity\"\n",
+            w.bucket, proxy.port
+        ),
+    );
+    let run = output(&mut keyless(&w, &config, &["sync", "--json"], &identity, proxy.port)).await;
+    assert_eq!(run.code, 0, "{run:?}");
+    let doc = run.json();
+    for s in doc["sources"].as_array().unwrap() {
+        assert_eq!(s["files_copied"], files.len() as u64, "{doc}");
+    }
+
+    // One exchange per role; each answer's key, by the role it was issued for.
+    let answered = proxy.responses_text();
+    let by_role: BTreeMap<String, String> = answered
+        .split("<AssumeRoleWithWebIdentityResult>")
+        .skip(1)
+        .map(|block| {
+            let arn = xml_values(block, "Arn").pop().unwrap();
+            let role = arn.split('/').nth(1).unwrap().to_string();
+            (role, xml_values(block, "AccessKeyId").pop().unwrap())
+        })
+        .collect();
+    assert_eq!(by_role.len(), 2, "{by_role:?}");
+    // Each source's S3 requests (signed for its region) carry its own role's key.
+    let sent = proxy.requests_text();
+    let scopes: BTreeSet<(String, String)> = sent
+        .match_indices("Credential=")
+        .map(|(i, m)| {
+            let mut parts = sent[i + m.len()..].split('/');
+            let key = parts.next().unwrap().to_string();
+            let region = parts.nth(1).unwrap().to_string();
+            (key, region)
+        })
+        .collect();
+    assert_eq!(
+        scopes,
+        BTreeSet::from([
+            (by_role["trailvault-reader"].clone(), "us-east-1".to_string()),
+            (by_role["second-reader"].clone(), "eu-west-1".to_string()),
+        ])
+    );
+}
