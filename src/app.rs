@@ -23,9 +23,11 @@ use crate::state::select::Selection;
 use crate::storage::aws_credentials::{self, AwsCredentials};
 use crate::storage::blob::open_target;
 use crate::storage::folder::FolderSink;
+use crate::storage::retry::{RetryPolicy, RetryingSink, RetryingSource, RetryingStore};
 use crate::storage::s3::{S3Sink, S3Source};
 use crate::storage::{BlobStore, Sink, StorageError};
 use crate::sync::{SourceHandle, SyncJob};
+use tokio_util::sync::CancellationToken;
 
 /// Why a job could not be built or a wired command could not finish.
 #[derive(Debug, thiserror::Error)]
@@ -68,10 +70,14 @@ impl Classify for AppError {
 /// The archive container and the state container.
 pub type Containers = (Arc<dyn BlobStore>, Arc<dyn BlobStore>);
 
-/// The archive and state containers of `[target]`.
-pub fn open_containers(config: &Config, command: &str) -> Result<Containers, AppError> {
+/// The archive and state containers of `[target]`, each request retried by `retry`.
+pub fn open_containers(config: &Config, command: &str, retry: &RetryPolicy) -> Result<Containers, AppError> {
     let target = config.require_target(command)?;
-    open_target(target).map_err(|e| AppError::Setup(e.to_string()))
+    let (archive, state) = open_target(target).map_err(|e| AppError::Setup(e.to_string()))?;
+    Ok((
+        Arc::new(RetryingStore::new(archive, retry.clone())),
+        Arc::new(RetryingStore::new(state, retry.clone())),
+    ))
 }
 
 /// The archived sources a reading command works on: those named, else every configured one.
@@ -98,7 +104,7 @@ pub async fn sync_job(
     deadline: Option<tokio::time::Instant>,
 ) -> Result<SyncJob, AppError> {
     config.require_sources("sync")?;
-    let target = config.require_target("sync")?;
+    config.require_target("sync")?;
     for name in only {
         if config.source(name).is_none() {
             let have: Vec<&str> = config.sources.iter().map(|s| s.name.as_str()).collect();
@@ -109,7 +115,8 @@ pub async fn sync_job(
             )));
         }
     }
-    let (archive, state) = open_target(target).map_err(|e| AppError::Setup(e.to_string()))?;
+    let retry = RetryPolicy::new(config.retry);
+    let (archive, state) = open_containers(config, "sync", &retry)?;
     let mut sources = Vec::new();
     // One provider per role: sources sharing a role share its cached credentials.
     let mut providers: std::collections::HashMap<String, AwsCredentials> = std::collections::HashMap::new();
@@ -136,7 +143,10 @@ pub async fn sync_job(
         sources.push(SourceHandle {
             name: s.name.clone(),
             prefix: s.prefix.clone(),
-            source: Arc::new(S3Source::connect(s, credentials).await),
+            source: Arc::new(RetryingSource::new(
+                Arc::new(S3Source::connect(s, credentials).await),
+                retry.clone(),
+            )),
         });
     }
     Ok(SyncJob {
@@ -147,13 +157,16 @@ pub async fn sync_job(
         dry_run,
         progress,
         health: config.health.clone(),
+        retry,
+        cancel: CancellationToken::new(),
         deadline,
     })
 }
 
 /// A verify of the given sources over `range`.
 pub fn verify_job(config: &Config, sources: Vec<String>, range: TimeRange) -> Result<VerifyJob, AppError> {
-    let (archive, state) = open_containers(config, "verify")?;
+    let retry = RetryPolicy::new(config.retry);
+    let (archive, state) = open_containers(config, "verify", &retry)?;
     Ok(VerifyJob {
         archive,
         state: Some(state),
@@ -164,6 +177,7 @@ pub fn verify_job(config: &Config, sources: Vec<String>, range: TimeRange) -> Re
             ..Default::default()
         },
         concurrency: config.sync.concurrency,
+        retry,
     })
 }
 
@@ -262,7 +276,7 @@ pub async fn publish_run(config: &Config, run_id: &str) {
     if config.target.is_none() {
         return;
     }
-    let state = match open_containers(config, "publish") {
+    let state = match open_containers(config, "publish", &RetryPolicy::new(config.retry)) {
         Ok((_, state)) => state,
         Err(e) => {
             tracing::error!(error = %e, "cannot open the state container to publish records");
@@ -304,6 +318,7 @@ pub struct RestoreRequest {
 
 pub async fn restore_job(config: &Config, request: RestoreRequest) -> Result<RestoreJob, AppError> {
     config.require_target("restore")?;
+    let retry = RetryPolicy::new(config.retry);
     let sources = archived_sources(config, &request.sources, "restore")?;
     let sink: Arc<dyn Sink> = match &request.to {
         RestoreTarget::S3 {
@@ -312,7 +327,10 @@ pub async fn restore_job(config: &Config, request: RestoreRequest) -> Result<Res
             endpoint,
         } => {
             let credentials = restore_credentials(config, request.role_arn.as_deref()).await?;
-            Arc::new(S3Sink::connect(bucket, prefix, endpoint.as_deref(), credentials).await)
+            Arc::new(RetryingSink::new(
+                Arc::new(S3Sink::connect(bucket, prefix, endpoint.as_deref(), credentials).await),
+                retry.clone(),
+            ))
         }
         RestoreTarget::Folder(dir) => {
             let folder = FolderSink::new(dir);
@@ -322,7 +340,7 @@ pub async fn restore_job(config: &Config, request: RestoreRequest) -> Result<Res
             Arc::new(folder)
         }
     };
-    let (archive, state) = open_containers(config, "restore")?;
+    let (archive, state) = open_containers(config, "restore", &retry)?;
     Ok(RestoreJob {
         archive,
         state: Some(state),
@@ -338,6 +356,7 @@ pub async fn restore_job(config: &Config, request: RestoreRequest) -> Result<Res
         in_flight_bytes: config.sync.in_flight_bytes,
         dry_run: request.dry_run,
         progress: request.progress,
+        retry,
     })
 }
 
@@ -384,6 +403,7 @@ pub async fn federation_validator(config: &Config) -> Result<Validator, AppError
         allow_sha1: fed.allow_sha1,
         clock_skew: chrono::Duration::from_std(fed.clock_skew).unwrap_or(chrono::Duration::minutes(3)),
         roles,
+        require_grant: false,
     })
 }
 
@@ -392,7 +412,7 @@ pub fn audit_job(config: &Config, sources: &[String], range: TimeRange) -> Resul
     config.require_target("saml audit")?;
     let sources = archived_sources(config, sources, "saml audit")?;
     let roles = RoleMapping::load(&fed.role_mapping)?;
-    let (archive, state) = open_containers(config, "saml audit")?;
+    let (archive, state) = open_containers(config, "saml audit", &RetryPolicy::new(config.retry))?;
     Ok(AuditJob {
         archive,
         state: Some(state),
@@ -411,7 +431,7 @@ pub async fn keys_import(config: &Config, region: &Region, files: &[PathBuf]) ->
         .iter()
         .map(|f| Ok((f.display().to_string(), crate::integrity::keys::read_key_file(f)?)))
         .collect::<Result<_, KeyError>>()?;
-    let (archive, _) = open_containers(config, "keys import")?;
+    let (archive, _) = open_containers(config, "keys import", &RetryPolicy::new(config.retry))?;
     archive.ensure_container().await?;
     let mut imported = Vec::new();
     for (file, der) in keys {
@@ -427,7 +447,7 @@ pub async fn keys_fetch(
     since: DateTime<Utc>,
     extra: &[Region],
 ) -> Result<(Vec<String>, Vec<ImportedKey>), AppError> {
-    let (archive, state) = open_containers(config, "keys fetch")?;
+    let (archive, state) = open_containers(config, "keys fetch", &RetryPolicy::new(config.retry))?;
     let sources: Vec<String> = config.sources.iter().map(|s| s.name.clone()).collect();
     let mut regions = crate::state::select::archived_regions(state.as_ref(), &sources).await?;
     regions.extend(extra.iter().map(|r| r.to_string()));
@@ -472,7 +492,7 @@ pub async fn status(config: &Config, from: StatusSource, now: DateTime<Utc>) -> 
             crate::failover::status::status_from_log_analytics(&query, &sources, max_gap, now).await?
         }
         StatusSource::State => {
-            let (_, state) = open_containers(config, "status")?;
+            let (_, state) = open_containers(config, "status", &RetryPolicy::new(config.retry))?;
             crate::failover::status::status(state.as_ref(), &sources, max_gap, now).await?
         }
     })

@@ -58,9 +58,16 @@ pub enum Command {
     Daemon {
         #[arg(long, default_value = "0.0.0.0:8080")]
         listen: std::net::SocketAddr,
+        /// On SIGTERM, how long the running sync gets to stop at a safe point.
+        #[arg(long, default_value = "25s", value_parser = humantime::parse_duration)]
+        shutdown_grace: std::time::Duration,
     },
     /// Azure Functions custom handler on $FUNCTIONS_CUSTOMHANDLER_PORT.
-    Functions,
+    Functions {
+        /// On SIGTERM, how long a running sync gets to stop at a safe point.
+        #[arg(long, default_value = "25s", value_parser = humantime::parse_duration)]
+        shutdown_grace: std::time::Duration,
+    },
     /// Backup gap, last runs and digest coverage per source, account and region.
     Status {
         /// Where to read from: the state container, or Log Analytics' copy of the records.
@@ -95,6 +102,9 @@ pub enum SamlCommand {
         /// Remember accepted assertion IDs in this file and refuse them again.
         #[arg(long, value_name = "FILE")]
         replay_cache: Option<PathBuf>,
+        /// Refuse (exit 3, not_granted) when the role mapping grants none of the offered roles.
+        #[arg(long)]
+        require_grant: bool,
         #[arg(long)]
         json: bool,
     },
@@ -244,7 +254,7 @@ impl Command {
                 command: SamlCommand::Validate { json, .. } | SamlCommand::Audit { json, .. },
             } => *json,
             Command::Status { json, .. } => *json,
-            Command::Daemon { .. } | Command::Functions => false,
+            Command::Daemon { .. } | Command::Functions { .. } => false,
         }
     }
 }

@@ -73,7 +73,7 @@ impl CliError {
 /// Runs a parsed command line; returns the process exit code.
 pub async fn run(cli: Cli) -> u8 {
     let streams = match cli.command {
-        Command::Functions => telemetry::LogStreams::FunctionsHost,
+        Command::Functions { .. } => telemetry::LogStreams::FunctionsHost,
         _ => telemetry::LogStreams::Stderr,
     };
     telemetry::init(cli.log_format, cli.verbose as i8 - cli.quiet as i8, streams);
@@ -119,10 +119,15 @@ async fn dispatch(cli: &Cli, json: bool) -> Result<u8, CliError> {
             command: KeysCommand::Fetch { since, regions, .. },
         } => keys_fetch(cli, since, regions, json).await,
         Command::Saml {
-            command: SamlCommand::Validate {
-                file, at, replay_cache, ..
-            },
-        } => saml_validate(cli, file.as_deref(), at, replay_cache.as_deref(), json).await,
+            command:
+                SamlCommand::Validate {
+                    file,
+                    at,
+                    replay_cache,
+                    require_grant,
+                    ..
+                },
+        } => saml_validate(cli, file.as_deref(), at, replay_cache.as_deref(), *require_grant, json).await,
         Command::Saml {
             command: SamlCommand::Audit {
                 since, until, sources, ..
@@ -141,16 +146,16 @@ async fn dispatch(cli: &Cli, json: bool) -> Result<u8, CliError> {
             print(&report, json);
             Ok(report.exit_code())
         }
-        Command::Daemon { listen } => {
+        Command::Daemon { listen, shutdown_grace } => {
             let config = load_config(cli)?;
-            crate::serve::daemon::run(config, *listen).await?;
+            crate::serve::daemon::run(config, *listen, *shutdown_grace).await?;
             Ok(EXIT_OK)
         }
-        Command::Functions => {
+        Command::Functions { shutdown_grace } => {
             // A bad config must not stop the handler from answering the host; invocations report it.
             let config = Config::load(&cli.config, &ProcessEnv);
             let port = std::env::var(crate::serve::functions::PORT_ENV).ok();
-            crate::serve::functions::run(config, port).await?;
+            crate::serve::functions::run(config, port, *shutdown_grace).await?;
             Ok(EXIT_OK)
         }
     }
@@ -205,17 +210,21 @@ async fn saml_validate(
     file: Option<&std::path::Path>,
     at: &Option<String>,
     replay_cache: Option<&std::path::Path>,
+    require_grant: bool,
     json: bool,
 ) -> Result<u8, CliError> {
     use std::io::Read;
     let config = load_config(cli)?;
     let at = args::time_or("at", at, chrono::Utc::now())?;
-    let validator = app::federation_validator(&config).await?;
+    let mut validator = app::federation_validator(&config).await?;
+    validator.require_grant = require_grant;
     let mut input = Vec::new();
+    // One byte over the cap is enough to refuse the input as too large.
+    let cap = crate::federation::validate::MAX_INPUT_BYTES as u64 + 1;
     match file {
-        None => std::io::stdin().read_to_end(&mut input),
-        Some(p) if p.as_os_str() == "-" => std::io::stdin().read_to_end(&mut input),
-        Some(p) => std::fs::File::open(p).and_then(|mut f| f.read_to_end(&mut input)),
+        None => std::io::stdin().take(cap).read_to_end(&mut input),
+        Some(p) if p.as_os_str() == "-" => std::io::stdin().take(cap).read_to_end(&mut input),
+        Some(p) => std::fs::File::open(p).and_then(|f| f.take(cap).read_to_end(&mut input)),
     }
     .map_err(|e| CliError::Usage(format!("cannot read the SAMLResponse: {e}")))?;
     let mut cache = match replay_cache {

@@ -15,6 +15,8 @@ pub struct StatusReport {
     pub sources: Vec<SourceStatus>,
     /// Records waiting for Log Analytics (`spool/`).
     pub spool_backlog: u64,
+    /// Runs Log Analytics refused for good (`spool-dead/`): they need a person.
+    pub spool_dead: u64,
     /// Every source within target.
     pub ok: bool,
 }
@@ -94,12 +96,14 @@ pub async fn status(
         });
     }
     let spool_backlog = spool::backlog(state).await?;
+    let spool_dead = spool::dead_letters(state).await?;
     Ok(StatusReport {
         generated_at: now,
         max_gap_seconds: max_gap.num_seconds(),
         ok: out.iter().all(|s| s.within_target),
         sources: out,
         spool_backlog,
+        spool_dead,
     })
 }
 
@@ -152,6 +156,7 @@ pub async fn status_from_log_analytics(
         ok: out.iter().all(|s| s.within_target),
         sources: out,
         spool_backlog: 0,
+        spool_dead: 0,
     })
 }
 

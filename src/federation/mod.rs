@@ -4,7 +4,9 @@
 
 pub mod audit;
 pub mod metadata;
+pub mod prescreen;
 pub mod replay;
 pub mod roles;
 pub mod validate;
 pub mod xml;
+pub mod xmlsec_guard;

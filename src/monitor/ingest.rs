@@ -31,6 +31,18 @@ pub enum MonitorError {
     TooLarge(usize),
 }
 
+impl MonitorError {
+    /// Sending the same records again cannot succeed: the service refused them as they
+    /// are (400, 413) or they are over its limits.
+    pub fn is_permanent(&self) -> bool {
+        match self {
+            MonitorError::Rejected { status, .. } => matches!(status, 400 | 413),
+            MonitorError::TooLarge(_) => true,
+            _ => false,
+        }
+    }
+}
+
 impl crate::fault::Classify for MonitorError {
     fn fault(&self) -> crate::fault::Fault {
         match self {

@@ -21,6 +21,8 @@ use chrono::{DateTime, Utc};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tokio_cron_scheduler::{Job, JobScheduler};
 
+use tokio_util::sync::CancellationToken;
+
 use crate::config::Config;
 use crate::progress::NoProgress;
 use crate::records::{AwsHealth, RunStatus};
@@ -47,6 +49,9 @@ struct Shared {
     ready: AtomicBool,
     /// One run at a time inside this process (the blob lease guards across processes).
     running: tokio::sync::Mutex<()>,
+    /// Cancelled by SIGTERM: the running sync starts no new file, saves its progress,
+    /// writes its run record and releases its lease.
+    shutdown: CancellationToken,
     /// Start of the last complete run per source: the backup gap is measured from it.
     last_complete_start: Mutex<HashMap<String, DateTime<Utc>>>,
     metrics: PrometheusHandle,
@@ -68,7 +73,10 @@ fn check_schedule(config: &Config) -> Result<(), DaemonError> {
     Ok(())
 }
 
-pub async fn run(config: Config, listen: SocketAddr) -> Result<(), DaemonError> {
+/// How long SIGTERM waits for the running sync to stop at a safe point (`--shutdown-grace`).
+pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(25);
+
+pub async fn run(config: Config, listen: SocketAddr, shutdown_grace: Duration) -> Result<(), DaemonError> {
     check_schedule(&config)?;
     config
         .require_sources("daemon")
@@ -98,6 +106,7 @@ pub async fn run(config: Config, listen: SocketAddr) -> Result<(), DaemonError> 
             .map(|t| t.trim().to_string())
             .filter(|t| !t.is_empty())
             .map(Secret::new),
+        shutdown: CancellationToken::new(),
     });
     if shared.metrics_token.is_some() {
         tracing::info!("/metrics requires the bearer token of {METRICS_TOKEN_ENV}");
@@ -164,11 +173,18 @@ pub async fn run(config: Config, listen: SocketAddr) -> Result<(), DaemonError> 
     let s = shared.clone();
     let drained = async move {
         crate::serve::shutdown::shutdown_signal().await;
-        tracing::info!("shutting down: no new runs; waiting for the running one");
+        tracing::info!("shutting down: no new runs; the running one stops at its next file");
         s.ready.store(false, Ordering::SeqCst);
+        s.shutdown.cancel();
         let _ = scheduler.shutdown().await;
-        // The running sync finishes its in-flight files and releases its lease.
-        let _ = tokio::time::timeout(Duration::from_secs(25), s.running.lock()).await;
+        // The running sync finishes its in-flight files, saves its watermarks, writes its
+        // run record and releases its lease; past the grace the lease expires by itself.
+        if tokio::time::timeout(shutdown_grace, s.running.lock()).await.is_err() {
+            tracing::warn!(
+                grace_s = shutdown_grace.as_secs(),
+                "the running sync did not stop within the grace; its lease expires by itself"
+            );
+        }
     };
     axum::serve(listener, app)
         .with_graceful_shutdown(drained)
@@ -242,13 +258,14 @@ async fn scheduled_sync(s: &Shared) {
     if !s.ready.load(Ordering::SeqCst) {
         return;
     }
-    let job = match crate::app::sync_job(&s.config, &[], false, Arc::new(NoProgress), None).await {
+    let mut job = match crate::app::sync_job(&s.config, &[], false, Arc::new(NoProgress), None).await {
         Ok(j) => j,
         Err(e) => {
             tracing::error!(error = %e, "cannot set up the sync");
             return;
         }
     };
+    job.cancel = s.shutdown.child_token();
     match job.run().await {
         Ok(report) => {
             record_sync(s, &report);

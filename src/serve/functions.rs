@@ -55,6 +55,9 @@ struct Handler {
     config: Result<Config, String>,
     /// How long an invocation's sync may start files (None: no limit found).
     sync_budget: Option<Duration>,
+    /// Cancelled when the host stops us: a running sync starts no new file, saves its
+    /// progress and releases its lease before the reply.
+    shutdown: tokio_util::sync::CancellationToken,
 }
 
 /// The timer payload, read leniently (the host's shape is not documented).
@@ -79,7 +82,11 @@ fn reply(ok: bool, logs: Vec<String>) -> Reply {
     )
 }
 
-pub async fn run(config: Result<Config, ConfigError>, port: Option<String>) -> Result<(), FunctionsError> {
+pub async fn run(
+    config: Result<Config, ConfigError>,
+    port: Option<String>,
+    shutdown_grace: std::time::Duration,
+) -> Result<(), FunctionsError> {
     let port = port.ok_or(FunctionsError::NoPort)?;
     let port: u16 = port.parse().map_err(|_| FunctionsError::BadPort(port.clone()))?;
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
@@ -106,6 +113,7 @@ pub async fn run(config: Result<Config, ConfigError>, port: Option<String>) -> R
     let handler = Arc::new(Handler {
         config: config.map_err(|e| e.to_string()),
         sync_budget: sync_budget.ok().and_then(|(b, _)| b),
+        shutdown: tokio_util::sync::CancellationToken::new(),
     });
     if let Err(e) = &handler.config {
         tracing::error!(
@@ -118,15 +126,29 @@ pub async fn run(config: Result<Config, ConfigError>, port: Option<String>) -> R
         .route("/sync", post(sync))
         .route("/verify", post(verify))
         .route("/api/status", get(status))
-        .with_state(handler);
+        .with_state(handler.clone());
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| FunctionsError::Listen(addr, e))?;
     tracing::info!(addr = %addr, "custom handler listening");
-    axum::serve(listener, app)
-        .with_graceful_shutdown(crate::serve::shutdown::shutdown_signal())
-        .await
-        .map_err(|e| FunctionsError::Listen(addr, e))
+    let stopping = handler.shutdown.clone();
+    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+        crate::serve::shutdown::shutdown_signal().await;
+        tracing::info!("shutting down: a running sync stops at its next file");
+        stopping.cancel();
+    });
+    let stopped = handler.shutdown.clone();
+    tokio::select! {
+        served = server => served.map_err(|e| FunctionsError::Listen(addr, e)),
+        // The graceful drain waits for running invocations; never past the grace.
+        _ = async move {
+            stopped.cancelled().await;
+            tokio::time::sleep(shutdown_grace).await;
+        } => {
+            tracing::warn!(grace_s = shutdown_grace.as_secs(), "invocations did not finish within the grace");
+            Ok(())
+        }
+    }
 }
 
 async fn sync(State(h): State<Arc<Handler>>, body: Option<Json<Invocation>>) -> Reply {
@@ -137,10 +159,11 @@ async fn sync(State(h): State<Arc<Handler>>, body: Option<Json<Invocation>>) -> 
         Err(e) => return reply(false, vec![format!("configuration error: {e}")]),
     };
     let deadline = h.sync_budget.map(|b| tokio::time::Instant::now() + b);
-    let job = match crate::app::sync_job(config, &[], false, Arc::new(NoProgress), deadline).await {
+    let mut job = match crate::app::sync_job(config, &[], false, Arc::new(NoProgress), deadline).await {
         Ok(j) => j,
         Err(e) => return reply(false, vec![format!("cannot set up the sync: {e}")]),
     };
+    job.cancel = h.shutdown.child_token();
     match job.run().await {
         Ok(report) => {
             crate::app::publish_run(config, &report.run_id).await;

@@ -65,6 +65,7 @@ pub struct SyncLock {
     lost: CancellationToken,
     stop: CancellationToken,
     renewer: tokio::task::JoinHandle<()>,
+    released: bool,
 }
 
 impl SyncLock {
@@ -115,6 +116,7 @@ impl SyncLock {
             lost,
             stop,
             renewer,
+            released: false,
         })
     }
 
@@ -123,13 +125,37 @@ impl SyncLock {
         self.lost.clone()
     }
 
-    pub async fn release(self) {
+    pub async fn release(mut self) {
         self.stop.cancel();
-        let _ = self.renewer.await;
+        let _ = (&mut self.renewer).await;
+        self.released = true;
         if !self.lost.is_cancelled() {
             if let Err(e) = self.state.release_lease(LOCK_BLOB, &self.lease_id).await {
                 tracing::warn!(error = %e, "could not release the sync lock; it expires by itself");
             }
+        }
+    }
+}
+
+/// A run dropped without `release` (its future cancelled in a long-lived process) must
+/// neither renew the lease for ever nor hold it until it expires.
+impl Drop for SyncLock {
+    fn drop(&mut self) {
+        if self.released {
+            return;
+        }
+        self.stop.cancel();
+        self.renewer.abort();
+        if self.lost.is_cancelled() {
+            return;
+        }
+        let (state, lease_id) = (self.state.clone(), self.lease_id.clone());
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                if let Err(e) = state.release_lease(LOCK_BLOB, &lease_id).await {
+                    tracing::warn!(error = %e, "could not release a dropped run's sync lock; it expires by itself");
+                }
+            });
         }
     }
 }

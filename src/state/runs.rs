@@ -9,8 +9,10 @@ pub fn run_record_name(run_id: &str) -> String {
     format!("{RUNS_PREFIX}{run_id}.json")
 }
 
-/// Writes a run's records once (create-only: a run id is never reused).
+/// Writes a run's records once (create-only: a run id is never reused), each with its
+/// `Details` bounded as Log Analytics can hold them.
 pub async fn write_run_records(state: &dyn BlobStore, run_id: &str, records: &[Record]) -> StorageResult<()> {
+    let records: Vec<Record> = records.iter().cloned().map(Record::bounded).collect();
     super::put_json(state, &run_record_name(run_id), &records, Condition::IfNoneMatch, None)
         .await
         .map(|_| ())

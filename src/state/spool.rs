@@ -47,3 +47,31 @@ pub async fn spool(state: &dyn BlobStore, run_id: &str) -> StorageResult<()> {
 pub async fn unspool(state: &dyn BlobStore, run_id: &str) -> StorageResult<()> {
     state.delete(&spool_name(run_id)).await
 }
+
+/// `spool-dead/{run_id}.json`: a run whose records Log Analytics refused for good (or
+/// that cannot be read), with the reason. It never blocks the runs after it; the
+/// records stay in `runs/` for a person to look at and resend.
+pub const DEAD_PREFIX: &str = "spool-dead/";
+
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq)]
+pub struct DeadLetter {
+    pub run_id: String,
+    pub reason: String,
+    /// What to do about it.
+    pub message: String,
+    pub at: chrono::DateTime<chrono::Utc>,
+}
+
+pub fn dead_name(run_id: &str) -> String {
+    format!("{DEAD_PREFIX}{run_id}.json")
+}
+
+/// Moves a run from the spool to `spool-dead/`.
+pub async fn bury(state: &dyn BlobStore, letter: &DeadLetter) -> StorageResult<()> {
+    super::put_json(state, &dead_name(&letter.run_id), letter, Condition::None, None).await?;
+    unspool(state, &letter.run_id).await
+}
+
+pub async fn dead_letters(state: &dyn BlobStore) -> StorageResult<u64> {
+    Ok(state.list(DEAD_PREFIX).await?.len() as u64)
+}

@@ -16,6 +16,7 @@ pub mod azure_auth;
 pub mod blob;
 pub mod folder;
 pub mod memory;
+pub mod retry;
 pub mod s3;
 
 /// What went wrong, in the terms the logic above needs to decide what to do.
@@ -32,9 +33,23 @@ pub enum ErrorKind {
     Auth,
     /// The endpoint could not be reached (DNS, connect, timeout).
     Unreachable,
-    /// Bytes did not match their checksum on the wire.
+    /// Bytes did not match their checksum on the wire, or a body ended early.
     Integrity,
+    /// The service asked us to slow down (429, S3 `SlowDown`, Azure `ServerBusy`).
+    Throttled,
+    /// The service failed (500, 502, 503, 504): the request may succeed again.
+    Unavailable,
     Other,
+}
+
+impl ErrorKind {
+    /// Worth another attempt: the fault was on the way or at the service, not in what we asked.
+    pub fn is_transient(self) -> bool {
+        matches!(
+            self,
+            ErrorKind::Unreachable | ErrorKind::Integrity | ErrorKind::Throttled | ErrorKind::Unavailable
+        )
+    }
 }
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -45,6 +60,8 @@ pub struct StorageError {
     pub target: String,
     /// Already stripped of credentials.
     pub message: String,
+    /// How long the service asked us to wait (`Retry-After`), when it said.
+    pub retry_after: Option<std::time::Duration>,
 }
 
 impl StorageError {
@@ -54,7 +71,17 @@ impl StorageError {
             op,
             target: target.into(),
             message: crate::secret::redact_text(&message.to_string()),
+            retry_after: None,
         }
+    }
+
+    pub fn with_retry_after(mut self, wait: Option<std::time::Duration>) -> Self {
+        self.retry_after = wait;
+        self
+    }
+
+    pub fn is_transient(&self) -> bool {
+        self.kind.is_transient()
     }
 }
 

@@ -25,9 +25,6 @@ pub enum Outcome {
         archived_sha256: String,
         source_sha256: String,
     },
-    /// Not copied because the run's deadline passed (never started, or abandoned in
-    /// flight before its commit); the next run copies it.
-    Deferred,
 }
 
 pub struct Copier<'a> {

@@ -25,6 +25,7 @@ use crate::state::conflicts::{record_conflict, ConflictNote};
 use crate::state::lock::{LockError, LockHolder, SyncLock};
 use crate::state::watermark::{self, Settled, StreamMark};
 use crate::state::{write_run_records, SourceHealth};
+use crate::storage::retry::RetryPolicy;
 use crate::storage::{BlobStore, Source, StorageError};
 use copy::{Copier, Outcome};
 pub use report::{SourceReport, SyncReport};
@@ -70,6 +71,11 @@ pub struct SyncJob {
     pub progress: Arc<dyn crate::progress::Progress>,
     /// AWS health probing (`[health]`).
     pub health: crate::config::HealthConfig,
+    /// Attempts per file (`[sync] retries`); shared with the storage decorators, so its
+    /// count is every retry the run made.
+    pub retry: RetryPolicy,
+    /// Cancelled on shutdown: no new file starts, in-flight ones finish, progress is saved.
+    pub cancel: CancellationToken,
     /// No new file is started after this instant (`sync --deadline`, the Functions
     /// timeout); the run then saves its progress and reports `Partial` with
     /// `deadline_reached`.
@@ -133,10 +139,12 @@ impl SyncJob {
             started_at,
             finished_at,
             dry_run: self.dry_run,
+            cancelled: self.cancel.is_cancelled(),
+            retries: self.retry.retries(),
             sources: reports,
         };
         if !self.dry_run {
-            let records = sync_records(&report);
+            let records = sync_records(&report, self.settings.max_gap);
             if let Err(e) = write_run_records(self.state.as_ref(), &run_id, &records).await {
                 tracing::error!(error = %e, "could not write the run record");
             }
@@ -421,35 +429,38 @@ impl SourceRun<'_> {
             budget: self.budget,
         };
         let copier = &copier;
+        let retry = &self.job.retry;
         let results: Vec<_> = futures::stream::iter(plan.to_copy)
             .map(|f| async move {
                 let _slot = self.files.acquire().await;
-                let result = if self.lost.is_cancelled() {
-                    Err(StorageError::new(
+                // Stopping (SIGTERM, the deadline) is checked before a file starts: a file is
+                // either archived whole or left for the next run.
+                let result = if self.job.cancel.is_cancelled() || self.past_deadline() {
+                    None
+                } else if self.lost.is_cancelled() {
+                    Some(Err(StorageError::new(
                         crate::storage::ErrorKind::Other,
                         "copy",
                         &f.object.key,
                         "the sync lock was lost",
-                    ))
-                } else if self.past_deadline() {
-                    Ok(Outcome::Deferred)
+                    )))
                 } else if let Some(deadline) = self.job.deadline {
                     // In flight at the deadline: it may finish within the grace, else it is
                     // dropped before its commit (create-only: nothing half-written stays).
                     match tokio::time::timeout_at(
                         deadline + ABANDON_AFTER_DEADLINE,
-                        copier.copy(&f.object, f.existing.as_ref()),
+                        retry.run("copy", || copier.copy(&f.object, f.existing.as_ref())),
                     )
                     .await
                     {
-                        Ok(result) => result,
+                        Ok(result) => Some(result),
                         Err(_) => {
                             tracing::info!(key = f.object.key, "copy abandoned after the deadline");
-                            Ok(Outcome::Deferred)
+                            None
                         }
                     }
                 } else {
-                    copier.copy(&f.object, f.existing.as_ref()).await
+                    Some(retry.run("copy", || copier.copy(&f.object, f.existing.as_ref())).await)
                 };
                 self.job.progress.advance(1, f.object.size);
                 (f, result)
@@ -459,6 +470,20 @@ impl SourceRun<'_> {
             .await;
 
         for (f, result) in results {
+            let Some(result) = result else {
+                // Left for the next run: the watermark stays before it.
+                r.not_started += 1;
+                r.complete = false;
+                if self.past_deadline() {
+                    self.stopped(r);
+                }
+                settled.push(Settled {
+                    key: f.object.key,
+                    time: f.time,
+                    done: false,
+                });
+                continue;
+            };
             let done = match result {
                 Ok(Outcome::Copied { bytes }) => {
                     tracing::debug!(key = f.object.key, bytes, "copied");
@@ -469,12 +494,6 @@ impl SourceRun<'_> {
                 Ok(Outcome::AlreadyArchived) => {
                     r.files_skipped += 1;
                     true
-                }
-                Ok(Outcome::Deferred) => {
-                    // Left for the next run: the watermark stays before it.
-                    r.files_deferred += 1;
-                    self.stopped(r);
-                    false
                 }
                 Ok(Outcome::Conflict {
                     archived_sha256,
@@ -542,8 +561,8 @@ fn merge(into: &mut SourceReport, part: SourceReport) {
     into.bytes_copied += part.bytes_copied;
     into.files_skipped += part.files_skipped;
     into.files_failed += part.files_failed;
+    into.not_started += part.not_started;
     into.files_planned += part.files_planned;
-    into.files_deferred += part.files_deferred;
     into.deadline_reached |= part.deadline_reached;
     into.bytes_planned += part.bytes_planned;
     into.conflicts.extend(part.conflicts);
@@ -555,8 +574,9 @@ fn merge(into: &mut SourceReport, part: SourceReport) {
     into.accounts.extend(part.accounts);
 }
 
-/// One `SyncRun` record per source.
-pub fn sync_records(report: &SyncReport) -> Vec<Record> {
+/// One `SyncRun` record per source, each carrying the gap target it was held to.
+pub fn sync_records(report: &SyncReport, max_gap: std::time::Duration) -> Vec<Record> {
+    let target_seconds = i64::try_from(max_gap.as_secs()).unwrap_or(i64::MAX);
     let duration = (report.finished_at - report.started_at).num_milliseconds() as f64 / 1000.0;
     report
         .sources
@@ -575,7 +595,7 @@ pub fn sync_records(report: &SyncReport) -> Vec<Record> {
                 RunStatus::Succeeded => "all listed files archived and verified".into(),
                 _ if s.stopped_only_by_deadline() => format!(
                     "deadline reached: {} files archived, {} left for the next run",
-                    s.files_copied, s.files_deferred
+                    s.files_copied, s.not_started
                 ),
                 _ => s
                     .errors
@@ -590,11 +610,12 @@ pub fn sync_records(report: &SyncReport) -> Vec<Record> {
                 "streams": s.streams,
                 "complete": s.complete,
                 "deadline_reached": s.deadline_reached,
-                "files_deferred": s.files_deferred,
+                "not_started": s.not_started,
                 "errors": s.errors,
                 "accounts": s.accounts,
             }),
             aws_health: s.aws_health.map(|h| h.as_str().to_string()),
+            target_seconds: Some(target_seconds),
             ..Record::of(RecordType::SyncRun, &report.run_id, &s.name, s.status())
         })
         .chain(report.sources.iter().filter_map(|s| {

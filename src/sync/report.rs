@@ -13,8 +13,12 @@ pub struct SyncReport {
     pub finished_at: DateTime<Utc>,
     pub status: RunStatus,
     pub dry_run: bool,
+    /// Stopped by a shutdown: files not started are left for the next run.
+    pub cancelled: bool,
     /// The run's deadline kept some work from starting (`Partial`; the next run goes on).
     pub deadline_reached: bool,
+    /// Attempts beyond the first, over every request and file of the run.
+    pub retries: u64,
     pub sources: Vec<SourceReport>,
 }
 
@@ -26,14 +30,15 @@ pub struct SourceReport {
     pub files_skipped: u64,
     pub files_failed: u64,
     pub conflicts: Vec<String>,
+    /// Files left for the next run because this one was stopped before they started.
+    pub not_started: u64,
     /// With `--dry-run`: what a real run would copy (or compare, for changed keys).
     pub files_planned: u64,
     pub bytes_planned: u64,
-    /// The deadline passed before this source was finished: files, streams or the whole
-    /// source were left for the next run (the watermark stays before them).
+    /// The deadline passed before this source was finished: files (counted in
+    /// `not_started`), streams or the whole source were left for the next run (the
+    /// watermark stays before them).
     pub deadline_reached: bool,
-    /// Files left uncopied because of the deadline (not failures).
-    pub files_deferred: u64,
     pub streams: u64,
     /// Listing or state problems that kept files from being considered at all.
     pub errors: Vec<String>,
@@ -79,7 +84,11 @@ impl SourceReport {
     pub fn status(&self) -> RunStatus {
         if self.complete && self.conflicts.is_empty() {
             RunStatus::Succeeded
-        } else if self.stopped_only_by_deadline() || self.files_copied + self.files_skipped > 0 || self.complete {
+        } else if self.files_copied + self.files_skipped > 0
+            || self.complete
+            || self.stopped_only_by_deadline()
+            || (self.not_started > 0 && self.files_failed == 0 && self.errors.is_empty())
+        {
             RunStatus::Partial
         } else {
             RunStatus::Failed
@@ -103,6 +112,7 @@ impl SyncReport {
     /// (`sync --deadline` exits 0, the Functions handler answers 200).
     pub fn stopped_only_by_deadline(&self) -> bool {
         self.deadline_reached
+            && !self.cancelled
             && self
                 .sources
                 .iter()
@@ -146,10 +156,10 @@ impl SyncReport {
                         .unwrap_or_default()
                 ));
             }
-            if s.files_deferred > 0 || s.deadline_reached {
+            if s.deadline_reached {
                 lines.push(format!(
                     "    deadline reached: {} files left for the next run",
-                    s.files_deferred
+                    s.not_started
                 ));
             }
             for c in &s.conflicts {
