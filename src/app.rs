@@ -149,6 +149,27 @@ pub async fn sync_job(
             )),
         });
     }
+    // Exchange the Azure identity before the health probe runs, so the probe's timeout
+    // measures S3, not a first token. A failure here is only logged: the probe and the
+    // listings report it with the source it hits.
+    if !dry_run {
+        for (role, provider) in providers.iter().filter_map(|(r, p)| p.as_ref().map(|p| (r, p))) {
+            use aws_credential_types::provider::ProvideCredentials;
+            let warm = tokio::time::timeout(aws_credentials::LOAD_TIMEOUT, provider.provide_credentials());
+            match warm.await {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => tracing::warn!(
+                    role_arn = role.as_str(),
+                    error = %aws_sdk_s3::error::DisplayErrorContext(&e),
+                    "no AWS credentials from the Azure identity"
+                ),
+                Err(_) => tracing::warn!(
+                    role_arn = role.as_str(),
+                    "no AWS credentials from the Azure identity in time"
+                ),
+            }
+        }
+    }
     Ok(SyncJob {
         sources,
         archive,
