@@ -32,6 +32,8 @@ pub const PORT_ENV: &str = "FUNCTIONS_CUSTOMHANDLER_PORT";
 pub const DEADLINE_ENV: &str = "TRAILVAULT_SYNC_DEADLINE";
 /// Time kept between the sync's deadline and `functionTimeout`, to save progress.
 pub const TIMEOUT_MARGIN: Duration = Duration::from_secs(60);
+/// The Consumption plan's default `functionTimeout`, the shortest of the plans' defaults.
+const CONSUMPTION_DEFAULT_TIMEOUT: Duration = Duration::from_secs(5 * 60);
 
 #[derive(Debug, thiserror::Error)]
 pub enum FunctionsError {
@@ -270,12 +272,17 @@ fn sync_budget(setting: Option<&str>, candidates: &[PathBuf]) -> Result<(Option<
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let host: Value = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
     let from = format!("functionTimeout in {}", path.display());
-    match host.get("functionTimeout").and_then(Value::as_str) {
-        None => Err(format!("{} sets no functionTimeout", path.display())),
-        Some(t) if t.trim() == "-1" => Ok((None, from)),
-        Some(t) => {
-            let timeout = parse_timespan(t)
-                .ok_or_else(|| format!("{}: functionTimeout {t:?} is not hh:mm:ss", path.display()))?;
+    let timeout = match host.get("functionTimeout").and_then(Value::as_str) {
+        // The plan's default applies, which we cannot see: assume the shortest (Consumption's).
+        None => Some(CONSUMPTION_DEFAULT_TIMEOUT),
+        Some(t) if t.trim() == "-1" => None,
+        Some(t) => Some(
+            parse_timespan(t).ok_or_else(|| format!("{}: functionTimeout {t:?} is not hh:mm:ss", path.display()))?,
+        ),
+    };
+    match timeout {
+        None => Ok((None, from)),
+        Some(timeout) => {
             // Keep a margin to save progress; a very short timeout keeps half of itself.
             let budget = timeout
                 .checked_sub(TIMEOUT_MARGIN)
@@ -334,6 +341,11 @@ mod tests {
         assert!(sync_budget(Some("soon"), std::slice::from_ref(&host)).is_err());
         std::fs::write(&host, r#"{"functionTimeout": "-1"}"#).unwrap();
         assert_eq!(sync_budget(None, std::slice::from_ref(&host)).unwrap().0, None);
+        std::fs::write(&host, r#"{"version": "2.0"}"#).unwrap();
+        assert_eq!(
+            sync_budget(None, std::slice::from_ref(&host)).unwrap().0,
+            Some(Duration::from_secs(240))
+        );
         std::fs::write(&host, r#"{"functionTimeout": "00:00:40"}"#).unwrap();
         assert_eq!(sync_budget(None, &[host]).unwrap().0, Some(Duration::from_secs(20)));
         assert!(sync_budget(None, &[missing]).is_err());
