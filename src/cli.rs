@@ -512,6 +512,7 @@ async fn saml_validate(
     json: bool,
 ) -> Result<u8, CliError> {
     use std::io::Read;
+    crate::federation::saml_support().map_err(|m| CliError::Usage(m.to_string()))?;
     let config = load_config(cli)?;
     let validator = federation_validator(&config).await?;
     let at = match at {
