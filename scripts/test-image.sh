@@ -19,12 +19,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 started=$SECONDS
 
-say() { printf '[test-image] %s\n' "$*" >&2; }
-fail() { printf '[test-image] FAIL: %s\n' "$*" >&2; exit 1; }
-skip() {
-  if [ "${CI:-}" = true ]; then fail "$* (CI=true: a missing prerequisite is a failure)"; fi
-  say "SKIP: $*"; exit 0
-}
+TAG=test-image
+# shellcheck source=scripts/package-lib.sh
+source scripts/package-lib.sh
 
 engine=${CONTAINER_ENGINE:-}
 if [ -z "$engine" ]; then
@@ -137,21 +134,7 @@ source "$work/emu/ports.env"
 source scripts/lib.sh
 write_rclone_conf "$work/rclone.conf"
 rc() { env -u AWS_CA_BUNDLE rclone --config "$work/rclone.conf" "$@"; }
-S3_PORT=$S3_PORT .tools/venv/bin/python - <<'PY'
-import datetime, gzip, json, os, boto3
-s3 = boto3.client("s3", endpoint_url=f"http://127.0.0.1:{os.environ['S3_PORT']}", region_name="us-east-1",
-                  aws_access_key_id="test", aws_secret_access_key="test")
-s3.create_bucket(Bucket="image-trail")
-now = datetime.datetime.now(datetime.timezone.utc)
-for i in range(3):
-    t = now - datetime.timedelta(hours=i + 1)
-    key = (f"AWSLogs/111122223333/CloudTrail/us-east-1/{t:%Y/%m/%d}/"
-           f"111122223333_CloudTrail_us-east-1_{t:%Y%m%dT%H%M}Z_image{i:012d}.json.gz")
-    body = gzip.compress(json.dumps({"Records": [{"eventVersion": "1.08", "eventID": f"e{i}",
-                                                   "eventTime": f"{t:%Y-%m-%dT%H:%M:%SZ}"}]}).encode())
-    s3.put_object(Bucket="image-trail", Key=key, Body=body, ContentType="application/json",
-                  ContentEncoding="gzip")
-PY
+seed_bucket image-trail 3
 rc mkdir azure:cloudtrail-archive && rc mkdir azure:trailvault-state
 
 mkdir -m 0755 "$work/etc"
@@ -185,7 +168,7 @@ in_image "${img_entry[@]}" config check >"$work/check.out" 2>&1 \
 # taken on this host, in which case the same CMD on another port (the HEALTHCHECK then cannot run).
 port=8080 run_health=1
 if (exec 3<>/dev/tcp/127.0.0.1/8080) 2>/dev/null; then
-  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  port=$(free_port)
   run_health=0
   say "port 8080 is taken here: the daemon listens on $port and the HEALTHCHECK is checked statically only"
   cmd=()
