@@ -37,6 +37,7 @@ test-functions-package: deps
 lint:
 	cargo fmt --all -- --check
 	cargo clippy --all-targets -- -D warnings
+	cargo clippy --no-default-features --lib --bins -- -D warnings
 
 unit:
 	cargo test --lib

@@ -57,8 +57,8 @@ build_base() {
     --dpkgopt='path-include=/usr/share/doc/*/copyright' \
     --dpkgopt='path-exclude=/usr/share/locale/*' \
     --dpkgopt='path-exclude=/usr/share/info/*' \
-    --customize-hook='chroot "$1" groupadd --system --gid 10001 trailvault' \
-    --customize-hook='chroot "$1" useradd --system --uid 10001 --gid 10001 --home-dir /var/lib/trailvault --create-home --shell /usr/sbin/nologin trailvault' \
+    --customize-hook='chroot "$1" groupadd --gid 10001 trailvault' \
+    --customize-hook='chroot "$1" useradd --no-log-init --uid 10001 --gid 10001 --home-dir /var/lib/trailvault --create-home --shell /usr/sbin/nologin trailvault' \
     --customize-hook='mkdir -p "$1/etc/trailvault" && chmod 0755 "$1/etc/trailvault"' \
     --customize-hook='rm -rf "$1"/var/lib/apt/lists/* "$1"/var/cache/apt/* "$1"/var/log/*.log' \
     bookworm "$tmp/base.tar" \

@@ -192,7 +192,7 @@ done
 pid_uid=$(awk '/^Uid:/ {print $2}' "/proc/$daemon_pid/status")
 [ "$(readlink "/proc/$daemon_pid/exe")" != "" ] || fail "cannot see the daemon process"
 [ "$pid_uid" = "$img_uid" ] || fail "the daemon runs as uid $pid_uid, not $img_uid"
-say "daemon up as uid $pid_uid on port $port: /healthz and /readyz 200"
+say "daemon up as uid $pid_uid on port $port from the read-only rootfs: /healthz and /readyz 200"
 
 synced=0
 for _ in $(seq 1 60); do
