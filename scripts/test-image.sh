@@ -164,6 +164,30 @@ bound=$root/etc/trailvault
 in_image "${img_entry[@]}" config check >"$work/check.out" 2>&1 \
   || { cat "$work/check.out" >&2; fail "config check failed inside the image"; }
 
+# ---- SAML is in this build (the Functions zip has none): xmlsec runs inside the image and
+# refuses an unsigned response (exit 3, valid false), rather than "no SAML support" (exit 2).
+openssl req -x509 -newkey rsa:2048 -nodes -days 30 -subj "/CN=trailvault image test" \
+  -keyout "$work/idp.key" -out "$work/idp.pem" >/dev/null 2>&1 || skip "openssl is missing (make deps)"
+cert_b64=$(grep -v -- ----- "$work/idp.pem" | tr -d '\n')
+tenant=3b3c1a6e-8f0d-4a51-9c2e-0d5e7a9b1c2d
+cat >"$work/etc/metadata.xml" <<XML
+<?xml version="1.0" encoding="utf-8"?><EntityDescriptor ID="_m" entityID="https://sts.windows.net/$tenant/" xmlns="urn:oasis:names:tc:SAML:2.0:metadata"><IDPSSODescriptor protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol"><KeyDescriptor use="signing"><KeyInfo xmlns="http://www.w3.org/2000/09/xmldsig#"><X509Data><X509Certificate>$cert_b64</X509Certificate></X509Data></KeyInfo></KeyDescriptor></IDPSSODescriptor></EntityDescriptor>
+XML
+printf '[[grant]]\ngroup = "0a0a0a0a-1111-2222-3333-444444444444"\nname = "admins"\nroles = ["arn:aws:iam::111122223333:role/Admin"]\n' >"$work/etc/roles.toml"
+{ cat "$work/etc/trailvault.toml"; printf '\n[federation]\nidp_metadata = "/etc/trailvault/metadata.xml"\ntenant_id = "%s"\naudiences = ["https://signin.aws.amazon.com/saml"]\nrole_mapping = "/etc/trailvault/roles.toml"\n' "$tenant"; } >"$work/etc/saml.toml"
+cat >"$work/etc/unsigned.xml" <<XML
+<samlp:Response xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="_r1" Version="2.0" IssueInstant="$(date -u +%FT%TZ)" Destination="https://signin.aws.amazon.com/saml"><saml:Issuer>https://sts.windows.net/$tenant/</saml:Issuer><samlp:Status><samlp:StatusCode Value="urn:oasis:names:tc:SAML:2.0:status:Success"/></samlp:Status><saml:Assertion ID="_a1" Version="2.0" IssueInstant="$(date -u +%FT%TZ)"><saml:Issuer>https://sts.windows.net/$tenant/</saml:Issuer></saml:Assertion></samlp:Response>
+XML
+chmod 0644 "$work/etc/"*
+set +e
+in_image "${img_entry[@]}" --config /etc/trailvault/saml.toml saml validate --json /etc/trailvault/unsigned.xml \
+  >"$work/saml.out" 2>"$work/saml.err"
+code=$?
+set -e
+[ "$code" = 3 ] && python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["valid"] is False and d["reason"], d' "$work/saml.out" \
+  || { cat "$work/saml.out" "$work/saml.err" >&2; fail "saml validate in the image exited $code, not 3 with a refusal"; }
+say "saml validate in the image refuses an unsigned response: $(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["reason"])' "$work/saml.out") (exit 3)"
+
 # ---- the daemon, as the image would start it: ENTRYPOINT + CMD (0.0.0.0:8080), unless 8080 is
 # taken on this host, in which case the same CMD on another port (the HEALTHCHECK then cannot run).
 port=8080 run_health=1
