@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck disable=SC2016  # the mmdebstrap hooks expand $1 themselves
 # `make image`: builds localhost/trailvault:latest from deploy/container/Dockerfile with podman
 # (docker only where podman is absent), on a machine with no registry and an empty image store.
 #

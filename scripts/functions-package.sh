@@ -13,7 +13,7 @@
 # CARGO_TARGET_DIR.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-TAG=functions-package
+TAG='functions-package'
 # shellcheck source=scripts/package-lib.sh
 source scripts/package-lib.sh
 

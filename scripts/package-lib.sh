@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared by build-image.sh, functions-package.sh and their tests: messages, the CI rule for
 # missing prerequisites, and the checks on what a Linux binary needs to run.
 

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck disable=SC2154  # img_* and friends are assigned by eval from the image inspection
 # Tests dist/trailvault-functions.zip the way the Functions host uses it: unpacked, its
 # executable checked (exec bit, `readelf -d` NEEDED entries only glibc's, no symbol newer than
 # GLIBC_2.36), host.json and function.json checked against the plans' limits, then the
@@ -13,7 +14,7 @@
 # prerequisite fails; otherwise the test is skipped with the reason.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-TAG=test-functions-package
+TAG='test-functions-package'
 # shellcheck source=scripts/package-lib.sh
 source scripts/package-lib.sh
 started=$SECONDS

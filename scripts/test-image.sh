@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck disable=SC2154  # img_* and friends are assigned by eval from the image inspection
 # Tests the container image the way this sandbox allows (podman cannot start containers here):
 # the image's rootfs from `podman image mount`, its binary run under `chroot` as the image's
 # USER with the image's ENTRYPOINT, CMD and Env, against local Azurite and moto.
@@ -19,7 +20,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 started=$SECONDS
 
-TAG=test-image
+TAG='test-image'
 # shellcheck source=scripts/package-lib.sh
 source scripts/package-lib.sh
 
@@ -89,7 +90,7 @@ say "config ok: USER $img_uid:$img_gid, ENTRYPOINT ${img_entry[*]}, CMD ${img_cm
 
 # ---- the rootfs
 work=$(mktemp -d "${TMPDIR:-/tmp}/trailvault-test-image.XXXXXX")
-root= mounted_image= container= bound= daemon_pid=
+root='' mounted_image='' container='' bound='' daemon_pid=''
 cleanup() {
   set +e
   [ -n "$daemon_pid" ] && kill -KILL "$daemon_pid" 2>/dev/null
@@ -120,7 +121,7 @@ grep -q "^[^:]*:[^:]*:$img_uid:$img_gid:" "$root/etc/passwd" \
 # WorkingDir (--exec: replacing the calling subshell, so that $! is the command itself).
 in_image() {
   local how=
-  if [ "$1" = --exec ]; then how=exec; shift; fi
+  if [ "$1" = --exec ]; then how='exec'; shift; fi
   $how chroot --userspec="$img_uid:$img_gid" "$root" /usr/bin/env -i -C "$img_workdir" \
     "${img_env[@]}" HOME=/var/lib/trailvault AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test \
     AWS_EC2_METADATA_DISABLED=true TRAILVAULT_AZURE_ACCOUNT_KEY="$TRAILVAULT_AZURE_ACCOUNT_KEY" "$@"
