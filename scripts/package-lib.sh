@@ -1,5 +1,5 @@
 # shellcheck shell=bash
-# Shared by build-image.sh, functions-package.sh and their tests: messages, the CI rule for
+# Shared by functions-package.sh, test-functions-package.sh and test-image.sh: messages, the CI rule for
 # missing prerequisites, and the checks on what a Linux binary needs to run.
 
 say() { printf '[%s] %s\n' "$TAG" "$*" >&2; }
