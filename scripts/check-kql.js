@@ -1,21 +1,45 @@
 #!/usr/bin/env node
-// Offline check of every KQL query in an Azure Monitor workbook against the contract's
-// TrailVault_CL schema, with Microsoft's Kusto language service (@kusto/language-service-next).
-// Usage: node scripts/check-kql.js WORKBOOK.json   -> exit 0 when every query analyses clean.
+// Offline check of KQL against the contract's TrailVault_CL schema with Microsoft's Kusto
+// language service (@kusto/language-service-next).
+//
+// Usage: node scripts/check-kql.js FILE...   (FILE "-" reads standard input)
+// Each FILE is either
+//   - an Azure Monitor workbook (version "Notebook/1.0"): every query item (type 3) is checked;
+//   - a query list {"queries": [{"name", "query", "input"?}]}, such as the KQL that
+//     scripts/check-terraform.py pulls out of the Terraform alert rules and the DCR. With
+//     "input": "source" the query is a DCR transform, run over a table named `source` that
+//     has the stream's (the contract's) columns.
+// Exit 0 when every query analyses clean; 1 on any error-severity diagnostic (or no query);
+// 2 on a file that is neither.
+// `--print-schema` prints the schema below as JSON, for the Terraform check to compare.
 const path = require('path');
 const fs = require('fs');
+
+// ../shared/contract.md, "Records", with version 3's TargetSeconds (SyncRun records).
+const COLUMNS = [
+  ['TimeGenerated', 'datetime'], ['RecordId', 'string'], ['RecordType', 'string'], ['RunId', 'string'],
+  ['Source', 'string'], ['Account', 'string'], ['Region', 'string'], ['Status', 'string'],
+  ['FilesCopied', 'long'], ['BytesCopied', 'long'], ['FilesSkipped', 'long'], ['FilesFailed', 'long'],
+  ['BackupGapSeconds', 'long'], ['TargetSeconds', 'long'], ['NewestFileTime', 'datetime'],
+  ['DurationSeconds', 'real'], ['AwsHealth', 'string'], ['Message', 'string'], ['Details', 'dynamic'],
+];
+
+if (process.argv[2] === '--print-schema') {
+  console.log(JSON.stringify(COLUMNS));
+  process.exit(0);
+}
+
 const pkg = path.join(__dirname, '..', 'tools', 'emulators', 'node_modules', '@kusto', 'language-service-next');
 require(path.join(pkg, 'bridge.min.js'));
 require(path.join(pkg, 'Kusto.Language.Bridge.min.js'));
 const S = Kusto.Language.Symbols;
 
-// ../shared/contract.md, "Records".
-const schema = '(TimeGenerated:datetime, RecordId:string, RecordType:string, RunId:string, Source:string, ' +
-  'Account:string, Region:string, Status:string, FilesCopied:long, BytesCopied:long, FilesSkipped:long, ' +
-  'FilesFailed:long, BackupGapSeconds:long, NewestFileTime:datetime, DurationSeconds:real, AwsHealth:string, ' +
-  'Message:string, Details:dynamic)';
+const schema = '(' + COLUMNS.map(([n, t]) => `${n}:${t}`).join(', ') + ')';
 const table = new S.TableSymbol.$ctor7('TrailVault_CL', schema, 'trailvault records');
-const globals = Kusto.Language.GlobalState.Default.WithDatabase(new S.DatabaseSymbol.ctor('workspace', [table]));
+const workspace = Kusto.Language.GlobalState.Default.WithDatabase(new S.DatabaseSymbol.ctor('workspace', [table]));
+// A DCR transform sees the incoming stream as the table `source`.
+const stream = new S.TableSymbol.$ctor7('source', schema, 'Custom-TrailVault_CL stream');
+const transform = Kusto.Language.GlobalState.Default.WithDatabase(new S.DatabaseSymbol.ctor('dcr', [stream]));
 
 // Workbook placeholders stand for whole predicates or values: replace them before analysis.
 function concrete(query) {
@@ -27,31 +51,48 @@ function concrete(query) {
     .replace(/\{[A-Za-z]+(:[A-Za-z]+)?\}/g, "'sample'");
 }
 
-function queries(items, out) {
+function workbookQueries(items, out) {
   for (const item of items || []) {
     if (item.type === 3) out.push({ name: item.name, query: item.content.query });
-    if (item.type === 12) queries(item.content.items, out);
+    if (item.type === 12) workbookQueries(item.content.items, out);
   }
   return out;
 }
 
-const file = process.argv[2];
-const workbook = JSON.parse(fs.readFileSync(file, 'utf8'));
-if (workbook.version !== 'Notebook/1.0') {
-  console.error(`${file}: not a workbook (version ${workbook.version})`);
+function load(file) {
+  const text = fs.readFileSync(file === '-' ? 0 : file, 'utf8');
+  const doc = JSON.parse(text);
+  if (doc.version === 'Notebook/1.0') return workbookQueries(doc.items, []);
+  if (Array.isArray(doc.queries)) return doc.queries;
+  console.error(`${file}: neither a workbook (version ${doc.version}) nor a {"queries": [...]} list`);
+  process.exit(2);
+}
+
+const files = process.argv.slice(2);
+if (files.length === 0) {
+  console.error('usage: check-kql.js FILE... (a workbook JSON or a {"queries": [...]} list; - for stdin)');
   process.exit(2);
 }
 let errors = 0;
-const found = queries(workbook.items, []);
-for (const { name, query } of found) {
-  const diagnostics = Kusto.Language.KustoCode.ParseAndAnalyze(concrete(query), globals).GetDiagnostics();
-  for (let i = 0; i < diagnostics.Count; i++) {
-    const d = diagnostics.getItem(i);
-    if (String(d.Severity) === 'Error') {
+let checked = 0;
+for (const file of files) {
+  for (const { name, query, input } of load(file)) {
+    if (typeof query !== 'string' || query.trim() === '') {
       errors++;
-      console.error(`${name}: ${d.Code} ${d.Message}`);
+      console.error(`${name}: empty query`);
+      continue;
+    }
+    const globals = input === 'source' ? transform : workspace;
+    const diagnostics = Kusto.Language.KustoCode.ParseAndAnalyze(concrete(query), globals).GetDiagnostics();
+    checked++;
+    for (let i = 0; i < diagnostics.Count; i++) {
+      const d = diagnostics.getItem(i);
+      if (String(d.Severity) === 'Error') {
+        errors++;
+        console.error(`${name}: ${d.Code} ${d.Message}`);
+      }
     }
   }
 }
-console.log(`${found.length} queries checked, ${errors} errors`);
-process.exit(errors === 0 && found.length > 0 ? 0 : 1);
+console.log(`${checked} queries checked, ${errors} errors`);
+process.exit(errors === 0 && checked > 0 ? 0 : 1);

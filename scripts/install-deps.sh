@@ -40,8 +40,8 @@ if [ ! -x tools/emulators/node_modules/.bin/azurite-blob ] || [ ! -d tools/emula
   (cd tools/emulators && npm ci --no-audit --no-fund --loglevel=error)
 fi
 
-if [ ! -x .tools/venv/bin/moto_server ]; then
-  say "installing moto (pip, venv in .tools/venv)"
+if [ ! -x .tools/venv/bin/moto_server ] || ! .tools/venv/bin/python -c 'import hcl2' 2>/dev/null; then
+  say "installing moto and python-hcl2 (pip, venv in .tools/venv)"
   python3 -m venv .tools/venv
   .tools/venv/bin/pip install -q --disable-pip-version-check -r tools/emulators/requirements.txt
 fi

@@ -1,23 +1,97 @@
-//! Wiring from a validated [`Config`] to the jobs the library runs: shared by the CLI
-//! and the long-running daemon, so both build a sync or a verify the same way.
+//! Runtime: all wiring from a validated [`Config`] to the jobs the library runs,
+//! shared by the CLI, the daemon and the Functions handler, so each builds a job the
+//! same way. Nothing here decides an exit code or prints.
 
 use std::sync::Arc;
 
-use crate::cloudtrail::TimeRange;
-use crate::config::{Config, ConfigError};
-use crate::failover::select::Selection;
-use crate::failover::verify::VerifyJob;
-use crate::progress::Progress;
-use crate::storage::blob::open_target;
-use crate::storage::s3::S3Source;
-use crate::sync::{SourceHandle, SyncJob};
+use std::path::PathBuf;
 
+use chrono::{DateTime, Utc};
+
+use crate::cloudtrail::{AccountId, Region, TimeRange};
+use crate::config::{Config, ConfigError};
+use crate::failover::restore::RestoreJob;
+use crate::failover::status::StatusReport;
+use crate::fault::{Classify, Fault};
+use crate::federation::audit::AuditJob;
+use crate::federation::roles::RoleMapping;
+use crate::federation::validate::Validator;
+use crate::integrity::keys::{ImportedKey, KeyError};
+use crate::integrity::verify::VerifyJob;
+use crate::progress::Progress;
+use crate::state::select::Selection;
+use crate::storage::blob::open_target;
+use crate::storage::folder::FolderSink;
+use crate::storage::retry::{RetryPolicy, RetryingSink, RetryingSource, RetryingStore};
+use crate::storage::s3::{S3Sink, S3Source};
+use crate::storage::{BlobStore, Sink, StorageError};
+use crate::sync::{SourceHandle, SyncJob};
+use tokio_util::sync::CancellationToken;
+
+/// Why a job could not be built or a wired command could not finish.
 #[derive(Debug, thiserror::Error)]
-pub enum WiringError {
+pub enum AppError {
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// A command-line value that the configuration contradicts (an unknown source).
     #[error("{0}")]
-    Invalid(String),
+    Usage(String),
+    /// The configuration cannot be turned into clients (a bad URL, a credential kind
+    /// that does not fit); nothing was touched.
+    #[error("{0}")]
+    Setup(String),
+    #[error(transparent)]
+    Metadata(#[from] crate::federation::metadata::LoadError),
+    #[error(transparent)]
+    Roles(#[from] crate::federation::roles::RoleMappingError),
+    #[error(transparent)]
+    Keys(#[from] KeyError),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error(transparent)]
+    Monitor(#[from] crate::monitor::MonitorError),
+}
+
+impl Classify for AppError {
+    fn fault(&self) -> Fault {
+        match self {
+            AppError::Config(_) | AppError::Setup(_) => Fault::Config,
+            AppError::Usage(_) => Fault::Usage,
+            AppError::Metadata(e) => e.fault(),
+            AppError::Roles(e) => e.fault(),
+            AppError::Keys(e) => e.fault(),
+            AppError::Storage(e) => e.fault(),
+            AppError::Monitor(e) => e.fault(),
+        }
+    }
+}
+
+/// The archive container and the state container.
+pub type Containers = (Arc<dyn BlobStore>, Arc<dyn BlobStore>);
+
+/// The archive and state containers of `[target]`, each request retried by `retry`.
+pub fn open_containers(config: &Config, command: &str, retry: &RetryPolicy) -> Result<Containers, AppError> {
+    let target = config.require_target(command)?;
+    let (archive, state) = open_target(target).map_err(|e| AppError::Setup(e.to_string()))?;
+    Ok((
+        Arc::new(RetryingStore::new(archive, retry.clone())),
+        Arc::new(RetryingStore::new(state, retry.clone())),
+    ))
+}
+
+/// The archived sources a reading command works on: those named, else every configured one.
+pub fn archived_sources(config: &Config, named: &[String], command: &str) -> Result<Vec<String>, AppError> {
+    let sources: Vec<String> = if named.is_empty() {
+        config.sources.iter().map(|s| s.name.clone()).collect()
+    } else {
+        named.to_vec()
+    };
+    if sources.is_empty() {
+        return Err(AppError::Usage(format!(
+            "{command}: name the archived source with --source NAME"
+        )));
+    }
+    Ok(sources)
 }
 
 /// A sync of the named sources (all when `only` is empty).
@@ -26,20 +100,21 @@ pub async fn sync_job(
     only: &[String],
     dry_run: bool,
     progress: Arc<dyn Progress>,
-) -> Result<SyncJob, WiringError> {
+) -> Result<SyncJob, AppError> {
     config.require_sources("sync")?;
-    let target = config.require_target("sync")?;
+    config.require_target("sync")?;
     for name in only {
         if config.source(name).is_none() {
             let have: Vec<&str> = config.sources.iter().map(|s| s.name.as_str()).collect();
-            return Err(WiringError::Invalid(format!(
+            return Err(AppError::Usage(format!(
                 "--source {name}: no such source in {} (have: {})",
                 config.path.display(),
                 have.join(", ")
             )));
         }
     }
-    let (archive, state) = open_target(target).map_err(|e| WiringError::Invalid(e.to_string()))?;
+    let retry = RetryPolicy::new(config.retry);
+    let (archive, state) = open_containers(config, "sync", &retry)?;
     let mut sources = Vec::new();
     for s in config
         .sources
@@ -49,7 +124,7 @@ pub async fn sync_job(
         sources.push(SourceHandle {
             name: s.name.clone(),
             prefix: s.prefix.clone(),
-            source: Arc::new(S3Source::connect(s).await),
+            source: Arc::new(RetryingSource::new(Arc::new(S3Source::connect(s).await), retry.clone())),
         });
     }
     Ok(SyncJob {
@@ -60,13 +135,15 @@ pub async fn sync_job(
         dry_run,
         progress,
         health: config.health.clone(),
+        retry,
+        cancel: CancellationToken::new(),
     })
 }
 
 /// A verify of the given sources over `range`.
-pub fn verify_job(config: &Config, sources: Vec<String>, range: TimeRange) -> Result<VerifyJob, WiringError> {
-    let target = config.require_target("verify")?;
-    let (archive, state) = open_target(target).map_err(|e| WiringError::Invalid(e.to_string()))?;
+pub fn verify_job(config: &Config, sources: Vec<String>, range: TimeRange) -> Result<VerifyJob, AppError> {
+    let retry = RetryPolicy::new(config.retry);
+    let (archive, state) = open_containers(config, "verify", &retry)?;
     Ok(VerifyJob {
         archive,
         state: Some(state),
@@ -77,11 +154,12 @@ pub fn verify_job(config: &Config, sources: Vec<String>, range: TimeRange) -> Re
             ..Default::default()
         },
         concurrency: config.sync.concurrency,
+        retry,
     })
 }
 
 /// The scheduled verify (daemon and Functions): every source, the last day.
-pub fn verify_last_day_job(config: &Config) -> Result<VerifyJob, WiringError> {
+pub fn verify_last_day_job(config: &Config) -> Result<VerifyJob, AppError> {
     let until = chrono::Utc::now();
     let range = TimeRange {
         since: Some(until - chrono::Duration::days(1)),
@@ -95,7 +173,7 @@ pub fn verify_last_day_job(config: &Config) -> Result<VerifyJob, WiringError> {
 fn la_credential(
     config: &Config,
     la: &crate::config::LogAnalyticsConfig,
-) -> Result<Arc<dyn azure_core::credentials::TokenCredential>, WiringError> {
+) -> Result<Arc<dyn azure_core::credentials::TokenCredential>, AppError> {
     use crate::config::{AzureAuth, ProcessEnv};
     use crate::storage::azure_auth::{client_auth, ClientAuth};
     let target_auth = config
@@ -115,19 +193,19 @@ fn la_credential(
             secret: crate::secret::Secret::new(env("AZURE_CLIENT_SECRET")),
         },
         (None, other) => {
-            return Err(WiringError::Invalid(format!(
+            return Err(AppError::Setup(format!(
                 "log_analytics.auth {other:?} is not a token kind"
             )))
         }
     };
-    match client_auth(&auth).map_err(WiringError::Invalid)? {
+    match client_auth(&auth).map_err(AppError::Setup)? {
         ClientAuth::Token(credential) => Ok(credential),
-        _ => Err(WiringError::Invalid("log_analytics needs a token credential".into())),
+        _ => Err(AppError::Setup("log_analytics needs a token credential".into())),
     }
 }
 
 /// The Logs Ingestion client of `[log_analytics]`, or None when it is not configured.
-pub fn ingestion(config: &Config) -> Result<Option<crate::monitor::LogsIngestion>, WiringError> {
+pub fn ingestion(config: &Config) -> Result<Option<crate::monitor::LogsIngestion>, AppError> {
     let Some(la) = &config.log_analytics else {
         return Ok(None);
     };
@@ -139,17 +217,17 @@ pub fn ingestion(config: &Config) -> Result<Option<crate::monitor::LogsIngestion
         azure_core::http::ClientOptions::default(),
     )
     .map(Some)
-    .map_err(|e| WiringError::Invalid(e.to_string()))
+    .map_err(|e| AppError::Setup(e.to_string()))
 }
 
 /// The query client for `status --from log-analytics`.
-pub fn logs_query(config: &Config) -> Result<crate::monitor::LogsQuery, WiringError> {
+pub fn logs_query(config: &Config) -> Result<crate::monitor::LogsQuery, AppError> {
     let la = config
         .log_analytics
         .as_ref()
-        .ok_or_else(|| WiringError::Invalid(format!("{} has no [log_analytics] section", config.path.display())))?;
+        .ok_or_else(|| AppError::Setup(format!("{} has no [log_analytics] section", config.path.display())))?;
     if la.workspace_id.is_empty() {
-        return Err(WiringError::Invalid(
+        return Err(AppError::Setup(
             "log_analytics.workspace_id (the workspace GUID) is needed for queries".into(),
         ));
     }
@@ -158,7 +236,7 @@ pub fn logs_query(config: &Config) -> Result<crate::monitor::LogsQuery, WiringEr
         la_credential(config, la)?,
         azure_core::http::ClientOptions::default(),
     )
-    .map_err(|e| WiringError::Invalid(e.to_string()))
+    .map_err(|e| AppError::Setup(e.to_string()))
 }
 
 /// Sends a finished run's records to Log Analytics when configured (spooling on
@@ -172,8 +250,10 @@ pub async fn publish_run(config: &Config, run_id: &str) {
             return;
         }
     };
-    let Some(target) = &config.target else { return };
-    let state = match crate::storage::blob::open_target(target) {
+    if config.target.is_none() {
+        return;
+    }
+    let state = match open_containers(config, "publish", &RetryPolicy::new(config.retry)) {
         Ok((_, state)) => state,
         Err(e) => {
             tracing::error!(error = %e, "cannot open the state container to publish records");
@@ -186,4 +266,170 @@ pub async fn publish_run(config: &Config, run_id: &str) {
         spooled = out.spooled.len(),
         "records published to Log Analytics"
     );
+}
+
+/// Where `restore` writes, as the command line named it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RestoreTarget {
+    Folder(PathBuf),
+    S3 {
+        bucket: String,
+        prefix: String,
+        endpoint: Option<String>,
+    },
+}
+
+/// A restore as the command line asked for it, validated.
+pub struct RestoreRequest {
+    pub to: RestoreTarget,
+    pub sources: Vec<String>,
+    pub accounts: Vec<AccountId>,
+    pub regions: Vec<Region>,
+    pub range: TimeRange,
+    pub digests: bool,
+    pub dry_run: bool,
+    pub progress: Arc<dyn Progress>,
+}
+
+pub async fn restore_job(config: &Config, request: RestoreRequest) -> Result<RestoreJob, AppError> {
+    config.require_target("restore")?;
+    let retry = RetryPolicy::new(config.retry);
+    let sources = archived_sources(config, &request.sources, "restore")?;
+    let sink: Arc<dyn Sink> = match &request.to {
+        RestoreTarget::S3 {
+            bucket,
+            prefix,
+            endpoint,
+        } => Arc::new(RetryingSink::new(
+            Arc::new(S3Sink::connect(bucket, prefix, endpoint.as_deref()).await),
+            retry.clone(),
+        )),
+        RestoreTarget::Folder(dir) => {
+            let folder = FolderSink::new(dir);
+            if !request.dry_run {
+                folder.clear_partial().await?;
+            }
+            Arc::new(folder)
+        }
+    };
+    let (archive, state) = open_containers(config, "restore", &retry)?;
+    Ok(RestoreJob {
+        archive,
+        state: Some(state),
+        sink,
+        selection: Selection {
+            sources,
+            accounts: request.accounts.into_iter().map(String::from).collect(),
+            regions: request.regions.into_iter().map(String::from).collect(),
+            range: request.range,
+            digests: request.digests,
+        },
+        concurrency: config.sync.concurrency,
+        in_flight_bytes: config.sync.in_flight_bytes,
+        dry_run: request.dry_run,
+        progress: request.progress,
+        retry,
+    })
+}
+
+fn federation_section(config: &Config) -> Result<&crate::config::FederationConfig, AppError> {
+    config
+        .federation
+        .as_ref()
+        .ok_or_else(|| AppError::Usage(format!("{} has no [federation] section", config.path.display())))
+}
+
+/// `[federation]` as a validator: metadata (file or https URL), tenant issuer,
+/// audiences, role mapping.
+pub async fn federation_validator(config: &Config) -> Result<Validator, AppError> {
+    let fed = federation_section(config)?;
+    let metadata = crate::federation::metadata::load(&fed.idp_metadata).await?;
+    let roles = RoleMapping::load(&fed.role_mapping)?;
+    Ok(Validator {
+        tenant_issuers: vec![format!("https://sts.windows.net/{}/", fed.tenant_id)],
+        audiences: fed.audiences.clone(),
+        certs: metadata.signing_certs,
+        allow_sha1: fed.allow_sha1,
+        clock_skew: chrono::Duration::from_std(fed.clock_skew).unwrap_or(chrono::Duration::minutes(3)),
+        roles,
+        require_grant: false,
+    })
+}
+
+pub fn audit_job(config: &Config, sources: &[String], range: TimeRange) -> Result<AuditJob, AppError> {
+    let fed = federation_section(config)?;
+    config.require_target("saml audit")?;
+    let sources = archived_sources(config, sources, "saml audit")?;
+    let roles = RoleMapping::load(&fed.role_mapping)?;
+    let (archive, state) = open_containers(config, "saml audit", &RetryPolicy::new(config.retry))?;
+    Ok(AuditJob {
+        archive,
+        state: Some(state),
+        sources,
+        range,
+        tenant_id: fed.tenant_id.clone(),
+        roles,
+        concurrency: config.sync.concurrency,
+    })
+}
+
+/// `keys import`: reads every file first (a bad one touches nothing), then archives them.
+pub async fn keys_import(config: &Config, region: &Region, files: &[PathBuf]) -> Result<Vec<ImportedKey>, AppError> {
+    config.require_target("keys import")?;
+    let keys: Vec<(String, Vec<u8>)> = files
+        .iter()
+        .map(|f| Ok((f.display().to_string(), crate::integrity::keys::read_key_file(f)?)))
+        .collect::<Result<_, KeyError>>()?;
+    let (archive, _) = open_containers(config, "keys import", &RetryPolicy::new(config.retry))?;
+    archive.ensure_container().await?;
+    let mut imported = Vec::new();
+    for (file, der) in keys {
+        imported.push(crate::integrity::keys::import(archive.as_ref(), region.as_str(), &file, der).await?);
+    }
+    Ok(imported)
+}
+
+/// `keys fetch`: the regions the archive holds (a state read failure is an error, not
+/// "no regions") and `extra`, fetched from CloudTrail's ListPublicKeys.
+pub async fn keys_fetch(
+    config: &Config,
+    since: DateTime<Utc>,
+    extra: &[Region],
+) -> Result<(Vec<String>, Vec<ImportedKey>), AppError> {
+    let (archive, state) = open_containers(config, "keys fetch", &RetryPolicy::new(config.retry))?;
+    let sources: Vec<String> = config.sources.iter().map(|s| s.name.clone()).collect();
+    let mut regions = crate::state::select::archived_regions(state.as_ref(), &sources).await?;
+    regions.extend(extra.iter().map(|r| r.to_string()));
+    if regions.is_empty() {
+        return Err(AppError::Usage(
+            "keys fetch: the archive holds no regions yet (run a sync first) and none was named with --region".into(),
+        ));
+    }
+    archive.ensure_container().await?;
+    let regions: Vec<String> = regions.into_iter().collect();
+    let api = crate::cloudtrail_api::AwsCloudTrail;
+    let fetched = crate::integrity::keys::fetch(archive.as_ref(), &api, &regions, since, Utc::now()).await?;
+    Ok((regions, fetched))
+}
+
+/// Where `status` reads from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatusSource {
+    State,
+    LogAnalytics,
+}
+
+pub async fn status(config: &Config, from: StatusSource, now: DateTime<Utc>) -> Result<StatusReport, AppError> {
+    let sources: Vec<String> = config.sources.iter().map(|s| s.name.clone()).collect();
+    let max_gap = chrono::Duration::from_std(config.sync.max_gap).unwrap_or(chrono::Duration::hours(8));
+    Ok(match from {
+        StatusSource::LogAnalytics => {
+            let query = logs_query(config)?;
+            crate::failover::status::status_from_log_analytics(&query, &sources, max_gap, now).await?
+        }
+        StatusSource::State => {
+            let (_, state) = open_containers(config, "status", &RetryPolicy::new(config.retry))?;
+            crate::failover::status::status(state.as_ref(), &sources, max_gap, now).await?
+        }
+    })
 }

@@ -1,11 +1,24 @@
 //! The archive's layout, as the contract fixes it: blob names and metadata names.
-//! Pure: sync writes these, verify and restore read them.
+//! Pure knowledge: sync writes these, verify and restore read them; storage carries
+//! [`SourceHead`] from an S3 GET to here.
 
 use std::collections::BTreeMap;
 
-use chrono::SecondsFormat;
+use chrono::{DateTime, SecondsFormat, Utc};
 
-use crate::storage::SourceHead;
+/// Headers and user metadata of a source object, from its GET.
+#[derive(Debug, Clone, Default)]
+pub struct SourceHead {
+    pub size: u64,
+    pub etag: String,
+    pub last_modified: Option<DateTime<Utc>>,
+    pub content_type: Option<String>,
+    pub content_encoding: Option<String>,
+    /// User metadata without the `x-amz-meta-` prefix (`signature`, `signature-algorithm`, ...).
+    pub metadata: BTreeMap<String, String>,
+    /// SSE-KMS or SSE-C: the ETag is then not an MD5 of the bytes.
+    pub kms_or_customer_key: bool,
+}
 
 pub const META_SHA256: &str = "sha256";
 pub const META_SOURCE_BUCKET: &str = "source_bucket";

@@ -29,6 +29,12 @@ pub enum ConfigError {
     Invalid { path: PathBuf, problems: Vec<String> },
 }
 
+impl crate::fault::Classify for ConfigError {
+    fn fault(&self) -> crate::fault::Fault {
+        crate::fault::Fault::Config
+    }
+}
+
 // ---------- the file as written ----------
 
 #[derive(Debug, Deserialize)]
@@ -82,6 +88,10 @@ struct RawSync {
     lookback: Duration,
     #[serde(default = "default_max_gap", with = "humantime_serde")]
     max_gap: Duration,
+    #[serde(default = "default_retries")]
+    retries: u32,
+    #[serde(default = "default_retry_max_delay", with = "humantime_serde")]
+    retry_max_delay: Duration,
 }
 
 impl Default for RawSync {
@@ -91,8 +101,17 @@ impl Default for RawSync {
             in_flight_bytes: default_in_flight(),
             lookback: default_lookback(),
             max_gap: default_max_gap(),
+            retries: default_retries(),
+            retry_max_delay: default_retry_max_delay(),
         }
     }
+}
+
+fn default_retries() -> u32 {
+    6
+}
+fn default_retry_max_delay() -> Duration {
+    Duration::from_secs(30)
 }
 
 fn default_concurrency() -> usize {
@@ -213,6 +232,8 @@ pub struct Config {
     pub sources: Vec<SourceConfig>,
     pub target: Option<TargetConfig>,
     pub sync: SyncSettings,
+    /// `[sync] retries` and `retry_max_delay`: one policy for every read and write.
+    pub retry: RetrySettings,
     pub schedule: ScheduleConfig,
     pub health: HealthConfig,
     pub federation: Option<FederationConfig>,
@@ -282,6 +303,23 @@ pub struct SyncSettings {
     pub in_flight_bytes: u64,
     pub lookback: Duration,
     pub max_gap: Duration,
+}
+
+/// Attempts per file or request (the first included) and the longest wait between two,
+/// stacked on the SDKs' own per-request retries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetrySettings {
+    pub attempts: u32,
+    pub max_delay: Duration,
+}
+
+impl Default for RetrySettings {
+    fn default() -> Self {
+        Self {
+            attempts: default_retries(),
+            max_delay: default_retry_max_delay(),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -441,6 +479,15 @@ fn validate(raw: RawConfig, path: &Path, base: &Path, env: &dyn Env, problems: &
     if raw.sync.max_gap.is_zero() {
         problems.push("sync.max_gap must be more than zero".into());
     }
+    if !(1..=20).contains(&raw.sync.retries) {
+        problems.push(format!(
+            "sync.retries = {} must be between 1 and 20 (attempts per file, the first included)",
+            raw.sync.retries
+        ));
+    }
+    if raw.sync.retry_max_delay < Duration::from_millis(10) || raw.sync.retry_max_delay > Duration::from_secs(600) {
+        problems.push("sync.retry_max_delay must be between 10ms and 10m".into());
+    }
 
     for (key, expr) in [
         ("schedule.cron", &raw.schedule.cron),
@@ -520,6 +567,10 @@ fn validate(raw: RawConfig, path: &Path, base: &Path, env: &dyn Env, problems: &
             in_flight_bytes,
             lookback: raw.sync.lookback,
             max_gap: raw.sync.max_gap,
+        },
+        retry: RetrySettings {
+            attempts: raw.sync.retries.clamp(1, 20),
+            max_delay: raw.sync.retry_max_delay,
         },
         schedule: ScheduleConfig {
             cron: raw.schedule.cron,

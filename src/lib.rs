@@ -1,21 +1,40 @@
 //! trailvault keeps a verified, write-once copy of AWS CloudTrail logs in Azure Blob
 //! Storage, so that auditing goes on when AWS does not.
 //!
-//! Floors, each importing only from those below: `cloudtrail`, `config`, `secret`,
-//! `telemetry` (pure knowledge) < `storage` (the only code that talks to clouds) <
-//! `sync`, `failover`, `federation` (the product's logic, provider-free) < `cli`.
+//! Floors, each importing only from those below (no cycles between top-level modules):
+//!
+//! 1. knowledge, pure: `cloudtrail` (keys, digests, records), `archive` (naming and
+//!    metadata), `records` (run records, run ids), `config`, `secret`, `telemetry`,
+//!    `progress`, `fault` (error classes)
+//! 2. edges, the only code that talks to clouds and disks: `storage` (traits and their
+//!    S3, Blob, folder and memory implementations), `state` (the state container's
+//!    layout), `cloudtrail_api` (ListPublicKeys), `monitor` (Log Analytics)
+//! 3. domains, provider-free logic: `sync`, `integrity`, `federation`, `failover`
+//! 4. runtime: `app` (all job wiring), `cli`, `serve`
 
-pub mod app;
+// knowledge
 pub mod archive;
-pub mod cli;
 pub mod cloudtrail;
 pub mod config;
+pub mod fault;
+pub mod progress;
+pub mod records;
+pub mod secret;
+pub mod telemetry;
+
+// edges
+pub mod cloudtrail_api;
+pub mod monitor;
+pub mod state;
+pub mod storage;
+
+// domains
 pub mod failover;
 pub mod federation;
-pub mod monitor;
-pub mod progress;
-pub mod secret;
-pub mod serve;
-pub mod storage;
+pub mod integrity;
 pub mod sync;
-pub mod telemetry;
+
+// runtime
+pub mod app;
+pub mod cli;
+pub mod serve;

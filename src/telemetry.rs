@@ -66,6 +66,9 @@ pub mod metric {
     pub const VERIFY_PROBLEMS: &str = "trailvault_verify_failures_total";
     /// Gauge {source}: 1 while the probes declare an AWS outage for the source.
     pub const FAILOVER_ACTIVE: &str = "trailvault_failover_active";
+    /// Counter {operation}: attempts beyond the first, by what was retried
+    /// (`get`, `put`, `list`, `copy`, `restore`, `verify`, ...).
+    pub const RETRIES: &str = "trailvault_retries_total";
     /// Gauge: end of the last verify that found nothing.
     pub const VERIFY_LAST_SUCCESS: &str = "trailvault_verify_last_success_timestamp_seconds";
 }

@@ -476,7 +476,7 @@ fn assertion_contents_stay_out_of_logs() {
 }
 
 #[test]
-fn unreachable_metadata_url_is_a_configuration_error() {
+fn unreachable_metadata_url_is_a_failure_not_a_configuration_error() {
     let Some(f) = fixture() else { return };
     let closed = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -504,10 +504,930 @@ fn unreachable_metadata_url_is_a_configuration_error() {
         .stdin(std::process::Stdio::null())
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(2));
+    // The configuration is fine; the IdP did not answer: running again may succeed (exit 1).
+    assert_eq!(out.status.code(), Some(1));
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(
         doc["error"].as_str().unwrap().contains("fetching https://127.0.0.1"),
         "{doc}"
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Hardening (issue 8): a library-level table over the validator, one row per vector, no process.
+
+use std::time::{Duration, Instant};
+
+use trailvault::federation::replay::ReplayCache;
+use trailvault::federation::roles::RoleMapping;
+use trailvault::federation::validate::{decode_input, Accepted, Rejection, Validator};
+
+const STATUS_SUCCESS: &str = "urn:oasis:names:tc:SAML:2.0:status:Success";
+
+fn validator(idp: &Identity) -> Validator {
+    Validator {
+        tenant_issuers: vec![issuer()],
+        audiences: vec![
+            "https://signin.aws.amazon.com/saml".into(),
+            "urn:amazon:webservices".into(),
+        ],
+        certs: vec![cert_der(idp)],
+        allow_sha1: false,
+        clock_skew: chrono::Duration::minutes(3),
+        roles: RoleMapping::parse(ROLES).unwrap(),
+        require_grant: false,
+    }
+}
+
+fn at(t: &str) -> chrono::DateTime<chrono::Utc> {
+    t.parse().unwrap()
+}
+
+fn check(v: &Validator, input: &[u8], when: &str, cache: Option<&mut ReplayCache>) -> Result<Accepted, Rejection> {
+    decode_input(input).and_then(|xml| v.validate(&xml, at(when), cache))
+}
+
+/// A Signature's transform list with `extra` transforms after enveloped-signature.
+fn with_transform(xml: &str, extra: &str) -> String {
+    let env = r#"<Transform Algorithm="http://www.w3.org/2000/09/xmldsig#enveloped-signature"/>"#;
+    assert!(xml.contains(env));
+    xml.replacen(env, &format!("{env}{extra}"), 1)
+}
+
+fn nested(tag: &str, depth: usize) -> String {
+    format!(
+        "{}{}",
+        format!("<{tag}>").repeat(depth),
+        format!("</{tag}>").repeat(depth)
+    )
+}
+
+/// Inserts `extra` right after the Response's Issuer (where Extensions would sit).
+fn after_response_issuer(xml: &str, extra: &str) -> String {
+    let i = xml.find("</Issuer>").unwrap() + "</Issuer>".len();
+    format!("{}{extra}{}", &xml[..i], &xml[i..])
+}
+
+#[test]
+fn hardening_table_over_the_validator() {
+    let Some(f) = fixture() else { return };
+    let dir = f.dir.path();
+    let v = validator(&f.idp);
+    let d = Spec::default();
+    let a_id = d.assertion_id.clone();
+    let r_id = d.response_id.clone();
+    let sign = |s: &Spec, how| signed_response(dir, &f.idp, s, how);
+    let edit_a = |how, e: &dyn Fn(String) -> String| signed_edited(dir, &f.idp, &d, how, e, &|r| r);
+    let edit_r = |how, e: &dyn Fn(String) -> String| signed_edited(dir, &f.idp, &d, how, &|a| a, e);
+    let good_a = sign(&d, Signed::Assertion);
+    let good_r = sign(&d, Signed::Response);
+    let good_b = sign(&d, Signed::Both);
+    let with_attr = |name: &str, values: Vec<String>| {
+        let mut s = d.clone();
+        s.attributes.retain(|(n, _)| n != name);
+        s.attributes.push((name.to_string(), values));
+        s
+    };
+    let role_attr = "https://aws.amazon.com/SAML/Attributes/Role";
+    let session = "https://aws.amazon.com/SAML/Attributes/RoleSessionName";
+    let duration = "https://aws.amazon.com/SAML/Attributes/SessionDuration";
+    let groups_attr = "http://schemas.microsoft.com/ws/2008/06/identity/claims/groups";
+    let roles_with = |pairs: &[&str]| with_attr(role_attr, pairs.iter().map(|p| p.to_string()).collect());
+    let b64s = |x: &str| String::from_utf8(b64(x)).unwrap();
+    let form = |x: &str| url::form_urlencoded::byte_serialize(b64s(x).as_bytes()).collect::<String>();
+    let deep_xslt = {
+        let mut t = String::from("<xsl:value-of select=\"count(//*)\"/>");
+        for _ in 0..40 {
+            t = format!(
+                "<xsl:for-each select=\"//node()\"><xsl:for-each select=\"//@*\">{t}</xsl:for-each></xsl:for-each>"
+            );
+        }
+        format!(
+            r#"<Transform Algorithm="http://www.w3.org/TR/1999/REC-xslt-19991116"><xsl:stylesheet xmlns:xsl="http://www.w3.org/1999/XSL/Transform" version="1.0"><xsl:template match="/">{t}</xsl:template></xsl:stylesheet></Transform>"#
+        )
+    };
+    let attrs17: String = (0..17).map(|i| format!(" a{i}=\"x\"")).collect();
+
+    type Row = (&'static str, Vec<u8>, Result<&'static str, &'static str>);
+    let rows: Vec<Row> = vec![
+        // Accepted: every signing mode, the regional hosts, a form body in any order, 150 groups.
+        ("assertion signed", b64(&good_a), Ok("assertion")),
+        ("response signed", b64(&good_r), Ok("response")),
+        ("both signed", b64(&good_b), Ok("assertion,response")),
+        ("raw XML", good_a.clone().into_bytes(), Ok("assertion")),
+        (
+            "form, RelayState first",
+            format!(
+                "RelayState=https%3A%2F%2Fconsole.aws.amazon.com%2F+x&SAMLResponse={}",
+                form(&good_a)
+            )
+            .into_bytes(),
+            Ok("assertion"),
+        ),
+        (
+            "form, SAMLResponse first",
+            format!("SAMLResponse={}&RelayState=", form(&good_b)).into_bytes(),
+            Ok("assertion,response"),
+        ),
+        (
+            "regional ap-northeast-2",
+            b64(&sign(
+                &Spec {
+                    recipient: "https://ap-northeast-2.signin.aws.amazon.com/saml".into(),
+                    destination: Some("https://ap-northeast-2.signin.aws.amazon.com/saml".into()),
+                    ..d.clone()
+                },
+                Signed::Both,
+            )),
+            Ok("assertion,response"),
+        ),
+        (
+            "regional us-gov-west-1 acs",
+            b64(&sign(
+                &Spec {
+                    recipient: "https://us-gov-west-1.signin.aws.amazon.com/saml/acs/SAMLSP4SF6X5T1CG".into(),
+                    ..d.clone()
+                },
+                Signed::Assertion,
+            )),
+            Ok("assertion"),
+        ),
+        (
+            "150 group claims",
+            b64(&sign(&with_attr(groups_attr, many_groups(150)), Signed::Both)),
+            Ok("assertion,response"),
+        ),
+        // Forbidden signature shapes: refused before xmlsec sees them.
+        (
+            "XSLT transform",
+            b64(&with_transform(&good_a, &deep_xslt)),
+            Err("signature"),
+        ),
+        (
+            "XPath filter",
+            b64(&with_transform(
+                &good_a,
+                r#"<Transform Algorithm="http://www.w3.org/TR/1999/REC-xpath-19991116"><XPath>count(//. | //@* | //namespace::*) &gt; 0 and not(ancestor-or-self::*[count(//*) &gt; 0])</XPath></Transform>"#,
+            )),
+            Err("signature"),
+        ),
+        (
+            "XPath2 filter",
+            b64(&with_transform(
+                &good_a,
+                r#"<Transform Algorithm="http://www.w3.org/2002/06/xmldsig-filter2"><XPath xmlns="http://www.w3.org/2002/06/xmldsig-filter2" Filter="union">//*</XPath></Transform>"#,
+            )),
+            Err("signature"),
+        ),
+        (
+            "http Reference",
+            b64(&good_a.replace(&format!("URI=\"#{a_id}\""), "URI=\"http://127.0.0.1:8999/ref\"")),
+            Err("signature"),
+        ),
+        (
+            "file Reference",
+            b64(&good_a.replace(&format!("URI=\"#{a_id}\""), "URI=\"file:///etc/passwd\"")),
+            Err("signature"),
+        ),
+        (
+            "/proc Reference",
+            b64(&good_a.replace(&format!("URI=\"#{a_id}\""), "URI=\"/proc/self/environ\"")),
+            Err("signature"),
+        ),
+        (
+            "/dev/zero Reference",
+            b64(&good_a.replace(&format!("URI=\"#{a_id}\""), "URI=\"/dev/zero\"")),
+            Err("signature"),
+        ),
+        (
+            "whole-document Reference",
+            b64(&good_a.replace(&format!("URI=\"#{a_id}\""), "URI=\"\"")),
+            Err("signature"),
+        ),
+        (
+            "xpointer Reference",
+            b64(&good_a.replace(&format!("URI=\"#{a_id}\""), "URI=\"#xpointer(/)\"")),
+            Err("signature"),
+        ),
+        (
+            "Reference to another element",
+            b64(&good_a.replace(&format!("URI=\"#{a_id}\""), &format!("URI=\"#{r_id}\""))),
+            Err("signature"),
+        ),
+        (
+            "two References",
+            b64(&{
+                let start = good_a.find("<Reference ").unwrap();
+                let end = good_a.find("</Reference>").unwrap() + "</Reference>".len();
+                let reference = good_a[start..end].to_string();
+                good_a.replacen(&reference, &format!("{reference}{reference}"), 1)
+            }),
+            Err("signature"),
+        ),
+        (
+            "RetrievalMethod",
+            b64(&good_a.replacen(
+                "<KeyInfo>",
+                "<KeyInfo><RetrievalMethod URI=\"http://127.0.0.1:8999/key\"/>",
+                1,
+            )),
+            Err("signature"),
+        ),
+        (
+            "KeyName",
+            b64(&good_a.replacen("<KeyInfo>", "<KeyInfo><KeyName>entra</KeyName>", 1)),
+            Err("signature"),
+        ),
+        (
+            "ds:Object",
+            b64(&good_a.replacen("</KeyInfo>", "</KeyInfo><Object><x/></Object>", 1)),
+            Err("signature"),
+        ),
+        (
+            "Signature in Extensions",
+            b64(&after_response_issuer(
+                &good_a,
+                &format!("<samlp:Extensions>{}</samlp:Extensions>", signature_template(&d, &a_id)),
+            )),
+            Err("signature"),
+        ),
+        (
+            "XInclude",
+            b64(&after_response_issuer(
+                &good_a,
+                r#"<xi:include xmlns:xi="http://www.w3.org/2001/XInclude" href="file:///etc/passwd" parse="text"/>"#,
+            )),
+            Err("signature"),
+        ),
+        (
+            "duplicate ID",
+            b64(&after_response_issuer(
+                &good_a,
+                &format!("<samlp:Extensions ID=\"{a_id}\"/>"),
+            )),
+            Err("signature"),
+        ),
+        (
+            "DOCTYPE",
+            b64(&format!("<!DOCTYPE r SYSTEM \"http://127.0.0.1:8999/dtd\">{good_a}")),
+            Err("doctype"),
+        ),
+        // Limits: malformed, in bounded time, whatever the size.
+        (
+            "deep nesting",
+            b64(&after_response_issuer(&good_a, &nested("a", 8_000))),
+            Err("malformed"),
+        ),
+        (
+            "depth 64",
+            b64(&after_response_issuer(&good_a, &nested("a", 63))),
+            Ok("assertion"),
+        ),
+        (
+            "depth 65",
+            b64(&after_response_issuer(&good_a, &nested("a", 64))),
+            Err("malformed"),
+        ),
+        (
+            "17 attributes",
+            b64(&after_response_issuer(&good_a, &format!("<a{attrs17}/>"))),
+            Err("malformed"),
+        ),
+        (
+            "4,097 elements",
+            b64(&after_response_issuer(&good_a, &"<a/>".repeat(4_097))),
+            Err("malformed"),
+        ),
+        (
+            "300,000 attributes",
+            (0..300_000)
+                .fold(String::from("<a"), |s, i| s + &format!(" a{i}=\"\""))
+                .into_bytes(),
+            Err("malformed"),
+        ),
+        (
+            "50 MB XML",
+            format!("<a>{}</a>", "x".repeat(50 << 20)).into_bytes(),
+            Err("malformed"),
+        ),
+        (
+            "76,000 bytes XML",
+            after_response_issuer(&good_a, &format!("<!--{}-->", "x".repeat(76_000))).into_bytes(),
+            Err("malformed"),
+        ),
+        (
+            "100,004 base64 characters",
+            "A".repeat(100_004).into_bytes(),
+            Err("malformed"),
+        ),
+        (
+            "ISO-8859-1 declaration",
+            b64(&format!("<?xml version=\"1.0\" encoding=\"ISO-8859-1\"?>{good_a}")),
+            Err("malformed"),
+        ),
+        (
+            "UTF-16",
+            good_a.encode_utf16().flat_map(u16::to_le_bytes).collect(),
+            Err("malformed"),
+        ),
+        (
+            "form without SAMLResponse",
+            b"RelayState=x&SAMLRequest=abc".to_vec(),
+            Err("malformed"),
+        ),
+        // Namespace tricks.
+        (
+            "foreign-namespace Response",
+            b64(&good_a.replace(
+                "xmlns:samlp=\"urn:oasis:names:tc:SAML:2.0:protocol\"",
+                "xmlns:samlp=\"urn:evil:protocol\"",
+            )),
+            Err("malformed"),
+        ),
+        (
+            "undeclared prefix",
+            b64(&good_a.replace(" xmlns:samlp=\"urn:oasis:names:tc:SAML:2.0:protocol\"", "")),
+            Err("malformed"),
+        ),
+        (
+            "foreign-namespace Assertion",
+            b64(&good_a.replace(
+                "<Assertion xmlns=\"urn:oasis:names:tc:SAML:2.0:assertion\"",
+                "<Assertion xmlns=\"urn:oasis:names:tc:SAML:1.0:assertion\"",
+            )),
+            Err("malformed"),
+        ),
+        (
+            "foreign-namespace Status",
+            b64(&good_a
+                .replace(
+                    "<samlp:Status><samlp:StatusCode",
+                    "<samlp:Status><StatusCode xmlns=\"urn:evil\"",
+                )
+                .replace("\"/></samlp:Status>", "\"></StatusCode></samlp:Status>")),
+            Err("status"),
+        ),
+        // Every value, exactly.
+        (
+            "evil status",
+            b64(&good_a.replace(STATUS_SUCCESS, "urn:evil:status:Success")),
+            Err("status"),
+        ),
+        (
+            "two RoleSessionName values",
+            b64(&sign(
+                &with_attr(session, vec!["alice@example.com".into(), "mallory".into()]),
+                Signed::Assertion,
+            )),
+            Err("session_name"),
+        ),
+        (
+            "two SessionDuration values",
+            b64(&sign(
+                &with_attr(duration, vec!["3600".into(), "999999".into()]),
+                Signed::Assertion,
+            )),
+            Err("session_duration"),
+        ),
+        (
+            "partition awsevil",
+            b64(&sign(
+                &roles_with(&[
+                    "arn:awsevil:iam::111122223333:role/Admin,arn:awsevil:iam::111122223333:saml-provider/EntraID",
+                ]),
+                Signed::Assertion,
+            )),
+            Err("role_attribute"),
+        ),
+        (
+            "role name with a space",
+            b64(&sign(
+                &roles_with(&[&format!("arn:aws:iam::111122223333:role/Ad min,{}", provider())]),
+                Signed::Assertion,
+            )),
+            Err("role_attribute"),
+        ),
+        (
+            "role name *",
+            b64(&sign(
+                &roles_with(&[&format!("arn:aws:iam::111122223333:role/*,{}", provider())]),
+                Signed::Assertion,
+            )),
+            Err("role_attribute"),
+        ),
+        (
+            "child element in a Role value",
+            b64(&edit_a(Signed::Assertion, &|a| {
+                a.replacen(
+                    &format!("<AttributeValue>{},{}</AttributeValue>", role("Admin"), provider()),
+                    &format!(
+                        "<AttributeValue><x xmlns=\"urn:x\">{},{}</x></AttributeValue>",
+                        role("Admin"),
+                        provider()
+                    ),
+                    1,
+                )
+            })),
+            Err("malformed"),
+        ),
+        (
+            "made-up regional Recipient",
+            b64(&sign(
+                &Spec {
+                    recipient: "https://evil-attacker-x.signin.aws.amazon.com/saml".into(),
+                    ..d.clone()
+                },
+                Signed::Assertion,
+            )),
+            Err("recipient"),
+        ),
+        (
+            "made-up regional Destination",
+            b64(&sign(
+                &Spec {
+                    destination: Some("https://evil-attacker-x.signin.aws.amazon.com/saml".into()),
+                    ..d.clone()
+                },
+                Signed::Response,
+            )),
+            Err("destination"),
+        ),
+        (
+            "signed Response without Destination",
+            b64(&sign(
+                &Spec {
+                    destination: None,
+                    ..d.clone()
+                },
+                Signed::Response,
+            )),
+            Err("destination"),
+        ),
+        (
+            "Assertion without Version",
+            b64(&edit_a(Signed::Assertion, &|a| a.replacen(" Version=\"2.0\"", "", 1))),
+            Err("malformed"),
+        ),
+        (
+            "Response without Version",
+            b64(&good_a.replacen(" Version=\"2.0\"", "", 1)),
+            Err("malformed"),
+        ),
+        (
+            "Response Version 1.1",
+            b64(&edit_r(Signed::Response, &|r| {
+                r.replacen(" Version=\"2.0\"", " Version=\"1.1\"", 1)
+            })),
+            Err("malformed"),
+        ),
+        (
+            "no AuthnStatement",
+            b64(&edit_a(Signed::Assertion, &|a| {
+                let s = a.find("<AuthnStatement").unwrap();
+                let e = a.find("</AuthnStatement>").unwrap() + "</AuthnStatement>".len();
+                format!("{}{}", &a[..s], &a[e..])
+            })),
+            Err("missing_condition"),
+        ),
+    ];
+    for (name, input, expect) in rows {
+        let started = Instant::now();
+        let got = check(&v, &input, AT, None);
+        let took = started.elapsed();
+        assert!(took < Duration::from_secs(2), "{name}: {took:?}");
+        match (expect, got) {
+            (Ok(signed), Ok(ok)) => {
+                assert_eq!(ok.signed.join(","), signed, "{name}");
+                assert_eq!(ok.subject, "alice@example.com", "{name}");
+            }
+            (Err(reason), Err(r)) => {
+                assert_eq!(r.reason.as_str(), reason, "{name}: {}", r.detail);
+                assert!(!r.detail.contains("Crypto Provider"), "{name}: {}", r.detail);
+            }
+            (want, got) => panic!("{name}: expected {want:?}, got {got:?}"),
+        }
+    }
+    // The signature step ran with xmlsec restricted to the Entra transforms.
+    assert_eq!(trailvault::federation::xmlsec_guard::registered_transforms(), 6);
+}
+
+#[test]
+fn require_grant_refuses_a_response_with_no_granted_role() {
+    let Some(f) = fixture() else { return };
+    let mut v = validator(&f.idp);
+    v.require_grant = true;
+    let good = b64(&signed_response(
+        f.dir.path(),
+        &f.idp,
+        &Spec::default(),
+        Signed::Assertion,
+    ));
+    assert!(check(&v, &good, AT, None).is_ok());
+    let mut spec = Spec::default();
+    spec.attributes.retain(|(n, _)| !n.ends_with("/claims/groups"));
+    let ungranted = b64(&signed_response(f.dir.path(), &f.idp, &spec, Signed::Assertion));
+    let r = check(&v, &ungranted, AT, None).unwrap_err();
+    assert_eq!(r.reason.as_str(), "not_granted", "{}", r.detail);
+}
+
+#[test]
+fn replay_is_remembered_up_to_the_skew_edge_and_across_threads() {
+    let Some(f) = fixture() else { return };
+    let v = validator(&f.idp);
+    // Conditions end 11:05 and the subject confirmation 10:05 (Spec::default); skew 3 min.
+    // The confirmation is accepted until 10:08; the ID must be remembered until 11:08.
+    let xml = b64(&signed_response(
+        f.dir.path(),
+        &f.idp,
+        &Spec::default(),
+        Signed::Assertion,
+    ));
+    let mut cache = ReplayCache::in_memory();
+    assert!(check(&v, &xml, "2026-11-25T10:01:00Z", Some(&mut cache)).is_ok());
+    let edge = check(&v, &xml, "2026-11-25T10:07:59Z", Some(&mut cache)).unwrap_err();
+    assert_eq!(edge.reason.as_str(), "replay", "{}", edge.detail);
+    let after = check(&v, &xml, "2026-11-25T10:08:00Z", Some(&mut cache)).unwrap_err();
+    assert_eq!(after.reason.as_str(), "expired", "{}", after.detail);
+    // A fresh cache accepts it at the last second of the window, then refuses the replay.
+    let mut cache = ReplayCache::in_memory();
+    assert!(check(&v, &xml, "2026-11-25T10:07:59Z", Some(&mut cache)).is_ok());
+    assert_eq!(
+        check(&v, &xml, "2026-11-25T10:07:59Z", Some(&mut cache))
+            .unwrap_err()
+            .reason
+            .as_str(),
+        "replay"
+    );
+
+    // Ten threads, one cache file: exactly one acceptance.
+    let path = f.dir.path().join("seen-threads.json");
+    let results: Vec<Result<Accepted, Rejection>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..10)
+            .map(|_| {
+                let (v, xml, path) = (&v, &xml, &path);
+                s.spawn(move || {
+                    let mut cache = ReplayCache::load(path).unwrap();
+                    let r = check(v, xml, AT, Some(&mut cache));
+                    cache.save().unwrap();
+                    r
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 1);
+    assert!(results
+        .iter()
+        .filter_map(|r| r.as_ref().err())
+        .all(|r| r.reason.as_str() == "replay"));
+}
+
+/// Below the pre-screen: even a document that reached xmlsec could open no URI. Run on
+/// samael directly (as the validator would, hardened) with References a pre-screen refuses.
+#[test]
+fn xmlsec_itself_opens_no_url_and_no_file() {
+    let Some(f) = fixture() else { return };
+    use samael::crypto::{CertificateDer, Crypto, CryptoProvider, ReduceMode};
+    trailvault::federation::xmlsec_guard::harden();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let d = Spec::default();
+    let good = signed_response(f.dir.path(), &f.idp, &d, Signed::Assertion);
+    let certs = vec![CertificateDer::from(cert_der(&f.idp))];
+    for uri in [
+        format!("http://127.0.0.1:{port}/ref"),
+        "file:///dev/zero".to_string(),
+        "/dev/zero".to_string(),
+    ] {
+        let xml = good.replace(&format!("URI=\"#{}\"", d.assertion_id), &format!("URI=\"{uri}\""));
+        let started = Instant::now();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let certs = certs.clone();
+        std::thread::spawn(move || {
+            trailvault::federation::xmlsec_guard::harden();
+            let r = Crypto::reduce_xml_to_signed_with_allowed_algorithms(
+                &xml,
+                &certs,
+                ReduceMode::ValidateAndMarkNoAncestors,
+                None,
+            );
+            let _ = tx.send(r.is_ok());
+        });
+        let ok = rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("xmlsec did not return within 10 s");
+        assert!(!ok, "{uri} verified");
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{uri}: {:?}",
+            started.elapsed()
+        );
+        assert!(listener.accept().is_err(), "{uri}: xmlsec connected to the listener");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Hardening at the command line: the binary, watched for network, files, stderr, time and memory.
+
+#[repr(C)]
+#[derive(Default)]
+struct Rusage {
+    utime: [i64; 2],
+    stime: [i64; 2],
+    maxrss_kib: i64,
+    rest: [i64; 13],
+}
+
+extern "C" {
+    fn wait4(pid: i32, status: *mut i32, options: i32, rusage: *mut Rusage) -> i32;
+    fn kill(pid: i32, sig: i32) -> i32;
+}
+
+struct Measured {
+    code: i32,
+    stdout: String,
+    stderr: String,
+    wall: Duration,
+    max_rss_mib: i64,
+}
+
+/// Runs `saml validate --json --log-format json` on `input`; the child's wall time and peak
+/// RSS come from wait4 (the RSS is an upper bound: Linux starts a spawned child's high-water
+/// mark at this test process's size). A child still running after 60 s is killed (the test fails).
+#[allow(clippy::zombie_processes)] // reaped by wait4 below, which std's Child does not know
+fn run_measured(config: &Path, input: &[u8], extra: &[&str]) -> Measured {
+    let dir = config.parent().unwrap();
+    let n = rand::random::<u32>();
+    let file = dir.join(format!("in-{n}"));
+    let (out, err) = (dir.join(format!("out-{n}")), dir.join(format!("err-{n}")));
+    std::fs::write(&file, input).unwrap();
+    let started = Instant::now();
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_trailvault"))
+        .arg("--config")
+        .arg(config)
+        .args(["--log-format", "json", "saml", "validate"])
+        .arg(&file)
+        .args(["--at", AT, "--json"])
+        .args(extra)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::fs::File::create(&out).unwrap())
+        .stderr(std::fs::File::create(&err).unwrap())
+        .spawn()
+        .unwrap();
+    let pid = child.id() as i32;
+    let (done, watchdog) = std::sync::mpsc::channel::<()>();
+    let guard = std::thread::spawn(move || {
+        if watchdog.recv_timeout(Duration::from_secs(60)).is_err() {
+            // SAFETY: signals our own child, not yet reaped (the waiter has not returned).
+            unsafe { kill(pid, 9) };
+        }
+    });
+    let mut status = 0;
+    let mut usage = Rusage::default();
+    // SAFETY: waits for our own child; the structs match Linux's x86-64/AArch64 layout.
+    let waited = unsafe { wait4(pid, &mut status, 0, &mut usage) };
+    let _ = done.send(());
+    guard.join().unwrap();
+    assert_eq!(waited, pid);
+    let code = if status & 0x7f == 0 {
+        (status >> 8) & 0xff
+    } else {
+        -(status & 0x7f)
+    };
+    Measured {
+        code,
+        stdout: std::fs::read_to_string(&out).unwrap(),
+        stderr: std::fs::read_to_string(&err).unwrap(),
+        wall: started.elapsed(),
+        max_rss_mib: usage.maxrss_kib / 1024,
+    }
+}
+
+#[test]
+fn cli_hostile_inputs_open_nothing_say_nothing_and_stay_bounded() {
+    let Some(f) = fixture() else { return };
+    let d = Spec::default();
+    let good = signed_response(f.dir.path(), &f.idp, &d, Signed::Assertion);
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let url = format!("http://127.0.0.1:{}/x", listener.local_addr().unwrap().port());
+    let marker = format!("TRAILVAULT-MARKER-{:08x}", rand::random::<u32>());
+    let secret = f.dir.path().join("secret.txt");
+    std::fs::write(&secret, format!("{marker}\n{marker}\n")).unwrap();
+    let file_url = format!("file://{}", secret.display());
+    let reference = format!("URI=\"#{}\"", d.assertion_id);
+    let xslt = |src: &str| {
+        with_transform(
+            &good,
+            &format!(
+                r#"<Transform Algorithm="http://www.w3.org/TR/1999/REC-xslt-19991116"><xsl:stylesheet xmlns:xsl="http://www.w3.org/1999/XSL/Transform" version="1.0"><xsl:template match="/"><xsl:copy-of select="document('{src}')"/></xsl:template></xsl:stylesheet></Transform>"#
+            ),
+        )
+    };
+    let attrs: String = (0..300_000).map(|i| format!(" a{i}=\"\"")).collect();
+    let mut named = 0;
+    let vectors: Vec<(&str, Vec<u8>)> = vec![
+        (
+            "http Reference",
+            b64(&good.replace(&reference, &format!("URI=\"{url}\""))),
+        ),
+        (
+            "file Reference",
+            b64(&good.replace(&reference, &format!("URI=\"{file_url}\""))),
+        ),
+        (
+            "path Reference",
+            b64(&good.replace(&reference, &format!("URI=\"{}\"", secret.display()))),
+        ),
+        (
+            "/dev/zero Reference",
+            b64(&good.replace(&reference, "URI=\"file:///dev/zero\"")),
+        ),
+        (
+            "RetrievalMethod",
+            b64(&good.replacen("<KeyInfo>", &format!("<KeyInfo><RetrievalMethod URI=\"{url}\"/>"), 1)),
+        ),
+        ("XSLT document()", b64(&xslt(&url))),
+        ("XSLT file document()", b64(&xslt(&file_url))),
+        (
+            "XInclude",
+            b64(&after_response_issuer(
+                &good,
+                &format!(r#"<xi:include xmlns:xi="http://www.w3.org/2001/XInclude" href="{file_url}" parse="text"/>"#),
+            )),
+        ),
+        ("external DTD", b64(&format!("<!DOCTYPE r SYSTEM \"{url}\">{good}"))),
+        (
+            "external entity",
+            b64(&format!(
+                "<!DOCTYPE r [<!ENTITY x SYSTEM \"{file_url}\">]>{}",
+                good.replace("alice@example.com</NameID>", "&x;</NameID>")
+            )),
+        ),
+        ("deep nesting", b64(&after_response_issuer(&good, &nested("a", 9_000)))),
+        // Well-shaped, so xmlsec itself runs and reports errors: they must reach stderr as JSON only.
+        (
+            "changed after signing",
+            b64(&good.replace("alice@example.com</NameID>", "admin@example.com</NameID>")),
+        ),
+        (
+            "signed by another key",
+            b64(&signed_response(
+                f.dir.path(),
+                &Identity::new(f.dir.path(), "mallory"),
+                &d,
+                Signed::Assertion,
+            )),
+        ),
+        ("300,000 attributes", format!("<a{attrs}/>").into_bytes()),
+        ("50 MB", format!("<a>{}</a>", "<b/>".repeat(12 << 20)).into_bytes()),
+    ];
+    for (name, input) in &vectors {
+        let m = run_measured(&f.config, input, &[]);
+        if std::env::var("TRAILVAULT_TEST_VERBOSE").is_ok() {
+            eprintln!("{name}: {:?}, {} MiB, {}", m.wall, m.max_rss_mib, m.stdout.trim());
+        }
+        assert_eq!(m.code, 3, "{name}: {}\n{}", m.stdout, m.stderr);
+        let doc: serde_json::Value =
+            serde_json::from_str(&m.stdout).unwrap_or_else(|e| panic!("{name}: {e}: {}", m.stdout));
+        assert_eq!(doc["valid"], false, "{name}");
+        assert!(
+            !m.stdout.contains(&marker) && !m.stderr.contains(&marker),
+            "{name}: file content reached output"
+        );
+        let mut refusals = 0;
+        for line in m.stderr.lines() {
+            let log: serde_json::Value =
+                serde_json::from_str(line).unwrap_or_else(|e| panic!("{name}: stderr line is not JSON ({e}): {line}"));
+            if log["message"] == "SAML response refused" {
+                refusals += 1;
+                assert_eq!(log["level"], "WARN", "{name}: {line}");
+                assert_eq!(log["reason"], doc["reason"], "{name}: {line}");
+                // Named when the pass met the Assertion before the problem.
+                if log["assertion_id"] != "" {
+                    assert_eq!(log["assertion_id"], d.assertion_id.as_str(), "{name}: {line}");
+                    assert_eq!(log["issuer"], issuer().as_str(), "{name}: {line}");
+                    named += 1;
+                }
+            }
+        }
+        assert_eq!(refusals, 1, "{name}: {}", m.stderr);
+        assert!(m.wall < Duration::from_secs(5), "{name}: {:?}", m.wall);
+        assert!(m.max_rss_mib < 300, "{name}: {} MiB", m.max_rss_mib);
+    }
+    assert!(named >= 5, "refusals name the assertion ID and issuer");
+    assert!(
+        matches!(listener.accept(), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
+        "a connection reached the listener"
+    );
+}
+
+#[test]
+fn cli_require_grant_and_ten_concurrent_processes_sharing_one_replay_cache() {
+    let Some(f) = fixture() else { return };
+    let mut spec = Spec::default();
+    spec.attributes.retain(|(n, _)| !n.ends_with("/claims/groups"));
+    let ungranted = b64(&signed_response(f.dir.path(), &f.idp, &spec, Signed::Assertion));
+    assert_eq!(run(&f.config, &ungranted, &[]).0, 0);
+    let (code, doc) = run(&f.config, &ungranted, &["--require-grant"]);
+    assert_eq!((code, doc["reason"].as_str()), (3, Some("not_granted")), "{doc}");
+
+    let good = b64(&signed_response(f.dir.path(), &f.idp, &Spec::default(), Signed::Both));
+    let (code, doc) = run(&f.config, &good, &["--require-grant"]);
+    assert_eq!(code, 0, "{doc}");
+    assert_eq!(doc["signed"], serde_json::json!(["assertion", "response"]));
+    let cache = f.dir.path().join("shared-seen.json");
+    let codes: Vec<i32> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..10)
+            .map(|_| {
+                let (config, good, cache) = (&f.config, &good, &cache);
+                s.spawn(move || run_measured(config, good, &["--replay-cache", cache.to_str().unwrap()]))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                let m = h.join().unwrap();
+                if m.code == 3 {
+                    assert!(m.stdout.contains("\"replay\""), "{}", m.stdout);
+                }
+                m.code
+            })
+            .collect()
+    });
+    assert_eq!(codes.iter().filter(|c| **c == 0).count(), 1, "{codes:?}");
+    assert_eq!(codes.iter().filter(|c| **c == 3).count(), 9, "{codes:?}");
+}
+
+/// Mutations of a valid response (hostile fragments spliced in at random places, ranges cut
+/// out): every one is decided within a second, and whatever is accepted still carries exactly
+/// the signed claims.
+#[test]
+fn random_mutations_never_change_the_accepted_claims() {
+    use rand::{Rng, SeedableRng};
+    let Some(f) = fixture() else { return };
+    let v = validator(&f.idp);
+    let d = Spec::default();
+    let docs = [
+        signed_response(f.dir.path(), &f.idp, &d, Signed::Assertion),
+        signed_response(f.dir.path(), &f.idp, &d, Signed::Both),
+    ];
+    let fragments = [
+        "<!DOCTYPE x [<!ENTITY e SYSTEM \"file:///etc/passwd\">]>".to_string(),
+        "&e;".into(),
+        "<!---->".into(),
+        "<![CDATA[x]]>".into(),
+        "<?pi x?>".into(),
+        format!("<Assertion xmlns=\"urn:oasis:names:tc:SAML:2.0:assertion\" ID=\"_x\" Version=\"2.0\"><Issuer>{}</Issuer></Assertion>", issuer()),
+        "<ds:Signature xmlns:ds=\"http://www.w3.org/2000/09/xmldsig#\"/>".into(),
+        "<Transform Algorithm=\"http://www.w3.org/TR/1999/REC-xslt-19991116\"/>".into(),
+        "<Reference URI=\"http://127.0.0.1:1/\"/>".into(),
+        "<x:y xmlns:x=\"urn:x\"/>".into(),
+        "<p:q/>".into(),
+        " ID=\"_a0f1e2d3-c4b5-4a69-8877-665544332211\"".into(),
+        " xmlns=\"urn:evil\"".into(),
+        "<AttributeValue>arn:aws:iam::111122223333:role/Evil,arn:aws:iam::111122223333:saml-provider/EntraID</AttributeValue>".into(),
+        "<NameID>admin@example.com</NameID>".into(),
+        "</a>".into(),
+        "\u{feff}".into(),
+    ];
+    let env = |k: &str, default: u64| std::env::var(k).ok().and_then(|v| v.parse().ok()).unwrap_or(default);
+    let rounds = env("TRAILVAULT_MUTATION_ROUNDS", 400) as usize;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(env("TRAILVAULT_MUTATION_SEED", 8));
+    let mut accepted = 0;
+    for i in 0..rounds {
+        let doc = &docs[i % docs.len()];
+        let mut xml = doc.clone();
+        for _ in 0..rng.gen_range(1..=2) {
+            let mut at = rng.gen_range(0..xml.len());
+            while !xml.is_char_boundary(at) {
+                at -= 1;
+            }
+            if rng.gen_bool(0.8) {
+                xml.insert_str(at, &fragments[rng.gen_range(0..fragments.len())]);
+            } else {
+                let mut end = (at + rng.gen_range(1..40)).min(xml.len());
+                while !xml.is_char_boundary(end) {
+                    end -= 1;
+                }
+                xml.replace_range(at..end, "");
+            }
+        }
+        let started = Instant::now();
+        let got = check(&v, xml.as_bytes(), AT, None);
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "mutation {i} took {:?}",
+            started.elapsed()
+        );
+        if let Ok(ok) = got {
+            accepted += 1;
+            assert_eq!(ok.subject, "alice@example.com", "mutation {i}: {xml}");
+            assert_eq!(ok.assertion_id, d.assertion_id, "mutation {i}: {xml}");
+            assert_eq!(ok.roles.len(), 2, "mutation {i}: {xml}");
+            assert_eq!(ok.groups, Some(vec![GROUP_ADMINS.to_string()]), "mutation {i}: {xml}");
+        }
+    }
+    assert!(accepted < rounds, "no mutation was refused");
 }

@@ -115,7 +115,7 @@ impl CtKey {
         let [account, kind, region, y, m, d, name] = parts else {
             return Err(err("it does not have the account/kind/region/YYYY/MM/DD/name shape"));
         };
-        if account.len() != 12 || !account.bytes().all(|b| b.is_ascii_digit()) {
+        if AccountId::parse(account).is_err() {
             return Err(err("the account id is not 12 digits"));
         }
         let kind = FileKind::from_folder(kind).ok_or(err("the kind folder is unknown"))?;
@@ -142,27 +142,130 @@ impl CtKey {
 }
 
 impl CtKey {
-    /// Parses a key whose trail prefix is not known: everything before the first
-    /// `AWSLogs/` path segment is taken as the prefix.
+    /// Parses a key whose trail prefix is not known. The part after the trail prefix
+    /// has a fixed shape, so the `AWSLogs/` segment it starts at is found from the right:
+    /// a trail prefix may itself contain `AWSLogs`.
     pub fn parse_any(key: &str) -> Result<CtKey, KeyError> {
-        let at = if key.starts_with("AWSLogs/") {
-            Some(0)
-        } else {
-            key.find("/AWSLogs/").map(|i| i + 1)
+        let mut last_err = KeyError {
+            key: key.to_string(),
+            reason: "it has no AWSLogs/ segment",
         };
-        let prefix = match at {
-            Some(0) => "",
-            Some(i) => &key[..i - 1],
-            None => {
-                return Err(KeyError {
-                    key: key.to_string(),
-                    reason: "it has no AWSLogs/ segment",
-                })
+        for at in awslogs_segments(key).into_iter().rev() {
+            let prefix = if at == 0 { "" } else { &key[..at - 1] };
+            match CtKey::parse(prefix, key) {
+                Ok(k) => return Ok(k),
+                Err(e) => last_err = e,
             }
-        };
-        CtKey::parse(prefix, key)
+        }
+        Err(last_err)
     }
 }
+
+/// Byte offsets of every `AWSLogs/` that starts a path segment.
+fn awslogs_segments(key: &str) -> Vec<usize> {
+    key.match_indices("AWSLogs/")
+        .map(|(i, _)| i)
+        .filter(|&i| i == 0 || key.as_bytes()[i - 1] == b'/')
+        .collect()
+}
+
+impl StreamPrefix {
+    /// Parses a stream's key prefix `[p/]AWSLogs/[o-org/]account/Kind/region/`, as the
+    /// watermark documents key their streams.
+    pub fn parse(stream: &str) -> Option<StreamPrefix> {
+        let body = stream.strip_suffix('/')?;
+        awslogs_segments(stream).into_iter().rev().find_map(|at| {
+            let trail_prefix = if at == 0 { "" } else { &stream[..at - 1] };
+            let parts: Vec<&str> = body[at + "AWSLogs/".len()..].split('/').collect();
+            let (org, parts) = match parts.first() {
+                Some(p) if p.starts_with("o-") => (Some(p.to_string()), &parts[1..]),
+                _ => (None, &parts[..]),
+            };
+            let [account, kind, region] = parts else { return None };
+            let account = AccountId::parse(account).ok()?;
+            let region = Region::parse(region).ok()?;
+            Some(StreamPrefix {
+                trail_prefix: trail_prefix.to_string(),
+                org,
+                account: account.into(),
+                kind: FileKind::from_folder(kind)?,
+                region: region.into(),
+            })
+        })
+    }
+}
+
+/// A 12-digit AWS account id, validated once.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(transparent)]
+pub struct AccountId(String);
+
+impl AccountId {
+    pub fn parse(s: &str) -> Result<AccountId, String> {
+        if s.len() == 12 && s.bytes().all(|b| b.is_ascii_digit()) {
+            Ok(AccountId(s.to_string()))
+        } else {
+            Err(format!("{s:?} is not an AWS account id (12 digits)"))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// An AWS region name's shape (`us-east-1`, `ap-northeast-2`, `us-gov-west-1`), validated once.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(transparent)]
+pub struct Region(String);
+
+impl Region {
+    pub fn parse(s: &str) -> Result<Region, String> {
+        let ok = !s.is_empty()
+            && s.len() <= 32
+            && s.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && !s.starts_with('-')
+            && !s.ends_with('-');
+        if ok {
+            Ok(Region(s.to_string()))
+        } else {
+            Err(format!("{s:?} is not an AWS region name"))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+macro_rules! string_newtype_impls {
+    ($t:ty) => {
+        impl std::fmt::Display for $t {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+        impl std::borrow::Borrow<str> for $t {
+            fn borrow(&self) -> &str {
+                &self.0
+            }
+        }
+        impl From<$t> for String {
+            fn from(v: $t) -> String {
+                v.0
+            }
+        }
+        impl std::str::FromStr for $t {
+            type Err = String;
+            fn from_str(s: &str) -> Result<Self, String> {
+                <$t>::parse(s)
+            }
+        }
+    };
+}
+string_newtype_impls!(AccountId);
+string_newtype_impls!(Region);
 
 /// The time in a CloudTrail file name, and whether it is a backfill digest.
 fn name_time(kind: FileKind, name: &str) -> Option<(DateTime<Utc>, bool)> {
@@ -262,5 +365,185 @@ mod tests {
         let first = format!("{}2026/11/25/0000.json.gz", s.key_prefix());
         assert!(prev.as_str() < sa.as_str());
         assert!(sa.as_str() < first.as_str());
+    }
+
+    mod ordering {
+        //! Property tests: the orderings `start-after` listing depends on, over keys
+        //! built the way CloudTrail builds them.
+
+        use super::super::*;
+        use chrono::Datelike;
+        use proptest::prelude::*;
+
+        /// What varies between streams: trail prefix (whose segments may be `AWSLogs`),
+        /// organization, account, region, kind (logs, digests, Insights), and for digests
+        /// the trail and home region.
+        #[derive(Debug, Clone)]
+        struct Stream {
+            prefix: String,
+            org: Option<String>,
+            account: String,
+            region: String,
+            kind: FileKind,
+            trail: String,
+            home_region: String,
+        }
+
+        impl Stream {
+            fn expected(&self) -> StreamPrefix {
+                StreamPrefix {
+                    trail_prefix: self.prefix.clone(),
+                    org: self.org.clone(),
+                    account: self.account.clone(),
+                    kind: self.kind,
+                    region: self.region.clone(),
+                }
+            }
+
+            /// The key CloudTrail writes, built from the pieces (not from `key_prefix`).
+            fn key(&self, t: DateTime<Utc>, unique: &str, backfill: bool) -> String {
+                let mut s = String::new();
+                if !self.prefix.is_empty() {
+                    s.push_str(&self.prefix);
+                    s.push('/');
+                }
+                s.push_str("AWSLogs/");
+                if let Some(o) = &self.org {
+                    s.push_str(o);
+                    s.push('/');
+                }
+                let (acct, region) = (&self.account, &self.region);
+                let day = t.format("%Y/%m/%d");
+                let kind = self.kind.folder();
+                if self.kind == FileKind::Digest {
+                    format!(
+                        "{s}{acct}/CloudTrail-Digest/{region}/{day}/{acct}_CloudTrail-Digest_{region}_{}_{}_{}{}.json.gz",
+                        self.trail,
+                        self.home_region,
+                        t.format("%Y%m%dT%H%M%SZ"),
+                        if backfill { "_backfill" } else { "" }
+                    )
+                } else {
+                    format!(
+                        "{s}{acct}/{kind}/{region}/{day}/{acct}_{kind}_{region}_{}_{unique}.json.gz",
+                        t.format("%Y%m%dT%H%MZ")
+                    )
+                }
+            }
+        }
+
+        fn region() -> impl Strategy<Value = String> {
+            "[a-z]{2}(-gov)?-[a-z]{4,9}-[1-9]"
+        }
+
+        fn stream() -> impl Strategy<Value = Stream> {
+            (
+                prop::collection::vec(prop_oneof![Just("AWSLogs".to_string()), "[A-Za-z0-9._-]{1,8}"], 0..4),
+                prop::option::of("o-[a-z0-9]{10}"),
+                "[0-9]{12}",
+                region(),
+                prop::sample::select(FileKind::ALL.to_vec()),
+                "[A-Za-z0-9._-]{1,20}",
+                region(),
+            )
+                .prop_filter("a prefix segment is a folder name", |(segments, ..)| {
+                    segments.iter().all(|s| s != "." && s != "..")
+                })
+                .prop_map(|(segments, org, account, region, kind, trail, home_region)| Stream {
+                    prefix: segments.join("/"),
+                    org,
+                    account,
+                    region,
+                    kind,
+                    trail,
+                    home_region,
+                })
+        }
+
+        /// 2015 to 2035, to the second.
+        fn time() -> impl Strategy<Value = DateTime<Utc>> {
+            (1_420_070_400i64..2_082_758_400).prop_map(|s| Utc.timestamp_opt(s, 0).unwrap())
+        }
+
+        /// Files of one stream: times (some on the same day, some in the same minute),
+        /// unique suffixes, backfill flags; keys are unique as in S3.
+        fn files() -> impl Strategy<Value = Vec<(DateTime<Utc>, String, bool)>> {
+            (
+                time(),
+                prop::collection::vec((0i64..4 * 86_400, "[A-Za-z0-9]{16}", any::<bool>()), 1..40),
+            )
+                .prop_map(|(base, offsets)| {
+                    offsets
+                        .into_iter()
+                        .map(|(o, unique, backfill)| (base + chrono::Duration::seconds(o), unique, backfill))
+                        .collect()
+                })
+        }
+
+        fn built(s: &Stream, files: &[(DateTime<Utc>, String, bool)]) -> Vec<(String, DateTime<Utc>)> {
+            let mut keys: Vec<(String, DateTime<Utc>)> = files
+                .iter()
+                .map(|(t, unique, backfill)| {
+                    // Log and Insight names carry minutes; digest names seconds.
+                    let t = if s.kind == FileKind::Digest {
+                        *t
+                    } else {
+                        *t - chrono::Duration::seconds(t.timestamp().rem_euclid(60))
+                    };
+                    (s.key(t, unique, *backfill), t)
+                })
+                .collect();
+            keys.sort();
+            keys.dedup_by(|a, b| a.0 == b.0);
+            keys
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(256))]
+
+            #[test]
+            fn keys_sort_as_their_day_and_time(s in stream(), files in files()) {
+                let keys = built(&s, &files);
+                let parsed: Vec<(NaiveDate, DateTime<Utc>)> = keys
+                    .iter()
+                    .map(|(k, _)| {
+                        let ct = CtKey::parse(&s.prefix, k).unwrap_or_else(|e| panic!("{e}"));
+                        (ct.day, ct.time)
+                    })
+                    .collect();
+                for (w, k) in parsed.windows(2).zip(keys.windows(2)) {
+                    prop_assert!(w[0] <= w[1], "{} sorts before {} but is later: {:?} > {:?}", k[0].0, k[1].0, w[0], w[1]);
+                }
+            }
+
+            #[test]
+            fn start_after_for_day_splits_the_stream_at_the_day(s in stream(), files in files(), pick in any::<prop::sample::Index>(), shift in -1i64..=1) {
+                let keys = built(&s, &files);
+                let day = keys[pick.index(keys.len())].1.date_naive() + chrono::Duration::days(shift);
+                let sa = s.expected().start_after_for_day(day);
+                for (k, t) in &keys {
+                    if t.date_naive() < day {
+                        prop_assert!(k.as_str() < sa.as_str(), "{k} (an earlier day) sorts after start-after {sa}");
+                    } else {
+                        prop_assert!(sa.as_str() < k.as_str(), "{k} (day {} >= {day}) sorts before start-after {sa}", t.date_naive());
+                    }
+                }
+            }
+
+            #[test]
+            fn parse_any_round_trips_the_stream(s in stream(), files in files()) {
+                let want = s.expected();
+                prop_assert_eq!(StreamPrefix::parse(&want.key_prefix()), Some(want.clone()));
+                for (k, t) in &built(&s, &files) {
+                    let ct = CtKey::parse_any(k).unwrap_or_else(|e| panic!("{e}"));
+                    prop_assert_eq!(&ct.stream, &want, "{}", k);
+                    prop_assert!(k.starts_with(&ct.stream.key_prefix()), "{} does not start with {}", k, ct.stream.key_prefix());
+                    prop_assert!(k.starts_with(&ct.stream.day_prefix(ct.day)));
+                    prop_assert_eq!(ct.time, *t);
+                    prop_assert_eq!((ct.day.year(), ct.day.ordinal()), (t.year(), t.ordinal()));
+                    prop_assert_eq!(ct.backfill, s.kind == FileKind::Digest && k.ends_with("_backfill.json.gz"));
+                }
+            }
+        }
     }
 }

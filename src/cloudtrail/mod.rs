@@ -5,5 +5,5 @@ pub mod key;
 pub mod range;
 pub mod record;
 
-pub use key::{CtKey, FileKind, StreamPrefix};
+pub use key::{AccountId, CtKey, FileKind, Region, StreamPrefix};
 pub use range::{parse_time, TimeRange};

@@ -1,14 +1,7 @@
-//! Reporting and recovery: run records, per-source health state (backup gap).
-//! Restore, status and Log Analytics reporting build on these.
+//! Failover: what a security team needs when AWS is down — `restore` of archived
+//! logs to a folder or a bucket, `status` (backup gap, health) from the state or from
+//! Log Analytics, and publishing run records to Log Analytics.
 
-pub mod health;
-pub mod keys;
 pub mod publish;
-pub mod record;
 pub mod restore;
-pub mod select;
 pub mod status;
-pub mod verify;
-
-pub use health::{AwsHealth, SourceHealth};
-pub use record::{new_run_id, write_run_records, Record, RecordType, RunStatus};

@@ -18,17 +18,24 @@ use crate::archive::{
     META_SHA256, META_SOURCE_BUCKET, META_SOURCE_CONTENT_ENCODING, META_SOURCE_KEY, SIGNATURE_METADATA,
 };
 use crate::cloudtrail::FileKind;
-use crate::failover::record::{Record, RecordType};
-pub use crate::failover::select::Selection;
-use crate::failover::select::{select, Selected};
-use crate::failover::{new_run_id, write_run_records, RunStatus};
 use crate::progress::Progress;
+use crate::records::{new_run_id, Record, RecordType, RunStatus};
+pub use crate::state::select::Selection;
+use crate::state::select::{select, Selected};
+use crate::state::write_run_records;
+use crate::storage::retry::RetryPolicy;
 use crate::storage::{BlobStore, ErrorKind, RestoreMeta, Sink, StorageError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RestoreError {
     #[error("cannot list the archive: {0}")]
     Archive(#[source] StorageError),
+}
+
+impl crate::fault::Classify for RestoreError {
+    fn fault(&self) -> crate::fault::Fault {
+        crate::fault::Fault::Failed
+    }
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -70,6 +77,8 @@ pub struct RestoreReport {
     pub planned_files: u64,
     pub planned_bytes: u64,
     pub plan: Vec<PlanRow>,
+    /// Attempts beyond the first, over every request and file of the run.
+    pub retries: u64,
 }
 
 impl RestoreReport {
@@ -94,7 +103,13 @@ pub struct RestoreJob {
     pub in_flight_bytes: u64,
     pub dry_run: bool,
     pub progress: Arc<dyn Progress>,
+    /// Attempts per file; a hash that does not match is read again before the blob is
+    /// called corrupted (a flip on the way is not tampering in the archive).
+    pub retry: RetryPolicy,
 }
+
+/// The `op` of a read whose bytes did not match the archived hash.
+const MISMATCH: &str = "verify archived bytes";
 
 enum Outcome {
     Written(u64),
@@ -138,6 +153,7 @@ impl RestoreJob {
             conflicts: Vec::new(),
             failures: Vec::new(),
             seconds: 0.0,
+            retries: 0,
             planned_files: planned.len() as u64,
             planned_bytes: planned.iter().map(|p| p.blob.size).sum(),
             plan: rows
@@ -200,6 +216,7 @@ impl RestoreJob {
         }
         report.finished_at = Utc::now();
         report.seconds = clock.elapsed().as_secs_f64();
+        report.retries = self.retry.retries();
         if !self.dry_run {
             self.write_record(&report).await;
         }
@@ -226,35 +243,15 @@ impl RestoreJob {
             .acquire_many(permits)
             .await
             .map_err(|e| StorageError::new(ErrorKind::Other, "restore", &p.key, e))?;
-        let got = self.archive.get(&p.blob.name).await?;
-        let mut body = got.body;
-        let mut buf = BytesMut::with_capacity(p.blob.size as usize);
-        let (mut sha, mut md5) = (Sha256::new(), Md5::new());
-        while let Some(chunk) = body.next().await {
-            let chunk = chunk?;
-            sha.update(&chunk);
-            md5.update(&chunk);
-            buf.extend_from_slice(&chunk);
-        }
-        let sha = hex::encode(sha.finalize());
-        let md5: [u8; 16] = md5.finalize().into();
-        match (&want_sha, p.blob.content_md5) {
-            (Some(want), _) if *want != sha => {
-                return Ok(Outcome::Corrupted(format!(
-                    "SHA-256 {sha}, archived metadata says {want}"
-                )))
-            }
-            (None, Some(want)) if want != md5 => return Ok(Outcome::Corrupted("Content-MD5 does not match".into())),
-            (None, None) => {
-                return Err(StorageError::new(
-                    ErrorKind::Integrity,
-                    "restore",
-                    &p.blob.name,
-                    "the blob has neither sha256 metadata nor Content-MD5, so it cannot be verified",
-                ))
-            }
-            _ => {}
-        }
+        let read = self
+            .retry
+            .run("restore", || self.read_verified(p, want_sha.as_deref()))
+            .await;
+        let (buf, sha, md5) = match read {
+            Ok(v) => v,
+            Err(e) if e.kind == ErrorKind::Integrity && e.op == MISMATCH => return Ok(Outcome::Corrupted(e.message)),
+            Err(e) => return Err(e),
+        };
         let data: Bytes = buf.freeze();
         let len = data.len() as u64;
         match self.sink.put_new(&p.key, data, &restore_meta(p, &sha, md5)).await {
@@ -270,6 +267,42 @@ impl RestoreJob {
             }
             Err(e) => Err(e),
         }
+    }
+
+    /// Reads a blob whole and checks it against its archived hash. A mismatch is an
+    /// `Integrity` error (so it is read again); after the last attempt it is corruption.
+    async fn read_verified(
+        &self,
+        p: &Selected,
+        want_sha: Option<&str>,
+    ) -> Result<(BytesMut, String, [u8; 16]), StorageError> {
+        let got = self.archive.get(&p.blob.name).await?;
+        let mut body = got.body;
+        let mut buf = BytesMut::with_capacity(p.blob.size as usize);
+        let (mut sha, mut md5) = (Sha256::new(), Md5::new());
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk?;
+            sha.update(&chunk);
+            md5.update(&chunk);
+            buf.extend_from_slice(&chunk);
+        }
+        let sha = hex::encode(sha.finalize());
+        let md5: [u8; 16] = md5.finalize().into();
+        let mismatch = |detail: String| Err(StorageError::new(ErrorKind::Integrity, MISMATCH, &p.blob.name, detail));
+        match (want_sha, p.blob.content_md5) {
+            (Some(want), _) if want != sha => return mismatch(format!("SHA-256 {sha}, archived metadata says {want}")),
+            (None, Some(want)) if want != md5 => return mismatch("Content-MD5 does not match".into()),
+            (None, None) => {
+                return Err(StorageError::new(
+                    ErrorKind::Other,
+                    "restore",
+                    &p.blob.name,
+                    "the blob has neither sha256 metadata nor Content-MD5, so it cannot be verified",
+                ))
+            }
+            _ => {}
+        }
+        Ok((buf, sha, md5))
     }
 
     async fn write_record(&self, report: &RestoreReport) {

@@ -5,10 +5,8 @@
 use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 
-use crate::failover::SourceHealth;
-use crate::storage::{read_all, BlobStore, StorageError};
-use crate::sync::lock::{LockHolder, LOCK_BLOB};
-use crate::sync::watermark::WatermarkDoc;
+use crate::state::{lock, spool, watermark, SourceHealth};
+use crate::storage::{BlobStore, StorageError};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct StatusReport {
@@ -17,6 +15,8 @@ pub struct StatusReport {
     pub sources: Vec<SourceStatus>,
     /// Records waiting for Log Analytics (`spool/`).
     pub spool_backlog: u64,
+    /// Runs Log Analytics refused for good (`spool-dead/`): they need a person.
+    pub spool_dead: u64,
     /// Every source within target.
     pub ok: bool,
 }
@@ -31,7 +31,7 @@ pub struct SourceStatus {
     pub run_in_progress: bool,
     /// `Healthy`, `Degraded` or `Outage` as the syncs' probes saw it; null before any probe.
     pub aws_health: Option<String>,
-    pub last_run_status: Option<crate::failover::RunStatus>,
+    pub last_run_status: Option<crate::records::RunStatus>,
     pub consecutive_failed_runs: u32,
     pub accounts: Vec<AccountStatus>,
 }
@@ -62,37 +62,22 @@ pub async fn status(
     max_gap: Duration,
     now: DateTime<Utc>,
 ) -> Result<StatusReport, StorageError> {
-    // A held lease means a sync is running; its holder document says since when.
-    let running_since = match state.head(LOCK_BLOB).await? {
-        Some(info) if info.leased => read_all(state, LOCK_BLOB)
-            .await?
-            .and_then(|(b, _)| serde_json::from_slice::<LockHolder>(&b).ok())
-            .map(|h| h.started_at)
-            .or(Some(now)),
-        _ => None,
-    };
+    let running_since = lock::running_since(state, now).await?;
     let mut out = Vec::new();
     for name in sources {
         let health = SourceHealth::load(state, name).await?;
         let mut accounts = Vec::new();
-        for doc in state.list(&format!("watermarks/{name}/")).await? {
-            let Some((bytes, _)) = read_all(state, &doc.name).await? else {
-                continue;
-            };
-            let Ok(wm) = serde_json::from_slice::<WatermarkDoc>(&bytes) else {
-                continue;
-            };
-            // watermarks/{source}/{account}/{region}.json
-            let rest = doc
-                .name
-                .trim_start_matches(&format!("watermarks/{name}/"))
-                .trim_end_matches(".json");
-            let Some((account, region)) = rest.split_once('/') else {
-                continue;
+        for entry in watermark::source_docs(state, name).await? {
+            let wm = match entry.doc {
+                Ok(wm) => wm,
+                Err(e) => {
+                    tracing::warn!(source = name, error = %e, "a watermark is unreadable; its account-region is left out");
+                    continue;
+                }
             };
             accounts.push(AccountStatus {
-                account: account.to_string(),
-                region: region.to_string(),
+                account: entry.account,
+                region: entry.region,
                 newest_file_time: wm.streams.values().map(|m| m.time).max(),
                 files_not_covered_by_digest: wm.coverage.map(|c| c.logs_not_covered_by_digest).unwrap_or(0),
             });
@@ -110,13 +95,15 @@ pub async fn status(
             accounts,
         });
     }
-    let spool_backlog = state.list("spool/").await?.len() as u64;
+    let spool_backlog = spool::backlog(state).await?;
+    let spool_dead = spool::dead_letters(state).await?;
     Ok(StatusReport {
         generated_at: now,
         max_gap_seconds: max_gap.num_seconds(),
         ok: out.iter().all(|s| s.within_target),
         sources: out,
         spool_backlog,
+        spool_dead,
     })
 }
 
@@ -149,7 +136,7 @@ pub async fn status_from_log_analytics(
             let last = row.and_then(|r| r.get("LastSuccessStart")).and_then(time);
             let status = row
                 .and_then(|r| r.get("Status"))
-                .and_then(|v| serde_json::from_value::<crate::failover::RunStatus>(v.clone()).ok());
+                .and_then(|v| serde_json::from_value::<crate::records::RunStatus>(v.clone()).ok());
             SourceStatus {
                 name: name.clone(),
                 last_success_started_at: last,
@@ -169,6 +156,7 @@ pub async fn status_from_log_analytics(
         ok: out.iter().all(|s| s.within_target),
         sources: out,
         spool_backlog: 0,
+        spool_dead: 0,
     })
 }
 

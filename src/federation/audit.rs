@@ -11,6 +11,7 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::Arc;
 
 use base64::Engine;
+use chrono::Timelike;
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use serde::Serialize;
@@ -20,9 +21,9 @@ use super::roles::RoleMapping;
 use crate::cloudtrail::digest::gunzip_first_member;
 use crate::cloudtrail::record::{parse_log, Record};
 use crate::cloudtrail::{FileKind, TimeRange};
-use crate::failover::record::{rfc3339, Record as RunRecord, RecordType};
-use crate::failover::select::{select, Selection};
-use crate::failover::{new_run_id, write_run_records, RunStatus};
+use crate::records::{new_run_id, rfc3339, Record as RunRecord, RecordType, RunStatus};
+use crate::state::select::{select, Selection};
+use crate::state::write_run_records;
 use crate::storage::{read_all, BlobStore, StorageError};
 
 const REPEATED_FAILURES: u64 = 3;
@@ -75,6 +76,12 @@ pub enum AuditError {
     Archive(#[from] StorageError),
 }
 
+impl crate::fault::Classify for AuditError {
+    fn fault(&self) -> crate::fault::Fault {
+        crate::fault::Fault::Failed
+    }
+}
+
 pub struct AuditJob {
     pub archive: Arc<dyn BlobStore>,
     pub state: Option<Arc<dyn BlobStore>>,
@@ -106,8 +113,13 @@ impl AuditJob {
         let run_id = new_run_id(Utc::now());
         // Files are chosen by delivery time; a file delivered up to a day after `until`
         // can still hold events before it.
+        // A file's key time is its delivery minute without seconds: one delivered in the
+        // minute `since` falls in is named before `since` and still holds later events.
         let files_range = TimeRange {
-            since: self.range.since,
+            since: self.range.since.map(|s| {
+                s - chrono::Duration::seconds(i64::from(s.second()))
+                    - chrono::Duration::nanoseconds(i64::from(s.nanosecond()))
+            }),
             until: self.range.until.map(|u| u + chrono::Duration::days(1)),
         };
         let selection = Selection {
@@ -122,17 +134,16 @@ impl AuditJob {
             .filter(|s| s.ct.stream.kind == FileKind::Log)
             .collect();
         let archive = self.archive.as_ref();
-        let read: Vec<_> = futures::stream::iter(&files)
+        // Each file is parsed as it arrives and dropped: memory follows `concurrency`.
+        let mut read = std::pin::pin!(futures::stream::iter(&files)
             .map(|f| async move { (f, read_all(archive, &f.blob.name).await) })
-            .buffer_unordered(self.concurrency.max(1))
-            .collect()
-            .await;
+            .buffer_unordered(self.concurrency.max(1)));
         let issuer = format!("https://sts.windows.net/{}/", self.tenant_id);
         let mut seen = HashSet::new();
         let mut subjects: BTreeMap<String, Acc> = BTreeMap::new();
         let mut findings = Vec::new();
         let mut events = 0;
-        for (f, r) in read {
+        while let Some((f, r)) = read.next().await {
             let Some((bytes, _)) = r? else { continue };
             let records = match gunzip_first_member(&bytes)
                 .map_err(|e| e.to_string())

@@ -26,15 +26,35 @@ pub enum MetadataError {
     BadCert(String),
 }
 
+/// Why the federation metadata could not be had.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The https URL did not answer as it should: running again may succeed.
+    #[error("federation.idp_metadata {0}")]
+    Unreachable(String),
+    /// The file is missing or the document is not usable metadata: fix the configuration.
+    #[error("federation.idp_metadata {0}")]
+    Invalid(String),
+}
+
+impl crate::fault::Classify for LoadError {
+    fn fault(&self) -> crate::fault::Fault {
+        match self {
+            LoadError::Unreachable(_) => crate::fault::Fault::Failed,
+            LoadError::Invalid(_) => crate::fault::Fault::Config,
+        }
+    }
+}
+
 /// Reads the metadata from a file, or fetches it from an https URL (Entra's per-app
 /// `…/FederationMetadata/2007-06/FederationMetadata.xml?appid=…`).
-pub async fn load(location: &str) -> Result<IdpMetadata, String> {
+pub async fn load(location: &str) -> Result<IdpMetadata, LoadError> {
     let text = if location.starts_with("https://") {
-        fetch(location).await?
+        fetch(location).await.map_err(LoadError::Unreachable)?
     } else {
-        std::fs::read_to_string(location).map_err(|e| format!("{location}: {e}"))?
+        std::fs::read_to_string(location).map_err(|e| LoadError::Invalid(format!("{location}: {e}")))?
     };
-    parse(&text).map_err(|e| format!("{location}: {e}"))
+    parse(&text).map_err(|e| LoadError::Invalid(format!("{location}: {e}")))
 }
 
 async fn fetch(url: &str) -> Result<String, String> {

@@ -34,6 +34,12 @@ pub struct RoleMappingError {
     pub message: String,
 }
 
+impl crate::fault::Classify for RoleMappingError {
+    fn fault(&self) -> crate::fault::Fault {
+        crate::fault::Fault::Config
+    }
+}
+
 impl RoleMapping {
     pub fn load(path: &Path) -> Result<RoleMapping, RoleMappingError> {
         let err = |message: String| RoleMappingError {
@@ -85,16 +91,45 @@ pub fn is_provider_arn(s: &str) -> bool {
     is_iam_arn(s, "saml-provider/")
 }
 
+/// The partitions an Entra-federated AWS account can be in.
+pub const PARTITIONS: [&str; 3] = ["aws", "aws-cn", "aws-us-gov"];
+
+/// IAM role names (and here also path segments): 1-64 of `[A-Za-z0-9+=,.@_-]`.
+fn iam_name_ok(s: &str, max: usize) -> bool {
+    !s.is_empty() && s.len() <= max && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"+=,.@_-".contains(&b))
+}
+
 fn is_iam_arn(s: &str, resource_prefix: &str) -> bool {
     let parts: Vec<&str> = s.splitn(6, ':').collect();
-    parts.len() == 6
-        && parts[0] == "arn"
-        && parts[1].starts_with("aws")
-        && parts[2] == "iam"
-        && parts[4].len() == 12
-        && parts[4].bytes().all(|b| b.is_ascii_digit())
-        && parts[5].starts_with(resource_prefix)
-        && parts[5].len() > resource_prefix.len()
+    if parts.len() != 6
+        || parts[0] != "arn"
+        || !PARTITIONS.contains(&parts[1])
+        || parts[2] != "iam"
+        || !parts[3].is_empty()
+        || parts[4].len() != 12
+        || !parts[4].bytes().all(|b| b.is_ascii_digit())
+    {
+        return false;
+    }
+    let Some(resource) = parts[5].strip_prefix(resource_prefix) else {
+        return false;
+    };
+    match resource_prefix {
+        // role/[path/]name: the path at most 512 characters, the name at most 64.
+        "role/" => {
+            let segments: Vec<&str> = resource.split('/').collect();
+            let (name, path) = segments.split_last().expect("split yields one item");
+            resource.len() <= 512 + 64 && iam_name_ok(name, 64) && path.iter().all(|p| iam_name_ok(p, 512))
+        }
+        // saml-provider/name: 1-128 of [A-Za-z0-9._-].
+        _ => {
+            !resource.is_empty()
+                && resource.len() <= 128
+                && resource
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+        }
+    }
 }
 
 /// (partition, account) of an IAM ARN.
@@ -131,6 +166,17 @@ roles = ["arn:aws:iam::111122223333:role/ReadOnly", "arn:aws-us-gov:iam::1111222
         assert!(is_role_arn("arn:aws:iam::111122223333:role/a"));
         assert!(is_provider_arn("arn:aws-cn:iam::111122223333:saml-provider/Entra"));
         assert!(!is_role_arn("arn:aws:iam::111122223333:saml-provider/Entra"));
+        assert!(is_role_arn("arn:aws-us-gov:iam::111122223333:role/team/ops/Admin"));
+        assert!(!is_role_arn("arn:awsevil:iam::111122223333:role/a"));
+        assert!(!is_role_arn("arn:aws:iam::111122223333:role/Ad min"));
+        assert!(!is_role_arn("arn:aws:iam::111122223333:role/*"));
+        assert!(!is_role_arn("arn:aws:iam::111122223333:role/a//b"));
+        assert!(!is_role_arn("arn:aws:iam:us-east-1:111122223333:role/a"));
+        assert!(!is_role_arn(&format!(
+            "arn:aws:iam::111122223333:role/{}",
+            "a".repeat(65)
+        )));
+        assert!(!is_provider_arn("arn:aws:iam::111122223333:saml-provider/E ntra"));
         assert_eq!(
             arn_partition_account("arn:aws:iam::111122223333:role/a"),
             Some(("aws", "111122223333"))

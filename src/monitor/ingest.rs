@@ -8,7 +8,7 @@ use std::sync::Arc;
 use azure_core::credentials::TokenCredential;
 use azure_core::http::{ClientOptions, Context, Method, Pipeline, Request, StatusCode, Url};
 
-use crate::failover::Record;
+use crate::records::Record;
 
 pub const SCOPE: &str = "https://monitor.azure.com/.default";
 pub const API_VERSION: &str = "2023-01-01";
@@ -29,6 +29,27 @@ pub enum MonitorError {
     Unreachable(String),
     #[error("a record is larger than the 1 MB Logs Ingestion limit ({0} bytes)")]
     TooLarge(usize),
+}
+
+impl MonitorError {
+    /// Sending the same records again cannot succeed: the service refused them as they
+    /// are (400, 413) or they are over its limits.
+    pub fn is_permanent(&self) -> bool {
+        match self {
+            MonitorError::Rejected { status, .. } => matches!(status, 400 | 413),
+            MonitorError::TooLarge(_) => true,
+            _ => false,
+        }
+    }
+}
+
+impl crate::fault::Classify for MonitorError {
+    fn fault(&self) -> crate::fault::Fault {
+        match self {
+            MonitorError::Url(_) => crate::fault::Fault::Config,
+            _ => crate::fault::Fault::Failed,
+        }
+    }
 }
 
 pub struct LogsIngestion {
@@ -134,7 +155,7 @@ fn join(items: &[Vec<u8>]) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::failover::{RecordType, RunStatus};
+    use crate::records::{RecordType, RunStatus};
 
     #[test]
     fn batches_stay_under_the_limit_and_keep_every_record() {

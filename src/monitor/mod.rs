@@ -1,11 +1,28 @@
-//! Azure Monitor: the Logs Ingestion API over azure_core (there is no usable Rust
-//! client). Records go to the contract's `TrailVault_CL` table through a DCR stream.
+//! Edge: Azure Monitor. The Logs Ingestion API over azure_core (there is no usable
+//! Rust client) behind the [`RecordSink`] trait, and the query API for `status`.
+//! Records go to the contract's `TrailVault_CL` table through a DCR stream.
 
 pub mod ingest;
 pub mod query;
 
 pub use ingest::{LogsIngestion, MonitorError};
 pub use query::LogsQuery;
+
+use crate::records::Record;
+
+/// Where run records go beyond the state container. Publishing (spool, order) is
+/// written against this trait, so it is tested without a network.
+#[async_trait::async_trait]
+pub trait RecordSink: Send + Sync {
+    async fn send(&self, records: &[Record]) -> Result<(), MonitorError>;
+}
+
+#[async_trait::async_trait]
+impl RecordSink for LogsIngestion {
+    async fn send(&self, records: &[Record]) -> Result<(), MonitorError> {
+        LogsIngestion::send(self, records).await
+    }
+}
 
 /// A pipeline that adds a bearer token for `scope` on every try (the azure_core retry
 /// policy of `options` wraps it).

@@ -19,9 +19,13 @@ use chrono::{DateTime, Utc};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tokio_cron_scheduler::{Job, JobScheduler};
 
+use tokio_util::sync::CancellationToken;
+
 use crate::config::Config;
-use crate::failover::{RunStatus, SourceHealth};
 use crate::progress::NoProgress;
+use crate::records::{AwsHealth, RunStatus};
+use crate::state::LockError;
+use crate::state::SourceHealth;
 use crate::sync::{SyncError, SyncReport};
 use crate::telemetry::metric;
 
@@ -31,11 +35,20 @@ pub enum DaemonError {
     Setup(String),
 }
 
+impl crate::fault::Classify for DaemonError {
+    fn fault(&self) -> crate::fault::Fault {
+        crate::fault::Fault::Config
+    }
+}
+
 struct Shared {
     config: Config,
     ready: AtomicBool,
     /// One run at a time inside this process (the blob lease guards across processes).
     running: tokio::sync::Mutex<()>,
+    /// Cancelled by SIGTERM: the running sync starts no new file, saves its progress,
+    /// writes its run record and releases its lease.
+    shutdown: CancellationToken,
     /// Start of the last complete run per source: the backup gap is measured from it.
     last_complete_start: Mutex<HashMap<String, DateTime<Utc>>>,
     metrics: PrometheusHandle,
@@ -52,7 +65,10 @@ fn check_schedule(config: &Config) -> Result<(), DaemonError> {
     Ok(())
 }
 
-pub async fn run(config: Config, listen: SocketAddr) -> Result<(), DaemonError> {
+/// How long SIGTERM waits for the running sync to stop at a safe point (`--shutdown-grace`).
+pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(25);
+
+pub async fn run(config: Config, listen: SocketAddr, shutdown_grace: Duration) -> Result<(), DaemonError> {
     check_schedule(&config)?;
     config
         .require_sources("daemon")
@@ -77,6 +93,7 @@ pub async fn run(config: Config, listen: SocketAddr) -> Result<(), DaemonError> 
         running: tokio::sync::Mutex::new(()),
         last_complete_start: Mutex::new(HashMap::new()),
         metrics,
+        shutdown: CancellationToken::new(),
     });
     // Seed the gap from what earlier runs recorded; an unreachable state container is
     // not fatal here (the first run will say more).
@@ -139,12 +156,19 @@ pub async fn run(config: Config, listen: SocketAddr) -> Result<(), DaemonError> 
 
     let s = shared.clone();
     let drained = async move {
-        crate::serve::http::shutdown_signal().await;
-        tracing::info!("shutting down: no new runs; waiting for the running one");
+        crate::serve::shutdown::shutdown_signal().await;
+        tracing::info!("shutting down: no new runs; the running one stops at its next file");
         s.ready.store(false, Ordering::SeqCst);
+        s.shutdown.cancel();
         let _ = scheduler.shutdown().await;
-        // The running sync finishes its in-flight files and releases its lease.
-        let _ = tokio::time::timeout(Duration::from_secs(25), s.running.lock()).await;
+        // The running sync finishes its in-flight files, saves its watermarks, writes its
+        // run record and releases its lease; past the grace the lease expires by itself.
+        if tokio::time::timeout(shutdown_grace, s.running.lock()).await.is_err() {
+            tracing::warn!(
+                grace_s = shutdown_grace.as_secs(),
+                "the running sync did not stop within the grace; its lease expires by itself"
+            );
+        }
     };
     axum::serve(listener, app)
         .with_graceful_shutdown(drained)
@@ -185,19 +209,20 @@ async fn scheduled_sync(s: &Shared) {
     if !s.ready.load(Ordering::SeqCst) {
         return;
     }
-    let job = match crate::app::sync_job(&s.config, &[], false, Arc::new(NoProgress)).await {
+    let mut job = match crate::app::sync_job(&s.config, &[], false, Arc::new(NoProgress)).await {
         Ok(j) => j,
         Err(e) => {
             tracing::error!(error = %e, "cannot set up the sync");
             return;
         }
     };
+    job.cancel = s.shutdown.child_token();
     match job.run().await {
         Ok(report) => {
             record_sync(s, &report);
             crate::app::publish_run(&s.config, &report.run_id).await;
         }
-        Err(SyncError::Locked { holder }) => {
+        Err(SyncError::Lock(LockError::Held { holder })) => {
             metrics::counter!(metric::LOCK_REFUSED).increment(1);
             tracing::warn!(holder, "another sync holds the lock; this tick is skipped");
         }
@@ -230,11 +255,7 @@ fn record_sync(s: &Shared, report: &SyncReport) {
         metrics::counter!(metric::CONFLICTS, "source" => name.clone()).increment(src.conflicts.len() as u64);
         metrics::histogram!(metric::SYNC_DURATION, "source" => name.clone()).record(seconds);
         if let Some(h) = src.aws_health {
-            let active = if h == crate::failover::AwsHealth::Outage {
-                1.0
-            } else {
-                0.0
-            };
+            let active = if h == AwsHealth::Outage { 1.0 } else { 0.0 };
             metrics::gauge!(metric::FAILOVER_ACTIVE, "source" => name.clone()).set(active);
         }
         if let Some(t) = src.newest_file_time {

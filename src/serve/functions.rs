@@ -17,8 +17,8 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::config::{Config, ConfigError};
-use crate::failover::RunStatus;
 use crate::progress::NoProgress;
+use crate::records::RunStatus;
 
 pub const PORT_ENV: &str = "FUNCTIONS_CUSTOMHANDLER_PORT";
 
@@ -32,10 +32,19 @@ pub enum FunctionsError {
     Listen(SocketAddr, std::io::Error),
 }
 
+impl crate::fault::Classify for FunctionsError {
+    fn fault(&self) -> crate::fault::Fault {
+        crate::fault::Fault::Config
+    }
+}
+
 /// The config, or the reason it is unusable: invocations then fail with that reason
 /// instead of the host restarting a handler that cannot start.
 struct Handler {
     config: Result<Config, String>,
+    /// Cancelled when the host stops us: a running sync starts no new file, saves its
+    /// progress and releases its lease before the reply.
+    shutdown: tokio_util::sync::CancellationToken,
 }
 
 /// The timer payload, read leniently (the host's shape is not documented).
@@ -60,12 +69,17 @@ fn reply(ok: bool, logs: Vec<String>) -> Reply {
     )
 }
 
-pub async fn run(config: Result<Config, ConfigError>, port: Option<String>) -> Result<(), FunctionsError> {
+pub async fn run(
+    config: Result<Config, ConfigError>,
+    port: Option<String>,
+    shutdown_grace: std::time::Duration,
+) -> Result<(), FunctionsError> {
     let port = port.ok_or(FunctionsError::NoPort)?;
     let port: u16 = port.parse().map_err(|_| FunctionsError::BadPort(port.clone()))?;
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let handler = Arc::new(Handler {
         config: config.map_err(|e| e.to_string()),
+        shutdown: tokio_util::sync::CancellationToken::new(),
     });
     if let Err(e) = &handler.config {
         tracing::error!(
@@ -78,15 +92,29 @@ pub async fn run(config: Result<Config, ConfigError>, port: Option<String>) -> R
         .route("/sync", post(sync))
         .route("/verify", post(verify))
         .route("/api/status", get(status))
-        .with_state(handler);
+        .with_state(handler.clone());
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| FunctionsError::Listen(addr, e))?;
     tracing::info!(addr = %addr, "custom handler listening");
-    axum::serve(listener, app)
-        .with_graceful_shutdown(crate::serve::http::shutdown_signal())
-        .await
-        .map_err(|e| FunctionsError::Listen(addr, e))
+    let stopping = handler.shutdown.clone();
+    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+        crate::serve::shutdown::shutdown_signal().await;
+        tracing::info!("shutting down: a running sync stops at its next file");
+        stopping.cancel();
+    });
+    let stopped = handler.shutdown.clone();
+    tokio::select! {
+        served = server => served.map_err(|e| FunctionsError::Listen(addr, e)),
+        // The graceful drain waits for running invocations; never past the grace.
+        _ = async move {
+            stopped.cancelled().await;
+            tokio::time::sleep(shutdown_grace).await;
+        } => {
+            tracing::warn!(grace_s = shutdown_grace.as_secs(), "invocations did not finish within the grace");
+            Ok(())
+        }
+    }
 }
 
 async fn sync(State(h): State<Arc<Handler>>, body: Option<Json<Invocation>>) -> Reply {
@@ -96,10 +124,11 @@ async fn sync(State(h): State<Arc<Handler>>, body: Option<Json<Invocation>>) -> 
         Ok(c) => c,
         Err(e) => return reply(false, vec![format!("configuration error: {e}")]),
     };
-    let job = match crate::app::sync_job(config, &[], false, Arc::new(NoProgress)).await {
+    let mut job = match crate::app::sync_job(config, &[], false, Arc::new(NoProgress)).await {
         Ok(j) => j,
         Err(e) => return reply(false, vec![format!("cannot set up the sync: {e}")]),
     };
+    job.cancel = h.shutdown.child_token();
     match job.run().await {
         Ok(report) => {
             crate::app::publish_run(config, &report.run_id).await;

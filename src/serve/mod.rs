@@ -1,6 +1,6 @@
-//! Long-running modes: the container daemon (scheduled runs, health and metrics) and
-//! the Azure Functions custom handler.
+//! Runtime, long-running modes: the container daemon (scheduled runs, health and
+//! metrics) and the Azure Functions custom handler.
 
 pub mod daemon;
 pub mod functions;
-pub mod http;
+pub mod shutdown;

@@ -95,6 +95,10 @@ fn map_err(op: &'static str, target: String, e: azure_core::Error, create_only: 
         {
             ErrorKind::Integrity
         }
+        (Some(StatusCode::TooManyRequests), _) => ErrorKind::Throttled,
+        (Some(StatusCode::ServiceUnavailable), _) if code == "ServerBusy" => ErrorKind::Throttled,
+        (Some(s), _) if matches!(u16::from(s), 500 | 502 | 503 | 504) => ErrorKind::Unavailable,
+        (Some(StatusCode::RequestTimeout), _) => ErrorKind::Unavailable,
         (None, K::Io) => ErrorKind::Unreachable,
         (None, K::Credential) => ErrorKind::Auth,
         (None, _) if is_connect_failure(&e) => ErrorKind::Unreachable,

@@ -1,6 +1,7 @@
-//! The only code that talks to clouds. Two small traits — a CloudTrail [`Source`]
-//! (S3) and a [`BlobStore`] (Azure Blob, used both for the write-once archive and the
-//! mutable state container) — with S3, Azure and in-memory implementations.
+//! Edge: the only code that talks to clouds and disks. Small traits — a CloudTrail
+//! [`Source`] (S3), a [`BlobStore`] (Azure Blob, used both for the write-once archive
+//! and the mutable state container) and a restore [`Sink`] — with S3, Azure, folder and
+//! in-memory implementations. Knows nothing of CloudTrail beyond the metadata it carries.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -12,9 +13,9 @@ use futures::stream::BoxStream;
 
 pub mod azure_auth;
 pub mod blob;
-pub mod cloudtrail_api;
 pub mod folder;
 pub mod memory;
+pub mod retry;
 pub mod s3;
 
 /// What went wrong, in the terms the logic above needs to decide what to do.
@@ -31,9 +32,23 @@ pub enum ErrorKind {
     Auth,
     /// The endpoint could not be reached (DNS, connect, timeout).
     Unreachable,
-    /// Bytes did not match their checksum on the wire.
+    /// Bytes did not match their checksum on the wire, or a body ended early.
     Integrity,
+    /// The service asked us to slow down (429, S3 `SlowDown`, Azure `ServerBusy`).
+    Throttled,
+    /// The service failed (500, 502, 503, 504): the request may succeed again.
+    Unavailable,
     Other,
+}
+
+impl ErrorKind {
+    /// Worth another attempt: the fault was on the way or at the service, not in what we asked.
+    pub fn is_transient(self) -> bool {
+        matches!(
+            self,
+            ErrorKind::Unreachable | ErrorKind::Integrity | ErrorKind::Throttled | ErrorKind::Unavailable
+        )
+    }
 }
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -44,6 +59,8 @@ pub struct StorageError {
     pub target: String,
     /// Already stripped of credentials.
     pub message: String,
+    /// How long the service asked us to wait (`Retry-After`), when it said.
+    pub retry_after: Option<std::time::Duration>,
 }
 
 impl StorageError {
@@ -53,7 +70,25 @@ impl StorageError {
             op,
             target: target.into(),
             message: crate::secret::redact_text(&message.to_string()),
+            retry_after: None,
         }
+    }
+
+    pub fn with_retry_after(mut self, wait: Option<std::time::Duration>) -> Self {
+        self.retry_after = wait;
+        self
+    }
+
+    pub fn is_transient(&self) -> bool {
+        self.kind.is_transient()
+    }
+}
+
+impl crate::fault::Classify for StorageError {
+    fn fault(&self) -> crate::fault::Fault {
+        // A checksum mismatch on the wire is a transfer that failed, not evidence of
+        // tampering: archived bytes are judged by verify and restore themselves.
+        crate::fault::Fault::Failed
     }
 }
 
@@ -69,19 +104,7 @@ pub struct SourceObject {
     pub last_modified: DateTime<Utc>,
 }
 
-/// Headers and user metadata of a source object, from its GET.
-#[derive(Debug, Clone, Default)]
-pub struct SourceHead {
-    pub size: u64,
-    pub etag: String,
-    pub last_modified: Option<DateTime<Utc>>,
-    pub content_type: Option<String>,
-    pub content_encoding: Option<String>,
-    /// User metadata without the `x-amz-meta-` prefix (`signature`, `signature-algorithm`, ...).
-    pub metadata: BTreeMap<String, String>,
-    /// SSE-KMS or SSE-C: the ETag is then not an MD5 of the bytes.
-    pub kms_or_customer_key: bool,
-}
+pub use crate::archive::SourceHead;
 
 pub type ByteStream = BoxStream<'static, StorageResult<Bytes>>;
 

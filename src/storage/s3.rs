@@ -63,35 +63,56 @@ async fn s3_client(region: Option<&str>, endpoint: Option<&str>) -> aws_sdk_s3::
     aws_sdk_s3::Client::from_conf(conf.build())
 }
 
-fn map_err<E, R>(op: &'static str, target: String, err: SdkError<E, R>) -> StorageError
+fn map_err<E>(
+    op: &'static str,
+    target: String,
+    err: SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
+) -> StorageError
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
 {
     let kind = match &err {
         SdkError::DispatchFailure(d) if d.is_io() || d.is_timeout() => ErrorKind::Unreachable,
         SdkError::TimeoutError(_) => ErrorKind::Unreachable,
-        SdkError::ServiceError(s) => match s.err().code() {
-            Some("NoSuchKey") | Some("NotFound") => ErrorKind::NotFound,
-            Some("AccessDenied")
-            | Some("InvalidAccessKeyId")
-            | Some("SignatureDoesNotMatch")
-            | Some("ExpiredToken")
-            | Some("InvalidToken") => ErrorKind::Auth,
-            Some("NoSuchBucket") => ErrorKind::NotFound,
+        SdkError::ServiceError(s) => match (s.err().code(), s.raw().status().as_u16()) {
+            (Some("NoSuchKey") | Some("NotFound"), _) => ErrorKind::NotFound,
+            (
+                Some("AccessDenied")
+                | Some("InvalidAccessKeyId")
+                | Some("SignatureDoesNotMatch")
+                | Some("ExpiredToken")
+                | Some("InvalidToken"),
+                _,
+            ) => ErrorKind::Auth,
+            (Some("NoSuchBucket"), _) => ErrorKind::NotFound,
+            (Some("SlowDown") | Some("Throttling") | Some("ThrottlingException") | Some("RequestLimitExceeded"), _)
+            | (_, 429) => ErrorKind::Throttled,
+            (Some("InternalError") | Some("ServiceUnavailable") | Some("RequestTimeout"), _)
+            | (_, 500 | 502 | 503 | 504) => ErrorKind::Unavailable,
             _ => ErrorKind::Other,
         },
+        // A response that could not be read whole (cut short, garbled): the way, not the ask.
+        SdkError::ResponseError(_) => ErrorKind::Integrity,
         SdkError::DispatchFailure(d) if d.is_user() => ErrorKind::Auth,
         // Credential providers fail inside dispatch; say so rather than "other".
         SdkError::DispatchFailure(_) if DisplayErrorContext(&err).to_string().contains("credential") => ErrorKind::Auth,
+        SdkError::DispatchFailure(_) => ErrorKind::Unreachable,
         _ => ErrorKind::Other,
+    };
+    let retry_after = match &err {
+        SdkError::ServiceError(s) => s
+            .raw()
+            .headers()
+            .get("retry-after")
+            .and_then(super::retry::parse_retry_after),
+        _ => None,
     };
     let hint = match kind {
         ErrorKind::Unreachable => " (check the source endpoint/region and network access to S3)",
         ErrorKind::Auth => " (check the AWS credentials: env, profile/SSO, web identity, or instance role)",
         _ => "",
     };
-    StorageError::new(kind, op, target, format!("{}{hint}", DisplayErrorContext(&err)))
+    StorageError::new(kind, op, target, format!("{}{hint}", DisplayErrorContext(&err))).with_retry_after(retry_after)
 }
 
 fn to_utc(t: &aws_sdk_s3::primitives::DateTime) -> DateTime<Utc> {

@@ -6,10 +6,8 @@
 
 pub mod copy;
 pub mod discover;
-pub mod lock;
 pub mod plan;
 pub mod report;
-pub mod watermark;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -22,13 +20,15 @@ use tokio_util::sync::CancellationToken;
 use crate::archive::blob_name;
 use crate::cloudtrail::{FileKind, StreamPrefix};
 use crate::config::SyncSettings;
-use crate::failover::record::{rfc3339, Record, RecordType};
-use crate::failover::{new_run_id, write_run_records, RunStatus, SourceHealth};
-use crate::storage::{BlobStore, Condition, PutOptions, Source, StorageError};
+use crate::records::{new_run_id, AwsHealth, Record, RecordType, RunStatus};
+use crate::state::conflicts::{record_conflict, ConflictNote};
+use crate::state::lock::{LockError, LockHolder, SyncLock};
+use crate::state::watermark::{self, Settled, StreamMark};
+use crate::state::{write_run_records, SourceHealth};
+use crate::storage::retry::RetryPolicy;
+use crate::storage::{BlobStore, Source, StorageError};
 use copy::{Copier, Outcome};
-use lock::{LockHolder, SyncLock};
 pub use report::{SourceReport, SyncReport};
-use watermark::{Settled, StreamMark};
 
 /// Account-regions worked on at once within a source.
 const PARTITION_CONCURRENCY: usize = 4;
@@ -36,12 +36,19 @@ const MAX_LISTED_FAILURES: usize = 100;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SyncError {
-    #[error("another sync holds the lock (locks/sync in the state container): {holder}. Wait for it to finish; a crashed holder's lease expires within {} s", lock::LEASE_SECONDS)]
-    Locked { holder: String },
+    #[error(transparent)]
+    Lock(#[from] LockError),
     #[error("the state container is not usable: {0}")]
     State(#[source] StorageError),
     #[error("the archive container is not usable: {0}")]
     Archive(#[source] StorageError),
+}
+
+impl crate::fault::Classify for SyncError {
+    fn fault(&self) -> crate::fault::Fault {
+        // A held lock, an unusable container: this run did not happen; the next may.
+        crate::fault::Fault::Failed
+    }
 }
 
 /// One configured source with its client.
@@ -61,6 +68,11 @@ pub struct SyncJob {
     pub progress: Arc<dyn crate::progress::Progress>,
     /// AWS health probing (`[health]`).
     pub health: crate::config::HealthConfig,
+    /// Attempts per file (`[sync] retries`); shared with the storage decorators, so its
+    /// count is every retry the run made.
+    pub retry: RetryPolicy,
+    /// Cancelled on shutdown: no new file starts, in-flight ones finish, progress is saved.
+    pub cancel: CancellationToken,
 }
 
 impl SyncJob {
@@ -119,10 +131,12 @@ impl SyncJob {
             started_at,
             finished_at,
             dry_run: self.dry_run,
+            cancelled: self.cancel.is_cancelled(),
+            retries: self.retry.retries(),
             sources: reports,
         };
         if !self.dry_run {
-            let records = sync_records(&report);
+            let records = sync_records(&report, self.settings.max_gap);
             if let Err(e) = write_run_records(self.state.as_ref(), &run_id, &records).await {
                 tracing::error!(error = %e, "could not write the run record");
             }
@@ -171,7 +185,7 @@ impl SyncJob {
             if let Some(before) = health.observe_probe(probe, now, cfg.degraded_after, cfg.outage_after) {
                 let after = health.aws_health.map(|h| h.as_str()).unwrap_or("unknown");
                 let event = match health.aws_health {
-                    Some(crate::failover::AwsHealth::Outage) => format!(
+                    Some(AwsHealth::Outage) => format!(
                         "AWS outage declared for source {}: {} consecutive failed probes ({})",
                         report.name,
                         health.consecutive_probe_failures,
@@ -380,18 +394,23 @@ impl SourceRun<'_> {
             budget: self.budget,
         };
         let copier = &copier;
+        let retry = &self.job.retry;
         let results: Vec<_> = futures::stream::iter(plan.to_copy)
             .map(|f| async move {
                 let _slot = self.files.acquire().await;
-                let result = if self.lost.is_cancelled() {
-                    Err(StorageError::new(
+                // Stopping (SIGTERM) is checked before a file starts, never in the middle of
+                // one: a file is either archived whole or left for the next run.
+                let result = if self.job.cancel.is_cancelled() {
+                    None
+                } else if self.lost.is_cancelled() {
+                    Some(Err(StorageError::new(
                         crate::storage::ErrorKind::Other,
                         "copy",
                         &f.object.key,
                         "the sync lock was lost",
-                    ))
+                    )))
                 } else {
-                    copier.copy(&f.object, f.existing.as_ref()).await
+                    Some(retry.run("copy", || copier.copy(&f.object, f.existing.as_ref())).await)
                 };
                 self.job.progress.advance(1, f.object.size);
                 (f, result)
@@ -401,6 +420,16 @@ impl SourceRun<'_> {
             .await;
 
         for (f, result) in results {
+            let Some(result) = result else {
+                r.not_started += 1;
+                r.complete = false;
+                settled.push(Settled {
+                    key: f.object.key,
+                    time: f.time,
+                    done: false,
+                });
+                continue;
+            };
             let done = match result {
                 Ok(Outcome::Copied { bytes }) => {
                     tracing::debug!(key = f.object.key, bytes, "copied");
@@ -456,29 +485,18 @@ impl SourceRun<'_> {
     }
 
     async fn record_conflict(&self, object: &crate::storage::SourceObject, archived: &str, source: &str) {
-        let doc = serde_json::json!({
-            "source": self.handle.name,
-            "key": object.key,
-            "blob": blob_name(&self.handle.name, &object.key),
-            "archived_sha256": archived,
-            "source_sha256": source,
-            "source_etag": object.etag,
-            "source_last_modified": rfc3339(object.last_modified),
-            "detected_at": rfc3339(Utc::now()),
-            "run_id": self.run_id,
-        });
-        let name = format!("conflicts/{}/{}.json", self.handle.name, object.key);
-        let opts = PutOptions {
-            content_type: Some("application/json".into()),
-            condition: Condition::None,
-            ..Default::default()
+        let note = ConflictNote {
+            source: self.handle.name.clone(),
+            key: object.key.clone(),
+            blob: blob_name(&self.handle.name, &object.key),
+            archived_sha256: archived.to_string(),
+            source_sha256: source.to_string(),
+            source_etag: object.etag.clone(),
+            source_last_modified: object.last_modified,
+            detected_at: Utc::now(),
+            run_id: self.run_id.to_string(),
         };
-        if let Err(e) = self
-            .job
-            .state
-            .put(&name, serde_json::to_vec_pretty(&doc).unwrap_or_default().into(), opts)
-            .await
-        {
+        if let Err(e) = record_conflict(self.job.state.as_ref(), &note).await {
             tracing::warn!(error = %e, "could not record the conflict in the state container");
         }
     }
@@ -489,6 +507,7 @@ fn merge(into: &mut SourceReport, part: SourceReport) {
     into.bytes_copied += part.bytes_copied;
     into.files_skipped += part.files_skipped;
     into.files_failed += part.files_failed;
+    into.not_started += part.not_started;
     into.files_planned += part.files_planned;
     into.bytes_planned += part.bytes_planned;
     into.conflicts.extend(part.conflicts);
@@ -500,8 +519,9 @@ fn merge(into: &mut SourceReport, part: SourceReport) {
     into.accounts.extend(part.accounts);
 }
 
-/// One `SyncRun` record per source.
-pub fn sync_records(report: &SyncReport) -> Vec<Record> {
+/// One `SyncRun` record per source, each carrying the gap target it was held to.
+pub fn sync_records(report: &SyncReport, max_gap: std::time::Duration) -> Vec<Record> {
+    let target_seconds = i64::try_from(max_gap.as_secs()).unwrap_or(i64::MAX);
     let duration = (report.finished_at - report.started_at).num_milliseconds() as f64 / 1000.0;
     report
         .sources
@@ -534,6 +554,7 @@ pub fn sync_records(report: &SyncReport) -> Vec<Record> {
                 "accounts": s.accounts,
             }),
             aws_health: s.aws_health.map(|h| h.as_str().to_string()),
+            target_seconds: Some(target_seconds),
             ..Record::of(RecordType::SyncRun, &report.run_id, &s.name, s.status())
         })
         .chain(report.sources.iter().filter_map(|s| {

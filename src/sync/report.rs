@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::failover::RunStatus;
+use crate::records::{AwsHealth, RunStatus};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct SyncReport {
@@ -13,6 +13,10 @@ pub struct SyncReport {
     pub finished_at: DateTime<Utc>,
     pub status: RunStatus,
     pub dry_run: bool,
+    /// Stopped by a shutdown: files not started are left for the next run.
+    pub cancelled: bool,
+    /// Attempts beyond the first, over every request and file of the run.
+    pub retries: u64,
     pub sources: Vec<SourceReport>,
 }
 
@@ -24,6 +28,8 @@ pub struct SourceReport {
     pub files_skipped: u64,
     pub files_failed: u64,
     pub conflicts: Vec<String>,
+    /// Files left for the next run because this one was stopped before they started.
+    pub not_started: u64,
     /// With `--dry-run`: what a real run would copy (or compare, for changed keys).
     pub files_planned: u64,
     pub bytes_planned: u64,
@@ -39,7 +45,7 @@ pub struct SourceReport {
     /// Per account-region, what the lookback window shows.
     pub accounts: Vec<AccountReport>,
     /// AWS as the probes see it after this run.
-    pub aws_health: Option<crate::failover::AwsHealth>,
+    pub aws_health: Option<AwsHealth>,
     /// Set when this run moved the source into or out of the Outage state.
     pub failover_event: Option<String>,
     /// This run's probe, consumed when the health state is written.
@@ -67,7 +73,10 @@ impl SourceReport {
     pub fn status(&self) -> RunStatus {
         if self.complete && self.conflicts.is_empty() {
             RunStatus::Succeeded
-        } else if self.files_copied + self.files_skipped > 0 || self.complete {
+        } else if self.files_copied + self.files_skipped > 0
+            || self.complete
+            || (self.not_started > 0 && self.files_failed == 0 && self.errors.is_empty())
+        {
             RunStatus::Partial
         } else {
             RunStatus::Failed

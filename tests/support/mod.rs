@@ -284,10 +284,24 @@ auth = "{auth}"
     }
 
     /// Names of archived blobs under `{SOURCE}/`.
-    pub async fn archived(&self) -> Vec<String> {
-        match self.archive.list(&format!("{SOURCE}/")).await {
-            Ok(v) => v.into_iter().map(|b| b.name).collect(),
-            Err(_) => Vec::new(),
+    /// The archived blob names of the test source; an error is the test's to judge.
+    pub async fn archived(&self) -> trailvault::storage::StorageResult<Vec<String>> {
+        Ok(self
+            .archive
+            .list(&format!("{SOURCE}/"))
+            .await?
+            .into_iter()
+            .map(|b| b.name)
+            .collect())
+    }
+
+    /// How many blobs are archived while a run is going: none while the run has not
+    /// created the container yet; any other error fails the test.
+    pub async fn archived_so_far(&self) -> usize {
+        match self.archived().await {
+            Ok(v) => v.len(),
+            Err(e) if e.kind == trailvault::storage::ErrorKind::NotFound => 0,
+            Err(e) => panic!("listing the archive: {e}"),
         }
     }
 
@@ -411,4 +425,37 @@ impl azure_core::http::HttpClient for ToLoopback {
         url.set_port(Some(self.port)).unwrap();
         self.inner.execute_request(&r).await
     }
+}
+
+/// Runs a command to its end and returns its output and its peak resident memory in
+/// KiB, read from `/proc/{pid}/status` `VmHWM` (the kernel's high-water mark) while it
+/// runs; the last reading before exit is the peak, give or take the final 20 ms.
+pub async fn run_measured(mut cmd: tokio::process::Command) -> (std::process::Output, u64) {
+    cmd.stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let child = cmd.spawn().unwrap();
+    let pid = child.id().unwrap();
+    let peak = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let (p, done) = (
+        peak.clone(),
+        std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false)),
+    );
+    let d = done.clone();
+    let watcher = tokio::spawn(async move {
+        while !d.load(std::sync::atomic::Ordering::SeqCst) {
+            if let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) {
+                let hwm = status
+                    .lines()
+                    .find_map(|l| l.strip_prefix("VmHWM:"))
+                    .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+                    .unwrap_or(0);
+                p.fetch_max(hwm, std::sync::atomic::Ordering::SeqCst);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    });
+    let out = child.wait_with_output().await.unwrap();
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    let _ = watcher.await;
+    (out, peak.load(std::sync::atomic::Ordering::SeqCst))
 }

@@ -25,6 +25,7 @@ pub enum Fault {
 pub struct Proxy {
     pub port: u16,
     fault: Arc<Mutex<Fault>>,
+    storm: Arc<Mutex<Option<Storm>>>,
     counters: Arc<Counters>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -33,6 +34,29 @@ pub struct Proxy {
 struct Counters {
     get_objects: AtomicUsize,
     faults_applied: AtomicUsize,
+    /// How many more times the fault applies; `usize::MAX`: always.
+    once_left: AtomicUsize,
+    storm_errors: AtomicUsize,
+    storm_resets: AtomicUsize,
+    requests: AtomicUsize,
+}
+
+impl Counters {
+    /// Whether a matched fault applies now (and counts it).
+    fn take_fault(&self) -> bool {
+        let taken = self
+            .once_left
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| match n {
+                usize::MAX => Some(n),
+                0 => None,
+                n => Some(n - 1),
+            })
+            .is_ok();
+        if taken {
+            self.faults_applied.fetch_add(1, Ordering::SeqCst);
+        }
+        taken
+    }
 }
 
 impl Proxy {
@@ -40,14 +64,24 @@ impl Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let fault = Arc::new(Mutex::new(Fault::Pass));
-        let counters = Arc::new(Counters::default());
-        let (f, c) = (fault.clone(), counters.clone());
+        let storm: Arc<Mutex<Option<Storm>>> = Arc::new(Mutex::new(None));
+        let counters = Arc::new(Counters {
+            once_left: AtomicUsize::new(usize::MAX),
+            ..Default::default()
+        });
+        let (f, st, c) = (fault.clone(), storm.clone(), counters.clone());
         let task = tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
                 let (f, c) = (f.clone(), c.clone());
+                let storm = *st.lock().unwrap();
                 tokio::spawn(async move {
-                    if let Ok(server) = TcpStream::connect(("127.0.0.1", upstream_port)).await {
-                        relay(client, server, f, c).await;
+                    match storm {
+                        Some(storm) => storm_one(client, upstream_port, storm, f, c).await,
+                        None => {
+                            if let Ok(server) = TcpStream::connect(("127.0.0.1", upstream_port)).await {
+                                relay(client, server, f, c, Vec::new()).await;
+                            }
+                        }
                     }
                 });
             }
@@ -55,12 +89,14 @@ impl Proxy {
         Proxy {
             port,
             fault,
+            storm,
             counters,
             task,
         }
     }
 
     pub fn set(&self, fault: Fault) {
+        self.counters.once_left.store(usize::MAX, Ordering::SeqCst);
         *self.fault.lock().unwrap() = fault;
     }
 
@@ -93,11 +129,22 @@ fn find_marker(carry: &[u8], chunk: &[u8], marker: &[u8]) -> Option<usize> {
         .and_then(|i| i.checked_sub(carry.len()).or(Some(0)))
 }
 
-async fn relay(client: TcpStream, server: TcpStream, fault: Arc<Mutex<Fault>>, counters: Arc<Counters>) {
+/// Relays both ways, applying the current fault; `initial` goes to the server first
+/// (a request head the proxy already read).
+async fn relay(
+    client: TcpStream,
+    server: TcpStream,
+    fault: Arc<Mutex<Fault>>,
+    counters: Arc<Counters>,
+    initial: Vec<u8>,
+) {
     let (mut cr, mut cw) = client.into_split();
     let (mut sr, mut sw) = server.into_split();
     let (f1, c1) = (fault.clone(), counters.clone());
     let upstream = async move {
+        if !initial.is_empty() && sw.write_all(&initial).await.is_err() {
+            return;
+        }
         let mut buf = vec![0u8; 64 * 1024];
         let mut carry: Vec<u8> = Vec::new();
         loop {
@@ -111,8 +158,9 @@ async fn relay(client: TcpStream, server: TcpStream, fault: Arc<Mutex<Fault>>, c
             let current = f1.lock().unwrap().clone();
             if let Fault::FlipRequest(marker) = &current {
                 if let Some(i) = find_marker(&carry, chunk, marker) {
-                    chunk[i] ^= 0x01;
-                    c1.faults_applied.fetch_add(1, Ordering::SeqCst);
+                    if c1.take_fault() {
+                        chunk[i] ^= 0x01;
+                    }
                 }
             }
             carry = chunk[chunk.len().saturating_sub(64)..].to_vec();
@@ -135,15 +183,17 @@ async fn relay(client: TcpStream, server: TcpStream, fault: Arc<Mutex<Fault>>, c
             match &current {
                 Fault::FlipResponse(marker) => {
                     if let Some(i) = find_marker(&carry, chunk, marker) {
-                        chunk[i] ^= 0x01;
-                        counters.faults_applied.fetch_add(1, Ordering::SeqCst);
+                        if counters.take_fault() {
+                            chunk[i] ^= 0x01;
+                        }
                     }
                 }
                 Fault::TruncateResponse(marker) => {
                     if let Some(i) = find_marker(&carry, chunk, marker) {
-                        counters.faults_applied.fetch_add(1, Ordering::SeqCst);
-                        let _ = cw.write_all(&chunk[..i]).await;
-                        break;
+                        if counters.take_fault() {
+                            let _ = cw.write_all(&chunk[..i]).await;
+                            break;
+                        }
                     }
                 }
                 Fault::SlowResponses(d) => tokio::time::sleep(*d).await,
@@ -168,4 +218,170 @@ fn count(carry: &[u8], chunk: &[u8], needle: &[u8]) -> usize {
     joined.extend_from_slice(chunk);
     let in_carry = carry.windows(needle.len()).filter(|w| *w == needle).count();
     joined.windows(needle.len()).filter(|w| *w == needle).count() - in_carry
+}
+
+/// Which service's error shape a storm answers with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cloud {
+    S3,
+    Azure,
+}
+
+/// A storm: each request on its own connection (the proxy adds `Connection: close`),
+/// and each one, by chance, answered 503/500/429 by the proxy itself, reset, or passed.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Storm {
+    pub cloud: Cloud,
+    /// Share of requests answered with an error status (Retry-After on 429 and 503).
+    pub errors: f64,
+    /// Share of connections reset (RST) before any answer.
+    pub resets: f64,
+}
+
+impl Proxy {
+    /// Turns the storm on (`None`: off). Faults set with [`Proxy::set_once`] still apply
+    /// to the requests the storm lets through.
+    pub fn storm(&self, storm: Option<Storm>) {
+        *self.storm.lock().unwrap() = storm;
+    }
+
+    /// Applies `fault` to the first `times` responses (or requests) it matches, then
+    /// stops: a damaged first attempt that a retry must get past.
+    pub fn set_once(&self, fault: Fault, times: usize) {
+        self.counters.once_left.store(times, Ordering::SeqCst);
+        *self.fault.lock().unwrap() = fault;
+    }
+
+    pub fn storm_errors(&self) -> usize {
+        self.counters.storm_errors.load(Ordering::SeqCst)
+    }
+
+    pub fn storm_resets(&self) -> usize {
+        self.counters.storm_resets.load(Ordering::SeqCst)
+    }
+
+    pub fn requests(&self) -> usize {
+        self.counters.requests.load(Ordering::SeqCst)
+    }
+}
+
+/// Reads one request head (to `\r\n\r\n`); returns the bytes read so far and the head's end.
+async fn read_head(client: &mut TcpStream) -> Option<(Vec<u8>, usize)> {
+    let mut buf = Vec::with_capacity(4096);
+    let mut chunk = [0u8; 4096];
+    loop {
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            return Some((buf, i + 4));
+        }
+        if buf.len() > 256 * 1024 {
+            return None;
+        }
+        let n = client.read(&mut chunk).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+fn content_length(head: &str) -> usize {
+    head.lines()
+        .filter_map(|l| l.split_once(':'))
+        .find(|(k, _)| k.trim().eq_ignore_ascii_case("content-length"))
+        .and_then(|(_, v)| v.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// The head with `Connection: close`, so the server ends the connection after its answer.
+fn close_after(head: &str) -> String {
+    let mut lines: Vec<&str> = head
+        .trim_end_matches("\r\n")
+        .split("\r\n")
+        .filter(|l| !l.to_ascii_lowercase().starts_with("connection:"))
+        .collect();
+    lines.push("Connection: close");
+    lines.join("\r\n") + "\r\n\r\n"
+}
+
+fn error_response(cloud: Cloud, n: usize) -> Vec<u8> {
+    let (status, reason, s3_code, azure_code, retry_after) = match n % 3 {
+        0 => (503, "Service Unavailable", "SlowDown", "ServerBusy", Some(1)),
+        1 => (500, "Internal Server Error", "InternalError", "InternalError", None),
+        _ => (429, "Too Many Requests", "SlowDown", "ServerBusy", Some(0)),
+    };
+    let code = match cloud {
+        Cloud::S3 => s3_code,
+        Cloud::Azure => azure_code,
+    };
+    let body = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>{code}</Code><Message>storm from the test proxy</Message></Error>"
+    );
+    let mut head = format!(
+        "HTTP/1.1 {status} {reason}\r\nContent-Type: application/xml\r\nContent-Length: {}\r\nConnection: close\r\n",
+        body.len()
+    );
+    if cloud == Cloud::Azure {
+        head.push_str(&format!("x-ms-error-code: {code}\r\n"));
+    }
+    if let Some(s) = retry_after {
+        head.push_str(&format!("Retry-After: {s}\r\n"));
+    }
+    head.push_str("\r\n");
+    let mut out = head.into_bytes();
+    out.extend_from_slice(body.as_bytes());
+    out
+}
+
+/// One request of a storm: answered by the proxy, reset, or passed with the once-faults.
+async fn storm_one(
+    mut client: TcpStream,
+    upstream_port: u16,
+    storm: Storm,
+    fault: Arc<Mutex<Fault>>,
+    counters: Arc<Counters>,
+) {
+    let Some((buf, head_end)) = read_head(&mut client).await else {
+        return;
+    };
+    counters.requests.fetch_add(1, Ordering::SeqCst);
+    let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
+    let roll: f64 = rand::random();
+    if roll < storm.resets {
+        counters.storm_resets.fetch_add(1, Ordering::SeqCst);
+        // A zero linger resets at once (RST); only a non-zero one blocks on drop.
+        #[allow(deprecated)]
+        let _ = client.set_linger(Some(Duration::ZERO));
+        drop(client);
+        return;
+    }
+    if roll < storm.resets + storm.errors {
+        // Take the whole request first: an answer before the body is read is not what services do.
+        let mut left = content_length(&head).saturating_sub(buf.len() - head_end);
+        let mut sink = vec![0u8; 64 * 1024];
+        while left > 0 {
+            match client.read(&mut sink[..left.min(64 * 1024)]).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => left -= n,
+            }
+        }
+        let n = counters.storm_errors.fetch_add(1, Ordering::SeqCst);
+        let _ = client.write_all(&error_response(storm.cloud, n)).await;
+        let _ = client.shutdown().await;
+        return;
+    }
+    let Ok(server) = TcpStream::connect(("127.0.0.1", upstream_port)).await else {
+        return;
+    };
+    let mut first = close_after(&head).into_bytes();
+    first.extend_from_slice(&buf[head_end..]);
+    // The body's first bytes came with the head: a request fault applies to them too.
+    let current = fault.lock().unwrap().clone();
+    if let Fault::FlipRequest(marker) = &current {
+        if let Some(i) = find_marker(&[], &first, marker) {
+            if counters.take_fault() {
+                first[i] ^= 0x01;
+            }
+        }
+    }
+    relay(client, server, fault, counters, first).await;
 }

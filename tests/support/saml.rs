@@ -258,3 +258,40 @@ pub fn signed_response(dir: &Path, who: &Identity, spec: &Spec, how: Signed) -> 
         }
     }
 }
+
+/// Like [`signed_response`], with edits applied to the assertion and response templates
+/// before xmlsec1 signs them (so the edited content carries a valid signature).
+pub fn signed_edited(
+    dir: &Path,
+    who: &Identity,
+    spec: &Spec,
+    how: Signed,
+    edit_assertion: &dyn Fn(String) -> String,
+    edit_response: &dyn Fn(String) -> String,
+) -> String {
+    let a = edit_assertion(assertion(spec, how != Signed::Response));
+    let a = if how == Signed::Response {
+        a
+    } else {
+        xmlsec_sign(dir, who, &a)
+    };
+    let r = edit_response(response(spec, how != Signed::Assertion, &a));
+    if how == Signed::Assertion {
+        r
+    } else {
+        xmlsec_sign(dir, who, &r)
+    }
+}
+
+/// The DER bytes of an identity's certificate (what the metadata carries).
+pub fn cert_der(who: &Identity) -> Vec<u8> {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.decode(&who.cert_b64).unwrap()
+}
+
+/// `n` distinct Entra group object IDs, the first the admins' group.
+pub fn many_groups(n: usize) -> Vec<String> {
+    let mut v = vec![GROUP_ADMINS.to_string()];
+    v.extend((1..n).map(|i| format!("{i:08x}-aaaa-4bbb-8ccc-{i:012x}")));
+    v
+}

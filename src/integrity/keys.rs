@@ -10,8 +10,8 @@ use serde::Serialize;
 
 use crate::archive::{public_key_name, PUBLIC_KEYS_PREFIX};
 use crate::cloudtrail::digest::{fingerprint, fingerprints, parse_public_key, KeyEncoding};
-use crate::failover::record::rfc3339;
-use crate::storage::cloudtrail_api::PublicKeySource;
+use crate::cloudtrail_api::PublicKeySource;
+use crate::records::rfc3339;
 use crate::storage::{read_all, BlobStore, Condition, ErrorKind, PutOptions, StorageError};
 
 #[derive(Debug, thiserror::Error)]
@@ -20,6 +20,15 @@ pub enum KeyError {
     BadKey { path: String, reason: String },
     #[error(transparent)]
     Storage(#[from] StorageError),
+}
+
+impl crate::fault::Classify for KeyError {
+    fn fault(&self) -> crate::fault::Fault {
+        match self {
+            KeyError::BadKey { .. } => crate::fault::Fault::Usage,
+            KeyError::Storage(_) => crate::fault::Fault::Failed,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -8,8 +8,16 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
-use super::SyncError;
-use crate::storage::{read_all, BlobStore, Condition, ErrorKind, PutOptions};
+use crate::records::rfc3339;
+use crate::storage::{read_all, BlobStore, Condition, ErrorKind, PutOptions, StorageError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum LockError {
+    #[error("another sync holds the lock (locks/sync in the state container): {holder}. Wait for it to finish; a crashed holder's lease expires within {LEASE_SECONDS} s")]
+    Held { holder: String },
+    #[error("the state container is not usable: {0}")]
+    State(#[source] StorageError),
+}
 
 pub const LOCK_BLOB: &str = "locks/sync";
 /// Short, so that a crashed holder blocks the next run for seconds, not minutes.
@@ -46,7 +54,7 @@ impl LockHolder {
             self.run_id,
             self.host,
             self.pid,
-            crate::failover::record::rfc3339(self.started_at)
+            rfc3339(self.started_at)
         )
     }
 }
@@ -57,10 +65,11 @@ pub struct SyncLock {
     lost: CancellationToken,
     stop: CancellationToken,
     renewer: tokio::task::JoinHandle<()>,
+    released: bool,
 }
 
 impl SyncLock {
-    pub async fn acquire(state: Arc<dyn BlobStore>, holder: &LockHolder) -> Result<SyncLock, SyncError> {
+    pub async fn acquire(state: Arc<dyn BlobStore>, holder: &LockHolder) -> Result<SyncLock, LockError> {
         let create = state
             .put(
                 LOCK_BLOB,
@@ -74,16 +83,16 @@ impl SyncLock {
         match create {
             Ok(_) => {}
             Err(e) if matches!(e.kind, ErrorKind::AlreadyExists | ErrorKind::PreconditionFailed) => {}
-            Err(e) => return Err(SyncError::State(e)),
+            Err(e) => return Err(LockError::State(e)),
         }
         let lease_id = match state.acquire_lease(LOCK_BLOB, LEASE_SECONDS).await {
             Ok(id) => id,
             Err(e) if e.kind == ErrorKind::LeaseHeld => {
-                return Err(SyncError::Locked {
+                return Err(LockError::Held {
                     holder: current_holder(state.as_ref()).await,
                 })
             }
-            Err(e) => return Err(SyncError::State(e)),
+            Err(e) => return Err(LockError::State(e)),
         };
         let body = serde_json::to_vec(holder).unwrap_or_default();
         state
@@ -97,7 +106,7 @@ impl SyncLock {
                 },
             )
             .await
-            .map_err(SyncError::State)?;
+            .map_err(LockError::State)?;
         let lost = CancellationToken::new();
         let stop = CancellationToken::new();
         let renewer = tokio::spawn(renew_loop(state.clone(), lease_id.clone(), lost.clone(), stop.clone()));
@@ -107,6 +116,7 @@ impl SyncLock {
             lost,
             stop,
             renewer,
+            released: false,
         })
     }
 
@@ -115,13 +125,37 @@ impl SyncLock {
         self.lost.clone()
     }
 
-    pub async fn release(self) {
+    pub async fn release(mut self) {
         self.stop.cancel();
-        let _ = self.renewer.await;
+        let _ = (&mut self.renewer).await;
+        self.released = true;
         if !self.lost.is_cancelled() {
             if let Err(e) = self.state.release_lease(LOCK_BLOB, &self.lease_id).await {
                 tracing::warn!(error = %e, "could not release the sync lock; it expires by itself");
             }
+        }
+    }
+}
+
+/// A run dropped without `release` (its future cancelled in a long-lived process) must
+/// neither renew the lease for ever nor hold it until it expires.
+impl Drop for SyncLock {
+    fn drop(&mut self) {
+        if self.released {
+            return;
+        }
+        self.stop.cancel();
+        self.renewer.abort();
+        if self.lost.is_cancelled() {
+            return;
+        }
+        let (state, lease_id) = (self.state.clone(), self.lease_id.clone());
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                if let Err(e) = state.release_lease(LOCK_BLOB, &lease_id).await {
+                    tracing::warn!(error = %e, "could not release a dropped run's sync lock; it expires by itself");
+                }
+            });
         }
     }
 }
@@ -151,6 +185,19 @@ async fn renew_loop(state: Arc<dyn BlobStore>, lease_id: String, lost: Cancellat
             }
         }
     }
+}
+
+/// Since when a sync has been running, as the lock shows it: its lease is held, and
+/// its holder document says since when (`now` when the holder has not written it yet).
+pub async fn running_since(state: &dyn BlobStore, now: DateTime<Utc>) -> Result<Option<DateTime<Utc>>, StorageError> {
+    Ok(match state.head(LOCK_BLOB).await? {
+        Some(info) if info.leased => read_all(state, LOCK_BLOB)
+            .await?
+            .and_then(|(b, _)| serde_json::from_slice::<LockHolder>(&b).ok())
+            .map(|h| h.started_at)
+            .or(Some(now)),
+        _ => None,
+    })
 }
 
 async fn current_holder(state: &dyn BlobStore) -> String {

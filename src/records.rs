@@ -1,10 +1,9 @@
-//! Records in the contract's schema (Log Analytics table `TrailVault_CL`, and
-//! `runs/{run_id}.json` in the state container).
+//! Run records in the contract's schema (Log Analytics table `TrailVault_CL`, and
+//! `runs/{run_id}.json` in the state container), run ids and the AWS health states.
+//! Plain data: every domain writes records without depending on another domain.
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
-
-use crate::storage::{BlobStore, Condition, PutOptions, StorageResult};
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 pub enum RecordType {
@@ -21,6 +20,24 @@ pub enum RunStatus {
     Succeeded,
     Partial,
     Failed,
+}
+
+/// AWS as a source's probes saw it: the failover state.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub enum AwsHealth {
+    Healthy,
+    Degraded,
+    Outage,
+}
+
+impl AwsHealth {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AwsHealth::Healthy => "Healthy",
+            AwsHealth::Degraded => "Degraded",
+            AwsHealth::Outage => "Outage",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -47,6 +64,9 @@ pub struct Record {
     pub duration_seconds: f64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub aws_health: Option<String>,
+    /// The backup-gap target (`sync.max_gap`) the run was held to; `SyncRun` records only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_seconds: Option<i64>,
     pub message: String,
     pub details: serde_json::Value,
 }
@@ -72,10 +92,55 @@ impl Record {
             newest_file_time: None,
             duration_seconds: 0.0,
             aws_health: None,
+            target_seconds: None,
             message: String::new(),
             details: serde_json::Value::Null,
         }
     }
+}
+
+/// The most `Details` may hold, serialised: Log Analytics truncates a field at 64 KB,
+/// and a truncated JSON is no JSON at all.
+pub const MAX_DETAILS_BYTES: usize = 32 * 1024;
+
+impl Record {
+    /// `Details` within [`MAX_DETAILS_BYTES`]: the longest lists are cut, and each cut
+    /// list's count of what was left out is kept beside it (`{name}_omitted`).
+    pub fn bounded(mut self) -> Record {
+        self.details = bound_details(self.details);
+        self
+    }
+}
+
+fn serialized_len(v: &serde_json::Value) -> usize {
+    serde_json::to_vec(v).map(|b| b.len()).unwrap_or(usize::MAX)
+}
+
+pub fn bound_details(mut details: serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    while serialized_len(&details) > MAX_DETAILS_BYTES {
+        let Value::Object(map) = &mut details else {
+            return serde_json::json!({ "summary": "details too large to keep", "bytes": serialized_len(&details) });
+        };
+        // Halve the longest list; a list already empty cannot help, so stop there.
+        let longest = map
+            .iter()
+            .filter_map(|(k, v)| v.as_array().map(|a| (k.clone(), a.len())))
+            .filter(|(_, n)| *n > 0)
+            .max_by_key(|(_, n)| *n);
+        let Some((key, len)) = longest else {
+            let bytes = serialized_len(&details);
+            return serde_json::json!({ "summary": "details too large to keep", "bytes": bytes });
+        };
+        let keep = len / 2;
+        if let Some(Value::Array(list)) = map.get_mut(&key) {
+            list.truncate(keep);
+        }
+        let omitted_key = format!("{key}_omitted");
+        let before = map.get(&omitted_key).and_then(Value::as_u64).unwrap_or(0);
+        map.insert(omitted_key, Value::from(before + (len - keep) as u64));
+    }
+    details
 }
 
 /// `YYYYMMDDTHHMMSSZ-` + 8 random hex: names sort by time.
@@ -83,34 +148,40 @@ pub fn new_run_id(now: DateTime<Utc>) -> String {
     format!("{}-{:08x}", now.format("%Y%m%dT%H%M%SZ"), rand::random::<u32>())
 }
 
-pub fn run_record_name(run_id: &str) -> String {
-    format!("runs/{run_id}.json")
-}
-
 pub fn rfc3339(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
-/// Writes a run's records once (create-only: a run id is never reused).
-pub async fn write_run_records(state: &dyn BlobStore, run_id: &str, records: &[Record]) -> StorageResult<()> {
-    let body = serde_json::to_vec_pretty(records).unwrap_or_default();
-    state
-        .put(
-            &run_record_name(run_id),
-            body.into(),
-            PutOptions {
-                content_type: Some("application/json".into()),
-                condition: Condition::IfNoneMatch,
-                ..Default::default()
-            },
-        )
-        .await
-        .map(|_| ())
+/// Serde helper: a time as RFC 3339 UTC with `Z`, to the second.
+pub fn serialize_rfc3339<S: serde::Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&rfc3339(*t))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn details_stay_under_32_kb_and_say_what_they_left_out() {
+        let findings: Vec<_> = (0..5000)
+            .map(|i| format!("finding number {i} with some words"))
+            .collect();
+        let small = vec!["a", "b"];
+        let d = bound_details(serde_json::json!({"findings": findings, "conflicts": small, "complete": true}));
+        let len = serde_json::to_vec(&d).unwrap().len();
+        assert!(len <= MAX_DETAILS_BYTES, "{len}");
+        let kept = d["findings"].as_array().unwrap().len();
+        assert!(kept > 100, "cut too much: {kept}");
+        assert_eq!(d["findings_omitted"].as_u64().unwrap() as usize + kept, 5000);
+        assert_eq!(d["conflicts"].as_array().unwrap().len(), 2);
+        assert_eq!(d["complete"], true);
+        let huge = "x".repeat(40_000);
+        let d = bound_details(serde_json::json!({ "message": huge }));
+        assert!(serde_json::to_vec(&d).unwrap().len() <= MAX_DETAILS_BYTES);
+        assert_eq!(d["summary"], "details too large to keep");
+        let fine = serde_json::json!({"a": [1, 2, 3]});
+        assert_eq!(bound_details(fine.clone()), fine);
+    }
 
     #[test]
     fn run_ids_sort_by_time() {
@@ -139,6 +210,7 @@ mod tests {
             newest_file_time: None,
             duration_seconds: 1.5,
             aws_health: None,
+            target_seconds: Some(28_800),
             message: String::new(),
             details: serde_json::json!({}),
         };
@@ -158,6 +230,7 @@ mod tests {
             "DurationSeconds",
             "Message",
             "Details",
+            "TargetSeconds",
         ] {
             assert!(v.get(k).is_some(), "{k} missing in {v}");
         }

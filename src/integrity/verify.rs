@@ -18,15 +18,16 @@ use futures::StreamExt;
 use serde::Serialize;
 use sha2::{Digest as _, Sha256};
 
+use super::keys::KeyRing;
 use crate::archive::{blob_name, META_SHA256, META_SOURCE_BUCKET};
 use crate::cloudtrail::digest::{
     self, log_hash, string_to_sign, verify_signature, HASH_ALGORITHM, SIGNATURE_ALGORITHM,
 };
 use crate::cloudtrail::{CtKey, FileKind};
-use crate::failover::keys::KeyRing;
-use crate::failover::record::{rfc3339, Record, RecordType};
-use crate::failover::select::{select, Selected, Selection};
-use crate::failover::{new_run_id, write_run_records, RunStatus};
+use crate::records::{new_run_id, rfc3339, Record, RecordType, RunStatus};
+use crate::state::select::{select, Selected, Selection};
+use crate::state::write_run_records;
+use crate::storage::retry::RetryPolicy;
 use crate::storage::{read_all, BlobInfo, BlobStore, ErrorKind, StorageError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -78,6 +79,8 @@ pub struct VerifyReport {
     pub logs_awaiting_digest: u64,
     /// Their keys (at most 100).
     pub logs_awaiting_digest_keys: Vec<String>,
+    /// Attempts beyond the first, over every request and read of the run.
+    pub retries: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -86,11 +89,19 @@ pub enum VerifyError {
     Archive(#[source] StorageError),
 }
 
+impl crate::fault::Classify for VerifyError {
+    fn fault(&self) -> crate::fault::Fault {
+        crate::fault::Fault::Failed
+    }
+}
+
 pub struct VerifyJob {
     pub archive: Arc<dyn BlobStore>,
     pub state: Option<Arc<dyn BlobStore>>,
     pub selection: Selection,
     pub concurrency: usize,
+    /// Attempts per read; shared with the storage decorators, so its count is the run's.
+    pub retry: RetryPolicy,
 }
 
 /// What the chain and log checks need from a digest.
@@ -128,40 +139,48 @@ impl Findings {
     }
 }
 
-/// Reads a blob once and checks its bytes against the archived `sha256`.
-async fn read_checked(
-    archive: &dyn BlobStore,
-    name: &str,
-) -> Result<Option<(Bytes, BlobInfo, Option<String>)>, StorageError> {
-    let Some((bytes, info)) = read_all(archive, name).await? else {
-        return Ok(None);
-    };
-    let actual = hex::encode(Sha256::digest(&bytes));
-    let mismatch = match info.metadata.get(META_SHA256) {
-        Some(want) if want.eq_ignore_ascii_case(&actual) => None,
-        Some(want) => Some(format!(
-            "stored bytes have SHA-256 {actual}, the archive recorded {want}"
-        )),
-        None => Some("the blob has no sha256 metadata".to_string()),
-    };
-    Ok(Some((bytes, info, mismatch)))
+/// Reads a blob and checks its bytes against the archived `sha256`. A mismatch is read
+/// again (a flip on the way is not tampering) and reported once the attempts are spent.
+async fn read_checked(archive: &dyn BlobStore, name: &str, retry: &RetryPolicy) -> CheckedRead {
+    let mut attempt = 1;
+    loop {
+        let read = retry.run("verify", || read_all(archive, name)).await?;
+        let Some((bytes, info)) = read else {
+            return Ok(None);
+        };
+        let actual = hex::encode(Sha256::digest(&bytes));
+        let mismatch = match info.metadata.get(META_SHA256) {
+            Some(want) if want.eq_ignore_ascii_case(&actual) => None,
+            Some(want) => Some(format!(
+                "stored bytes have SHA-256 {actual}, the archive recorded {want}"
+            )),
+            None => Some("the blob has no sha256 metadata".to_string()),
+        };
+        let unrecorded = !info.metadata.contains_key(META_SHA256);
+        if mismatch.is_none() || unrecorded || attempt >= retry.attempts() {
+            return Ok(Some((bytes, info, mismatch)));
+        }
+        retry.backoff("verify", attempt, None).await;
+        attempt += 1;
+    }
 }
 
 type CheckedRead = Result<Option<(Bytes, BlobInfo, Option<String>)>, StorageError>;
 
-/// Reads the files with bounded concurrency; results carry the file's index. Owned
-/// names keep the futures `Send` for any caller (the daemon's scheduler spawns them).
-async fn read_all_checked(
-    archive: &dyn BlobStore,
+/// Reads the files with bounded concurrency, as a stream whose items carry the file's
+/// index: each is checked as it arrives and dropped, so memory follows `concurrency`,
+/// not the archive. Owned names keep the futures `Send` for any caller (the daemon's
+/// scheduler spawns them).
+fn read_stream<'a>(
+    archive: &'a dyn BlobStore,
     files: &[Selected],
     concurrency: usize,
-) -> Vec<(usize, CheckedRead)> {
+    retry: &'a RetryPolicy,
+) -> impl futures::Stream<Item = (usize, CheckedRead)> + Send + 'a {
     let names: Vec<String> = files.iter().map(|f| f.blob.name.clone()).collect();
     futures::stream::iter(names.into_iter().enumerate())
-        .map(|(i, name)| async move { (i, read_checked(archive, &name).await) })
+        .map(move |(i, name)| async move { (i, read_checked(archive, &name, retry).await) })
         .buffer_unordered(concurrency.max(1))
-        .collect()
-        .await
 }
 
 fn stream_of(s: &Selected) -> (String, String, String) {
@@ -194,9 +213,9 @@ impl VerifyJob {
             selected.into_iter().partition(|s| s.ct.stream.kind == FileKind::Digest);
 
         // 1. Digests.
-        let results = read_all_checked(archive, &digests, self.concurrency).await;
+        let mut results = std::pin::pin!(read_stream(archive, &digests, self.concurrency, &self.retry));
         let mut facts: HashMap<(String, String), DigestFacts> = HashMap::new();
-        for (i, read) in results {
+        while let Some((i, read)) = results.next().await {
             let d = &digests[i];
             match read {
                 Ok(Some((bytes, info, mismatch))) => {
@@ -325,8 +344,8 @@ impl VerifyJob {
         }
         let mut logs_awaiting_digest = 0;
         let mut logs_awaiting_digest_keys = Vec::new();
-        let results = read_all_checked(archive, &others, self.concurrency).await;
-        for (i, read) in results {
+        let mut results = std::pin::pin!(read_stream(archive, &others, self.concurrency, &self.retry));
+        while let Some((i, read)) = results.next().await {
             let s = &others[i];
             let (bytes, _, mismatch) = match read {
                 Ok(Some(x)) => x,
@@ -364,7 +383,7 @@ impl VerifyJob {
         rest.sort();
         for ((source, key), (hash, digest_key)) in rest {
             let time = CtKey::parse_any(&key).ok().map(|k| k.time);
-            match read_checked(archive, &blob_name(&source, &key))
+            match read_checked(archive, &blob_name(&source, &key), &self.retry)
                 .await
                 .map_err(VerifyError::Archive)?
             {
@@ -402,6 +421,7 @@ impl VerifyJob {
             chain_starts,
             logs_awaiting_digest,
             logs_awaiting_digest_keys,
+            retries: self.retry.retries(),
         };
         self.write_record(&report).await;
         Ok(report)
@@ -414,7 +434,7 @@ impl VerifyJob {
         key: &str,
         f: &mut Findings,
     ) -> Result<Option<DigestFacts>, VerifyError> {
-        let read = read_checked(self.archive.as_ref(), &blob_name(source, key)).await;
+        let read = read_checked(self.archive.as_ref(), &blob_name(source, key), &self.retry).await;
         let (bytes, info, _) = match read {
             Ok(Some(x)) => x,
             Ok(None) => return Ok(None),

@@ -4,8 +4,8 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::failover::RunStatus;
-use crate::storage::{read_all, BlobStore, Condition, PutOptions, StorageResult};
+use crate::records::{AwsHealth, RunStatus};
+use crate::storage::{BlobStore, Condition, StorageResult};
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct SourceHealth {
@@ -31,37 +31,22 @@ pub struct SourceHealth {
     pub last_probe_error: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
-pub enum AwsHealth {
-    Healthy,
-    Degraded,
-    Outage,
-}
-
-impl AwsHealth {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AwsHealth::Healthy => "Healthy",
-            AwsHealth::Degraded => "Degraded",
-            AwsHealth::Outage => "Outage",
-        }
-    }
-}
-
 pub fn health_name(source: &str) -> String {
     format!("health/{source}.json")
 }
 
 impl SourceHealth {
     pub async fn load(state: &dyn BlobStore, source: &str) -> StorageResult<SourceHealth> {
-        Ok(match read_all(state, &health_name(source)).await? {
-            Some((bytes, _)) => serde_json::from_slice(&bytes).unwrap_or_else(|e| {
-                tracing::warn!(source, error = %e, "health state is unreadable; starting afresh");
-                SourceHealth::default()
-            }),
-            None => SourceHealth::default(),
-        }
-        .with_source(source))
+        Ok(
+            match super::get_json::<SourceHealth>(state, &health_name(source)).await? {
+                Some(doc) => doc.value.unwrap_or_else(|e| {
+                    tracing::warn!(source, error = %e, "health state is unreadable; starting afresh");
+                    SourceHealth::default()
+                }),
+                None => SourceHealth::default(),
+            }
+            .with_source(source),
+        )
     }
 
     fn with_source(mut self, source: &str) -> Self {
@@ -111,17 +96,7 @@ impl SourceHealth {
     }
 
     pub async fn save(&self, state: &dyn BlobStore) -> StorageResult<()> {
-        let body = serde_json::to_vec_pretty(self).unwrap_or_default();
-        state
-            .put(
-                &health_name(&self.source),
-                body.into(),
-                PutOptions {
-                    content_type: Some("application/json".into()),
-                    condition: Condition::None,
-                    ..Default::default()
-                },
-            )
+        super::put_json(state, &health_name(&self.source), self, Condition::None, None)
             .await
             .map(|_| ())
     }

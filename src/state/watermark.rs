@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::storage::{read_all, BlobStore, Condition, PutOptions, StorageResult};
+use crate::storage::{BlobStore, Condition, StorageResult};
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct WatermarkDoc {
@@ -61,13 +61,13 @@ pub fn watermark_name(source: &str, account: &str, region: &str) -> String {
 
 /// The document and the ETag to write it back with (None: it does not exist yet).
 pub async fn load(state: &dyn BlobStore, name: &str) -> StorageResult<(WatermarkDoc, Option<String>)> {
-    match read_all(state, name).await? {
-        Some((bytes, info)) => match serde_json::from_slice(&bytes) {
-            Ok(doc) => Ok((doc, Some(info.etag))),
+    match super::get_json::<WatermarkDoc>(state, name).await? {
+        Some(doc) => match doc.value {
+            Ok(value) => Ok((value, Some(doc.etag))),
             Err(e) => {
                 // Unreadable state costs a longer listing, never a skipped file.
                 tracing::warn!(name, error = %e, "watermark is unreadable; listing from the start");
-                Ok((WatermarkDoc::default(), Some(info.etag)))
+                Ok((WatermarkDoc::default(), Some(doc.etag)))
             }
         },
         None => Ok((WatermarkDoc::default(), None)),
@@ -81,21 +81,38 @@ pub async fn save(
     doc: &WatermarkDoc,
     etag: Option<String>,
 ) -> StorageResult<String> {
-    let body = serde_json::to_vec_pretty(doc).unwrap_or_default();
-    state
-        .put(
-            name,
-            body.into(),
-            PutOptions {
-                content_type: Some("application/json".into()),
-                condition: match etag {
-                    Some(e) => Condition::IfMatch(e),
-                    None => Condition::IfNoneMatch,
-                },
-                ..Default::default()
-            },
-        )
-        .await
+    let condition = match etag {
+        Some(e) => Condition::IfMatch(e),
+        None => Condition::IfNoneMatch,
+    };
+    super::put_json(state, name, doc, condition, None).await
+}
+
+/// The watermark documents of one source, each with its account and region, parsed
+/// or with the reason it does not parse (each caller decides what that costs).
+pub async fn source_docs(state: &dyn BlobStore, source: &str) -> StorageResult<Vec<SourceDoc>> {
+    let folder = format!("watermarks/{source}/");
+    let mut out = Vec::new();
+    for blob in state.list(&folder).await? {
+        let Some(doc) = super::get_json::<WatermarkDoc>(state, &blob.name).await? else {
+            continue;
+        };
+        // watermarks/{source}/{account}/{region}.json
+        let rest = blob.name[folder.len()..].trim_end_matches(".json");
+        let (account, region) = rest.split_once('/').unwrap_or((rest, ""));
+        out.push(SourceDoc {
+            account: account.to_string(),
+            region: region.to_string(),
+            doc: doc.value.map_err(|e| format!("{}: {e}", blob.name)),
+        });
+    }
+    Ok(out)
+}
+
+pub struct SourceDoc {
+    pub account: String,
+    pub region: String,
+    pub doc: Result<WatermarkDoc, String>,
 }
 
 /// One listed file's fate, for computing the next mark.

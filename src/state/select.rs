@@ -1,12 +1,15 @@
-//! Choosing archived files by source, account, region, kind and time: shared by
-//! `restore` and `verify`. Lists only what it must: the streams sync has recorded
-//! (watermarks), narrowed to the selected accounts, regions and days.
+//! Choosing archived files by source, account, region, kind and time: the archive
+//! reader shared by `restore`, `verify` and `saml audit`. Lists only what it must: the
+//! streams sync has recorded (watermarks, so it lives beside them), narrowed to the
+//! selected accounts, regions and days.
 
 use std::collections::BTreeSet;
 
+use crate::cloudtrail::StreamPrefix;
 use crate::cloudtrail::{CtKey, FileKind, TimeRange};
-use crate::storage::{read_all, BlobInfo, BlobStore, StorageError};
-use crate::sync::watermark::WatermarkDoc;
+use crate::storage::{BlobInfo, BlobStore, StorageError};
+
+use super::watermark::source_docs;
 
 #[derive(Debug, Clone, Default)]
 pub struct Selection {
@@ -72,28 +75,37 @@ pub async fn select(
 async fn prefixes(state: Option<&dyn BlobStore>, selection: &Selection, source: &str) -> Vec<String> {
     let whole = vec![format!("{source}/")];
     let Some(state) = state else { return whole };
-    let docs = match state.list(&format!("watermarks/{source}/")).await {
+    let docs = match source_docs(state, source).await {
         Ok(d) if !d.is_empty() => d,
-        _ => return whole,
+        Ok(_) => return whole,
+        Err(e) => {
+            tracing::warn!(source, error = %e, "watermarks unreadable; listing the whole source");
+            return whole;
+        }
     };
     let mut streams = BTreeSet::new();
-    for d in docs {
-        let Ok(Some((bytes, _))) = read_all(state, &d.name).await else {
-            return whole;
+    for entry in docs {
+        let doc = match entry.doc {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::warn!(source, error = %e, "a watermark is unreadable; listing the whole source");
+                return whole;
+            }
         };
-        let Ok(doc) = serde_json::from_slice::<WatermarkDoc>(&bytes) else {
-            return whole;
-        };
-        streams.extend(doc.streams.into_keys());
+        for stream in doc.streams.into_keys() {
+            match StreamPrefix::parse(&stream) {
+                Some(p) => {
+                    streams.insert((stream, p));
+                }
+                None => return whole,
+            }
+        }
     }
     let mut out = Vec::new();
-    for stream in streams {
-        let Some((account, kind, region)) = stream_parts(&stream) else {
-            return whole;
-        };
-        if !selection.accounts.is_empty() && !selection.accounts.contains(&account)
-            || !selection.regions.is_empty() && !selection.regions.contains(&region)
-            || !selection.digests && kind == FileKind::Digest.folder()
+    for (stream, parsed) in streams {
+        if !selection.accounts.is_empty() && !selection.accounts.contains(&parsed.account)
+            || !selection.regions.is_empty() && !selection.regions.contains(&parsed.region)
+            || !selection.digests && parsed.kind == FileKind::Digest
         {
             continue;
         }
@@ -109,40 +121,27 @@ async fn prefixes(state: Option<&dyn BlobStore>, selection: &Selection, source: 
 }
 
 /// The regions the archive holds for these sources, from the streams sync recorded.
+/// An unreadable state container is an error, never "no regions".
 pub async fn archived_regions(state: &dyn BlobStore, sources: &[String]) -> Result<BTreeSet<String>, StorageError> {
     let mut regions = BTreeSet::new();
     for source in sources {
-        for d in state.list(&format!("watermarks/{source}/")).await? {
-            let Some((bytes, _)) = read_all(state, &d.name).await? else {
-                continue;
-            };
-            let Ok(doc) = serde_json::from_slice::<WatermarkDoc>(&bytes) else {
-                continue;
-            };
-            regions.extend(doc.streams.keys().filter_map(|s| stream_parts(s)).map(|(_, _, r)| r));
+        for entry in source_docs(state, source).await? {
+            match entry.doc {
+                Ok(doc) => regions.extend(
+                    doc.streams
+                        .keys()
+                        .filter_map(|s| StreamPrefix::parse(s))
+                        .map(|p| p.region),
+                ),
+                // The file name still names the region.
+                Err(e) => {
+                    tracing::warn!(source, error = %e, "a watermark is unreadable");
+                    regions.insert(entry.region);
+                }
+            }
         }
     }
     Ok(regions)
-}
-
-/// (account, kind folder, region) of a stream prefix `[p/]AWSLogs/[o-org/]acct/Kind/region/`.
-fn stream_parts(stream: &str) -> Option<(String, String, String)> {
-    let at = if stream.starts_with("AWSLogs/") {
-        0
-    } else {
-        stream.find("/AWSLogs/")? + 1
-    };
-    let parts: Vec<&str> = stream[at + "AWSLogs/".len()..].split('/').collect();
-    let parts = if parts.first()?.starts_with("o-") {
-        &parts[1..]
-    } else {
-        &parts[..]
-    };
-    Some((
-        parts.first()?.to_string(),
-        parts.get(1)?.to_string(),
-        parts.get(2)?.to_string(),
-    ))
 }
 
 #[cfg(test)]
@@ -150,15 +149,29 @@ mod tests {
     use super::*;
 
     #[test]
-    fn stream_parts_handle_prefixes_and_organizations() {
+    fn stream_prefixes_parse_with_prefixes_and_organizations() {
+        let p = StreamPrefix::parse("p/q/AWSLogs/o-abc/111122223333/CloudTrail-Digest/eu-west-1/").unwrap();
         assert_eq!(
-            stream_parts("p/q/AWSLogs/o-abc/111122223333/CloudTrail-Digest/eu-west-1/"),
-            Some(("111122223333".into(), "CloudTrail-Digest".into(), "eu-west-1".into()))
+            (
+                p.trail_prefix.as_str(),
+                p.org.as_deref(),
+                p.account.as_str(),
+                p.kind,
+                p.region.as_str()
+            ),
+            ("p/q", Some("o-abc"), "111122223333", FileKind::Digest, "eu-west-1")
         );
-        assert_eq!(
-            stream_parts("AWSLogs/111122223333/CloudTrail/us-east-1/"),
-            Some(("111122223333".into(), "CloudTrail".into(), "us-east-1".into()))
-        );
-        assert_eq!(stream_parts("elsewhere/"), None);
+        let p = StreamPrefix::parse("AWSLogs/111122223333/CloudTrail/us-east-1/").unwrap();
+        assert_eq!((p.trail_prefix.as_str(), p.kind), ("", FileKind::Log));
+        assert_eq!(p.key_prefix(), "AWSLogs/111122223333/CloudTrail/us-east-1/");
+        assert_eq!(StreamPrefix::parse("elsewhere/"), None);
+    }
+
+    #[test]
+    fn a_trail_prefix_may_contain_awslogs() {
+        let s = "x/AWSLogs/y/AWSLogs/111122223333/CloudTrail/us-east-1/";
+        let p = StreamPrefix::parse(s).unwrap();
+        assert_eq!(p.trail_prefix, "x/AWSLogs/y");
+        assert_eq!(p.key_prefix(), s);
     }
 }

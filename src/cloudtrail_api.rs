@@ -1,11 +1,11 @@
-//! CloudTrail's `ListPublicKeys`, the one AWS call integrity needs, done ahead of time
+//! Edge: CloudTrail's `ListPublicKeys`, the one AWS call integrity needs, done ahead of time
 //! so validation works during an outage.
 
 use async_trait::async_trait;
 use aws_sdk_cloudtrail::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use chrono::{DateTime, TimeZone, Utc};
 
-use super::{ErrorKind, StorageError, StorageResult};
+use crate::storage::{ErrorKind, StorageError, StorageResult};
 
 /// A public key as `ListPublicKeys` returns it.
 #[derive(Debug, Clone)]

@@ -1,0 +1,395 @@
+# Log Analytics: the TrailVault_CL table (every column of the contract's "Records"), the data
+# collection endpoint and rule the Logs Ingestion API posts to, the workbook and the alerts.
+
+locals {
+  create_workspace = var.log_analytics_workspace_id == null
+  workspace_id     = local.create_workspace ? azurerm_log_analytics_workspace.trailvault[0].id : var.log_analytics_workspace_id
+  # The workspace GUID (customerId) for the query API: [log_analytics] workspace_id.
+  workspace_guid = local.create_workspace ? azurerm_log_analytics_workspace.trailvault[0].workspace_id : data.azurerm_log_analytics_workspace.existing[0].workspace_id
+
+  stream_name = "Custom-TrailVault_CL"
+
+  # The configured sources as KQL string literals: a source that sends no record at all
+  # still shows in the backup-gap alert.
+  kql_sources = join(", ", [for s in var.sources : jsonencode(s.name)])
+}
+
+resource "azurerm_log_analytics_workspace" "trailvault" {
+  count               = local.create_workspace ? 1 : 0
+  name                = "log-${var.name_prefix}"
+  resource_group_name = local.resource_group_name
+  location            = var.location
+  sku                 = "PerGB2018"
+  retention_in_days   = var.log_analytics_retention_days
+  tags                = var.tags
+}
+
+data "azurerm_log_analytics_workspace" "existing" {
+  count               = local.create_workspace ? 0 : 1
+  name                = element(split("/", var.log_analytics_workspace_id), 8)
+  resource_group_name = element(split("/", var.log_analytics_workspace_id), 4)
+}
+
+# The contract's table. TargetSeconds (the configured max_gap, on SyncRun records) is the
+# version-3 addition. A schema change means changing this table and the stream declaration
+# below together; tests/config_examples.rs checks both against the contract.
+resource "azurerm_log_analytics_workspace_table_custom_log" "trailvault" {
+  name              = "TrailVault_CL"
+  workspace_id      = local.workspace_id
+  display_name      = "trailvault records"
+  description       = "SyncRun, Verify, Restore, Heartbeat, SamlAudit and Failover records sent by trailvault."
+  plan              = "Analytics"
+  retention_in_days = var.log_analytics_retention_days
+
+  column {
+    name = "TimeGenerated"
+    type = "datetime"
+  }
+  column {
+    name = "RecordId"
+    type = "string"
+  }
+  column {
+    name = "RecordType"
+    type = "string"
+  }
+  column {
+    name = "RunId"
+    type = "string"
+  }
+  column {
+    name = "Source"
+    type = "string"
+  }
+  column {
+    name = "Account"
+    type = "string"
+  }
+  column {
+    name = "Region"
+    type = "string"
+  }
+  column {
+    name = "Status"
+    type = "string"
+  }
+  column {
+    name = "FilesCopied"
+    type = "long"
+  }
+  column {
+    name = "BytesCopied"
+    type = "long"
+  }
+  column {
+    name = "FilesSkipped"
+    type = "long"
+  }
+  column {
+    name = "FilesFailed"
+    type = "long"
+  }
+  column {
+    name = "BackupGapSeconds"
+    type = "long"
+  }
+  column {
+    name = "TargetSeconds"
+    type = "long"
+  }
+  column {
+    name = "NewestFileTime"
+    type = "datetime"
+  }
+  column {
+    name = "DurationSeconds"
+    type = "real"
+  }
+  column {
+    name = "AwsHealth"
+    type = "string"
+  }
+  column {
+    name = "Message"
+    type = "string"
+  }
+  column {
+    name = "Details"
+    type = "dynamic"
+  }
+}
+
+resource "azurerm_monitor_data_collection_endpoint" "trailvault" {
+  name                          = "dce-${var.name_prefix}"
+  resource_group_name           = local.resource_group_name
+  location                      = var.location
+  public_network_access_enabled = true
+  description                   = "Logs Ingestion endpoint for trailvault ([log_analytics] ingestion_endpoint)"
+  tags                          = var.tags
+}
+
+resource "azurerm_monitor_data_collection_rule" "trailvault" {
+  name                        = "dcr-${var.name_prefix}"
+  resource_group_name         = local.resource_group_name
+  location                    = var.location
+  data_collection_endpoint_id = azurerm_monitor_data_collection_endpoint.trailvault.id
+  description                 = "trailvault records into TrailVault_CL"
+
+  destinations {
+    log_analytics {
+      workspace_resource_id = local.workspace_id
+      name                  = "trailvault-workspace"
+    }
+  }
+
+  data_flow {
+    streams       = ["Custom-TrailVault_CL"]
+    destinations  = ["trailvault-workspace"]
+    transform_kql = "source"
+    output_stream = "Custom-TrailVault_CL"
+  }
+
+  stream_declaration {
+    stream_name = "Custom-TrailVault_CL"
+
+    column {
+      name = "TimeGenerated"
+      type = "datetime"
+    }
+    column {
+      name = "RecordId"
+      type = "string"
+    }
+    column {
+      name = "RecordType"
+      type = "string"
+    }
+    column {
+      name = "RunId"
+      type = "string"
+    }
+    column {
+      name = "Source"
+      type = "string"
+    }
+    column {
+      name = "Account"
+      type = "string"
+    }
+    column {
+      name = "Region"
+      type = "string"
+    }
+    column {
+      name = "Status"
+      type = "string"
+    }
+    column {
+      name = "FilesCopied"
+      type = "long"
+    }
+    column {
+      name = "BytesCopied"
+      type = "long"
+    }
+    column {
+      name = "FilesSkipped"
+      type = "long"
+    }
+    column {
+      name = "FilesFailed"
+      type = "long"
+    }
+    column {
+      name = "BackupGapSeconds"
+      type = "long"
+    }
+    column {
+      name = "TargetSeconds"
+      type = "long"
+    }
+    column {
+      name = "NewestFileTime"
+      type = "datetime"
+    }
+    column {
+      name = "DurationSeconds"
+      type = "real"
+    }
+    column {
+      name = "AwsHealth"
+      type = "string"
+    }
+    column {
+      name = "Message"
+      type = "string"
+    }
+    column {
+      name = "Details"
+      type = "dynamic"
+    }
+  }
+
+  tags = var.tags
+
+  # The output stream's table must exist before the rule points at it.
+  depends_on = [azurerm_log_analytics_workspace_table_custom_log.trailvault]
+}
+
+# --- Workbook ---------------------------------------------------------------------------
+
+resource "azurerm_application_insights_workbook" "trailvault" {
+  # The resource name must be a GUID; uuidv5 keeps it stable across applies.
+  name                = uuidv5("url", "https://trailvault/${var.resource_group_name}/${var.name_prefix}/workbook")
+  resource_group_name = local.resource_group_name
+  location            = var.location
+  display_name        = "trailvault: CloudTrail archive in Azure"
+  category            = "workbook"
+  description         = "Backup gap, runs, integrity, restores, federated sign-in findings and AWS health from TrailVault_CL."
+  source_id           = lower(local.workspace_id)
+  # The workbook file as is, with this workspace as its fallback resource: the Workspace
+  # parameter's default ("value::1") then picks it.
+  data_json = jsonencode(merge(jsondecode(file("${path.module}/../../../workbooks/trailvault.workbook.json")), {
+    fallbackResourceIds = [local.workspace_id]
+  }))
+  tags = var.tags
+}
+
+# --- Alerts -----------------------------------------------------------------------------
+
+resource "azurerm_monitor_action_group" "trailvault" {
+  name                = "ag-${var.name_prefix}"
+  resource_group_name = local.resource_group_name
+  location            = "global"
+  short_name          = "trailvault"
+
+  dynamic "email_receiver" {
+    for_each = var.alert_email_addresses
+    content {
+      name                    = "email-${email_receiver.key}"
+      email_address           = email_receiver.value
+      use_common_alert_schema = true
+    }
+  }
+
+  dynamic "webhook_receiver" {
+    for_each = var.alert_webhook_url == "" ? [] : [var.alert_webhook_url]
+    content {
+      name                    = "webhook"
+      service_uri             = webhook_receiver.value
+      use_common_alert_schema = true
+    }
+  }
+
+  tags = var.tags
+}
+
+# A source whose backup gap (now minus the start of its last complete run) is over the
+# target its own records carry (TargetSeconds; the configured max_gap for records written
+# before that column existed). It looks back two days, longer than the target, so a source
+# whose runs keep failing, or whose last complete run fell out of the window, still fires;
+# every configured source is listed, so one that sends nothing at all fires too.
+resource "azurerm_monitor_scheduled_query_rules_alert_v2" "backup_gap" {
+  name                 = "alert-${var.name_prefix}-backup-gap"
+  resource_group_name  = local.resource_group_name
+  location             = var.location
+  display_name         = "trailvault: backup gap over target"
+  description          = "A CloudTrail source's backup gap is over max_gap (${var.max_gap}). Run `trailvault status` and check the last SyncRun's Message."
+  scopes               = [local.workspace_id]
+  severity             = var.alert_severity
+  evaluation_frequency = "PT15M"
+  window_duration      = "PT15M"
+  # The query's own ago() bounds it; the override lets it see beyond the evaluation window.
+  query_time_range_override = "P2D"
+  auto_mitigation_enabled   = true
+
+  criteria {
+    query                   = <<-KQL
+      let Expected = datatable(Source: string) [${local.kql_sources}];
+      let Runs = TrailVault_CL
+      | where TimeGenerated > ago(2d)
+      | where RecordType == "SyncRun"
+      | summarize arg_max(TimeGenerated, *) by RecordId
+      | extend Complete = tobool(Details.complete), Started = TimeGenerated - DurationSeconds * 1s
+      | summarize LastCompleteStart = maxif(Started, Complete == true), arg_max(TimeGenerated, TargetSeconds) by Source;
+      Expected
+      | join kind=fullouter Runs on Source
+      | extend Source = coalesce(Source, Source1)
+      | extend Target = coalesce(TargetSeconds, ${local.max_gap_seconds})
+      | extend GapSeconds = datetime_diff("second", now(), LastCompleteStart)
+      | where isnull(LastCompleteStart) or GapSeconds > Target
+      | project Source, GapSeconds, Target, LastCompleteStart
+    KQL
+    time_aggregation_method = "Count"
+    operator                = "GreaterThan"
+    threshold               = 0
+
+    dimension {
+      name     = "Source"
+      operator = "Include"
+      values   = ["*"]
+    }
+
+    failing_periods {
+      minimum_failing_periods_to_trigger_alert = 1
+      number_of_evaluation_periods             = 1
+    }
+  }
+
+  action {
+    action_groups = [azurerm_monitor_action_group.trailvault.id]
+    custom_properties = {
+      runbook = "trailvault status --json; see deploy/terraform/README.md"
+    }
+  }
+
+  tags = var.tags
+
+  depends_on = [azurerm_log_analytics_workspace_table_custom_log.trailvault]
+}
+
+# No SyncRun record at all within max_gap: the schedule stopped, the compute is down, or
+# records cannot reach Log Analytics (then they wait in the state container's spool/).
+# Failed timer runs are not retried, so this is the missed-run (absent) rule.
+resource "azurerm_monitor_scheduled_query_rules_alert_v2" "no_sync_run" {
+  name                      = "alert-${var.name_prefix}-no-sync-run"
+  resource_group_name       = local.resource_group_name
+  location                  = var.location
+  display_name              = "trailvault: no SyncRun within max_gap"
+  description               = "No trailvault SyncRun record has arrived for ${var.max_gap}. Check the Function App or Container Apps Job runs and the spool."
+  scopes                    = [local.workspace_id]
+  severity                  = var.alert_severity
+  evaluation_frequency      = "PT15M"
+  window_duration           = "PT15M"
+  query_time_range_override = "P2D"
+  auto_mitigation_enabled   = true
+
+  criteria {
+    query                   = <<-KQL
+      TrailVault_CL
+      | where TimeGenerated > ago(${local.max_gap_seconds}s)
+      | where RecordType == "SyncRun"
+      | summarize Runs = dcount(RecordId)
+    KQL
+    time_aggregation_method = "Maximum"
+    metric_measure_column   = "Runs"
+    operator                = "LessThan"
+    threshold               = 1
+
+    failing_periods {
+      minimum_failing_periods_to_trigger_alert = 1
+      number_of_evaluation_periods             = 1
+    }
+  }
+
+  action {
+    action_groups = [azurerm_monitor_action_group.trailvault.id]
+    custom_properties = {
+      runbook = "trailvault status --json; see deploy/terraform/README.md"
+    }
+  }
+
+  tags = var.tags
+
+  depends_on = [azurerm_log_analytics_workspace_table_custom_log.trailvault]
+}

@@ -1,0 +1,570 @@
+#!/usr/bin/env python3
+"""Static check of deploy/terraform against the contract (Terraform cannot fetch providers here,
+so `terraform validate` cannot run: this parses the HCL with python-hcl2 instead).
+
+Usage: scripts/check-terraform.py [--terraform-dir DIR] [--workbook FILE] [--contract FILE]
+
+Checks:
+- every .tf file parses; every variable has a description; versions.tf pins its providers;
+- TrailVault_CL (table) and the DCR stream declaration both carry exactly the contract's columns
+  with their types (the contract's "Records" plus version 3's TargetSeconds long); the DCR sends
+  stream Custom-TrailVault_CL to output stream Custom-TrailVault_CL;
+- Storage Blob Data roles are scoped to the containers, never to the storage account; the DCR
+  role is Monitoring Metrics Publisher on the DCR;
+- immutability is a container-level policy on the archive container only (no account-level
+  policy, none on the state container); TLS 1.2, no public blobs, shared keys off by default;
+- the AWS OIDC provider's issuer is https://sts.windows.net/{tenant_id}/ with the token audience
+  as client ID; the role trusts sts:AssumeRoleWithWebIdentity only with aud and sub conditions;
+  its policy is least privilege (ListBucket with an s3:prefix condition, GetObject under the
+  prefix, kms:Decrypt only when a key is set, cloudtrail:ListPublicKeys, no wildcard actions);
+- the alerts (backup gap over target, no SyncRun within max_gap), the DCR transform and the
+  workbook analyse clean with Microsoft's Kusto language service (scripts/check-kql.js);
+- the workbook's backup-gap tile has its own time context and takes its target from the records;
+- the compute sits behind boolean variables; the rendered trailvault.toml template has the
+  contract's keys (rendered here with sample values and parsed as TOML);
+- `terraform fmt -check -recursive` when terraform is on PATH (skipped, and said so, when not:
+  it cannot be installed from the package registries).
+
+Exit 0 when every check passes, 1 when one fails, 2 when python-hcl2 or node is missing.
+"""
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tomllib
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+try:
+    import hcl2
+    from hcl2 import SerializationOptions
+except ImportError:  # pragma: no cover - reported to the caller
+    print("python-hcl2 is missing: run `make deps` (it installs into .tools/venv)", file=sys.stderr)
+    sys.exit(2)
+
+# ../shared/contract.md, "Records", plus "Clarifications of version 3": TargetSeconds long.
+CONTRACT_COLUMNS = [
+    ("TimeGenerated", "datetime"), ("RecordId", "string"), ("RecordType", "string"),
+    ("RunId", "string"), ("Source", "string"), ("Account", "string"), ("Region", "string"),
+    ("Status", "string"), ("FilesCopied", "long"), ("BytesCopied", "long"),
+    ("FilesSkipped", "long"), ("FilesFailed", "long"), ("BackupGapSeconds", "long"),
+    ("TargetSeconds", "long"), ("NewestFileTime", "datetime"), ("DurationSeconds", "real"),
+    ("AwsHealth", "string"), ("Message", "string"), ("Details", "dynamic"),
+]
+STREAM = "Custom-TrailVault_CL"
+OPTIONS = SerializationOptions(
+    with_comments=False, explicit_blocks=False, preserve_heredocs=False, strip_string_quotes=True
+)
+
+
+class Checker:
+    def __init__(self):
+        self.passed = 0
+        self.failed = 0
+
+    def check(self, ok, what):
+        if ok:
+            self.passed += 1
+            print(f"ok: {what}")
+        else:
+            self.failed += 1
+            print(f"FAIL: {what}")
+        return ok
+
+
+def load_module(path):
+    """Every top-level block of every .tf file in a folder, merged: {kind: [...]}."""
+    merged = {}
+    for name in sorted(os.listdir(path)):
+        if not name.endswith(".tf"):
+            continue
+        with open(os.path.join(path, name), encoding="utf-8") as f:
+            doc = hcl2.load(f, serialization_options=OPTIONS)
+        for kind, blocks in doc.items():
+            merged.setdefault(kind, []).extend(blocks)
+    return merged
+
+
+def resources(module, rtype, kind="resource"):
+    """{name: body} of every `kind "rtype" "name"` block."""
+    out = {}
+    for block in module.get(kind, []):
+        for t, named in block.items():
+            if t == rtype:
+                out.update(named)
+    return out
+
+
+def one(value):
+    """A nested block comes back as a list of bodies; most appear once."""
+    if isinstance(value, list):
+        return value[0] if value else {}
+    return value or {}
+
+
+def locals_of(module):
+    out = {}
+    for block in module.get("locals", []):
+        out.update(block)
+    return out
+
+
+def variables_of(module):
+    out = {}
+    for block in module.get("variable", []):
+        out.update(block)
+    return out
+
+
+def hcl_unescape(s):
+    return s.replace('\\"', '"').replace("\\\\", "\\")
+
+
+def columns(blocks):
+    return [(c.get("name"), c.get("type")) for c in blocks or []]
+
+
+def contract_columns(contract_path, c):
+    """The contract's columns parsed from contract.md, when it is there, must match the list above."""
+    if not contract_path or not os.path.exists(contract_path):
+        print(f"note: {contract_path or 'contract.md'} not found; using the built-in column list")
+        return CONTRACT_COLUMNS
+    text = open(contract_path, encoding="utf-8").read()
+    m = re.search(r"## Records \(Log Analytics table `TrailVault_CL`.*?\n(.*?)\n## ", text, re.S)
+    parsed = re.findall(r"`([A-Za-z]+)` (datetime|string|long|real|dynamic|int|boolean)\b", m.group(1) if m else "")
+    if re.search(r"`TargetSeconds` long", text):
+        parsed.append(("TargetSeconds", "long"))
+    c.check(
+        sorted(parsed) == sorted(CONTRACT_COLUMNS),
+        f"the contract's Records columns (+ TargetSeconds) are the ones checked here ({len(parsed)} parsed)",
+    )
+    return CONTRACT_COLUMNS
+
+
+def render_template(text, values):
+    """Enough of Terraform's template language for trailvault.toml.tftpl: ${x}, ${s.x},
+    %{ for s in xs }, %{ if x != "" }, %{ endfor }, %{ endif }."""
+    lines = text.splitlines()
+    out = []
+
+    def subst(line, scope):
+        def repl(m):
+            expr = m.group(1).strip()
+            cur = scope
+            for part in expr.split("."):
+                cur = cur[part]
+            return str(cur)
+
+        return re.sub(r"\$\{([^}]*)\}", repl, line)
+
+    def run(block, scope):
+        i = 0
+        while i < len(block):
+            line = block[i]
+            d = re.match(r"\s*%\{~?\s*(for|if)\s+(.*?)\s*~?\}\s*$", line)
+            if d:
+                depth, j = 1, i + 1
+                while depth:
+                    if re.match(r"\s*%\{~?\s*(for|if)\b", block[j]):
+                        depth += 1
+                    elif re.match(r"\s*%\{~?\s*end(for|if)\b", block[j]):
+                        depth -= 1
+                    j += 1
+                body = block[i + 1 : j - 1]
+                if d.group(1) == "for":
+                    var, _, seq = d.group(2).partition(" in ")
+                    for item in scope[seq.strip()]:
+                        run(body, {**scope, var.strip(): item})
+                else:
+                    name, _, rhs = d.group(2).partition("!=")
+                    if str(scope[name.strip()]) != json.loads(rhs.strip()):
+                        run(body, scope)
+                i = j
+                continue
+            out.append(subst(line, scope))
+            i += 1
+
+    run(lines, values)
+    return "\n".join(out) + "\n"
+
+
+def check_azure(azure, root, c, columns_wanted, kql):
+    mod = load_module(azure)
+    c.check(bool(mod.get("resource")), f"{azure}: every .tf file parses")
+    local = locals_of(mod)
+    var = variables_of(mod)
+
+    # --- table and DCR -----------------------------------------------------------------
+    tables = resources(mod, "azurerm_log_analytics_workspace_table_custom_log")
+    table = next((t for t in tables.values() if t.get("name") == "TrailVault_CL"), None)
+    c.check(table is not None, "table TrailVault_CL (azurerm_log_analytics_workspace_table_custom_log)")
+    if table:
+        got = columns(table.get("column"))
+        missing = [x for x in columns_wanted if x not in got]
+        extra = [x for x in got if x not in columns_wanted]
+        c.check(not missing and not extra, f"TrailVault_CL has every contract column with its type (missing {missing}, extra {extra})")
+        c.check(table.get("plan", "Analytics") == "Analytics", "TrailVault_CL is an Analytics table")
+
+    dcrs = resources(mod, "azurerm_monitor_data_collection_rule")
+    c.check(len(dcrs) == 1, "one data collection rule")
+    for name, dcr in dcrs.items():
+        decls = dcr.get("stream_declaration") or []
+        decl = next((d for d in decls if d.get("stream_name") == STREAM), None)
+        c.check(decl is not None, f"DCR {name} declares stream {STREAM}")
+        if decl:
+            got = columns(decl.get("column"))
+            missing = [x for x in columns_wanted if x not in got]
+            extra = [x for x in got if x not in columns_wanted]
+            c.check(not missing and not extra, f"DCR stream declaration has every contract column with its type (missing {missing}, extra {extra})")
+        flow = one(dcr.get("data_flow"))
+        c.check(flow.get("output_stream") == STREAM, f"DCR output stream is {STREAM} (got {flow.get('output_stream')})")
+        streams = [local.get(s[len("${local."):-1], s) if s.startswith("${local.") else s for s in flow.get("streams", [])]
+        c.check(streams == [STREAM], f"DCR data flow reads stream {STREAM} (got {streams})")
+        c.check(bool(flow.get("transform_kql")), "DCR data flow has a transformKql")
+        kql.append({"name": f"dcr {name} transform_kql", "query": hcl_unescape(flow.get("transform_kql", "")), "input": "source"})
+        dest = one(one(dcr.get("destinations")).get("log_analytics"))
+        c.check(dest.get("name") in flow.get("destinations", []), "DCR data flow goes to its Log Analytics destination")
+        c.check("data_collection_endpoint_id" in dcr, "DCR is tied to the data collection endpoint")
+    c.check(bool(resources(mod, "azurerm_monitor_data_collection_endpoint")), "a data collection endpoint")
+
+    # --- storage ------------------------------------------------------------------------
+    accounts = resources(mod, "azurerm_storage_account")
+    archive_account = accounts.get("archive", {})
+    c.check(bool(archive_account), "storage account `archive`")
+    c.check(archive_account.get("min_tls_version") == "TLS1_2", "archive account: min_tls_version TLS1_2")
+    c.check(archive_account.get("allow_nested_items_to_be_public") is False, "archive account: no public blob access")
+    sak = archive_account.get("shared_access_key_enabled")
+    sak_default = var.get("shared_access_key_enabled", {}).get("default") if sak == "${var.shared_access_key_enabled}" else sak
+    c.check(sak_default is False, "archive account: shared keys off by default")
+    for n, acct in accounts.items():
+        c.check("immutability_policy" not in acct, f"storage account {n}: no account-level immutability (it would lock the state container)")
+
+    containers = resources(mod, "azurerm_storage_container")
+    c.check({"archive", "state"} <= set(containers), "containers `archive` and `state`")
+    c.check(containers.get("archive", {}).get("name") == "${var.archive_container_name}", "archive container is named by var.archive_container_name")
+    c.check(containers.get("state", {}).get("name") == "${var.state_container_name}", "state container is named by var.state_container_name")
+    for n, ct in containers.items():
+        c.check(ct.get("container_access_type", "private") == "private", f"container {n} is private")
+    policies = resources(mod, "azurerm_storage_container_immutability_policy")
+    targets = [p.get("storage_container_resource_manager_id", "") for p in policies.values()]
+    c.check(any("azurerm_storage_container.archive." in t for t in targets), "immutability policy on the archive container")
+    c.check(not any("azurerm_storage_container.state." in t for t in targets), "no immutability policy on the state container")
+    c.check(all("azurerm_storage_container.archive." in t for t in targets), "every immutability policy is the archive container's")
+    for p in policies.values():
+        c.check(p.get("immutability_period_in_days") == "${var.immutability_retention_days}", "retention days come from a variable")
+
+    # --- roles --------------------------------------------------------------------------
+    roles = resources(mod, "azurerm_role_assignment")
+    for n, r in roles.items():
+        scope = str(r.get("scope", ""))
+        c.check("azurerm_storage_account." not in scope, f"role assignment {n} is not scoped to a storage account")
+        if str(r.get("role_definition_name", "")).startswith("Storage Blob Data"):
+            c.check(scope.startswith("${azurerm_storage_container."), f"role assignment {n} ({r.get('role_definition_name')}) is scoped to a container ({scope})")
+    blob_scopes = {r["scope"] for r in roles.values() if r.get("role_definition_name") == "Storage Blob Data Contributor"}
+    c.check(
+        blob_scopes == {"${azurerm_storage_container.archive.id}", "${azurerm_storage_container.state.id}"},
+        f"Storage Blob Data Contributor on exactly the two containers ({sorted(blob_scopes)})",
+    )
+    mmp = [r for r in roles.values() if r.get("role_definition_name") == "Monitoring Metrics Publisher"]
+    c.check(
+        len(mmp) == 1 and str(mmp[0].get("scope", "")).startswith("${azurerm_monitor_data_collection_rule."),
+        "Monitoring Metrics Publisher on the DCR",
+    )
+    uai = "${azurerm_user_assigned_identity.trailvault.principal_id}"
+    c.check(all(r.get("principal_id") == uai for r in roles.values()), "every role goes to the user-assigned identity")
+
+    # --- alerts -------------------------------------------------------------------------
+    alerts = resources(mod, "azurerm_monitor_scheduled_query_rules_alert_v2")
+    c.check(len(alerts) >= 2, f"two scheduled query alerts (got {len(alerts)})")
+    queries = {}
+    for n, a in alerts.items():
+        crit = one(a.get("criteria"))
+        q = hcl_unescape(crit.get("query", ""))
+        queries[n] = q
+        # What the queries may interpolate, and sample values for the analysis.
+        samples = {"local.max_gap_seconds": "28800", "local.kql_sources": '"org-trail", "seoul"'}
+        unknown = [m for m in re.findall(r"\$\{([^}]*)\}", q) if m.strip() not in samples]
+        c.check(not unknown, f"alert {n}: its query interpolates only {sorted(samples)} ({unknown})")
+        for k, v in samples.items():
+            q = q.replace("${" + k + "}", v)
+        kql.append({"name": f"alert {n}", "query": q})
+        c.check(bool(one(a.get("action")).get("action_groups")), f"alert {n} notifies an action group")
+        c.check(a.get("scopes") == ["${local.workspace_id}"], f"alert {n} is scoped to the workspace")
+    gap = [n for n, q in queries.items() if "TargetSeconds" in q and "max_gap_seconds" in q]
+    c.check(bool(gap), "an alert compares the backup gap with TargetSeconds (the configured max_gap as fallback)")
+    c.check(any("${local.kql_sources}" in queries[n] for n in gap), "the backup-gap alert lists every configured source")
+    absent = [
+        n for n, a in alerts.items()
+        if "ago(${local.max_gap_seconds}s)" in queries[n] and '"SyncRun"' in queries[n]
+        and one(a.get("criteria")).get("operator") == "LessThan"
+    ]
+    c.check(bool(absent), "an alert fires when no SyncRun arrived within max_gap")
+    groups = resources(mod, "azurerm_monitor_action_group")
+    ag = next(iter(groups.values()), {})
+    dyn = {list(d.keys())[0] for d in ag.get("dynamic", [])} if isinstance(ag.get("dynamic"), list) else set()
+    c.check({"email_receiver", "webhook_receiver"} <= dyn, "action group has email and webhook receivers")
+    c.check("alert_webhook_url" in var and "alert_email_addresses" in var, "email and webhook are variables")
+
+    # --- workbook -----------------------------------------------------------------------
+    books = resources(mod, "azurerm_application_insights_workbook")
+    c.check(len(books) == 1, "the workbook resource")
+    for n, b in books.items():
+        c.check(bool(b.get("display_name")), f"workbook {n} has display_name")
+        c.check("workbooks/trailvault.workbook.json" in str(b.get("data_json", "")), f"workbook {n} is workbooks/trailvault.workbook.json")
+        path = re.search(r'file\("\$\{path\.module\}/([^"]+)"\)', str(b.get("data_json", "")))
+        c.check(bool(path) and os.path.exists(os.path.join(azure, path.group(1))), f"workbook {n}: data_json's file exists")
+
+    # --- compute ------------------------------------------------------------------------
+    def gated(rtype, flag):
+        rs = resources(mod, rtype)
+        return bool(rs) and all(flag in str(r.get("count", "")) for r in rs.values())
+
+    c.check(gated("azurerm_linux_function_app", "var.deploy_function_app"), "the Function App is behind var.deploy_function_app")
+    c.check(gated("azurerm_container_app", "var.deploy_container_app"), "the Container App is behind var.deploy_container_app")
+    c.check(gated("azurerm_container_app_job", "var.deploy_container_app_job"), "the Container Apps Job is behind var.deploy_container_app_job")
+    for flag in ("deploy_function_app", "deploy_container_app", "deploy_container_app_job"):
+        c.check(var.get(flag, {}).get("type") in ("bool", "${bool}"), f"var.{flag} is a bool")
+    for n, app in resources(mod, "azurerm_container_app").items():
+        c.check(one(app.get("template")).get("min_replicas") == 1, f"container app {n}: min_replicas 1")
+    for rtype in ("azurerm_linux_function_app", "azurerm_container_app", "azurerm_container_app_job"):
+        for n, r in resources(mod, rtype).items():
+            ident = one(r.get("identity"))
+            c.check(ident.get("identity_ids") == ["${azurerm_user_assigned_identity.trailvault.id}"], f"{rtype}.{n} runs as the user-assigned identity")
+            text = json.dumps(r).replace("local.common_settings", json.dumps(local.get("common_settings", {})))
+            c.check("AZURE_CLIENT_ID" in text and "TRAILVAULT_" in text, f"{rtype}.{n} gets AZURE_CLIENT_ID and TRAILVAULT_* settings")
+    for n, j in resources(mod, "azurerm_container_app_job").items():
+        c.check(bool(one(j.get("schedule_trigger_config")).get("cron_expression")), f"container app job {n} runs on a schedule")
+    fa = next(iter(resources(mod, "azurerm_linux_function_app").values()), {})
+    stack = one(one(fa.get("site_config")).get("application_stack"))
+    c.check(stack.get("use_custom_runtime") is True, "the Function App is a custom handler (use_custom_runtime)")
+
+    # --- rendered trailvault.toml -------------------------------------------------------
+    tpl = os.path.join(azure, "trailvault.toml.tftpl")
+    c.check(os.path.exists(tpl), "trailvault.toml.tftpl")
+    if os.path.exists(tpl):
+        sample = {
+            "sources": [{"name": "org-trail", "bucket": "org-trail-logs", "region": "us-east-1", "prefix": ""}],
+            "account_url": "https://examplevault.blob.core.windows.net",
+            "archive_container": "cloudtrail-archive", "state_container": "trailvault-state",
+            "client_id": "00000000-0000-0000-0000-000000000001", "max_gap": "8h",
+            "sync_schedule": "0 0 */8 * * *", "verify_schedule": "0 30 1 * * *",
+            "aws_role_arn": "arn:aws:iam::111122223333:role/trailvault-reader",
+            "token_audience": "api://AzureADTokenExchange",
+            "ingestion_endpoint": "https://dce.westeurope-1.ingest.monitor.azure.com",
+            "dcr_immutable_id": "dcr-0123456789abcdef0123456789abcdef", "stream": STREAM,
+            "workspace_id": "00000000-0000-0000-0000-000000000002",
+        }
+        used = set(re.findall(r"templatefile\([^,]+,\s*\{(.*?)\}\)", json.dumps(local), re.S))
+        try:
+            doc = tomllib.loads(render_template(open(tpl, encoding="utf-8").read(), sample))
+            aws = doc.get("aws", {})
+            la = doc.get("log_analytics", {})
+            c.check(doc.get("source", [{}])[0].get("bucket") == "org-trail-logs", "rendered toml: [[source]]")
+            c.check(doc.get("target", {}).get("managed_identity_client_id") == sample["client_id"], "rendered toml: [target] with the identity's client ID")
+            c.check(
+                aws.get("auth") == "azure-federated" and aws.get("role_arn") == sample["aws_role_arn"]
+                and aws.get("azure_credential") == "managed-identity" and aws.get("token_audience") == sample["token_audience"],
+                "rendered toml: [aws] auth = azure-federated, role_arn, azure_credential, token_audience",
+            )
+            c.check(
+                set(la) >= {"ingestion_endpoint", "dcr_immutable_id", "stream", "workspace_id"} and la.get("stream") == STREAM,
+                "rendered toml: [log_analytics] ingestion_endpoint, dcr_immutable_id, stream, workspace_id",
+            )
+            c.check(doc.get("sync", {}).get("max_gap") == "8h", "rendered toml: [sync] max_gap")
+            no_aws = tomllib.loads(render_template(open(tpl, encoding="utf-8").read(), {**sample, "aws_role_arn": ""}))
+            c.check("aws" not in no_aws, "rendered toml without aws_role_arn has no [aws] section")
+        except (tomllib.TOMLDecodeError, KeyError) as e:
+            c.check(False, f"rendered toml parses ({e})")
+        del used
+        outputs = {}
+        for block in mod.get("output", []):
+            outputs.update(block)
+        c.check("trailvault_toml" in outputs, "output trailvault_toml")
+        c.check("templatefile(" in str(local.get("trailvault_toml", "")) and "trailvault.toml.tftpl" in str(local.get("trailvault_toml", "")), "trailvault_toml is rendered with templatefile")
+    return mod
+
+
+def check_aws(aws_dir, c):
+    mod = load_module(aws_dir)
+    c.check(bool(mod.get("resource")), f"{aws_dir}: every .tf file parses")
+    local = locals_of(mod)
+    var = variables_of(mod)
+
+    providers = resources(mod, "aws_iam_openid_connect_provider")
+    prov = next(iter(providers.values()), {})
+    url = prov.get("url", "")
+    if url.startswith("${local.") and url.endswith("}"):
+        url = local.get(url[len("${local."):-1], url)
+    host = local.get("issuer_host", "")
+    url = url.replace("${local.issuer_host}", host)
+    c.check(url == "https://sts.windows.net/${var.azure_tenant_id}/", f"OIDC provider issuer is https://sts.windows.net/{{tenant_id}}/ (got {url})")
+    c.check(prov.get("client_id_list") == ["${var.token_audience}"], "OIDC provider client ID list is the token audience")
+    c.check(var.get("token_audience", {}).get("default") == "api://AzureADTokenExchange", "token audience defaults to api://AzureADTokenExchange")
+
+    docs = resources(mod, "aws_iam_policy_document", kind="data")
+    roles = resources(mod, "aws_iam_role")
+    reader = roles.get("reader", {})
+    c.check(reader.get("assume_role_policy") == "${data.aws_iam_policy_document.trust.json}", "the sync role's trust policy is data.aws_iam_policy_document.trust")
+    trust = docs.get("trust", {})
+    stmts = trust.get("statement", [])
+    c.check(len(stmts) == 1, "the trust policy has one statement")
+    for s in stmts:
+        c.check(s.get("actions") == ["sts:AssumeRoleWithWebIdentity"], "trust allows only sts:AssumeRoleWithWebIdentity")
+        p = one(s.get("principals"))
+        c.check(p.get("type") == "Federated" and p.get("identifiers") == ["${local.oidc_provider_arn}"], "trust principal is the OIDC provider")
+        conds = {cond.get("variable", "").replace("${local.issuer_host}", host): cond for cond in s.get("condition", [])}
+        aud = conds.get("sts.windows.net/${var.azure_tenant_id}/:aud", {})
+        sub = conds.get("sts.windows.net/${var.azure_tenant_id}/:sub", {})
+        c.check(aud.get("test") == "StringEquals" and aud.get("values") == ["${var.token_audience}"], "trust condition: aud equals the token audience")
+        c.check(sub.get("test") == "StringEquals" and sub.get("values") == ["${var.azure_principal_id}"], "trust condition: sub equals the managed identity's principal ID")
+    policy = docs.get("reader", {})
+    statements = list(policy.get("statement", []))
+    dynamic = []
+    for d in policy.get("dynamic", []) if isinstance(policy.get("dynamic"), list) else []:
+        st = one(d.get("statement"))
+        dynamic.append({"for_each": st.get("for_each"), "content": one(st.get("content"))})
+    actions = {a for s in statements for a in s.get("actions", [])}
+    c.check(actions == {"s3:ListBucket", "s3:GetObject", "cloudtrail:ListPublicKeys"}, f"reader policy: ListBucket, GetObject, ListPublicKeys (got {sorted(actions)})")
+    for s in statements + [d.get("content", {}) for d in dynamic]:
+        for a in s.get("actions", []):
+            c.check("*" not in a, f"no wildcard action ({a})")
+    lb = next((s for s in statements if "s3:ListBucket" in s.get("actions", [])), {})
+    c.check(any(cnd.get("variable") == "s3:prefix" for cnd in lb.get("condition", [])), "ListBucket is limited by an s3:prefix condition")
+    c.check(lb.get("resources") == ["arn:aws:s3:::${var.trail_bucket}"], "ListBucket on the trail bucket")
+    go = next((s for s in statements if "s3:GetObject" in s.get("actions", [])), {})
+    c.check(all(r.startswith("arn:aws:s3:::${var.trail_bucket}/${local.awslogs_root}") for r in go.get("resources", ["x"])), "GetObject only under the trail's prefix")
+    kms = [d for d in dynamic if "kms:Decrypt" in d.get("content", {}).get("actions", [])]
+    c.check(len(kms) == 1 and "var.trail_kms_key_arn" in str(kms[0].get("for_each")), "kms:Decrypt only when trail_kms_key_arn is set")
+    c.check(kms and kms[0]["content"].get("resources") == ["${statement.value}"], "kms:Decrypt on that key only")
+    restore = roles.get("restore", {})
+    c.check("var.create_restore_role" in str(restore.get("count", "")), "the restore role is optional (var.create_restore_role)")
+    rdoc = docs.get("restore", {})
+    ractions = {a for s in rdoc.get("statement", []) for a in s.get("actions", [])}
+    c.check("s3:PutObject" in ractions, "the restore role can s3:PutObject")
+    c.check("s3:PutObject" not in actions, "the sync role cannot write")
+    return mod
+
+
+def check_common(module_dir, mod, c):
+    for name, v in variables_of(mod).items():
+        c.check(bool(v.get("description")), f"{os.path.basename(module_dir)}: variable {name} has a description")
+    tf = [b for b in mod.get("terraform", [])]
+    req = [one(b.get("required_providers")) for b in tf]
+    c.check(any(req), f"{os.path.basename(module_dir)}: versions.tf has required_providers")
+
+
+def check_workbook(path, c):
+    wb = json.load(open(path, encoding="utf-8"))
+    items = wb.get("items", [])
+    gap = next((i for i in items if i.get("name") == "backup-gap"), None)
+    c.check(gap is not None, "workbook: a backup-gap item")
+    if gap:
+        content = gap["content"]
+        c.check("timeContextFromParameter" not in content and content.get("timeContext", {}).get("durationMs", 0) >= 86400000 * 31, "workbook: backup-gap has its own 31-day time context, not the picker")
+        q = content.get("query", "")
+        c.check("TargetSeconds" in q and "{TimeRange" not in q, "workbook: backup-gap takes its target from TargetSeconds")
+        c.check(not re.search(r"\b(8\.0|28800)\b", q), "workbook: no constant 8 h target in the backup-gap query")
+
+
+def tf_console(tf, expr):
+    """Evaluate an expression with `terraform console` in an empty folder: built-in functions
+    (templatefile, jsonencode, ...) need no provider, so this works offline."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as d:
+        run = subprocess.run(
+            [tf, "console"], input=f"jsonencode({expr})\n", capture_output=True, text=True, cwd=d,
+            env={**os.environ, "TF_CLI_CONFIG_FILE": os.devnull, "CHECKPOINT_DISABLE": "1"},
+        )
+    if run.returncode != 0:
+        raise RuntimeError(run.stderr.strip())
+    return json.loads(json.loads(run.stdout.strip()))
+
+
+def check_with_terraform_console(tf, terraform_dir, c):
+    """The Terraform functions the modules rely on, evaluated by Terraform itself."""
+    azure = os.path.join(terraform_dir, "azure")
+    mod = load_module(azure)
+    local = locals_of(mod)
+    try:
+        # max_gap ("8h") to seconds, exactly as locals.max_gap_seconds computes it.
+        unit = local["max_gap_unit"][2:-1].replace("var.max_gap", '"{g}"')
+        secs = local["max_gap_seconds"][2:-1].replace("local.max_gap_unit", "(" + unit + ")").replace("var.max_gap", '"{g}"')
+        got = {g: tf_console(tf, secs.replace("{g}", g)) for g in ("8h", "90m", "1d", "45s")}
+        c.check(got == {"8h": 28800, "90m": 5400, "1d": 86400, "45s": 45}, f"terraform console: max_gap_seconds ({got})")
+        srcs = local["kql_sources"][2:-1].replace("var.sources", '[{name = "org-trail"}, {name = "seoul"}]')
+        c.check(tf_console(tf, srcs) == '"org-trail", "seoul"', "terraform console: kql_sources renders KQL string literals")
+        cron = local["job_cron"][2:-1].replace("var.sync_schedule", '"0 0 */8 * * *"')
+        c.check(tf_console(tf, cron) == "0 */8 * * *", "terraform console: the job cron drops the seconds field")
+        tpl = os.path.join(azure, "trailvault.toml.tftpl")
+        values = {
+            "sources": [{"name": "org-trail", "bucket": "org-trail-logs", "region": "us-east-1", "prefix": ""},
+                        {"name": "seoul", "bucket": "seoul-logs", "region": "ap-northeast-2", "prefix": "ct"}],
+            "account_url": "https://examplevault.blob.core.windows.net", "archive_container": "cloudtrail-archive",
+            "state_container": "trailvault-state", "client_id": "cid", "max_gap": "8h",
+            "sync_schedule": "0 0 */8 * * *", "verify_schedule": "0 30 1 * * *",
+            "aws_role_arn": "arn:aws:iam::111122223333:role/trailvault-reader",
+            "token_audience": "api://AzureADTokenExchange", "ingestion_endpoint": "https://dce.example",
+            "dcr_immutable_id": "dcr-1", "stream": STREAM, "workspace_id": "w",
+        }
+        text = tf_console(tf, f"templatefile({json.dumps(tpl)}, jsondecode({json.dumps(json.dumps(values))}))")
+        doc = tomllib.loads(text)
+        mine = tomllib.loads(render_template(open(tpl, encoding="utf-8").read(), values))
+        c.check(doc == mine and len(doc["source"]) == 2 and doc["aws"]["auth"] == "azure-federated",
+                "terraform console: templatefile renders trailvault.toml.tftpl to the TOML checked above")
+    except (RuntimeError, KeyError, ValueError, tomllib.TOMLDecodeError) as e:
+        c.check(False, f"terraform console: {e}")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--terraform-dir", default=os.path.join(ROOT, "deploy", "terraform"))
+    ap.add_argument("--workbook", default=os.path.join(ROOT, "workbooks", "trailvault.workbook.json"))
+    ap.add_argument("--contract", default=os.path.join(os.path.dirname(ROOT), "shared", "contract.md"))
+    args = ap.parse_args()
+    c = Checker()
+    if shutil.which("node") is None:
+        print("node is missing: install Node.js 20 and run `make deps`", file=sys.stderr)
+        return 2
+
+    wanted = contract_columns(args.contract, c)
+    kql = []
+    azure = os.path.join(args.terraform_dir, "azure")
+    aws = os.path.join(args.terraform_dir, "aws")
+    try:
+        amod = check_azure(azure, ROOT, c, wanted, kql)
+        check_common(azure, amod, c)
+        wmod = check_aws(aws, c)
+        check_common(aws, wmod, c)
+    except Exception as e:  # a parse error is a failed check, with the reason
+        c.check(False, f"parse: {type(e).__name__}: {e}")
+    check_workbook(args.workbook, c)
+
+    kql_js = os.path.join(ROOT, "scripts", "check-kql.js")
+    schema = json.loads(subprocess.run(["node", kql_js, "--print-schema"], capture_output=True, text=True).stdout or "[]")
+    c.check([tuple(x) for x in schema] == wanted, "check-kql.js's schema is the contract's columns")
+    run = subprocess.run(
+        ["node", kql_js, args.workbook, "-"], input=json.dumps({"queries": kql}), capture_output=True, text=True
+    )
+    sys.stdout.write(run.stdout)
+    sys.stdout.write(run.stderr)
+    c.check(run.returncode == 0 and len(kql) >= 3, f"the alerts', the DCR transform's and the workbook's KQL analyse clean ({len(kql)} from Terraform)")
+
+    tf = shutil.which("terraform")
+    if tf:
+        fmt = subprocess.run([tf, "fmt", "-check", "-recursive", args.terraform_dir], capture_output=True, text=True)
+        c.check(fmt.returncode == 0, f"terraform fmt -check -recursive {args.terraform_dir} {fmt.stdout.strip()}")
+        check_with_terraform_console(tf, args.terraform_dir, c)
+    else:
+        print("SKIPPED: terraform fmt -check and console (terraform is not on PATH; it is not in the package registries)")
+
+    print(f"check-terraform: {c.passed + c.failed} checks, {c.failed} failures")
+    return 0 if c.failed == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,92 @@
+//! The one place where an outcome becomes an exit code: errors by their [`Fault`],
+//! finished runs by what they found.
+
+use crate::failover::restore::RestoreReport;
+use crate::failover::status::StatusReport;
+use crate::fault::Fault;
+use crate::federation::audit::AuditReport;
+use crate::integrity::verify::VerifyReport;
+use crate::records::RunStatus;
+use crate::sync::SyncReport;
+
+pub const EXIT_OK: u8 = 0;
+pub const EXIT_FAILED: u8 = 1;
+pub const EXIT_USAGE: u8 = 2;
+pub const EXIT_CHECK_FAILED: u8 = 3;
+
+pub fn for_fault(fault: Fault) -> u8 {
+    match fault {
+        Fault::Usage | Fault::Config => EXIT_USAGE,
+        Fault::Failed => EXIT_FAILED,
+        Fault::Integrity => EXIT_CHECK_FAILED,
+    }
+}
+
+/// What a finished command found, as the contract's exit code (3 over 1 over 0).
+pub trait Verdict {
+    fn exit_code(&self) -> u8;
+}
+
+impl Verdict for SyncReport {
+    fn exit_code(&self) -> u8 {
+        match self.status {
+            RunStatus::Succeeded => EXIT_OK,
+            _ => EXIT_FAILED,
+        }
+    }
+}
+
+impl Verdict for RestoreReport {
+    fn exit_code(&self) -> u8 {
+        if !self.corrupted.is_empty() {
+            EXIT_CHECK_FAILED
+        } else if self.status() == RunStatus::Succeeded {
+            EXIT_OK
+        } else {
+            EXIT_FAILED
+        }
+    }
+}
+
+impl Verdict for VerifyReport {
+    fn exit_code(&self) -> u8 {
+        if self.ok {
+            EXIT_OK
+        } else {
+            EXIT_CHECK_FAILED
+        }
+    }
+}
+
+impl Verdict for StatusReport {
+    fn exit_code(&self) -> u8 {
+        if self.ok {
+            EXIT_OK
+        } else {
+            EXIT_CHECK_FAILED
+        }
+    }
+}
+
+impl Verdict for AuditReport {
+    fn exit_code(&self) -> u8 {
+        if self.has_high() {
+            EXIT_CHECK_FAILED
+        } else {
+            EXIT_OK
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn faults_map_to_the_contract_codes() {
+        assert_eq!(for_fault(Fault::Usage), 2);
+        assert_eq!(for_fault(Fault::Config), 2);
+        assert_eq!(for_fault(Fault::Failed), 1);
+        assert_eq!(for_fault(Fault::Integrity), 3);
+    }
+}

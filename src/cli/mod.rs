@@ -1,0 +1,280 @@
+//! Runtime: the command line (the contract's surface). `args` parses and validates,
+//! `app` wires the jobs, `render` prints, and `exit` turns each outcome into an exit
+//! code. This file only dispatches.
+
+pub mod args;
+pub mod exit;
+pub mod render;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+pub use args::Cli;
+use args::{Command, ConfigCommand, KeysCommand, RestoreArgs, SamlCommand, SyncArgs, VerifyArgs};
+use exit::Verdict;
+pub use exit::{EXIT_CHECK_FAILED, EXIT_FAILED, EXIT_OK, EXIT_USAGE};
+use render::{print, ConfigCheckDoc, ErrorDoc, KeysFetchDoc, KeysImportDoc, SamlRejectedDoc};
+
+use crate::app::{self, AppError};
+use crate::config::{Config, ConfigError, ProcessEnv};
+use crate::fault::{Classify, Fault};
+use crate::progress::{self, NoProgress, Progress};
+use crate::telemetry;
+
+/// Every error a command can end with; each says its [`Fault`], which decides the exit code.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("{0}")]
+    Usage(String),
+    #[error(transparent)]
+    App(#[from] AppError),
+    #[error(transparent)]
+    Sync(#[from] crate::sync::SyncError),
+    #[error(transparent)]
+    Restore(#[from] crate::failover::restore::RestoreError),
+    #[error(transparent)]
+    Verify(#[from] crate::integrity::verify::VerifyError),
+    #[error(transparent)]
+    Audit(#[from] crate::federation::audit::AuditError),
+    #[error(transparent)]
+    Daemon(#[from] crate::serve::daemon::DaemonError),
+    #[error(transparent)]
+    Functions(#[from] crate::serve::functions::FunctionsError),
+    /// The replay cache file could not be read or written.
+    #[error("{0}")]
+    ReplayCache(String),
+}
+
+impl Classify for CliError {
+    fn fault(&self) -> Fault {
+        match self {
+            CliError::Config(e) => e.fault(),
+            CliError::Usage(_) => Fault::Usage,
+            CliError::App(e) => e.fault(),
+            CliError::Sync(e) => e.fault(),
+            CliError::Restore(e) => e.fault(),
+            CliError::Verify(e) => e.fault(),
+            CliError::Audit(e) => e.fault(),
+            CliError::Daemon(e) => e.fault(),
+            CliError::Functions(e) => e.fault(),
+            CliError::ReplayCache(_) => Fault::Failed,
+        }
+    }
+}
+
+impl CliError {
+    pub fn exit_code(&self) -> u8 {
+        exit::for_fault(self.fault())
+    }
+}
+
+/// Runs a parsed command line; returns the process exit code.
+pub async fn run(cli: Cli) -> u8 {
+    telemetry::init(cli.log_format, cli.verbose as i8 - cli.quiet as i8);
+    let json = cli.command.wants_json();
+    match dispatch(&cli, json).await {
+        Ok(code) => code,
+        Err(e) => {
+            let code = e.exit_code();
+            let message = e.to_string();
+            tracing::error!(exit_code = code, "{message}");
+            if json {
+                print(
+                    &ErrorDoc {
+                        error: message,
+                        exit_code: code,
+                    },
+                    true,
+                );
+            } else {
+                eprintln!("trailvault: {message}");
+            }
+            code
+        }
+    }
+}
+
+async fn dispatch(cli: &Cli, json: bool) -> Result<u8, CliError> {
+    match &cli.command {
+        Command::Config {
+            command: ConfigCommand::Check { .. },
+        } => {
+            let config = load_config(cli)?;
+            print(&ConfigCheckDoc::of(&config), json);
+            Ok(EXIT_OK)
+        }
+        Command::Sync(args) => sync(cli, args).await,
+        Command::Restore(args) => restore(cli, args).await,
+        Command::Verify(args) => verify(cli, args).await,
+        Command::Keys {
+            command: KeysCommand::Import { region, files, .. },
+        } => keys_import(cli, region, files, json).await,
+        Command::Keys {
+            command: KeysCommand::Fetch { since, regions, .. },
+        } => keys_fetch(cli, since, regions, json).await,
+        Command::Saml {
+            command:
+                SamlCommand::Validate {
+                    file,
+                    at,
+                    replay_cache,
+                    require_grant,
+                    ..
+                },
+        } => saml_validate(cli, file.as_deref(), at, replay_cache.as_deref(), *require_grant, json).await,
+        Command::Saml {
+            command: SamlCommand::Audit {
+                since, until, sources, ..
+            },
+        } => {
+            let config = load_config(cli)?;
+            let job = app::audit_job(&config, sources, args::time_range(since, until)?)?;
+            let report = job.run().await?;
+            app::publish_run(&config, &report.run_id).await;
+            print(&report, json);
+            Ok(report.exit_code())
+        }
+        Command::Status { from, .. } => {
+            let config = load_config(cli)?;
+            let report = app::status(&config, (*from).into(), chrono::Utc::now()).await?;
+            print(&report, json);
+            Ok(report.exit_code())
+        }
+        Command::Daemon { listen, shutdown_grace } => {
+            let config = load_config(cli)?;
+            crate::serve::daemon::run(config, *listen, *shutdown_grace).await?;
+            Ok(EXIT_OK)
+        }
+        Command::Functions { shutdown_grace } => {
+            // A bad config must not stop the handler from answering the host; invocations report it.
+            let config = Config::load(&cli.config, &ProcessEnv);
+            let port = std::env::var(crate::serve::functions::PORT_ENV).ok();
+            crate::serve::functions::run(config, port, *shutdown_grace).await?;
+            Ok(EXIT_OK)
+        }
+    }
+}
+
+fn load_config(cli: &Cli) -> Result<Config, CliError> {
+    Ok(Config::load(&cli.config, &ProcessEnv)?)
+}
+
+async fn sync(cli: &Cli, args: &SyncArgs) -> Result<u8, CliError> {
+    let config = load_config(cli)?;
+    let progress: Arc<dyn Progress> = if args.dry_run {
+        Arc::new(NoProgress)
+    } else {
+        progress::for_stderr("sync")
+    };
+    let job = app::sync_job(&config, &args.sources, args.dry_run, progress).await?;
+    let report = job.run().await?;
+    if !args.dry_run {
+        app::publish_run(&config, &report.run_id).await;
+    }
+    print(&report, args.json);
+    Ok(report.exit_code())
+}
+
+async fn keys_import(cli: &Cli, region: &str, files: &[PathBuf], json: bool) -> Result<u8, CliError> {
+    let config = load_config(cli)?;
+    config.require_target("keys import")?;
+    let region = args::region("region", region)?;
+    let imported = app::keys_import(&config, &region, files).await?;
+    print(&KeysImportDoc { imported }, json);
+    Ok(EXIT_OK)
+}
+
+async fn keys_fetch(cli: &Cli, since: &Option<String>, extra: &[String], json: bool) -> Result<u8, CliError> {
+    let config = load_config(cli)?;
+    config.require_target("keys fetch")?;
+    let default_start = crate::cloudtrail::parse_time("2015-01-01").map_err(CliError::Usage)?;
+    let start = args::time_or("since", since, default_start)?;
+    let extra = extra
+        .iter()
+        .map(|r| args::region("region", r))
+        .collect::<Result<Vec<_>, _>>()?;
+    let (regions, keys) = app::keys_fetch(&config, start, &extra).await?;
+    print(&KeysFetchDoc { regions, keys }, json);
+    Ok(EXIT_OK)
+}
+
+async fn saml_validate(
+    cli: &Cli,
+    file: Option<&std::path::Path>,
+    at: &Option<String>,
+    replay_cache: Option<&std::path::Path>,
+    require_grant: bool,
+    json: bool,
+) -> Result<u8, CliError> {
+    use std::io::Read;
+    crate::federation::saml_support().map_err(|m| CliError::Usage(m.to_string()))?;
+    let config = load_config(cli)?;
+    let at = args::time_or("at", at, chrono::Utc::now())?;
+    let mut validator = app::federation_validator(&config).await?;
+    validator.require_grant = require_grant;
+    let mut input = Vec::new();
+    // One byte over the cap is enough to refuse the input as too large.
+    let cap = crate::federation::validate::MAX_INPUT_BYTES as u64 + 1;
+    match file {
+        None => std::io::stdin().take(cap).read_to_end(&mut input),
+        Some(p) if p.as_os_str() == "-" => std::io::stdin().take(cap).read_to_end(&mut input),
+        Some(p) => std::fs::File::open(p).and_then(|f| f.take(cap).read_to_end(&mut input)),
+    }
+    .map_err(|e| CliError::Usage(format!("cannot read the SAMLResponse: {e}")))?;
+    let mut cache = match replay_cache {
+        Some(p) => Some(crate::federation::replay::ReplayCache::load(p).map_err(CliError::ReplayCache)?),
+        None => None,
+    };
+    let result =
+        crate::federation::validate::decode_input(&input).and_then(|xml| validator.validate(&xml, at, cache.as_mut()));
+    if let Some(c) = &cache {
+        c.save().map_err(CliError::ReplayCache)?;
+    }
+    match result {
+        Ok(ok) => {
+            print(&ok, json);
+            Ok(EXIT_OK)
+        }
+        Err(rejection) => {
+            print(
+                &SamlRejectedDoc {
+                    valid: false,
+                    rejection: &rejection,
+                },
+                json,
+            );
+            Ok(EXIT_CHECK_FAILED)
+        }
+    }
+}
+
+async fn verify(cli: &Cli, args: &VerifyArgs) -> Result<u8, CliError> {
+    let config = load_config(cli)?;
+    let sources = app::archived_sources(&config, &args.sources, "verify")?;
+    let range = args::time_range(&args.since, &args.until)?;
+    let job = app::verify_job(&config, sources, range)?;
+    let report = job.run().await?;
+    app::publish_run(&config, &report.run_id).await;
+    print(&report, args.json);
+    Ok(report.exit_code())
+}
+
+async fn restore(cli: &Cli, args: &RestoreArgs) -> Result<u8, CliError> {
+    let config = load_config(cli)?;
+    config.require_target("restore")?;
+    let progress: Arc<dyn Progress> = if args.json || args.dry_run {
+        Arc::new(NoProgress)
+    } else {
+        progress::for_stderr("restore")
+    };
+    let request = args.request(progress)?;
+    let job = app::restore_job(&config, request).await?;
+    let report = job.run().await?;
+    if !report.dry_run {
+        app::publish_run(&config, &report.run_id).await;
+    }
+    print(&report, args.json);
+    Ok(report.exit_code())
+}

@@ -1,0 +1,419 @@
+//! Rendering: every document a command prints, as a serde struct (for `--json`) and
+//! as text beside it. Writes end quietly when stdout is closed (`| head`).
+
+use std::io::Write;
+
+use serde::Serialize;
+
+use crate::config::Config;
+use crate::failover::restore::RestoreReport;
+use crate::failover::status::StatusReport;
+use crate::federation::audit::AuditReport;
+use crate::federation::validate::{Accepted, Rejection};
+use crate::integrity::keys::ImportedKey;
+use crate::integrity::verify::VerifyReport;
+use crate::sync::SyncReport;
+
+/// A document a command prints: one JSON document with `--json`, text otherwise.
+pub trait Render: Serialize {
+    fn text(&self) -> String;
+}
+
+/// Prints `doc` on stdout. A closed pipe ends the output quietly; the exit code still
+/// says what the command found.
+pub fn print<T: Render + ?Sized>(doc: &T, json: bool) {
+    let body = if json {
+        match serde_json::to_string_pretty(doc) {
+            Ok(s) => s + "\n",
+            Err(e) => {
+                eprintln!("trailvault: cannot print JSON: {e}");
+                return;
+            }
+        }
+    } else {
+        doc.text()
+    };
+    write_stdout(&body);
+}
+
+fn write_stdout(body: &str) {
+    let mut out = std::io::stdout().lock();
+    let written = out.write_all(body.as_bytes()).and_then(|_| out.flush());
+    if let Err(e) = written {
+        if e.kind() != std::io::ErrorKind::BrokenPipe {
+            eprintln!("trailvault: cannot write to stdout: {e}");
+        }
+    }
+}
+
+/// `{"error", "exit_code"}`: a command that failed before it had a report.
+#[derive(Debug, Serialize)]
+pub struct ErrorDoc {
+    pub error: String,
+    pub exit_code: u8,
+}
+
+impl Render for ErrorDoc {
+    fn text(&self) -> String {
+        String::new()
+    }
+}
+
+macro_rules! lines {
+    ($out:ident, $($arg:tt)*) => {{
+        use std::fmt::Write as _;
+        let _ = writeln!($out, $($arg)*);
+    }};
+}
+
+#[derive(Debug, Serialize)]
+pub struct ConfigCheckDoc {
+    pub ok: bool,
+    pub config: std::path::PathBuf,
+    pub sources: Vec<ConfigSourceDoc>,
+    pub target: Option<ConfigTargetDoc>,
+    pub federation: bool,
+    pub log_analytics: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ConfigSourceDoc {
+    pub name: String,
+    pub bucket: String,
+    pub region: String,
+    pub prefix: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ConfigTargetDoc {
+    pub account_url: String,
+    pub container: String,
+    pub state_container: String,
+    pub auth: String,
+}
+
+impl ConfigCheckDoc {
+    pub fn of(config: &Config) -> Self {
+        Self {
+            ok: true,
+            config: config.path.clone(),
+            sources: config
+                .sources
+                .iter()
+                .map(|s| ConfigSourceDoc {
+                    name: s.name.clone(),
+                    bucket: s.bucket.clone(),
+                    region: s.region.clone(),
+                    prefix: s.prefix.clone(),
+                })
+                .collect(),
+            target: config.target.as_ref().map(|t| ConfigTargetDoc {
+                account_url: t.account_url.as_str().to_string(),
+                container: t.container.clone(),
+                state_container: t.state_container.clone(),
+                auth: t.auth.kind().to_string(),
+            }),
+            federation: config.federation.is_some(),
+            log_analytics: config.log_analytics.is_some(),
+        }
+    }
+}
+
+impl Render for ConfigCheckDoc {
+    fn text(&self) -> String {
+        let mut out = String::new();
+        lines!(out, "{}: OK", self.config.display());
+        for s in &self.sources {
+            lines!(
+                out,
+                "  source {}: s3://{}/{} ({})",
+                s.name,
+                s.bucket,
+                s.prefix,
+                s.region
+            );
+        }
+        if let Some(t) = &self.target {
+            lines!(
+                out,
+                "  target {}/{} (state: {}), auth {}",
+                t.account_url,
+                t.container,
+                t.state_container,
+                t.auth
+            );
+        }
+        out
+    }
+}
+
+impl Render for SyncReport {
+    fn text(&self) -> String {
+        self.summary_lines().into_iter().map(|l| l + "\n").collect()
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct KeysImportDoc {
+    pub imported: Vec<ImportedKey>,
+}
+
+impl Render for KeysImportDoc {
+    fn text(&self) -> String {
+        let mut out = String::new();
+        for k in &self.imported {
+            lines!(
+                out,
+                "{}: {} key {} ({:?}) -> {}",
+                k.file,
+                k.region,
+                k.fingerprint,
+                k.encoding,
+                if k.new { k.blob.as_str() } else { "already archived" }
+            );
+        }
+        out
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct KeysFetchDoc {
+    pub regions: Vec<String>,
+    pub keys: Vec<ImportedKey>,
+}
+
+impl Render for KeysFetchDoc {
+    fn text(&self) -> String {
+        let mut out = String::new();
+        lines!(out, "fetched {} keys for {}", self.keys.len(), self.regions.join(", "));
+        for k in &self.keys {
+            lines!(
+                out,
+                "  {} {} {}",
+                k.region,
+                k.fingerprint,
+                if k.new { "archived" } else { "already archived" }
+            );
+        }
+        out
+    }
+}
+
+impl Render for Accepted {
+    fn text(&self) -> String {
+        let mut out = String::new();
+        lines!(out, "valid SAML response {} from {}", self.assertion_id, self.issuer);
+        lines!(
+            out,
+            "  subject {} session {} duration {:?}",
+            self.subject,
+            self.session_name,
+            self.session_duration
+        );
+        match &self.groups {
+            Some(g) => lines!(out, "  groups {}", g.join(", ")),
+            None => lines!(out, "  groups unknown (Entra sent the overage claim)"),
+        }
+        for r in &self.roles {
+            lines!(
+                out,
+                "  role {} via {}{}",
+                r.role_arn,
+                r.provider_arn,
+                if r.granted {
+                    ""
+                } else {
+                    "  NOT GRANTED by the role mapping"
+                }
+            );
+        }
+        out
+    }
+}
+
+/// `{"valid": false, "reason", "detail"}`
+#[derive(Debug, Serialize)]
+pub struct SamlRejectedDoc<'a> {
+    pub valid: bool,
+    #[serde(flatten)]
+    pub rejection: &'a Rejection,
+}
+
+impl Render for SamlRejectedDoc<'_> {
+    fn text(&self) -> String {
+        format!(
+            "invalid SAML response: {:?}: {}\n",
+            self.rejection.reason, self.rejection.detail
+        )
+    }
+}
+
+impl Render for StatusReport {
+    fn text(&self) -> String {
+        let mut out = String::new();
+        lines!(
+            out,
+            "status at {} (target: backup gap at most {} s)",
+            self.generated_at,
+            self.max_gap_seconds
+        );
+        for s in &self.sources {
+            lines!(
+                out,
+                "  {}: {} backup gap {}, last complete run started {}, last run {:?}{}",
+                s.name,
+                if s.within_target { "OK" } else { "OVER TARGET" },
+                s.backup_gap_seconds
+                    .map(|g| format!("{g} s"))
+                    .unwrap_or_else(|| "unknown (no complete run yet)".into()),
+                s.last_success_started_at
+                    .map(|t| t.to_rfc3339())
+                    .unwrap_or_else(|| "never".into()),
+                s.last_run_status,
+                if s.run_in_progress { ", a sync is running" } else { "" }
+            );
+            for a in &s.accounts {
+                lines!(
+                    out,
+                    "    {} {}: newest file {}, {} logs not yet covered by a digest",
+                    a.account,
+                    a.region,
+                    a.newest_file_time.map(|t| t.to_rfc3339()).unwrap_or_default(),
+                    a.files_not_covered_by_digest
+                );
+            }
+        }
+        out
+    }
+}
+
+impl Render for AuditReport {
+    fn text(&self) -> String {
+        let mut out = String::new();
+        lines!(
+            out,
+            "saml audit {}: {} events in {} log files, {} subjects",
+            self.run_id,
+            self.events,
+            self.files_read,
+            self.subjects.len()
+        );
+        for s in &self.subjects {
+            lines!(
+                out,
+                "  {}: roles {}; from {}; {} .. {}; {} failures",
+                s.subject,
+                s.roles.join(", "),
+                s.source_ips.join(", "),
+                s.first,
+                s.last,
+                s.failures
+            );
+        }
+        for f in &self.findings {
+            lines!(
+                out,
+                "  {:?} {} {} {}: {}",
+                f.severity,
+                f.kind,
+                f.time,
+                f.subject,
+                f.detail
+            );
+        }
+        out
+    }
+}
+
+impl Render for VerifyReport {
+    fn text(&self) -> String {
+        let mut out = String::new();
+        lines!(
+            out,
+            "verify {}: {} ({} blobs, {} digests, {} logs checked; {} chain starts; {} logs awaiting their digest; {:.1} MB/s)",
+            self.run_id,
+            if self.ok { "OK" } else { "PROBLEMS FOUND" },
+            self.checked.blobs,
+            self.checked.digests,
+            self.checked.logs,
+            self.chain_starts,
+            self.logs_awaiting_digest,
+            self.bytes_per_second / 1e6
+        );
+        for p in &self.problems {
+            lines!(
+                out,
+                "  {:?} {} {}: {}",
+                p.kind,
+                p.time.as_deref().unwrap_or("-"),
+                p.key,
+                p.detail
+            );
+        }
+        out
+    }
+}
+
+impl Render for RestoreReport {
+    fn text(&self) -> String {
+        let mut out = String::new();
+        lines!(
+            out,
+            "restore {} -> {}{}",
+            self.run_id,
+            self.target,
+            if self.dry_run { " (dry run: plan only)" } else { "" }
+        );
+        lines!(
+            out,
+            "  {:<10} {:<12} {:<16} {:<10} {:>7} {:>12}",
+            "source",
+            "account",
+            "region",
+            "day",
+            "files",
+            "bytes"
+        );
+        for r in &self.plan {
+            lines!(
+                out,
+                "  {:<10} {:<12} {:<16} {:<10} {:>7} {:>12}",
+                r.source,
+                r.account,
+                r.region,
+                r.day,
+                r.files,
+                r.bytes
+            );
+        }
+        lines!(
+            out,
+            "  planned: {} files, {} bytes",
+            self.planned_files,
+            self.planned_bytes
+        );
+        if !self.dry_run {
+            lines!(
+                out,
+                "  restored {} files ({} bytes), skipped {}, failed {}, corrupted {}, conflicts {} in {:.1} s",
+                self.files,
+                self.bytes,
+                self.skipped,
+                self.failed,
+                self.corrupted.len(),
+                self.conflicts.len(),
+                self.seconds
+            );
+            for k in &self.corrupted {
+                lines!(out, "    corrupted in the archive (not restored): {k}");
+            }
+            for k in &self.conflicts {
+                lines!(out, "    different file already at the target (left as is): {k}");
+            }
+            for f in &self.failures {
+                lines!(out, "    failed: {}: {}", f.key, f.error);
+            }
+        }
+        out
+    }
+}

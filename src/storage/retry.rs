@@ -1,0 +1,384 @@
+//! One retry policy for every read and write, and the decorators that apply it to
+//! each request of any [`Source`], [`BlobStore`] or [`Sink`] (object_store's
+//! `LimitStore` pattern). Whole-file work (a copy, a restored file, a verified blob)
+//! uses the same policy through [`RetryPolicy::run`], so a body cut short or a checksum
+//! that fails on the way is fetched again instead of failing the run.
+//!
+//! Exponential backoff with full jitter (AWS Architecture Blog, "Exponential Backoff
+//! And Jitter"), at least as long as a `Retry-After` the service sent, never longer
+//! than `retry_max_delay`. These attempts stack on the SDKs' own per-request retries.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+
+use super::{
+    BlobBody, BlobInfo, BlobStore, ErrorKind, Existing, PutOptions, RestoreMeta, Sink, Source, SourceBody,
+    SourceObject, StorageError, StorageResult,
+};
+use crate::config::RetrySettings;
+
+/// The first wait's ceiling; each further attempt doubles it up to `max_delay`.
+const BASE_DELAY: Duration = Duration::from_millis(200);
+
+#[derive(Debug, Clone)]
+pub struct RetryPolicy {
+    attempts: u32,
+    max_delay: Duration,
+    base: Duration,
+    retried: Arc<AtomicU64>,
+}
+
+impl RetryPolicy {
+    pub fn new(settings: RetrySettings) -> Self {
+        Self {
+            attempts: settings.attempts.max(1),
+            max_delay: settings.max_delay,
+            base: BASE_DELAY.min(settings.max_delay),
+            retried: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    /// One attempt only: for tests and for callers that retry by themselves.
+    pub fn none() -> Self {
+        Self::new(RetrySettings {
+            attempts: 1,
+            max_delay: Duration::from_millis(10),
+        })
+    }
+
+    pub fn attempts(&self) -> u32 {
+        self.attempts
+    }
+
+    /// Attempts beyond the first, over everything this policy (and its clones) ran.
+    pub fn retries(&self) -> u64 {
+        self.retried.load(Ordering::Relaxed)
+    }
+
+    /// The wait before attempt `attempt + 1` (1-based `attempt` just failed).
+    pub fn delay(&self, attempt: u32, retry_after: Option<Duration>) -> Duration {
+        let ceiling = self
+            .base
+            .saturating_mul(1u32 << (attempt.saturating_sub(1)).min(16))
+            .min(self.max_delay);
+        let jitter = Duration::from_millis(rand::random::<u64>() % (ceiling.as_millis() as u64 + 1));
+        retry_after
+            .map_or(jitter, |asked| jitter.max(asked))
+            .min(self.max_delay)
+    }
+
+    /// Counts and waits out one failed attempt of a caller's own loop (for work whose
+    /// last failure is a result, not an error: a hash that keeps not matching).
+    pub async fn backoff(&self, operation: &'static str, attempt: u32, retry_after: Option<Duration>) {
+        let wait = self.delay(attempt, retry_after);
+        self.retried.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!(crate::telemetry::metric::RETRIES, "operation" => operation).increment(1);
+        tokio::time::sleep(wait).await;
+    }
+
+    /// Runs `attempt` until it succeeds, fails for good, or the attempts are spent.
+    /// `operation` names what is retried in logs and in `trailvault_retries_total`.
+    pub async fn run<T, F, Fut>(&self, operation: &'static str, mut attempt: F) -> StorageResult<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = StorageResult<T>>,
+    {
+        let mut n = 1;
+        loop {
+            match attempt().await {
+                Ok(v) => return Ok(v),
+                Err(e) if n < self.attempts && e.is_transient() => {
+                    let wait = self.delay(n, e.retry_after);
+                    self.retried.fetch_add(1, Ordering::Relaxed);
+                    metrics::counter!(crate::telemetry::metric::RETRIES, "operation" => operation).increment(1);
+                    tracing::debug!(operation, attempt = n, wait_ms = wait.as_millis() as u64, error = %e, "retrying");
+                    tokio::time::sleep(wait).await;
+                    n += 1;
+                }
+                Err(e) if n > 1 => {
+                    return Err(StorageError {
+                        message: format!("{} (after {n} attempts)", e.message),
+                        ..e
+                    })
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+/// `Retry-After` as seconds or an HTTP date.
+pub fn parse_retry_after(value: &str) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(Duration::from_secs(secs.min(3600)));
+    }
+    let at = chrono::DateTime::parse_from_rfc2822(value).ok()?;
+    (at.with_timezone(&chrono::Utc) - chrono::Utc::now()).to_std().ok()
+}
+
+/// A [`Source`] whose every request is retried by the policy.
+pub struct RetryingSource {
+    inner: Arc<dyn Source>,
+    policy: RetryPolicy,
+}
+
+impl RetryingSource {
+    pub fn new(inner: Arc<dyn Source>, policy: RetryPolicy) -> Self {
+        Self { inner, policy }
+    }
+}
+
+#[async_trait]
+impl Source for RetryingSource {
+    fn bucket(&self) -> &str {
+        self.inner.bucket()
+    }
+
+    async fn list(&self, prefix: &str, start_after: Option<&str>) -> StorageResult<Vec<SourceObject>> {
+        self.policy.run("list", || self.inner.list(prefix, start_after)).await
+    }
+
+    async fn list_folders(&self, prefix: &str) -> StorageResult<Vec<String>> {
+        self.policy.run("list", || self.inner.list_folders(prefix)).await
+    }
+
+    /// Retries getting the response; a body that fails later is the caller's to fetch again.
+    async fn get(&self, key: &str) -> StorageResult<SourceBody> {
+        self.policy.run("get", || self.inner.get(key)).await
+    }
+}
+
+/// A [`BlobStore`] whose every request is retried by the policy. Create-only writes stay
+/// safe: a retried write that had in fact landed answers "already exists", which the
+/// callers already compare by hash.
+pub struct RetryingStore {
+    inner: Arc<dyn BlobStore>,
+    policy: RetryPolicy,
+}
+
+impl RetryingStore {
+    pub fn new(inner: Arc<dyn BlobStore>, policy: RetryPolicy) -> Self {
+        Self { inner, policy }
+    }
+}
+
+#[async_trait]
+impl BlobStore for RetryingStore {
+    fn describe(&self) -> String {
+        self.inner.describe()
+    }
+
+    async fn ensure_container(&self) -> StorageResult<()> {
+        self.policy
+            .run("ensure container", || self.inner.ensure_container())
+            .await
+    }
+
+    async fn list(&self, prefix: &str) -> StorageResult<Vec<BlobInfo>> {
+        self.policy.run("list", || self.inner.list(prefix)).await
+    }
+
+    async fn head(&self, name: &str) -> StorageResult<Option<BlobInfo>> {
+        self.policy.run("head", || self.inner.head(name)).await
+    }
+
+    async fn get(&self, name: &str) -> StorageResult<BlobBody> {
+        self.policy.run("get", || self.inner.get(name)).await
+    }
+
+    async fn put(&self, name: &str, data: Bytes, opts: PutOptions) -> StorageResult<String> {
+        self.policy
+            .run("put", || self.inner.put(name, data.clone(), opts.clone()))
+            .await
+    }
+
+    async fn stage_block(&self, name: &str, block_id: &[u8], data: Bytes, md5: [u8; 16]) -> StorageResult<()> {
+        self.policy
+            .run("put", || self.inner.stage_block(name, block_id, data.clone(), md5))
+            .await
+    }
+
+    async fn commit_blocks(&self, name: &str, block_ids: Vec<Vec<u8>>, opts: PutOptions) -> StorageResult<String> {
+        self.policy
+            .run("put", || {
+                self.inner.commit_blocks(name, block_ids.clone(), opts.clone())
+            })
+            .await
+    }
+
+    async fn delete(&self, name: &str) -> StorageResult<()> {
+        self.policy.run("delete", || self.inner.delete(name)).await
+    }
+
+    /// Retried only when the service said no: after a lost answer a second acquire
+    /// would find our own lease and report it held by someone else.
+    async fn acquire_lease(&self, name: &str, seconds: u32) -> StorageResult<String> {
+        self.policy
+            .run("lease", || async {
+                self.inner.acquire_lease(name, seconds).await.map_err(|e| {
+                    if matches!(e.kind, ErrorKind::Throttled | ErrorKind::Unavailable) {
+                        e
+                    } else {
+                        StorageError {
+                            kind: not_transient(e.kind),
+                            ..e
+                        }
+                    }
+                })
+            })
+            .await
+    }
+
+    async fn renew_lease(&self, name: &str, lease_id: &str) -> StorageResult<()> {
+        self.policy
+            .run("lease", || self.inner.renew_lease(name, lease_id))
+            .await
+    }
+
+    async fn release_lease(&self, name: &str, lease_id: &str) -> StorageResult<()> {
+        self.policy
+            .run("lease", || self.inner.release_lease(name, lease_id))
+            .await
+    }
+}
+
+/// Keeps a kind's meaning for callers while taking it out of the retry.
+fn not_transient(kind: ErrorKind) -> ErrorKind {
+    if kind.is_transient() {
+        ErrorKind::Other
+    } else {
+        kind
+    }
+}
+
+/// A restore [`Sink`] whose requests are retried by the policy.
+pub struct RetryingSink {
+    inner: Arc<dyn Sink>,
+    policy: RetryPolicy,
+}
+
+impl RetryingSink {
+    pub fn new(inner: Arc<dyn Sink>, policy: RetryPolicy) -> Self {
+        Self { inner, policy }
+    }
+}
+
+#[async_trait]
+impl Sink for RetryingSink {
+    fn describe(&self) -> String {
+        self.inner.describe()
+    }
+
+    async fn existing(&self, key: &str) -> StorageResult<Option<Existing>> {
+        self.policy.run("head", || self.inner.existing(key)).await
+    }
+
+    async fn existing_sha256(&self, key: &str) -> StorageResult<Option<String>> {
+        self.policy.run("get", || self.inner.existing_sha256(key)).await
+    }
+
+    async fn put_new(&self, key: &str, data: Bytes, meta: &RestoreMeta) -> StorageResult<()> {
+        self.policy
+            .run("put", || self.inner.put_new(key, data.clone(), meta))
+            .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy(attempts: u32) -> RetryPolicy {
+        RetryPolicy::new(RetrySettings {
+            attempts,
+            max_delay: Duration::from_millis(20),
+        })
+    }
+
+    fn fail(kind: ErrorKind) -> StorageError {
+        StorageError::new(kind, "get", "k", "boom")
+    }
+
+    #[tokio::test]
+    async fn transient_failures_are_retried_until_the_attempts_are_spent() {
+        let p = policy(4);
+        let calls = std::sync::atomic::AtomicU32::new(0);
+        let r: StorageResult<()> = p
+            .run("get", || async {
+                calls.fetch_add(1, Ordering::SeqCst);
+                Err(fail(ErrorKind::Throttled))
+            })
+            .await;
+        let e = r.unwrap_err();
+        assert_eq!(calls.load(Ordering::SeqCst), 4);
+        assert_eq!(p.retries(), 3);
+        assert!(e.message.contains("after 4 attempts"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn a_later_success_wins_and_permanent_failures_are_not_retried() {
+        let p = policy(6);
+        let calls = std::sync::atomic::AtomicU32::new(0);
+        let r = p
+            .run("get", || async {
+                match calls.fetch_add(1, Ordering::SeqCst) {
+                    0 => Err(fail(ErrorKind::Integrity)),
+                    1 => Err(fail(ErrorKind::Unreachable)),
+                    _ => Ok(7),
+                }
+            })
+            .await;
+        assert_eq!(r.unwrap(), 7);
+        assert_eq!(p.retries(), 2);
+        for kind in [
+            ErrorKind::NotFound,
+            ErrorKind::Auth,
+            ErrorKind::AlreadyExists,
+            ErrorKind::PreconditionFailed,
+        ] {
+            let calls = std::sync::atomic::AtomicU32::new(0);
+            let r: StorageResult<()> = p
+                .run("get", || async {
+                    calls.fetch_add(1, Ordering::SeqCst);
+                    Err(fail(kind))
+                })
+                .await;
+            assert_eq!(r.unwrap_err().kind, kind);
+            assert_eq!(calls.load(Ordering::SeqCst), 1, "{kind:?} was retried");
+        }
+    }
+
+    #[test]
+    fn delays_grow_with_full_jitter_honour_retry_after_and_stay_capped() {
+        let p = RetryPolicy::new(RetrySettings {
+            attempts: 6,
+            max_delay: Duration::from_secs(2),
+        });
+        for attempt in 1..10 {
+            let ceiling = (BASE_DELAY * (1 << (attempt - 1))).min(Duration::from_secs(2));
+            for _ in 0..50 {
+                assert!(p.delay(attempt, None) <= ceiling);
+            }
+        }
+        assert!(p.delay(1, Some(Duration::from_secs(1))) >= Duration::from_secs(1));
+        assert_eq!(p.delay(1, Some(Duration::from_secs(60))), Duration::from_secs(2));
+        let spread: std::collections::BTreeSet<_> = (0..50).map(|_| p.delay(5, None)).collect();
+        assert!(spread.len() > 5, "no jitter: {spread:?}");
+    }
+
+    #[test]
+    fn retry_after_reads_seconds_and_dates() {
+        assert_eq!(parse_retry_after("3"), Some(Duration::from_secs(3)));
+        assert_eq!(parse_retry_after(" 0 "), Some(Duration::ZERO));
+        assert_eq!(parse_retry_after("soon"), None);
+        let later = (chrono::Utc::now() + chrono::Duration::seconds(30)).to_rfc2822();
+        let d = parse_retry_after(&later).unwrap();
+        assert!(d <= Duration::from_secs(30) && d >= Duration::from_secs(25), "{d:?}");
+    }
+}

@@ -1,0 +1,198 @@
+//! The floors the README describes, read from the code: each top-level module imports
+//! only from its own floor or those below, and no two top-level modules import each
+//! other (directly or through a cycle). A new module must be given a floor here.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+/// Floor of every top-level module under `src/`.
+const FLOORS: &[(&str, u8)] = &[
+    // 1 knowledge: pure
+    ("archive", 1),
+    ("cloudtrail", 1),
+    ("config", 1),
+    ("fault", 1),
+    ("progress", 1),
+    ("records", 1),
+    ("secret", 1),
+    ("telemetry", 1),
+    // 2 edges: the only code that talks to clouds and disks
+    ("cloudtrail_api", 2),
+    ("monitor", 2),
+    ("state", 2),
+    ("storage", 2),
+    // 3 domains
+    ("failover", 3),
+    ("federation", 3),
+    ("integrity", 3),
+    ("sync", 3),
+    // 4 runtime
+    ("app", 4),
+    ("cli", 4),
+    ("serve", 4),
+];
+
+/// Modules of the domain floor never import one another: each stands on the edges.
+const DOMAINS: &[&str] = &["failover", "federation", "integrity", "sync"];
+
+fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).expect("read src") {
+        let path = entry.expect("dir entry").path();
+        if path.is_dir() {
+            rust_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+}
+
+/// The top-level module a file belongs to (`src/sync/copy.rs` -> `sync`).
+fn module_of(src: &Path, file: &Path) -> Option<String> {
+    let rel = file.strip_prefix(src).ok()?;
+    let first = rel.components().next()?.as_os_str().to_str()?;
+    let name = first.strip_suffix(".rs").unwrap_or(first);
+    (!matches!(name, "lib" | "main")).then(|| name.to_string())
+}
+
+/// Every `crate::X` a file names, code only (comments are not imports).
+fn crate_refs(text: &str) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    for line in text.lines() {
+        let code = line.split("//").next().unwrap_or("");
+        let mut rest = code;
+        while let Some(at) = rest.find("crate::") {
+            let after = &rest[at + "crate::".len()..];
+            let name: String = after
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            if !name.is_empty() {
+                out.insert(name);
+            }
+            rest = after;
+        }
+        // `use crate::{a, b}` groups
+        if let Some(at) = code.find("crate::{") {
+            let inner = &code[at + "crate::{".len()..];
+            for part in inner.split([',', '}']) {
+                let name: String = part
+                    .trim()
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                    .collect();
+                if !name.is_empty() {
+                    out.insert(name);
+                }
+            }
+        }
+    }
+    out
+}
+
+fn graph() -> BTreeMap<String, BTreeSet<String>> {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    let mut edges: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for file in files {
+        let Some(module) = module_of(&src, &file) else { continue };
+        let text = std::fs::read_to_string(&file).expect("read source");
+        let targets = edges.entry(module.clone()).or_default();
+        for r in crate_refs(&text) {
+            if r != module {
+                targets.insert(r);
+            }
+        }
+    }
+    edges
+}
+
+#[test]
+fn every_module_has_a_floor() {
+    let floors: BTreeMap<&str, u8> = FLOORS.iter().copied().collect();
+    for module in graph().keys() {
+        assert!(
+            floors.contains_key(module.as_str()),
+            "src/{module} has no floor in tests/architecture.rs"
+        );
+    }
+}
+
+#[test]
+fn no_module_imports_from_a_floor_above_it_and_domains_stand_apart() {
+    let floors: BTreeMap<&str, u8> = FLOORS.iter().copied().collect();
+    let mut wrong = Vec::new();
+    for (from, targets) in graph() {
+        let Some(&f) = floors.get(from.as_str()) else { continue };
+        for to in targets {
+            let Some(&t) = floors.get(to.as_str()) else { continue };
+            if t > f {
+                wrong.push(format!("{from} (floor {f}) imports {to} (floor {t})"));
+            }
+            if DOMAINS.contains(&from.as_str()) && DOMAINS.contains(&to.as_str()) {
+                wrong.push(format!("domain {from} imports domain {to}"));
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "upward or sideways imports:\n{}", wrong.join("\n"));
+}
+
+#[test]
+fn there_are_no_cycles_between_top_level_modules() {
+    let g = graph();
+    // Depth-first search with colours; report the first cycle found.
+    fn visit(
+        node: &str,
+        g: &BTreeMap<String, BTreeSet<String>>,
+        state: &mut BTreeMap<String, u8>,
+        stack: &mut Vec<String>,
+    ) -> Option<Vec<String>> {
+        state.insert(node.to_string(), 1);
+        stack.push(node.to_string());
+        for next in g.get(node).into_iter().flatten() {
+            if !g.contains_key(next) {
+                continue;
+            }
+            match state.get(next.as_str()) {
+                Some(1) => {
+                    let at = stack.iter().position(|n| n == next).unwrap_or(0);
+                    let mut cycle = stack[at..].to_vec();
+                    cycle.push(next.clone());
+                    return Some(cycle);
+                }
+                Some(_) => {}
+                None => {
+                    if let Some(c) = visit(next, g, state, stack) {
+                        return Some(c);
+                    }
+                }
+            }
+        }
+        stack.pop();
+        state.insert(node.to_string(), 2);
+        None
+    }
+    let mut state = BTreeMap::new();
+    for node in g.keys() {
+        if !state.contains_key(node) {
+            let cycle = visit(node, &g, &mut state, &mut Vec::new());
+            assert!(cycle.is_none(), "cycle: {}", cycle.unwrap_or_default().join(" -> "));
+        }
+    }
+}
+
+#[test]
+fn integrity_lives_outside_failover() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    assert!(src.join("integrity/verify.rs").exists() && src.join("integrity/keys.rs").exists());
+    assert!(!src.join("failover/verify.rs").exists() && !src.join("failover/keys.rs").exists());
+}
+
+#[test]
+fn the_reader_sees_imports_in_groups_and_paths() {
+    let refs = crate_refs("use crate::{archive::x, state};\nlet a = crate::sync::f(); // crate::cli\n");
+    assert_eq!(
+        refs,
+        ["archive", "state", "sync"].iter().map(|s| s.to_string()).collect()
+    );
+}

@@ -1,0 +1,38 @@
+//! Everything that needs real emulators: Azurite for Blob, moto for S3, rclone as the
+//! independent checker, a fault-injecting proxy for corruption and truncation. One
+//! binary so the slow tests share a build; each test starts its own emulators. One
+//! file per domain; helpers shared across them are `pub(super)` and glob-imported here.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+use std::collections::BTreeMap;
+
+use support::ctgen::{gzip, Trail};
+use support::proxy::{Fault, Proxy};
+use support::{World, SOURCE};
+
+/// A world of fresh emulators, or an early return when they are missing outside CI
+/// (under `CI=true` a missing emulator fails the test in `World::new`).
+macro_rules! world {
+    ($bucket:expr) => {
+        match World::new($bucket).await {
+            Some(w) => w,
+            None => return,
+        }
+    };
+}
+
+mod aws_health;
+mod daemon;
+mod functions;
+mod log_analytics;
+mod resilience;
+mod restore;
+mod saml_audit;
+mod status;
+mod sync;
+mod verify;
+
+#[allow(unused_imports)]
+use {daemon::*, functions::*, restore::*, sync::*, verify::*};
