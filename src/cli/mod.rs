@@ -214,6 +214,7 @@ async fn saml_validate(
     json: bool,
 ) -> Result<u8, CliError> {
     use std::io::Read;
+    crate::federation::saml_support().map_err(|m| CliError::Usage(m.to_string()))?;
     let config = load_config(cli)?;
     let at = args::time_or("at", at, chrono::Utc::now())?;
     let mut validator = app::federation_validator(&config).await?;
