@@ -13,10 +13,12 @@ demo: deps
 # instead of skipping when CI=true and an emulator is missing), and the two packages: the
 # Functions zip built and driven as the host drives it, the container image built (from the
 # debug binary cargo test made) and its rootfs run under chroot against the emulators.
+# The cargo suite runs last, so its summary closes the output.
 test: deps lint
-	cargo test --all-targets
+	cargo build --bin trailvault
 	scripts/test-functions-package.sh
 	scripts/test-image.sh
+	cargo test --all-targets
 
 # localhost/trailvault:latest from deploy/container/Dockerfile (podman; no registry needed).
 image: deps
