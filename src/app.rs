@@ -20,7 +20,9 @@ use crate::integrity::keys::{ImportedKey, KeyError};
 use crate::integrity::verify::VerifyJob;
 use crate::progress::Progress;
 use crate::state::select::Selection;
+use crate::storage::aws_credentials::{self, AwsCredentials};
 use crate::storage::blob::open_target;
+use crate::storage::decorate::{CountingSource, CountingStore, ReadOnlyStore, RequestCounter};
 use crate::storage::folder::FolderSink;
 use crate::storage::retry::{RetryPolicy, RetryingSink, RetryingSource, RetryingStore};
 use crate::storage::s3::{S3Sink, S3Source};
@@ -71,12 +73,24 @@ pub type Containers = (Arc<dyn BlobStore>, Arc<dyn BlobStore>);
 
 /// The archive and state containers of `[target]`, each request retried by `retry`.
 pub fn open_containers(config: &Config, command: &str, retry: &RetryPolicy) -> Result<Containers, AppError> {
+    open_counted(config, command, retry, &RequestCounter::default())
+}
+
+/// As [`open_containers`], each request on the wire counted in `counter` (inside the
+/// retries, so a retried request counts twice).
+fn open_counted(
+    config: &Config,
+    command: &str,
+    retry: &RetryPolicy,
+    counter: &RequestCounter,
+) -> Result<Containers, AppError> {
     let target = config.require_target(command)?;
     let (archive, state) = open_target(target).map_err(|e| AppError::Setup(e.to_string()))?;
-    Ok((
-        Arc::new(RetryingStore::new(archive, retry.clone())),
-        Arc::new(RetryingStore::new(state, retry.clone())),
-    ))
+    let wrap = |store: Arc<dyn BlobStore>, side: &'static str| -> Arc<dyn BlobStore> {
+        let counted = Arc::new(CountingStore::new(store, counter.clone(), side));
+        Arc::new(RetryingStore::new(counted, retry.clone()))
+    };
+    Ok((wrap(archive, "archive"), wrap(state, "state")))
 }
 
 /// The archived sources a reading command works on: those named, else every configured one.
@@ -94,12 +108,27 @@ pub fn archived_sources(config: &Config, named: &[String], command: &str) -> Res
     Ok(sources)
 }
 
-/// A sync of the named sources (all when `only` is empty).
+/// Cancels a job's token when `signal` fires (SIGTERM), until the returned guard drops.
+pub fn cancel_on(job_cancel: &CancellationToken, signal: &CancellationToken) -> tokio_util::sync::DropGuard {
+    let (job, signal) = (job_cancel.clone(), signal.clone());
+    let done = CancellationToken::new();
+    let guard = done.clone().drop_guard();
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = signal.cancelled() => job.cancel(),
+            _ = done.cancelled() => {}
+        }
+    });
+    guard
+}
+
+/// A sync of the named sources (all when `only` is empty); no file is started after `deadline`.
 pub async fn sync_job(
     config: &Config,
     only: &[String],
     dry_run: bool,
     progress: Arc<dyn Progress>,
+    deadline: Option<tokio::time::Instant>,
 ) -> Result<SyncJob, AppError> {
     config.require_sources("sync")?;
     config.require_target("sync")?;
@@ -113,19 +142,69 @@ pub async fn sync_job(
             )));
         }
     }
-    let retry = RetryPolicy::new(config.retry);
-    let (archive, state) = open_containers(config, "sync", &retry)?;
+    let cancel = CancellationToken::new();
+    let retry = RetryPolicy::new(config.retry).with_cancel(cancel.clone());
+    let requests = RequestCounter::default();
+    let (mut archive, mut state) = open_counted(config, "sync", &retry, &requests)?;
+    if dry_run {
+        archive = Arc::new(ReadOnlyStore::new(archive));
+        state = Arc::new(ReadOnlyStore::new(state));
+    }
     let mut sources = Vec::new();
+    // One provider per role: sources sharing a role share its cached credentials.
+    let mut providers: std::collections::HashMap<String, AwsCredentials> = std::collections::HashMap::new();
     for s in config
         .sources
         .iter()
         .filter(|s| only.is_empty() || only.contains(&s.name))
     {
+        let credentials = match config.source_role(s) {
+            None => aws_credentials::provider(&config.aws, None, &s.region)
+                .await
+                .map_err(AppError::Setup)?,
+            Some(role) => match providers.get(&role) {
+                Some(p) => p.clone(),
+                None => {
+                    let p = aws_credentials::provider(&config.aws, Some(&role), &s.region)
+                        .await
+                        .map_err(AppError::Setup)?;
+                    providers.insert(role, p.clone());
+                    p
+                }
+            },
+        };
         sources.push(SourceHandle {
             name: s.name.clone(),
             prefix: s.prefix.clone(),
-            source: Arc::new(RetryingSource::new(Arc::new(S3Source::connect(s).await), retry.clone())),
+            source: Arc::new(RetryingSource::new(
+                Arc::new(CountingSource::new(
+                    Arc::new(S3Source::connect(s, credentials).await),
+                    requests.clone(),
+                )),
+                retry.clone(),
+            )),
         });
+    }
+    // Exchange the Azure identity before the health probe runs, so the probe's timeout
+    // measures S3, not a first token. A failure here is only logged: the probe and the
+    // listings report it with the source it hits.
+    if !dry_run {
+        for (role, provider) in providers.iter().filter_map(|(r, p)| p.as_ref().map(|p| (r, p))) {
+            use aws_credential_types::provider::ProvideCredentials;
+            let warm = tokio::time::timeout(aws_credentials::LOAD_TIMEOUT, provider.provide_credentials());
+            match warm.await {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => tracing::warn!(
+                    role_arn = role.as_str(),
+                    error = %aws_sdk_s3::error::DisplayErrorContext(&e),
+                    "no AWS credentials from the Azure identity"
+                ),
+                Err(_) => tracing::warn!(
+                    role_arn = role.as_str(),
+                    "no AWS credentials from the Azure identity in time"
+                ),
+            }
+        }
     }
     Ok(SyncJob {
         sources,
@@ -136,7 +215,9 @@ pub async fn sync_job(
         progress,
         health: config.health.clone(),
         retry,
-        cancel: CancellationToken::new(),
+        cancel,
+        requests,
+        deadline,
         create_containers: config.target.as_ref().is_some_and(|t| t.create_containers),
     })
 }
@@ -290,6 +371,8 @@ pub struct RestoreRequest {
     pub digests: bool,
     pub dry_run: bool,
     pub progress: Arc<dyn Progress>,
+    /// The role an S3 target is written with under `azure-federated` (default `[aws] role_arn`).
+    pub role_arn: Option<String>,
 }
 
 pub async fn restore_job(config: &Config, request: RestoreRequest) -> Result<RestoreJob, AppError> {
@@ -301,10 +384,13 @@ pub async fn restore_job(config: &Config, request: RestoreRequest) -> Result<Res
             bucket,
             prefix,
             endpoint,
-        } => Arc::new(RetryingSink::new(
-            Arc::new(S3Sink::connect(bucket, prefix, endpoint.as_deref()).await),
-            retry.clone(),
-        )),
+        } => {
+            let credentials = restore_credentials(config, request.role_arn.as_deref()).await?;
+            Arc::new(RetryingSink::new(
+                Arc::new(S3Sink::connect(bucket, prefix, endpoint.as_deref(), credentials).await),
+                retry.clone(),
+            ))
+        }
         RestoreTarget::Folder(dir) => {
             let folder = FolderSink::new(dir);
             if !request.dry_run {
@@ -331,6 +417,29 @@ pub async fn restore_job(config: &Config, request: RestoreRequest) -> Result<Res
         progress: request.progress,
         retry,
     })
+}
+
+/// Credentials for an S3 restore target: `--role-arn`, else `[aws] role_arn`, under
+/// `azure-federated`; the default chain otherwise (where `--role-arn` has no meaning).
+async fn restore_credentials(config: &Config, role_arn: Option<&str>) -> Result<AwsCredentials, AppError> {
+    use crate::config::AwsAuth;
+    match &config.aws {
+        AwsAuth::Default if role_arn.is_some() => Err(AppError::Usage(
+            "--role-arn needs [aws] auth = \"azure-federated\" (with the SDK's default chain, choose the role in an AWS profile)".into(),
+        )),
+        AwsAuth::Default => Ok(None),
+        AwsAuth::AzureFederated(f) => {
+            if role_arn.is_none() && f.role_arn.is_none() {
+                return Err(AppError::Usage(
+                    "restore to S3 with aws.auth = \"azure-federated\" needs a role that may write: --role-arn ARN or aws.role_arn".into(),
+                ));
+            }
+            let region = aws_credentials::sts_region("us-east-1");
+            aws_credentials::provider(&config.aws, role_arn, &region)
+                .await
+                .map_err(AppError::Setup)
+        }
+    }
 }
 
 fn federation_section(config: &Config) -> Result<&crate::config::FederationConfig, AppError> {
@@ -408,7 +517,20 @@ pub async fn keys_fetch(
     }
     archive.ensure_container().await?;
     let regions: Vec<String> = regions.into_iter().collect();
-    let api = crate::cloudtrail_api::AwsCloudTrail;
+    // `[aws] role_arn`, else the first source's role, reads the public keys.
+    let role = match &config.aws {
+        crate::config::AwsAuth::AzureFederated(f) => f
+            .role_arn
+            .clone()
+            .or_else(|| config.sources.iter().find_map(|s| config.source_role(s))),
+        crate::config::AwsAuth::Default => None,
+    };
+    let region = aws_credentials::sts_region(config.sources.first().map(|s| s.region.as_str()).unwrap_or("us-east-1"));
+    let api = crate::cloudtrail_api::AwsCloudTrail {
+        credentials: aws_credentials::provider(&config.aws, role.as_deref(), &region)
+            .await
+            .map_err(AppError::Setup)?,
+    };
     let fetched = crate::integrity::keys::fetch(archive.as_ref(), &api, &regions, since, Utc::now()).await?;
     Ok((regions, fetched))
 }

@@ -370,7 +370,11 @@ impl RestoreJob {
             .acquire_many(permits)
             .await
             .map_err(|e| StorageError::new(ErrorKind::Other, "restore", &p.key, e))?;
-        let outcome = match self.retry.run("restore", || self.copy_verified(p, &want_sha)).await {
+        let outcome = match self
+            .retry
+            .run_whole("restore", || self.copy_verified(p, &want_sha))
+            .await
+        {
             Ok(o) => o,
             Err(e) if e.kind == ErrorKind::Integrity && e.op == MISMATCH => {
                 return Ok((Outcome::Corrupted(e.message), Side::Fine))

@@ -23,6 +23,7 @@ pub const LOCK_BLOB: &str = "locks/sync";
 /// Short, so that a crashed holder blocks the next run for seconds, not minutes.
 pub const LEASE_SECONDS: u32 = 15;
 const RENEW_EVERY: Duration = Duration::from_secs(5);
+const RETRY_RENEW_AFTER: Duration = Duration::from_millis(500);
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LockHolder {
@@ -85,17 +86,9 @@ impl SyncLock {
             Err(e) if matches!(e.kind, ErrorKind::AlreadyExists | ErrorKind::PreconditionFailed) => {}
             Err(e) => return Err(LockError::State(e)),
         }
-        let lease_id = match state.acquire_lease(LOCK_BLOB, LEASE_SECONDS).await {
-            Ok(id) => id,
-            Err(e) if e.kind == ErrorKind::LeaseHeld => {
-                return Err(LockError::Held {
-                    holder: current_holder(state.as_ref()).await,
-                })
-            }
-            Err(e) => return Err(LockError::State(e)),
-        };
+        let lease_id = acquire_lease(state.as_ref()).await?;
         let body = serde_json::to_vec(holder).unwrap_or_default();
-        state
+        let body = state
             .put(
                 LOCK_BLOB,
                 body.into(),
@@ -105,8 +98,12 @@ impl SyncLock {
                     ..Default::default()
                 },
             )
-            .await
-            .map_err(LockError::State)?;
+            .await;
+        if let Err(e) = body {
+            // Not ours to keep: the next run must not wait out a lease nobody renews.
+            let _ = state.release_lease(LOCK_BLOB, &lease_id).await;
+            return Err(LockError::State(e));
+        }
         let lost = CancellationToken::new();
         let stop = CancellationToken::new();
         let renewer = tokio::spawn(renew_loop(state.clone(), lease_id.clone(), lost.clone(), stop.clone()));
@@ -127,7 +124,8 @@ impl SyncLock {
 
     pub async fn release(mut self) {
         self.stop.cancel();
-        let _ = (&mut self.renewer).await;
+        // A renewal in flight could take as long as the service does; it is not waited for.
+        self.renewer.abort();
         self.released = true;
         if !self.lost.is_cancelled() {
             if let Err(e) = self.state.release_lease(LOCK_BLOB, &self.lease_id).await {
@@ -160,15 +158,65 @@ impl Drop for SyncLock {
     }
 }
 
+/// Acquires the lease, trying again through transient faults. A failed attempt may have
+/// taken the lease with its answer lost; the lease is then ours but unknown, so a "held"
+/// after such a failure waits for it to expire once before it is believed.
+async fn acquire_lease(state: &dyn BlobStore) -> Result<String, LockError> {
+    const ATTEMPTS: u32 = 6;
+    let (mut attempt, mut unsure, mut waited_out) = (1, false, false);
+    loop {
+        match state.acquire_lease(LOCK_BLOB, LEASE_SECONDS).await {
+            Ok(id) => return Ok(id),
+            Err(e) if e.is_transient() && attempt < ATTEMPTS => {
+                unsure = true;
+                attempt += 1;
+                let wait = e.retry_after.unwrap_or(Duration::from_millis(200 * u64::from(attempt)));
+                tokio::time::sleep(wait.min(Duration::from_secs(5))).await;
+            }
+            Err(e) if e.kind == ErrorKind::LeaseHeld && unsure && !waited_out => {
+                waited_out = true;
+                tracing::info!(
+                    "the lock is leased after an attempt whose answer was lost; waiting for that lease to expire"
+                );
+                tokio::time::sleep(Duration::from_secs(u64::from(LEASE_SECONDS) + 1)).await;
+            }
+            Err(e) if e.kind == ErrorKind::LeaseHeld => {
+                return Err(LockError::Held {
+                    holder: current_holder(state).await,
+                })
+            }
+            Err(e) => return Err(LockError::State(e)),
+        }
+    }
+}
+
 async fn renew_loop(state: Arc<dyn BlobStore>, lease_id: String, lost: CancellationToken, stop: CancellationToken) {
     let mut last_ok = Instant::now();
+    let mut next = RENEW_EVERY;
     loop {
         tokio::select! {
             _ = stop.cancelled() => return,
-            _ = tokio::time::sleep(RENEW_EVERY) => {}
+            _ = tokio::time::sleep(next) => {}
         }
-        match state.renew_lease(LOCK_BLOB, &lease_id).await {
-            Ok(()) => last_ok = Instant::now(),
+        // After a failed renewal, try again soon: the lease's remaining time is the budget.
+        next = RETRY_RENEW_AFTER;
+        // A renewal must answer before the lease could have run out, or it is a failure.
+        let left = Duration::from_secs(LEASE_SECONDS.into()).saturating_sub(last_ok.elapsed());
+        let renewed = tokio::time::timeout(left, state.renew_lease(LOCK_BLOB, &lease_id))
+            .await
+            .unwrap_or_else(|_| {
+                Err(StorageError::new(
+                    ErrorKind::Unreachable,
+                    "renew lease",
+                    LOCK_BLOB,
+                    "no answer before the lease could expire",
+                ))
+            });
+        match renewed {
+            Ok(()) => {
+                last_ok = Instant::now();
+                next = RENEW_EVERY;
+            }
             Err(e) if e.kind == ErrorKind::PreconditionFailed => {
                 tracing::error!(error = %e, "sync lock taken over; stopping writes");
                 lost.cancel();
@@ -176,7 +224,7 @@ async fn renew_loop(state: Arc<dyn BlobStore>, lease_id: String, lost: Cancellat
             }
             Err(e) => {
                 // The service's clock decides expiry; give up a little before it could have.
-                if last_ok.elapsed() + RENEW_EVERY >= Duration::from_secs(LEASE_SECONDS.into()) {
+                if last_ok.elapsed() + Duration::from_secs(2) >= Duration::from_secs(LEASE_SECONDS.into()) {
                     tracing::error!(error = %e, "could not renew the sync lock in time; stopping writes");
                     lost.cancel();
                     return;

@@ -67,6 +67,8 @@ fn job(src: Arc<dyn Source>, archive: Arc<MemoryBlobStore>, state: Arc<MemoryBlo
         },
         retry: trailvault::storage::retry::RetryPolicy::new(Default::default()),
         cancel: Default::default(),
+        requests: Default::default(),
+        deadline: None,
         create_containers: false,
     }
 }
