@@ -387,7 +387,11 @@ pub async fn restore_job(config: &Config, request: RestoreRequest) -> Result<Res
         } => {
             let credentials = restore_credentials(config, request.role_arn.as_deref()).await?;
             Arc::new(RetryingSink::new(
-                Arc::new(S3Sink::connect(bucket, prefix, endpoint.as_deref(), credentials).await),
+                Arc::new(
+                    S3Sink::connect(bucket, prefix, endpoint.as_deref(), credentials)
+                        .await
+                        .with_retry(retry.clone()),
+                ),
                 retry.clone(),
             ))
         }

@@ -242,6 +242,9 @@ pub struct S3Sink {
     client: aws_sdk_s3::Client,
     bucket: String,
     prefix: String,
+    /// Each request of an upload (PutObject, part, complete) is retried by this policy:
+    /// the bytes are still at hand, so a transient fault costs one request, not the file.
+    retry: super::retry::RetryPolicy,
 }
 
 impl S3Sink {
@@ -252,7 +255,14 @@ impl S3Sink {
             client: s3_client(None, endpoint, credentials).await,
             bucket: bucket.to_string(),
             prefix: prefix.trim_matches('/').to_string(),
+            retry: super::retry::RetryPolicy::none(),
         }
+    }
+
+    /// Retries each upload request with `policy` (its count is the run's).
+    pub fn with_retry(mut self, policy: super::retry::RetryPolicy) -> Self {
+        self.retry = policy;
+        self
     }
 
     fn key(&self, key: &str) -> String {
@@ -370,21 +380,25 @@ impl S3Upload<'_> {
         if let Some(id) = &self.upload_id {
             return Ok(id.clone());
         }
-        let mut req = self
-            .sink
-            .client
-            .create_multipart_upload()
-            .bucket(&self.sink.bucket)
-            .key(&self.key)
-            .set_content_type(self.meta.content_type.clone())
-            .set_content_encoding(self.meta.content_encoding.clone());
-        for (k, v) in &self.meta.user_metadata {
-            req = req.metadata(k, v);
-        }
-        let out = req
-            .send()
-            .await
-            .map_err(|e| map_err("create upload", self.target.clone(), e))?;
+        let (sink, key, meta, target) = (self.sink, &self.key, &self.meta, &self.target);
+        let out = sink
+            .retry
+            .run("create upload", || async {
+                let mut req = sink
+                    .client
+                    .create_multipart_upload()
+                    .bucket(&sink.bucket)
+                    .key(key)
+                    .set_content_type(meta.content_type.clone())
+                    .set_content_encoding(meta.content_encoding.clone());
+                for (k, v) in &meta.user_metadata {
+                    req = req.metadata(k, v);
+                }
+                req.send()
+                    .await
+                    .map_err(|e| map_err("create upload", target.clone(), e))
+            })
+            .await?;
         let id = out
             .upload_id()
             .ok_or_else(|| StorageError::new(ErrorKind::Other, "create upload", &self.target, "no upload id"))?
@@ -396,19 +410,24 @@ impl S3Upload<'_> {
     async fn send_part(&mut self, data: Bytes) -> StorageResult<()> {
         let id = self.upload_id().await?;
         let n = self.parts.len() as i32 + 1;
-        let out = self
-            .sink
-            .client
-            .upload_part()
-            .bucket(&self.sink.bucket)
-            .key(&self.key)
-            .upload_id(id)
-            .part_number(n)
-            .content_md5(md5_b64(&data))
-            .body(aws_sdk_s3::primitives::ByteStream::from(data))
-            .send()
-            .await
-            .map_err(|e| map_err("upload part", self.target.clone(), e))?;
+        let md5 = md5_b64(&data);
+        let (sink, key, target) = (self.sink, &self.key, &self.target);
+        let out = sink
+            .retry
+            .run("upload part", || async {
+                sink.client
+                    .upload_part()
+                    .bucket(&sink.bucket)
+                    .key(key)
+                    .upload_id(&id)
+                    .part_number(n)
+                    .content_md5(&md5)
+                    .body(aws_sdk_s3::primitives::ByteStream::from(data.clone()))
+                    .send()
+                    .await
+                    .map_err(|e| map_err("upload part", target.clone(), e))
+            })
+            .await?;
         self.parts.push(
             aws_sdk_s3::types::CompletedPart::builder()
                 .part_number(n)
@@ -434,30 +453,35 @@ impl Upload for S3Upload<'_> {
         use base64::Engine;
         if !self.multipart {
             let data = std::mem::take(&mut self.buf).freeze();
-            let mut req = self
-                .sink
-                .client
-                .put_object()
-                .bucket(&self.sink.bucket)
-                .key(&self.key)
-                .if_none_match("*")
-                .set_content_type(meta.content_type.clone())
-                .set_content_encoding(meta.content_encoding.clone())
-                .set_content_md5(
-                    meta.content_md5
-                        .map(|m| base64::engine::general_purpose::STANDARD.encode(m)),
-                )
-                .body(aws_sdk_s3::primitives::ByteStream::from(data));
-            for (k, v) in &meta.user_metadata {
-                req = req.metadata(k, v);
-            }
-            return match req.send().await {
-                Ok(_) => Ok(()),
-                Err(SdkError::ServiceError(e)) if matches!(e.raw().status().as_u16(), 409 | 412) => {
-                    Err(already_exists(&self.target))
-                }
-                Err(e) => Err(map_err("put", self.target.clone(), e)),
-            };
+            let (sink, key, target) = (self.sink, &self.key, &self.target);
+            return sink
+                .retry
+                .run("put", || async {
+                    let mut req = sink
+                        .client
+                        .put_object()
+                        .bucket(&sink.bucket)
+                        .key(key)
+                        .if_none_match("*")
+                        .set_content_type(meta.content_type.clone())
+                        .set_content_encoding(meta.content_encoding.clone())
+                        .set_content_md5(
+                            meta.content_md5
+                                .map(|m| base64::engine::general_purpose::STANDARD.encode(m)),
+                        )
+                        .body(aws_sdk_s3::primitives::ByteStream::from(data.clone()));
+                    for (k, v) in &meta.user_metadata {
+                        req = req.metadata(k, v);
+                    }
+                    match req.send().await {
+                        Ok(_) => Ok(()),
+                        Err(SdkError::ServiceError(e)) if matches!(e.raw().status().as_u16(), 409 | 412) => {
+                            Err(already_exists(target))
+                        }
+                        Err(e) => Err(map_err("put", target.clone(), e)),
+                    }
+                })
+                .await;
         }
         let result = async {
             if !self.buf.is_empty() || self.parts.is_empty() {
@@ -468,24 +492,28 @@ impl Upload for S3Upload<'_> {
             let done = aws_sdk_s3::types::CompletedMultipartUpload::builder()
                 .set_parts(Some(self.parts.clone()))
                 .build();
-            match self
-                .sink
-                .client
-                .complete_multipart_upload()
-                .bucket(&self.sink.bucket)
-                .key(&self.key)
-                .upload_id(id)
-                .if_none_match("*")
-                .multipart_upload(done)
-                .send()
+            let (sink, key, target) = (self.sink, &self.key, &self.target);
+            sink.retry
+                .run("complete upload", || async {
+                    match sink
+                        .client
+                        .complete_multipart_upload()
+                        .bucket(&sink.bucket)
+                        .key(key)
+                        .upload_id(&id)
+                        .if_none_match("*")
+                        .multipart_upload(done.clone())
+                        .send()
+                        .await
+                    {
+                        Ok(_) => Ok(()),
+                        Err(SdkError::ServiceError(e)) if matches!(e.raw().status().as_u16(), 409 | 412) => {
+                            Err(already_exists(target))
+                        }
+                        Err(e) => Err(map_err("complete upload", target.clone(), e)),
+                    }
+                })
                 .await
-            {
-                Ok(_) => Ok(()),
-                Err(SdkError::ServiceError(e)) if matches!(e.raw().status().as_u16(), 409 | 412) => {
-                    Err(already_exists(&self.target))
-                }
-                Err(e) => Err(map_err("complete upload", self.target.clone(), e)),
-            }
         }
         .await;
         if result.is_err() {
