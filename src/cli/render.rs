@@ -292,17 +292,23 @@ impl Render for AuditReport {
         let mut out = String::new();
         lines!(
             out,
-            "saml audit {}: {} events in {} log files, {} subjects",
+            "saml audit {}: {} events in {} log files, {} subjects; {} records skipped, {} files unreadable",
             self.run_id,
             self.events,
             self.files_read,
-            self.subjects.len()
+            self.subjects.len(),
+            self.records_skipped,
+            self.files_unreadable
         );
+        for f in &self.unreadable_files {
+            lines!(out, "  unreadable {}: {}", f.key, f.reason);
+        }
         for s in &self.subjects {
             lines!(
                 out,
-                "  {}: roles {}; from {}; {} .. {}; {} failures",
+                "  {} (account {}): roles {}; from {}; {} .. {}; {} failures",
                 s.subject,
+                s.account,
                 s.roles.join(", "),
                 s.source_ips.join(", "),
                 s.first,
@@ -313,11 +319,12 @@ impl Render for AuditReport {
         for f in &self.findings {
             lines!(
                 out,
-                "  {:?} {} {} {}: {}",
+                "  {:?} {} {} {} (account {}): {}",
                 f.severity,
                 f.kind,
                 f.time,
                 f.subject,
+                f.account,
                 f.detail
             );
         }
