@@ -35,6 +35,18 @@ rc() { env -u AWS_CA_BUNDLE rclone --config "$work/rclone.conf" --transfers 32 -
 timed() { local s e; s=$(date +%s.%N); "$@" >/dev/null; e=$(date +%s.%N); awk "BEGIN{print $e - $s}"; }
 ratio() { awk "BEGIN{printf \"%.2f\", $1 / $2}"; }
 tv() { target/release/trailvault --config "$work/trailvault.toml" --log-format json -q sync --json; }
+tvcmd() { target/release/trailvault --config "$work/trailvault.toml" --log-format json -q "$@"; }
+# Peak resident memory (MiB) of a command, from the kernel's high-water mark while it runs.
+peak_mib() {
+  "$@" >/dev/null 2>&1 & local pid=$! peak=0 v
+  while kill -0 "$pid" 2>/dev/null; do
+    v=$(awk '/^VmHWM:/{print $2}' "/proc/$pid/status" 2>/dev/null || true)
+    if [ -n "$v" ] && [ "$v" -gt "$peak" ]; then peak=$v; fi
+    sleep 0.05
+  done
+  wait "$pid" || true
+  echo $((peak / 1024))
+}
 
 rc mkdir azure:rclone-copy
 tv_full=$(timed tv)
@@ -47,5 +59,16 @@ printf '\n%-34s %10s %10s %8s\n' "benchmark ($files files)" trailvault rclone ra
 printf '%-34s %9.2fs %9.2fs %7sx\n' "full copy (hash+verify vs copy)" "$tv_full" "$rc_full" "$(ratio "$tv_full" "$rc_full")"
 printf '%-34s %9.2fs %9.2fs %7sx\n' "second run, nothing new" "$tv_again" "$rc_again" "$(ratio "$tv_again" "$rc_again")"
 echo "(ratio = trailvault / rclone; below 1 means trailvault is faster. Azurite (~400 PUT/s) and moto (~550 GET/s) bound both.)"
+# Reading the archive back: verify (every blob hashed; no keys imported here, so digests
+# report unknown_key) and a restore to a folder, against rclone copying the same blobs.
+verify_any() { tvcmd verify --json || true; }
+tv_verify=$(timed verify_any)
+tv_verify_mib=$(peak_mib tvcmd verify --json)
+tv_restore=$(timed tvcmd restore --to "$work/restored" --json)
+rm -rf "$work/restored"
+tv_restore_mib=$(peak_mib tvcmd restore --to "$work/restored" --json)
+rc_restore=$(timed rc copy azure:archive/bench "$work/rclone-restored")
+printf '%-34s %9.2fs %10s %8s   peak %s MiB\n' "verify (read + hash every blob)" "$tv_verify" "-" "-" "$tv_verify_mib"
+printf '%-34s %9.2fs %9.2fs %7sx   peak %s MiB\n' "restore to a folder" "$tv_restore" "$rc_restore" "$(ratio "$tv_restore" "$rc_restore")" "$tv_restore_mib"
 echo "byte check of the trailvault archive:"
 env -u AWS_CA_BUNDLE rclone --config "$work/rclone.conf" check s3:bench azure:archive/bench --one-way --download 2>&1 | tail -1

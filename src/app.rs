@@ -21,6 +21,7 @@ use crate::integrity::verify::VerifyJob;
 use crate::progress::Progress;
 use crate::state::select::Selection;
 use crate::storage::blob::open_target;
+use crate::storage::decorate::{CountingSource, CountingStore, ReadOnlyStore, RequestCounter};
 use crate::storage::folder::FolderSink;
 use crate::storage::retry::{RetryPolicy, RetryingSink, RetryingSource, RetryingStore};
 use crate::storage::s3::{S3Sink, S3Source};
@@ -71,12 +72,24 @@ pub type Containers = (Arc<dyn BlobStore>, Arc<dyn BlobStore>);
 
 /// The archive and state containers of `[target]`, each request retried by `retry`.
 pub fn open_containers(config: &Config, command: &str, retry: &RetryPolicy) -> Result<Containers, AppError> {
+    open_counted(config, command, retry, &RequestCounter::default())
+}
+
+/// As [`open_containers`], each request on the wire counted in `counter` (inside the
+/// retries, so a retried request counts twice).
+fn open_counted(
+    config: &Config,
+    command: &str,
+    retry: &RetryPolicy,
+    counter: &RequestCounter,
+) -> Result<Containers, AppError> {
     let target = config.require_target(command)?;
     let (archive, state) = open_target(target).map_err(|e| AppError::Setup(e.to_string()))?;
-    Ok((
-        Arc::new(RetryingStore::new(archive, retry.clone())),
-        Arc::new(RetryingStore::new(state, retry.clone())),
-    ))
+    let wrap = |store: Arc<dyn BlobStore>, side: &'static str| -> Arc<dyn BlobStore> {
+        let counted = Arc::new(CountingStore::new(store, counter.clone(), side));
+        Arc::new(RetryingStore::new(counted, retry.clone()))
+    };
+    Ok((wrap(archive, "archive"), wrap(state, "state")))
 }
 
 /// The archived sources a reading command works on: those named, else every configured one.
@@ -92,6 +105,20 @@ pub fn archived_sources(config: &Config, named: &[String], command: &str) -> Res
         )));
     }
     Ok(sources)
+}
+
+/// Cancels a job's token when `signal` fires (SIGTERM), until the returned guard drops.
+pub fn cancel_on(job_cancel: &CancellationToken, signal: &CancellationToken) -> tokio_util::sync::DropGuard {
+    let (job, signal) = (job_cancel.clone(), signal.clone());
+    let done = CancellationToken::new();
+    let guard = done.clone().drop_guard();
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = signal.cancelled() => job.cancel(),
+            _ = done.cancelled() => {}
+        }
+    });
+    guard
 }
 
 /// A sync of the named sources (all when `only` is empty).
@@ -113,8 +140,14 @@ pub async fn sync_job(
             )));
         }
     }
-    let retry = RetryPolicy::new(config.retry);
-    let (archive, state) = open_containers(config, "sync", &retry)?;
+    let cancel = CancellationToken::new();
+    let retry = RetryPolicy::new(config.retry).with_cancel(cancel.clone());
+    let requests = RequestCounter::default();
+    let (mut archive, mut state) = open_counted(config, "sync", &retry, &requests)?;
+    if dry_run {
+        archive = Arc::new(ReadOnlyStore::new(archive));
+        state = Arc::new(ReadOnlyStore::new(state));
+    }
     let mut sources = Vec::new();
     for s in config
         .sources
@@ -124,7 +157,13 @@ pub async fn sync_job(
         sources.push(SourceHandle {
             name: s.name.clone(),
             prefix: s.prefix.clone(),
-            source: Arc::new(RetryingSource::new(Arc::new(S3Source::connect(s).await), retry.clone())),
+            source: Arc::new(RetryingSource::new(
+                Arc::new(CountingSource::new(
+                    Arc::new(S3Source::connect(s).await),
+                    requests.clone(),
+                )),
+                retry.clone(),
+            )),
         });
     }
     Ok(SyncJob {
@@ -136,7 +175,8 @@ pub async fn sync_job(
         progress,
         health: config.health.clone(),
         retry,
-        cancel: CancellationToken::new(),
+        cancel,
+        requests,
     })
 }
 

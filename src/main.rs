@@ -9,5 +9,8 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(trailvault::cli::EXIT_FAILED);
         }
     };
-    std::process::ExitCode::from(runtime.block_on(trailvault::cli::run(cli)))
+    let code = runtime.block_on(trailvault::cli::run(cli));
+    // Blocking tasks (a DNS lookup, a file read) must not hold the exit past a grace.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    std::process::ExitCode::from(code)
 }

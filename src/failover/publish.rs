@@ -30,6 +30,11 @@ pub async fn publish(state: &dyn BlobStore, sink: &dyn RecordSink, run_id: &str)
         }
     };
     if !queue.iter().any(|r| r == run_id) {
+        // Spooled before it is sent: a process killed in the middle of the send leaves
+        // the run waiting, not lost.
+        if let Err(e) = spool(state, run_id).await {
+            tracing::warn!(run_id, error = %e, "could not spool the run's records before sending them");
+        }
         queue.push(run_id.to_string());
     }
     for (i, run) in queue.iter().enumerate() {

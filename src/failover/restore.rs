@@ -245,7 +245,7 @@ impl RestoreJob {
             .map_err(|e| StorageError::new(ErrorKind::Other, "restore", &p.key, e))?;
         let read = self
             .retry
-            .run("restore", || self.read_verified(p, want_sha.as_deref()))
+            .run_whole("restore", || self.read_verified(p, want_sha.as_deref()))
             .await;
         let (buf, sha, md5) = match read {
             Ok(v) => v,

@@ -144,7 +144,7 @@ impl Findings {
 async fn read_checked(archive: &dyn BlobStore, name: &str, retry: &RetryPolicy) -> CheckedRead {
     let mut attempt = 1;
     loop {
-        let read = retry.run("verify", || read_all(archive, name)).await?;
+        let read = retry.run_whole("verify", || read_all(archive, name)).await?;
         let Some((bytes, info)) = read else {
             return Ok(None);
         };
@@ -160,7 +160,9 @@ async fn read_checked(archive: &dyn BlobStore, name: &str, retry: &RetryPolicy) 
         if mismatch.is_none() || unrecorded || attempt >= retry.attempts() {
             return Ok(Some((bytes, info, mismatch)));
         }
-        retry.backoff("verify", attempt, None).await;
+        if !retry.backoff("verify", attempt, None).await {
+            return Ok(Some((bytes, info, mismatch)));
+        }
         attempt += 1;
     }
 }

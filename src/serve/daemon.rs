@@ -210,14 +210,15 @@ async fn scheduled_sync(s: &Shared) {
     if !s.ready.load(Ordering::SeqCst) {
         return;
     }
-    let mut job = match crate::app::sync_job(&s.config, &[], false, Arc::new(NoProgress)).await {
+    let job = match crate::app::sync_job(&s.config, &[], false, Arc::new(NoProgress)).await {
         Ok(j) => j,
         Err(e) => {
             tracing::error!(error = %e, "cannot set up the sync");
             return;
         }
     };
-    job.cancel = s.shutdown.child_token();
+    // The job's own token also ends its retry waits; SIGTERM cancels it.
+    let _linked = crate::app::cancel_on(&job.cancel, &s.shutdown);
     match job.run().await {
         Ok(report) => {
             record_sync(s, &report);

@@ -124,11 +124,11 @@ async fn sync(State(h): State<Arc<Handler>>, body: Option<Json<Invocation>>) -> 
         Ok(c) => c,
         Err(e) => return reply(false, vec![format!("configuration error: {e}")]),
     };
-    let mut job = match crate::app::sync_job(config, &[], false, Arc::new(NoProgress)).await {
+    let job = match crate::app::sync_job(config, &[], false, Arc::new(NoProgress)).await {
         Ok(j) => j,
         Err(e) => return reply(false, vec![format!("cannot set up the sync: {e}")]),
     };
-    job.cancel = h.shutdown.child_token();
+    let _linked = crate::app::cancel_on(&job.cancel, &h.shutdown);
     match job.run().await {
         Ok(report) => {
             crate::app::publish_run(config, &report.run_id).await;

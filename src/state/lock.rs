@@ -95,7 +95,7 @@ impl SyncLock {
             Err(e) => return Err(LockError::State(e)),
         };
         let body = serde_json::to_vec(holder).unwrap_or_default();
-        state
+        let body = state
             .put(
                 LOCK_BLOB,
                 body.into(),
@@ -105,8 +105,12 @@ impl SyncLock {
                     ..Default::default()
                 },
             )
-            .await
-            .map_err(LockError::State)?;
+            .await;
+        if let Err(e) = body {
+            // Not ours to keep: the next run must not wait out a lease nobody renews.
+            let _ = state.release_lease(LOCK_BLOB, &lease_id).await;
+            return Err(LockError::State(e));
+        }
         let lost = CancellationToken::new();
         let stop = CancellationToken::new();
         let renewer = tokio::spawn(renew_loop(state.clone(), lease_id.clone(), lost.clone(), stop.clone()));
@@ -127,7 +131,8 @@ impl SyncLock {
 
     pub async fn release(mut self) {
         self.stop.cancel();
-        let _ = (&mut self.renewer).await;
+        // A renewal in flight could take as long as the service does; it is not waited for.
+        self.renewer.abort();
         self.released = true;
         if !self.lost.is_cancelled() {
             if let Err(e) = self.state.release_lease(LOCK_BLOB, &self.lease_id).await {
@@ -167,7 +172,19 @@ async fn renew_loop(state: Arc<dyn BlobStore>, lease_id: String, lost: Cancellat
             _ = stop.cancelled() => return,
             _ = tokio::time::sleep(RENEW_EVERY) => {}
         }
-        match state.renew_lease(LOCK_BLOB, &lease_id).await {
+        // A renewal must answer before the lease could have run out, or it is a failure.
+        let left = Duration::from_secs(LEASE_SECONDS.into()).saturating_sub(last_ok.elapsed());
+        let renewed = tokio::time::timeout(left, state.renew_lease(LOCK_BLOB, &lease_id))
+            .await
+            .unwrap_or_else(|_| {
+                Err(StorageError::new(
+                    ErrorKind::Unreachable,
+                    "renew lease",
+                    LOCK_BLOB,
+                    "no answer before the lease could expire",
+                ))
+            });
+        match renewed {
             Ok(()) => last_ok = Instant::now(),
             Err(e) if e.kind == ErrorKind::PreconditionFailed => {
                 tracing::error!(error = %e, "sync lock taken over; stopping writes");

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::storage::{BlobStore, Condition, StorageResult};
+use crate::storage::{BlobStore, Condition, ErrorKind, StorageResult};
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct WatermarkDoc {
@@ -85,7 +85,17 @@ pub async fn save(
         Some(e) => Condition::IfMatch(e),
         None => Condition::IfNoneMatch,
     };
-    super::put_json(state, name, doc, condition, None).await
+    match super::put_json(state, name, doc, condition, None).await {
+        // A write retried after its answer was lost finds its own version there: the
+        // same document is ours, not another writer's.
+        Err(e) if matches!(e.kind, ErrorKind::PreconditionFailed | ErrorKind::AlreadyExists) => {
+            match super::get_json::<WatermarkDoc>(state, name).await {
+                Ok(Some(current)) if current.value.as_ref().ok() == Some(doc) => Ok(current.etag),
+                _ => Err(e),
+            }
+        }
+        other => other,
+    }
 }
 
 /// The watermark documents of one source, each with its account and region, parsed
@@ -127,6 +137,10 @@ pub struct Settled {
 /// failure otherwise (possibly earlier than the old mark). Keys without a CloudTrail
 /// time do not move it.
 pub fn next_mark(old: Option<&StreamMark>, settled: &[Settled]) -> Option<(DateTime<Utc>, String)> {
+    // A file left undone whose time is unknown could sit anywhere: hold the mark.
+    if settled.iter().any(|s| !s.done && s.time.is_none()) {
+        return old.map(|o| (o.time, o.key.clone()));
+    }
     let first_failure = settled.iter().filter(|s| !s.done).filter_map(|s| s.time).min();
     match first_failure {
         Some(f) => {
@@ -156,6 +170,44 @@ mod tests {
 
     fn t(s: &str) -> DateTime<Utc> {
         s.parse().unwrap()
+    }
+
+    #[test]
+    fn an_undone_file_without_a_time_holds_the_mark() {
+        let old = StreamMark {
+            time: t("2026-11-25T00:00:00Z"),
+            key: "a".into(),
+            updated_at: t("2026-11-25T00:00:00Z"),
+            run_id: "r".into(),
+        };
+        let settled = vec![
+            s("b", "2026-11-25T01:00:00Z", true),
+            Settled {
+                key: "odd".into(),
+                time: None,
+                done: false,
+            },
+        ];
+        assert_eq!(next_mark(Some(&old), &settled), Some((old.time, "a".into())));
+        assert_eq!(next_mark(None, &settled), None);
+    }
+
+    #[tokio::test]
+    async fn a_write_retried_after_a_lost_answer_is_not_another_writer() {
+        let state = crate::storage::memory::MemoryBlobStore::new();
+        let name = watermark_name("s", "111122223333", "us-east-1");
+        let (mut doc, etag) = load(&state, &name).await.unwrap();
+        doc.coverage = Some(Coverage::default());
+        // The first attempt landed, its answer was lost; the retry meets our own version.
+        save(&state, &name, &doc, etag.clone()).await.unwrap();
+        assert!(save(&state, &name, &doc, etag.clone()).await.is_ok());
+        // A different document over a stale version is still refused.
+        let mut other = doc.clone();
+        other.coverage = Some(Coverage {
+            newest_digest_time: None,
+            logs_not_covered_by_digest: 7,
+        });
+        assert!(save(&state, &name, &other, etag).await.is_err());
     }
 
     fn s(key: &str, time: &str, done: bool) -> Settled {

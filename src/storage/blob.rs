@@ -240,7 +240,8 @@ impl BlobStore for AzureBlobStore {
         };
         let body = r
             .body
-            .map(move |c| c.map_err(|e| StorageError::new(ErrorKind::Unreachable, "read", target.clone(), e)));
+            // A body that breaks off is bytes lost on the way: the whole read is worth again.
+            .map(move |c| c.map_err(|e| StorageError::new(ErrorKind::Integrity, "read", target.clone(), e)));
         Ok(BlobBody {
             info,
             body: Box::pin(body),

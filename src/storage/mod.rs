@@ -13,6 +13,7 @@ use futures::stream::BoxStream;
 
 pub mod azure_auth;
 pub mod blob;
+pub mod decorate;
 pub mod folder;
 pub mod memory;
 pub mod retry;

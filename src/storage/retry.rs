@@ -31,6 +31,8 @@ pub struct RetryPolicy {
     max_delay: Duration,
     base: Duration,
     retried: Arc<AtomicU64>,
+    /// A stopping run does not sleep out its backoffs: the wait ends and the last error stands.
+    cancel: tokio_util::sync::CancellationToken,
 }
 
 impl RetryPolicy {
@@ -40,6 +42,21 @@ impl RetryPolicy {
             max_delay: settings.max_delay,
             base: BASE_DELAY.min(settings.max_delay),
             retried: Arc::new(AtomicU64::new(0)),
+            cancel: tokio_util::sync::CancellationToken::new(),
+        }
+    }
+
+    /// The same policy, whose waits end when `cancel` is cancelled.
+    pub fn with_cancel(mut self, cancel: tokio_util::sync::CancellationToken) -> Self {
+        self.cancel = cancel;
+        self
+    }
+
+    /// Sleeps `wait` unless the run is stopping; false when it is.
+    async fn wait(&self, wait: Duration) -> bool {
+        tokio::select! {
+            _ = self.cancel.cancelled() => false,
+            _ = tokio::time::sleep(wait) => true,
         }
     }
 
@@ -74,16 +91,44 @@ impl RetryPolicy {
 
     /// Counts and waits out one failed attempt of a caller's own loop (for work whose
     /// last failure is a result, not an error: a hash that keeps not matching).
-    pub async fn backoff(&self, operation: &'static str, attempt: u32, retry_after: Option<Duration>) {
+    /// Returns false when the run is stopping (then give up).
+    pub async fn backoff(&self, operation: &'static str, attempt: u32, retry_after: Option<Duration>) -> bool {
         let wait = self.delay(attempt, retry_after);
         self.retried.fetch_add(1, Ordering::Relaxed);
         metrics::counter!(crate::telemetry::metric::RETRIES, "operation" => operation).increment(1);
-        tokio::time::sleep(wait).await;
+        self.wait(wait).await
     }
 
-    /// Runs `attempt` until it succeeds, fails for good, or the attempts are spent.
-    /// `operation` names what is retried in logs and in `trailvault_retries_total`.
-    pub async fn run<T, F, Fut>(&self, operation: &'static str, mut attempt: F) -> StorageResult<T>
+    /// Runs one request until it succeeds, fails for good, or the attempts are spent:
+    /// every transient fault is retried. `operation` names it in logs and in
+    /// `trailvault_retries_total`.
+    pub async fn run<T, F, Fut>(&self, operation: &'static str, attempt: F) -> StorageResult<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = StorageResult<T>>,
+    {
+        self.run_while(operation, StorageError::is_transient, attempt).await
+    }
+
+    /// Runs whole-file work (a copy, a restored or verified file) made of requests that
+    /// are already retried each: only what a request-level retry cannot see is retried
+    /// here — a body cut short, bytes that fail their checksum on the way. Retrying every
+    /// transient fault at both levels would multiply the attempts and the waits.
+    pub async fn run_whole<T, F, Fut>(&self, operation: &'static str, attempt: F) -> StorageResult<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = StorageResult<T>>,
+    {
+        self.run_while(operation, |e| e.kind == ErrorKind::Integrity, attempt)
+            .await
+    }
+
+    async fn run_while<T, F, Fut>(
+        &self,
+        operation: &'static str,
+        retryable: impl Fn(&StorageError) -> bool,
+        mut attempt: F,
+    ) -> StorageResult<T>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = StorageResult<T>>,
@@ -92,12 +137,14 @@ impl RetryPolicy {
         loop {
             match attempt().await {
                 Ok(v) => return Ok(v),
-                Err(e) if n < self.attempts && e.is_transient() => {
+                Err(e) if n < self.attempts && retryable(&e) && !self.cancel.is_cancelled() => {
                     let wait = self.delay(n, e.retry_after);
                     self.retried.fetch_add(1, Ordering::Relaxed);
                     metrics::counter!(crate::telemetry::metric::RETRIES, "operation" => operation).increment(1);
                     tracing::debug!(operation, attempt = n, wait_ms = wait.as_millis() as u64, error = %e, "retrying");
-                    tokio::time::sleep(wait).await;
+                    if !self.wait(wait).await {
+                        return Err(e);
+                    }
                     n += 1;
                 }
                 Err(e) if n > 1 => {
@@ -216,44 +263,19 @@ impl BlobStore for RetryingStore {
         self.policy.run("delete", || self.inner.delete(name)).await
     }
 
-    /// Retried only when the service said no: after a lost answer a second acquire
-    /// would find our own lease and report it held by someone else.
+    /// Lease calls are not retried here: the lock keeps its own clock (a renewal that
+    /// waited out backoffs could outlive the lease), and an acquire repeated after a lost
+    /// answer would find our own lease and call it someone else's.
     async fn acquire_lease(&self, name: &str, seconds: u32) -> StorageResult<String> {
-        self.policy
-            .run("lease", || async {
-                self.inner.acquire_lease(name, seconds).await.map_err(|e| {
-                    if matches!(e.kind, ErrorKind::Throttled | ErrorKind::Unavailable) {
-                        e
-                    } else {
-                        StorageError {
-                            kind: not_transient(e.kind),
-                            ..e
-                        }
-                    }
-                })
-            })
-            .await
+        self.inner.acquire_lease(name, seconds).await
     }
 
     async fn renew_lease(&self, name: &str, lease_id: &str) -> StorageResult<()> {
-        self.policy
-            .run("lease", || self.inner.renew_lease(name, lease_id))
-            .await
+        self.inner.renew_lease(name, lease_id).await
     }
 
     async fn release_lease(&self, name: &str, lease_id: &str) -> StorageResult<()> {
-        self.policy
-            .run("lease", || self.inner.release_lease(name, lease_id))
-            .await
-    }
-}
-
-/// Keeps a kind's meaning for callers while taking it out of the retry.
-fn not_transient(kind: ErrorKind) -> ErrorKind {
-    if kind.is_transient() {
-        ErrorKind::Other
-    } else {
-        kind
+        self.inner.release_lease(name, lease_id).await
     }
 }
 
@@ -352,6 +374,47 @@ mod tests {
             assert_eq!(r.unwrap_err().kind, kind);
             assert_eq!(calls.load(Ordering::SeqCst), 1, "{kind:?} was retried");
         }
+    }
+
+    #[tokio::test]
+    async fn whole_file_work_retries_only_what_requests_cannot_see_and_stops_when_cancelled() {
+        let p = policy(6);
+        let calls = std::sync::atomic::AtomicU32::new(0);
+        let r: StorageResult<()> = p
+            .run_whole("copy", || async {
+                calls.fetch_add(1, Ordering::SeqCst);
+                Err(fail(ErrorKind::Throttled))
+            })
+            .await;
+        assert_eq!(r.unwrap_err().kind, ErrorKind::Throttled);
+        assert_eq!(calls.load(Ordering::SeqCst), 1, "a throttle was retried twice over");
+        let r: StorageResult<()> = p
+            .run_whole("copy", || async {
+                calls.fetch_add(1, Ordering::SeqCst);
+                Err(fail(ErrorKind::Integrity))
+            })
+            .await;
+        assert!(r.is_err());
+        assert_eq!(calls.load(Ordering::SeqCst), 7);
+
+        let cancel = tokio_util::sync::CancellationToken::new();
+        let slow = RetryPolicy::new(RetrySettings {
+            attempts: 10,
+            max_delay: Duration::from_secs(60),
+        })
+        .with_cancel(cancel.clone());
+        cancel.cancel();
+        let started = std::time::Instant::now();
+        let r: StorageResult<()> = slow
+            .run("get", || async {
+                Err(fail(ErrorKind::Throttled).with_retry_after(Some(Duration::from_secs(30))))
+            })
+            .await;
+        assert!(r.is_err());
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "a stopping run slept out its backoff"
+        );
     }
 
     #[test]

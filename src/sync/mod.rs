@@ -25,6 +25,7 @@ use crate::state::conflicts::{record_conflict, ConflictNote};
 use crate::state::lock::{LockError, LockHolder, SyncLock};
 use crate::state::watermark::{self, Settled, StreamMark};
 use crate::state::{write_run_records, SourceHealth};
+use crate::storage::decorate::RequestCounter;
 use crate::storage::retry::RetryPolicy;
 use crate::storage::{BlobStore, Source, StorageError};
 use copy::{Copier, Outcome};
@@ -73,6 +74,8 @@ pub struct SyncJob {
     pub retry: RetryPolicy,
     /// Cancelled on shutdown: no new file starts, in-flight ones finish, progress is saved.
     pub cancel: CancellationToken,
+    /// Requests on the wire, by cloud and operation, for the run document.
+    pub requests: RequestCounter,
 }
 
 impl SyncJob {
@@ -133,6 +136,7 @@ impl SyncJob {
             dry_run: self.dry_run,
             cancelled: self.cancel.is_cancelled(),
             retries: self.retry.retries(),
+            requests: self.requests.snapshot(),
             sources: reports,
         };
         if !self.dry_run {
@@ -232,6 +236,11 @@ impl SourceRun<'_> {
             complete: true,
             ..Default::default()
         };
+        if self.job.cancel.is_cancelled() {
+            report.stopped = true;
+            report.complete = false;
+            return report;
+        }
         // The probe: does this source's S3 answer at all, within the timeout?
         let root = crate::cloudtrail::key::awslogs_root(&self.handle.prefix);
         report.aws_probe = Some(
@@ -353,6 +362,12 @@ impl SourceRun<'_> {
         old: Option<&StreamMark>,
         r: &mut SourceReport,
     ) -> (Option<StreamMark>, Vec<Settled>) {
+        // Stopping: a stream not yet planned is left for the next run, its mark as it was.
+        if self.job.cancel.is_cancelled() {
+            r.stopped = true;
+            r.complete = false;
+            return (None, Vec::new());
+        }
         let src = self.handle.source.as_ref();
         let archive = self.job.archive.as_ref();
         let plan =
@@ -410,7 +425,11 @@ impl SourceRun<'_> {
                         "the sync lock was lost",
                     )))
                 } else {
-                    Some(retry.run("copy", || copier.copy(&f.object, f.existing.as_ref())).await)
+                    Some(
+                        retry
+                            .run_whole("copy", || copier.copy(&f.object, f.existing.as_ref()))
+                            .await,
+                    )
                 };
                 self.job.progress.advance(1, f.object.size);
                 (f, result)
@@ -508,6 +527,7 @@ fn merge(into: &mut SourceReport, part: SourceReport) {
     into.files_skipped += part.files_skipped;
     into.files_failed += part.files_failed;
     into.not_started += part.not_started;
+    into.stopped |= part.stopped;
     into.files_planned += part.files_planned;
     into.bytes_planned += part.bytes_planned;
     into.conflicts.extend(part.conflicts);

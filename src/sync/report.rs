@@ -17,6 +17,9 @@ pub struct SyncReport {
     pub cancelled: bool,
     /// Attempts beyond the first, over every request and file of the run.
     pub retries: u64,
+    /// Requests on the wire by `{store}.{operation}` (`s3.get`, `archive.put`, `state.get`, ...): what the
+    /// run cost; it grows with new files, not with the archive.
+    pub requests: std::collections::BTreeMap<String, u64>,
     pub sources: Vec<SourceReport>,
 }
 
@@ -30,6 +33,8 @@ pub struct SourceReport {
     pub conflicts: Vec<String>,
     /// Files left for the next run because this one was stopped before they started.
     pub not_started: u64,
+    /// The run was stopped (SIGTERM, deadline) before it finished this source.
+    pub stopped: bool,
     /// With `--dry-run`: what a real run would copy (or compare, for changed keys).
     pub files_planned: u64,
     pub bytes_planned: u64,
@@ -75,7 +80,7 @@ impl SourceReport {
             RunStatus::Succeeded
         } else if self.files_copied + self.files_skipped > 0
             || self.complete
-            || (self.not_started > 0 && self.files_failed == 0 && self.errors.is_empty())
+            || ((self.stopped || self.not_started > 0) && self.files_failed == 0 && self.errors.is_empty())
         {
             RunStatus::Partial
         } else {

@@ -29,6 +29,9 @@ async fn full_copy_is_byte_identical_and_a_second_run_downloads_nothing() {
     assert_eq!(src["files_copied"], files.len() as u64, "{doc}");
     assert_eq!(src["files_failed"], 0);
     assert_eq!(proxy.get_objects(), files.len());
+    // The run's own request count agrees with what the proxy saw.
+    assert_eq!(doc["requests"]["s3.get"], files.len() as u64, "{doc}");
+    assert!(doc["requests"]["archive.put"].as_u64().unwrap() >= files.len() as u64);
     let (ok, out) = w.rclone_check("");
     assert!(ok, "rclone check found differences:\n{out}");
     assert!(out.contains("0 differences found"), "{out}");
@@ -84,6 +87,9 @@ async fn full_copy_is_byte_identical_and_a_second_run_downloads_nothing() {
     assert_eq!(doc2["sources"][0]["files_copied"], 0);
     assert_eq!(doc2["sources"][0]["files_skipped"], files.len() as u64);
     assert_eq!(proxy.get_objects(), gets_before, "the second run downloaded objects");
+    assert!(doc2["requests"].get("s3.get").is_none(), "{doc2}");
+    assert!(doc2["requests"].get("archive.get").is_none(), "{doc2}");
+    assert!(doc2["requests"].get("archive.put").is_none(), "{doc2}");
     assert!(doc2["sources"][0]["backup_gap_seconds"].as_i64().unwrap() < 60);
 }
 

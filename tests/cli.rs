@@ -1,0 +1,79 @@
+//! The command line as a script meets it: a closed stdout ends the output quietly and
+//! the exit code still says what the command found; exit codes follow the error's kind.
+
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+extern "C" {
+    fn pipe(fds: *mut i32) -> i32;
+}
+
+/// A pipe whose read end is already closed: every write to it fails with EPIPE.
+fn broken_pipe() -> OwnedFd {
+    let mut fds = [0i32; 2];
+    // SAFETY: `pipe` fills two new descriptors, each owned exactly once below.
+    let rc = unsafe { pipe(fds.as_mut_ptr()) };
+    assert_eq!(rc, 0, "pipe()");
+    let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    drop(read);
+    write
+}
+
+fn example_config() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("trailvault.example.toml")
+}
+
+fn trailvault() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_trailvault"));
+    cmd.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .args(["--log-format", "json", "--config"])
+        .arg(example_config());
+    cmd
+}
+
+#[test]
+fn a_closed_stdout_ends_the_output_quietly() {
+    for json in [true, false] {
+        let mut cmd = trailvault();
+        cmd.args(["config", "check"]);
+        if json {
+            cmd.arg("--json");
+        }
+        let out = cmd
+            .stdout(Stdio::from(broken_pipe()))
+            .stderr(Stdio::piped())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+        assert!(!stderr.contains("Broken pipe"), "{stderr}");
+    }
+}
+
+#[test]
+fn exit_codes_follow_the_kind_of_error() {
+    // A missing config file: configuration, exit 2, with an {"error", "exit_code"} document.
+    let out = Command::new(env!("CARGO_BIN_EXE_trailvault"))
+        .args(["--config", "/nonexistent/trailvault.toml", "status", "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["exit_code"], 2);
+    assert!(
+        doc["error"].as_str().unwrap().contains("/nonexistent/trailvault.toml"),
+        "{doc}"
+    );
+
+    // A bad flag value: usage, exit 2, before anything is touched.
+    let out = trailvault()
+        .args(["restore", "--to", "/tmp/x", "--account", "12345", "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stdout));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(doc["error"].as_str().unwrap().contains("12 digits"), "{doc}");
+}
