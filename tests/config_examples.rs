@@ -392,6 +392,8 @@ fn config_check_lists_every_problem_across_sections_at_once() {
     let doc: serde_json::Value = serde_json::from_str(&run.stdout).expect("one JSON document");
     assert_eq!(doc["exit_code"], 2);
     let error = doc["error"].as_str().unwrap();
+    let problems = doc["problems"].as_array().expect("problems, one by one");
+    assert_eq!(problems.len(), 9, "{doc}");
     for needle in [
         "has 9 problems",
         "unknown key `source[0].regoin`",

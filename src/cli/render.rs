@@ -51,6 +51,9 @@ fn write_stdout(body: &str) {
 pub struct ErrorDoc {
     pub error: String,
     pub exit_code: u8,
+    /// A configuration refused: each problem on its own (all of them are in `error` too).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub problems: Vec<String>,
 }
 
 impl Render for ErrorDoc {
