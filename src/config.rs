@@ -22,7 +22,9 @@ pub const BLOCK_SIZE: u64 = 4 * 1024 * 1024;
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source}. Pass --config PATH or set TRAILVAULT_CONFIG")]
     Read { path: PathBuf, source: std::io::Error },
-    #[error("config file {path} is not valid: {message}")]
+    #[error(
+        "config file {path} is not valid TOML: {message}. Fix the file at that line (text values need quotes, like lookback = \"72h\"; each key once per table)"
+    )]
     Parse { path: PathBuf, message: String },
     #[error("config file {path}{}", list(.problems))]
     Invalid { path: PathBuf, problems: Vec<String> },
@@ -320,8 +322,8 @@ impl<'a> Fields<'a> {
                     "{} = {} is out of range: it must be between {} and {}",
                     self.at(key),
                     shown(&toml::Value::String(text.clone())),
-                    humantime::format_duration(min),
-                    humantime::format_duration(max)
+                    show_duration(min),
+                    show_duration(max)
                 ));
                 default
             }
@@ -400,6 +402,16 @@ impl<'a> Fields<'a> {
                 self.known.join(", ")
             ));
         }
+    }
+}
+
+/// A bound as a person writes it: `3650days`, `10m`, `100ms`.
+fn show_duration(d: Duration) -> String {
+    let secs = d.as_secs();
+    if d.subsec_nanos() == 0 && secs >= DAY && secs.is_multiple_of(DAY) {
+        format!("{}days", secs / DAY)
+    } else {
+        humantime::format_duration(d).to_string()
     }
 }
 
