@@ -1056,7 +1056,9 @@ fn validate_target(t: RawTarget, env: &dyn Env, problems: &mut Vec<String>) -> O
             }
             let account = account_url.as_ref().and_then(account_name).unwrap_or_default();
             if account_url.is_some() && account.is_empty() {
-                problems.push("target.account_url does not name a storage account".into());
+                problems.push(
+                    "target.account_url does not name a storage account: use https://ACCOUNT.blob.core.windows.net or http://HOST:PORT/ACCOUNT".into(),
+                );
             }
             AzureAuth::SharedKey {
                 account,
@@ -1137,9 +1139,11 @@ pub fn account_name(url: &Url) -> Option<String> {
 
 fn parse_http_url(s: &str) -> Result<Url, String> {
     // A trailing slash on a path-style emulator URL makes the SDK build `//container`.
-    let url = Url::parse(s.trim_end_matches('/')).map_err(|e| format!("{s:?} is not a URL: {e}"))?;
+    let url = Url::parse(s.trim_end_matches('/')).map_err(|e| {
+        format!("{s:?} is not a URL ({e}): write a full URL like \"https://host\" or \"http://127.0.0.1:PORT\"")
+    })?;
     if !matches!(url.scheme(), "http" | "https") {
-        return Err(format!("{s:?} must be http(s)"));
+        return Err(format!("{s:?} must be an http:// or https:// URL"));
     }
     if url.query().is_some() {
         return Err(format!(
