@@ -282,6 +282,7 @@ impl AuditJob {
             }
         }
         findings.sort();
+        unreadable.sort_by(|a: &UnreadableFile, b| a.key.cmp(&b.key));
         let report = AuditReport {
             run_id,
             subjects: subjects
