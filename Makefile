@@ -1,7 +1,7 @@
 # The two commands: `make demo` and `make test`. Both install what is missing first.
 SHELL := /bin/bash
 
-.PHONY: deps demo test lint unit bench clean
+.PHONY: deps demo test lint unit bench clean image functions-package test-image test-functions-package
 
 deps:
 	@scripts/install-deps.sh
@@ -9,14 +9,37 @@ deps:
 demo: deps
 	@scripts/demo.sh
 
-# Everything CI checks: formatting, lints, unit tests, and the emulator-backed tests
-# (which fail instead of skipping when CI=true and an emulator is missing).
+# Everything CI checks: formatting, lints, unit tests, the emulator-backed tests (which fail
+# instead of skipping when CI=true and an emulator is missing), and the two packages: the
+# Functions zip built and driven as the host drives it, the container image built (from the
+# debug binary cargo test made) and its rootfs run under chroot against the emulators.
+# The cargo suite runs last, so its summary closes the output.
 test: deps lint
+	cargo build --bin trailvault
+	scripts/test-functions-package.sh
+	scripts/test-image.sh
 	cargo test --all-targets
+
+# localhost/trailvault:latest from deploy/container/Dockerfile (podman; no registry needed).
+image: deps
+	@scripts/build-image.sh
+
+# dist/trailvault-functions.zip: host.json, the function folders and a glibc-only handler.
+functions-package: deps
+	@scripts/functions-package.sh
+
+# The package tests on their own; `make image test-image TEST_IMAGE=localhost/trailvault:latest`
+# tests the image `make image` built instead of building one from the debug binary.
+test-image: deps
+	scripts/test-image.sh
+
+test-functions-package: deps
+	scripts/test-functions-package.sh
 
 lint:
 	cargo fmt --all -- --check
 	cargo clippy --all-targets -- -D warnings
+	cargo clippy --no-default-features --lib --bins -- -D warnings
 
 unit:
 	cargo test --lib
@@ -25,4 +48,4 @@ bench: deps
 	@scripts/bench.sh
 
 clean:
-	rm -rf demo-work bench-work
+	rm -rf demo-work bench-work dist

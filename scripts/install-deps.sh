@@ -15,7 +15,15 @@ as_root() {
 
 # rclone: the independent checker. pkg-config, libxmlsec1-dev, libclang-dev: samael's
 # xmlsec build (bindgen). xmlsec1 and openssl: the SAML test fixtures are signed by them.
-apt_packages=(rclone pkg-config libxmlsec1-dev libclang-dev xmlsec1 openssl)
+# Packaging (make image, make functions-package and their tests): podman (docker is used
+# only where podman is absent), mmdebstrap for the image's Debian base, zip/unzip for the
+# Functions package, binutils (readelf, objdump) for its checks, curl for the probes.
+apt_packages=(rclone pkg-config libxmlsec1-dev libclang-dev xmlsec1 openssl
+  mmdebstrap zip unzip binutils curl)
+# podman unless a working docker is there (a docker client without a daemon does not count).
+if ! command -v podman >/dev/null && ! { command -v docker >/dev/null && docker info >/dev/null 2>&1; }; then
+  apt_packages+=(podman)
+fi
 missing=()
 for p in "${apt_packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

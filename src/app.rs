@@ -20,6 +20,7 @@ use crate::integrity::keys::{ImportedKey, KeyError};
 use crate::integrity::verify::VerifyJob;
 use crate::progress::Progress;
 use crate::state::select::Selection;
+use crate::storage::aws_credentials::{self, AwsCredentials};
 use crate::storage::blob::open_target;
 use crate::storage::decorate::{CountingSource, CountingStore, ReadOnlyStore, RequestCounter};
 use crate::storage::folder::FolderSink;
@@ -121,12 +122,13 @@ pub fn cancel_on(job_cancel: &CancellationToken, signal: &CancellationToken) -> 
     guard
 }
 
-/// A sync of the named sources (all when `only` is empty).
+/// A sync of the named sources (all when `only` is empty); no file is started after `deadline`.
 pub async fn sync_job(
     config: &Config,
     only: &[String],
     dry_run: bool,
     progress: Arc<dyn Progress>,
+    deadline: Option<tokio::time::Instant>,
 ) -> Result<SyncJob, AppError> {
     config.require_sources("sync")?;
     config.require_target("sync")?;
@@ -149,22 +151,60 @@ pub async fn sync_job(
         state = Arc::new(ReadOnlyStore::new(state));
     }
     let mut sources = Vec::new();
+    // One provider per role: sources sharing a role share its cached credentials.
+    let mut providers: std::collections::HashMap<String, AwsCredentials> = std::collections::HashMap::new();
     for s in config
         .sources
         .iter()
         .filter(|s| only.is_empty() || only.contains(&s.name))
     {
+        let credentials = match config.source_role(s) {
+            None => aws_credentials::provider(&config.aws, None, &s.region)
+                .await
+                .map_err(AppError::Setup)?,
+            Some(role) => match providers.get(&role) {
+                Some(p) => p.clone(),
+                None => {
+                    let p = aws_credentials::provider(&config.aws, Some(&role), &s.region)
+                        .await
+                        .map_err(AppError::Setup)?;
+                    providers.insert(role, p.clone());
+                    p
+                }
+            },
+        };
         sources.push(SourceHandle {
             name: s.name.clone(),
             prefix: s.prefix.clone(),
             source: Arc::new(RetryingSource::new(
                 Arc::new(CountingSource::new(
-                    Arc::new(S3Source::connect(s).await),
+                    Arc::new(S3Source::connect(s, credentials).await),
                     requests.clone(),
                 )),
                 retry.clone(),
             )),
         });
+    }
+    // Exchange the Azure identity before the health probe runs, so the probe's timeout
+    // measures S3, not a first token. A failure here is only logged: the probe and the
+    // listings report it with the source it hits.
+    if !dry_run {
+        for (role, provider) in providers.iter().filter_map(|(r, p)| p.as_ref().map(|p| (r, p))) {
+            use aws_credential_types::provider::ProvideCredentials;
+            let warm = tokio::time::timeout(aws_credentials::LOAD_TIMEOUT, provider.provide_credentials());
+            match warm.await {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => tracing::warn!(
+                    role_arn = role.as_str(),
+                    error = %aws_sdk_s3::error::DisplayErrorContext(&e),
+                    "no AWS credentials from the Azure identity"
+                ),
+                Err(_) => tracing::warn!(
+                    role_arn = role.as_str(),
+                    "no AWS credentials from the Azure identity in time"
+                ),
+            }
+        }
     }
     Ok(SyncJob {
         sources,
@@ -177,6 +217,7 @@ pub async fn sync_job(
         retry,
         cancel,
         requests,
+        deadline,
     })
 }
 
@@ -329,6 +370,8 @@ pub struct RestoreRequest {
     pub digests: bool,
     pub dry_run: bool,
     pub progress: Arc<dyn Progress>,
+    /// The role an S3 target is written with under `azure-federated` (default `[aws] role_arn`).
+    pub role_arn: Option<String>,
 }
 
 pub async fn restore_job(config: &Config, request: RestoreRequest) -> Result<RestoreJob, AppError> {
@@ -340,10 +383,13 @@ pub async fn restore_job(config: &Config, request: RestoreRequest) -> Result<Res
             bucket,
             prefix,
             endpoint,
-        } => Arc::new(RetryingSink::new(
-            Arc::new(S3Sink::connect(bucket, prefix, endpoint.as_deref()).await),
-            retry.clone(),
-        )),
+        } => {
+            let credentials = restore_credentials(config, request.role_arn.as_deref()).await?;
+            Arc::new(RetryingSink::new(
+                Arc::new(S3Sink::connect(bucket, prefix, endpoint.as_deref(), credentials).await),
+                retry.clone(),
+            ))
+        }
         RestoreTarget::Folder(dir) => {
             let folder = FolderSink::new(dir);
             if !request.dry_run {
@@ -370,6 +416,29 @@ pub async fn restore_job(config: &Config, request: RestoreRequest) -> Result<Res
         progress: request.progress,
         retry,
     })
+}
+
+/// Credentials for an S3 restore target: `--role-arn`, else `[aws] role_arn`, under
+/// `azure-federated`; the default chain otherwise (where `--role-arn` has no meaning).
+async fn restore_credentials(config: &Config, role_arn: Option<&str>) -> Result<AwsCredentials, AppError> {
+    use crate::config::AwsAuth;
+    match &config.aws {
+        AwsAuth::Default if role_arn.is_some() => Err(AppError::Usage(
+            "--role-arn needs [aws] auth = \"azure-federated\" (with the SDK's default chain, choose the role in an AWS profile)".into(),
+        )),
+        AwsAuth::Default => Ok(None),
+        AwsAuth::AzureFederated(f) => {
+            if role_arn.is_none() && f.role_arn.is_none() {
+                return Err(AppError::Usage(
+                    "restore to S3 with aws.auth = \"azure-federated\" needs a role that may write: --role-arn ARN or aws.role_arn".into(),
+                ));
+            }
+            let region = aws_credentials::sts_region("us-east-1");
+            aws_credentials::provider(&config.aws, role_arn, &region)
+                .await
+                .map_err(AppError::Setup)
+        }
+    }
 }
 
 fn federation_section(config: &Config) -> Result<&crate::config::FederationConfig, AppError> {
@@ -448,7 +517,20 @@ pub async fn keys_fetch(
     }
     archive.ensure_container().await?;
     let regions: Vec<String> = regions.into_iter().collect();
-    let api = crate::cloudtrail_api::AwsCloudTrail;
+    // `[aws] role_arn`, else the first source's role, reads the public keys.
+    let role = match &config.aws {
+        crate::config::AwsAuth::AzureFederated(f) => f
+            .role_arn
+            .clone()
+            .or_else(|| config.sources.iter().find_map(|s| config.source_role(s))),
+        crate::config::AwsAuth::Default => None,
+    };
+    let region = aws_credentials::sts_region(config.sources.first().map(|s| s.region.as_str()).unwrap_or("us-east-1"));
+    let api = crate::cloudtrail_api::AwsCloudTrail {
+        credentials: aws_credentials::provider(&config.aws, role.as_deref(), &region)
+            .await
+            .map_err(AppError::Setup)?,
+    };
     let fetched = crate::integrity::keys::fetch(archive.as_ref(), &api, &regions, since, Utc::now()).await?;
     Ok((regions, fetched))
 }

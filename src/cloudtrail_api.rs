@@ -27,9 +27,12 @@ pub trait PublicKeySource: Send + Sync {
     ) -> StorageResult<Vec<PublishedKey>>;
 }
 
-/// The AWS API, with the SDK's default credential chain. `AWS_ENDPOINT_URL_CLOUDTRAIL`
-/// points it at another endpoint.
-pub struct AwsCloudTrail;
+/// The AWS API, with the SDK's default credential chain or the given provider
+/// (`azure-federated`). `AWS_ENDPOINT_URL_CLOUDTRAIL` points it at another endpoint.
+#[derive(Default)]
+pub struct AwsCloudTrail {
+    pub credentials: crate::storage::aws_credentials::AwsCredentials,
+}
 
 fn to_utc(t: &aws_sdk_cloudtrail::primitives::DateTime) -> Option<DateTime<Utc>> {
     Utc.timestamp_opt(t.secs(), t.subsec_nanos()).single()
@@ -47,10 +50,12 @@ impl PublicKeySource for AwsCloudTrail {
         start: DateTime<Utc>,
         end: DateTime<Utc>,
     ) -> StorageResult<Vec<PublishedKey>> {
-        let shared = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .region(aws_config::Region::new(region.to_string()))
-            .load()
-            .await;
+        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new(region.to_string()));
+        if let Some(c) = &self.credentials {
+            loader = loader.credentials_provider(c.clone());
+        }
+        let shared = loader.load().await;
         let client = aws_sdk_cloudtrail::Client::new(&shared);
         let target = format!("cloudtrail ListPublicKeys in {region}");
         let mut pages = client

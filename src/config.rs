@@ -69,6 +69,7 @@ struct RawConfig {
     health: RawHealth,
     federation: Option<RawFederation>,
     log_analytics: Option<RawLogAnalytics>,
+    aws: Option<RawAws>,
 }
 
 /// Required fields are `None` when absent or of the wrong type (already reported).
@@ -78,6 +79,7 @@ struct RawSource {
     region: Option<String>,
     prefix: String,
     endpoint: Option<String>,
+    role_arn: Option<String>,
 }
 
 struct RawTarget {
@@ -146,6 +148,19 @@ struct RawLogAnalytics {
     workspace_id: String,
     auth: Option<String>,
 }
+
+struct RawAws {
+    auth: Option<String>,
+    role_arn: Option<String>,
+    azure_credential: Option<String>,
+    token_audience: Option<String>,
+    session_name: Option<String>,
+}
+
+/// The audience Entra issues federation tokens for by default (AWS's OIDC provider
+/// for the tenant lists it as its client ID).
+pub const DEFAULT_TOKEN_AUDIENCE: &str = "api://AzureADTokenExchange";
+pub const DEFAULT_SESSION_NAME: &str = "trailvault";
 
 /// The problems found so far, shared by every reader.
 #[derive(Default)]
@@ -579,9 +594,22 @@ fn read_raw(doc: &toml::Table, problems: &Problems) -> RawConfig {
         f.finish();
         raw
     });
+    let aws = top.table("aws").map(|t| {
+        let mut f = Fields::new("aws", t, problems);
+        let raw = RawAws {
+            auth: f.opt_string("auth"),
+            role_arn: f.opt_string("role_arn"),
+            azure_credential: f.opt_string("azure_credential"),
+            token_audience: f.opt_string("token_audience"),
+            session_name: f.opt_string("session_name"),
+        };
+        f.finish();
+        raw
+    });
     top.finish();
 
     RawConfig {
+        aws,
         source,
         target,
         sync,
@@ -603,6 +631,7 @@ fn read_source(at: &str, t: &toml::Table, problems: &Problems) -> RawSource {
         region: f.required("region", "the bucket's region, like \"us-east-1\""),
         prefix: f.string_or("prefix", ""),
         endpoint: f.opt_string("endpoint"),
+        role_arn: f.opt_string("role_arn"),
     };
     f.finish();
     raw
@@ -622,6 +651,8 @@ pub struct Config {
     pub health: HealthConfig,
     pub federation: Option<FederationConfig>,
     pub log_analytics: Option<LogAnalyticsConfig>,
+    /// How AWS calls get credentials (`[aws]`; the SDK's default chain without it).
+    pub aws: AwsAuth,
 }
 
 #[derive(Debug, Clone)]
@@ -632,6 +663,8 @@ pub struct SourceConfig {
     /// The trail's key prefix without leading or trailing `/` (empty for none).
     pub prefix: String,
     pub endpoint: Option<Url>,
+    /// The role this source's S3 is read with under `azure-federated` (`[aws] role_arn` when unset).
+    pub role_arn: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -645,7 +678,7 @@ pub struct TargetConfig {
 
 /// How trailvault authenticates to Azure Storage. Secrets are read from the
 /// environment at load time and wrapped so they cannot be printed.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum AzureAuth {
     ManagedIdentity {
         client_id: Option<String>,
@@ -678,6 +711,45 @@ impl AzureAuth {
 
     pub fn is_token(&self) -> bool {
         !matches!(self, AzureAuth::Sas(_) | AzureAuth::SharedKey { .. })
+    }
+}
+
+/// How trailvault gets AWS credentials.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub enum AwsAuth {
+    /// The SDK's default chain: environment, profile (SSO, `credential_process`), web
+    /// identity, ECS, IMDS.
+    #[default]
+    Default,
+    /// An Entra token from an Azure credential, exchanged with STS
+    /// `AssumeRoleWithWebIdentity` for short-lived role credentials: no AWS key stored.
+    AzureFederated(AzureFederated),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct AzureFederated {
+    /// `[aws] role_arn`: the default role (sources may name their own; restore may too).
+    pub role_arn: Option<String>,
+    /// The Azure identity whose token is exchanged (a token kind).
+    pub azure_credential: AzureAuth,
+    /// The token's audience; the scope asked for is `{token_audience}/.default`.
+    pub token_audience: String,
+    pub session_name: String,
+}
+
+impl AzureFederated {
+    pub fn scope(&self) -> String {
+        format!("{}/.default", self.token_audience)
+    }
+}
+
+impl Config {
+    /// The role a source is read with under `azure-federated` (None with the default chain).
+    pub fn source_role(&self, source: &SourceConfig) -> Option<String> {
+        match &self.aws {
+            AwsAuth::Default => None,
+            AwsAuth::AzureFederated(f) => source.role_arn.clone().or_else(|| f.role_arn.clone()),
+        }
     }
 }
 
@@ -852,16 +924,26 @@ fn validate(raw: RawConfig, path: &Path, base: &Path, env: &dyn Env, problems: &
                 .map_err(|m| problems.push(format!("{at}: endpoint {m}")))
                 .ok()
         });
+        let role_arn = s.role_arn.filter(|r| !r.is_empty());
+        if let Some(r) = &role_arn {
+            if !is_role_arn(r) {
+                problems.push(format!(
+                    "{at}: role_arn {r:?} is not an IAM role ARN (arn:aws:iam::123456789012:role/NAME)"
+                ));
+            }
+        }
         sources.push(SourceConfig {
             name: s.name.unwrap_or_default(),
             bucket: s.bucket.unwrap_or_default(),
             region: s.region.unwrap_or_default(),
             prefix: s.prefix.trim_matches('/').to_string(),
             endpoint,
+            role_arn,
         });
     }
 
     let target = raw.target.and_then(|t| validate_target(t, env, problems));
+    let aws = validate_aws(raw.aws, &sources, target.as_ref(), env, problems);
 
     // Sizes, counts and duration ranges were checked as they were read.
     for problem in check_schedule(&raw.schedule.cron, &raw.schedule.timezone, &raw.schedule.verify_cron) {
@@ -981,7 +1063,163 @@ fn validate(raw: RawConfig, path: &Path, base: &Path, env: &dyn Env, problems: &
         },
         federation,
         log_analytics,
+        aws,
     }
+}
+
+/// `[aws]`: the default chain, or `azure-federated` with a role for every source and an
+/// Azure token credential (named, or the target's when it is a token kind).
+fn validate_aws(
+    raw: Option<RawAws>,
+    sources: &[SourceConfig],
+    target: Option<&TargetConfig>,
+    env: &dyn Env,
+    problems: &mut Vec<String>,
+) -> AwsAuth {
+    let raw = raw.unwrap_or(RawAws {
+        auth: None,
+        role_arn: None,
+        azure_credential: None,
+        token_audience: None,
+        session_name: None,
+    });
+    let nonempty = |v: Option<String>| v.filter(|s| !s.trim().is_empty());
+    let role_arn = nonempty(raw.role_arn);
+    match raw.auth.as_deref().unwrap_or("default") {
+        "default" => {
+            for (key, set) in [
+                ("role_arn", role_arn.is_some()),
+                ("azure_credential", raw.azure_credential.is_some()),
+                ("token_audience", raw.token_audience.is_some()),
+                ("session_name", raw.session_name.is_some()),
+            ] {
+                if set {
+                    problems.push(format!(
+                        "aws.{key} is used only with aws.auth = \"azure-federated\" (aws.auth is \"default\": the SDK's credential chain)"
+                    ));
+                }
+            }
+            for s in sources.iter().filter(|s| s.role_arn.is_some()) {
+                problems.push(format!(
+                    "source {}: role_arn needs [aws] auth = \"azure-federated\" (with the SDK's default chain, name the role in an AWS profile)",
+                    s.name
+                ));
+            }
+            AwsAuth::Default
+        }
+        "azure-federated" => {
+            if let Some(r) = &role_arn {
+                if !is_role_arn(r) {
+                    problems.push(format!(
+                        "aws.role_arn {r:?} is not an IAM role ARN (arn:aws:iam::123456789012:role/NAME)"
+                    ));
+                }
+            }
+            for s in sources.iter().filter(|s| s.role_arn.is_none() && role_arn.is_none()) {
+                problems.push(format!(
+                    "source {}: no role to assume: set aws.role_arn or the source's role_arn",
+                    s.name
+                ));
+            }
+            let kind = nonempty(raw.azure_credential)
+                .or_else(|| target.filter(|t| t.auth.is_token()).map(|t| t.auth.kind().to_string()));
+            let azure_credential = match kind.as_deref() {
+                None => {
+                    problems.push(
+                        "aws.azure_credential must name the Azure identity whose token is exchanged (managed-identity, workload-identity, client-secret, developer-tools): target.auth is not a token kind".into(),
+                    );
+                    AzureAuth::ManagedIdentity { client_id: None }
+                }
+                Some(kind) => match (target.map(|t| &t.auth).filter(|a| a.kind() == kind), kind) {
+                    // The target's identity when it is the same kind (one managed identity serves both).
+                    (Some(a), _) => a.clone(),
+                    (None, "managed-identity") => AzureAuth::ManagedIdentity { client_id: None },
+                    (None, "workload-identity") => AzureAuth::WorkloadIdentity,
+                    (None, "developer-tools") => AzureAuth::DeveloperTools,
+                    (None, "client-secret") => {
+                        let mut get = |v: &str| {
+                            env.var(v).or_else(|| {
+                                problems.push(format!(
+                                    "aws.azure_credential = \"client-secret\" needs the environment variable {v}"
+                                ));
+                                None
+                            })
+                        };
+                        let (tenant, client, secret) = (
+                            get("AZURE_TENANT_ID"),
+                            get("AZURE_CLIENT_ID"),
+                            get("AZURE_CLIENT_SECRET"),
+                        );
+                        AzureAuth::ClientSecret {
+                            tenant_id: tenant.unwrap_or_default(),
+                            client_id: client.unwrap_or_default(),
+                            secret: Secret::new(secret.unwrap_or_default()),
+                        }
+                    }
+                    (None, other) => {
+                        problems.push(format!(
+                            "aws.azure_credential {other:?} is not one of managed-identity, workload-identity, client-secret, developer-tools"
+                        ));
+                        AzureAuth::ManagedIdentity { client_id: None }
+                    }
+                },
+            };
+            let token_audience = nonempty(raw.token_audience)
+                .map(|a| a.trim_end_matches("/.default").to_string())
+                .unwrap_or_else(|| DEFAULT_TOKEN_AUDIENCE.to_string());
+            if token_audience.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                problems.push(format!("aws.token_audience {token_audience:?} must not contain spaces"));
+            }
+            let session_name = nonempty(raw.session_name).unwrap_or_else(|| DEFAULT_SESSION_NAME.to_string());
+            if !is_session_name(&session_name) {
+                problems.push(format!(
+                    "aws.session_name {session_name:?} must be 2-64 characters of [A-Za-z0-9+=,.@_-]"
+                ));
+            }
+            AwsAuth::AzureFederated(AzureFederated {
+                role_arn,
+                azure_credential,
+                token_audience,
+                session_name,
+            })
+        }
+        other => {
+            problems.push(format!(
+                "aws.auth {other:?} is not one of \"default\" (the SDK's credential chain) or \"azure-federated\""
+            ));
+            AwsAuth::Default
+        }
+    }
+}
+
+/// `arn:PARTITION:iam::ACCOUNT:role/[PATH/]NAME`.
+pub fn is_role_arn(s: &str) -> bool {
+    let parts: Vec<&str> = s.splitn(6, ':').collect();
+    let [arn, partition, service, region, account, resource] = parts.as_slice() else {
+        return false;
+    };
+    let Some(name) = resource.strip_prefix("role/") else {
+        return false;
+    };
+    *arn == "arn"
+        && matches!(
+            *partition,
+            "aws" | "aws-cn" | "aws-us-gov" | "aws-iso" | "aws-iso-b" | "aws-iso-e" | "aws-iso-f" | "aws-eusc"
+        )
+        && *service == "iam"
+        && region.is_empty()
+        && account.len() == 12
+        && account.bytes().all(|b| b.is_ascii_digit())
+        && !name.is_empty()
+        && name.len() <= 512
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"+=,.@_-/".contains(&b))
+        && !name.ends_with('/')
+}
+
+fn is_session_name(s: &str) -> bool {
+    (2..=64).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"+=,.@_-".contains(&b))
 }
 
 fn validate_target(t: RawTarget, env: &dyn Env, problems: &mut Vec<String>) -> Option<TargetConfig> {
@@ -1370,6 +1608,108 @@ concurrency = 0
         let c = parse(MINIMAL, &[(ENV_AZURE_ACCOUNT_KEY, KEY)]).unwrap();
         let dbg = format!("{c:?}");
         assert!(!dbg.contains(&KEY[..20]), "{dbg}");
+    }
+
+    const FEDERATED: &str = "\n[aws]\nauth = \"azure-federated\"\nrole_arn = \"arn:aws:iam::111122223333:role/trailvault-reader\"\nazure_credential = \"managed-identity\"\n";
+
+    #[test]
+    fn no_aws_section_keeps_the_default_chain() {
+        let c = parse(MINIMAL, &[(ENV_AZURE_ACCOUNT_KEY, KEY)]).unwrap();
+        assert_eq!(c.aws, AwsAuth::Default);
+        assert_eq!(c.source_role(&c.sources[0]), None);
+    }
+
+    #[test]
+    fn azure_federated_gets_contract_defaults_and_per_source_roles() {
+        let text = MINIMAL.replace(
+            "region = \"ap-northeast-2\"",
+            "region = \"ap-northeast-2\"\nrole_arn = \"arn:aws:iam::444455556666:role/path/seoul-reader\"",
+        ) + "[[source]]\nname = \"other\"\nbucket = \"other-bucket\"\nregion = \"us-east-1\"\n"
+            + FEDERATED;
+        let c = parse(&text, &[(ENV_AZURE_ACCOUNT_KEY, KEY)]).unwrap();
+        let AwsAuth::AzureFederated(f) = &c.aws else {
+            panic!("{:?}", c.aws)
+        };
+        assert_eq!(f.token_audience, DEFAULT_TOKEN_AUDIENCE);
+        assert_eq!(f.scope(), "api://AzureADTokenExchange/.default");
+        assert_eq!(f.session_name, "trailvault");
+        assert_eq!(f.azure_credential, AzureAuth::ManagedIdentity { client_id: None });
+        assert_eq!(
+            c.source_role(&c.sources[0]).as_deref(),
+            Some("arn:aws:iam::444455556666:role/path/seoul-reader")
+        );
+        assert_eq!(
+            c.source_role(&c.sources[1]).as_deref(),
+            Some("arn:aws:iam::111122223333:role/trailvault-reader")
+        );
+    }
+
+    #[test]
+    fn azure_federated_defaults_to_the_targets_token_identity() {
+        let text = MINIMAL
+            .replace("http://127.0.0.1:10000/devstoreaccount1/", "https://acct.blob.core.windows.net")
+            .replace("\"shared-key\"", "\"managed-identity\"\nmanaged_identity_client_id = \"abc\"")
+            + "\n[aws]\nauth = \"azure-federated\"\nrole_arn = \"arn:aws:iam::111122223333:role/r\"\ntoken_audience = \"api://custom/.default\"\n";
+        let c = parse(&text, &[]).unwrap();
+        let AwsAuth::AzureFederated(f) = &c.aws else {
+            panic!("{:?}", c.aws)
+        };
+        assert_eq!(
+            f.azure_credential,
+            AzureAuth::ManagedIdentity {
+                client_id: Some("abc".into())
+            }
+        );
+        assert_eq!(f.scope(), "api://custom/.default");
+    }
+
+    #[test]
+    fn aws_section_problems_are_named_before_any_network_call() {
+        // shared-key target, no azure_credential, a bad ARN, a bad session name, an unknown key.
+        let text = format!(
+            "{MINIMAL}\n[aws]\nauth = \"azure-federated\"\nrole_arn = \"arn:aws:iam::1111:user/x\"\nsession_name = \"a b\"\n"
+        );
+        let err = parse(&text, &[(ENV_AZURE_ACCOUNT_KEY, KEY)]).unwrap_err().to_string();
+        for needle in ["aws.azure_credential", "aws.role_arn", "aws.session_name"] {
+            assert!(err.contains(needle), "missing {needle:?} in {err}");
+        }
+        let unknown = format!("{MINIMAL}\n[aws]\nauth = \"azure-federated\"\nrole = \"x\"\n");
+        let err = parse(&unknown, &[(ENV_AZURE_ACCOUNT_KEY, KEY)])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("role"), "{err}");
+        let kind = format!("{MINIMAL}\n[aws]\nauth = \"keys\"\n");
+        let err = parse(&kind, &[(ENV_AZURE_ACCOUNT_KEY, KEY)]).unwrap_err().to_string();
+        assert!(err.contains("aws.auth"), "{err}");
+        // No role for a source at all.
+        let norole =
+            format!("{MINIMAL}\n[aws]\nauth = \"azure-federated\"\nazure_credential = \"workload-identity\"\n");
+        let err = parse(&norole, &[(ENV_AZURE_ACCOUNT_KEY, KEY)]).unwrap_err().to_string();
+        assert!(err.contains("no role to assume"), "{err}");
+        // client-secret needs its environment.
+        let cs = format!("{MINIMAL}{}", FEDERATED.replace("managed-identity", "client-secret"));
+        let err = parse(&cs, &[(ENV_AZURE_ACCOUNT_KEY, KEY)]).unwrap_err().to_string();
+        assert!(err.contains("AZURE_CLIENT_SECRET"), "{err}");
+        // Federated-only keys and per-source roles are refused with the default chain.
+        let dflt = MINIMAL.replace(
+            "region = \"ap-northeast-2\"",
+            "region = \"ap-northeast-2\"\nrole_arn = \"arn:aws:iam::111122223333:role/r\"",
+        ) + "\n[aws]\nauth = \"default\"\ntoken_audience = \"x\"\n";
+        let err = parse(&dflt, &[(ENV_AZURE_ACCOUNT_KEY, KEY)]).unwrap_err().to_string();
+        assert!(
+            err.contains("aws.token_audience") && err.contains("role_arn needs"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn role_arns_are_checked() {
+        assert!(is_role_arn("arn:aws:iam::111122223333:role/trailvault-reader"));
+        assert!(is_role_arn("arn:aws-us-gov:iam::111122223333:role/a/b/c"));
+        assert!(!is_role_arn("arn:aws:iam::111122223333:user/x"));
+        assert!(!is_role_arn("arn:aws:iam:us-east-1:111122223333:role/x"));
+        assert!(!is_role_arn("arn:aws:iam::11112222333:role/x"));
+        assert!(!is_role_arn("arn:aws:iam::111122223333:role/"));
     }
 
     #[test]

@@ -56,6 +56,17 @@ pub fn redact_text(text: &str) -> String {
                 continue 'outer;
             }
         }
+        // A JWT (an Entra token: `eyJ...`.`...`.`...`) quoted by an error message.
+        if rest.starts_with("eyJ") && !out.ends_with(|c: char| c.is_ascii_alphanumeric()) {
+            let end = rest
+                .find(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+                .unwrap_or(rest.len());
+            if rest[..end].matches('.').count() >= 1 {
+                out.push_str("<redacted token>");
+                rest = &rest[end..];
+                continue 'outer;
+            }
+        }
         let mut chars = rest.chars();
         if let Some(c) = chars.next() {
             out.push(c);
@@ -83,6 +94,17 @@ mod tests {
         let red = redact_text(msg);
         assert!(!red.contains("SECRETSIG"), "{red}");
         assert!(red.contains("sig=REDACTED&sp=r failed"), "{red}");
+    }
+
+    #[test]
+    fn redacts_bearer_tokens() {
+        let msg = "refused token eyJ0eXAiOiJKV1QifQ.eyJhdWQiOiJ4In0.c2ln-_x for role; keyJx stays";
+        let red = redact_text(msg);
+        assert!(!red.contains("eyJ0eXAi") && !red.contains("c2ln"), "{red}");
+        assert!(
+            red.contains("refused token <redacted token> for role; keyJx stays"),
+            "{red}"
+        );
     }
 
     #[test]

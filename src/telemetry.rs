@@ -1,8 +1,22 @@
-//! Logging setup. Logs always go to stderr: text on a terminal, JSON lines otherwise.
+//! Logging setup: text on a terminal, JSON lines otherwise. Logs go to stderr, except
+//! under `trailvault functions`, where the Functions host logs every stderr line as an
+//! error: there information goes to stdout and only warnings and errors to stderr.
 
 use std::io::IsTerminal;
 
+use tracing::Level;
+use tracing_subscriber::fmt::writer::MakeWriterExt;
 use tracing_subscriber::EnvFilter;
+
+/// Where log lines go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogStreams {
+    /// Everything to stderr (stdout is kept for `--json` documents).
+    Stderr,
+    /// Information (and debug, trace) to stdout, warnings and errors to stderr: the
+    /// Azure Functions host turns stderr lines into Error-level traces.
+    FunctionsHost,
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum LogFormat {
@@ -11,7 +25,7 @@ pub enum LogFormat {
 }
 
 /// `verbosity`: 0 info, 1 debug, 2+ trace, negative warn/error. `RUST_LOG` overrides.
-pub fn init(format: Option<LogFormat>, verbosity: i8) {
+pub fn init(format: Option<LogFormat>, verbosity: i8, streams: LogStreams) {
     let level = match verbosity {
         i8::MIN..=-2 => "error",
         -1 => "warn",
@@ -27,13 +41,28 @@ pub fn init(format: Option<LogFormat>, verbosity: i8) {
     } else {
         LogFormat::Json
     });
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let _ = match format {
-        LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    let _ = match (streams, format) {
+        (LogStreams::Stderr, LogFormat::Text) => builder.with_writer(std::io::stderr).try_init(),
+        (LogStreams::Stderr, LogFormat::Json) => builder
+            .with_writer(std::io::stderr)
+            .json()
+            .flatten_event(true)
+            .try_init(),
+        (LogStreams::FunctionsHost, LogFormat::Text) => builder.with_writer(split_writer()).try_init(),
+        (LogStreams::FunctionsHost, LogFormat::Json) => builder
+            .with_writer(split_writer())
+            .json()
+            .flatten_event(true)
+            .try_init(),
     };
+}
+
+/// WARN and ERROR to stderr, INFO and more verbose to stdout.
+fn split_writer() -> impl for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static {
+    std::io::stderr
+        .with_max_level(Level::WARN)
+        .and(std::io::stdout.with_min_level(Level::INFO))
 }
 
 /// Every metric trailvault exports, in one place. Base units, `_total` on counters,

@@ -181,6 +181,11 @@ pub struct SyncArgs {
     /// Plan only: list and compare, write nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Start no new file after this long (humantime: 90s, 8m, 1h); in-flight files finish
+    /// (or are abandoned 30 s later), progress is saved and the run is `Partial` with
+    /// `deadline_reached` (exit 0 when nothing failed).
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub deadline: Option<std::time::Duration>,
     /// Print one JSON document on stdout.
     #[arg(long)]
     pub json: bool,
@@ -215,6 +220,10 @@ pub struct RestoreArgs {
     /// Show the plan only.
     #[arg(long)]
     pub dry_run: bool,
+    /// With [aws] auth = "azure-federated": the role that writes to an s3:// target
+    /// (default aws.role_arn).
+    #[arg(long, value_name = "ARN")]
+    pub role_arn: Option<String>,
     #[arg(long)]
     pub json: bool,
 }
@@ -293,8 +302,20 @@ impl RestoreArgs {
             .iter()
             .map(|r| region("region", r))
             .collect::<Result<Vec<_>, _>>()?;
+        if let Some(arn) = &self.role_arn {
+            if !crate::config::is_role_arn(arn) {
+                return Err(CliError::Usage(format!(
+                    "--role-arn {arn:?} is not an IAM role ARN (arn:aws:iam::123456789012:role/NAME)"
+                )));
+            }
+        }
+        let to = restore_target(&self.to, self.endpoint.as_deref())?;
+        if self.role_arn.is_some() && matches!(to, RestoreTarget::Folder(_)) {
+            return Err(CliError::Usage("--role-arn applies to an s3:// target only".into()));
+        }
         Ok(RestoreRequest {
-            to: restore_target(&self.to, self.endpoint.as_deref())?,
+            to,
+            role_arn: self.role_arn.clone(),
             sources: self.sources.clone(),
             accounts,
             regions,

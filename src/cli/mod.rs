@@ -72,7 +72,11 @@ impl CliError {
 
 /// Runs a parsed command line; returns the process exit code.
 pub async fn run(cli: Cli) -> u8 {
-    telemetry::init(cli.log_format, cli.verbose as i8 - cli.quiet as i8);
+    let streams = match cli.command {
+        Command::Functions { .. } => telemetry::LogStreams::FunctionsHost,
+        _ => telemetry::LogStreams::Stderr,
+    };
+    telemetry::init(cli.log_format, cli.verbose as i8 - cli.quiet as i8, streams);
     let json = cli.command.wants_json();
     match dispatch(&cli, json).await {
         Ok(code) => code,
@@ -172,7 +176,8 @@ async fn sync(cli: &Cli, args: &SyncArgs) -> Result<u8, CliError> {
     } else {
         progress::for_stderr("sync")
     };
-    let job = app::sync_job(&config, &args.sources, args.dry_run, progress).await?;
+    let deadline = args.deadline.map(|d| tokio::time::Instant::now() + d);
+    let job = app::sync_job(&config, &args.sources, args.dry_run, progress, deadline).await?;
     let report = job.run().await?;
     if !args.dry_run {
         app::publish_run(&config, &report.run_id).await;
@@ -213,6 +218,7 @@ async fn saml_validate(
     json: bool,
 ) -> Result<u8, CliError> {
     use std::io::Read;
+    crate::federation::saml_support().map_err(|m| CliError::Usage(m.to_string()))?;
     let config = load_config(cli)?;
     let at = args::time_or("at", at, chrono::Utc::now())?;
     let mut validator = app::federation_validator(&config).await?;

@@ -2,8 +2,9 @@
 //! (`schedule.verify_cron`) with tokio-cron-scheduler, and a small HTTP server:
 //! `/healthz` (the process answers; no external calls, so a cloud outage does not get
 //! the pod restarted), `/readyz` (config loaded, scheduler running, not shutting down),
-//! `/metrics` (Prometheus text). SIGTERM: not ready, no new runs, the running one
-//! finishes (its lease is released), then exit 0.
+//! `/metrics` (Prometheus text; with `TRAILVAULT_METRICS_TOKEN` set it needs
+//! `Authorization: Bearer <token>`, the probes never do). SIGTERM: not ready, no new
+//! runs, the running one finishes (its lease is released), then exit 0.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -12,7 +13,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use chrono::{DateTime, Utc};
@@ -24,6 +26,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::Config;
 use crate::progress::NoProgress;
 use crate::records::{AwsHealth, RunStatus};
+use crate::secret::Secret;
 use crate::state::LockError;
 use crate::state::SourceHealth;
 use crate::sync::{SyncError, SyncReport};
@@ -52,7 +55,12 @@ struct Shared {
     /// Start of the last complete run per source: the backup gap is measured from it.
     last_complete_start: Mutex<HashMap<String, DateTime<Utc>>>,
     metrics: PrometheusHandle,
+    /// `TRAILVAULT_METRICS_TOKEN`: the bearer token `/metrics` requires, when set.
+    metrics_token: Option<Secret<String>>,
 }
+
+/// App setting / environment variable holding the bearer token for `/metrics`.
+pub const METRICS_TOKEN_ENV: &str = "TRAILVAULT_METRICS_TOKEN";
 
 /// Scheduling needs seconds-first cron in UTC (as Azure Functions NCRONTAB on Linux): the
 /// same check `config check` runs, so a config it accepts is one the daemon can schedule.
@@ -94,8 +102,16 @@ pub async fn run(config: Config, listen: SocketAddr, shutdown_grace: Duration) -
         running: tokio::sync::Mutex::new(()),
         last_complete_start: Mutex::new(HashMap::new()),
         metrics,
+        metrics_token: std::env::var(METRICS_TOKEN_ENV)
+            .ok()
+            .map(|t| t.trim().to_string())
+            .filter(|t| !t.is_empty())
+            .map(Secret::new),
         shutdown: CancellationToken::new(),
     });
+    if shared.metrics_token.is_some() {
+        tracing::info!("/metrics requires the bearer token of {METRICS_TOKEN_ENV}");
+    }
     // Seed the gap from what earlier runs recorded; an unreachable state container is
     // not fatal here (the first run will say more).
     if let Ok((_, state)) = crate::storage::blob::open_target(&target) {
@@ -142,7 +158,7 @@ pub async fn run(config: Config, listen: SocketAddr, shutdown_grace: Duration) -
         .route("/healthz", get(|| async { "ok" }))
         .route("/livez", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics_text))
+        .route("/metrics", get(metrics_endpoint))
         .with_state(shared.clone());
     let listener = tokio::net::TcpListener::bind(listen)
         .await
@@ -191,8 +207,41 @@ async fn readyz(State(s): State<Arc<Shared>>) -> (StatusCode, &'static str) {
     }
 }
 
+/// Whether `headers` carry `Authorization: Bearer <token>`, compared in constant time
+/// (over SHA-256 digests, so neither content nor length leaks through timing).
+fn bearer_matches(headers: &HeaderMap, token: &Secret<String>) -> bool {
+    use sha2::{Digest, Sha256};
+    let Some(given) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            let (scheme, rest) = v.trim().split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
+        })
+    else {
+        return false;
+    };
+    let a = Sha256::digest(given.as_bytes());
+    let b = Sha256::digest(token.expose().as_bytes());
+    a.iter().zip(b.iter()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+async fn metrics_endpoint(State(s): State<Arc<Shared>>, headers: HeaderMap) -> Response {
+    if let Some(token) = &s.metrics_token {
+        if !bearer_matches(&headers, token) {
+            return (
+                StatusCode::UNAUTHORIZED,
+                [(header::WWW_AUTHENTICATE, "Bearer realm=\"trailvault metrics\"")],
+                "a bearer token is required\n",
+            )
+                .into_response();
+        }
+    }
+    metrics_text(&s).into_response()
+}
+
 /// The gap is computed at scrape time from what runs recorded: no I/O here.
-async fn metrics_text(State(s): State<Arc<Shared>>) -> String {
+fn metrics_text(s: &Shared) -> String {
     let now = Utc::now();
     for source in &s.config.sources {
         if let Some(t) = lock(&s.last_complete_start).get(&source.name) {
@@ -210,7 +259,7 @@ async fn scheduled_sync(s: &Shared) {
     if !s.ready.load(Ordering::SeqCst) {
         return;
     }
-    let job = match crate::app::sync_job(&s.config, &[], false, Arc::new(NoProgress)).await {
+    let job = match crate::app::sync_job(&s.config, &[], false, Arc::new(NoProgress), None).await {
         Ok(j) => j,
         Err(e) => {
             tracing::error!(error = %e, "cannot set up the sync");
@@ -298,5 +347,27 @@ async fn scheduled_verify(s: &Shared) {
             crate::app::publish_run(&s.config, &report.run_id).await;
         }
         Err(e) => tracing::error!(error = %e, "verify failed"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_exact_bearer_token_opens_metrics() {
+        let token = Secret::new("s3cr3t-token".to_string());
+        let with = |v: &str| {
+            let mut h = HeaderMap::new();
+            h.insert(header::AUTHORIZATION, v.parse().unwrap());
+            h
+        };
+        assert!(bearer_matches(&with("Bearer s3cr3t-token"), &token));
+        assert!(bearer_matches(&with("bearer  s3cr3t-token "), &token));
+        assert!(!bearer_matches(&with("Bearer s3cr3t-toke"), &token));
+        assert!(!bearer_matches(&with("Bearer s3cr3t-token2"), &token));
+        assert!(!bearer_matches(&with("Basic s3cr3t-token"), &token));
+        assert!(!bearer_matches(&with("s3cr3t-token"), &token));
+        assert!(!bearer_matches(&HeaderMap::new(), &token));
     }
 }

@@ -4,9 +4,16 @@
 //! function as `GET /api/status` (`enableProxyingHttpRequest`). A timer reply is
 //! `{"Outputs": {}, "Logs": [...], "ReturnValue": null}`; any non-2xx status marks the
 //! invocation failed (failed timer runs are not retried: the next schedule is).
+//!
+//! A sync stops starting files before the function times out: at `functionTimeout` from
+//! the `host.json` beside the handler minus 60 s, or after the app setting
+//! `TRAILVAULT_SYNC_DEADLINE`. A run stopped only by that deadline answers 200, so a
+//! long first backfill advances across invocations.
 
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -21,6 +28,12 @@ use crate::progress::NoProgress;
 use crate::records::RunStatus;
 
 pub const PORT_ENV: &str = "FUNCTIONS_CUSTOMHANDLER_PORT";
+/// App setting: how long a sync may start files (humantime), instead of the timeout in host.json.
+pub const DEADLINE_ENV: &str = "TRAILVAULT_SYNC_DEADLINE";
+/// Time kept between the sync's deadline and `functionTimeout`, to save progress.
+pub const TIMEOUT_MARGIN: Duration = Duration::from_secs(60);
+/// The Consumption plan's default `functionTimeout`, the shortest of the plans' defaults.
+const CONSUMPTION_DEFAULT_TIMEOUT: Duration = Duration::from_secs(5 * 60);
 
 #[derive(Debug, thiserror::Error)]
 pub enum FunctionsError {
@@ -42,6 +55,8 @@ impl crate::fault::Classify for FunctionsError {
 /// instead of the host restarting a handler that cannot start.
 struct Handler {
     config: Result<Config, String>,
+    /// How long an invocation's sync may start files (None: no limit found).
+    sync_budget: Option<Duration>,
     /// Cancelled when the host stops us: a running sync starts no new file, saves its
     /// progress and releases its lease before the reply.
     shutdown: tokio_util::sync::CancellationToken,
@@ -77,8 +92,29 @@ pub async fn run(
     let port = port.ok_or(FunctionsError::NoPort)?;
     let port: u16 = port.parse().map_err(|_| FunctionsError::BadPort(port.clone()))?;
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let candidates = host_json_candidates();
+    let sync_budget = match sync_budget(std::env::var(DEADLINE_ENV).ok().as_deref(), &candidates) {
+        // A malformed app setting must not leave runs unbounded: fall back to host.json.
+        Err(e) if e.starts_with(DEADLINE_ENV) => {
+            tracing::warn!(error = e.as_str(), "ignoring the app setting; using host.json");
+            sync_budget(None, &candidates)
+        }
+        other => other,
+    };
+    match &sync_budget {
+        Ok((budget, from)) => tracing::info!(
+            deadline_seconds = budget.map(|b| b.as_secs()),
+            from = from.as_str(),
+            "sync deadline per invocation"
+        ),
+        Err(e) => tracing::warn!(
+            error = e.as_str(),
+            "no sync deadline: runs may outlive the function timeout"
+        ),
+    }
     let handler = Arc::new(Handler {
         config: config.map_err(|e| e.to_string()),
+        sync_budget: sync_budget.ok().and_then(|(b, _)| b),
         shutdown: tokio_util::sync::CancellationToken::new(),
     });
     if let Err(e) = &handler.config {
@@ -124,7 +160,8 @@ async fn sync(State(h): State<Arc<Handler>>, body: Option<Json<Invocation>>) -> 
         Ok(c) => c,
         Err(e) => return reply(false, vec![format!("configuration error: {e}")]),
     };
-    let job = match crate::app::sync_job(config, &[], false, Arc::new(NoProgress)).await {
+    let deadline = h.sync_budget.map(|b| tokio::time::Instant::now() + b);
+    let job = match crate::app::sync_job(config, &[], false, Arc::new(NoProgress), deadline).await {
         Ok(j) => j,
         Err(e) => return reply(false, vec![format!("cannot set up the sync: {e}")]),
     };
@@ -132,7 +169,9 @@ async fn sync(State(h): State<Arc<Handler>>, body: Option<Json<Invocation>>) -> 
     match job.run().await {
         Ok(report) => {
             crate::app::publish_run(config, &report.run_id).await;
-            reply(report.status == RunStatus::Succeeded, report.summary_lines())
+            // A run stopped only by its deadline saved its progress: not a failure.
+            let ok = report.status == RunStatus::Succeeded || report.stopped_only_by_deadline();
+            reply(ok, report.summary_lines())
         }
         Err(e) => reply(false, vec![e.to_string()]),
     }
@@ -194,5 +233,121 @@ async fn status(State(h): State<Arc<Handler>>) -> Reply {
     match result {
         Ok(report) => (StatusCode::OK, Json(serde_json::to_value(report).unwrap_or_default())),
         Err(e) => (StatusCode::BAD_GATEWAY, Json(json!({ "error": e }))),
+    }
+}
+
+/// Where the host.json of this Functions app may be: the script root the host names,
+/// the working directory the host starts us in, and the executable's folder.
+fn host_json_candidates() -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(root) = std::env::var("AzureWebJobsScriptRoot") {
+        out.push(Path::new(&root).join("host.json"));
+    }
+    if let Ok(dir) = std::env::current_dir() {
+        out.push(dir.join("host.json"));
+    }
+    if let Some(dir) = std::env::current_exe()
+        .ok()
+        .and_then(|e| e.parent().map(Path::to_path_buf))
+    {
+        out.push(dir.join("host.json"));
+    }
+    out
+}
+
+/// The sync budget per invocation and where it came from: the app setting when set,
+/// else `functionTimeout` of the first host.json found minus [`TIMEOUT_MARGIN`]
+/// (`Ok(None)`: the timeout is unbounded, `-1`).
+fn sync_budget(setting: Option<&str>, candidates: &[PathBuf]) -> Result<(Option<Duration>, String), String> {
+    if let Some(s) = setting.filter(|s| !s.trim().is_empty()) {
+        let d = humantime::parse_duration(s.trim())
+            .map_err(|e| format!("{DEADLINE_ENV}={s:?} is not a duration like 8m or 25m: {e}"))?;
+        return Ok((Some(d), DEADLINE_ENV.to_string()));
+    }
+    let Some(path) = candidates.iter().find(|p| p.is_file()) else {
+        return Err(format!(
+            "no host.json found (looked at {candidates:?}) and {DEADLINE_ENV} is not set"
+        ));
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let host: Value = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    let from = format!("functionTimeout in {}", path.display());
+    let timeout = match host.get("functionTimeout").and_then(Value::as_str) {
+        // The plan's default applies, which we cannot see: assume the shortest (Consumption's).
+        None => Some(CONSUMPTION_DEFAULT_TIMEOUT),
+        Some(t) if t.trim() == "-1" => None,
+        Some(t) => Some(
+            parse_timespan(t).ok_or_else(|| format!("{}: functionTimeout {t:?} is not hh:mm:ss", path.display()))?,
+        ),
+    };
+    match timeout {
+        None => Ok((None, from)),
+        Some(timeout) => {
+            // Keep a margin to save progress; a very short timeout keeps half of itself.
+            let budget = timeout
+                .checked_sub(TIMEOUT_MARGIN)
+                .filter(|b| !b.is_zero())
+                .unwrap_or(timeout / 2);
+            Ok((Some(budget), from))
+        }
+    }
+}
+
+/// A .NET TimeSpan as host.json writes it: `[d.]hh:mm:ss[.fffffff]`.
+fn parse_timespan(s: &str) -> Option<Duration> {
+    let s = s.trim();
+    let parts: Vec<&str> = s.split(':').collect();
+    let [h, m, sec] = parts.as_slice() else {
+        return None;
+    };
+    let (days, hours) = match h.split_once('.') {
+        Some((d, h)) => (d.parse::<u64>().ok()?, h.parse::<u64>().ok()?),
+        None => (0, h.parse::<u64>().ok()?),
+    };
+    let minutes: u64 = m.parse().ok()?;
+    let seconds: f64 = sec.parse().ok()?;
+    if minutes >= 60 || !(0.0..60.0).contains(&seconds) {
+        return None;
+    }
+    Some(Duration::from_secs(days * 86_400 + hours * 3600 + minutes * 60) + Duration::from_secs_f64(seconds))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timespans_parse_as_the_host_writes_them() {
+        assert_eq!(parse_timespan("00:10:00"), Some(Duration::from_secs(600)));
+        assert_eq!(parse_timespan("01:30:05"), Some(Duration::from_secs(5405)));
+        assert_eq!(parse_timespan("1.00:00:00"), Some(Duration::from_secs(86_400)));
+        assert_eq!(parse_timespan("00:00:30.5"), Some(Duration::from_millis(30_500)));
+        assert_eq!(parse_timespan("10m"), None);
+        assert_eq!(parse_timespan("00:61:00"), None);
+    }
+
+    #[test]
+    fn the_budget_is_the_timeout_minus_a_minute_or_the_app_setting() {
+        let dir = tempfile::tempdir().unwrap();
+        let host = dir.path().join("host.json");
+        let missing = dir.path().join("nowhere/host.json");
+        std::fs::write(&host, r#"{"version": "2.0", "functionTimeout": "00:10:00"}"#).unwrap();
+        let (budget, from) = sync_budget(None, &[missing.clone(), host.clone()]).unwrap();
+        assert_eq!(budget, Some(Duration::from_secs(540)));
+        assert!(from.contains("host.json"), "{from}");
+        let (budget, from) = sync_budget(Some("25m"), std::slice::from_ref(&host)).unwrap();
+        assert_eq!(budget, Some(Duration::from_secs(1500)));
+        assert_eq!(from, DEADLINE_ENV);
+        assert!(sync_budget(Some("soon"), std::slice::from_ref(&host)).is_err());
+        std::fs::write(&host, r#"{"functionTimeout": "-1"}"#).unwrap();
+        assert_eq!(sync_budget(None, std::slice::from_ref(&host)).unwrap().0, None);
+        std::fs::write(&host, r#"{"version": "2.0"}"#).unwrap();
+        assert_eq!(
+            sync_budget(None, std::slice::from_ref(&host)).unwrap().0,
+            Some(Duration::from_secs(240))
+        );
+        std::fs::write(&host, r#"{"functionTimeout": "00:00:40"}"#).unwrap();
+        assert_eq!(sync_budget(None, &[host]).unwrap().0, Some(Duration::from_secs(20)));
+        assert!(sync_budget(None, &[missing]).is_err());
     }
 }

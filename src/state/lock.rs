@@ -23,6 +23,7 @@ pub const LOCK_BLOB: &str = "locks/sync";
 /// Short, so that a crashed holder blocks the next run for seconds, not minutes.
 pub const LEASE_SECONDS: u32 = 15;
 const RENEW_EVERY: Duration = Duration::from_secs(5);
+const RETRY_RENEW_AFTER: Duration = Duration::from_millis(500);
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LockHolder {
@@ -85,15 +86,7 @@ impl SyncLock {
             Err(e) if matches!(e.kind, ErrorKind::AlreadyExists | ErrorKind::PreconditionFailed) => {}
             Err(e) => return Err(LockError::State(e)),
         }
-        let lease_id = match state.acquire_lease(LOCK_BLOB, LEASE_SECONDS).await {
-            Ok(id) => id,
-            Err(e) if e.kind == ErrorKind::LeaseHeld => {
-                return Err(LockError::Held {
-                    holder: current_holder(state.as_ref()).await,
-                })
-            }
-            Err(e) => return Err(LockError::State(e)),
-        };
+        let lease_id = acquire_lease(state.as_ref()).await?;
         let body = serde_json::to_vec(holder).unwrap_or_default();
         let body = state
             .put(
@@ -165,13 +158,48 @@ impl Drop for SyncLock {
     }
 }
 
+/// Acquires the lease, trying again through transient faults. A failed attempt may have
+/// taken the lease with its answer lost; the lease is then ours but unknown, so a "held"
+/// after such a failure waits for it to expire once before it is believed.
+async fn acquire_lease(state: &dyn BlobStore) -> Result<String, LockError> {
+    const ATTEMPTS: u32 = 6;
+    let (mut attempt, mut unsure, mut waited_out) = (1, false, false);
+    loop {
+        match state.acquire_lease(LOCK_BLOB, LEASE_SECONDS).await {
+            Ok(id) => return Ok(id),
+            Err(e) if e.is_transient() && attempt < ATTEMPTS => {
+                unsure = true;
+                attempt += 1;
+                let wait = e.retry_after.unwrap_or(Duration::from_millis(200 * u64::from(attempt)));
+                tokio::time::sleep(wait.min(Duration::from_secs(5))).await;
+            }
+            Err(e) if e.kind == ErrorKind::LeaseHeld && unsure && !waited_out => {
+                waited_out = true;
+                tracing::info!(
+                    "the lock is leased after an attempt whose answer was lost; waiting for that lease to expire"
+                );
+                tokio::time::sleep(Duration::from_secs(u64::from(LEASE_SECONDS) + 1)).await;
+            }
+            Err(e) if e.kind == ErrorKind::LeaseHeld => {
+                return Err(LockError::Held {
+                    holder: current_holder(state).await,
+                })
+            }
+            Err(e) => return Err(LockError::State(e)),
+        }
+    }
+}
+
 async fn renew_loop(state: Arc<dyn BlobStore>, lease_id: String, lost: CancellationToken, stop: CancellationToken) {
     let mut last_ok = Instant::now();
+    let mut next = RENEW_EVERY;
     loop {
         tokio::select! {
             _ = stop.cancelled() => return,
-            _ = tokio::time::sleep(RENEW_EVERY) => {}
+            _ = tokio::time::sleep(next) => {}
         }
+        // After a failed renewal, try again soon: the lease's remaining time is the budget.
+        next = RETRY_RENEW_AFTER;
         // A renewal must answer before the lease could have run out, or it is a failure.
         let left = Duration::from_secs(LEASE_SECONDS.into()).saturating_sub(last_ok.elapsed());
         let renewed = tokio::time::timeout(left, state.renew_lease(LOCK_BLOB, &lease_id))
@@ -185,7 +213,10 @@ async fn renew_loop(state: Arc<dyn BlobStore>, lease_id: String, lost: Cancellat
                 ))
             });
         match renewed {
-            Ok(()) => last_ok = Instant::now(),
+            Ok(()) => {
+                last_ok = Instant::now();
+                next = RENEW_EVERY;
+            }
             Err(e) if e.kind == ErrorKind::PreconditionFailed => {
                 tracing::error!(error = %e, "sync lock taken over; stopping writes");
                 lost.cancel();
@@ -193,7 +224,7 @@ async fn renew_loop(state: Arc<dyn BlobStore>, lease_id: String, lost: Cancellat
             }
             Err(e) => {
                 // The service's clock decides expiry; give up a little before it could have.
-                if last_ok.elapsed() + RENEW_EVERY >= Duration::from_secs(LEASE_SECONDS.into()) {
+                if last_ok.elapsed() + Duration::from_secs(2) >= Duration::from_secs(LEASE_SECONDS.into()) {
                     tracing::error!(error = %e, "could not renew the sync lock in time; stopping writes");
                     lost.cancel();
                     return;

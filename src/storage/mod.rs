@@ -11,6 +11,7 @@ use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use futures::stream::BoxStream;
 
+pub mod aws_credentials;
 pub mod azure_auth;
 pub mod blob;
 pub mod decorate;

@@ -1,5 +1,5 @@
-//! [`Source`] over aws-sdk-s3: the SDK's default credential chain, optional
-//! S3-compatible endpoint (path-style), checksum mode on GET.
+//! [`Source`] over aws-sdk-s3: the SDK's default credential chain or a given provider
+//! (`azure-federated`), optional S3-compatible endpoint (path-style), checksum mode on GET.
 
 use std::time::Duration;
 
@@ -9,6 +9,7 @@ use aws_sdk_s3::types::{ChecksumMode, ServerSideEncryption};
 use bytes::Bytes;
 use chrono::{DateTime, TimeZone, Utc};
 
+use super::aws_credentials::AwsCredentials;
 use super::*;
 use crate::config::SourceConfig;
 
@@ -19,18 +20,24 @@ pub struct S3Source {
 
 impl S3Source {
     /// Builds a client for one source. Loads credentials lazily: nothing is sent here.
-    pub async fn connect(source: &SourceConfig) -> Self {
-        Self::connect_to(
+    pub async fn connect(source: &SourceConfig, credentials: AwsCredentials) -> Self {
+        Self::connect_with(
             &source.bucket,
             &source.region,
             source.endpoint.as_ref().map(|u| u.as_str()),
+            credentials,
         )
         .await
     }
 
+    /// With the SDK's default credential chain.
     pub async fn connect_to(bucket: &str, region: &str, endpoint: Option<&str>) -> Self {
+        Self::connect_with(bucket, region, endpoint, None).await
+    }
+
+    pub async fn connect_with(bucket: &str, region: &str, endpoint: Option<&str>, credentials: AwsCredentials) -> Self {
         Self {
-            client: s3_client(Some(region), endpoint).await,
+            client: s3_client(Some(region), endpoint, credentials).await,
             bucket: bucket.to_string(),
         }
     }
@@ -40,9 +47,9 @@ impl S3Source {
     }
 }
 
-/// An S3 client from the SDK's default chain; `region` None takes the chain's region
-/// (AWS_REGION, profile) or us-east-1; an endpoint is addressed path-style.
-async fn s3_client(region: Option<&str>, endpoint: Option<&str>) -> aws_sdk_s3::Client {
+/// An S3 client with `credentials` (None: the SDK's default chain); `region` None takes
+/// the chain's region (AWS_REGION, profile) or us-east-1; an endpoint is addressed path-style.
+async fn s3_client(region: Option<&str>, endpoint: Option<&str>, credentials: AwsCredentials) -> aws_sdk_s3::Client {
     let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest()).timeout_config(
         aws_config::timeout::TimeoutConfig::builder()
             .connect_timeout(Duration::from_secs(10))
@@ -51,6 +58,13 @@ async fn s3_client(region: Option<&str>, endpoint: Option<&str>) -> aws_sdk_s3::
     );
     if let Some(r) = region {
         loader = loader.region(aws_config::Region::new(r.to_string()));
+    }
+    if let Some(c) = credentials {
+        loader = loader.credentials_provider(c).identity_cache(
+            aws_config::identity::IdentityCache::lazy()
+                .load_timeout(super::aws_credentials::LOAD_TIMEOUT)
+                .build(),
+        );
     }
     let shared = loader.load().await;
     let mut conf = aws_sdk_s3::config::Builder::from(&shared);
@@ -109,7 +123,7 @@ where
     };
     let hint = match kind {
         ErrorKind::Unreachable => " (check the source endpoint/region and network access to S3)",
-        ErrorKind::Auth => " (check the AWS credentials: env, profile/SSO, web identity, or instance role)",
+        ErrorKind::Auth => " (check the AWS credentials: env, profile/SSO, web identity, instance role, or with [aws] azure-federated the Azure identity, the role's trust policy and STS)",
         _ => "",
     };
     StorageError::new(kind, op, target, format!("{}{hint}", DisplayErrorContext(&err))).with_retry_after(retry_after)
@@ -233,9 +247,9 @@ pub struct S3Sink {
 impl S3Sink {
     /// `endpoint`: an S3-compatible server, addressed path-style. Region from the
     /// SDK's chain (AWS_REGION, profile), else us-east-1.
-    pub async fn connect(bucket: &str, prefix: &str, endpoint: Option<&str>) -> Self {
+    pub async fn connect(bucket: &str, prefix: &str, endpoint: Option<&str>, credentials: AwsCredentials) -> Self {
         Self {
-            client: s3_client(None, endpoint).await,
+            client: s3_client(None, endpoint, credentials).await,
             bucket: bucket.to_string(),
             prefix: prefix.trim_matches('/').to_string(),
         }

@@ -33,6 +33,9 @@ pub use report::{SourceReport, SyncReport};
 
 /// Account-regions worked on at once within a source.
 const PARTITION_CONCURRENCY: usize = 4;
+/// Copies still running this long after the deadline are abandoned (nothing of them is
+/// committed, and the watermark stays before them), leaving time to save progress.
+pub const ABANDON_AFTER_DEADLINE: std::time::Duration = std::time::Duration::from_secs(30);
 const MAX_LISTED_FAILURES: usize = 100;
 
 #[derive(Debug, thiserror::Error)]
@@ -76,6 +79,10 @@ pub struct SyncJob {
     pub cancel: CancellationToken,
     /// Requests on the wire, by cloud and operation, for the run document.
     pub requests: RequestCounter,
+    /// No new file is started after this instant (`sync --deadline`, the Functions
+    /// timeout); the run then saves its progress and reports `Partial` with
+    /// `deadline_reached`.
+    pub deadline: Option<tokio::time::Instant>,
 }
 
 impl SyncJob {
@@ -130,6 +137,7 @@ impl SyncJob {
         let finished_at = Utc::now();
         let report = SyncReport {
             status: SyncReport::overall(&reports),
+            deadline_reached: reports.iter().any(|r| r.deadline_reached),
             run_id: run_id.clone(),
             started_at,
             finished_at,
@@ -230,6 +238,16 @@ struct SourceRun<'a> {
 }
 
 impl SourceRun<'_> {
+    fn past_deadline(&self) -> bool {
+        self.job.deadline.is_some_and(|d| tokio::time::Instant::now() >= d)
+    }
+
+    /// Notes that the deadline kept work from starting: the run is not complete.
+    fn stopped(&self, r: &mut SourceReport) {
+        r.deadline_reached = true;
+        r.complete = false;
+    }
+
     async fn run(&self) -> SourceReport {
         let mut report = SourceReport {
             name: self.handle.name.clone(),
@@ -239,6 +257,11 @@ impl SourceRun<'_> {
         if self.job.cancel.is_cancelled() {
             report.stopped = true;
             report.complete = false;
+            return report;
+        }
+        if self.past_deadline() {
+            tracing::info!(source = self.handle.name, "deadline reached; source not started");
+            self.stopped(&mut report);
             return report;
         }
         // The probe: does this source's S3 answer at all, within the timeout?
@@ -295,6 +318,10 @@ impl SourceRun<'_> {
             ..Default::default()
         };
         let r = &mut out;
+        if self.past_deadline() {
+            self.stopped(r);
+            return out;
+        }
         let state = self.job.state.as_ref();
         let wm_name = watermark::watermark_name(&self.handle.name, account, region);
         let (mut doc, etag) = match watermark::load(state, &wm_name).await {
@@ -306,8 +333,15 @@ impl SourceRun<'_> {
             }
         };
         let mut changed = false;
+        let mut streams_left = false;
         let (mut logs, mut digests) = (Vec::new(), Vec::new());
         for stream in streams {
+            if self.past_deadline() {
+                // Not listed this run: its mark stays where it is.
+                self.stopped(r);
+                streams_left = true;
+                continue;
+            }
             let key_prefix = stream.key_prefix();
             let old = doc.streams.get(&key_prefix).cloned();
             let (next, settled) = self.stream(stream, old.as_ref(), r).await;
@@ -336,7 +370,8 @@ impl SourceRun<'_> {
             newest_digest_time: coverage.newest_digest_time,
             files_not_covered_by_digest: coverage.logs_not_covered_by_digest,
         });
-        if doc.coverage.as_ref() != Some(&coverage) {
+        // Coverage needs both the log and digest listings; a stream left out keeps the old.
+        if !streams_left && doc.coverage.as_ref() != Some(&coverage) {
             doc.coverage = Some(coverage);
             changed = true;
         }
@@ -413,9 +448,9 @@ impl SourceRun<'_> {
         let results: Vec<_> = futures::stream::iter(plan.to_copy)
             .map(|f| async move {
                 let _slot = self.files.acquire().await;
-                // Stopping (SIGTERM) is checked before a file starts, never in the middle of
-                // one: a file is either archived whole or left for the next run.
-                let result = if self.job.cancel.is_cancelled() {
+                // Stopping (SIGTERM, the deadline) is checked before a file starts: a file is
+                // either archived whole or left for the next run.
+                let result = if self.job.cancel.is_cancelled() || self.past_deadline() {
                     None
                 } else if self.lost.is_cancelled() {
                     Some(Err(StorageError::new(
@@ -424,6 +459,21 @@ impl SourceRun<'_> {
                         &f.object.key,
                         "the sync lock was lost",
                     )))
+                } else if let Some(deadline) = self.job.deadline {
+                    // In flight at the deadline: it may finish within the grace, else it is
+                    // dropped before its commit (create-only: nothing half-written stays).
+                    match tokio::time::timeout_at(
+                        deadline + ABANDON_AFTER_DEADLINE,
+                        retry.run("copy", || copier.copy(&f.object, f.existing.as_ref())),
+                    )
+                    .await
+                    {
+                        Ok(result) => Some(result),
+                        Err(_) => {
+                            tracing::info!(key = f.object.key, "copy abandoned after the deadline");
+                            None
+                        }
+                    }
                 } else {
                     Some(
                         retry
@@ -440,8 +490,12 @@ impl SourceRun<'_> {
 
         for (f, result) in results {
             let Some(result) = result else {
+                // Left for the next run: the watermark stays before it.
                 r.not_started += 1;
                 r.complete = false;
+                if self.past_deadline() {
+                    self.stopped(r);
+                }
                 settled.push(Settled {
                     key: f.object.key,
                     time: f.time,
@@ -529,6 +583,7 @@ fn merge(into: &mut SourceReport, part: SourceReport) {
     into.not_started += part.not_started;
     into.stopped |= part.stopped;
     into.files_planned += part.files_planned;
+    into.deadline_reached |= part.deadline_reached;
     into.bytes_planned += part.bytes_planned;
     into.conflicts.extend(part.conflicts);
     into.errors.extend(part.errors);
@@ -558,6 +613,10 @@ pub fn sync_records(report: &SyncReport, max_gap: std::time::Duration) -> Vec<Re
             duration_seconds: duration,
             message: match s.status() {
                 RunStatus::Succeeded => "all listed files archived and verified".into(),
+                _ if s.stopped_only_by_deadline() => format!(
+                    "deadline reached: {} files archived, {} left for the next run",
+                    s.files_copied, s.not_started
+                ),
                 _ => s
                     .errors
                     .first()
@@ -570,6 +629,8 @@ pub fn sync_records(report: &SyncReport, max_gap: std::time::Duration) -> Vec<Re
                 "conflicts": s.conflicts,
                 "streams": s.streams,
                 "complete": s.complete,
+                "deadline_reached": s.deadline_reached,
+                "not_started": s.not_started,
                 "errors": s.errors,
                 "accounts": s.accounts,
             }),

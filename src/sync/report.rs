@@ -15,6 +15,8 @@ pub struct SyncReport {
     pub dry_run: bool,
     /// Stopped by a shutdown: files not started are left for the next run.
     pub cancelled: bool,
+    /// The run's deadline kept some work from starting (`Partial`; the next run goes on).
+    pub deadline_reached: bool,
     /// Attempts beyond the first, over every request and file of the run.
     pub retries: u64,
     /// Requests on the wire by `{store}.{operation}` (`s3.get`, `archive.put`, `state.get`, ...): what the
@@ -38,6 +40,10 @@ pub struct SourceReport {
     /// With `--dry-run`: what a real run would copy (or compare, for changed keys).
     pub files_planned: u64,
     pub bytes_planned: u64,
+    /// The deadline passed before this source was finished: files (counted in
+    /// `not_started`), streams or the whole source were left for the next run (the
+    /// watermark stays before them).
+    pub deadline_reached: bool,
     pub streams: u64,
     /// Listing or state problems that kept files from being considered at all.
     pub errors: Vec<String>,
@@ -75,11 +81,17 @@ pub struct FileFailure {
 }
 
 impl SourceReport {
+    /// Nothing failed; only the deadline kept the source from completing.
+    pub fn stopped_only_by_deadline(&self) -> bool {
+        self.deadline_reached && self.files_failed == 0 && self.errors.is_empty() && self.conflicts.is_empty()
+    }
+
     pub fn status(&self) -> RunStatus {
         if self.complete && self.conflicts.is_empty() {
             RunStatus::Succeeded
         } else if self.files_copied + self.files_skipped > 0
             || self.complete
+            || self.stopped_only_by_deadline()
             || ((self.stopped || self.not_started > 0) && self.files_failed == 0 && self.errors.is_empty())
         {
             RunStatus::Partial
@@ -101,6 +113,17 @@ impl SyncReport {
         }
     }
 
+    /// `Partial` only because the deadline passed: nothing failed and nothing conflicts
+    /// (`sync --deadline` exits 0, the Functions handler answers 200).
+    pub fn stopped_only_by_deadline(&self) -> bool {
+        self.deadline_reached
+            && !self.cancelled
+            && self
+                .sources
+                .iter()
+                .all(|s| s.stopped_only_by_deadline() || (s.complete && s.conflicts.is_empty()))
+    }
+
     pub fn summary_lines(&self) -> Vec<String> {
         let mut lines = vec![format!(
             "sync {} {:?}{}",
@@ -108,6 +131,8 @@ impl SyncReport {
             self.status,
             if self.dry_run {
                 " (dry run: nothing written)"
+            } else if self.deadline_reached {
+                " (deadline reached: the next run goes on from here)"
             } else {
                 ""
             }
@@ -134,6 +159,12 @@ impl SyncReport {
                             humantime::format_duration(std::time::Duration::from_secs(g.max(0) as u64))
                         ))
                         .unwrap_or_default()
+                ));
+            }
+            if s.deadline_reached {
+                lines.push(format!(
+                    "    deadline reached: {} files left for the next run",
+                    s.not_started
                 ));
             }
             for c in &s.conflicts {

@@ -23,6 +23,7 @@ macro_rules! world {
     };
 }
 
+mod aws;
 mod aws_health;
 mod daemon;
 mod functions;

@@ -68,6 +68,7 @@ fn job(src: Arc<dyn Source>, archive: Arc<MemoryBlobStore>, state: Arc<MemoryBlo
         retry: trailvault::storage::retry::RetryPolicy::new(Default::default()),
         cancel: Default::default(),
         requests: Default::default(),
+        deadline: None,
     }
 }
 

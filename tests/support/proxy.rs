@@ -1,6 +1,8 @@
 //! A fault-injecting TCP proxy on loopback (after the truncating and byte-flipping
 //! backends of restic and rclone). It sits between trailvault and an emulator and
-//! acts on a marker byte string in the traffic, so only the chosen object is hit.
+//! acts on a marker byte string in the traffic, so only the chosen object is hit. It
+//! also keeps a copy of the relayed traffic (up to a cap) so a test can read what was
+//! sent: the credentials on each request, an STS answer.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -39,6 +41,18 @@ struct Counters {
     storm_errors: AtomicUsize,
     storm_resets: AtomicUsize,
     requests: AtomicUsize,
+    /// A copy of the relayed traffic (up to [`RECORD_CAP`] each way).
+    sent: Mutex<Vec<u8>>,
+    received: Mutex<Vec<u8>>,
+}
+
+/// Traffic kept per direction, at most.
+const RECORD_CAP: usize = 32 << 20;
+
+fn record(into: &Mutex<Vec<u8>>, bytes: &[u8]) {
+    let mut v = into.lock().unwrap();
+    let room = RECORD_CAP.saturating_sub(v.len());
+    v.extend_from_slice(&bytes[..bytes.len().min(room)]);
 }
 
 impl Counters {
@@ -108,6 +122,47 @@ impl Proxy {
     pub fn faults_applied(&self) -> usize {
         self.counters.faults_applied.load(Ordering::SeqCst)
     }
+
+    /// Everything clients sent through the proxy so far (as text, lossy).
+    pub fn requests_text(&self) -> String {
+        self.requests_since(0)
+    }
+
+    /// Everything the upstream answered so far (as text, lossy).
+    pub fn responses_text(&self) -> String {
+        self.responses_since(0)
+    }
+
+    /// Bytes recorded so far in each direction (requests, responses): marks for `*_since`.
+    pub fn recorded(&self) -> (usize, usize) {
+        (
+            self.counters.sent.lock().unwrap().len(),
+            self.counters.received.lock().unwrap().len(),
+        )
+    }
+
+    pub fn requests_since(&self, offset: usize) -> String {
+        let v = self.counters.sent.lock().unwrap();
+        String::from_utf8_lossy(&v[offset.min(v.len())..]).into_owned()
+    }
+
+    pub fn responses_since(&self, offset: usize) -> String {
+        let v = self.counters.received.lock().unwrap();
+        String::from_utf8_lossy(&v[offset.min(v.len())..]).into_owned()
+    }
+
+    /// The access key id of every SigV4-signed request (`Credential=AKID/date/...`).
+    pub fn signing_keys(&self) -> Vec<String> {
+        let text = self.requests_text();
+        text.match_indices("Credential=")
+            .map(|(i, m)| {
+                text[i + m.len()..]
+                    .chars()
+                    .take_while(|c| *c != '/')
+                    .collect::<String>()
+            })
+            .collect()
+    }
 }
 
 impl Drop for Proxy {
@@ -142,6 +197,7 @@ async fn relay(
     let (mut sr, mut sw) = server.into_split();
     let (f1, c1) = (fault.clone(), counters.clone());
     let upstream = async move {
+        record(&c1.sent, &initial);
         if !initial.is_empty() && sw.write_all(&initial).await.is_err() {
             return;
         }
@@ -153,6 +209,7 @@ async fn relay(
                 Ok(n) => n,
             };
             let chunk = &mut buf[..n];
+            record(&c1.sent, chunk);
             c1.get_objects
                 .fetch_add(count(&carry, chunk, b"x-id=GetObject"), Ordering::SeqCst);
             let current = f1.lock().unwrap().clone();
@@ -179,6 +236,7 @@ async fn relay(
                 Ok(n) => n,
             };
             let chunk = &mut buf[..n];
+            record(&counters.received, chunk);
             let current = fault.lock().unwrap().clone();
             match &current {
                 Fault::FlipResponse(marker) => {

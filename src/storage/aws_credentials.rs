@@ -1,0 +1,449 @@
+//! AWS credentials without stored keys (`[aws] auth = "azure-federated"`): the Azure
+//! workload's own Entra identity gets a token for `{token_audience}/.default`, and STS
+//! `AssumeRoleWithWebIdentity` exchanges it for short-lived role credentials. The
+//! provider caches them and fetches new ones a few minutes before they expire; the AWS
+//! SDK calls it whenever its own cache needs credentials, so S3 and CloudTrail clients
+//! built with it never see a long-lived key.
+//!
+//! Neither the Entra token nor the AWS secret reaches a log line, an error or `Debug`.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use aws_credential_types::provider::error::CredentialsError;
+use aws_credential_types::provider::{future, ProvideCredentials, SharedCredentialsProvider};
+use aws_credential_types::Credentials;
+use azure_core::credentials::TokenCredential;
+
+use crate::config::{AwsAuth, AzureFederated};
+use crate::secret::{redact_text, Secret};
+
+/// Credentials are replaced this long before STS says they expire.
+pub const REFRESH_BEFORE_EXPIRY: Duration = Duration::from_secs(5 * 60);
+/// The SDK's own identity cache asks again a little before the expiry we report; our
+/// cache must not hand back the same credentials then.
+const SDK_CACHE_BUFFER: Duration = Duration::from_secs(60);
+
+/// Bounds on each half of the exchange, so a dead endpoint is named in the error
+/// instead of the SDK's identity cache giving up on a silent provider.
+const ENTRA_TIMEOUT: Duration = Duration::from_secs(15);
+const STS_TIMEOUT: Duration = Duration::from_secs(20);
+/// The SDK's identity cache waits this long for the provider (more than both bounds).
+pub const LOAD_TIMEOUT: Duration = Duration::from_secs(45);
+
+/// A clock, injectable for tests.
+pub type Clock = Arc<dyn Fn() -> SystemTime + Send + Sync>;
+
+/// How AWS clients get credentials: the SDK's default chain (None) or a provider.
+pub type AwsCredentials = Option<SharedCredentialsProvider>;
+
+/// Exchanges an Entra token for role credentials at STS, caching them.
+#[derive(Clone)]
+pub struct AzureFederatedProvider {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    azure: Arc<dyn TokenCredential>,
+    scope: String,
+    role_arn: String,
+    session_name: String,
+    sts: aws_sdk_sts::Client,
+    clock: Clock,
+    cache: tokio::sync::Mutex<Option<Cached>>,
+}
+
+#[derive(Clone)]
+struct Cached {
+    credentials: Credentials,
+    /// When STS says they expire.
+    expires: SystemTime,
+}
+
+impl std::fmt::Debug for AzureFederatedProvider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AzureFederatedProvider")
+            .field("scope", &self.inner.scope)
+            .field("role_arn", &self.inner.role_arn)
+            .field("session_name", &self.inner.session_name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AzureFederatedProvider {
+    pub fn new(
+        azure: Arc<dyn TokenCredential>,
+        scope: String,
+        role_arn: String,
+        session_name: String,
+        sts: aws_sdk_sts::Client,
+    ) -> Self {
+        Self::with_clock(azure, scope, role_arn, session_name, sts, Arc::new(SystemTime::now))
+    }
+
+    pub fn with_clock(
+        azure: Arc<dyn TokenCredential>,
+        scope: String,
+        role_arn: String,
+        session_name: String,
+        sts: aws_sdk_sts::Client,
+        clock: Clock,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                azure,
+                scope,
+                role_arn,
+                session_name,
+                sts,
+                clock,
+                cache: tokio::sync::Mutex::new(None),
+            }),
+        }
+    }
+
+    pub fn role_arn(&self) -> &str {
+        &self.inner.role_arn
+    }
+
+    /// Cached credentials while they are fresh, else a new exchange. One exchange at a
+    /// time: concurrent callers wait for it instead of each asking STS.
+    pub async fn credentials(&self) -> Result<Credentials, CredentialsError> {
+        let mut cache = self.inner.cache.lock().await;
+        let now = (self.inner.clock)();
+        if let Some(c) = cache.as_ref() {
+            if now + REFRESH_BEFORE_EXPIRY + SDK_CACHE_BUFFER < c.expires {
+                return Ok(c.credentials.clone());
+            }
+        }
+        let fresh = self.exchange(now).await?;
+        let credentials = fresh.credentials.clone();
+        *cache = Some(fresh);
+        Ok(credentials)
+    }
+
+    async fn exchange(&self, now: SystemTime) -> Result<Cached, CredentialsError> {
+        let inner = &self.inner;
+        let token = tokio::time::timeout(ENTRA_TIMEOUT, inner.azure.get_token(&[inner.scope.as_str()], None))
+            .await
+            .map_err(|_| {
+                CredentialsError::provider_error(Failure(format!(
+                    "cannot get an Entra token for {} from the Azure credential: no answer within {ENTRA_TIMEOUT:?} (is the identity endpoint reachable?)",
+                    inner.scope
+                )))
+            })?
+            .map_err(|e| {
+                CredentialsError::provider_error(Failure(format!(
+                    "cannot get an Entra token for {} from the Azure credential: {}",
+                    inner.scope,
+                    redact_text(&e.to_string())
+                )))
+            })?;
+        let token = Secret::new(token.token.secret().to_string());
+        let call = inner
+            .sts
+            .assume_role_with_web_identity()
+            .role_arn(&inner.role_arn)
+            .role_session_name(&inner.session_name)
+            .web_identity_token(token.expose())
+            .send();
+        let out = tokio::time::timeout(STS_TIMEOUT, call)
+            .await
+            .map_err(|_| {
+                CredentialsError::provider_error(Failure(format!(
+                    "STS AssumeRoleWithWebIdentity for {}: no answer within {STS_TIMEOUT:?}",
+                    inner.role_arn
+                )))
+            })?
+            .map_err(|e| {
+                let text = aws_sdk_sts::error::DisplayErrorContext(&e).to_string();
+                CredentialsError::provider_error(Failure(format!(
+                    "STS AssumeRoleWithWebIdentity for {} refused or unreachable: {}",
+                    inner.role_arn,
+                    redact_text(&text.replace(token.expose().as_str(), "<redacted>"))
+                )))
+            })?;
+        let c = out.credentials().ok_or_else(|| {
+            CredentialsError::provider_error(Failure(format!(
+                "STS AssumeRoleWithWebIdentity for {} returned no credentials",
+                inner.role_arn
+            )))
+        })?;
+        let expires = SystemTime::try_from(*c.expiration())
+            .map_err(|_| CredentialsError::provider_error(Failure("STS returned an unreadable expiration".into())))?;
+        // Report an earlier expiry so any SDK cache asks again before the real one.
+        let remaining = expires.duration_since(now).unwrap_or_default();
+        let report = expires - REFRESH_BEFORE_EXPIRY.min(remaining / 2);
+        tracing::info!(
+            role_arn = inner.role_arn,
+            access_key_id = c.access_key_id(),
+            assumed_role = out.assumed_role_user().map(|u| u.arn()),
+            expires_in_seconds = remaining.as_secs(),
+            "AWS role credentials obtained with the Azure identity"
+        );
+        Ok(Cached {
+            credentials: Credentials::new(
+                c.access_key_id(),
+                c.secret_access_key(),
+                Some(c.session_token().to_string()),
+                Some(report),
+                "trailvault-azure-federated",
+            ),
+            expires,
+        })
+    }
+}
+
+/// An error message already free of tokens.
+#[derive(Debug)]
+struct Failure(String);
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Failure {}
+
+impl ProvideCredentials for AzureFederatedProvider {
+    fn provide_credentials<'a>(&'a self) -> future::ProvideCredentials<'a>
+    where
+        Self: 'a,
+    {
+        future::ProvideCredentials::new(self.credentials())
+    }
+}
+
+/// An STS client for the exchange: no credentials (the call is unsigned), the given
+/// region's endpoint; `AWS_ENDPOINT_URL_STS` / `AWS_ENDPOINT_URL` apply as in the SDK.
+pub async fn sts_client(region: &str) -> aws_sdk_sts::Client {
+    let shared = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .no_credentials()
+        .region(aws_config::Region::new(region.to_string()))
+        .timeout_config(
+            aws_config::timeout::TimeoutConfig::builder()
+                .connect_timeout(Duration::from_secs(10))
+                .read_timeout(Duration::from_secs(30))
+                .build(),
+        )
+        .load()
+        .await;
+    aws_sdk_sts::Client::new(&shared)
+}
+
+/// The region whose STS endpoint serves the exchange: the SDK's (`AWS_REGION`,
+/// `AWS_DEFAULT_REGION`) when set, else `fallback` (the source's region).
+pub fn sts_region(fallback: &str) -> String {
+    ["AWS_REGION", "AWS_DEFAULT_REGION"]
+        .iter()
+        .find_map(|v| std::env::var(v).ok().filter(|s| !s.is_empty()))
+        .unwrap_or_else(|| fallback.to_string())
+}
+
+/// Credentials for AWS calls under `aws`: None for the SDK's default chain, else a
+/// federated provider for `role_arn`.
+pub async fn provider(aws: &AwsAuth, role_arn: Option<&str>, region: &str) -> Result<AwsCredentials, String> {
+    let AwsAuth::AzureFederated(f) = aws else {
+        return Ok(None);
+    };
+    let role_arn = role_arn.or(f.role_arn.as_deref()).ok_or_else(|| {
+        "aws.auth = \"azure-federated\" needs a role to assume (aws.role_arn, the source's role_arn or --role-arn)"
+            .to_string()
+    })?;
+    Ok(Some(SharedCredentialsProvider::new(
+        federated(f, role_arn, region).await?,
+    )))
+}
+
+pub async fn federated(f: &AzureFederated, role_arn: &str, region: &str) -> Result<AzureFederatedProvider, String> {
+    let azure = match super::azure_auth::client_auth(&f.azure_credential)? {
+        super::azure_auth::ClientAuth::Token(t) => t,
+        _ => {
+            return Err(format!(
+                "aws.azure_credential {:?} is not a token credential",
+                f.azure_credential.kind()
+            ))
+        }
+    };
+    Ok(AzureFederatedProvider::new(
+        azure,
+        f.scope(),
+        role_arn.to_string(),
+        f.session_name.clone(),
+        sts_client(&sts_region(region)).await,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+    use wiremock::matchers::{body_string_contains, method};
+    use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
+
+    const JWT: &str =
+        "eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiJ9.eyJhdWQiOiJhcGk6Ly9BenVyZUFEVG9rZW5FeGNoYW5nZSJ9.c2lnbmF0dXJlLXNlY3JldA";
+
+    /// An Entra credential that records the scopes it was asked for.
+    #[derive(Debug, Default)]
+    struct Entra {
+        scopes: std::sync::Mutex<Vec<String>>,
+    }
+
+    #[async_trait::async_trait]
+    impl TokenCredential for Entra {
+        async fn get_token(
+            &self,
+            scopes: &[&str],
+            _: Option<azure_core::credentials::TokenRequestOptions<'_>>,
+        ) -> azure_core::Result<azure_core::credentials::AccessToken> {
+            self.scopes.lock().unwrap().extend(scopes.iter().map(|s| s.to_string()));
+            Ok(azure_core::credentials::AccessToken::new(
+                JWT,
+                azure_core::time::OffsetDateTime::now_utc() + azure_core::time::Duration::hours(1),
+            ))
+        }
+    }
+
+    /// STS as AWS answers AssumeRoleWithWebIdentity: a new key each call, valid for `ttl`
+    /// from the (injected) clock.
+    struct Sts {
+        calls: Arc<AtomicUsize>,
+        now: Arc<AtomicU64>,
+        ttl: u64,
+    }
+
+    impl Respond for Sts {
+        fn respond(&self, _: &Request) -> ResponseTemplate {
+            let n = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
+            let exp = chrono::DateTime::from_timestamp((self.now.load(Ordering::SeqCst) + self.ttl) as i64, 0)
+                .unwrap()
+                .format("%Y-%m-%dT%H:%M:%SZ");
+            ResponseTemplate::new(200).set_body_raw(
+                format!(
+                    r#"<AssumeRoleWithWebIdentityResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">
+  <AssumeRoleWithWebIdentityResult>
+    <SubjectFromWebIdentityToken>sub</SubjectFromWebIdentityToken>
+    <AssumedRoleUser><Arn>arn:aws:sts::111122223333:assumed-role/reader/trailvault</Arn><AssumedRoleId>AROA:trailvault</AssumedRoleId></AssumedRoleUser>
+    <Credentials><AccessKeyId>ASIAKEY{n:013}</AccessKeyId><SecretAccessKey>SECRETKEYMATERIAL{n}</SecretAccessKey><SessionToken>SESSIONTOKEN{n}</SessionToken><Expiration>{exp}</Expiration></Credentials>
+    <Audience>api://AzureADTokenExchange</Audience>
+  </AssumeRoleWithWebIdentityResult>
+  <ResponseMetadata><RequestId>r</RequestId></ResponseMetadata>
+</AssumeRoleWithWebIdentityResponse>"#
+                ),
+                "text/xml",
+            )
+        }
+    }
+
+    fn sts_at(uri: &str) -> aws_sdk_sts::Client {
+        aws_sdk_sts::Client::from_conf(
+            aws_sdk_sts::Config::builder()
+                .behavior_version(aws_sdk_sts::config::BehaviorVersion::latest())
+                .region(aws_sdk_sts::config::Region::new("eu-west-1"))
+                .endpoint_url(uri)
+                .build(),
+        )
+    }
+
+    #[tokio::test]
+    async fn credentials_are_cached_and_refreshed_before_they_expire() {
+        let server = MockServer::start().await;
+        let calls = Arc::new(AtomicUsize::new(0));
+        let start = 1_900_000_000u64;
+        let now = Arc::new(AtomicU64::new(start));
+        Mock::given(method("POST"))
+            .and(body_string_contains("Action=AssumeRoleWithWebIdentity"))
+            .and(body_string_contains(
+                "RoleArn=arn%3Aaws%3Aiam%3A%3A111122223333%3Arole%2Freader",
+            ))
+            .and(body_string_contains("RoleSessionName=trailvault"))
+            .and(body_string_contains(JWT))
+            .respond_with(Sts {
+                calls: calls.clone(),
+                now: now.clone(),
+                ttl: 3600,
+            })
+            .mount(&server)
+            .await;
+        let entra = Arc::new(Entra::default());
+        let clock_now = now.clone();
+        let provider = AzureFederatedProvider::with_clock(
+            entra.clone(),
+            "api://AzureADTokenExchange/.default".into(),
+            "arn:aws:iam::111122223333:role/reader".into(),
+            "trailvault".into(),
+            sts_at(&server.uri()),
+            Arc::new(move || SystemTime::UNIX_EPOCH + Duration::from_secs(clock_now.load(Ordering::SeqCst))),
+        );
+
+        let first = provider.provide_credentials().await.unwrap();
+        assert_eq!(first.access_key_id(), "ASIAKEY0000000000001");
+        assert_eq!(first.session_token(), Some("SESSIONTOKEN1"));
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        assert_eq!(
+            *entra.scopes.lock().unwrap(),
+            vec!["api://AzureADTokenExchange/.default"]
+        );
+        // The SDK is told an expiry before the real one, so it asks again in time.
+        let reported = first.expiry().unwrap();
+        let real = SystemTime::UNIX_EPOCH + Duration::from_secs(start + 3600);
+        assert_eq!(real.duration_since(reported).unwrap(), REFRESH_BEFORE_EXPIRY);
+
+        // Half an hour on: still fresh, no exchange.
+        now.store(start + 1800, Ordering::SeqCst);
+        let again = provider.provide_credentials().await.unwrap();
+        assert_eq!(again.access_key_id(), first.access_key_id());
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+
+        // Six minutes before expiry (inside the refresh window, before the real expiry): a new exchange.
+        now.store(start + 3600 - 6 * 60, Ordering::SeqCst);
+        let renewed = provider.provide_credentials().await.unwrap();
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+        assert_eq!(renewed.access_key_id(), "ASIAKEY0000000000002");
+        assert!(renewed.expiry().unwrap() > reported);
+        assert_eq!(entra.scopes.lock().unwrap().len(), 2);
+
+        // Concurrent callers share one exchange.
+        now.store(start + 2 * 3600, Ordering::SeqCst);
+        let (a, b) = tokio::join!(provider.provide_credentials(), provider.provide_credentials());
+        assert_eq!(a.unwrap().access_key_id(), b.unwrap().access_key_id());
+        assert_eq!(calls.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn the_token_never_reaches_errors_or_debug() {
+        let server = MockServer::start().await;
+        // STS echoing the token back in its refusal (a worst case).
+        Mock::given(method("POST"))
+            .respond_with(ResponseTemplate::new(400).set_body_raw(
+                format!(
+                    r#"<ErrorResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><Error><Type>Sender</Type><Code>InvalidIdentityToken</Code><Message>token {JWT} is not trusted</Message></Error><RequestId>r</RequestId></ErrorResponse>"#
+                ),
+                "text/xml",
+            ))
+            .mount(&server)
+            .await;
+        let provider = AzureFederatedProvider::new(
+            Arc::new(Entra::default()),
+            "api://AzureADTokenExchange/.default".into(),
+            "arn:aws:iam::111122223333:role/reader".into(),
+            "trailvault".into(),
+            sts_at(&server.uri()),
+        );
+        let err = provider.provide_credentials().await.unwrap_err();
+        let texts = [
+            err.to_string(),
+            format!("{err:?}"),
+            aws_sdk_sts::error::DisplayErrorContext(&err).to_string(),
+            format!("{provider:?}"),
+        ];
+        for t in &texts {
+            assert!(!t.contains("c2lnbmF0dXJlLXNlY3JldA"), "token leaked: {t}");
+            assert!(!t.contains("eyJ0eXAi"), "token leaked: {t}");
+        }
+        assert!(texts[2].contains("InvalidIdentityToken"), "{}", texts[2]);
+        assert!(texts[2].contains("role/reader"), "{}", texts[2]);
+    }
+}
