@@ -1801,6 +1801,25 @@ trusted_issuers = ["https://portal.sso.us-east-1.amazonaws.com/saml/assertion/X"
     }
 
     #[test]
+    fn aws_section_problems_are_reported_with_the_rest() {
+        let text =
+            format!("{MINIMAL}\n[aws]\nauht = \"azure-federated\"\nrole_arn = 7\n[sync]\nlookback = \"300000years\"\n")
+                .replace(
+                    "region = \"ap-northeast-2\"",
+                    "region = \"ap-northeast-2\"\nrole_arn = []",
+                );
+        let all = problems(&text).join("\n");
+        for needle in [
+            "unknown key `aws.auht` in [aws] (did you mean `aws.auth`?)",
+            "aws.role_arn must be a string",
+            "source[0].role_arn must be a string",
+            "sync.lookback",
+        ] {
+            assert!(all.contains(needle), "missing {needle:?} in\n{all}");
+        }
+    }
+
+    #[test]
     fn missing_required_keys_are_named_once_each() {
         let p = problems("[[source]]\nname = \"a\"\n[target]\nauth = \"shared-key\"\n");
         let all = p.join("\n");
