@@ -482,6 +482,7 @@ pub fn audit_job(config: &Config, sources: &[String], range: TimeRange) -> Resul
         sources,
         range,
         tenant_id: fed.tenant_id.clone(),
+        trusted_issuers: fed.trusted_issuers.clone(),
         roles,
         concurrency: config.sync.concurrency,
     })

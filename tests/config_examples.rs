@@ -326,3 +326,207 @@ fn the_terraform_check_catches_a_dropped_column_an_account_scope_and_a_missing_s
     }
     assert!(!stdout.contains("FAIL: table TrailVault_CL"), "{stdout}");
 }
+
+// ---------- config check through the binary: every problem at once, exit 2 ----------
+
+const VALID: &str = r#"
+[[source]]
+name = "org-trail"
+bucket = "org-trail-logs"
+region = "eu-west-1"
+
+[target]
+account_url = "http://127.0.0.1:9/devstoreaccount1"
+container = "cloudtrail-archive"
+state_container = "trailvault-state"
+auth = "shared-key"
+"#;
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+/// Runs `trailvault ARGS` on a config written from `text`, with only the account key set.
+fn trailvault(text: &str, args: &[&str]) -> Run {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("trailvault.toml");
+    std::fs::write(&path, text).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_trailvault"))
+        .arg("--config")
+        .arg(&path)
+        .args(["--log-format", "json"])
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("TRAILVAULT_AZURE_ACCOUNT_KEY", "a2V5")
+        .output()
+        .unwrap();
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+fn check(text: &str) -> Run {
+    trailvault(text, &["config", "check", "--json"])
+}
+
+#[test]
+fn config_check_accepts_the_valid_base() {
+    let run = check(VALID);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+}
+
+#[test]
+fn config_check_lists_every_problem_across_sections_at_once() {
+    let text = VALID.replace("region = \"eu-west-1\"", "region = \"eu-west-1\"\nregoin = \"x\"")
+        + "\n[sync]\nlookback = \"300000years\"\nconcurrency = -3\nin_flight_bytes = \"lots\"\n"
+        + "\n[schedule]\ncron = \"a b c d e f\"\ntimezone = \"Mars/Olympus\"\n"
+        + "\n[health]\noutage_after = \"three\"\nprobe_timeout = \"10 parsecs\"\n"
+        + "\n[federaton]\nidp_metadata = \"x\"\n";
+    let run = check(&text);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    let doc: serde_json::Value = serde_json::from_str(&run.stdout).expect("one JSON document");
+    assert_eq!(doc["exit_code"], 2);
+    let error = doc["error"].as_str().unwrap();
+    let problems = doc["problems"].as_array().expect("problems, one by one");
+    assert_eq!(problems.len(), 9, "{doc}");
+    for needle in [
+        "has 9 problems",
+        "unknown key `source[0].regoin`",
+        "sync.lookback = \"300000years\" is out of range",
+        "sync.concurrency = -3 is out of range",
+        "sync.in_flight_bytes",
+        "schedule.cron = \"a b c d e f\"",
+        "schedule.timezone = \"Mars/Olympus\"",
+        "health.outage_after must be a whole number",
+        "health.probe_timeout = \"10 parsecs\" is not a duration",
+        "unknown key `federaton` at the top level (did you mean `federation`?)",
+    ] {
+        assert!(error.contains(needle), "missing {needle:?} in\n{error}");
+    }
+}
+
+#[test]
+fn config_check_refuses_a_cron_and_a_timezone_the_daemon_refuses() {
+    for (schedule, needle) in [
+        ("cron = \"a b c d e f\"", "schedule.cron"),
+        ("verify_cron = \"0 0 0 31 2 *\"", "never fires"),
+        ("cron = \"0 0 */8 * *\"", "schedule.cron"),
+        ("timezone = \"Mars/Olympus\"", "UTC"),
+        ("timezone = \"Europe/Berlin\"", "UTC"),
+    ] {
+        let run = check(&format!("{VALID}\n[schedule]\n{schedule}\n"));
+        assert_eq!(run.code, 2, "{schedule}: {}", run.stdout);
+        assert!(run.stdout.contains(needle), "{schedule}: {}", run.stdout);
+    }
+    let run = check(&format!(
+        "{VALID}\n[schedule]\ncron = \"0 15 */6 * * Mon-Fri\"\nverify_cron = \"0 30 1 * * *\"\ntimezone = \"UTC\"\n"
+    ));
+    assert_eq!(run.code, 0, "{}", run.stdout);
+}
+
+#[test]
+fn a_lookback_of_300000_years_is_refused_before_sync_touches_anything() {
+    let text = format!("{VALID}\n[sync]\nlookback = \"300000years\"\n");
+    let run = check(&text);
+    assert_eq!(run.code, 2);
+    assert!(
+        run.stdout.contains("at most") || run.stdout.contains("between"),
+        "{}",
+        run.stdout
+    );
+    // sync loads the same config: exit 2 before any network call (the endpoint is closed).
+    let run = trailvault(&text, &["sync", "--json"]);
+    assert_eq!(run.code, 2, "{} {}", run.stdout, run.stderr);
+    assert!(run.stdout.contains("sync.lookback"), "{}", run.stdout);
+    assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
+}
+
+#[test]
+fn legacy_us_east_1_bucket_names_pass_config_check_and_others_do_not() {
+    let legacy = VALID.replace("org-trail-logs", "CloudTrail_Logs_2016");
+    let run = check(&legacy.replace("eu-west-1", "us-east-1"));
+    assert_eq!(run.code, 0, "{}", run.stdout);
+    let run = check(&legacy);
+    assert_eq!(run.code, 2);
+    assert!(run.stdout.contains("legacy us-east-1"), "{}", run.stdout);
+    let run = check(&VALID.replace("org-trail-logs", "-bad..name"));
+    assert_eq!(run.code, 2);
+}
+
+/// A batch of hostile configs through the binary: each is refused with exit 2 and a
+/// message, never a panic (exit 101) or a hang.
+#[test]
+fn hostile_configs_exit_2_without_a_panic() {
+    let mut batch: Vec<String> = vec![
+        "\u{0}\u{1}".into(),
+        "[[source]]\n".into(),
+        "source = \"x\"\n".into(),
+        "[source]\nname = \"a\"\n".into(),
+        format!("{VALID}\n[sync]\nconcurrency = 18446744073709551615\n"),
+        format!("{VALID}\n[sync]\nconcurrency = -9223372036854775808\nretries = 4294967297\n"),
+        format!("{VALID}\n[sync]\nlookback = \"18446744073709551615s\"\nmax_gap = \"584942417355years\"\n"),
+        format!("{VALID}\n[sync]\nin_flight_bytes = \"18446744073709551615GiB\"\n"),
+        format!("{VALID}\n[sync]\nlookback = -1\nmax_gap = 1.5\nin_flight_bytes = true\n"),
+        format!("{VALID}\n[health]\ndegraded_after = 0\noutage_after = -1\nprobe_timeout = \"0s\"\n"),
+        format!("{VALID}\n[schedule]\ncron = \"\"\nverify_cron = \"{}\"\ntimezone = \"\"\n", "* ".repeat(5000)),
+        format!("{VALID}\n[schedule]\ncron = [\"0 0 * * * *\"]\n"),
+        format!("{VALID}\n[federation]\nidp_metadata = \"\"\ntenant_id = \"\"\nrole_mapping = \"\"\naudiences = [\"\"]\ntrusted_issuers = [\"\", \" \", 3]\n"),
+        format!("{VALID}\n[log_analytics]\ningestion_endpoint = \"\"\ndcr_immutable_id = \"\"\nstream = {{}}\n"),
+        VALID.replace("org-trail", "").replace("org-trail-logs", "").replace("eu-west-1", ""),
+        VALID.replace("org-trail", "트레일").replace("eu-west-1", "🌍"),
+        VALID.replace("http://127.0.0.1:9/devstoreaccount1", "\u{202e}http://x"),
+        VALID.replace("\"shared-key\"", "\"\""),
+        format!("{VALID}\n[sync.a.b.c.d.e.f]\nx = 1\n"),
+        format!("x = {}1{}\n", "[".repeat(3000), "]".repeat(3000)),
+        format!("x = {}1{}\n", "{a=".repeat(3000), "}".repeat(3000)),
+        format!("[{}]\n", vec!["a"; 3000].join(".")),
+        format!("{VALID}\n{}", (0..500).map(|i| format!("unknown{i} = {i}\n")).collect::<String>()),
+        "a = \"\u{fffd}\u{10ffff}\"\n".repeat(10),
+    ];
+    batch.push(format!("{VALID}\n[sync]\nlookback = \"{}h\"\n", "9".repeat(5000)));
+    for (i, text) in batch.iter().enumerate() {
+        let run = check(text);
+        assert_eq!(
+            run.code, 2,
+            "config {i}:\n{text:.200}\nstdout {}\nstderr {}",
+            run.stdout, run.stderr
+        );
+        let doc: serde_json::Value =
+            serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("config {i}: {e}: {}", run.stdout));
+        assert!(!doc["error"].as_str().unwrap_or_default().is_empty(), "config {i}");
+        assert!(!run.stderr.contains("panicked"), "config {i}: {}", run.stderr);
+    }
+}
+
+/// A legacy us-east-1 bucket name is not a DNS label: the S3 SDK (which trailvault uses
+/// without an endpoint override) addresses it path-style on its own, so accepting the name
+/// is enough for sync and restore to reach it.
+#[test]
+fn the_s3_sdk_addresses_a_legacy_bucket_path_style() {
+    use aws_sdk_s3::config::endpoint::{DefaultResolver, Params, ResolveEndpoint};
+    let resolve = |bucket: &str| {
+        let params = Params::builder()
+            .bucket(bucket)
+            .region("us-east-1")
+            .use_fips(false)
+            .use_dual_stack(false)
+            .accelerate(false)
+            .build()
+            .unwrap();
+        let endpoint = futures::executor::block_on(DefaultResolver::new().resolve_endpoint(&params)).unwrap();
+        endpoint.url().to_string()
+    };
+    assert_eq!(
+        resolve("CloudTrail_Logs_2016"),
+        "https://s3.us-east-1.amazonaws.com/CloudTrail_Logs_2016"
+    );
+    assert_eq!(
+        resolve("org-trail-logs"),
+        "https://org-trail-logs.s3.us-east-1.amazonaws.com"
+    );
+}

@@ -74,6 +74,9 @@ impl Verdict for AuditReport {
     fn exit_code(&self) -> u8 {
         if self.has_high() {
             EXIT_CHECK_FAILED
+        } else if !self.complete() {
+            // A file that could not be read at all: the audit finished partially.
+            EXIT_FAILED
         } else {
             EXIT_OK
         }

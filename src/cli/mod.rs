@@ -89,6 +89,10 @@ pub async fn run(cli: Cli) -> u8 {
                     &ErrorDoc {
                         error: message,
                         exit_code: code,
+                        problems: match &e {
+                            CliError::Config(ConfigError::Invalid { problems, .. }) => problems.clone(),
+                            _ => Vec::new(),
+                        },
                     },
                     true,
                 );

@@ -51,6 +51,9 @@ fn write_stdout(body: &str) {
 pub struct ErrorDoc {
     pub error: String,
     pub exit_code: u8,
+    /// A configuration refused: each problem on its own (all of them are in `error` too).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub problems: Vec<String>,
 }
 
 impl Render for ErrorDoc {
@@ -292,17 +295,23 @@ impl Render for AuditReport {
         let mut out = String::new();
         lines!(
             out,
-            "saml audit {}: {} events in {} log files, {} subjects",
+            "saml audit {}: {} events in {} log files, {} subjects; {} records skipped, {} files unreadable",
             self.run_id,
             self.events,
             self.files_read,
-            self.subjects.len()
+            self.subjects.len(),
+            self.records_skipped,
+            self.files_unreadable
         );
+        for f in &self.unreadable_files {
+            lines!(out, "  unreadable {}: {}", f.key, f.reason);
+        }
         for s in &self.subjects {
             lines!(
                 out,
-                "  {}: roles {}; from {}; {} .. {}; {} failures",
+                "  {} (account {}): roles {}; from {}; {} .. {}; {} failures",
                 s.subject,
+                s.account,
                 s.roles.join(", "),
                 s.source_ips.join(", "),
                 s.first,
@@ -313,11 +322,12 @@ impl Render for AuditReport {
         for f in &self.findings {
             lines!(
                 out,
-                "  {:?} {} {} {}: {}",
+                "  {:?} {} {} {} (account {}): {}",
                 f.severity,
                 f.kind,
                 f.time,
                 f.subject,
+                f.account,
                 f.detail
             );
         }

@@ -42,12 +42,104 @@ struct LogFile {
 }
 
 /// The records of a decompressed log file. Event versions of major 1 are read
-/// (1.08 and 1.09 are in use); others are skipped by the caller's choice.
+/// (1.08 and 1.09 are in use); others are skipped by the caller's choice. One record
+/// that does not fit [`Record`] fails the whole file: audits use [`parse_log_lenient`].
 pub fn parse_log(json: &[u8]) -> Result<Vec<Record>, serde_json::Error> {
     serde_json::from_slice::<LogFile>(json).map(|f| f.records)
 }
 
+/// The records of a log file, read one by one: a record that cannot be read (a null
+/// where a string belongs, not an object) is left out and counted, and never costs the
+/// rest of its file. The file itself must be JSON with a `Records` array.
+#[derive(Debug, Default)]
+pub struct LenientLog {
+    pub records: Vec<Record>,
+    /// Records left out, and why the first of them was.
+    pub skipped: u64,
+    pub first_problem: Option<String>,
+}
+
+pub fn parse_log_lenient(json: &[u8]) -> Result<LenientLog, serde_json::Error> {
+    serde_json::from_slice::<LenientFile>(json).map(|f| f.0)
+}
+
+struct LenientFile(LenientLog);
+
+impl<'de> Deserialize<'de> for LenientFile {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct FileVisitor;
+        impl<'de> serde::de::Visitor<'de> for FileVisitor {
+            type Value = LenientFile;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a CloudTrail log file: an object with a Records array")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<LenientFile, A::Error> {
+                let mut log = None;
+                while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                    if key == "Records" && log.is_none() {
+                        log = Some(map.next_value::<LenientRecords>()?.0);
+                    } else {
+                        map.next_value::<serde::de::IgnoredAny>()?;
+                    }
+                }
+                log.map(LenientFile)
+                    .ok_or_else(|| serde::de::Error::missing_field("Records"))
+            }
+        }
+        d.deserialize_map(FileVisitor)
+    }
+}
+
+struct LenientRecords(LenientLog);
+
+impl<'de> Deserialize<'de> for LenientRecords {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct SeqVisitor;
+        impl<'de> serde::de::Visitor<'de> for SeqVisitor {
+            type Value = LenientRecords;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an array of CloudTrail records")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<LenientRecords, A::Error> {
+                let mut log = LenientLog::default();
+                // Each element is valid JSON (or the file is not); its shape is checked alone.
+                while let Some(value) = seq.next_element::<Value>()? {
+                    match Record::deserialize(value) {
+                        Ok(r) => log.records.push(r),
+                        Err(e) => {
+                            log.skipped += 1;
+                            log.first_problem.get_or_insert_with(|| e.to_string());
+                        }
+                    }
+                }
+                Ok(LenientRecords(log))
+            }
+        }
+        d.deserialize_seq(SeqVisitor)
+    }
+}
+
 impl Record {
+    /// The string at `path`: `Ok(None)` when it (or an object on the way) is absent or
+    /// null, an error when something else stands where a string belongs.
+    pub fn text_at<'a>(v: &'a Value, path: &[&str]) -> Result<Option<&'a str>, String> {
+        let mut cur = v;
+        for (i, p) in path.iter().enumerate() {
+            cur = match cur {
+                Value::Object(m) => match m.get(*p) {
+                    Some(next) => next,
+                    None => return Ok(None),
+                },
+                Value::Null => return Ok(None),
+                other => return Err(format!("{} is {}, not an object", path[..i].join("."), kind(other))),
+            };
+        }
+        match cur {
+            Value::String(s) => Ok(Some(s)),
+            other => Err(format!("{} is {}, not a string", path.join("."), kind(other))),
+        }
+    }
+
     pub fn str_at<'a>(v: &'a Value, path: &[&str]) -> Option<&'a str> {
         let mut cur = v;
         for p in path {
@@ -58,6 +150,17 @@ impl Record {
 
     pub fn major_version_known(&self) -> bool {
         self.event_version.split('.').next() == Some("1")
+    }
+}
+
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
     }
 }
 
@@ -78,5 +181,34 @@ mod tests {
             Record::str_at(&r[0].request_parameters, &["roleArn"]),
             Some("arn:aws:iam::1:role/A")
         );
+    }
+
+    #[test]
+    fn a_record_that_cannot_be_read_is_skipped_alone() {
+        let json = br#"{"Records":[
+            {"eventVersion":"1.08","eventID":"a","eventTime":"2026-11-25T10:00:00Z","sourceIPAddress":null},
+            7,
+            {"eventVersion":"1.08","eventID":"b","eventTime":"2026-11-25T10:00:00Z","userIdentity":null,"requestParameters":null,"errorCode":null}
+        ],"extra":{"x":[1,2]}}"#;
+        let log = parse_log_lenient(json).unwrap();
+        assert_eq!(log.records.len(), 1);
+        assert_eq!(log.records[0].event_id, "b");
+        assert_eq!(log.skipped, 2);
+        assert!(log.first_problem.unwrap().contains("null"));
+        assert!(parse_log(json).is_err(), "the strict reader fails the whole file");
+        assert!(parse_log_lenient(b"{\"Records\":[{}").is_err());
+        assert!(parse_log_lenient(b"{\"NotRecords\":[]}").is_err());
+        assert!(parse_log_lenient(b"[]").is_err());
+    }
+
+    #[test]
+    fn text_at_tells_absent_from_wrong() {
+        let v: Value = serde_json::json!({"a": {"b": "x", "n": null, "k": 1}, "z": null, "s": "str"});
+        assert_eq!(Record::text_at(&v, &["a", "b"]), Ok(Some("x")));
+        assert_eq!(Record::text_at(&v, &["a", "missing"]), Ok(None));
+        assert_eq!(Record::text_at(&v, &["z", "b"]), Ok(None));
+        assert!(Record::text_at(&v, &["a", "n"]).is_err());
+        assert!(Record::text_at(&v, &["a", "k"]).is_err());
+        assert!(Record::text_at(&v, &["s", "b"]).is_err());
     }
 }

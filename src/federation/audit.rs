@@ -1,11 +1,17 @@
 //! `trailvault saml audit`: federated sign-ins in the archived CloudTrail logs (works
 //! while AWS is unreachable), checked against the role mapping and the Entra tenant.
 //!
-//! AssumeRoleWithSAML: the role must be granted by some grant (`role_not_granted`), and
-//! the identity provider must be ours: its nameQualifier is
-//! Base64(SHA1(issuer + account + "/" + provider name)) for our tenant's issuer
-//! (`foreign_idp`). ConsoleLogin: root (`root_login`) and IAM users (`iam_user_login`)
-//! sign in outside SSO. Three or more failures of one subject: `repeated_failures`.
+//! A subject is an (account, principal) pair: the same IAM user name in two accounts is
+//! two subjects. AssumeRoleWithSAML: the role must be granted by some grant
+//! (`role_not_granted`), and the identity provider must be ours: its nameQualifier is
+//! Base64(SHA1(issuer + account + "/" + provider name)) for our tenant's issuer or one of
+//! `[federation] trusted_issuers` (`foreign_idp`). Roles of a trusted issuer (IAM
+//! Identity Center, say) are governed by that issuer's own assignments, so the role
+//! mapping is not applied to them. ConsoleLogin: root (`root_login`) and IAM users
+//! (`iam_user_login`) sign in outside SSO. Three or more failures of one subject:
+//! `repeated_failures`. A record that cannot be read is skipped alone and counted
+//! (`records_skipped`); a file that cannot be read at all is counted in
+//! `files_unreadable` and makes the audit partial (exit 1 unless a high finding).
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::Arc;
@@ -19,7 +25,7 @@ use sha1::{Digest, Sha1};
 
 use super::roles::RoleMapping;
 use crate::cloudtrail::digest::gunzip_first_member;
-use crate::cloudtrail::record::{parse_log, Record};
+use crate::cloudtrail::record::{parse_log_lenient, Record};
 use crate::cloudtrail::{FileKind, TimeRange};
 use crate::records::{new_run_id, rfc3339, Record as RunRecord, RecordType, RunStatus};
 use crate::state::select::{select, Selection};
@@ -27,6 +33,10 @@ use crate::state::write_run_records;
 use crate::storage::{read_all, BlobStore, StorageError};
 
 const REPEATED_FAILURES: u64 = 3;
+/// Unreadable files named in the document (all are counted).
+const UNREADABLE_LISTED: usize = 100;
+/// ... and in the SamlAudit record, whose Details stay small.
+const UNREADABLE_IN_RECORD: usize = 20;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -40,6 +50,8 @@ pub struct Finding {
     pub severity: Severity,
     pub kind: String,
     pub subject: String,
+    /// The AWS account the sign-in was to.
+    pub account: String,
     pub role_arn: Option<String>,
     pub time: String,
     pub detail: String,
@@ -48,6 +60,8 @@ pub struct Finding {
 #[derive(Debug, Clone, Serialize)]
 pub struct SubjectSummary {
     pub subject: String,
+    /// The AWS account: with `subject`, what identifies a subject.
+    pub account: String,
     pub roles: Vec<String>,
     pub source_ips: Vec<String>,
     pub first: String,
@@ -62,11 +76,39 @@ pub struct AuditReport {
     pub findings: Vec<Finding>,
     pub files_read: u64,
     pub events: u64,
+    /// Records left out because they could not be read (a null where a string belongs, a
+    /// bad `eventTime`, an unknown event version); the rest of their file was audited.
+    pub records_skipped: u64,
+    /// Files that could not be read at all (not gzip, not JSON, no `Records`).
+    pub files_unreadable: u64,
+    /// The first of them with the reason.
+    pub unreadable_files: Vec<UnreadableFile>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct UnreadableFile {
+    pub key: String,
+    pub reason: String,
 }
 
 impl AuditReport {
     pub fn has_high(&self) -> bool {
         self.findings.iter().any(|f| f.severity == Severity::High)
+    }
+
+    /// Every selected file was read (records may still have been skipped).
+    pub fn complete(&self) -> bool {
+        self.files_unreadable == 0
+    }
+
+    pub fn status(&self) -> RunStatus {
+        if self.has_high() {
+            RunStatus::Failed
+        } else if !self.complete() {
+            RunStatus::Partial
+        } else {
+            RunStatus::Succeeded
+        }
     }
 }
 
@@ -89,6 +131,8 @@ pub struct AuditJob {
     /// Filters events by `eventTime`.
     pub range: TimeRange,
     pub tenant_id: String,
+    /// `[federation] trusted_issuers`: further SAML issuers that are not `foreign_idp`.
+    pub trusted_issuers: Vec<String>,
     pub roles: RoleMapping,
     pub concurrency: usize,
 }
@@ -138,66 +182,114 @@ impl AuditJob {
         let mut read = std::pin::pin!(futures::stream::iter(&files)
             .map(|f| async move { (f, read_all(archive, &f.blob.name).await) })
             .buffer_unordered(self.concurrency.max(1)));
-        let issuer = format!("https://sts.windows.net/{}/", self.tenant_id);
+        let entra = format!("https://sts.windows.net/{}/", self.tenant_id);
+        let mut issuers = vec![entra.as_str()];
+        issuers.extend(self.trusted_issuers.iter().map(String::as_str).filter(|i| *i != entra));
         let mut seen = HashSet::new();
-        let mut subjects: BTreeMap<String, Acc> = BTreeMap::new();
+        let mut subjects: BTreeMap<(String, String), Acc> = BTreeMap::new();
         let mut findings = Vec::new();
         let mut events = 0;
+        let mut records_skipped = 0;
+        let mut unreadable = Vec::new();
+        let mut files_unreadable = 0;
         while let Some((f, r)) = read.next().await {
             let Some((bytes, _)) = r? else { continue };
-            let records = match gunzip_first_member(&bytes)
+            let log = match gunzip_first_member(&bytes)
                 .map_err(|e| e.to_string())
-                .and_then(|(j, _)| parse_log(&j).map_err(|e| e.to_string()))
+                .and_then(|(j, _)| parse_log_lenient(&j).map_err(|e| e.to_string()))
             {
-                Ok(r) => r,
+                Ok(log) => log,
                 Err(e) => {
-                    tracing::warn!(key = f.key, error = e, "log file unreadable; skipped (run verify)");
+                    tracing::warn!(
+                        key = f.key,
+                        error = e,
+                        "log file unreadable; its events are not audited (run verify)"
+                    );
+                    files_unreadable += 1;
+                    if unreadable.len() < UNREADABLE_LISTED {
+                        unreadable.push(UnreadableFile {
+                            key: f.key.clone(),
+                            reason: e,
+                        });
+                    }
                     continue;
                 }
             };
-            for rec in records {
-                // CloudTrail delivers duplicates with one eventID.
-                if !rec.major_version_known() || (!rec.event_id.is_empty() && !seen.insert(rec.event_id.clone())) {
+            let mut skipped_here = log.skipped;
+            let mut why = log.first_problem;
+            for rec in log.records {
+                if !rec.major_version_known() {
+                    skipped_here += 1;
+                    why.get_or_insert_with(|| format!("unknown eventVersion {:?}", rec.event_version));
                     continue;
                 }
-                let Ok(t) = DateTime::parse_from_rfc3339(&rec.event_time).map(|t| t.with_timezone(&Utc)) else {
+                // CloudTrail delivers duplicates with one eventID.
+                if !rec.event_id.is_empty() && !seen.insert(rec.event_id.clone()) {
                     continue;
+                }
+                let t = match DateTime::parse_from_rfc3339(&rec.event_time) {
+                    Ok(t) => t.with_timezone(&Utc),
+                    Err(e) => {
+                        skipped_here += 1;
+                        why.get_or_insert_with(|| format!("eventTime {:?}: {e}", rec.event_time));
+                        continue;
+                    }
                 };
                 if self.range.since.is_some_and(|s| t < s) || self.range.until.is_some_and(|u| t >= u) {
                     continue;
                 }
-                match (rec.event_source.as_str(), rec.event_name.as_str()) {
-                    ("sts.amazonaws.com", "AssumeRoleWithSAML") => {
+                let signin = match (rec.event_source.as_str(), rec.event_name.as_str()) {
+                    ("sts.amazonaws.com", "AssumeRoleWithSAML") => assume_role_event(&rec),
+                    ("signin.amazonaws.com", "ConsoleLogin") => console_login_event(&rec),
+                    _ => continue,
+                };
+                match signin {
+                    Ok(SignIn::AssumeRole(a)) => {
                         events += 1;
-                        self.assume_role(&rec, t, &issuer, &mut subjects, &mut findings);
+                        self.assume_role(a, t, &rec.source_ip_address, &issuers, &mut subjects, &mut findings);
                     }
-                    ("signin.amazonaws.com", "ConsoleLogin") => {
+                    Ok(SignIn::Console(c)) => {
                         events += 1;
-                        console_login(&rec, t, &mut subjects, &mut findings);
+                        console_login(c, t, &rec.source_ip_address, &mut subjects, &mut findings);
                     }
-                    _ => {}
+                    Err(e) => {
+                        skipped_here += 1;
+                        why.get_or_insert_with(|| format!("{} {}: {e}", rec.event_name, rec.event_id));
+                    }
                 }
             }
+            if skipped_here > 0 {
+                tracing::warn!(
+                    key = f.key,
+                    skipped = skipped_here,
+                    first = why.unwrap_or_default(),
+                    "records that cannot be read were skipped; the rest of the file was audited"
+                );
+                records_skipped += skipped_here;
+            }
         }
-        for (subject, acc) in &subjects {
+        for ((subject, account), acc) in &subjects {
             if acc.failures >= REPEATED_FAILURES {
                 findings.push(Finding {
                     severity: Severity::Medium,
                     kind: "repeated_failures".into(),
                     subject: subject.clone(),
+                    account: account.clone(),
                     role_arn: None,
                     time: acc.last.map(rfc3339).unwrap_or_default(),
-                    detail: format!("{} failed sign-ins", acc.failures),
+                    detail: format!("{} failed sign-ins to account {account}", acc.failures),
                 });
             }
         }
         findings.sort();
+        unreadable.sort_by(|a: &UnreadableFile, b| a.key.cmp(&b.key));
         let report = AuditReport {
             run_id,
             subjects: subjects
                 .into_iter()
-                .map(|(subject, a)| SubjectSummary {
+                .map(|((subject, account), a)| SubjectSummary {
                     subject,
+                    account,
                     roles: a.roles.into_iter().collect(),
                     source_ips: a.ips.into_iter().collect(),
                     first: a.first.map(rfc3339).unwrap_or_default(),
@@ -208,6 +300,9 @@ impl AuditJob {
             findings,
             files_read: files.len() as u64,
             events,
+            records_skipped,
+            files_unreadable,
+            unreadable_files: unreadable,
         };
         self.write_record(&report).await;
         Ok(report)
@@ -215,59 +310,69 @@ impl AuditJob {
 
     fn assume_role(
         &self,
-        rec: &Record,
+        e: AssumeRoleEvent,
         t: DateTime<Utc>,
-        issuer: &str,
-        subjects: &mut BTreeMap<String, Acc>,
+        ip: &str,
+        issuers: &[&str],
+        subjects: &mut BTreeMap<(String, String), Acc>,
         findings: &mut Vec<Finding>,
     ) {
-        let subject = Record::str_at(&rec.user_identity, &["userName"])
-            .or_else(|| Record::str_at(&rec.response_elements, &["subject"]))
-            .unwrap_or("(unknown)")
-            .to_string();
-        let role = Record::str_at(&rec.request_parameters, &["roleArn"]).map(str::to_string);
-        let acc = touch(subjects, &subject, t, &rec.source_ip_address);
-        if rec.error_code.is_some() {
+        let acc = touch(subjects, &e.subject, &e.account, t, ip);
+        if e.failed {
             acc.failures += 1;
             return;
         }
-        if let Some(r) = &role {
+        if let Some(r) = &e.role {
             acc.roles.insert(r.clone());
         }
         let time = rfc3339(t);
-        if let Some(r) = &role {
-            if !self.roles.grants_role(r) {
-                findings.push(Finding {
-                    severity: Severity::High,
-                    kind: "role_not_granted".into(),
-                    subject: subject.clone(),
-                    role_arn: Some(r.clone()),
-                    time: time.clone(),
-                    detail: "no grant in the role mapping contains this role".into(),
-                });
-            }
-        }
-        let qualifier = Record::str_at(&rec.user_identity, &["identityProvider"])
-            .or_else(|| Record::str_at(&rec.response_elements, &["nameQualifier"]));
-        let principal = Record::str_at(&rec.request_parameters, &["principalArn"]).unwrap_or_default();
-        let (account, provider) = match principal.split_once(":saml-provider/") {
+        // The issuer that vouches for this sign-in: the one the event names, and whose
+        // nameQualifier for this provider matches; without an issuer, the one whose
+        // qualifier matches; with neither, ours (nothing says otherwise).
+        let (account, provider) = match e.principal.split_once(":saml-provider/") {
             Some((head, name)) => (head.rsplit(':').next().unwrap_or_default(), name),
             None => ("", ""),
         };
-        let expected = name_qualifier(issuer, account, provider);
-        let event_issuer = Record::str_at(&rec.response_elements, &["issuer"]);
-        let foreign = qualifier.is_some_and(|q| q != expected) || event_issuer.is_some_and(|i| i != issuer);
-        if foreign {
+        let qualifier_of = |issuer: &str| name_qualifier(issuer, account, provider);
+        let vouching: Option<&str> = match (e.issuer.as_deref(), e.qualifier.as_deref()) {
+            (Some(i), q) => issuers
+                .iter()
+                .copied()
+                .find(|known| *known == i)
+                .filter(|known| q.is_none_or(|q| q == qualifier_of(known))),
+            (None, Some(q)) => issuers.iter().copied().find(|known| qualifier_of(known) == q),
+            (None, None) => issuers.first().copied(),
+        };
+        let ours = issuers.first().copied();
+        // Roles from a trusted issuer other than our tenant follow that issuer's own
+        // assignments; the role mapping speaks for our tenant (and against strangers).
+        if vouching.is_none() || vouching == ours {
+            if let Some(r) = &e.role {
+                if !self.roles.grants_role(r) {
+                    findings.push(Finding {
+                        severity: Severity::High,
+                        kind: "role_not_granted".into(),
+                        subject: e.subject.clone(),
+                        account: e.account.clone(),
+                        role_arn: Some(r.clone()),
+                        time: time.clone(),
+                        detail: "no grant in the role mapping contains this role".into(),
+                    });
+                }
+            }
+        }
+        if vouching.is_none() {
             findings.push(Finding {
                 severity: Severity::High,
                 kind: "foreign_idp".into(),
-                subject,
-                role_arn: role,
+                subject: e.subject,
+                account: e.account,
+                role_arn: e.role,
                 time,
                 detail: format!(
-                    "identity provider {} (issuer {}) is not the configured Entra tenant",
-                    qualifier.unwrap_or("?"),
-                    event_issuer.unwrap_or("?")
+                    "identity provider {} (issuer {}) is neither the configured Entra tenant nor a trusted issuer",
+                    e.qualifier.as_deref().unwrap_or("?"),
+                    e.issuer.as_deref().unwrap_or("?")
                 ),
             });
         }
@@ -275,16 +380,22 @@ impl AuditJob {
 
     async fn write_record(&self, report: &AuditReport) {
         let Some(state) = &self.state else { return };
-        let status = if report.has_high() {
-            RunStatus::Failed
-        } else {
-            RunStatus::Succeeded
-        };
         let record = RunRecord {
             source: self.sources.join(","),
-            message: format!("{} subjects, {} findings", report.subjects.len(), report.findings.len()),
-            details: serde_json::json!({ "findings": report.findings }),
-            ..RunRecord::of(RecordType::SamlAudit, &report.run_id, "samlaudit", status)
+            message: format!(
+                "{} subjects, {} findings, {} records skipped, {} files unreadable",
+                report.subjects.len(),
+                report.findings.len(),
+                report.records_skipped,
+                report.files_unreadable
+            ),
+            details: serde_json::json!({
+                "findings": report.findings,
+                "records_skipped": report.records_skipped,
+                "files_unreadable": report.files_unreadable,
+                "unreadable_files": report.unreadable_files.iter().take(UNREADABLE_IN_RECORD).collect::<Vec<_>>(),
+            }),
+            ..RunRecord::of(RecordType::SamlAudit, &report.run_id, "samlaudit", report.status())
         };
         if let Err(e) = write_run_records(state.as_ref(), &report.run_id, &[record]).await {
             tracing::warn!(error = %e, "could not write the SamlAudit record");
@@ -292,8 +403,124 @@ impl AuditJob {
     }
 }
 
-fn touch<'a>(subjects: &'a mut BTreeMap<String, Acc>, subject: &str, t: DateTime<Utc>, ip: &str) -> &'a mut Acc {
-    let acc = subjects.entry(subject.to_string()).or_default();
+/// A sign-in event, read completely before it touches the report: a field of the wrong
+/// type makes the whole record unreadable (skipped and counted), never half-counted.
+enum SignIn {
+    AssumeRole(AssumeRoleEvent),
+    Console(ConsoleEvent),
+}
+
+struct AssumeRoleEvent {
+    subject: String,
+    account: String,
+    role: Option<String>,
+    principal: String,
+    qualifier: Option<String>,
+    issuer: Option<String>,
+    failed: bool,
+}
+
+struct ConsoleEvent {
+    subject: String,
+    account: String,
+    /// The role of a federated sign-in, with its path.
+    role: Option<String>,
+    kind: String,
+    failed: bool,
+}
+
+/// The account part of an ARN (`arn:aws:iam::111122223333:role/X`).
+fn arn_account(arn: &str) -> Option<&str> {
+    arn.split(':').nth(4).filter(|a| !a.is_empty())
+}
+
+fn own(s: Option<&str>) -> Option<String> {
+    s.filter(|s| !s.is_empty()).map(str::to_string)
+}
+
+fn assume_role_event(rec: &Record) -> Result<SignIn, String> {
+    let ui = &rec.user_identity;
+    let req = &rec.request_parameters;
+    let resp = &rec.response_elements;
+    let role = own(Record::text_at(req, &["roleArn"])?);
+    let principal = own(Record::text_at(req, &["principalArn"])?).unwrap_or_default();
+    let subject = own(Record::text_at(ui, &["userName"])?)
+        .or(own(Record::text_at(resp, &["subject"])?))
+        .or(own(Record::text_at(req, &["roleSessionName"])?))
+        .unwrap_or_else(|| "(unknown)".into());
+    let qualifier =
+        own(Record::text_at(ui, &["identityProvider"])?).or(own(Record::text_at(resp, &["nameQualifier"])?));
+    let issuer = own(Record::text_at(resp, &["issuer"])?);
+    let account = own(Some(rec.recipient_account_id.as_str()))
+        .or_else(|| role.as_deref().and_then(arn_account).map(str::to_string))
+        .or_else(|| arn_account(&principal).map(str::to_string))
+        .unwrap_or_default();
+    Ok(SignIn::AssumeRole(AssumeRoleEvent {
+        subject,
+        account,
+        role,
+        principal,
+        qualifier,
+        issuer,
+        failed: rec.error_code.is_some(),
+    }))
+}
+
+fn console_login_event(rec: &Record) -> Result<SignIn, String> {
+    let ui = &rec.user_identity;
+    let kind = own(Record::text_at(ui, &["type"])?).unwrap_or_default();
+    let arn = own(Record::text_at(ui, &["arn"])?).unwrap_or_default();
+    let user = own(Record::text_at(ui, &["userName"])?);
+    let principal_id = own(Record::text_at(ui, &["principalId"])?);
+    let ui_account = own(Record::text_at(ui, &["accountId"])?);
+    let issuer_arn = own(Record::text_at(ui, &["sessionContext", "sessionIssuer", "arn"])?);
+    let outcome = Record::text_at(&rec.response_elements, &["ConsoleLogin"])?;
+    let failed = outcome == Some("Failure") || rec.error_code.is_some();
+    let account = ui_account
+        .or_else(|| arn_account(&arn).map(str::to_string))
+        .or_else(|| own(Some(rec.recipient_account_id.as_str())))
+        .unwrap_or_default();
+    // Federated: arn:aws:sts::ACCT:assumed-role/ROLE/SESSION -> subject SESSION; the role
+    // is the session issuer's ARN, which keeps the path
+    // (role/aws-reserved/sso.amazonaws.com/REGION/AWSReservedSSO_...).
+    let (subject, role) = match arn.split_once(":assumed-role/") {
+        Some((head, rest)) => {
+            let (role_name, session) = rest.rsplit_once('/').unwrap_or((rest, ""));
+            let partition = head.split(':').nth(1).unwrap_or("aws");
+            let role = issuer_arn
+                .filter(|a| a.contains(":role/"))
+                .unwrap_or_else(|| format!("arn:{partition}:iam::{account}:role/{role_name}"));
+            (session.to_string(), Some(role))
+        }
+        None => (
+            user.or_else(|| {
+                if kind == "Root" {
+                    Some(format!("root ({account})"))
+                } else {
+                    own(Some(arn.as_str())).or(principal_id)
+                }
+            })
+            .unwrap_or_else(|| "(unknown)".into()),
+            None,
+        ),
+    };
+    Ok(SignIn::Console(ConsoleEvent {
+        subject,
+        account,
+        role,
+        kind,
+        failed,
+    }))
+}
+
+fn touch<'a>(
+    subjects: &'a mut BTreeMap<(String, String), Acc>,
+    subject: &str,
+    account: &str,
+    t: DateTime<Utc>,
+    ip: &str,
+) -> &'a mut Acc {
+    let acc = subjects.entry((subject.to_string(), account.to_string())).or_default();
     acc.first = Some(acc.first.map_or(t, |f| f.min(t)));
     acc.last = Some(acc.last.map_or(t, |l| l.max(t)));
     if !ip.is_empty() {
@@ -302,42 +529,20 @@ fn touch<'a>(subjects: &'a mut BTreeMap<String, Acc>, subject: &str, t: DateTime
     acc
 }
 
-fn console_login(rec: &Record, t: DateTime<Utc>, subjects: &mut BTreeMap<String, Acc>, findings: &mut Vec<Finding>) {
-    let kind = Record::str_at(&rec.user_identity, &["type"]).unwrap_or_default();
-    let arn = Record::str_at(&rec.user_identity, &["arn"]).unwrap_or_default();
-    let failed =
-        Record::str_at(&rec.response_elements, &["ConsoleLogin"]) == Some("Failure") || rec.error_code.is_some();
-    // Federated: arn:aws:sts::ACCT:assumed-role/ROLE/SESSION -> subject SESSION, role ROLE.
-    let (subject, role) = match arn.split_once(":assumed-role/") {
-        Some((head, rest)) => {
-            let (role_name, session) = rest.rsplit_once('/').unwrap_or((rest, ""));
-            let account = head.rsplit(':').next().unwrap_or_default();
-            let partition = head.split(':').nth(1).unwrap_or("aws");
-            (
-                session.to_string(),
-                Some(format!("arn:{partition}:iam::{account}:role/{role_name}")),
-            )
-        }
-        None => (
-            Record::str_at(&rec.user_identity, &["userName"])
-                .map(str::to_string)
-                .unwrap_or_else(|| {
-                    if kind == "Root" {
-                        format!("root ({})", rec.recipient_account_id)
-                    } else {
-                        arn.to_string()
-                    }
-                }),
-            None,
-        ),
-    };
-    let acc = touch(subjects, &subject, t, &rec.source_ip_address);
-    if failed {
+fn console_login(
+    c: ConsoleEvent,
+    t: DateTime<Utc>,
+    ip: &str,
+    subjects: &mut BTreeMap<(String, String), Acc>,
+    findings: &mut Vec<Finding>,
+) {
+    let acc = touch(subjects, &c.subject, &c.account, t, ip);
+    if c.failed {
         acc.failures += 1;
-    } else if let Some(r) = &role {
+    } else if let Some(r) = &c.role {
         acc.roles.insert(r.clone());
     }
-    let (kind_name, severity, detail) = match kind {
+    let (kind_name, severity, detail) = match c.kind.as_str() {
         "Root" => (
             "root_login",
             Severity::High,
@@ -353,10 +558,11 @@ fn console_login(rec: &Record, t: DateTime<Utc>, subjects: &mut BTreeMap<String,
     findings.push(Finding {
         severity,
         kind: kind_name.into(),
-        subject,
+        subject: c.subject,
+        account: c.account,
         role_arn: None,
         time: rfc3339(t),
-        detail: format!("{detail}{}", if failed { " (failed)" } else { "" }),
+        detail: format!("{detail}{}", if c.failed { " (failed)" } else { "" }),
     });
 }
 

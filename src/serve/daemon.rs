@@ -62,15 +62,16 @@ struct Shared {
 /// App setting / environment variable holding the bearer token for `/metrics`.
 pub const METRICS_TOKEN_ENV: &str = "TRAILVAULT_METRICS_TOKEN";
 
-/// Scheduling needs seconds-first cron in UTC (as Azure Functions NCRONTAB on Linux).
+/// Scheduling needs seconds-first cron in UTC (as Azure Functions NCRONTAB on Linux): the
+/// same check `config check` runs, so a config it accepts is one the daemon can schedule.
 fn check_schedule(config: &Config) -> Result<(), DaemonError> {
-    if !config.schedule.timezone.eq_ignore_ascii_case("UTC") {
-        return Err(DaemonError::Setup(format!(
-            "schedule.timezone {:?}: the daemon schedules in UTC only; write the cron in UTC",
-            config.schedule.timezone
-        )));
+    let s = &config.schedule;
+    let problems = crate::config::check_schedule(&s.cron, &s.timezone, &s.verify_cron);
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(DaemonError::Setup(problems.join("; ")))
     }
-    Ok(())
 }
 
 /// How long SIGTERM waits for the running sync to stop at a safe point (`--shutdown-grace`).

@@ -48,8 +48,9 @@ pub async fn plan_stream(
     mark: Option<&StreamMark>,
     lookback: Duration,
 ) -> StorageResult<StreamPlan> {
-    let lookback = chrono::Duration::from_std(lookback).unwrap_or(chrono::Duration::days(3));
-    let start_after = mark.map(|m| stream.start_after_for_day((m.time - lookback).date_naive()));
+    let start_after = mark
+        .and_then(|m| rescan_from(m.time, lookback))
+        .map(|day| stream.start_after_for_day(day));
     let objects = src.list(&stream.key_prefix(), start_after.as_deref()).await?;
 
     // Archive listings per folder of the listed keys: bounded by the window, not the archive.
@@ -88,6 +89,33 @@ pub async fn plan_stream(
     Ok(plan)
 }
 
+/// The first day to list again: the watermark minus the lookback. A lookback that reaches
+/// past the earliest representable date (a mistake config check refuses) lists from the
+/// start rather than overflowing.
+pub fn rescan_from(mark: DateTime<Utc>, lookback: Duration) -> Option<chrono::NaiveDate> {
+    let lookback = chrono::Duration::from_std(lookback).ok()?;
+    mark.checked_sub_signed(lookback).map(|t| t.date_naive())
+}
+
 fn unchanged(blob: &BlobInfo, object: &SourceObject) -> bool {
     blob.size == object.size && blob.metadata.get(META_SOURCE_ETAG).is_some_and(|e| *e == object.etag)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_huge_lookback_lists_from_the_start_instead_of_overflowing() {
+        let mark: DateTime<Utc> = "2026-11-25T10:00:00Z".parse().unwrap();
+        assert_eq!(
+            rescan_from(mark, Duration::from_secs(72 * 3600)),
+            chrono::NaiveDate::from_ymd_opt(2026, 11, 22)
+        );
+        // 300000 years fits a std Duration and a chrono Duration but not a date.
+        let years = Duration::from_secs(300_000 * 31_557_600);
+        assert_eq!(rescan_from(mark, years), None);
+        assert_eq!(rescan_from(mark, Duration::MAX), None);
+        assert_eq!(rescan_from(DateTime::<Utc>::MIN_UTC, Duration::from_secs(1)), None);
+    }
 }
