@@ -89,7 +89,6 @@ struct RawTarget {
     state_account_url: String,
     auth: Option<String>,
     managed_identity_client_id: String,
-    #[serde(default)]
     create_containers: bool,
 }
 
@@ -499,6 +498,7 @@ fn read_raw(doc: &toml::Table, problems: &Problems) -> RawConfig {
                 "one of managed-identity, workload-identity, client-secret, developer-tools, sas, shared-key",
             ),
             managed_identity_client_id: f.string_or("managed_identity_client_id", ""),
+            create_containers: f.boolean("create_containers", false),
         };
         f.finish();
         raw
@@ -1545,6 +1545,24 @@ auth = "shared-key"
         let text = MINIMAL.replace("region = \"ap-northeast-2\"", "region = \"x\"\nregoin = \"y\"");
         let err = parse(&text, &[(ENV_AZURE_ACCOUNT_KEY, KEY)]).unwrap_err().to_string();
         assert!(err.contains("regoin"), "{err}");
+    }
+
+    #[test]
+    fn create_containers_defaults_to_false_and_must_be_a_boolean() {
+        let c = parse(MINIMAL, &[(ENV_AZURE_ACCOUNT_KEY, KEY)]).unwrap();
+        assert!(!c.target.unwrap().create_containers);
+        let text = MINIMAL.replace(
+            "auth = \"shared-key\"",
+            "auth = \"shared-key\"\ncreate_containers = true",
+        );
+        let c = parse(&text, &[(ENV_AZURE_ACCOUNT_KEY, KEY)]).unwrap();
+        assert!(c.target.unwrap().create_containers);
+        let text = MINIMAL.replace(
+            "auth = \"shared-key\"",
+            "auth = \"shared-key\"\ncreate_containers = \"yes\"",
+        );
+        let err = parse(&text, &[(ENV_AZURE_ACCOUNT_KEY, KEY)]).unwrap_err().to_string();
+        assert!(err.contains("create_containers"), "{err}");
     }
 
     #[test]
