@@ -54,39 +54,100 @@ fn module_of(src: &Path, file: &Path) -> Option<String> {
     (!matches!(name, "lib" | "main")).then(|| name.to_string())
 }
 
-/// Every `crate::X` a file names, code only (comments are not imports).
-fn crate_refs(text: &str) -> BTreeSet<String> {
+/// The file's module path below `src/` (`src/sync/copy.rs` -> `["sync", "copy"]`,
+/// `src/sync/mod.rs` -> `["sync"]`).
+fn module_path(src: &Path, file: &Path) -> Vec<String> {
+    let rel = file.strip_prefix(src).unwrap_or(file).with_extension("");
+    let mut segs: Vec<String> = rel
+        .components()
+        .filter_map(|c| c.as_os_str().to_str().map(str::to_string))
+        .collect();
+    if segs.last().is_some_and(|s| s == "mod") {
+        segs.pop();
+    }
+    segs
+}
+
+fn ident(s: &str) -> String {
+    s.trim_start()
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+        .collect()
+}
+
+/// The first-level names of a `{...}` group starting just after its `{`, over any
+/// number of lines, skipping nested groups.
+fn group_heads(inner: &str) -> Vec<String> {
+    let (mut depth, mut start, mut out) = (0usize, 0usize, Vec::new());
+    for (i, c) in inner.char_indices() {
+        match c {
+            '{' => depth += 1,
+            '}' if depth == 0 => {
+                out.push(ident(&inner[start..i]));
+                break;
+            }
+            '}' => depth -= 1,
+            ',' if depth == 0 => {
+                out.push(ident(&inner[start..i]));
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    out.into_iter().filter(|n| !n.is_empty()).collect()
+}
+
+/// Every top-level module a file names: `crate::X`, `crate::{X, Y}` groups over several
+/// lines, and `super::super::X` paths that climb to the crate root. Comments are not code.
+fn crate_refs_in(module: &[String], text: &str) -> BTreeSet<String> {
+    let code: String = text
+        .lines()
+        .map(|l| l.split("//").next().unwrap_or(""))
+        .collect::<Vec<_>>()
+        .join("\n");
     let mut out = BTreeSet::new();
-    for line in text.lines() {
-        let code = line.split("//").next().unwrap_or("");
-        let mut rest = code;
-        while let Some(at) = rest.find("crate::") {
-            let after = &rest[at + "crate::".len()..];
-            let name: String = after
-                .chars()
-                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
-                .collect();
+    let mut rest = code.as_str();
+    while let Some(at) = rest.find("crate::") {
+        let after = &rest[at + "crate::".len()..];
+        if let Some(inner) = after.strip_prefix('{') {
+            out.extend(group_heads(inner));
+        } else {
+            let name = ident(after);
             if !name.is_empty() {
                 out.insert(name);
             }
-            rest = after;
         }
-        // `use crate::{a, b}` groups
-        if let Some(at) = code.find("crate::{") {
-            let inner = &code[at + "crate::{".len()..];
-            for part in inner.split([',', '}']) {
-                let name: String = part
-                    .trim()
-                    .chars()
-                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
-                    .collect();
-                if !name.is_empty() {
-                    out.insert(name);
+        rest = after;
+    }
+    // `super::` k times from a file k levels deep reaches the crate root.
+    let mut rest = code.as_str();
+    while let Some(at) = rest.find("super::") {
+        let preceded = rest[..at].ends_with("super::");
+        let mut after = &rest[at..];
+        let mut k = 0;
+        while let Some(a) = after.strip_prefix("super::") {
+            k += 1;
+            after = a;
+        }
+        if !preceded && k >= module.len() && !module.is_empty() {
+            match after.strip_prefix('{') {
+                Some(inner) => out.extend(group_heads(inner)),
+                None => {
+                    let name = ident(after);
+                    if !name.is_empty() {
+                        out.insert(name);
+                    }
                 }
             }
         }
+        rest = &rest[at + "super::".len() * k.max(1)..];
     }
     out
+}
+
+/// As [`crate_refs_in`] for a file directly under a top-level module.
+fn crate_refs(text: &str) -> BTreeSet<String> {
+    crate_refs_in(&["m".to_string(), "f".to_string()], text)
 }
 
 fn graph() -> BTreeMap<String, BTreeSet<String>> {
@@ -97,8 +158,9 @@ fn graph() -> BTreeMap<String, BTreeSet<String>> {
     for file in files {
         let Some(module) = module_of(&src, &file) else { continue };
         let text = std::fs::read_to_string(&file).expect("read source");
+        let path = module_path(&src, &file);
         let targets = edges.entry(module.clone()).or_default();
-        for r in crate_refs(&text) {
+        for r in crate_refs_in(&path, &text) {
             if r != module {
                 targets.insert(r);
             }
@@ -186,6 +248,26 @@ fn integrity_lives_outside_failover() {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
     assert!(src.join("integrity/verify.rs").exists() && src.join("integrity/keys.rs").exists());
     assert!(!src.join("failover/verify.rs").exists() && !src.join("failover/keys.rs").exists());
+}
+
+#[test]
+fn the_reader_sees_groups_over_lines_and_climbs_through_super() {
+    let text = "use crate::{\n    archive::x,\n    state::{a, b},\n    sync,\n};\nuse super::super::cli::run;\n";
+    let deep = ["sync".to_string(), "copy".to_string()];
+    let refs = crate_refs_in(&deep, text);
+    assert_eq!(
+        refs,
+        ["archive", "cli", "state", "sync"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
+    );
+    // One `super::` from a nested file stays inside its own module.
+    let refs = crate_refs_in(&deep, "use super::plan;\n");
+    assert!(refs.is_empty(), "{refs:?}");
+    // From a top-level module's mod.rs, `super::` is the crate root.
+    let refs = crate_refs_in(&["sync".to_string()], "use super::cli;\n");
+    assert!(refs.contains("cli"));
 }
 
 #[test]
