@@ -119,6 +119,31 @@ fn retry_options() -> RetryOptions {
 
 /// Maps an SDK error; `create_only` turns 412 into "already exists" (Azure may answer
 /// 412 instead of 409 to If-None-Match: *).
+/// How long Azure asked us to wait: `retry-after-ms`, `x-ms-retry-after-ms` (milliseconds)
+/// or `Retry-After` (seconds or an HTTP date), from the error's raw response.
+fn retry_after(e: &azure_core::Error) -> Option<std::time::Duration> {
+    use azure_core::http::headers::HeaderName;
+    let azure_core::error::ErrorKind::HttpResponse {
+        raw_response: Some(raw),
+        ..
+    } = e.kind()
+    else {
+        return None;
+    };
+    let headers = raw.headers();
+    for name in ["retry-after-ms", "x-ms-retry-after-ms"] {
+        if let Some(ms) = headers
+            .get_optional_str(&HeaderName::from_static(name))
+            .and_then(|v| v.trim().parse::<u64>().ok())
+        {
+            return Some(std::time::Duration::from_millis(ms.min(3_600_000)));
+        }
+    }
+    headers
+        .get_optional_str(&HeaderName::from_static("retry-after"))
+        .and_then(super::retry::parse_retry_after)
+}
+
 fn map_err(op: &'static str, target: String, e: azure_core::Error, create_only: bool) -> StorageError {
     use azure_core::error::ErrorKind as K;
     let code = match e.kind() {
@@ -159,7 +184,7 @@ fn map_err(op: &'static str, target: String, e: azure_core::Error, create_only: 
     } else {
         format!("{code}: {e}")
     };
-    StorageError::new(kind, op, target, format!("{detail}{hint}"))
+    StorageError::new(kind, op, target, format!("{detail}{hint}")).with_retry_after(retry_after(&e))
 }
 
 fn is_connect_failure(e: &azure_core::Error) -> bool {
@@ -417,4 +442,38 @@ pub fn open_target(target: &crate::config::TargetConfig) -> StorageResult<(Arc<d
     let archive = AzureBlobStore::open(&target.account_url, &target.container, &target.auth)?;
     let state = AzureBlobStore::open(&target.state_account_url, &target.state_container, &target.auth)?;
     Ok((Arc::new(archive), Arc::new(state)))
+}
+
+#[cfg(test)]
+mod tests {
+    use azure_core::http::headers::{HeaderName, Headers};
+    use azure_core::http::{RawResponse, StatusCode};
+
+    use super::*;
+
+    fn busy(header: &'static str, value: &str) -> azure_core::Error {
+        let mut headers = Headers::new();
+        headers.insert(HeaderName::from_static(header), value.to_string());
+        azure_core::Error::with_message(
+            azure_core::error::ErrorKind::HttpResponse {
+                status: StatusCode::ServiceUnavailable,
+                error_code: Some("ServerBusy".into()),
+                raw_response: Some(Box::new(RawResponse::from_bytes(
+                    StatusCode::ServiceUnavailable,
+                    headers,
+                    Vec::new(),
+                ))),
+            },
+            "busy",
+        )
+    }
+
+    #[test]
+    fn server_busy_is_throttling_and_its_retry_after_is_kept() {
+        let e = map_err("put", "b".into(), busy("retry-after", "2"), false);
+        assert_eq!(e.kind, ErrorKind::Throttled);
+        assert_eq!(e.retry_after, Some(std::time::Duration::from_secs(2)));
+        let e = map_err("put", "b".into(), busy("x-ms-retry-after-ms", "1500"), false);
+        assert_eq!(e.retry_after, Some(std::time::Duration::from_millis(1500)));
+    }
 }
