@@ -10,6 +10,7 @@
 
 pub mod audit;
 pub mod metadata;
+pub mod outcome;
 pub mod prescreen;
 pub mod replay;
 pub mod roles;

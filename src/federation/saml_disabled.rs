@@ -6,123 +6,20 @@
 //! need samael fails closed with [`NO_SAML_SUPPORT`]. The CLI checks
 //! [`super::saml_support`] first and exits 2 with that message.
 
-use chrono::{DateTime, Duration, Utc};
-use serde::Serialize;
+use chrono::{DateTime, Utc};
 
 use super::replay::ReplayCache;
-use super::roles::RoleMapping;
 
 /// What every SAML validation entry point answers in this build.
 pub const NO_SAML_SUPPORT: &str = super::NO_SAML_SUPPORT;
 
-pub const ROLE_ATTRIBUTE: &str = "https://aws.amazon.com/SAML/Attributes/Role";
-pub const SESSION_NAME_ATTRIBUTE: &str = "https://aws.amazon.com/SAML/Attributes/RoleSessionName";
-pub const SESSION_DURATION_ATTRIBUTE: &str = "https://aws.amazon.com/SAML/Attributes/SessionDuration";
-pub const GROUPS_ATTRIBUTE: &str = "http://schemas.microsoft.com/ws/2008/06/identity/claims/groups";
-pub const GROUPS_OVERAGE_ATTRIBUTE: &str = "http://schemas.microsoft.com/claims/groups.link";
-pub use super::prescreen::{MAX_BASE64_CHARS, MAX_INPUT_BYTES, MAX_XML_BYTES};
-
-pub const STATUS_SUCCESS: &str = "urn:oasis:names:tc:SAML:2.0:status:Success";
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Reason {
-    Malformed,
-    Doctype,
-    Signature,
-    Algorithm,
-    Issuer,
-    Audience,
-    Recipient,
-    Destination,
-    Expired,
-    NotYetValid,
-    Status,
-    MultipleAssertions,
-    DuplicateAttribute,
-    MissingCondition,
-    RoleAttribute,
-    SessionName,
-    SessionDuration,
-    Replay,
-    NotGranted,
-    /// Only in this build: there is no SAML support to validate with.
-    Unsupported,
-}
-
-impl Reason {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Reason::Malformed => "malformed",
-            Reason::Doctype => "doctype",
-            Reason::Signature => "signature",
-            Reason::Algorithm => "algorithm",
-            Reason::Issuer => "issuer",
-            Reason::Audience => "audience",
-            Reason::Recipient => "recipient",
-            Reason::Destination => "destination",
-            Reason::Expired => "expired",
-            Reason::NotYetValid => "not_yet_valid",
-            Reason::Status => "status",
-            Reason::MultipleAssertions => "multiple_assertions",
-            Reason::DuplicateAttribute => "duplicate_attribute",
-            Reason::MissingCondition => "missing_condition",
-            Reason::RoleAttribute => "role_attribute",
-            Reason::SessionName => "session_name",
-            Reason::SessionDuration => "session_duration",
-            Reason::Replay => "replay",
-            Reason::NotGranted => "not_granted",
-            Reason::Unsupported => "unsupported",
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
-#[error("{reason:?}: {detail}")]
-pub struct Rejection {
-    pub reason: Reason,
-    pub detail: String,
-}
+pub use super::outcome::*;
 
 fn unsupported<T>() -> Result<T, Rejection> {
     Err(Rejection {
         reason: Reason::Unsupported,
         detail: NO_SAML_SUPPORT.to_string(),
     })
-}
-
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct RolePair {
-    pub role_arn: String,
-    pub provider_arn: String,
-    pub granted: bool,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct Accepted {
-    pub valid: bool,
-    pub assertion_id: String,
-    pub response_id: Option<String>,
-    pub issuer: String,
-    pub subject: String,
-    pub session_name: String,
-    pub session_duration: Option<u32>,
-    pub groups: Option<Vec<String>>,
-    pub roles: Vec<RolePair>,
-    pub not_on_or_after: DateTime<Utc>,
-    pub signed: Vec<&'static str>,
-    #[serde(skip)]
-    pub remember_until: DateTime<Utc>,
-}
-
-pub struct Validator {
-    pub tenant_issuers: Vec<String>,
-    pub audiences: Vec<String>,
-    pub certs: Vec<Vec<u8>>,
-    pub allow_sha1: bool,
-    pub clock_skew: Duration,
-    pub roles: RoleMapping,
-    pub require_grant: bool,
 }
 
 /// Refuses: nothing can be validated in this build.
