@@ -12,7 +12,7 @@
 use std::collections::BTreeSet;
 
 use base64::Engine;
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use samael::crypto::{AllowedSignatureAlgorithm, CertificateDer, Crypto, CryptoProvider, ReduceMode};
 
 use super::prescreen::{self, NS_ASSERTION, NS_DSIG, NS_PROTOCOL, RSA_SHA1, RSA_SHA256, SHA1, SHA256};
@@ -22,6 +22,8 @@ use super::xml::{self, Element, XmlError};
 use super::xmlsec_guard;
 
 pub use super::outcome::*;
+
+const BEARER: &str = "urn:oasis:names:tc:SAML:2.0:cm:bearer";
 
 fn reject<T>(reason: Reason, detail: impl Into<String>) -> Result<T, Rejection> {
     Err(Rejection {
