@@ -154,8 +154,7 @@ mod tests {
     }
 
     async fn spooled(state: &MemoryBlobStore) -> Vec<String> {
-        state
-            .list(SPOOL_PREFIX)
+        crate::storage::BlobStoreExt::list_all(state, SPOOL_PREFIX)
             .await
             .unwrap()
             .into_iter()

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDate, Utc};
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 use md5::Md5;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -21,7 +21,7 @@ pub use crate::state::select::Selection;
 use crate::state::select::{select, Selected};
 use crate::state::write_run_records;
 use crate::storage::retry::RetryPolicy;
-use crate::storage::{BlobInfo, BlobStore, ErrorKind, RestoreMeta, SidecarOutcome, Sink, StorageError};
+use crate::storage::{BlobInfo, BlobStore, BlobStoreExt, ErrorKind, RestoreMeta, SidecarOutcome, Sink, StorageError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RestoreError {
@@ -167,7 +167,9 @@ impl RestoreJob {
         let filtered = !self.selection.accounts.is_empty() || !self.selection.regions.is_empty();
         let mut out = Vec::new();
         for source in &self.selection.sources {
-            for blob in self.archive.list(&format!("{source}/")).await? {
+            let source_prefix = format!("{source}/");
+            let mut blobs = self.archive.list(&source_prefix);
+            while let Some(blob) = blobs.try_next().await? {
                 let Some(key) = crate::archive::key_of(source, &blob.name).map(str::to_string) else {
                     continue;
                 };

@@ -12,7 +12,9 @@ use crate::archive::{public_key_name, PUBLIC_KEYS_PREFIX};
 use crate::cloudtrail::digest::{fingerprint, fingerprints, parse_public_key, KeyEncoding};
 use crate::cloudtrail_api::PublicKeySource;
 use crate::records::rfc3339;
-use crate::storage::{read_all, BlobStore, Condition, ErrorKind, PutOptions, StorageError};
+use futures::TryStreamExt;
+
+use crate::storage::{read_all, BlobStore, BlobStoreExt, Condition, ErrorKind, PutOptions, StorageError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
@@ -146,7 +148,8 @@ pub struct KeyRing {
 impl KeyRing {
     pub async fn load(archive: &dyn BlobStore) -> Result<KeyRing, StorageError> {
         let mut ring = KeyRing::default();
-        for blob in archive.list(PUBLIC_KEYS_PREFIX).await? {
+        let mut blobs = archive.list(PUBLIC_KEYS_PREFIX);
+        while let Some(blob) = blobs.try_next().await? {
             let Some(rest) = blob.name.strip_prefix(PUBLIC_KEYS_PREFIX) else {
                 continue;
             };

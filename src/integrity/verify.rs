@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 use serde::Serialize;
 use sha2::{Digest as _, Sha256};
 
@@ -28,7 +28,7 @@ use crate::records::{new_run_id, rfc3339, Record, RecordType, RunStatus};
 use crate::state::select::{select, Selected, Selection};
 use crate::state::write_run_records;
 use crate::storage::retry::RetryPolicy;
-use crate::storage::{read_all, BlobInfo, BlobStore, ErrorKind, StorageError};
+use crate::storage::{read_all, BlobInfo, BlobStore, BlobStoreExt, ErrorKind, StorageError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -453,7 +453,9 @@ impl VerifyJob {
         }
         let mut out = Vec::new();
         for source in &self.selection.sources {
-            for blob in self.archive.list(&format!("{source}/")).await? {
+            let source_prefix = format!("{source}/");
+            let mut blobs = self.archive.list(&source_prefix);
+            while let Some(blob) = blobs.try_next().await? {
                 if let Some(key) = crate::archive::key_of(source, &blob.name) {
                     let collapsed = crate::archive::collapsed_key(key);
                     if CtKey::parse_any(key).is_err() && CtKey::parse_any(&collapsed).is_err() {

@@ -7,7 +7,9 @@ use std::collections::BTreeSet;
 
 use crate::cloudtrail::StreamPrefix;
 use crate::cloudtrail::{CtKey, FileKind, TimeRange};
-use crate::storage::{BlobInfo, BlobStore, StorageError};
+use futures::TryStreamExt;
+
+use crate::storage::{BlobInfo, BlobStore, BlobStoreExt, StorageError};
 
 use super::watermark::source_docs;
 
@@ -50,7 +52,8 @@ pub async fn select(
         let mut seen = BTreeSet::new();
         let source_prefix = format!("{source}/");
         for prefix in prefixes(state, selection, source).await {
-            for blob in archive.list(&prefix).await? {
+            let mut blobs = archive.list(&prefix);
+            while let Some(blob) = blobs.try_next().await? {
                 let Some(key) = blob.name.strip_prefix(&source_prefix).map(str::to_string) else {
                     continue;
                 };

@@ -1,7 +1,9 @@
 //! `spool/{run_id}`: runs whose records Log Analytics has not accepted yet. The entry
 //! is an empty marker; the records stay in `runs/{run_id}.json`.
 
-use crate::storage::{BlobStore, Condition, ErrorKind, PutOptions, StorageResult};
+use futures::TryStreamExt;
+
+use crate::storage::{BlobStore, BlobStoreExt, Condition, ErrorKind, PutOptions, StorageResult};
 
 pub const SPOOL_PREFIX: &str = "spool/";
 
@@ -13,16 +15,15 @@ pub fn spool_name(run_id: &str) -> String {
 pub async fn spooled_runs(state: &dyn BlobStore) -> StorageResult<Vec<String>> {
     let mut runs: Vec<String> = state
         .list(SPOOL_PREFIX)
-        .await?
-        .into_iter()
-        .filter_map(|b| b.name.strip_prefix(SPOOL_PREFIX).map(str::to_string))
-        .collect();
+        .try_filter_map(|b| async move { Ok(b.name.strip_prefix(SPOOL_PREFIX).map(str::to_string)) })
+        .try_collect()
+        .await?;
     runs.sort();
     Ok(runs)
 }
 
 pub async fn backlog(state: &dyn BlobStore) -> StorageResult<u64> {
-    Ok(state.list(SPOOL_PREFIX).await?.len() as u64)
+    state.count(SPOOL_PREFIX).await
 }
 
 /// Remembers a run as waiting; already waiting is fine.
@@ -73,5 +74,5 @@ pub async fn bury(state: &dyn BlobStore, letter: &DeadLetter) -> StorageResult<(
 }
 
 pub async fn dead_letters(state: &dyn BlobStore) -> StorageResult<u64> {
-    Ok(state.list(DEAD_PREFIX).await?.len() as u64)
+    state.count(DEAD_PREFIX).await
 }

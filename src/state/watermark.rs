@@ -9,7 +9,9 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::storage::{BlobStore, Condition, ErrorKind, StorageResult};
+use futures::TryStreamExt;
+
+use crate::storage::{BlobStore, BlobStoreExt, Condition, ErrorKind, StorageResult};
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct WatermarkDoc {
@@ -103,7 +105,8 @@ pub async fn save(
 pub async fn source_docs(state: &dyn BlobStore, source: &str) -> StorageResult<Vec<SourceDoc>> {
     let folder = format!("watermarks/{source}/");
     let mut out = Vec::new();
-    for blob in state.list(&folder).await? {
+    let mut blobs = state.list(&folder);
+    while let Some(blob) = blobs.try_next().await? {
         let Some(doc) = super::get_json::<WatermarkDoc>(state, &blob.name).await? else {
             continue;
         };

@@ -10,7 +10,8 @@ use async_trait::async_trait;
 use bytes::Bytes;
 
 use super::{
-    BlobBody, BlobInfo, BlobStore, ErrorKind, PutOptions, Source, SourceBody, SourceObject, StorageError, StorageResult,
+    BlobBody, BlobInfo, BlobStore, ErrorKind, Page, PageToken, PutOptions, Source, SourceBody, SourceObject,
+    StorageError, StorageResult,
 };
 
 /// Requests made, by `{side}.{operation}` (`s3.get`, `archive.put`, `state.get`, ...).
@@ -56,9 +57,14 @@ impl Source for CountingSource {
         self.inner.bucket()
     }
 
-    async fn list(&self, prefix: &str, start_after: Option<&str>) -> StorageResult<Vec<SourceObject>> {
+    async fn list_page(
+        &self,
+        prefix: &str,
+        start_after: Option<&str>,
+        token: Option<PageToken>,
+    ) -> StorageResult<Page<SourceObject>> {
         self.counter.count("s3", "list");
-        self.inner.list(prefix, start_after).await
+        self.inner.list_page(prefix, start_after, token).await
     }
 
     async fn list_folders(&self, prefix: &str) -> StorageResult<Vec<String>> {
@@ -100,9 +106,9 @@ impl BlobStore for CountingStore {
         self.inner.ensure_container().await
     }
 
-    async fn list(&self, prefix: &str) -> StorageResult<Vec<BlobInfo>> {
+    async fn list_page(&self, prefix: &str, token: Option<PageToken>) -> StorageResult<Page<BlobInfo>> {
         self.count("list");
-        self.inner.list(prefix).await
+        self.inner.list_page(prefix, token).await
     }
 
     async fn head(&self, name: &str) -> StorageResult<Option<BlobInfo>> {
@@ -182,8 +188,8 @@ impl BlobStore for ReadOnlyStore {
         self.refuse("create container", "")
     }
 
-    async fn list(&self, prefix: &str) -> StorageResult<Vec<BlobInfo>> {
-        self.inner.list(prefix).await
+    async fn list_page(&self, prefix: &str, token: Option<PageToken>) -> StorageResult<Page<BlobInfo>> {
+        self.inner.list_page(prefix, token).await
     }
 
     async fn head(&self, name: &str) -> StorageResult<Option<BlobInfo>> {
@@ -227,6 +233,7 @@ impl BlobStore for ReadOnlyStore {
 mod tests {
     use super::*;
     use crate::storage::memory::MemoryBlobStore;
+    use crate::storage::BlobStoreExt;
 
     #[tokio::test]
     async fn counting_counts_by_side_and_operation() {
@@ -238,11 +245,18 @@ mod tests {
             .await
             .unwrap();
         store.head("a").await.unwrap();
-        store.list("").await.unwrap();
-        store.list("").await.unwrap();
+        store.list_all("").await.unwrap();
+        for name in ["b", "c", "d"] {
+            store
+                .put(name, Bytes::from_static(b"x"), PutOptions::default())
+                .await
+                .unwrap();
+        }
+        // Four blobs at the memory store's three a page: a listing is two requests.
+        assert_eq!(store.list_all("").await.unwrap().len(), 4);
         let counts = counter.snapshot();
-        assert_eq!(counts["azure.put"], 1);
-        assert_eq!(counts["azure.list"], 2);
+        assert_eq!(counts["azure.put"], 4);
+        assert_eq!(counts["azure.list"], 3);
         assert_eq!(counts["azure.head"], 1);
     }
 
@@ -256,7 +270,7 @@ mod tests {
             .unwrap();
         let ro = ReadOnlyStore::new(inner.clone());
         assert!(ro.head("a").await.unwrap().is_some());
-        assert_eq!(ro.list("").await.unwrap().len(), 1);
+        assert_eq!(ro.list_all("").await.unwrap().len(), 1);
         assert!(ro.put("b", Bytes::new(), PutOptions::default()).await.is_err());
         assert!(ro.delete("a").await.is_err());
         assert!(ro.acquire_lease("a", 15).await.is_err());

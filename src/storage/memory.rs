@@ -32,14 +32,33 @@ struct State {
     etag_counter: u64,
 }
 
-#[derive(Default)]
+/// Small enough that listings of a few test files take several pages, so every test that
+/// lists walks real continuations.
+pub const DEFAULT_PAGE_SIZE: usize = 3;
+
 pub struct MemoryBlobStore {
     state: Mutex<State>,
+    page_size: usize,
+}
+
+impl Default for MemoryBlobStore {
+    fn default() -> Self {
+        Self {
+            state: Mutex::default(),
+            page_size: DEFAULT_PAGE_SIZE,
+        }
+    }
 }
 
 impl MemoryBlobStore {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Listings of at most `page_size` blobs a request.
+    pub fn with_page_size(mut self, page_size: usize) -> Self {
+        self.page_size = page_size.max(1);
+        self
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -145,14 +164,14 @@ impl BlobStore for MemoryBlobStore {
         Ok(())
     }
 
-    async fn list(&self, prefix: &str) -> StorageResult<Vec<BlobInfo>> {
+    async fn list_page(&self, prefix: &str, token: Option<PageToken>) -> StorageResult<Page<BlobInfo>> {
         let st = self.lock();
-        Ok(st
+        let under = st
             .blobs
             .range(prefix.to_string()..)
             .take_while(|(k, _)| k.starts_with(prefix))
-            .map(|(_, b)| b.info.clone())
-            .collect())
+            .map(|(k, b)| (k.clone(), b.info.clone()));
+        Ok(list::page_after(under, token.as_ref(), self.page_size))
     }
 
     async fn head(&self, name: &str) -> StorageResult<Option<BlobInfo>> {
@@ -279,6 +298,7 @@ impl BlobStore for MemoryBlobStore {
 pub struct MemorySource {
     bucket: String,
     objects: Mutex<BTreeMap<String, (Bytes, SourceHead)>>,
+    page_size: usize,
 }
 
 impl MemorySource {
@@ -286,6 +306,7 @@ impl MemorySource {
         Self {
             bucket: bucket.to_string(),
             objects: Mutex::new(BTreeMap::new()),
+            page_size: DEFAULT_PAGE_SIZE,
         }
     }
 
@@ -317,18 +338,26 @@ impl Source for MemorySource {
         &self.bucket
     }
 
-    async fn list(&self, prefix: &str, start_after: Option<&str>) -> StorageResult<Vec<SourceObject>> {
+    async fn list_page(
+        &self,
+        prefix: &str,
+        start_after: Option<&str>,
+        token: Option<PageToken>,
+    ) -> StorageResult<Page<SourceObject>> {
         let objs = self.lock();
-        Ok(objs
+        let after = objs
             .iter()
             .filter(|(k, _)| k.starts_with(prefix) && start_after.is_none_or(|s| k.as_str() > s))
-            .map(|(k, (_, h))| SourceObject {
-                key: k.clone(),
-                size: h.size,
-                etag: h.etag.clone(),
-                last_modified: h.last_modified.unwrap_or_default(),
-            })
-            .collect())
+            .map(|(k, (_, h))| {
+                let object = SourceObject {
+                    key: k.clone(),
+                    size: h.size,
+                    etag: h.etag.clone(),
+                    last_modified: h.last_modified.unwrap_or_default(),
+                };
+                (k.clone(), object)
+            });
+        Ok(list::page_after(after, token.as_ref(), self.page_size))
     }
 
     async fn list_folders(&self, prefix: &str) -> StorageResult<Vec<String>> {

@@ -16,9 +16,13 @@ pub mod azure_auth;
 pub mod blob;
 pub mod decorate;
 pub mod folder;
+pub mod limit;
+pub mod list;
 pub mod memory;
 pub mod retry;
 pub mod s3;
+
+pub use list::{BlobStoreExt, ListStream, Page, PageToken, SourceExt};
 
 /// What went wrong, in the terms the logic above needs to decide what to do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -119,9 +123,16 @@ pub struct SourceBody {
 #[async_trait]
 pub trait Source: Send + Sync {
     fn bucket(&self) -> &str;
-    /// Every object under `prefix` whose key sorts after `start_after`, in key order.
-    async fn list(&self, prefix: &str, start_after: Option<&str>) -> StorageResult<Vec<SourceObject>>;
-    /// The "folders" directly under `prefix` (delimiter `/`), each ending in `/`.
+    /// One page of the objects under `prefix` whose keys sort after `start_after`, in
+    /// key order; `token` continues a listing. Walk them with [`SourceExt::list`].
+    async fn list_page(
+        &self,
+        prefix: &str,
+        start_after: Option<&str>,
+        token: Option<PageToken>,
+    ) -> StorageResult<Page<SourceObject>>;
+    /// The "folders" directly under `prefix` (delimiter `/`), each ending in `/`. They are
+    /// few (accounts, regions) and come whole.
     async fn list_folders(&self, prefix: &str) -> StorageResult<Vec<String>>;
     async fn get(&self, key: &str) -> StorageResult<SourceBody>;
 }
@@ -171,7 +182,9 @@ pub trait BlobStore: Send + Sync {
     /// A name for messages: `account/container`.
     fn describe(&self) -> String;
     async fn ensure_container(&self) -> StorageResult<()>;
-    async fn list(&self, prefix: &str) -> StorageResult<Vec<BlobInfo>>;
+    /// One page of the blobs whose names start with `prefix`, in name order; `token`
+    /// continues a listing. Walk them with [`BlobStoreExt::list`].
+    async fn list_page(&self, prefix: &str, token: Option<PageToken>) -> StorageResult<Page<BlobInfo>>;
     async fn head(&self, name: &str) -> StorageResult<Option<BlobInfo>>;
     async fn get(&self, name: &str) -> StorageResult<BlobBody>;
     /// One Put Blob; returns the new ETag.

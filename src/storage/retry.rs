@@ -17,8 +17,8 @@ use async_trait::async_trait;
 use bytes::Bytes;
 
 use super::{
-    BlobBody, BlobInfo, BlobStore, ErrorKind, Existing, PutOptions, RestoreMeta, SidecarOutcome, Sink, Source,
-    SourceBody, SourceObject, StorageError, StorageResult, Upload,
+    BlobBody, BlobInfo, BlobStore, ErrorKind, Existing, Page, PageToken, PutOptions, RestoreMeta, SidecarOutcome, Sink,
+    Source, SourceBody, SourceObject, StorageError, StorageResult, Upload,
 };
 use crate::config::RetrySettings;
 
@@ -187,8 +187,15 @@ impl Source for RetryingSource {
         self.inner.bucket()
     }
 
-    async fn list(&self, prefix: &str, start_after: Option<&str>) -> StorageResult<Vec<SourceObject>> {
-        self.policy.run("list", || self.inner.list(prefix, start_after)).await
+    async fn list_page(
+        &self,
+        prefix: &str,
+        start_after: Option<&str>,
+        token: Option<PageToken>,
+    ) -> StorageResult<Page<SourceObject>> {
+        self.policy
+            .run("list", || self.inner.list_page(prefix, start_after, token.clone()))
+            .await
     }
 
     async fn list_folders(&self, prefix: &str) -> StorageResult<Vec<String>> {
@@ -227,8 +234,10 @@ impl BlobStore for RetryingStore {
             .await
     }
 
-    async fn list(&self, prefix: &str) -> StorageResult<Vec<BlobInfo>> {
-        self.policy.run("list", || self.inner.list(prefix)).await
+    async fn list_page(&self, prefix: &str, token: Option<PageToken>) -> StorageResult<Page<BlobInfo>> {
+        self.policy
+            .run("list", || self.inner.list_page(prefix, token.clone()))
+            .await
     }
 
     async fn head(&self, name: &str) -> StorageResult<Option<BlobInfo>> {

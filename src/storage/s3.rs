@@ -16,6 +16,8 @@ use crate::config::SourceConfig;
 pub struct S3Source {
     client: aws_sdk_s3::Client,
     bucket: String,
+    /// Keys a listing request asks for; S3's own page (1,000) when unset.
+    page_size: Option<i32>,
 }
 
 impl S3Source {
@@ -39,7 +41,15 @@ impl S3Source {
         Self {
             client: s3_client(Some(region), endpoint, credentials).await,
             bucket: bucket.to_string(),
+            page_size: None,
         }
+    }
+
+    /// Listings of at most `page_size` keys a request (tests walk real continuations
+    /// with a few keys instead of thousands).
+    pub fn with_page_size(mut self, page_size: u16) -> Self {
+        self.page_size = Some(i32::from(page_size.max(1)));
+        self
     }
 
     fn target(&self, key: &str) -> String {
@@ -145,29 +155,42 @@ impl Source for S3Source {
         &self.bucket
     }
 
-    async fn list(&self, prefix: &str, start_after: Option<&str>) -> StorageResult<Vec<SourceObject>> {
-        let mut pages = self
+    async fn list_page(
+        &self,
+        prefix: &str,
+        start_after: Option<&str>,
+        token: Option<PageToken>,
+    ) -> StorageResult<Page<SourceObject>> {
+        let page = self
             .client
             .list_objects_v2()
             .bucket(&self.bucket)
             .prefix(prefix)
             .set_start_after(start_after.map(str::to_string))
-            .into_paginator()
-            .send();
-        let mut out = Vec::new();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| map_err("list", self.target(prefix), e))?;
-            for o in page.contents() {
-                let Some(key) = o.key() else { continue };
-                out.push(SourceObject {
-                    key: key.to_string(),
+            .set_continuation_token(token.map(|t| t.as_str().to_string()))
+            .set_max_keys(self.page_size)
+            .send()
+            .await
+            .map_err(|e| map_err("list", self.target(prefix), e))?;
+        let items = page
+            .contents()
+            .iter()
+            .filter_map(|o| {
+                Some(SourceObject {
+                    key: o.key()?.to_string(),
                     size: o.size().unwrap_or_default().max(0) as u64,
                     etag: o.e_tag().map(unquote).unwrap_or_default(),
                     last_modified: o.last_modified().map(to_utc).unwrap_or_default(),
-                });
-            }
-        }
-        Ok(out)
+                })
+            })
+            .collect();
+        // S3 sets IsTruncated with the token; a token without it would list the same keys again.
+        let next = if page.is_truncated() == Some(true) {
+            PageToken::from_service(page.next_continuation_token().map(str::to_string))
+        } else {
+            None
+        };
+        Ok(Page { items, next })
     }
 
     async fn list_folders(&self, prefix: &str) -> StorageResult<Vec<String>> {
@@ -320,6 +343,7 @@ impl Sink for S3Sink {
         let source = S3Source {
             client: self.client.clone(),
             bucket: self.bucket.clone(),
+            page_size: None,
         };
         match source.get(&self.key(key)).await {
             Ok(got) => sha256_of(got.body).await.map(Some),

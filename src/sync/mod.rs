@@ -91,7 +91,7 @@ pub struct SyncJob {
 /// Fails, naming the container, when it does not exist (a listing of nothing answers
 /// 404 `ContainerNotFound` for a missing container).
 async fn require_container(store: &dyn BlobStore, key: &str) -> Result<(), StorageError> {
-    match store.list("trailvault-container-probe/").await {
+    match store.list_page("trailvault-container-probe/", None).await {
         Ok(_) => Ok(()),
         Err(e) if e.kind == crate::storage::ErrorKind::NotFound => Err(StorageError::new(
             crate::storage::ErrorKind::NotFound,

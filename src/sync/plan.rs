@@ -10,7 +10,7 @@ use futures::{StreamExt, TryStreamExt};
 use super::watermark::StreamMark;
 use crate::archive::{blob_name, blob_prefix, META_SOURCE_ETAG};
 use crate::cloudtrail::{CtKey, StreamPrefix};
-use crate::storage::{BlobInfo, BlobStore, Source, SourceObject, StorageResult};
+use crate::storage::{BlobInfo, BlobStore, BlobStoreExt, Source, SourceExt, SourceObject, StorageResult};
 
 const ARCHIVE_LIST_CONCURRENCY: usize = 8;
 
@@ -51,7 +51,9 @@ pub async fn plan_stream(
     let start_after = mark
         .and_then(|m| rescan_from(m.time, lookback))
         .map(|day| stream.start_after_for_day(day));
-    let objects = src.list(&stream.key_prefix(), start_after.as_deref()).await?;
+    let key_prefix = stream.key_prefix();
+    // Held whole: the plan is the window's keys, bounded by the lookback, not the bucket.
+    let objects: Vec<SourceObject> = src.list(&key_prefix, start_after.as_deref()).try_collect().await?;
 
     // Archive listings per folder of the listed keys: bounded by the window, not the archive.
     let mut folders: BTreeMap<String, Vec<SourceObject>> = BTreeMap::new();
@@ -60,7 +62,7 @@ pub async fn plan_stream(
         folders.entry(folder).or_default().push(o);
     }
     let archived: HashMap<String, BlobInfo> = futures::stream::iter(folders.keys().cloned())
-        .map(|folder| async move { archive.list(&blob_prefix(source_name, &folder)).await })
+        .map(|folder| async move { archive.list_all(&blob_prefix(source_name, &folder)).await })
         .buffer_unordered(ARCHIVE_LIST_CONCURRENCY)
         .try_collect::<Vec<_>>()
         .await?

@@ -14,6 +14,7 @@ use super::support::ctgen::GenFile;
 use super::support::proxy::{Fault, Proxy};
 use super::support::{World, SOURCE};
 use super::{http_get, http_post, many_files_trail, sample_trail};
+use trailvault::storage::BlobStoreExt;
 
 const IDENTITY_HEADER: &str = "x-identity-header-secret-0f3c";
 const READER: &str = "arn:aws:iam::123456789012:role/trailvault-reader";
@@ -308,7 +309,7 @@ async fn assert_watermarks_exact(w: &World, files: &[GenFile]) -> usize {
         .map(|n| n[SOURCE.len() + 1..].to_string())
         .collect();
     let mut marks = 0;
-    for blob in w.state.list(&format!("watermarks/{SOURCE}/")).await.unwrap() {
+    for blob in w.state.list_all(&format!("watermarks/{SOURCE}/")).await.unwrap() {
         let (bytes, _) = trailvault::storage::read_all(w.state.as_ref(), &blob.name)
             .await
             .unwrap()

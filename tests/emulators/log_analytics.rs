@@ -45,7 +45,7 @@ async fn records_go_to_log_analytics_and_wait_in_the_spool_when_it_fails() {
     let out = publish(w.state.as_ref(), &client, "20261126T000000Z-aaaaaaaa").await;
     assert!(out.sent.is_empty() && out.error.is_some(), "{out:?}");
     assert_eq!(out.spooled, ["20261126T000000Z-aaaaaaaa"]);
-    assert_eq!(w.state.list("spool/").await.unwrap().len(), 1);
+    assert_eq!(w.state.list_all("spool/").await.unwrap().len(), 1);
     drop(down);
 
     // Back: the spooled run goes first, then the new one; the spool empties.
@@ -65,7 +65,7 @@ async fn records_go_to_log_analytics_and_wait_in_the_spool_when_it_fails() {
         "{out:?}"
     );
     assert!(out.spooled.is_empty() && out.error.is_none());
-    assert!(w.state.list("spool/").await.unwrap().is_empty());
+    assert!(w.state.list_all("spool/").await.unwrap().is_empty());
     let received = server.received_requests().await.unwrap();
     let bodies: Vec<serde_json::Value> = received
         .iter()

@@ -8,9 +8,11 @@ mod support;
 
 use std::collections::BTreeMap;
 
+use futures::TryStreamExt;
 use support::ctgen::{gzip, Trail};
 use support::proxy::{Fault, Proxy};
 use support::{World, SOURCE};
+use trailvault::storage::{BlobStoreExt, SourceExt};
 
 /// A world of fresh emulators, or an early return when they are missing outside CI
 /// (under `CI=true` a missing emulator fails the test in `World::new`).

@@ -204,7 +204,7 @@ async fn sigterm_stops_a_daemon_sync_at_a_file_boundary_and_releases_the_lease()
 
     // The run stopped at a file boundary: recorded as Partial, lease released, and every
     // archived blob whole (rclone compares it with S3 below).
-    let runs = w.state.list("runs/").await.unwrap();
+    let runs = w.state.list_all("runs/").await.unwrap();
     assert!(!runs.is_empty(), "no run record");
     let mut partial = false;
     for r in &runs {
@@ -303,7 +303,7 @@ async fn verify_and_saml_audit_memory_stays_flat_over_a_large_archive() {
     );
     let stored: u64 = w
         .archive
-        .list(&format!("{SOURCE}/"))
+        .list_all(&format!("{SOURCE}/"))
         .await
         .unwrap()
         .iter()

@@ -66,7 +66,7 @@ async fn restore_to_a_folder_is_byte_identical_and_works_with_s3_down() {
         .filter(|f| f.ends_with(".json.gz"))
         .collect();
     assert_eq!(restored.len(), files.len());
-    let runs = w.state.list("runs/").await.unwrap();
+    let runs = w.state.list_all("runs/").await.unwrap();
     let rec = trailvault::storage::read_all(
         w.state.as_ref(),
         &format!("runs/{}.json", doc["run_id"].as_str().unwrap()),

@@ -465,8 +465,11 @@ async fn sync_creates_no_container_unless_asked_and_names_a_missing_one() {
         run.stdout.contains(support::STATE) || run.stdout.contains("state_container"),
         "{run:?}"
     );
-    assert!(w.state.list("").await.is_err(), "the state container was created");
-    assert!(w.archive.list("").await.is_err(), "the archive container was created");
+    assert!(w.state.list_all("").await.is_err(), "the state container was created");
+    assert!(
+        w.archive.list_all("").await.is_err(),
+        "the archive container was created"
+    );
 
     // Both exist: sync runs without the flag.
     w.state.ensure_container().await.unwrap();
@@ -487,7 +490,10 @@ async fn sync_creates_no_container_unless_asked_and_names_a_missing_one() {
     let typo_store: Arc<dyn BlobStore> = Arc::new(
         trailvault::storage::blob::AzureBlobStore::open(&url, "cloudtrial-archive", &support::shared_key()).unwrap(),
     );
-    assert!(typo_store.list("").await.is_err(), "the misspelt container was created");
+    assert!(
+        typo_store.list_all("").await.is_err(),
+        "the misspelt container was created"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -59,7 +59,7 @@ async fn full_copy_is_byte_identical_and_a_second_run_downloads_nothing() {
     assert_eq!(info.content_type.as_deref(), Some("application/json"));
 
     // Watermarks, run record and health state exist.
-    let state = w.state.list("").await.unwrap();
+    let state = w.state.list_all("").await.unwrap();
     let names: Vec<&str> = state.iter().map(|b| b.name.as_str()).collect();
     assert!(
         names
@@ -410,7 +410,7 @@ async fn two_concurrent_runs_never_both_write() {
     );
     assert_eq!(winner_doc["sources"][0]["files_copied"], files.len() as u64);
     // The loser wrote no run record.
-    let runs = w.state.list("runs/").await.unwrap();
+    let runs = w.state.list_all("runs/").await.unwrap();
     assert_eq!(runs.len(), 1, "{runs:?}");
 }
 
@@ -428,11 +428,11 @@ async fn bad_config_exits_2_before_touching_anything_and_unreachable_endpoints_e
         run.stdout
     );
     assert!(
-        w.state.list("").await.is_err(),
+        w.state.list_all("").await.is_err(),
         "a bad config created the state container"
     );
     assert!(
-        w.archive.list("").await.is_err(),
+        w.archive.list_all("").await.is_err(),
         "a bad config created the archive container"
     );
 
@@ -567,13 +567,25 @@ async fn dry_run_plans_without_writing() {
     let total: u64 = files.iter().map(|f| f.body.len() as u64).sum();
     assert_eq!(doc["sources"][0]["bytes_planned"], total);
     assert!(w.archived().await.expect("listing the archive").is_empty());
-    assert!(w.state.list("").await.unwrap().is_empty(), "dry run wrote state");
+    assert!(w.state.list_all("").await.unwrap().is_empty(), "dry run wrote state");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn azure_blob_store_meets_the_storage_contract() {
     let w = world!("contract-bucket");
-    support::store_suite::blob_store_contract(w.archive.as_ref(), "contract").await;
+    // Pages of two blobs, so the suite walks Azurite's real NextMarker continuations.
+    let url = url::Url::parse(&support::blob_url(w.azurite.port)).unwrap();
+    let paged = trailvault::storage::blob::AzureBlobStore::open(&url, support::ARCHIVE, &support::shared_key())
+        .unwrap()
+        .with_page_size(2);
+    let counter = trailvault::storage::decorate::RequestCounter::default();
+    let counted =
+        trailvault::storage::decorate::CountingStore::new(std::sync::Arc::new(paged), counter.clone(), "azure");
+    support::store_suite::blob_store_contract(&counted, "contract").await;
+    // Seven blobs under one prefix at two a page: four requests, each from Azurite's NextMarker.
+    let before = counter.snapshot()["azure.list"];
+    assert_eq!(counted.list_all("contract/pages/").await.unwrap().len(), 7);
+    assert_eq!(counter.snapshot()["azure.list"] - before, 4);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -582,6 +594,16 @@ async fn s3_source_meets_the_storage_contract() {
     // In-process client: the SDK's default chain reads these (subprocess tests set their own).
     std::env::set_var("AWS_ACCESS_KEY_ID", "test");
     std::env::set_var("AWS_SECRET_ACCESS_KEY", "test");
-    let src = trailvault::storage::s3::S3Source::connect_to(&w.bucket, "us-east-1", Some(&w.s3_url())).await;
-    support::store_suite::source_contract(&src, &w).await;
+    // Pages of two keys, so the suite walks moto's real continuation tokens.
+    let src = trailvault::storage::s3::S3Source::connect_to(&w.bucket, "us-east-1", Some(&w.s3_url()))
+        .await
+        .with_page_size(2);
+    let counter = trailvault::storage::decorate::RequestCounter::default();
+    let counted = trailvault::storage::decorate::CountingSource::new(std::sync::Arc::new(src), counter.clone());
+    support::store_suite::source_contract(&counted, &w).await;
+    // Four keys under `p/` at two a page: two requests, the second from moto's token.
+    let before = counter.snapshot()["s3.list"];
+    let keys: Vec<_> = counted.list("p/", None).try_collect().await.unwrap();
+    assert_eq!(keys.len(), 4);
+    assert_eq!(counter.snapshot()["s3.list"] - before, 2);
 }

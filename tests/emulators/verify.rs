@@ -122,7 +122,7 @@ async fn verify_proves_a_clean_archive_and_names_every_kind_of_tampering() {
     assert_eq!(doc["checked"]["logs"], logs.len() as u64);
     assert_eq!(doc["checked"]["blobs"], files.len() as u64);
     assert_eq!(doc["chain_starts"], 4, "one chain per account-region: {doc}");
-    let record = w.state.list("runs/").await.unwrap();
+    let record = w.state.list_all("runs/").await.unwrap();
     assert!(!record.is_empty());
 
     // A digest in the middle of a chain (it has a successor) and a log it lists.
@@ -341,7 +341,7 @@ async fn keys_fetch_archives_list_public_keys_and_verify_uses_them() {
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(doc["regions"], serde_json::json!(["eu-west-1", "us-east-1"]));
     assert_eq!(doc["keys"][0]["encoding"], "spki");
-    let stored = w.archive.list("_trailvault/public-keys/").await.unwrap();
+    let stored = w.archive.list_all("_trailvault/public-keys/").await.unwrap();
     assert_eq!(stored.len(), 2, "{stored:?}");
     assert_eq!(stored[0].metadata["aws_fingerprint"], digest_fp);
     assert!(stored[0].metadata.contains_key("validity_end"));

@@ -33,7 +33,7 @@ fn spki(key: &rsa::RsaPrivateKey) -> Vec<u8> {
 
 async fn archived_keys(archive: &MemoryBlobStore) -> Vec<String> {
     archive
-        .list(PREFIX)
+        .list_all(PREFIX)
         .await
         .unwrap()
         .into_iter()

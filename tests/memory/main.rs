@@ -18,7 +18,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use trailvault::config::SyncSettings;
 use trailvault::storage::memory::{MemoryBlobStore, MemorySource};
-use trailvault::storage::{BlobStore, Source, SourceBody, SourceObject, StorageResult};
+use trailvault::storage::{BlobStore, BlobStoreExt, Page, PageToken, Source, SourceBody, SourceObject, StorageResult};
 use trailvault::sync::{SourceHandle, SyncJob};
 
 #[async_trait::async_trait]

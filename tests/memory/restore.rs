@@ -322,7 +322,7 @@ async fn a_different_file_at_the_target_is_a_conflict_and_left_alone() {
 #[tokio::test]
 async fn a_dry_run_plans_and_writes_nothing() {
     let (files, archive, state) = synced().await;
-    let runs_before = state.list("runs/").await.unwrap().len();
+    let runs_before = state.list_all("runs/").await.unwrap().len();
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("restored");
     let r = restore_job(&archive, &state, &dir, everything(), true)
@@ -336,7 +336,11 @@ async fn a_dry_run_plans_and_writes_nothing() {
     assert_eq!(r.plan.len(), 12, "{:?}", r.plan);
     assert_eq!((r.files, r.skipped), (0, 0));
     assert!(files_under(tmp.path()).is_empty() && !dir.exists(), "nothing written");
-    assert_eq!(state.list("runs/").await.unwrap().len(), runs_before, "no run record");
+    assert_eq!(
+        state.list_all("runs/").await.unwrap().len(),
+        runs_before,
+        "no run record"
+    );
 }
 
 /// A folder on a disk that fills up: every write beyond `room` bytes fails as ENOSPC would.

@@ -35,8 +35,13 @@ impl Source for LyingSource {
     fn bucket(&self) -> &str {
         self.inner.bucket()
     }
-    async fn list(&self, prefix: &str, start_after: Option<&str>) -> StorageResult<Vec<SourceObject>> {
-        self.inner.list(prefix, start_after).await
+    async fn list_page(
+        &self,
+        prefix: &str,
+        start_after: Option<&str>,
+        token: Option<PageToken>,
+    ) -> StorageResult<Page<SourceObject>> {
+        self.inner.list_page(prefix, start_after, token).await
     }
     async fn list_folders(&self, prefix: &str) -> StorageResult<Vec<String>> {
         self.inner.list_folders(prefix).await

@@ -18,7 +18,7 @@ use emulators::{Process, AZURITE_KEY};
 use trailvault::config::AzureAuth;
 use trailvault::secret::Secret;
 use trailvault::storage::blob::AzureBlobStore;
-use trailvault::storage::BlobStore;
+use trailvault::storage::{BlobStore, BlobStoreExt};
 
 pub const SOURCE: &str = "main";
 pub const ARCHIVE: &str = "cloudtrail-archive";
@@ -289,7 +289,7 @@ create_containers = true
     pub async fn archived(&self) -> trailvault::storage::StorageResult<Vec<String>> {
         Ok(self
             .archive
-            .list(&format!("{SOURCE}/"))
+            .list_all(&format!("{SOURCE}/"))
             .await?
             .into_iter()
             .map(|b| b.name)

@@ -1,0 +1,211 @@
+//! Listings as streams. A store answers one page per request (`list_page`), so the
+//! decorators — retry, count, limit — see a listing as the requests it really is: a
+//! throttled third page is retried alone, not the whole listing. The stream of items a
+//! caller walks is built here, once, on extension traits, so no implementation writes
+//! its own paging loop and no caller holds a whole listing it does not need.
+
+use std::future::Future;
+
+use futures::future::{BoxFuture, FutureExt};
+use futures::stream::{self, BoxStream, StreamExt, TryStreamExt};
+
+use super::{BlobInfo, BlobStore, ErrorKind, Source, SourceObject, StorageError, StorageResult};
+
+/// Where the next page of a listing starts: the service's continuation token (S3's
+/// `ContinuationToken`, Azure's `NextMarker`), opaque to everything above the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PageToken(String);
+
+impl PageToken {
+    /// `None` for an absent or empty token: Azure ends a listing with `<NextMarker />`.
+    pub fn from_service(token: Option<String>) -> Option<PageToken> {
+        token.filter(|t| !t.is_empty()).map(PageToken)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// One page of a listing, in key order, and where the next one starts.
+#[derive(Debug, Clone)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next: Option<PageToken>,
+}
+
+impl<T> Page<T> {
+    pub fn last(items: Vec<T>) -> Self {
+        Page { items, next: None }
+    }
+}
+
+/// Items of a listing, fetched a page at a time as the caller walks them.
+pub type ListStream<'a, T> = BoxStream<'a, StorageResult<T>>;
+
+/// Walks pages from `fetch` until one has no continuation. A service that hands back
+/// the token it was given would loop forever; that is an error, not a hang.
+fn paged<'a, T, F, Fut>(operation: &'static str, target: String, fetch: F) -> ListStream<'a, T>
+where
+    T: Send + 'a,
+    F: Fn(Option<PageToken>) -> Fut + Send + 'a,
+    Fut: Future<Output = StorageResult<Page<T>>> + Send + 'a,
+{
+    enum Next {
+        First,
+        After(PageToken),
+        Done,
+    }
+    let pages = stream::try_unfold(Next::First, move |next| {
+        let asked = match next {
+            Next::First => Some(None),
+            Next::After(token) => Some(Some(token)),
+            Next::Done => None,
+        };
+        let request = asked.clone().map(&fetch);
+        let target = target.clone();
+        async move {
+            let Some(request) = request else { return Ok(None) };
+            let page = request.await?;
+            let next = match page.next {
+                Some(token) if asked.flatten().as_ref() == Some(&token) => {
+                    return Err(StorageError::new(
+                        ErrorKind::Other,
+                        operation,
+                        target,
+                        "the service returned the continuation token it was given; the listing would never end",
+                    ));
+                }
+                Some(token) => Next::After(token),
+                None => Next::Done,
+            };
+            Ok(Some((page.items, next)))
+        }
+    });
+    pages
+        .map_ok(|items| stream::iter(items.into_iter().map(Ok)))
+        .try_flatten()
+        .boxed()
+}
+
+/// Listing helpers every [`Source`] has.
+pub trait SourceExt: Source {
+    /// Every object under `prefix` whose key sorts after `start_after`, in key order.
+    fn list<'a>(&'a self, prefix: &'a str, start_after: Option<&'a str>) -> ListStream<'a, SourceObject> {
+        paged("list", format!("s3://{}/{prefix}", self.bucket()), move |token| {
+            self.list_page(prefix, start_after, token)
+        })
+    }
+}
+
+impl<S: Source + ?Sized> SourceExt for S {}
+
+/// Listing helpers every [`BlobStore`] has.
+pub trait BlobStoreExt: BlobStore {
+    /// Every blob whose name starts with `prefix`, in name order.
+    fn list<'a>(&'a self, prefix: &'a str) -> ListStream<'a, BlobInfo> {
+        paged("list", format!("{}/{prefix}", self.describe()), move |token| {
+            self.list_page(prefix, token)
+        })
+    }
+
+    /// How many blobs are under `prefix`, without holding their list.
+    fn count<'a>(&'a self, prefix: &'a str) -> BoxFuture<'a, StorageResult<u64>> {
+        self.list(prefix)
+            .try_fold(0u64, |n, _| async move { Ok(n + 1) })
+            .boxed()
+    }
+
+    /// The whole listing, for the few callers that sort or index it.
+    fn list_all<'a>(&'a self, prefix: &'a str) -> BoxFuture<'a, StorageResult<Vec<BlobInfo>>> {
+        self.list(prefix).try_collect().boxed()
+    }
+}
+
+impl<S: BlobStore + ?Sized> BlobStoreExt for S {}
+
+/// Pages of at most `page_size` items from an ordered in-memory listing, continued after
+/// the last name returned: how the in-memory stores page, so tests walk real continuations.
+pub fn page_after<T>(items: impl Iterator<Item = (String, T)>, token: Option<&PageToken>, page_size: usize) -> Page<T> {
+    let mut items = items.skip_while(|(name, _)| token.is_some_and(|t| name.as_str() <= t.as_str()));
+    let page: Vec<(String, T)> = items.by_ref().take(page_size.max(1)).collect();
+    let next = match (page.last(), items.next()) {
+        (Some((last, _)), Some(_)) => Some(PageToken(last.clone())),
+        _ => None,
+    };
+    Page {
+        items: page.into_iter().map(|(_, item)| item).collect(),
+        next,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    #[tokio::test]
+    async fn a_listing_walks_every_page_in_order() {
+        let names: Vec<String> = (0..7).map(|i| format!("n{i}")).collect();
+        let calls = AtomicU32::new(0);
+        let listed: Vec<String> = paged("list", "t".into(), |token| {
+            calls.fetch_add(1, Ordering::Relaxed);
+            let page = page_after(names.iter().map(|n| (n.clone(), n.clone())), token.as_ref(), 3);
+            async move { Ok(page) }
+        })
+        .try_collect()
+        .await
+        .unwrap();
+        assert_eq!(listed, names);
+        assert_eq!(calls.load(Ordering::Relaxed), 3);
+    }
+
+    #[tokio::test]
+    async fn a_token_handed_back_unchanged_is_an_error_not_a_loop() {
+        let result: StorageResult<Vec<u32>> = paged("list", "t".into(), |_| async {
+            Ok(Page {
+                items: vec![1],
+                next: Some(PageToken("same".into())),
+            })
+        })
+        .try_collect()
+        .await;
+        let err = result.unwrap_err();
+        assert!(err.message.contains("continuation token"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_failed_page_ends_the_listing_with_its_error() {
+        let result: StorageResult<Vec<u32>> = paged("list", "t".into(), |token| async move {
+            match token {
+                None => Ok(Page {
+                    items: vec![1, 2],
+                    next: Some(PageToken("p2".into())),
+                }),
+                Some(_) => Err(StorageError::new(ErrorKind::Unavailable, "list", "t", "503")),
+            }
+        })
+        .try_collect()
+        .await;
+        assert_eq!(result.unwrap_err().kind, ErrorKind::Unavailable);
+    }
+
+    #[test]
+    fn empty_service_tokens_end_a_listing() {
+        assert_eq!(PageToken::from_service(Some(String::new())), None);
+        assert_eq!(PageToken::from_service(None), None);
+        assert!(PageToken::from_service(Some("x".into())).is_some());
+    }
+
+    #[test]
+    fn in_memory_pages_continue_after_the_last_name() {
+        let items = || ["a", "b", "c"].into_iter().map(|n| (n.to_string(), n));
+        let first = page_after(items(), None, 2);
+        assert_eq!(first.items, ["a", "b"]);
+        let second = page_after(items(), first.next.as_ref(), 2);
+        assert_eq!(second.items, ["c"]);
+        assert!(second.next.is_none());
+        let exact = page_after(items().take(2), None, 2);
+        assert!(exact.next.is_none(), "a full last page has no continuation");
+    }
+}
