@@ -24,6 +24,7 @@ use crate::storage::aws_credentials::{self, AwsCredentials};
 use crate::storage::blob::open_target;
 use crate::storage::decorate::{CountingSource, CountingStore, ReadOnlyStore, RequestCounter};
 use crate::storage::folder::FolderSink;
+use crate::storage::limit::{LimitedSource, LimitedStore};
 use crate::storage::retry::{RetryPolicy, RetryingSink, RetryingSource, RetryingStore};
 use crate::storage::s3::{S3Sink, S3Source};
 use crate::storage::{BlobStore, Sink, StorageError};
@@ -77,7 +78,8 @@ pub fn open_containers(config: &Config, command: &str, retry: &RetryPolicy) -> R
 }
 
 /// As [`open_containers`], each request on the wire counted in `counter` (inside the
-/// retries, so a retried request counts twice).
+/// retries, so a retried request counts twice). The limit sits inside the retries too:
+/// a request waiting out its backoff holds no permit.
 fn open_counted(
     config: &Config,
     command: &str,
@@ -88,7 +90,8 @@ fn open_counted(
     let (archive, state) = open_target(target).map_err(|e| AppError::Setup(e.to_string()))?;
     let wrap = |store: Arc<dyn BlobStore>, side: &'static str| -> Arc<dyn BlobStore> {
         let counted = Arc::new(CountingStore::new(store, counter.clone(), side));
-        Arc::new(RetryingStore::new(counted, retry.clone()))
+        let limited = Arc::new(LimitedStore::new(counted, config.sync.max_requests));
+        Arc::new(RetryingStore::new(limited, retry.clone()))
     };
     Ok((wrap(archive, "archive"), wrap(state, "state")))
 }
@@ -176,13 +179,12 @@ pub async fn sync_job(
         sources.push(SourceHandle {
             name: s.name.clone(),
             prefix: s.prefix.clone(),
-            source: Arc::new(RetryingSource::new(
-                Arc::new(CountingSource::new(
-                    Arc::new(S3Source::connect(s, credentials).await),
-                    requests.clone(),
-                )),
-                retry.clone(),
-            )),
+            source: {
+                let s3 = Arc::new(S3Source::connect(s, credentials).await);
+                let counted = Arc::new(CountingSource::new(s3, requests.clone()));
+                let limited = Arc::new(LimitedSource::new(counted, config.sync.max_requests));
+                Arc::new(RetryingSource::new(limited, retry.clone()))
+            },
         });
     }
     // Exchange the Azure identity before the health probe runs, so the probe's timeout

@@ -94,12 +94,16 @@ struct RawTarget {
 
 struct RawSync {
     concurrency: i64,
+    max_requests: i64,
     in_flight_bytes: u64,
     lookback: Duration,
     max_gap: Duration,
     retries: i64,
     retry_max_delay: Duration,
 }
+
+/// Twice the default files in flight: every copy holds a read open while it writes.
+pub const DEFAULT_MAX_REQUESTS: usize = 64;
 
 fn default_retries() -> u32 {
     6
@@ -509,6 +513,12 @@ fn read_raw(doc: &toml::Table, problems: &Problems) -> RawConfig {
         let mut f = Fields::new("sync", top.table("sync").unwrap_or(&empty), problems);
         let raw = RawSync {
             concurrency: f.integer("concurrency", 32, 1..=1024, "files in flight"),
+            max_requests: f.integer(
+                "max_requests",
+                DEFAULT_MAX_REQUESTS as i64,
+                1..=4096,
+                "requests in flight to each service",
+            ),
             in_flight_bytes: f.size("in_flight_bytes", 32 << 20, BLOCK_SIZE, 64 << 30),
             lookback: f.duration("lookback", Duration::from_secs(72 * 3600), Duration::ZERO, LONGEST),
             max_gap: f.duration(
@@ -760,6 +770,9 @@ impl Config {
 #[derive(Debug, Clone)]
 pub struct SyncSettings {
     pub concurrency: usize,
+    /// Requests in flight to each service (the S3 bucket, the archive, the state
+    /// container), whatever planning and copying fan out; lease calls excepted.
+    pub max_requests: usize,
     pub in_flight_bytes: u64,
     pub lookback: Duration,
     pub max_gap: Duration,
@@ -1047,6 +1060,7 @@ fn validate(raw: RawConfig, path: &Path, base: &Path, env: &dyn Env, problems: &
         target,
         sync: SyncSettings {
             concurrency: usize::try_from(raw.sync.concurrency.clamp(1, 1024)).unwrap_or(32),
+            max_requests: usize::try_from(raw.sync.max_requests.clamp(1, 4096)).unwrap_or(DEFAULT_MAX_REQUESTS),
             in_flight_bytes: raw.sync.in_flight_bytes,
             lookback: raw.sync.lookback,
             max_gap: raw.sync.max_gap,
@@ -1529,6 +1543,7 @@ auth = "shared-key"
     fn minimal_config_gets_contract_defaults() {
         let c = parse(MINIMAL, &[(ENV_AZURE_ACCOUNT_KEY, KEY)]).unwrap();
         assert_eq!(c.sync.concurrency, 32);
+        assert_eq!(c.sync.max_requests, 64);
         assert_eq!(c.sync.in_flight_bytes, 32 << 20);
         assert_eq!(c.sync.lookback, Duration::from_secs(72 * 3600));
         assert_eq!(c.sync.max_gap, Duration::from_secs(8 * 3600));
@@ -1897,6 +1912,8 @@ trusted_issuers = ["https://portal.sso.us-east-1.amazonaws.com/saml/assertion/X"
             ("sync", "in_flight_bytes", "-4", "negative"),
             ("sync", "concurrency", "0", "out of range"),
             ("sync", "concurrency", "9223372036854775807", "out of range"),
+            ("sync", "max_requests", "0", "out of range"),
+            ("sync", "max_requests", "\"many\"", "whole number"),
             ("sync", "retry_max_delay", "\"1ns\"", "out of range"),
             ("health", "probe_timeout", "\"20years\"", "out of range"),
             ("health", "degraded_after", "0", "out of range"),

@@ -42,6 +42,7 @@ async fn memory_source_meets_the_storage_contract() {
 fn settings() -> SyncSettings {
     SyncSettings {
         concurrency: 4,
+        max_requests: 8,
         in_flight_bytes: 8 << 20,
         lookback: std::time::Duration::from_secs(72 * 3600),
         max_gap: std::time::Duration::from_secs(8 * 3600),

@@ -126,3 +126,27 @@ async fn tampered_archive_copy_is_reported_as_conflict_not_overwritten() {
         .unwrap();
     assert_eq!(bytes.to_vec(), files[1].body);
 }
+
+/// One request at a time to each store, eight files in flight: every copy holds its S3
+/// read open while it writes the archive, and planning lists many folders at once, so a
+/// path that held one store's permit while asking the same store again would hang here.
+#[tokio::test]
+async fn a_sync_with_one_request_at_a_time_to_each_store_completes() {
+    use trailvault::storage::limit::{LimitedSource, LimitedStore};
+    let src = Arc::new(MemorySource::new("b"));
+    let files = seed(&src);
+    let (archive, state) = (Arc::new(MemoryBlobStore::new()), Arc::new(MemoryBlobStore::new()));
+    let mut j = job(
+        Arc::new(LimitedSource::new(src.clone(), 1)),
+        archive.clone(),
+        state.clone(),
+    );
+    j.archive = Arc::new(LimitedStore::new(archive.clone(), 1));
+    j.state = Arc::new(LimitedStore::new(state.clone(), 1));
+    j.settings.concurrency = 8;
+    let run = tokio::time::timeout(std::time::Duration::from_secs(60), j.run());
+    let r = run.await.expect("a sync limited to one request a store hung").unwrap();
+    assert_eq!(r.sources[0].files_copied, files.len() as u64);
+    assert!(r.sources[0].complete);
+    assert_eq!(archive.list_all("m/").await.unwrap().len(), files.len());
+}
