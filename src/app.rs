@@ -252,37 +252,13 @@ pub fn verify_last_day_job(config: &Config) -> Result<VerifyJob, AppError> {
     verify_job(config, config.sources.iter().map(|s| s.name.clone()).collect(), range)
 }
 
-/// The Entra credential for `[log_analytics]`: the target's identity when it is the same
-/// kind (one managed identity serves both), else one of the named kind.
+/// The Entra credential for `[log_analytics]`, whose identity config resolved
+/// (`log_analytics.auth`, else the target's).
 fn la_credential(
-    config: &Config,
     la: &crate::config::LogAnalyticsConfig,
 ) -> Result<Arc<dyn azure_core::credentials::TokenCredential>, AppError> {
-    use crate::config::{AzureAuth, ProcessEnv};
     use crate::storage::azure_auth::{client_auth, ClientAuth};
-    let target_auth = config
-        .target
-        .as_ref()
-        .map(|t| t.auth.clone())
-        .filter(|a| a.kind() == la.auth);
-    let env = |k: &str| crate::config::Env::var(&ProcessEnv, k).unwrap_or_default();
-    let auth = match (target_auth, la.auth.as_str()) {
-        (Some(a), _) => a,
-        (None, "managed-identity") => AzureAuth::ManagedIdentity { client_id: None },
-        (None, "workload-identity") => AzureAuth::WorkloadIdentity,
-        (None, "developer-tools") => AzureAuth::DeveloperTools,
-        (None, "client-secret") => AzureAuth::ClientSecret {
-            tenant_id: env("AZURE_TENANT_ID"),
-            client_id: env("AZURE_CLIENT_ID"),
-            secret: crate::secret::Secret::new(env("AZURE_CLIENT_SECRET")),
-        },
-        (None, other) => {
-            return Err(AppError::Setup(format!(
-                "log_analytics.auth {other:?} is not a token kind"
-            )))
-        }
-    };
-    match client_auth(&auth).map_err(AppError::Setup)? {
+    match client_auth(&la.auth).map_err(AppError::Setup)? {
         ClientAuth::Token(credential) => Ok(credential),
         _ => Err(AppError::Setup("log_analytics needs a token credential".into())),
     }
@@ -297,7 +273,7 @@ pub fn ingestion(config: &Config) -> Result<Option<crate::monitor::LogsIngestion
         &la.ingestion_endpoint,
         &la.dcr_immutable_id,
         &la.stream,
-        la_credential(config, la)?,
+        la_credential(la)?,
         azure_core::http::ClientOptions::default(),
     )
     .map(Some)
@@ -317,7 +293,7 @@ pub fn logs_query(config: &Config) -> Result<crate::monitor::LogsQuery, AppError
     }
     crate::monitor::LogsQuery::new(
         &la.workspace_id,
-        la_credential(config, la)?,
+        la_credential(la)?,
         azure_core::http::ClientOptions::default(),
     )
     .map_err(|e| AppError::Setup(e.to_string()))

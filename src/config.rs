@@ -728,6 +728,59 @@ impl AzureAuth {
     }
 }
 
+/// The Entra identity a setting names (`aws.azure_credential`, `log_analytics.auth`):
+/// the target's own when it is the same kind (one managed identity, with its client id,
+/// serves every use), else the kind built afresh, a client secret from the environment.
+/// Unset means the target's, which must then be a token kind.
+fn token_identity(
+    setting: &str,
+    kind: Option<String>,
+    target: Option<&TargetConfig>,
+    env: &dyn Env,
+    problems: &mut Vec<String>,
+) -> AzureAuth {
+    const KINDS: &str = "managed-identity, workload-identity, client-secret, developer-tools";
+    let kind = kind.or_else(|| target.filter(|t| t.auth.is_token()).map(|t| t.auth.kind().to_string()));
+    let Some(kind) = kind else {
+        problems.push(format!(
+            "{setting} must name the Azure identity to use ({KINDS}): target.auth is not a token kind"
+        ));
+        return AzureAuth::ManagedIdentity { client_id: None };
+    };
+    if let Some(same) = target.map(|t| &t.auth).filter(|a| a.kind() == kind) {
+        return same.clone();
+    }
+    match kind.as_str() {
+        "managed-identity" => AzureAuth::ManagedIdentity { client_id: None },
+        "workload-identity" => AzureAuth::WorkloadIdentity,
+        "developer-tools" => AzureAuth::DeveloperTools,
+        "client-secret" => {
+            let mut get = |v: &str| {
+                env.var(v).or_else(|| {
+                    problems.push(format!(
+                        "{setting} = \"client-secret\" needs the environment variable {v}"
+                    ));
+                    None
+                })
+            };
+            let (tenant, client, secret) = (
+                get("AZURE_TENANT_ID"),
+                get("AZURE_CLIENT_ID"),
+                get("AZURE_CLIENT_SECRET"),
+            );
+            AzureAuth::ClientSecret {
+                tenant_id: tenant.unwrap_or_default(),
+                client_id: client.unwrap_or_default(),
+                secret: Secret::new(secret.unwrap_or_default()),
+            }
+        }
+        other => {
+            problems.push(format!("{setting} {other:?} is not one of {KINDS}"));
+            AzureAuth::ManagedIdentity { client_id: None }
+        }
+    }
+}
+
 /// How trailvault gets AWS credentials.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub enum AwsAuth {
@@ -828,7 +881,8 @@ pub struct LogAnalyticsConfig {
     pub dcr_immutable_id: String,
     pub stream: String,
     pub workspace_id: String,
-    pub auth: String,
+    /// A token identity, resolved once like `aws.azure_credential`.
+    pub auth: AzureAuth,
 }
 
 /// Where a command gets environment variables from; tests pass a map.
@@ -1016,25 +1070,11 @@ fn validate(raw: RawConfig, path: &Path, base: &Path, env: &dyn Env, problems: &
     });
 
     let log_analytics = raw.log_analytics.and_then(|la| {
-        let auth = la
-            .auth
-            .or_else(|| {
-                target
-                    .as_ref()
-                    .filter(|t| t.auth.is_token())
-                    .map(|t| t.auth.kind().to_string())
-            })
-            .unwrap_or_default();
-        if !matches!(
-            auth.as_str(),
-            "managed-identity" | "workload-identity" | "client-secret" | "developer-tools"
-        ) {
-            problems.push(
-                "log_analytics.auth must be a token kind (managed-identity, workload-identity, client-secret, developer-tools)".into(),
-            );
-        }
+        let auth = token_identity("log_analytics.auth", la.auth, target.as_ref(), env, problems);
         if la.dcr_immutable_id.as_deref().is_some_and(|d| d.trim().is_empty()) {
-            problems.push("log_analytics.dcr_immutable_id is empty: set the data collection rule's immutable ID (dcr-...)".into());
+            problems.push(
+                "log_analytics.dcr_immutable_id is empty: set the data collection rule's immutable ID (dcr-...)".into(),
+            );
         }
         if la.stream.as_deref().is_some_and(|d| d.trim().is_empty()) {
             problems.push("log_analytics.stream is empty: set the DCR's stream, like \"Custom-TrailVault_CL\"".into());
@@ -1043,7 +1083,8 @@ fn validate(raw: RawConfig, path: &Path, base: &Path, env: &dyn Env, problems: &
             .map_err(|m| problems.push(format!("log_analytics.ingestion_endpoint {m}")))
             .ok()?;
         if endpoint.scheme() != "https" {
-            problems.push("log_analytics.ingestion_endpoint must be https (bearer tokens are never sent over http)".into());
+            problems
+                .push("log_analytics.ingestion_endpoint must be https (bearer tokens are never sent over http)".into());
         }
         Some(LogAnalyticsConfig {
             ingestion_endpoint: endpoint,
@@ -1139,49 +1180,8 @@ fn validate_aws(
                     s.name
                 ));
             }
-            let kind = nonempty(raw.azure_credential)
-                .or_else(|| target.filter(|t| t.auth.is_token()).map(|t| t.auth.kind().to_string()));
-            let azure_credential = match kind.as_deref() {
-                None => {
-                    problems.push(
-                        "aws.azure_credential must name the Azure identity whose token is exchanged (managed-identity, workload-identity, client-secret, developer-tools): target.auth is not a token kind".into(),
-                    );
-                    AzureAuth::ManagedIdentity { client_id: None }
-                }
-                Some(kind) => match (target.map(|t| &t.auth).filter(|a| a.kind() == kind), kind) {
-                    // The target's identity when it is the same kind (one managed identity serves both).
-                    (Some(a), _) => a.clone(),
-                    (None, "managed-identity") => AzureAuth::ManagedIdentity { client_id: None },
-                    (None, "workload-identity") => AzureAuth::WorkloadIdentity,
-                    (None, "developer-tools") => AzureAuth::DeveloperTools,
-                    (None, "client-secret") => {
-                        let mut get = |v: &str| {
-                            env.var(v).or_else(|| {
-                                problems.push(format!(
-                                    "aws.azure_credential = \"client-secret\" needs the environment variable {v}"
-                                ));
-                                None
-                            })
-                        };
-                        let (tenant, client, secret) = (
-                            get("AZURE_TENANT_ID"),
-                            get("AZURE_CLIENT_ID"),
-                            get("AZURE_CLIENT_SECRET"),
-                        );
-                        AzureAuth::ClientSecret {
-                            tenant_id: tenant.unwrap_or_default(),
-                            client_id: client.unwrap_or_default(),
-                            secret: Secret::new(secret.unwrap_or_default()),
-                        }
-                    }
-                    (None, other) => {
-                        problems.push(format!(
-                            "aws.azure_credential {other:?} is not one of managed-identity, workload-identity, client-secret, developer-tools"
-                        ));
-                        AzureAuth::ManagedIdentity { client_id: None }
-                    }
-                },
-            };
+            let kind = nonempty(raw.azure_credential);
+            let azure_credential = token_identity("aws.azure_credential", kind, target, env, problems);
             let token_audience = nonempty(raw.token_audience)
                 .map(|a| a.trim_end_matches("/.default").to_string())
                 .unwrap_or_else(|| DEFAULT_TOKEN_AUDIENCE.to_string());
@@ -1639,6 +1639,49 @@ concurrency = 0
         assert!(err.contains("https"), "{err}");
         // shared-key is not a token kind, so log_analytics.auth must be named.
         assert!(err.contains("token kind"), "{err}");
+    }
+
+    #[test]
+    fn log_analytics_auth_is_resolved_once_into_an_identity() {
+        let la = "\n[log_analytics]\ningestion_endpoint = \"https://x.ingest.monitor.azure.com\"\ndcr_immutable_id = \"dcr-1\"\nstream = \"Custom-TrailVault_CL\"\n";
+        // Unset: the target's identity, its client id included.
+        let mi = MINIMAL.replace(
+            "auth = \"shared-key\"",
+            "auth = \"managed-identity\"\nmanaged_identity_client_id = \"11111111-2222-3333-4444-555555555555\"",
+        );
+        let mi = mi.replace(
+            "http://127.0.0.1:10000/devstoreaccount1/",
+            "https://acct.blob.core.windows.net/",
+        );
+        let c = parse(&format!("{mi}{la}"), &[]).unwrap();
+        assert_eq!(
+            c.log_analytics.unwrap().auth,
+            AzureAuth::ManagedIdentity {
+                client_id: Some("11111111-2222-3333-4444-555555555555".into())
+            }
+        );
+        // Named: a client secret from the environment, each missing variable reported.
+        let named = format!("{MINIMAL}{la}auth = \"client-secret\"\n");
+        let err = parse(&named, &[(ENV_AZURE_ACCOUNT_KEY, KEY), ("AZURE_TENANT_ID", "t")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("log_analytics.auth = \"client-secret\" needs the environment variable AZURE_CLIENT_ID"),
+            "{err}"
+        );
+        assert!(
+            err.contains("AZURE_CLIENT_SECRET") && !err.contains("variable AZURE_TENANT_ID"),
+            "{err}"
+        );
+        // Not a token kind, or empty: refused, naming the setting.
+        for bad in ["sas", ""] {
+            let text = format!("{MINIMAL}{la}auth = \"{bad}\"\n");
+            let err = parse(&text, &[(ENV_AZURE_ACCOUNT_KEY, KEY)]).unwrap_err().to_string();
+            assert!(
+                err.contains(&format!("log_analytics.auth \"{bad}\" is not one of")),
+                "{err}"
+            );
+        }
     }
 
     #[test]
