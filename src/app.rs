@@ -388,8 +388,8 @@ pub async fn restore_job(config: &Config, request: RestoreRequest) -> Result<Res
         sink,
         selection: Selection {
             sources,
-            accounts: request.accounts.into_iter().map(String::from).collect(),
-            regions: request.regions.into_iter().map(String::from).collect(),
+            accounts: request.accounts.into_iter().collect(),
+            regions: request.regions.into_iter().collect(),
             range: request.range,
             digests: request.digests,
         },
@@ -492,14 +492,14 @@ pub async fn keys_fetch(
     let (archive, state) = open_containers(config, "keys fetch", &RetryPolicy::new(config.retry))?;
     let sources: Vec<String> = config.sources.iter().map(|s| s.name.clone()).collect();
     let mut regions = crate::state::select::archived_regions(state.as_ref(), &sources).await?;
-    regions.extend(extra.iter().map(|r| r.to_string()));
+    regions.extend(extra.iter().cloned());
     if regions.is_empty() {
         return Err(AppError::Usage(
             "keys fetch: the archive holds no regions yet (run a sync first) and none was named with --region".into(),
         ));
     }
     archive.ensure_container().await?;
-    let regions: Vec<String> = regions.into_iter().collect();
+    let regions: Vec<String> = regions.into_iter().map(String::from).collect();
     // `[aws] role_arn`, else the first source's role, reads the public keys.
     let role = match &config.aws {
         crate::config::AwsAuth::AzureFederated(f) => f

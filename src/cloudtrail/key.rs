@@ -36,9 +36,9 @@ pub struct StreamPrefix {
     /// The trail's key prefix, without slashes at either end; empty for none.
     pub trail_prefix: String,
     pub org: Option<String>,
-    pub account: String,
+    pub account: AccountId,
     pub kind: FileKind,
-    pub region: String,
+    pub region: Region,
 }
 
 impl StreamPrefix {
@@ -49,11 +49,11 @@ impl StreamPrefix {
             s.push_str(org);
             s.push('/');
         }
-        s.push_str(&self.account);
+        s.push_str(self.account.as_str());
         s.push('/');
         s.push_str(self.kind.folder());
         s.push('/');
-        s.push_str(&self.region);
+        s.push_str(self.region.as_str());
         s.push('/');
         s
     }
@@ -115,13 +115,9 @@ impl CtKey {
         let [account, kind, region, y, m, d, name] = parts else {
             return Err(err("it does not have the account/kind/region/YYYY/MM/DD/name shape"));
         };
-        if AccountId::parse(account).is_err() {
-            return Err(err("the account id is not 12 digits"));
-        }
+        let account = AccountId::parse(account).map_err(|_| err("the account id is not 12 digits"))?;
         let kind = FileKind::from_folder(kind).ok_or(err("the kind folder is unknown"))?;
-        if region.is_empty() {
-            return Err(err("the region is empty"));
-        }
+        let region = Region::parse(region).map_err(|_| err("the region is not a region name"))?;
         let day = NaiveDate::parse_from_str(&format!("{y}-{m}-{d}"), "%Y-%m-%d")
             .map_err(|_| err("the date folders are not a date"))?;
         let (time, backfill) = name_time(kind, name).ok_or(err("the file name has no CloudTrail timestamp"))?;
@@ -129,9 +125,9 @@ impl CtKey {
             stream: StreamPrefix {
                 trail_prefix: trail_prefix.to_string(),
                 org,
-                account: account.to_string(),
+                account,
                 kind,
-                region: region.to_string(),
+                region,
             },
             day,
             file_name: name.to_string(),
@@ -187,9 +183,9 @@ impl StreamPrefix {
             Some(StreamPrefix {
                 trail_prefix: trail_prefix.to_string(),
                 org,
-                account: account.into(),
+                account,
                 kind: FileKind::from_folder(kind)?,
-                region: region.into(),
+                region,
             })
         })
     }
@@ -254,6 +250,16 @@ macro_rules! string_newtype_impls {
         impl From<$t> for String {
             fn from(v: $t) -> String {
                 v.0
+            }
+        }
+        impl PartialEq<str> for $t {
+            fn eq(&self, other: &str) -> bool {
+                self.0 == other
+            }
+        }
+        impl PartialEq<&str> for $t {
+            fn eq(&self, other: &&str) -> bool {
+                self.0 == *other
             }
         }
         impl std::str::FromStr for $t {
@@ -355,9 +361,9 @@ mod tests {
         let s = StreamPrefix {
             trail_prefix: String::new(),
             org: None,
-            account: "111122223333".into(),
+            account: "111122223333".parse().unwrap(),
             kind: FileKind::Log,
-            region: "us-east-1".into(),
+            region: "us-east-1".parse().unwrap(),
         };
         let day = NaiveDate::from_ymd_opt(2026, 11, 25).unwrap();
         let sa = s.start_after_for_day(day);
@@ -394,9 +400,9 @@ mod tests {
                 StreamPrefix {
                     trail_prefix: self.prefix.clone(),
                     org: self.org.clone(),
-                    account: self.account.clone(),
+                    account: self.account.parse().unwrap(),
                     kind: self.kind,
-                    region: self.region.clone(),
+                    region: self.region.parse().unwrap(),
                 }
             }
 

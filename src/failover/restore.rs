@@ -14,7 +14,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
 
 use crate::archive::{META_SHA256, META_SOURCE_BUCKET, META_SOURCE_CONTENT_ENCODING, SIGNATURE_METADATA};
-use crate::cloudtrail::{CtKey, FileKind};
+use crate::cloudtrail::{AccountId, CtKey, FileKind, Region};
 use crate::progress::Progress;
 use crate::records::{new_run_id, Record, RecordType, RunStatus};
 pub use crate::state::select::Selection;
@@ -38,8 +38,8 @@ impl crate::fault::Classify for RestoreError {
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct PlanRow {
     pub source: String,
-    pub account: String,
-    pub region: String,
+    pub account: AccountId,
+    pub region: Region,
     pub day: NaiveDate,
     pub files: u64,
     pub bytes: u64,
@@ -215,7 +215,7 @@ impl RestoreJob {
             })
             .map(|p| p.blob.name.clone())
             .collect();
-        let mut rows: BTreeMap<(String, String, String, NaiveDate), (u64, u64)> = BTreeMap::new();
+        let mut rows: BTreeMap<(String, AccountId, Region, NaiveDate), (u64, u64)> = BTreeMap::new();
         for p in &planned {
             let Some(ct) = &p.ct else { continue };
             let e = rows

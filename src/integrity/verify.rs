@@ -23,7 +23,7 @@ use crate::archive::{blob_name, META_SHA256, META_SOURCE_BUCKET};
 use crate::cloudtrail::digest::{
     self, log_hash, string_to_sign, verify_signature, HASH_ALGORITHM, SIGNATURE_ALGORITHM,
 };
-use crate::cloudtrail::{CtKey, FileKind};
+use crate::cloudtrail::{AccountId, CtKey, FileKind, Region};
 use crate::records::{new_run_id, rfc3339, Record, RecordType, RunStatus};
 use crate::state::select::{select, Selected, Selection};
 use crate::state::write_run_records;
@@ -125,8 +125,11 @@ struct DigestFacts {
     parsed: Option<digest::Digest>,
     /// Parsed, located and signed as it should be: its log list can be trusted.
     trusted: bool,
-    stream: (String, String, String),
+    stream: StreamId,
 }
+
+/// A digest chain's stream: one per source, account and region.
+type StreamId = (String, AccountId, Region);
 
 struct Findings {
     problems: Vec<Problem>,
@@ -191,7 +194,7 @@ fn read_stream<'a>(
         .buffer_unordered(concurrency.max(1))
 }
 
-fn stream_of(s: &Selected) -> (String, String, String) {
+fn stream_of(s: &Selected) -> StreamId {
     (
         s.source.clone(),
         s.ct.stream.account.clone(),
@@ -331,7 +334,7 @@ impl VerifyJob {
 
         // 3. Logs: what trusted digests vouch for.
         let mut expected: HashMap<(String, String), (String, String)> = HashMap::new();
-        let mut newest_digest: HashMap<(String, String, String), DateTime<Utc>> = HashMap::new();
+        let mut newest_digest: HashMap<StreamId, DateTime<Utc>> = HashMap::new();
         for d in facts.values().filter(|d| d.trusted) {
             let e = newest_digest.entry(d.stream.clone()).or_insert(d.time);
             *e = (*e).max(d.time);
@@ -569,7 +572,7 @@ fn check_digest(d: &Selected, bytes: &[u8], info: &BlobInfo, keys: &KeyRing, f: 
         );
         sound = false;
     }
-    if p.aws_account_id != d.ct.stream.account {
+    if p.aws_account_id != d.ct.stream.account.as_str() {
         f.add(
             ProblemKind::Malformed,
             &d.key,
@@ -608,7 +611,7 @@ fn check_digest(d: &Selected, bytes: &[u8], info: &BlobInfo, keys: &KeyRing, f: 
     }
     let signed = match (
         &fact.signature,
-        keys.get(&d.ct.stream.region, &p.digest_public_key_fingerprint),
+        keys.get(d.ct.stream.region.as_str(), &p.digest_public_key_fingerprint),
     ) {
         (None, _) => {
             f.add(

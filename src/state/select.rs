@@ -6,7 +6,7 @@
 use std::collections::BTreeSet;
 
 use crate::cloudtrail::StreamPrefix;
-use crate::cloudtrail::{CtKey, FileKind, TimeRange};
+use crate::cloudtrail::{AccountId, CtKey, FileKind, Region, TimeRange};
 use futures::TryStreamExt;
 
 use crate::storage::{BlobInfo, BlobStore, BlobStoreExt, StorageError};
@@ -16,8 +16,8 @@ use super::watermark::source_docs;
 #[derive(Debug, Clone, Default)]
 pub struct Selection {
     pub sources: Vec<String>,
-    pub accounts: BTreeSet<String>,
-    pub regions: BTreeSet<String>,
+    pub accounts: BTreeSet<AccountId>,
+    pub regions: BTreeSet<Region>,
     pub range: TimeRange,
     pub digests: bool,
 }
@@ -125,7 +125,7 @@ async fn prefixes(state: Option<&dyn BlobStore>, selection: &Selection, source: 
 
 /// The regions the archive holds for these sources, from the streams sync recorded.
 /// An unreadable state container is an error, never "no regions".
-pub async fn archived_regions(state: &dyn BlobStore, sources: &[String]) -> Result<BTreeSet<String>, StorageError> {
+pub async fn archived_regions(state: &dyn BlobStore, sources: &[String]) -> Result<BTreeSet<Region>, StorageError> {
     let mut regions = BTreeSet::new();
     for source in sources {
         for entry in source_docs(state, source).await? {
@@ -139,7 +139,7 @@ pub async fn archived_regions(state: &dyn BlobStore, sources: &[String]) -> Resu
                 // The file name still names the region.
                 Err(e) => {
                     tracing::warn!(source, error = %e, "a watermark is unreadable");
-                    regions.insert(entry.region);
+                    regions.extend(Region::parse(&entry.region).ok());
                 }
             }
         }

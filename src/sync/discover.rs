@@ -5,7 +5,7 @@
 use futures::{StreamExt, TryStreamExt};
 
 use crate::cloudtrail::key::awslogs_root;
-use crate::cloudtrail::{FileKind, StreamPrefix};
+use crate::cloudtrail::{AccountId, FileKind, Region, StreamPrefix};
 use crate::storage::{Source, StorageResult};
 
 const DISCOVERY_CONCURRENCY: usize = 8;
@@ -14,24 +14,19 @@ fn last_segment<'a>(folder: &'a str, parent: &str) -> &'a str {
     folder.get(parent.len()..).unwrap_or_default().trim_end_matches('/')
 }
 
-fn is_account(s: &str) -> bool {
-    s.len() == 12 && s.bytes().all(|b| b.is_ascii_digit())
-}
-
 pub async fn discover(src: &dyn Source, trail_prefix: &str) -> StorageResult<Vec<StreamPrefix>> {
     let root = awslogs_root(trail_prefix);
-    let mut accounts: Vec<(Option<String>, String)> = Vec::new();
+    let mut accounts: Vec<(Option<String>, AccountId)> = Vec::new();
     for folder in src.list_folders(&root).await? {
         let name = last_segment(&folder, &root);
         if name.starts_with("o-") {
             for inner in src.list_folders(&folder).await? {
-                let account = last_segment(&inner, &folder);
-                if is_account(account) {
-                    accounts.push((Some(name.to_string()), account.to_string()));
+                if let Ok(account) = AccountId::parse(last_segment(&inner, &folder)) {
+                    accounts.push((Some(name.to_string()), account));
                 }
             }
-        } else if is_account(name) {
-            accounts.push((None, name.to_string()));
+        } else if let Ok(account) = AccountId::parse(name) {
+            accounts.push((None, account));
         }
     }
     let per_account = futures::stream::iter(accounts)
@@ -48,16 +43,21 @@ pub async fn discover(src: &dyn Source, trail_prefix: &str) -> StorageResult<Vec
                         continue;
                     };
                     for region_folder in src.list_folders(&kind_folder).await? {
-                        let region = last_segment(&region_folder, &kind_folder);
-                        if region.is_empty() {
-                            continue;
-                        }
+                        // Region names become state blob names: a folder CloudTrail could not
+                        // have written is reported, not followed.
+                        let region = match Region::parse(last_segment(&region_folder, &kind_folder)) {
+                            Ok(region) => region,
+                            Err(why) => {
+                                tracing::warn!(folder = region_folder, %why, "not a region folder; its files are not synced");
+                                continue;
+                            }
+                        };
                         streams.push(StreamPrefix {
                             trail_prefix: trail_prefix.to_string(),
                             org: org.clone(),
                             account: account.clone(),
                             kind,
-                            region: region.to_string(),
+                            region,
                         });
                     }
                 }
@@ -104,6 +104,34 @@ mod tests {
                 "p/AWSLogs/111122223333/CloudTrail-Digest/us-east-1/",
                 "p/AWSLogs/o-abcdefghij/444455556666/CloudTrail/eu-west-1/",
                 "p/AWSLogs/o-abcdefghij/444455556666/CloudTrail-Insight/eu-west-1/",
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn only_account_and_region_shaped_folders_become_streams() {
+        let src = MemorySource::new("b");
+        for key in [
+            "AWSLogs/111122223333/CloudTrail/us-east-1/2026/11/30/f.json.gz",
+            "AWSLogs/111122223333/CloudTrail/US-EAST-1/2026/11/30/f.json.gz",
+            "AWSLogs/111122223333/CloudTrail/a%2Fb/2026/11/30/f.json.gz",
+            "AWSLogs/11112222333/CloudTrail/us-east-1/2026/11/30/f.json.gz",
+            "AWSLogs/o-abc/444455556666/CloudTrail-Digest/eu-west-1/2026/11/30/f.json.gz",
+        ] {
+            src.put(
+                key,
+                bytes::Bytes::from_static(b"x"),
+                Default::default(),
+                chrono::Utc::now(),
+            );
+        }
+        let streams = discover(&src, "").await.unwrap();
+        let found: Vec<String> = streams.iter().map(StreamPrefix::key_prefix).collect();
+        assert_eq!(
+            found,
+            [
+                "AWSLogs/111122223333/CloudTrail/us-east-1/",
+                "AWSLogs/o-abc/444455556666/CloudTrail-Digest/eu-west-1/",
             ]
         );
     }

@@ -18,7 +18,7 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use crate::archive::blob_name;
-use crate::cloudtrail::{FileKind, StreamPrefix};
+use crate::cloudtrail::{AccountId, FileKind, Region, StreamPrefix};
 use crate::config::SyncSettings;
 use crate::records::{new_run_id, AwsHealth, Record, RecordType, RunStatus};
 use crate::state::conflicts::{record_conflict, ConflictNote};
@@ -319,7 +319,7 @@ impl SourceRun<'_> {
                 "no CloudTrail files found under this prefix: check source.prefix and the bucket"
             );
         }
-        let mut partitions: BTreeMap<(String, String), Vec<StreamPrefix>> = BTreeMap::new();
+        let mut partitions: BTreeMap<(AccountId, Region), Vec<StreamPrefix>> = BTreeMap::new();
         for s in streams {
             partitions
                 .entry((s.account.clone(), s.region.clone()))
@@ -342,7 +342,7 @@ impl SourceRun<'_> {
     }
 
     /// Plans, copies and advances the watermark of one account-region.
-    async fn partition(&self, account: &str, region: &str, streams: &[StreamPrefix]) -> SourceReport {
+    async fn partition(&self, account: &AccountId, region: &Region, streams: &[StreamPrefix]) -> SourceReport {
         let mut out = SourceReport {
             complete: true,
             ..Default::default()
@@ -353,7 +353,7 @@ impl SourceRun<'_> {
             return out;
         }
         let state = self.job.state.as_ref();
-        let wm_name = watermark::watermark_name(&self.handle.name, account, region);
+        let wm_name = watermark::watermark_name(&self.handle.name, account.as_str(), region.as_str());
         let (mut doc, etag) = match watermark::load(state, &wm_name).await {
             Ok(x) => x,
             Err(e) => {

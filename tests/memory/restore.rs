@@ -178,7 +178,12 @@ async fn restore_filters_select_exactly_the_expected_files() {
     let (files, archive, state) = synced().await;
     let t = |s: &str| s.parse::<DateTime<Utc>>().unwrap();
     let (since, until) = (t("2026-11-24T00:30:00Z"), t("2026-11-25T00:10:00Z"));
-    let set = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<BTreeSet<String>>();
+    fn set<T: std::str::FromStr + Ord>(v: &[&str]) -> BTreeSet<T>
+    where
+        T::Err: std::fmt::Debug,
+    {
+        v.iter().map(|s| s.parse().unwrap()).collect()
+    }
     let cases: Vec<Case> = vec![
         (
             "account",
