@@ -84,32 +84,75 @@ pub const SIGNATURE_METADATA: [(&str, &str); 3] = [
     ("backfill-generation-timestamp", "ct_backfill_generation_timestamp"),
 ];
 
-/// `{source}/{original S3 key}`
-pub fn blob_name(source: &str, key: &str) -> String {
-    format!("{source}/{key}")
-}
-
-/// The original S3 key of an archived blob of `source` (the inverse of [`blob_name`]).
-pub fn key_of<'a>(source: &str, blob_name: &'a str) -> Option<&'a str> {
-    blob_name.strip_prefix(source)?.strip_prefix('/')
-}
-
 /// Azure's limit on a blob name, in characters.
 pub const MAX_BLOB_NAME_CHARS: usize = 1024;
 
-/// Why the archive cannot hold `key` of `source` verbatim (sync then fails that file,
-/// naming it; it is never renamed).
-pub fn blob_name_problem(source: &str, key: &str) -> Option<String> {
-    let chars = blob_name(source, key).chars().count();
-    if key.is_empty() {
-        return Some("an empty key cannot be archived".into());
+/// An archived file's blob name, `{source}/{original S3 key}`, checked once against what
+/// the archive can hold. The key is kept verbatim: a key the archive cannot hold fails,
+/// named, and is never renamed. Parsing a listed name back gives the same key.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ArchiveName {
+    name: String,
+    /// Where the key starts in `name` (after `{source}/`).
+    key_at: usize,
+}
+
+impl ArchiveName {
+    /// The name `key` of `source` is archived under, or why the archive cannot hold it.
+    pub fn new(source: &str, key: &str) -> Result<ArchiveName, String> {
+        if key.is_empty() {
+            return Err("an empty key cannot be archived".into());
+        }
+        let name = format!("{source}/{key}");
+        let chars = name.chars().count();
+        if chars > MAX_BLOB_NAME_CHARS {
+            return Err(format!(
+                "the blob name {source}/{{key}} would be {chars} characters; Azure allows {MAX_BLOB_NAME_CHARS}"
+            ));
+        }
+        Ok(ArchiveName {
+            key_at: source.len() + 1,
+            name,
+        })
     }
-    if chars > MAX_BLOB_NAME_CHARS {
-        return Some(format!(
-            "the blob name {source}/{{key}} would be {chars} characters; Azure allows {MAX_BLOB_NAME_CHARS}"
-        ));
+
+    /// A listed blob of `source`, or None when it is not one of that source's files.
+    pub fn of_blob(source: &str, blob_name: &str) -> Option<ArchiveName> {
+        let key = blob_name.strip_prefix(source)?.strip_prefix('/')?;
+        ArchiveName::new(source, key).ok()
     }
-    None
+
+    pub fn as_str(&self) -> &str {
+        &self.name
+    }
+
+    /// The original S3 key.
+    pub fn key(&self) -> &str {
+        &self.name[self.key_at..]
+    }
+
+    pub fn source(&self) -> &str {
+        &self.name[..self.key_at - 1]
+    }
+}
+
+impl std::fmt::Display for ArchiveName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.name)
+    }
+}
+
+impl From<ArchiveName> for String {
+    fn from(name: ArchiveName) -> String {
+        name.name
+    }
+}
+
+impl std::ops::Deref for ArchiveName {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.name
+    }
 }
 
 /// Where a folder restore writes files before they are verified and linked into place;
@@ -278,9 +321,17 @@ mod tests {
 
     #[test]
     fn blob_names_over_azure_limit_are_refused() {
-        assert!(blob_name_problem("s", &"k".repeat(1022)).is_none());
-        assert!(blob_name_problem("s", &"k".repeat(1023)).unwrap().contains("1025"));
-        assert!(blob_name_problem("s", "").is_some());
+        assert!(ArchiveName::new("s", &"k".repeat(1022)).is_ok());
+        assert!(ArchiveName::new("s", &"k".repeat(1023)).unwrap_err().contains("1025"));
+        assert!(ArchiveName::new("s", "").is_err());
+        let name = ArchiveName::new("src", "AWSLogs/a/b").unwrap();
+        assert_eq!(
+            (name.as_str(), name.source(), name.key()),
+            ("src/AWSLogs/a/b", "src", "AWSLogs/a/b")
+        );
+        assert_eq!(ArchiveName::of_blob("src", "src/AWSLogs/a/b"), Some(name));
+        assert_eq!(ArchiveName::of_blob("src", "srcx/AWSLogs/a/b"), None);
+        assert_eq!(ArchiveName::of_blob("src", "src/"), None);
     }
 
     proptest::proptest! {
@@ -294,8 +345,13 @@ mod tests {
             source in "[a-z0-9-]{1,12}",
         ) {
             for k in [&a, &b] {
-                let name = blob_name(&source, k);
-                proptest::prop_assert_eq!(key_of(&source, &name), Some(k.as_str()));
+                if let Ok(name) = ArchiveName::new(&source, k) {
+                    let back = ArchiveName::of_blob(&source, name.as_str());
+                    proptest::prop_assert_eq!(back.as_ref().map(ArchiveName::key), Some(k.as_str()));
+                    proptest::prop_assert_eq!(back.as_ref().map(ArchiveName::source), Some(source.as_str()));
+                } else {
+                    proptest::prop_assert!(k.is_empty());
+                }
                 if let Ok(segs) = local_segments(k) {
                     proptest::prop_assert_eq!(segs.join("/"), k.clone());
                     proptest::prop_assert!(is_canonical_key(k));
@@ -310,7 +366,7 @@ mod tests {
                 }
             }
             if a != b {
-                proptest::prop_assert_ne!(blob_name(&source, &a), blob_name(&source, &b));
+                proptest::prop_assert_ne!(ArchiveName::new(&source, &a).ok(), ArchiveName::new(&source, &b).ok());
                 if let (Ok(pa), Ok(pb)) = (local_segments(&a), local_segments(&b)) {
                     let pa: std::path::PathBuf = pa.iter().collect();
                     let pb: std::path::PathBuf = pb.iter().collect();

@@ -13,6 +13,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
 
+use crate::archive::ArchiveName;
 use crate::archive::{META_SHA256, META_SOURCE_BUCKET, META_SOURCE_CONTENT_ENCODING, SIGNATURE_METADATA};
 use crate::cloudtrail::{AccountId, CtKey, FileKind, Region};
 use crate::progress::Progress;
@@ -170,7 +171,7 @@ impl RestoreJob {
             let source_prefix = format!("{source}/");
             let mut blobs = self.archive.list(&source_prefix);
             while let Some(blob) = blobs.try_next().await? {
-                let Some(key) = crate::archive::key_of(source, &blob.name).map(str::to_string) else {
+                let Some(key) = ArchiveName::of_blob(source, &blob.name).map(|n| n.key().to_string()) else {
                     continue;
                 };
                 match ct_key(&key) {

@@ -19,7 +19,7 @@ use serde::Serialize;
 use sha2::{Digest as _, Sha256};
 
 use super::keys::KeyRing;
-use crate::archive::{blob_name, META_SHA256, META_SOURCE_BUCKET};
+use crate::archive::{ArchiveName, META_SHA256, META_SOURCE_BUCKET};
 use crate::cloudtrail::digest::{
     self, log_hash, string_to_sign, verify_signature, HASH_ALGORITHM, SIGNATURE_ALGORITHM,
 };
@@ -395,10 +395,14 @@ impl VerifyJob {
         rest.sort();
         for ((source, key), (hash, digest_key)) in rest {
             let time = CtKey::parse_any(&key).ok().map(|k| k.time);
-            match read_checked(archive, &blob_name(&source, &key), &self.retry)
-                .await
-                .map_err(VerifyError::Archive)?
-            {
+            let read = match ArchiveName::new(&source, &key) {
+                Ok(name) => read_checked(archive, name.as_str(), &self.retry)
+                    .await
+                    .map_err(VerifyError::Archive)?,
+                // A key the archive could never hold is missing from it like any other.
+                Err(_) => None,
+            };
+            match read {
                 None => f.add(
                     ProblemKind::MissingLog,
                     &key,
@@ -459,7 +463,8 @@ impl VerifyJob {
             let source_prefix = format!("{source}/");
             let mut blobs = self.archive.list(&source_prefix);
             while let Some(blob) = blobs.try_next().await? {
-                if let Some(key) = crate::archive::key_of(source, &blob.name) {
+                if let Some(name) = ArchiveName::of_blob(source, &blob.name) {
+                    let key = name.key();
                     let collapsed = crate::archive::collapsed_key(key);
                     if CtKey::parse_any(key).is_err() && CtKey::parse_any(&collapsed).is_err() {
                         out.push(key.to_string());
@@ -477,7 +482,10 @@ impl VerifyJob {
         key: &str,
         f: &mut Findings,
     ) -> Result<Option<DigestFacts>, VerifyError> {
-        let read = read_checked(self.archive.as_ref(), &blob_name(source, key), &self.retry).await;
+        let Ok(name) = ArchiveName::new(source, key) else {
+            return Ok(None);
+        };
+        let read = read_checked(self.archive.as_ref(), name.as_str(), &self.retry).await;
         let (bytes, info, _) = match read {
             Ok(Some(x)) => x,
             Ok(None) => return Ok(None),

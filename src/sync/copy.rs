@@ -9,7 +9,7 @@ use md5::Md5;
 use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
 
-use crate::archive::{blob_metadata, blob_name, etag_is_md5, META_SHA256};
+use crate::archive::{blob_metadata, etag_is_md5, META_SHA256};
 use crate::config::BLOCK_SIZE;
 use crate::storage::{BlobInfo, BlobStore, Condition, ErrorKind, PutOptions, Source, SourceObject, StorageError};
 
@@ -38,16 +38,14 @@ pub struct Copier<'a> {
 impl Copier<'_> {
     pub async fn copy(&self, object: &SourceObject, existing: Option<&BlobInfo>) -> Result<Outcome, StorageError> {
         // A key the archive cannot hold verbatim fails, named; it is never renamed.
-        if let Some(why) = crate::archive::blob_name_problem(self.source_name, &object.key) {
-            return Err(StorageError::new(ErrorKind::Other, "copy", &object.key, why));
-        }
+        let name = crate::archive::ArchiveName::new(self.source_name, &object.key)
+            .map_err(|why| StorageError::new(ErrorKind::Other, "copy", &object.key, why))?;
         let permits = object.size.clamp(1, BLOCK_SIZE) as u32;
         let _permit = self
             .budget
             .acquire_many(permits)
             .await
             .map_err(|e| StorageError::new(ErrorKind::Other, "copy", &object.key, e))?;
-        let name = blob_name(self.source_name, &object.key);
         let integrity = |msg: String| {
             StorageError::new(
                 ErrorKind::Integrity,

@@ -17,7 +17,6 @@ use futures::StreamExt;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
-use crate::archive::blob_name;
 use crate::cloudtrail::{AccountId, FileKind, Region, StreamPrefix};
 use crate::config::SyncSettings;
 use crate::records::{new_run_id, AwsHealth, Record, RecordType, RunStatus};
@@ -591,7 +590,9 @@ impl SourceRun<'_> {
         let note = ConflictNote {
             source: self.handle.name.clone(),
             key: object.key.clone(),
-            blob: blob_name(&self.handle.name, &object.key),
+            blob: crate::archive::ArchiveName::new(&self.handle.name, &object.key)
+                .map(String::from)
+                .unwrap_or_default(),
             archived_sha256: archived.to_string(),
             source_sha256: source.to_string(),
             source_etag: object.etag.clone(),

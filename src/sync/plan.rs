@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use futures::{StreamExt, TryStreamExt};
 
 use super::watermark::StreamMark;
-use crate::archive::{blob_name, blob_prefix, META_SOURCE_ETAG};
+use crate::archive::{blob_prefix, ArchiveName, META_SOURCE_ETAG};
 use crate::cloudtrail::{CtKey, StreamPrefix};
 use crate::storage::{BlobInfo, BlobStore, BlobStoreExt, Source, SourceExt, SourceObject, StorageResult};
 
@@ -74,7 +74,9 @@ pub async fn plan_stream(
     let mut plan = StreamPlan::default();
     for object in folders.into_values().flatten() {
         let time = CtKey::parse(&stream.trail_prefix, &object.key).ok().map(|k| k.time);
-        match archived.get(&blob_name(source_name, &object.key)) {
+        // A key the archive cannot hold is planned as a copy, which fails it, named.
+        let name = ArchiveName::new(source_name, &object.key).ok();
+        match name.and_then(|n| archived.get(n.as_str())) {
             Some(b) if unchanged(b, &object) => plan.already_archived.push((object.key, time)),
             Some(b) => plan.to_copy.push(PlannedFile {
                 object,

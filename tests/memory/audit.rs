@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use sha2::Digest;
-use trailvault::archive::{blob_metadata, blob_name, SourceHead};
+use trailvault::archive::{blob_metadata, ArchiveName, SourceHead};
 use trailvault::cli::exit::Verdict;
 use trailvault::cloudtrail::TimeRange;
 use trailvault::federation::audit::{name_qualifier, AuditJob, AuditReport};
@@ -83,7 +83,10 @@ async fn archive_log(archive: &MemoryBlobStore, key: &str, records: &[serde_json
         metadata: blob_metadata("audit-bucket", key, &head, &sha),
         ..Default::default()
     };
-    archive.put(&blob_name("m", key), body.into(), opts).await.unwrap();
+    archive
+        .put(&ArchiveName::new("m", key).unwrap(), body.into(), opts)
+        .await
+        .unwrap();
 }
 
 struct Archived {
@@ -685,7 +688,11 @@ async fn saml_audit_counts_a_file_it_cannot_read_and_is_partial() {
     ] {
         let key = trail.log_key(ACCOUNT, "us-east-1", t("2026-11-25T12:00:00Z"), unique);
         archive
-            .put(&blob_name("m", &key), body.into(), PutOptions::default())
+            .put(
+                &ArchiveName::new("m", &key).unwrap(),
+                body.into(),
+                PutOptions::default(),
+            )
             .await
             .unwrap();
     }
