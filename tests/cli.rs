@@ -77,3 +77,57 @@ fn exit_codes_follow_the_kind_of_error() {
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(doc["error"].as_str().unwrap().contains("12 digits"), "{doc}");
 }
+
+/// Runs `cmd` to its end, or kills it after `limit` (a server that started by mistake).
+fn output_within(cmd: &mut Command, limit: std::time::Duration) -> std::process::Output {
+    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let start = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed() > limit {
+            child.kill().unwrap();
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "still running after {limit:?}; stderr: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn a_listen_port_already_taken_is_a_failure_not_a_configuration_error() {
+    // Held for the whole test: both servers must meet a port in use.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap();
+    let limit = std::time::Duration::from_secs(20);
+
+    let out = output_within(trailvault().args(["daemon", "--listen", &addr.to_string()]), limit);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains(&addr.to_string()), "{stderr}");
+
+    let out = output_within(
+        trailvault()
+            .env("FUNCTIONS_CUSTOMHANDLER_PORT", addr.port().to_string())
+            .arg("functions"),
+        limit,
+    );
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.status.code(), Some(1), "{all}");
+    assert!(all.contains(&addr.to_string()), "{all}");
+
+    // The host's variable that is not a port stays a configuration error.
+    let out = output_within(
+        trailvault()
+            .env("FUNCTIONS_CUSTOMHANDLER_PORT", "eighty")
+            .arg("functions"),
+        limit,
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+}
