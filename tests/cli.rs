@@ -54,6 +54,56 @@ fn a_closed_stdout_ends_the_output_quietly() {
 }
 
 #[test]
+fn a_closed_stdout_keeps_an_error_code_and_says_nothing_about_the_pipe() {
+    let out = Command::new(env!("CARGO_BIN_EXE_trailvault"))
+        .args(["--config", "/nonexistent/trailvault.toml", "status", "--json"])
+        .stdout(Stdio::from(broken_pipe()))
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(!stderr.contains("stdout"), "{stderr}");
+    assert!(!stderr.contains("Broken pipe"), "{stderr}");
+}
+
+/// `/dev/full`: every write fails with ENOSPC, as on a full disk.
+fn full_disk() -> Stdio {
+    Stdio::from(std::fs::OpenOptions::new().write(true).open("/dev/full").unwrap())
+}
+
+#[test]
+fn output_that_cannot_be_written_is_a_failure_said_on_stderr() {
+    for json in [true, false] {
+        let mut cmd = trailvault();
+        cmd.args(["config", "check"]);
+        if json {
+            cmd.arg("--json");
+        }
+        let out = cmd.stdout(full_disk()).stderr(Stdio::piped()).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "json {json}: {stderr}");
+        assert!(stderr.contains("could not be written"), "json {json}: {stderr}");
+        assert!(stderr.contains("No space left on device"), "json {json}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+}
+
+#[test]
+fn output_that_cannot_be_written_keeps_a_more_serious_code() {
+    // A configuration error (2) outranks the failed write of its error document (1).
+    let out = Command::new(env!("CARGO_BIN_EXE_trailvault"))
+        .args(["--config", "/nonexistent/trailvault.toml", "status", "--json"])
+        .stdout(full_disk())
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("could not be written"), "{stderr}");
+}
+
+#[test]
 fn exit_codes_follow_the_kind_of_error() {
     // A missing config file: configuration, exit 2, with an {"error", "exit_code"} document.
     let out = Command::new(env!("CARGO_BIN_EXE_trailvault"))
