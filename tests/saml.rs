@@ -1,5 +1,7 @@
 //! `trailvault saml validate` against Entra-shaped responses signed by xmlsec1, and
 //! one case per attack class of the reference, each refused for its reason.
+// Every test here drives the validator, which exists only with the `saml` feature.
+#![cfg(feature = "saml")]
 
 mod support;
 

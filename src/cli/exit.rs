@@ -1,9 +1,10 @@
 //! The one place where an outcome becomes an exit code: errors by their [`Fault`],
 //! finished runs by what they found.
 
+use super::render::OutputError;
 use crate::failover::restore::RestoreReport;
 use crate::failover::status::StatusReport;
-use crate::fault::Fault;
+use crate::fault::{Classify, Fault};
 use crate::federation::audit::AuditReport;
 use crate::integrity::verify::VerifyReport;
 use crate::records::RunStatus;
@@ -19,6 +20,21 @@ pub fn for_fault(fault: Fault) -> u8 {
         Fault::Usage | Fault::Config => EXIT_USAGE,
         Fault::Failed => EXIT_FAILED,
         Fault::Integrity => EXIT_CHECK_FAILED,
+    }
+}
+
+/// One code for two outcomes of the same command (its verdict, and whether its output
+/// was written): the contract's "the highest wins".
+pub fn most_serious(a: u8, b: u8) -> u8 {
+    a.max(b)
+}
+
+/// A command's exit code once its output is accounted for: output that could not be
+/// written is a failure (1) unless the command already ends with a higher code.
+pub fn after_output(code: u8, output: &Result<(), OutputError>) -> u8 {
+    match output {
+        Ok(()) => code,
+        Err(e) => most_serious(code, for_fault(e.fault())),
     }
 }
 
@@ -93,5 +109,18 @@ mod tests {
         assert_eq!(for_fault(Fault::Config), 2);
         assert_eq!(for_fault(Fault::Failed), 1);
         assert_eq!(for_fault(Fault::Integrity), 3);
+    }
+
+    #[test]
+    fn unwritten_output_fails_a_command_unless_it_already_ended_worse() {
+        let unwritten =
+            || -> Result<(), OutputError> { Err(OutputError::Write(std::io::Error::from_raw_os_error(28))) };
+        assert_eq!(after_output(EXIT_OK, &unwritten()), EXIT_FAILED);
+        assert_eq!(after_output(EXIT_FAILED, &unwritten()), EXIT_FAILED);
+        assert_eq!(after_output(EXIT_USAGE, &unwritten()), EXIT_USAGE);
+        assert_eq!(after_output(EXIT_CHECK_FAILED, &unwritten()), EXIT_CHECK_FAILED);
+        for code in [EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_CHECK_FAILED] {
+            assert_eq!(after_output(code, &Ok(())), code);
+        }
     }
 }

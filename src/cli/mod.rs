@@ -13,7 +13,7 @@ pub use args::Cli;
 use args::{Command, ConfigCommand, KeysCommand, RestoreArgs, SamlCommand, SyncArgs, VerifyArgs};
 use exit::Verdict;
 pub use exit::{EXIT_CHECK_FAILED, EXIT_FAILED, EXIT_OK, EXIT_USAGE};
-use render::{print, ConfigCheckDoc, ErrorDoc, KeysFetchDoc, KeysImportDoc, SamlRejectedDoc};
+use render::{print, ConfigCheckDoc, ErrorDoc, KeysFetchDoc, KeysImportDoc, OutputError, SamlRejectedDoc};
 
 use crate::app::{self, AppError};
 use crate::config::{Config, ConfigError, ProcessEnv};
@@ -70,6 +70,24 @@ impl CliError {
     }
 }
 
+/// How a command ended: the code its outcome decided, and whether its document reached
+/// stdout (the exit code depends on both; see [`exit::after_output`]).
+struct Ended {
+    code: u8,
+    output: Result<(), OutputError>,
+}
+
+impl Ended {
+    fn printed(code: u8, output: Result<(), OutputError>) -> Self {
+        Self { code, output }
+    }
+
+    /// The servers print no document.
+    fn without_output(code: u8) -> Self {
+        Self { code, output: Ok(()) }
+    }
+}
+
 /// Runs a parsed command line; returns the process exit code.
 pub async fn run(cli: Cli) -> u8 {
     let streams = match cli.command {
@@ -78,14 +96,14 @@ pub async fn run(cli: Cli) -> u8 {
     };
     telemetry::init(cli.log_format, cli.verbose as i8 - cli.quiet as i8, streams);
     let json = cli.command.wants_json();
-    match dispatch(&cli, json).await {
-        Ok(code) => code,
+    let ended = match dispatch(&cli, json).await {
+        Ok(ended) => ended,
         Err(e) => {
             let code = e.exit_code();
             let message = e.to_string();
             tracing::error!(exit_code = code, "{message}");
             if json {
-                print(
+                let output = print(
                     &ErrorDoc {
                         error: message,
                         exit_code: code,
@@ -96,22 +114,29 @@ pub async fn run(cli: Cli) -> u8 {
                     },
                     true,
                 );
+                Ended::printed(code, output)
             } else {
                 eprintln!("trailvault: {message}");
+                Ended::without_output(code)
             }
-            code
         }
+    };
+    let code = exit::after_output(ended.code, &ended.output);
+    if let Err(e) = &ended.output {
+        // stdout is what failed, so stderr is the only place left to say it.
+        tracing::error!(exit_code = code, "{e}");
+        eprintln!("trailvault: {e}");
     }
+    code
 }
 
-async fn dispatch(cli: &Cli, json: bool) -> Result<u8, CliError> {
+async fn dispatch(cli: &Cli, json: bool) -> Result<Ended, CliError> {
     match &cli.command {
         Command::Config {
             command: ConfigCommand::Check { .. },
         } => {
             let config = load_config(cli)?;
-            print(&ConfigCheckDoc::of(&config), json);
-            Ok(EXIT_OK)
+            Ok(Ended::printed(EXIT_OK, print(&ConfigCheckDoc::of(&config), json)))
         }
         Command::Sync(args) => sync(cli, args).await,
         Command::Restore(args) => restore(cli, args).await,
@@ -141,26 +166,24 @@ async fn dispatch(cli: &Cli, json: bool) -> Result<u8, CliError> {
             let job = app::audit_job(&config, sources, args::time_range(since, until)?)?;
             let report = job.run().await?;
             app::publish_run(&config, &report.run_id).await;
-            print(&report, json);
-            Ok(report.exit_code())
+            Ok(Ended::printed(report.exit_code(), print(&report, json)))
         }
         Command::Status { from, .. } => {
             let config = load_config(cli)?;
             let report = app::status(&config, (*from).into(), chrono::Utc::now()).await?;
-            print(&report, json);
-            Ok(report.exit_code())
+            Ok(Ended::printed(report.exit_code(), print(&report, json)))
         }
         Command::Daemon { listen, shutdown_grace } => {
             let config = load_config(cli)?;
             crate::serve::daemon::run(config, *listen, *shutdown_grace).await?;
-            Ok(EXIT_OK)
+            Ok(Ended::without_output(EXIT_OK))
         }
         Command::Functions { shutdown_grace } => {
             // A bad config must not stop the handler from answering the host; invocations report it.
             let config = Config::load(&cli.config, &ProcessEnv);
             let port = std::env::var(crate::serve::functions::PORT_ENV).ok();
             crate::serve::functions::run(config, port, *shutdown_grace).await?;
-            Ok(EXIT_OK)
+            Ok(Ended::without_output(EXIT_OK))
         }
     }
 }
@@ -169,7 +192,7 @@ fn load_config(cli: &Cli) -> Result<Config, CliError> {
     Ok(Config::load(&cli.config, &ProcessEnv)?)
 }
 
-async fn sync(cli: &Cli, args: &SyncArgs) -> Result<u8, CliError> {
+async fn sync(cli: &Cli, args: &SyncArgs) -> Result<Ended, CliError> {
     let config = load_config(cli)?;
     let progress: Arc<dyn Progress> = if args.dry_run {
         Arc::new(NoProgress)
@@ -182,20 +205,18 @@ async fn sync(cli: &Cli, args: &SyncArgs) -> Result<u8, CliError> {
     if !args.dry_run {
         app::publish_run(&config, &report.run_id).await;
     }
-    print(&report, args.json);
-    Ok(report.exit_code())
+    Ok(Ended::printed(report.exit_code(), print(&report, args.json)))
 }
 
-async fn keys_import(cli: &Cli, region: &str, files: &[PathBuf], json: bool) -> Result<u8, CliError> {
+async fn keys_import(cli: &Cli, region: &str, files: &[PathBuf], json: bool) -> Result<Ended, CliError> {
     let config = load_config(cli)?;
     config.require_target("keys import")?;
     let region = args::region("region", region)?;
     let imported = app::keys_import(&config, &region, files).await?;
-    print(&KeysImportDoc { imported }, json);
-    Ok(EXIT_OK)
+    Ok(Ended::printed(EXIT_OK, print(&KeysImportDoc { imported }, json)))
 }
 
-async fn keys_fetch(cli: &Cli, since: &Option<String>, extra: &[String], json: bool) -> Result<u8, CliError> {
+async fn keys_fetch(cli: &Cli, since: &Option<String>, extra: &[String], json: bool) -> Result<Ended, CliError> {
     let config = load_config(cli)?;
     config.require_target("keys fetch")?;
     let default_start = crate::cloudtrail::parse_time("2015-01-01").map_err(CliError::Usage)?;
@@ -205,8 +226,7 @@ async fn keys_fetch(cli: &Cli, since: &Option<String>, extra: &[String], json: b
         .map(|r| args::region("region", r))
         .collect::<Result<Vec<_>, _>>()?;
     let (regions, keys) = app::keys_fetch(&config, start, &extra).await?;
-    print(&KeysFetchDoc { regions, keys }, json);
-    Ok(EXIT_OK)
+    Ok(Ended::printed(EXIT_OK, print(&KeysFetchDoc { regions, keys }, json)))
 }
 
 async fn saml_validate(
@@ -216,7 +236,7 @@ async fn saml_validate(
     replay_cache: Option<&std::path::Path>,
     require_grant: bool,
     json: bool,
-) -> Result<u8, CliError> {
+) -> Result<Ended, CliError> {
     use std::io::Read;
     crate::federation::saml_support().map_err(|m| CliError::Usage(m.to_string()))?;
     let config = load_config(cli)?;
@@ -242,35 +262,28 @@ async fn saml_validate(
         c.save().map_err(CliError::ReplayCache)?;
     }
     match result {
-        Ok(ok) => {
-            print(&ok, json);
-            Ok(EXIT_OK)
-        }
+        Ok(ok) => Ok(Ended::printed(EXIT_OK, print(&ok, json))),
         Err(rejection) => {
-            print(
-                &SamlRejectedDoc {
-                    valid: false,
-                    rejection: &rejection,
-                },
-                json,
-            );
-            Ok(EXIT_CHECK_FAILED)
+            let doc = SamlRejectedDoc {
+                valid: false,
+                rejection: &rejection,
+            };
+            Ok(Ended::printed(EXIT_CHECK_FAILED, print(&doc, json)))
         }
     }
 }
 
-async fn verify(cli: &Cli, args: &VerifyArgs) -> Result<u8, CliError> {
+async fn verify(cli: &Cli, args: &VerifyArgs) -> Result<Ended, CliError> {
     let config = load_config(cli)?;
     let sources = app::archived_sources(&config, &args.sources, "verify")?;
     let range = args::time_range(&args.since, &args.until)?;
     let job = app::verify_job(&config, sources, range)?;
     let report = job.run().await?;
     app::publish_run(&config, &report.run_id).await;
-    print(&report, args.json);
-    Ok(report.exit_code())
+    Ok(Ended::printed(report.exit_code(), print(&report, args.json)))
 }
 
-async fn restore(cli: &Cli, args: &RestoreArgs) -> Result<u8, CliError> {
+async fn restore(cli: &Cli, args: &RestoreArgs) -> Result<Ended, CliError> {
     let config = load_config(cli)?;
     config.require_target("restore")?;
     let progress: Arc<dyn Progress> = if args.json || args.dry_run {
@@ -284,6 +297,5 @@ async fn restore(cli: &Cli, args: &RestoreArgs) -> Result<u8, CliError> {
     if !report.dry_run {
         app::publish_run(&config, &report.run_id).await;
     }
-    print(&report, args.json);
-    Ok(report.exit_code())
+    Ok(Ended::printed(report.exit_code(), print(&report, args.json)))
 }

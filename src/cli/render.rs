@@ -1,5 +1,6 @@
 //! Rendering: every document a command prints, as a serde struct (for `--json`) and
-//! as text beside it. Writes end quietly when stdout is closed (`| head`).
+//! as text beside it. Writes end quietly when stdout is closed (`| head`); any other write
+//! error is returned, so the exit code can say the output is missing.
 
 use std::io::Write;
 
@@ -19,30 +20,40 @@ pub trait Render: Serialize {
     fn text(&self) -> String;
 }
 
-/// Prints `doc` on stdout. A closed pipe ends the output quietly; the exit code still
-/// says what the command found.
-pub fn print<T: Render + ?Sized>(doc: &T, json: bool) {
+/// Why a document did not reach stdout. A closed pipe is not one of them: the reader
+/// chose to stop reading (`| head`), and the command's own code still stands.
+#[derive(Debug, thiserror::Error)]
+pub enum OutputError {
+    #[error("the output could not be written to stdout: {0}")]
+    Write(std::io::Error),
+    #[error("the output could not be written: it does not encode as JSON: {0}")]
+    Encode(serde_json::Error),
+}
+
+impl crate::fault::Classify for OutputError {
+    fn fault(&self) -> crate::fault::Fault {
+        // A script reading the output got less than the command found: the run failed
+        // for it, whatever the command did.
+        crate::fault::Fault::Failed
+    }
+}
+
+/// Prints `doc` on stdout. A closed pipe ends the output quietly (`Ok`); any other
+/// failure to write is returned, so the exit code can say the output is missing.
+pub fn print<T: Render + ?Sized>(doc: &T, json: bool) -> Result<(), OutputError> {
     let body = if json {
-        match serde_json::to_string_pretty(doc) {
-            Ok(s) => s + "\n",
-            Err(e) => {
-                eprintln!("trailvault: cannot print JSON: {e}");
-                return;
-            }
-        }
+        serde_json::to_string_pretty(doc).map_err(OutputError::Encode)? + "\n"
     } else {
         doc.text()
     };
-    write_stdout(&body);
+    write_stdout(&body)
 }
 
-fn write_stdout(body: &str) {
+fn write_stdout(body: &str) -> Result<(), OutputError> {
     let mut out = std::io::stdout().lock();
-    let written = out.write_all(body.as_bytes()).and_then(|_| out.flush());
-    if let Err(e) = written {
-        if e.kind() != std::io::ErrorKind::BrokenPipe {
-            eprintln!("trailvault: cannot write to stdout: {e}");
-        }
+    match out.write_all(body.as_bytes()).and_then(|_| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        written => written.map_err(OutputError::Write),
     }
 }
 

@@ -1,12 +1,17 @@
 //! Sending run records to Log Analytics. `runs/{run_id}.json` stays the source of
 //! truth; a run whose records could not be sent is remembered as `spool/{run_id}` and
 //! sent, oldest first, before the next run's. A failed send never fails the run:
-//! `status` shows the backlog.
+//! `status` shows the backlog. A run goes out in batches of at most 1 MB; when a later
+//! batch fails, the spool entry keeps the `RecordId`s already accepted, so the retry
+//! sends only the rest (ingestion is paid per GB, and raw queries count every row).
 
-use crate::monitor::RecordSink;
+use std::collections::BTreeSet;
+
+use crate::monitor::ingest::batches;
+use crate::monitor::{MonitorError, RecordSink};
 use crate::records::Record;
 use crate::state::runs::read_run_records;
-use crate::state::spool::{bury, spool, spooled_runs, unspool, DeadLetter};
+use crate::state::spool::{bury, record_accepted, spool, spool_entry, spooled_runs, unspool, DeadLetter};
 use crate::storage::BlobStore;
 
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -38,11 +43,24 @@ pub async fn publish(state: &dyn BlobStore, sink: &dyn RecordSink, run_id: &str)
         queue.push(run_id.to_string());
     }
     for (i, run) in queue.iter().enumerate() {
+        let accepted = match spool_entry(state, run).await {
+            Ok(Some((entry, _))) => entry.accepted,
+            // Listed a moment ago and gone now: another process sent it (or set it aside).
+            Ok(None) if run != run_id => continue,
+            // This run's own entry could not be written: send it all.
+            Ok(None) => BTreeSet::new(),
+            Err(e) => {
+                out.error = Some(e.to_string());
+                out.spooled.extend(queue[i..].iter().cloned());
+                break;
+            }
+        };
         let records: Vec<Record> = match read_run_records(state, run).await {
             Ok(Some(Ok(records))) => records.into_iter().map(Record::bounded).collect(),
             // Sending nothing and calling it sent would lose the run's records.
             Ok(Some(Err(e))) => {
-                dead_letter(state, run, format!("runs/{run}.json is not readable: {e}"), &mut out).await;
+                let reason = format!("runs/{run}.json is not readable: {e}");
+                dead_letter(state, run, reason, accepted.clone(), &mut out).await;
                 continue;
             }
             // No record to send (deleted by hand): nothing to wait for.
@@ -56,15 +74,17 @@ pub async fn publish(state: &dyn BlobStore, sink: &dyn RecordSink, run_id: &str)
                 break;
             }
         };
-        match sink.send(&records).await {
-            Ok(()) => {
-                let _ = unspool(state, run).await;
-                out.sent.push(run.clone());
+        let pending: Vec<Record> = records
+            .into_iter()
+            .filter(|r| !accepted.contains(&r.record_id))
+            .collect();
+        match send(state, sink, run, &pending).await {
+            Ok(()) => out.sent.push(run.clone()),
+            Err((e, now_accepted)) if e.is_permanent() => {
+                let all = accepted.union(&now_accepted).cloned().collect();
+                dead_letter(state, run, e.to_string(), all, &mut out).await;
             }
-            Err(e) if e.is_permanent() => {
-                dead_letter(state, run, e.to_string(), &mut out).await;
-            }
-            Err(e) => {
+            Err((e, _)) => {
                 tracing::warn!(run_id = run, error = %e, "records not accepted by Log Analytics; kept in the spool");
                 out.error = Some(e.to_string());
                 out.spooled.extend(queue[i..].iter().cloned());
@@ -80,15 +100,78 @@ pub async fn publish(state: &dyn BlobStore, sink: &dyn RecordSink, run_id: &str)
     out
 }
 
+/// Sends `pending` batch by batch and unspools the run once all went through. After each
+/// accepted batch with more to come, the spool entry records it, so neither a failure of
+/// a later batch nor a kill resends it. On failure, returns the `RecordId`s accepted here.
+async fn send(
+    state: &dyn BlobStore,
+    sink: &dyn RecordSink,
+    run: &str,
+    pending: &[Record],
+) -> Result<(), (MonitorError, BTreeSet<String>)> {
+    let cut = batches(pending).map_err(|e| (e, BTreeSet::new()))?;
+    let mut accepted = BTreeSet::new();
+    // Accepted but not yet in the spool entry (its write failed, or this is the last batch).
+    let mut unsaved = BTreeSet::new();
+    for (n, batch) in cut.iter().enumerate() {
+        if let Err(e) = sink.send_batch(batch).await {
+            save_progress(state, run, &mut unsaved).await;
+            return Err((e, accepted));
+        }
+        for r in batch.iter() {
+            accepted.insert(r.record_id.clone());
+            unsaved.insert(r.record_id.clone());
+        }
+        if n + 1 < cut.len() {
+            save_progress(state, run, &mut unsaved).await;
+        }
+    }
+    if let Err(e) = unspool(state, run).await {
+        // Still spooled: the next publish finds every record accepted and sends none.
+        tracing::warn!(run_id = run, error = %e, "sent, but could not remove the run from the spool");
+        save_progress(state, run, &mut unsaved).await;
+    }
+    Ok(())
+}
+
+/// Adds `ids` to the run's spool entry; emptied once saved. A failed save is only
+/// logged: the worst it costs is those rows sent again.
+async fn save_progress(state: &dyn BlobStore, run: &str, ids: &mut BTreeSet<String>) {
+    if ids.is_empty() {
+        return;
+    }
+    match record_accepted(state, run, ids).await {
+        Ok(()) => ids.clear(),
+        Err(e) => tracing::warn!(
+            run_id = run,
+            error = %e,
+            "could not record which records Log Analytics accepted; a retry may send them again"
+        ),
+    }
+}
+
 /// A run that will never be accepted as it is: set aside so later runs still go out.
-async fn dead_letter(state: &dyn BlobStore, run: &str, reason: String, out: &mut Published) {
+async fn dead_letter(
+    state: &dyn BlobStore,
+    run: &str,
+    reason: String,
+    accepted: BTreeSet<String>,
+    out: &mut Published,
+) {
     let letter = DeadLetter {
         run_id: run.to_string(),
-        message: format!(
-            "Log Analytics will not take runs/{run}.json as it is: fix the table or DCR (or the record), then resend it by hand"
-        ),
+        message: if accepted.is_empty() {
+            format!(
+                "Log Analytics will not take runs/{run}.json as it is: fix the table or DCR (or the record), then resend it by hand"
+            )
+        } else {
+            format!(
+                "Log Analytics will not take runs/{run}.json as it is: fix the table or DCR (or the record), then resend by hand the records not listed in accepted (those are in Log Analytics already)"
+            )
+        },
         reason,
         at: chrono::Utc::now(),
+        accepted,
     };
     tracing::error!(
         run_id = run,
@@ -109,7 +192,6 @@ mod tests {
     use std::sync::Mutex;
 
     use super::*;
-    use crate::monitor::MonitorError;
     use crate::records::{RecordType, RunStatus};
     use crate::state::runs::run_record_name;
     use crate::state::spool::{dead_name, SPOOL_PREFIX};
@@ -126,7 +208,7 @@ mod tests {
 
     #[async_trait::async_trait]
     impl RecordSink for Ingestion {
-        async fn send(&self, records: &[Record]) -> Result<(), MonitorError> {
+        async fn send_batch(&self, records: &[Record]) -> Result<(), MonitorError> {
             if *self.down.lock().unwrap() {
                 return Err(MonitorError::Unreachable("connection refused".into()));
             }
@@ -196,6 +278,104 @@ mod tests {
         assert!(letter.message.contains("resend"));
         // The records themselves stay where they were.
         assert!(state.head(&run_record_name("r2")).await.unwrap().is_some());
+    }
+
+    /// Log Analytics that takes the first batch, fails the second call (transiently, or for
+    /// good with a 400), then takes everything: the rows it kept, by RecordId.
+    #[derive(Default)]
+    struct Flaky {
+        calls: Mutex<usize>,
+        rows: Mutex<Vec<String>>,
+        refuse: bool,
+    }
+
+    #[async_trait::async_trait]
+    impl RecordSink for Flaky {
+        async fn send_batch(&self, batch: &[Record]) -> Result<(), MonitorError> {
+            let call = {
+                let mut calls = self.calls.lock().unwrap();
+                *calls += 1;
+                *calls
+            };
+            if call == 2 && self.refuse {
+                return Err(MonitorError::Rejected {
+                    status: 400,
+                    detail: "InvalidStream".into(),
+                    hint: "",
+                });
+            }
+            if call == 2 {
+                return Err(MonitorError::Unreachable("connection reset".into()));
+            }
+            // What the service would parse from the body: the batch must fit one call.
+            let body = crate::monitor::ingest::body(batch)?;
+            let rows: Vec<Record> = serde_json::from_slice(&body).unwrap();
+            self.rows.lock().unwrap().extend(rows.into_iter().map(|r| r.record_id));
+            Ok(())
+        }
+    }
+
+    /// A run of five records of 300 kB: more than one call of at most 1 MB.
+    async fn big_run(state: &MemoryBlobStore, id: &str) {
+        let big: Vec<Record> = (0..5)
+            .map(|i| Record {
+                message: "x".repeat(300_000),
+                ..Record::of(RecordType::SyncRun, id, &format!("part{i}"), RunStatus::Succeeded)
+            })
+            .collect();
+        write_run_records(state, id, &big).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn batches_accepted_before_a_failure_are_not_sent_again() {
+        let state = MemoryBlobStore::new();
+        let sink = Flaky::default();
+        big_run(&state, "r1").await;
+        let out = publish(&state, &sink, "r1").await;
+        assert!(out.sent.is_empty() && out.error.is_some(), "{out:?}");
+        assert_eq!(out.spooled, ["r1"]);
+        let first: BTreeSet<String> = sink.rows.lock().unwrap().iter().cloned().collect();
+        assert!(
+            !first.is_empty() && first.len() < 5,
+            "the first call took {} of 5",
+            first.len()
+        );
+        let (entry, _) = spool_entry(&state, "r1").await.unwrap().unwrap();
+        assert_eq!(entry.accepted, first);
+
+        run(&state, "r2", "ok").await;
+        let out = publish(&state, &sink, "r2").await;
+        assert_eq!(out.sent, ["r1", "r2"]);
+        assert!(spooled(&state).await.is_empty());
+        let mut rows = sink.rows.lock().unwrap().clone();
+        let all = rows.len();
+        rows.sort();
+        rows.dedup();
+        assert_eq!(all, rows.len(), "rows sent twice: {all} rows, {} distinct", rows.len());
+        assert_eq!(rows.len(), 6);
+    }
+
+    #[tokio::test]
+    async fn a_run_refused_part_way_is_set_aside_naming_what_was_accepted() {
+        let state = MemoryBlobStore::new();
+        let sink = Flaky {
+            refuse: true,
+            ..Default::default()
+        };
+        big_run(&state, "r1").await;
+        let out = publish(&state, &sink, "r1").await;
+        assert_eq!(out.dead, ["r1"]);
+        assert!(spooled(&state).await.is_empty());
+        let letter = crate::state::get_json::<DeadLetter>(&state, &dead_name("r1"))
+            .await
+            .unwrap()
+            .unwrap()
+            .value
+            .unwrap();
+        let first: BTreeSet<String> = sink.rows.lock().unwrap().iter().cloned().collect();
+        assert!(!first.is_empty());
+        assert_eq!(letter.accepted, first);
+        assert!(letter.message.contains("not listed in accepted"), "{}", letter.message);
     }
 
     #[tokio::test]

@@ -74,25 +74,20 @@ impl LogsIngestion {
         Ok(Self { pipeline, url })
     }
 
-    /// Sends the records, in as many calls as the 1 MB limit needs.
-    pub async fn send(&self, records: &[Record]) -> Result<(), MonitorError> {
-        for body in batches(records)? {
-            let mut request = Request::new(self.url.clone(), Method::Post);
-            request.insert_header("content-type", "application/json");
-            request.set_body(body);
-            match self.pipeline.send(&Context::default(), &mut request, None).await {
-                Ok(r) if r.status() == StatusCode::NoContent || r.status().is_success() => {}
-                Ok(r) => {
-                    return Err(MonitorError::Rejected {
-                        status: u16::from(r.status()),
-                        detail: "unexpected status".into(),
-                        hint: "",
-                    })
-                }
-                Err(e) => return Err(classify(e)),
-            }
+    /// Sends one batch (see [`batches`]) in one call.
+    pub async fn send_batch(&self, batch: &[Record]) -> Result<(), MonitorError> {
+        let mut request = Request::new(self.url.clone(), Method::Post);
+        request.insert_header("content-type", "application/json");
+        request.set_body(body(batch)?);
+        match self.pipeline.send(&Context::default(), &mut request, None).await {
+            Ok(r) if r.status() == StatusCode::NoContent || r.status().is_success() => Ok(()),
+            Ok(r) => Err(MonitorError::Rejected {
+                status: u16::from(r.status()),
+                detail: "unexpected status".into(),
+                hint: "",
+            }),
+            Err(e) => Err(classify(e)),
         }
-        Ok(())
     }
 }
 
@@ -116,40 +111,36 @@ fn classify(e: azure_core::Error) -> MonitorError {
     }
 }
 
-/// JSON arrays of at most [`MAX_BODY_BYTES`] each.
-pub fn batches(records: &[Record]) -> Result<Vec<Vec<u8>>, MonitorError> {
+/// `records` cut, in order, into runs whose JSON array is at most [`MAX_BODY_BYTES`].
+pub fn batches(records: &[Record]) -> Result<Vec<&[Record]>, MonitorError> {
     let mut out = Vec::new();
-    let mut current: Vec<Vec<u8>> = Vec::new();
+    let mut start = 0;
     let mut size = 2; // the brackets
-    for r in records {
-        let json = serde_json::to_vec(r).unwrap_or_default();
-        if json.len() + 2 > MAX_BODY_BYTES {
-            return Err(MonitorError::TooLarge(json.len()));
+    for (i, r) in records.iter().enumerate() {
+        let len = serde_json::to_vec(r).map(|j| j.len()).unwrap_or(usize::MAX);
+        if len.saturating_add(2) > MAX_BODY_BYTES {
+            return Err(MonitorError::TooLarge(len));
         }
-        if size + json.len() + 1 > MAX_BODY_BYTES && !current.is_empty() {
-            out.push(join(&current));
-            current.clear();
+        if size + len + 1 > MAX_BODY_BYTES && i > start {
+            out.push(&records[start..i]);
+            start = i;
             size = 2;
         }
-        size += json.len() + 1;
-        current.push(json);
+        size += len + 1;
     }
-    if !current.is_empty() {
-        out.push(join(&current));
+    if start < records.len() {
+        out.push(&records[start..]);
     }
     Ok(out)
 }
 
-fn join(items: &[Vec<u8>]) -> Vec<u8> {
-    let mut body = b"[".to_vec();
-    for (i, item) in items.iter().enumerate() {
-        if i > 0 {
-            body.push(b',');
-        }
-        body.extend_from_slice(item);
+/// The JSON array of one batch.
+pub fn body(batch: &[Record]) -> Result<Vec<u8>, MonitorError> {
+    let body = serde_json::to_vec(batch).unwrap_or_default();
+    if body.len() > MAX_BODY_BYTES {
+        return Err(MonitorError::TooLarge(body.len()));
     }
-    body.push(b']');
-    body
+    Ok(body)
 }
 
 #[cfg(test)]
@@ -162,14 +153,16 @@ mod tests {
         let mut r = Record::of(RecordType::SyncRun, "run", "a", RunStatus::Succeeded);
         r.message = "x".repeat(100_000);
         let records = vec![r; 25];
-        let bodies = batches(&records).unwrap();
-        assert!(bodies.len() >= 3);
+        let cut = batches(&records).unwrap();
+        assert!(cut.len() >= 3);
         let mut n = 0;
-        for b in &bodies {
+        for batch in &cut {
+            let b = body(batch).unwrap();
             assert!(b.len() <= MAX_BODY_BYTES);
-            n += serde_json::from_slice::<Vec<serde_json::Value>>(b).unwrap().len();
+            n += serde_json::from_slice::<Vec<serde_json::Value>>(&b).unwrap().len();
         }
         assert_eq!(n, 25);
+        assert_eq!(cut.concat(), records, "every record once, in order");
         let mut huge = Record::of(RecordType::SyncRun, "run", "a", RunStatus::Succeeded);
         huge.message = "x".repeat(MAX_BODY_BYTES);
         assert!(matches!(batches(&[huge]), Err(MonitorError::TooLarge(_))));

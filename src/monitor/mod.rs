@@ -14,13 +14,15 @@ use crate::records::Record;
 /// written against this trait, so it is tested without a network.
 #[async_trait::async_trait]
 pub trait RecordSink: Send + Sync {
-    async fn send(&self, records: &[Record]) -> Result<(), MonitorError>;
+    /// Sends one batch as [`ingest::batches`] cuts them: one call, accepted or refused
+    /// whole, so the caller knows which records went through when a later batch fails.
+    async fn send_batch(&self, batch: &[Record]) -> Result<(), MonitorError>;
 }
 
 #[async_trait::async_trait]
 impl RecordSink for LogsIngestion {
-    async fn send(&self, records: &[Record]) -> Result<(), MonitorError> {
-        LogsIngestion::send(self, records).await
+    async fn send_batch(&self, batch: &[Record]) -> Result<(), MonitorError> {
+        LogsIngestion::send_batch(self, batch).await
     }
 }
 

@@ -34,13 +34,29 @@ use crate::telemetry::metric;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
+    /// The config cannot drive a daemon (schedule, missing sections): found before any work.
     #[error("{0}")]
-    Setup(String),
+    Config(String),
+    /// `--listen` could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Listen { addr: SocketAddr, source: std::io::Error },
+    /// The daemon could not start or keep running: metrics, scheduler, HTTP server.
+    #[error("{0}")]
+    Runtime(String),
 }
 
 impl crate::fault::Classify for DaemonError {
     fn fault(&self) -> crate::fault::Fault {
-        crate::fault::Fault::Config
+        use crate::fault::Fault;
+        match self {
+            DaemonError::Config(_) => Fault::Config,
+            // An address that is not this host's is a wrong `--listen`; a port in use (or
+            // any other refusal) may be gone on the next start.
+            DaemonError::Listen { source, .. } if source.kind() == std::io::ErrorKind::AddrNotAvailable => {
+                Fault::Config
+            }
+            DaemonError::Listen { .. } | DaemonError::Runtime(_) => Fault::Failed,
+        }
     }
 }
 
@@ -70,7 +86,7 @@ fn check_schedule(config: &Config) -> Result<(), DaemonError> {
     if problems.is_empty() {
         Ok(())
     } else {
-        Err(DaemonError::Setup(problems.join("; ")))
+        Err(DaemonError::Config(problems.join("; ")))
     }
 }
 
@@ -81,19 +97,27 @@ pub async fn run(config: Config, listen: SocketAddr, shutdown_grace: Duration) -
     check_schedule(&config)?;
     config
         .require_sources("daemon")
-        .map_err(|e| DaemonError::Setup(e.to_string()))?;
+        .map_err(|e| DaemonError::Config(e.to_string()))?;
     let target = config
         .require_target("daemon")
-        .map_err(|e| DaemonError::Setup(e.to_string()))?
+        .map_err(|e| DaemonError::Config(e.to_string()))?
         .clone();
+    // Bound before the state container is read, so a taken port is reported at once
+    // rather than after a slow or unreachable cloud.
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|source| DaemonError::Listen { addr: listen, source })?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| DaemonError::Runtime(format!("the listening socket: {e}")))?;
     let metrics = PrometheusBuilder::new()
         .set_buckets_for_metric(
             metrics_exporter_prometheus::Matcher::Full(metric::SYNC_DURATION.into()),
             &[10.0, 30.0, 60.0, 300.0, 900.0, 1800.0, 3600.0, 7200.0],
         )
-        .map_err(|e| DaemonError::Setup(format!("metrics: {e}")))?
+        .map_err(|e| DaemonError::Runtime(format!("metrics: {e}")))?
         .install_recorder()
-        .map_err(|e| DaemonError::Setup(format!("metrics: {e}")))?;
+        .map_err(|e| DaemonError::Runtime(format!("metrics: {e}")))?;
     metrics::gauge!(metric::RPO_TARGET).set(config.sync.max_gap.as_secs_f64());
 
     let shared = Arc::new(Shared {
@@ -129,20 +153,20 @@ pub async fn run(config: Config, listen: SocketAddr, shutdown_grace: Duration) -
 
     let mut scheduler = JobScheduler::new()
         .await
-        .map_err(|e| DaemonError::Setup(format!("scheduler: {e}")))?;
+        .map_err(|e| DaemonError::Runtime(format!("scheduler: {e}")))?;
     let s = shared.clone();
     let sync_job = Job::new_async(shared.config.schedule.cron.as_str(), move |_, _| {
         let s = s.clone();
         Box::pin(async move { scheduled_sync(&s).await })
     })
-    .map_err(|e| DaemonError::Setup(format!("schedule.cron {:?}: {e}", shared.config.schedule.cron)))?;
+    .map_err(|e| DaemonError::Config(format!("schedule.cron {:?}: {e}", shared.config.schedule.cron)))?;
     let s = shared.clone();
     let verify_job = Job::new_async(shared.config.schedule.verify_cron.as_str(), move |_, _| {
         let s = s.clone();
         Box::pin(async move { scheduled_verify(&s).await })
     })
     .map_err(|e| {
-        DaemonError::Setup(format!(
+        DaemonError::Config(format!(
             "schedule.verify_cron {:?}: {e}",
             shared.config.schedule.verify_cron
         ))
@@ -151,7 +175,7 @@ pub async fn run(config: Config, listen: SocketAddr, shutdown_grace: Duration) -
         scheduler
             .add(job)
             .await
-            .map_err(|e| DaemonError::Setup(format!("scheduler: {e}")))?;
+            .map_err(|e| DaemonError::Runtime(format!("scheduler: {e}")))?;
     }
 
     let app = Router::new()
@@ -160,14 +184,10 @@ pub async fn run(config: Config, listen: SocketAddr, shutdown_grace: Duration) -
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_endpoint))
         .with_state(shared.clone());
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .map_err(|e| DaemonError::Setup(format!("cannot listen on {listen}: {e}")))?;
-    let addr = listener.local_addr().map_err(|e| DaemonError::Setup(e.to_string()))?;
     scheduler
         .start()
         .await
-        .map_err(|e| DaemonError::Setup(format!("scheduler: {e}")))?;
+        .map_err(|e| DaemonError::Runtime(format!("scheduler: {e}")))?;
     shared.ready.store(true, Ordering::SeqCst);
     tracing::info!(addr = %addr, cron = shared.config.schedule.cron, verify_cron = shared.config.schedule.verify_cron, "listening");
 
@@ -190,7 +210,7 @@ pub async fn run(config: Config, listen: SocketAddr, shutdown_grace: Duration) -
     axum::serve(listener, app)
         .with_graceful_shutdown(drained)
         .await
-        .map_err(|e| DaemonError::Setup(format!("http server: {e}")))?;
+        .map_err(|e| DaemonError::Runtime(format!("http server: {e}")))?;
     tracing::info!("stopped");
     Ok(())
 }
@@ -353,6 +373,36 @@ async fn scheduled_verify(s: &Shared) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fault::{Classify, Fault};
+
+    #[test]
+    fn only_configuration_problems_are_configuration_errors() {
+        let addr: SocketAddr = "127.0.0.1:8080".parse().unwrap();
+        let listen = |kind| DaemonError::Listen {
+            addr,
+            source: std::io::Error::from(kind),
+        };
+        assert_eq!(DaemonError::Config("schedule.cron: bad".into()).fault(), Fault::Config);
+        assert_eq!(listen(std::io::ErrorKind::AddrNotAvailable).fault(), Fault::Config);
+        assert_eq!(listen(std::io::ErrorKind::AddrInUse).fault(), Fault::Failed);
+        assert_eq!(listen(std::io::ErrorKind::PermissionDenied).fault(), Fault::Failed);
+        assert_eq!(DaemonError::Runtime("scheduler: gone".into()).fault(), Fault::Failed);
+        assert!(listen(std::io::ErrorKind::AddrInUse)
+            .to_string()
+            .contains("127.0.0.1:8080"));
+    }
+
+    #[tokio::test]
+    async fn a_schedule_the_daemon_cannot_run_is_refused_as_configuration() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("trailvault.example.toml");
+        let mut config = Config::load(&path, &crate::config::ProcessEnv).unwrap();
+        config.schedule.cron = "every day".into();
+        let err = run(config, "127.0.0.1:0".parse().unwrap(), Duration::from_secs(1))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, DaemonError::Config(_)), "{err:?}");
+        assert_eq!(err.fault(), Fault::Config);
+    }
 
     #[test]
     fn only_the_exact_bearer_token_opens_metrics() {

@@ -43,11 +43,18 @@ pub enum FunctionsError {
     BadPort(String),
     #[error("cannot listen on {0}: {1}")]
     Listen(SocketAddr, std::io::Error),
+    #[error("the handler's server on {0} stopped: {1}")]
+    Serve(SocketAddr, std::io::Error),
 }
 
 impl crate::fault::Classify for FunctionsError {
     fn fault(&self) -> crate::fault::Fault {
-        crate::fault::Fault::Config
+        use crate::fault::Fault;
+        match self {
+            FunctionsError::NoPort | FunctionsError::BadPort(_) => Fault::Config,
+            // The host chose the port: one in use is a failure of this start, not of the config.
+            FunctionsError::Listen(..) | FunctionsError::Serve(..) => Fault::Failed,
+        }
     }
 }
 
@@ -141,7 +148,7 @@ pub async fn run(
     });
     let stopped = handler.shutdown.clone();
     tokio::select! {
-        served = server => served.map_err(|e| FunctionsError::Listen(addr, e)),
+        served = server => served.map_err(|e| FunctionsError::Serve(addr, e)),
         // The graceful drain waits for running invocations; never past the grace.
         _ = async move {
             stopped.cancelled().await;
@@ -315,6 +322,32 @@ fn parse_timespan(s: &str) -> Option<Duration> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fault::{Classify, Fault};
+
+    #[test]
+    fn a_bad_port_variable_is_configuration_and_a_taken_port_a_failure() {
+        let addr = SocketAddr::from(([127, 0, 0, 1], 7071));
+        let io = || std::io::Error::from(std::io::ErrorKind::AddrInUse);
+        assert_eq!(FunctionsError::NoPort.fault(), Fault::Config);
+        assert_eq!(FunctionsError::BadPort("x".into()).fault(), Fault::Config);
+        assert_eq!(FunctionsError::Listen(addr, io()).fault(), Fault::Failed);
+        assert_eq!(FunctionsError::Serve(addr, io()).fault(), Fault::Failed);
+    }
+
+    #[tokio::test]
+    async fn a_port_in_use_fails_the_start() {
+        let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = taken.local_addr().unwrap().port();
+        let config = Err(ConfigError::Invalid {
+            path: PathBuf::from("trailvault.toml"),
+            problems: vec!["not needed to meet the port".into()],
+        });
+        let err = run(config, Some(port.to_string()), Duration::from_secs(1))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, FunctionsError::Listen(..)), "{err:?}");
+        assert_eq!(err.fault(), Fault::Failed);
+    }
 
     #[test]
     fn timespans_parse_as_the_host_writes_them() {

@@ -1,12 +1,14 @@
 //! The logic above the storage traits over the in-memory stores: the storage contract,
-//! sync, restore, verify, keys, saml audit and status. Fast, no emulator, no process:
-//! the library is driven directly. One file per domain; they share the helpers here.
+//! sync, restore, verify, keys, saml audit, status and Log Analytics publishing. Fast, no
+//! emulator, no process: the library is driven directly. One file per domain; they share
+//! the helpers here.
 
 #[path = "../support/mod.rs"]
 mod support;
 
 mod audit;
 mod keys;
+mod publish;
 mod restore;
 mod status;
 mod sync;
