@@ -78,8 +78,9 @@ pub fn open_containers(config: &Config, command: &str, retry: &RetryPolicy) -> R
 }
 
 /// As [`open_containers`], each request on the wire counted in `counter` (inside the
-/// retries, so a retried request counts twice). The limit sits inside the retries too:
-/// a request waiting out its backoff holds no permit.
+/// retries, so a retried request counts twice). The limit sits inside our retries too: a
+/// request waiting out our backoff holds no permit (the SDKs' own short retries happen
+/// inside one request, and hold it).
 fn open_counted(
     config: &Config,
     command: &str,

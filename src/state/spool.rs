@@ -79,28 +79,23 @@ pub async fn spool_entry(state: &dyn BlobStore, run_id: &str) -> StorageResult<O
 }
 
 /// Adds `ids` to the records of `run_id` Log Analytics accepted. A read-modify-write under
-/// If-Match (If-None-Match when there is no entry): a publisher in another process that
-/// saved its own progress meanwhile is merged with, never overwritten.
+/// If-Match: a publisher in another process that saved its own progress meanwhile is
+/// merged with, never overwritten. No entry means another publisher finished the run and
+/// removed it (or it was never spooled): writing one would bring a sent run back.
 pub async fn record_accepted(state: &dyn BlobStore, run_id: &str, ids: &BTreeSet<String>) -> StorageResult<()> {
     const TRIES: usize = 5;
     let name = spool_name(run_id);
     let mut tries = 0;
     loop {
         tries += 1;
-        let (mut entry, condition) = match spool_entry(state, run_id).await? {
-            Some((entry, etag)) => (entry, Condition::IfMatch(etag)),
-            None => (SpoolEntry::default(), Condition::IfNoneMatch),
+        let Some((mut entry, etag)) = spool_entry(state, run_id).await? else {
+            return Ok(());
         };
+        let condition = Condition::IfMatch(etag);
         entry.accepted.extend(ids.iter().cloned());
         match super::put_json(state, &name, &entry, condition, None).await {
             Ok(_) => return Ok(()),
-            Err(e)
-                if tries < TRIES
-                    && matches!(
-                        e.kind,
-                        ErrorKind::PreconditionFailed | ErrorKind::AlreadyExists | ErrorKind::NotFound
-                    ) =>
-            {
+            Err(e) if tries < TRIES && matches!(e.kind, ErrorKind::PreconditionFailed | ErrorKind::NotFound) => {
                 continue
             }
             Err(e) => return Err(e),
@@ -168,10 +163,10 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn progress_without_an_entry_creates_one() {
+    async fn progress_without_an_entry_does_not_bring_a_sent_run_back() {
         let state = MemoryBlobStore::new();
         record_accepted(&state, "r2", &ids(&["r2-a"])).await.unwrap();
-        let (entry, _) = spool_entry(&state, "r2").await.unwrap().unwrap();
-        assert_eq!(entry.accepted, ids(&["r2-a"]));
+        assert!(spool_entry(&state, "r2").await.unwrap().is_none());
+        assert!(spooled_runs(&state).await.unwrap().is_empty());
     }
 }

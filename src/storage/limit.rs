@@ -46,11 +46,16 @@ impl Permits {
     }
 }
 
-/// A body that gives its permit back when it ends or is dropped.
+/// A body that gives its permit back when it ends, fails or is dropped: a copy that has
+/// read its source to the end no longer holds the source's permit while it commits.
 fn hold_until_done(body: ByteStream, permit: OwnedSemaphorePermit) -> ByteStream {
-    body.map(move |chunk| {
-        let _held = &permit;
-        chunk
+    futures::stream::unfold((body, Some(permit)), |(mut body, mut permit)| async move {
+        permit.as_ref()?;
+        let chunk = body.next().await;
+        if !matches!(chunk, Some(Ok(_))) {
+            permit = None;
+        }
+        chunk.map(|c| (c, (body, permit)))
     })
     .boxed()
 }
@@ -212,7 +217,11 @@ mod tests {
         // A third request waits while both bodies are open.
         let third = tokio::time::timeout(Duration::from_millis(50), store.head("a")).await;
         assert!(third.is_err(), "a request went past the limit");
-        let _: Vec<Bytes> = a.body.try_collect().await.unwrap();
+        let mut a_body = a.body;
+        while a_body.try_next().await.unwrap().is_some() {}
+        // Read to the end: the permit is back though the stream is still held.
+        assert_eq!(store.available(), 1);
+        drop(a_body);
         assert_eq!(store.available(), 1);
         drop(b);
         assert_eq!(store.available(), 2);

@@ -13,7 +13,7 @@ use super::{BlobInfo, BlobStore, ErrorKind, Source, SourceObject, StorageError, 
 
 /// Where the next page of a listing starts: the service's continuation token (S3's
 /// `ContinuationToken`, Azure's `NextMarker`), opaque to everything above the store.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct PageToken(String);
 
 impl PageToken {
@@ -43,8 +43,8 @@ impl<T> Page<T> {
 /// Items of a listing, fetched a page at a time as the caller walks them.
 pub type ListStream<'a, T> = BoxStream<'a, StorageResult<T>>;
 
-/// Walks pages from `fetch` until one has no continuation. A service that hands back
-/// the token it was given would loop forever; that is an error, not a hang.
+/// Walks pages from `fetch` until one has no continuation. A service that hands back a
+/// token it gave before would loop forever; that is an error, not a hang.
 fn paged<'a, T, F, Fut>(operation: &'static str, target: String, fetch: F) -> ListStream<'a, T>
 where
     T: Send + 'a,
@@ -56,30 +56,34 @@ where
         After(PageToken),
         Done,
     }
-    let pages = stream::try_unfold(Next::First, move |next| {
+    let start = (Next::First, std::collections::HashSet::<PageToken>::new());
+    let pages = stream::try_unfold(start, move |(next, mut seen)| {
         let asked = match next {
             Next::First => Some(None),
-            Next::After(token) => Some(Some(token)),
+            Next::After(token) => {
+                seen.insert(token.clone());
+                Some(Some(token))
+            }
             Next::Done => None,
         };
-        let request = asked.clone().map(&fetch);
+        let request = asked.map(&fetch);
         let target = target.clone();
         async move {
             let Some(request) = request else { return Ok(None) };
             let page = request.await?;
             let next = match page.next {
-                Some(token) if asked.flatten().as_ref() == Some(&token) => {
+                Some(token) if seen.contains(&token) => {
                     return Err(StorageError::new(
                         ErrorKind::Other,
                         operation,
                         target,
-                        "the service returned the continuation token it was given; the listing would never end",
+                        "the service returned a continuation token it gave before; the listing would never end",
                     ));
                 }
                 Some(token) => Next::After(token),
                 None => Next::Done,
             };
-            Ok(Some((page.items, next)))
+            Ok(Some((page.items, (next, seen))))
         }
     });
     pages
@@ -158,6 +162,23 @@ mod tests {
         .unwrap();
         assert_eq!(listed, names);
         assert_eq!(calls.load(Ordering::Relaxed), 3);
+    }
+
+    #[tokio::test]
+    async fn tokens_that_cycle_are_an_error_not_a_loop() {
+        let result: StorageResult<Vec<u32>> = paged("list", "t".into(), |token| async move {
+            let next = match token.as_ref().map(PageToken::as_str) {
+                None | Some("b") => "a",
+                Some(_) => "b",
+            };
+            Ok(Page {
+                items: vec![1],
+                next: Some(PageToken(next.into())),
+            })
+        })
+        .try_collect()
+        .await;
+        assert!(result.unwrap_err().message.contains("continuation token"));
     }
 
     #[tokio::test]

@@ -184,9 +184,20 @@ impl Source for S3Source {
                 })
             })
             .collect();
-        // S3 sets IsTruncated with the token; a token without it would list the same keys again.
+        // S3 sets IsTruncated with the token. A token without it would list the same keys
+        // again; the flag without a token would end the listing early, and a sync would
+        // move its watermark past keys it never saw: that is an error, not a last page.
         let next = if page.is_truncated() == Some(true) {
-            PageToken::from_service(page.next_continuation_token().map(str::to_string))
+            let next = PageToken::from_service(page.next_continuation_token().map(str::to_string));
+            if next.is_none() {
+                return Err(StorageError::new(
+                    ErrorKind::Other,
+                    "list",
+                    self.target(prefix),
+                    "the listing is truncated but the service gave no continuation token",
+                ));
+            }
+            next
         } else {
             None
         };
@@ -558,5 +569,68 @@ impl Upload for S3Upload<'_> {
                 .send()
                 .await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::SourceExt;
+    use futures::TryStreamExt;
+    use wiremock::matchers::{method, query_param};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    fn listing(truncated: bool, token: Option<&str>) -> String {
+        let token = token.map(|t| format!("<NextContinuationToken>{t}</NextContinuationToken>"));
+        format!(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\
+             <ListBucketResult xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">\
+             <Name>b</Name><Prefix>p/</Prefix><KeyCount>1</KeyCount><MaxKeys>1000</MaxKeys>\
+             <IsTruncated>{truncated}</IsTruncated>{}\
+             <Contents><Key>p/a</Key><Size>1</Size><ETag>\"00\"</ETag>\
+             <LastModified>2026-11-30T00:00:00.000Z</LastModified></Contents>\
+             </ListBucketResult>",
+            token.unwrap_or_default()
+        )
+    }
+
+    async fn source(server: &MockServer) -> S3Source {
+        let static_keys = aws_sdk_s3::config::Credentials::new("AKIDTEST", "secret", None, None, "test");
+        let credentials = Some(aws_credential_types::provider::SharedCredentialsProvider::new(
+            static_keys,
+        ));
+        S3Source::connect_with("b", "us-east-1", Some(&server.uri()), credentials).await
+    }
+
+    /// A truncated page without a token would end the listing early and let a sync move
+    /// its watermark past keys it never saw.
+    #[tokio::test]
+    async fn a_truncated_page_without_a_token_is_an_error_not_the_end() {
+        let server = MockServer::start().await;
+        Mock::given(method("GET"))
+            .respond_with(ResponseTemplate::new(200).set_body_string(listing(true, None)))
+            .mount(&server)
+            .await;
+        let src = source(&server).await;
+        let listed: StorageResult<Vec<SourceObject>> = src.list("p/", None).try_collect().await;
+        let err = listed.unwrap_err();
+        assert!(err.message.contains("no continuation token"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_token_continues_the_listing_and_an_untruncated_page_ends_it() {
+        let server = MockServer::start().await;
+        Mock::given(method("GET"))
+            .and(query_param("continuation-token", "t1"))
+            .respond_with(ResponseTemplate::new(200).set_body_string(listing(false, None)))
+            .mount(&server)
+            .await;
+        Mock::given(method("GET"))
+            .respond_with(ResponseTemplate::new(200).set_body_string(listing(true, Some("t1"))))
+            .mount(&server)
+            .await;
+        let src = source(&server).await;
+        let listed: Vec<SourceObject> = src.list("p/", None).try_collect().await.unwrap();
+        assert_eq!(listed.len(), 2);
     }
 }
