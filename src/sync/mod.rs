@@ -675,13 +675,45 @@ pub fn sync_records(report: &SyncReport, max_gap: std::time::Duration) -> Vec<Re
                 source: s.name.clone(),
                 aws_health: s.aws_health.map(|h| h.as_str().to_string()),
                 message: event.clone(),
+                // `.` is not allowed in source names, so a source named `x-failover` cannot
+                // share this id with the failover record of `x` (publish resends by id).
                 ..Record::of(
                     RecordType::Failover,
                     &report.run_id,
-                    &format!("{}-failover", s.name),
+                    &format!("{}.failover", s.name),
                     s.status(),
                 )
             })
         }))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn record_ids_are_unique_whatever_the_source_names() {
+        let source = |name: &str| SourceReport {
+            name: name.into(),
+            failover_event: Some("AWS outage declared".into()),
+            ..Default::default()
+        };
+        let report = SyncReport {
+            run_id: "20261130T000000Z-abcd".into(),
+            started_at: Utc::now(),
+            finished_at: Utc::now(),
+            status: RunStatus::Partial,
+            dry_run: false,
+            cancelled: false,
+            deadline_reached: false,
+            retries: 0,
+            requests: Default::default(),
+            sources: vec![source("x"), source("x-failover"), source("x-failover-failover")],
+        };
+        let records = sync_records(&report, std::time::Duration::from_secs(8 * 3600));
+        assert_eq!(records.len(), 6);
+        let ids: std::collections::BTreeSet<&str> = records.iter().map(|r| r.record_id.as_str()).collect();
+        assert_eq!(ids.len(), records.len(), "{ids:?}");
+    }
 }
