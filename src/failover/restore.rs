@@ -19,7 +19,7 @@ use crate::cloudtrail::{AccountId, CtKey, FileKind, Region};
 use crate::progress::Progress;
 use crate::records::{new_run_id, Record, RecordType, RunStatus};
 pub use crate::state::select::Selection;
-use crate::state::select::{select, Selected};
+use crate::state::select::{ct_key, select, Selected};
 use crate::state::write_run_records;
 use crate::storage::retry::RetryPolicy;
 use crate::storage::{BlobInfo, BlobStore, BlobStoreExt, ErrorKind, RestoreMeta, SidecarOutcome, Sink, StorageError};
@@ -137,12 +137,6 @@ struct Item {
     ct: Option<CtKey>,
 }
 
-/// A key's CloudTrail shape, read through `//`, `/./` and a leading `/` (a
-/// non-canonical name is a conflict or a failure at restore, never `unrecognized`).
-fn ct_key(key: &str) -> Result<CtKey, crate::cloudtrail::key::KeyError> {
-    CtKey::parse_any(key).or_else(|e| CtKey::parse_any(&crate::archive::collapsed_key(key)).map_err(|_| e))
-}
-
 impl From<Selected> for Item {
     fn from(s: Selected) -> Self {
         Item {
@@ -158,12 +152,14 @@ impl RestoreJob {
     /// What to restore. With no time range every blob under each source is listed once:
     /// files that are not CloudTrail-shaped come back too (they were archived), unless an
     /// account or region filter asks for what they cannot be placed in. With a range, the
-    /// state-narrowed listing of the selected days.
-    async fn plan(&self) -> Result<Vec<Item>, StorageError> {
+    /// state-narrowed listing of the selected days; files there that are not
+    /// CloudTrail-shaped have no time to place in the range: they are reported (the second
+    /// list), not restored.
+    async fn plan(&self) -> Result<(Vec<Item>, Vec<String>), StorageError> {
         let unbounded = self.selection.range.since.is_none() && self.selection.range.until.is_none();
         if !unbounded {
-            let s = select(self.archive.as_ref(), self.state.as_deref(), &self.selection).await?;
-            return Ok(s.into_iter().map(Item::from).collect());
+            let picked = select(self.archive.as_ref(), self.state.as_deref(), &self.selection).await?;
+            return Ok((picked.files.into_iter().map(Item::from).collect(), picked.unrecognized));
         }
         let filtered = !self.selection.accounts.is_empty() || !self.selection.regions.is_empty();
         let mut out = Vec::new();
@@ -193,14 +189,14 @@ impl RestoreJob {
             }
         }
         out.sort_by(|a, b| (&a.source, &a.key).cmp(&(&b.source, &b.key)));
-        Ok(out)
+        Ok((out, Vec::new()))
     }
 
     pub async fn run(&self) -> Result<RestoreReport, RestoreError> {
         let started_at = Utc::now();
         let clock = std::time::Instant::now();
         let run_id = new_run_id(started_at);
-        let planned = self.plan().await.map_err(RestoreError::Archive)?;
+        let (planned, not_planned) = self.plan().await.map_err(RestoreError::Archive)?;
         // Blob names map to keys one to one: a non-canonical key (`//`, `/./`, leading
         // `/`) that lands where a canonical one does is reported, never chosen.
         let canonical: BTreeSet<&str> = planned
@@ -234,6 +230,7 @@ impl RestoreJob {
             .iter()
             .filter(|p| p.ct.is_none())
             .map(|p| p.key.clone())
+            .chain(not_planned)
             .collect();
         let mut report = RestoreReport {
             run_id: run_id.clone(),

@@ -174,6 +174,7 @@ impl AuditJob {
         };
         let files: Vec<_> = select(self.archive.as_ref(), self.state.as_deref(), &selection)
             .await?
+            .files
             .into_iter()
             .filter(|s| s.ct.stream.kind == FileKind::Log)
             .collect();

@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use futures::{StreamExt, TryStreamExt};
+use futures::StreamExt;
 use serde::Serialize;
 use sha2::{Digest as _, Sha256};
 
@@ -28,7 +28,7 @@ use crate::records::{new_run_id, rfc3339, Record, RecordType, RunStatus};
 use crate::state::select::{select, Selected, Selection};
 use crate::state::write_run_records;
 use crate::storage::retry::RetryPolicy;
-use crate::storage::{read_all, BlobInfo, BlobStore, BlobStoreExt, ErrorKind, StorageError};
+use crate::storage::{read_all, BlobInfo, BlobStore, ErrorKind, StorageError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -208,10 +208,16 @@ impl VerifyJob {
         let clock = std::time::Instant::now();
         let run_id = new_run_id(started_at);
         let archive = self.archive.as_ref();
-        let selected = select(archive, self.state.as_deref(), &self.selection)
+        // Unbounded, each source is listed whole, so every archived file is either checked
+        // or named unrecognized (a forged name outside the streams sync knows included);
+        // ranged, only the selected days of those streams are listed.
+        let range = &self.selection.range;
+        let unbounded = range.since.is_none() && range.until.is_none();
+        let state = if unbounded { None } else { self.state.as_deref() };
+        let picked = select(archive, state, &self.selection)
             .await
             .map_err(VerifyError::Archive)?;
-        let unrecognized = self.unrecognized().await.map_err(VerifyError::Archive)?;
+        let (selected, unrecognized) = (picked.files, picked.unrecognized);
         let keys = KeyRing::load(archive).await.map_err(VerifyError::Archive)?;
         if keys.is_empty() {
             tracing::warn!("no CloudTrail public keys are archived: import them with `trailvault keys import`");
@@ -449,30 +455,6 @@ impl VerifyJob {
         }
         self.write_record(&report).await;
         Ok(report)
-    }
-
-    /// Keys under the selected sources that are not CloudTrail-shaped. Only an unbounded
-    /// run lists each source whole (a ranged one lists the selected days' streams).
-    async fn unrecognized(&self) -> Result<Vec<String>, StorageError> {
-        let r = &self.selection.range;
-        if r.since.is_some() || r.until.is_some() {
-            return Ok(Vec::new());
-        }
-        let mut out = Vec::new();
-        for source in &self.selection.sources {
-            let source_prefix = format!("{source}/");
-            let mut blobs = self.archive.list(&source_prefix);
-            while let Some(blob) = blobs.try_next().await? {
-                if let Some(name) = ArchiveName::of_blob(source, &blob.name) {
-                    let key = name.key();
-                    let collapsed = crate::archive::collapsed_key(key);
-                    if CtKey::parse_any(key).is_err() && CtKey::parse_any(&collapsed).is_err() {
-                        out.push(key.to_string());
-                    }
-                }
-            }
-        }
-        Ok(out)
     }
 
     /// A previous digest outside the selected range: read it by name, for its link only.

@@ -41,13 +41,30 @@ pub struct Selected {
     pub ct: CtKey,
 }
 
+/// A key's CloudTrail shape, read through `//`, `/./` and a leading `/`: a non-canonical
+/// name (forged, or an odd S3 key) is selected beside the file it imitates, for the
+/// caller to report as a conflict or a problem, never skipped.
+pub fn ct_key(key: &str) -> Result<CtKey, crate::cloudtrail::key::KeyError> {
+    CtKey::parse_any(key).or_else(|e| CtKey::parse_any(&crate::archive::collapsed_key(key)).map_err(|_| e))
+}
+
+/// What a selection found: the archived CloudTrail files it wants, and the keys under the
+/// listed folders that are not CloudTrail-shaped at all (reported, never silently passed).
+#[derive(Debug, Default)]
+pub struct Picked {
+    /// Sorted by source and key.
+    pub files: Vec<Selected>,
+    pub unrecognized: Vec<String>,
+}
+
 /// The selected archived files, sorted by source and key.
 pub async fn select(
     archive: &dyn BlobStore,
     state: Option<&dyn BlobStore>,
     selection: &Selection,
-) -> Result<Vec<Selected>, StorageError> {
+) -> Result<Picked, StorageError> {
     let mut out = Vec::new();
+    let mut unrecognized = BTreeSet::new();
     for source in &selection.sources {
         let mut seen = BTreeSet::new();
         let source_prefix = format!("{source}/");
@@ -57,7 +74,10 @@ pub async fn select(
                 let Some(key) = blob.name.strip_prefix(&source_prefix).map(str::to_string) else {
                     continue;
                 };
-                let Ok(ct) = CtKey::parse_any(&key) else { continue };
+                let Ok(ct) = ct_key(&key) else {
+                    unrecognized.insert(key);
+                    continue;
+                };
                 if selection.wants(&ct) && seen.insert(key.clone()) {
                     out.push(Selected {
                         source: source.clone(),
@@ -70,7 +90,10 @@ pub async fn select(
         }
     }
     out.sort_by(|a, b| (&a.source, &a.key).cmp(&(&b.source, &b.key)));
-    Ok(out)
+    Ok(Picked {
+        files: out,
+        unrecognized: unrecognized.into_iter().collect(),
+    })
 }
 
 /// Archive prefixes to list: each known stream narrowed to the selected accounts,

@@ -191,9 +191,17 @@ async fn forged_non_canonical_names_are_conflicts_and_the_genuine_log_is_restore
     for f in &files {
         assert_eq!(std::fs::read(dir.join(&f.key)).unwrap(), f.body, "{}", f.key);
     }
-    // verify does not call them unrecognized either.
+    // verify does not call them unrecognized either, and does not pass over them: each is
+    // a log no digest covers.
     let run = w.run(&config, &["verify", "--json"]).await;
     assert_eq!(run.json()["unrecognized"], 0, "{run:?}");
+    for name in &forged {
+        let key = name.strip_prefix(&format!("{SOURCE}/")).unwrap();
+        assert!(
+            run.stdout.contains(&serde_json::to_string(key).unwrap()),
+            "verify passed over {key}: {run:?}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

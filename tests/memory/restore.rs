@@ -487,3 +487,65 @@ async fn a_blob_without_sha256_is_corrupted_and_not_written() {
     assert!(!tmp.path().join(&victim.key).exists());
     assert_eq!(r.exit_code(), trailvault::cli::EXIT_CHECK_FAILED);
 }
+
+/// A ranged run lists only the selected days' folders: what it finds there that is not a
+/// plain CloudTrail file must be reported, not passed over. A forged name that imitates a
+/// genuine log (`//`) is a conflict for restore and a problem or an uncovered log for
+/// verify; a foreign file is `unrecognized` for both. The genuine log is restored.
+#[tokio::test]
+async fn ranged_runs_report_forged_names_and_foreign_files_in_their_days() {
+    use trailvault::integrity::verify::VerifyJob;
+    use trailvault::storage::{Condition, PutOptions};
+    let (files, archive, state) = synced().await;
+    let real = files
+        .iter()
+        .find(|f| !is_digest(f) && f.key.starts_with("AWSLogs/"))
+        .unwrap();
+    let (dir_part, file_part) = real.key.rsplit_once('/').unwrap();
+    let forged = format!("{dir_part}//{file_part}");
+    let foreign = format!("{dir_part}/notes.txt");
+    let body = support::ctgen::gzip(b"{\"Records\":[{\"eventName\":\"Forged\"}]}");
+    for key in [&forged, &foreign] {
+        let opts = PutOptions {
+            metadata: BTreeMap::from([("sha256".to_string(), hex::encode(sha2::Sha256::digest(&body)))]),
+            condition: Condition::IfNoneMatch,
+            ..Default::default()
+        };
+        archive
+            .put(&format!("m/{key}"), body.clone().into(), opts)
+            .await
+            .unwrap();
+    }
+    let minute = chrono::Duration::minutes(1);
+    let selection = || Selection {
+        range: TimeRange::new(Some(real.time - minute), Some(real.time + minute)).unwrap(),
+        ..everything()
+    };
+
+    let tmp = tempfile::tempdir().unwrap();
+    let r = restore_job(&archive, &state, tmp.path(), selection(), false)
+        .run()
+        .await
+        .unwrap();
+    assert_eq!(r.conflicts, vec![forged.clone()], "{r:?}");
+    assert_eq!(r.unrecognized_keys, vec![foreign.clone()], "{r:?}");
+    assert_eq!(std::fs::read(tmp.path().join(&real.key)).unwrap(), real.body);
+    assert!(!tmp.path().join(&foreign).exists());
+
+    let v = VerifyJob {
+        archive: archive.clone(),
+        state: Some(state.clone()),
+        selection: Selection {
+            sources: vec!["m".into()],
+            ..selection()
+        },
+        concurrency: 2,
+        retry: trailvault::storage::retry::RetryPolicy::none(),
+    }
+    .run()
+    .await
+    .unwrap();
+    assert_eq!(v.unrecognized_keys, vec![foreign], "{v:?}");
+    let doc = serde_json::to_string(&v).unwrap();
+    assert!(doc.contains(&forged), "verify passed over the forged name: {doc}");
+}
