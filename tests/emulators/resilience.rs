@@ -228,6 +228,67 @@ async fn sigterm_stops_a_daemon_sync_at_a_file_boundary_and_releases_the_lease()
     assert!(ok, "rclone check found differences:\n{out}");
 }
 
+/// The Functions host sends SIGTERM when it scales in or redeploys: the invocation in
+/// flight stops at a file boundary and still answers, the run is recorded Partial, the
+/// lease is released, the handler exits 0, and the next sync completes the archive.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_stops_a_functions_sync_invocation_and_releases_the_lease() {
+    let w = world!("fn-sigterm-bucket");
+    let files = many_files_trail(&w.bucket).generate();
+    w.seed(&files).await;
+    let proxy = Proxy::start(w.moto.port).await;
+    proxy.set(Fault::SlowResponses(std::time::Duration::from_millis(40)));
+    let config = w.config(proxy.port, "", "[sync]\nconcurrency = 2\n");
+    let (mut child, port) = start_functions(&w, &config).await;
+    let timer = r#"{"Data":{"timer":{"IsPastDue":false}},"Metadata":{"sys":{"MethodName":"sync"}}}"#;
+    let invocation = tokio::spawn(async move { http_post(port, "/sync", timer).await });
+    let mut started = false;
+    for _ in 0..400 {
+        let n = w.archived_so_far().await;
+        if n >= 3 {
+            started = n < files.len();
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    assert!(started, "the sync was not caught in the middle");
+    nix_kill(child.id().unwrap(), "TERM");
+    let (code, body) = tokio::time::timeout(std::time::Duration::from_secs(30), invocation)
+        .await
+        .expect("the invocation in flight never answered")
+        .unwrap();
+    // Stopped, not finished: the host sees a failed invocation, and the log says why.
+    assert_eq!(code, 500, "{body}");
+    assert!(body.contains("Partial"), "{body}");
+    let status = tokio::time::timeout(std::time::Duration::from_secs(30), child.wait())
+        .await
+        .expect("the handler did not exit after SIGTERM")
+        .unwrap();
+    assert_eq!(status.code(), Some(0));
+    assert!(w.archived_so_far().await < files.len(), "the run was not stopped");
+
+    let runs = w.state.list_all("runs/").await.unwrap();
+    let mut partial = false;
+    for r in &runs {
+        let (bytes, _) = trailvault::storage::read_all(w.state.as_ref(), &r.name)
+            .await
+            .unwrap()
+            .unwrap();
+        let records: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        partial |= records[0]["Status"] == "Partial";
+    }
+    assert!(partial, "the stopped run was not recorded as Partial");
+    let lock = w.state.head("locks/sync").await.unwrap().unwrap();
+    assert!(!lock.leased, "the lease is still held");
+
+    proxy.set(Fault::Pass);
+    let run = w.sync(&config).await;
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(w.archived().await.unwrap().len(), files.len());
+    let (ok, out) = w.rclone_check("");
+    assert!(ok, "rclone check found differences:\n{out}");
+}
+
 fn nix_kill(pid: u32, signal: &str) {
     let ok = std::process::Command::new("kill")
         .args([&format!("-{signal}"), &pid.to_string()])
