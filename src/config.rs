@@ -1180,7 +1180,7 @@ fn validate_aws(
                     s.name
                 ));
             }
-            let kind = nonempty(raw.azure_credential);
+            let kind = raw.azure_credential;
             let azure_credential = token_identity("aws.azure_credential", kind, target, env, problems);
             let token_audience = nonempty(raw.token_audience)
                 .map(|a| a.trim_end_matches("/.default").to_string())
@@ -1679,6 +1679,16 @@ concurrency = 0
             let err = parse(&text, &[(ENV_AZURE_ACCOUNT_KEY, KEY)]).unwrap_err().to_string();
             assert!(
                 err.contains(&format!("log_analytics.auth \"{bad}\" is not one of")),
+                "{err}"
+            );
+            // The same for the other setting that names an identity: a blank (a template
+            // that rendered nothing) is refused, not read as "the target's".
+            let text = format!(
+                "{MINIMAL}\n[aws]\nauth = \"azure-federated\"\nrole_arn = \"arn:aws:iam::111122223333:role/r\"\nazure_credential = \"{bad}\"\n"
+            );
+            let err = parse(&text, &[(ENV_AZURE_ACCOUNT_KEY, KEY)]).unwrap_err().to_string();
+            assert!(
+                err.contains(&format!("aws.azure_credential \"{bad}\" is not one of")),
                 "{err}"
             );
         }
