@@ -29,6 +29,8 @@ pub enum MonitorError {
     Unreachable(String),
     #[error("a record is larger than the 1 MB Logs Ingestion limit ({0} bytes)")]
     TooLarge(usize),
+    #[error("a record cannot be written as JSON: {0}")]
+    Encode(String),
 }
 
 impl MonitorError {
@@ -37,7 +39,7 @@ impl MonitorError {
     pub fn is_permanent(&self) -> bool {
         match self {
             MonitorError::Rejected { status, .. } => matches!(status, 400 | 413),
-            MonitorError::TooLarge(_) => true,
+            MonitorError::TooLarge(_) | MonitorError::Encode(_) => true,
             _ => false,
         }
     }
@@ -117,7 +119,9 @@ pub fn batches(records: &[Record]) -> Result<Vec<&[Record]>, MonitorError> {
     let mut start = 0;
     let mut size = 2; // the brackets
     for (i, r) in records.iter().enumerate() {
-        let len = serde_json::to_vec(r).map(|j| j.len()).unwrap_or(usize::MAX);
+        let len = serde_json::to_vec(r)
+            .map_err(|e| MonitorError::Encode(e.to_string()))?
+            .len();
         if len.saturating_add(2) > MAX_BODY_BYTES {
             return Err(MonitorError::TooLarge(len));
         }
@@ -136,7 +140,8 @@ pub fn batches(records: &[Record]) -> Result<Vec<&[Record]>, MonitorError> {
 
 /// The JSON array of one batch.
 pub fn body(batch: &[Record]) -> Result<Vec<u8>, MonitorError> {
-    let body = serde_json::to_vec(batch).unwrap_or_default();
+    // An empty body would be refused as a malformed request, hiding why.
+    let body = serde_json::to_vec(batch).map_err(|e| MonitorError::Encode(e.to_string()))?;
     if body.len() > MAX_BODY_BYTES {
         return Err(MonitorError::TooLarge(body.len()));
     }
