@@ -99,11 +99,24 @@ fn open_counted(
 
 /// The archived sources a reading command works on: those named, else every configured one.
 pub fn archived_sources(config: &Config, named: &[String], command: &str) -> Result<Vec<String>, AppError> {
-    let sources: Vec<String> = if named.is_empty() {
+    let mut sources: Vec<String> = if named.is_empty() {
         config.sources.iter().map(|s| s.name.clone()).collect()
     } else {
         named.to_vec()
     };
+    // A source named twice would be read twice, and its logs' digest entries used up by
+    // the first copy: once is what was meant.
+    let mut once = std::collections::BTreeSet::new();
+    sources.retain(|s| once.insert(s.clone()));
+    for name in sources.iter().filter(|s| config.source(s).is_none()) {
+        // Allowed (a source removed from the config is still archived), but a typo here
+        // would read nothing and call it clean: say so.
+        tracing::warn!(
+            source = name.as_str(),
+            command,
+            "not a configured source; reading what the archive holds under it"
+        );
+    }
     if sources.is_empty() {
         return Err(AppError::Usage(format!(
             "{command}: name the archived source with --source NAME"
@@ -539,4 +552,25 @@ pub async fn status(config: &Config, from: StatusSource, now: DateTime<Utc>) -> 
             crate::failover::status::status(state.as_ref(), &sources, max_gap, now).await?
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct NoEnv;
+    impl crate::config::Env for NoEnv {
+        fn var(&self, _: &str) -> Option<String> {
+            None
+        }
+    }
+
+    #[test]
+    fn a_source_named_twice_is_read_once() {
+        let text = "[[source]]\nname = \"a\"\nbucket = \"bkt-a\"\nregion = \"us-east-1\"\n";
+        let config = Config::parse(text, std::path::Path::new("t.toml"), &NoEnv).unwrap();
+        let named = ["a".to_string(), "old".to_string(), "a".to_string()];
+        assert_eq!(archived_sources(&config, &named, "verify").unwrap(), ["a", "old"]);
+        assert_eq!(archived_sources(&config, &[], "verify").unwrap(), ["a"]);
+    }
 }

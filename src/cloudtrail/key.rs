@@ -172,7 +172,8 @@ impl StreamPrefix {
         let body = stream.strip_suffix('/')?;
         awslogs_segments(stream).into_iter().rev().find_map(|at| {
             let trail_prefix = if at == 0 { "" } else { &stream[..at - 1] };
-            let parts: Vec<&str> = body[at + "AWSLogs/".len()..].split('/').collect();
+            // `AWSLogs/` at the very end (a hostile watermark) leaves nothing after it.
+            let parts: Vec<&str> = body.get(at + "AWSLogs/".len()..)?.split('/').collect();
             let (org, parts) = match parts.first() {
                 Some(p) if p.starts_with("o-") => (Some(p.to_string()), &parts[1..]),
                 _ => (None, &parts[..]),
@@ -308,6 +309,13 @@ pub fn parse_stamp(s: &str) -> Option<DateTime<Utc>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_stream_ending_at_awslogs_is_not_a_stream() {
+        for hostile in ["AWSLogs/", "x/AWSLogs/", "AWSLogs/AWSLogs/", "AWSLogs//"] {
+            assert_eq!(StreamPrefix::parse(hostile), None, "{hostile}");
+        }
+    }
 
     #[test]
     fn parses_a_standard_log_key() {
@@ -534,6 +542,16 @@ mod tests {
                         prop_assert!(sa.as_str() < k.as_str(), "{k} (day {} >= {day}) sorts before start-after {sa}", t.date_naive());
                     }
                 }
+            }
+
+            /// Stream prefixes come from watermark documents and keys from listings:
+            /// whoever can write either must not be able to crash a reader.
+            #[test]
+            fn parsing_hostile_strings_never_panics(
+                s in "(AWSLogs/|AWSLogs|o-x/|/|111122223333/|CloudTrail/|us-east-1/|2026/|11/|é|x)*"
+            ) {
+                let _ = StreamPrefix::parse(&s);
+                let _ = CtKey::parse_any(&s);
             }
 
             #[test]

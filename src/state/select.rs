@@ -64,9 +64,11 @@ pub async fn select(
     selection: &Selection,
 ) -> Result<Picked, StorageError> {
     let mut out = Vec::new();
-    let mut unrecognized = BTreeSet::new();
+    let mut unrecognized = Vec::new();
     for source in &selection.sources {
+        // Per source: the same foreign key in two sources is two files.
         let mut seen = BTreeSet::new();
+        let mut foreign = BTreeSet::new();
         let source_prefix = format!("{source}/");
         for prefix in prefixes(state, selection, source).await {
             let mut blobs = archive.list(&prefix);
@@ -75,7 +77,7 @@ pub async fn select(
                     continue;
                 };
                 let Ok(ct) = ct_key(&key) else {
-                    unrecognized.insert(key);
+                    foreign.insert(key);
                     continue;
                 };
                 if selection.wants(&ct) && seen.insert(key.clone()) {
@@ -88,11 +90,12 @@ pub async fn select(
                 }
             }
         }
+        unrecognized.extend(foreign);
     }
     out.sort_by(|a, b| (&a.source, &a.key).cmp(&(&b.source, &b.key)));
     Ok(Picked {
         files: out,
-        unrecognized: unrecognized.into_iter().collect(),
+        unrecognized,
     })
 }
 

@@ -337,13 +337,14 @@ impl BlobStore for AzureBlobStore {
             metadata,
             leased: false,
         };
+        let broken = target.clone();
         let body = r
             .body
             // A body that breaks off is bytes lost on the way: the whole read is worth again.
-            .map(move |c| c.map_err(|e| StorageError::new(ErrorKind::Integrity, "read", target.clone(), e)));
+            .map(move |c| c.map_err(|e| StorageError::new(ErrorKind::Integrity, "read", broken.clone(), e)));
         Ok(BlobBody {
             info,
-            body: Box::pin(body),
+            body: with_idle_timeout(Box::pin(body), BODY_IDLE_TIMEOUT, target),
         })
     }
 

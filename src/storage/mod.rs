@@ -272,6 +272,34 @@ pub enum SidecarOutcome {
     Different,
 }
 
+/// How long a body may go without a byte before it counts as broken off. Without it a
+/// stalled connection would hold its copy, its request permit and the run forever.
+pub const BODY_IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// `body`, failing with [`ErrorKind::Integrity`] (bytes lost on the way: the whole read is
+/// worth again) when no chunk arrives within `idle`.
+pub fn with_idle_timeout(body: ByteStream, idle: std::time::Duration, target: String) -> ByteStream {
+    use futures::StreamExt;
+    futures::stream::unfold((body, Some(target)), move |(mut body, target)| async move {
+        // After a stall the stream has ended with its error.
+        let target = target?;
+        match tokio::time::timeout(idle, body.next()).await {
+            Ok(Some(chunk)) => Some((chunk, (body, Some(target)))),
+            Ok(None) => None,
+            Err(_) => {
+                let stalled = StorageError::new(
+                    ErrorKind::Integrity,
+                    "read",
+                    target,
+                    format!("no data for {} s: the transfer stalled", idle.as_secs_f32()),
+                );
+                Some((Err(stalled), (body, None)))
+            }
+        }
+    })
+    .boxed()
+}
+
 /// SHA-256 of a byte stream, in lowercase hex.
 pub async fn sha256_of(mut body: ByteStream) -> StorageResult<String> {
     use futures::StreamExt;
@@ -293,5 +321,34 @@ pub async fn read_all(store: &dyn BlobStore, name: &str) -> StorageResult<Option
         }
         Err(e) if e.kind == ErrorKind::NotFound => Ok(None),
         Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures::{StreamExt, TryStreamExt};
+
+    #[tokio::test]
+    async fn a_stalled_body_fails_as_bytes_lost_and_ends() {
+        let first = futures::stream::once(async { Ok(Bytes::from_static(b"abc")) });
+        let stalled: ByteStream = first.chain(futures::stream::pending()).boxed();
+        let mut body = with_idle_timeout(stalled, std::time::Duration::from_millis(50), "t".into());
+        assert_eq!(body.try_next().await.unwrap().as_deref(), Some(&b"abc"[..]));
+        let err = body.try_next().await.unwrap_err();
+        assert_eq!(err.kind, ErrorKind::Integrity);
+        assert!(err.message.contains("stalled"), "{err}");
+        assert!(body.next().await.is_none(), "the stream ends after the stall");
+    }
+
+    #[tokio::test]
+    async fn a_steady_body_passes_whole() {
+        let chunks: ByteStream =
+            futures::stream::iter([Ok(Bytes::from_static(b"a")), Ok(Bytes::from_static(b"b"))]).boxed();
+        let got: Vec<Bytes> = with_idle_timeout(chunks, std::time::Duration::from_millis(50), "t".into())
+            .try_collect()
+            .await
+            .unwrap();
+        assert_eq!(got.concat(), b"ab");
     }
 }

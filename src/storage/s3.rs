@@ -252,6 +252,7 @@ impl Source for S3Source {
                 ),
         };
         let target = self.target(key);
+        let stalled = target.clone();
         let body = futures::stream::unfold(Some((out.body, target)), |state| async move {
             let (mut body, target) = state?;
             match body.next().await {
@@ -265,7 +266,7 @@ impl Source for S3Source {
         });
         Ok(SourceBody {
             head,
-            body: Box::pin(body),
+            body: with_idle_timeout(Box::pin(body), BODY_IDLE_TIMEOUT, stalled),
         })
     }
 }
