@@ -186,7 +186,8 @@ impl AuditJob {
         let entra = format!("https://sts.windows.net/{}/", self.tenant_id);
         let mut issuers = vec![entra.as_str()];
         issuers.extend(self.trusted_issuers.iter().map(String::as_str).filter(|i| *i != entra));
-        let mut seen = HashSet::new();
+        let mut seen: HashSet<(String, u64)> = HashSet::new();
+        let mut seen_ids: HashSet<String> = HashSet::new();
         let mut subjects: BTreeMap<(String, String), Acc> = BTreeMap::new();
         let mut findings = Vec::new();
         let mut events = 0;
@@ -224,9 +225,20 @@ impl AuditJob {
                     why.get_or_insert_with(|| format!("unknown eventVersion {:?}", rec.event_version));
                     continue;
                 }
-                // CloudTrail delivers duplicates with one eventID.
-                if !rec.event_id.is_empty() && !seen.insert(rec.event_id.clone()) {
-                    continue;
+                // CloudTrail delivers duplicates with one eventID; a copy that differs is
+                // not a duplicate but a forgery of one of them, and whichever arrived first
+                // must not hide the other: both are audited.
+                if !rec.event_id.is_empty() {
+                    if !seen.insert((rec.event_id.clone(), fingerprint(&rec))) {
+                        continue;
+                    }
+                    if !seen_ids.insert(rec.event_id.clone()) {
+                        tracing::warn!(
+                            key = f.key,
+                            event_id = rec.event_id,
+                            "records share an eventID but differ: each is audited (run verify)"
+                        );
+                    }
                 }
                 let t = match DateTime::parse_from_rfc3339(&rec.event_time) {
                     Ok(t) => t.with_timezone(&Utc),
@@ -565,6 +577,15 @@ fn console_login(
         time: rfc3339(t),
         detail: format!("{detail}{}", if c.failed { " (failed)" } else { "" }),
     });
+}
+
+/// What a record says, as a number: equal for CloudTrail's duplicate deliveries of one
+/// event, different for a copy someone changed.
+fn fingerprint(rec: &crate::cloudtrail::record::Record) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    format!("{rec:?}").hash(&mut h);
+    h.finish()
 }
 
 #[cfg(test)]

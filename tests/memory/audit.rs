@@ -811,3 +811,69 @@ async fn saml_audit_keeps_the_path_of_console_login_roles() {
         vec!["arn:aws:iam::111122223333:role/AWSReservedSSO_AdministratorAccess_0123456789abcdef".to_string()]
     );
 }
+
+/// CloudTrail's duplicate deliveries share an eventID and say the same. A copy that says
+/// something else under a real event's ID is a forgery: delivered first, it must not hide
+/// the real sign-in (a role no grant contains) from the audit.
+#[tokio::test]
+async fn a_forged_copy_of_an_event_id_does_not_hide_the_real_event() {
+    let ours = name_qualifier(&issuer(), ACCOUNT, "EntraID");
+    let real = assume(
+        "bob@example.com",
+        "arn:aws:iam::111122223333:role/SuperAdmin",
+        &ours,
+        "2026-11-25T09:10:00Z",
+        None,
+    );
+    let mut forged = assume("bob@example.com", ADMIN, &ours, "2026-11-25T09:10:00Z", None);
+    forged["eventID"] = real["eventID"].clone();
+    let trail = support::ctgen::Trail::sample("audit-bucket", 1);
+    let key = |at: &str, unique: &str| trail.log_key(ACCOUNT, "us-east-1", t(at), unique);
+    let a = Archived {
+        archive: Arc::new(MemoryBlobStore::new()),
+        state: Arc::new(MemoryBlobStore::new()),
+    };
+    // The forged copy sorts first and, read one file at a time, arrives first.
+    archive_log(
+        &a.archive,
+        &key("2026-11-25T09:15:00Z", "AAAAFORGEDCOPY01"),
+        &[forged.clone()],
+    )
+    .await;
+    archive_log(
+        &a.archive,
+        &key("2026-11-25T09:20:00Z", "ZZZZREALEVENT001"),
+        &[real.clone()],
+    )
+    .await;
+    // And a true duplicate delivery of the real event is still counted once.
+    archive_log(&a.archive, &key("2026-11-25T09:25:00Z", "ZZZZREALEVENT002"), &[real]).await;
+    let r = AuditJob {
+        archive: a.archive.clone(),
+        state: Some(a.state.clone()),
+        sources: vec!["m".into()],
+        range: TimeRange::new(Some(t("2026-11-25T00:00:00Z")), Some(t("2026-11-26T00:00:00Z"))).unwrap(),
+        tenant_id: TENANT.into(),
+        trusted_issuers: Vec::new(),
+        roles: roles(),
+        concurrency: 1,
+    }
+    .run()
+    .await
+    .unwrap();
+    let not_granted: Vec<_> = findings(&r)
+        .into_iter()
+        .filter(|(_, kind, _)| kind == "role_not_granted")
+        .collect();
+    assert_eq!(
+        not_granted,
+        [(
+            "high".to_string(),
+            "role_not_granted".to_string(),
+            "bob@example.com".to_string()
+        )],
+        "{:?}",
+        r.findings
+    );
+    assert_eq!(r.events, 2, "the forged copy and the real event, the duplicate once");
+}
