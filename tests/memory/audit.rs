@@ -837,13 +837,13 @@ async fn a_forged_copy_of_an_event_id_does_not_hide_the_real_event() {
     archive_log(
         &a.archive,
         &key("2026-11-25T09:15:00Z", "AAAAFORGEDCOPY01"),
-        &[forged.clone()],
+        std::slice::from_ref(&forged),
     )
     .await;
     archive_log(
         &a.archive,
         &key("2026-11-25T09:20:00Z", "ZZZZREALEVENT001"),
-        &[real.clone()],
+        std::slice::from_ref(&real),
     )
     .await;
     // And a true duplicate delivery of the real event is still counted once.
