@@ -163,6 +163,7 @@ impl RestoreJob {
         }
         let filtered = !self.selection.accounts.is_empty() || !self.selection.regions.is_empty();
         let mut out = Vec::new();
+        let mut not_planned = Vec::new();
         for source in &self.selection.sources {
             let source_prefix = format!("{source}/");
             let mut blobs = self.archive.list(&source_prefix);
@@ -184,12 +185,13 @@ impl RestoreJob {
                         blob,
                         ct: None,
                     }),
-                    Err(_) => {}
+                    // Neither account nor region to match a filter with: reported, not restored.
+                    Err(_) => not_planned.push(key),
                 }
             }
         }
         out.sort_by(|a, b| (&a.source, &a.key).cmp(&(&b.source, &b.key)));
-        Ok((out, Vec::new()))
+        Ok((out, not_planned))
     }
 
     pub async fn run(&self) -> Result<RestoreReport, RestoreError> {

@@ -549,3 +549,32 @@ async fn ranged_runs_report_forged_names_and_foreign_files_in_their_days() {
     let doc = serde_json::to_string(&v).unwrap();
     assert!(doc.contains(&forged), "verify passed over the forged name: {doc}");
 }
+
+/// With an account or region filter a foreign file has neither to match: it is left
+/// out, and said to be, not passed over in silence.
+#[tokio::test]
+async fn a_filtered_restore_reports_the_foreign_files_it_leaves_out() {
+    use trailvault::storage::PutOptions;
+    let (files, archive, state) = synced().await;
+    let foreign = "AWSLogs/111122223333/CloudTrail/us-east-1/notes.txt";
+    archive
+        .put(&format!("m/{foreign}"), Bytes::from_static(b"x"), PutOptions::default())
+        .await
+        .unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let selection = Selection {
+        accounts: ["111122223333".parse().unwrap()].into(),
+        ..everything()
+    };
+    let r = restore_job(&archive, &state, tmp.path(), selection, false)
+        .run()
+        .await
+        .unwrap();
+    assert_eq!(r.unrecognized_keys, vec![foreign.to_string()], "{r:?}");
+    assert!(!tmp.path().join(foreign).exists());
+    let wanted = files
+        .iter()
+        .filter(|f| f.key.starts_with("AWSLogs/111122223333/"))
+        .count();
+    assert_eq!(r.files, wanted as u64);
+}
