@@ -38,6 +38,8 @@ ratio() { awk "BEGIN{printf \"%.2f\", $1 / $2}"; }
 tv() { target/release/trailvault --config "$work/trailvault.toml" --log-format json -q sync --json; }
 tvcmd() { target/release/trailvault --config "$work/trailvault.toml" --log-format json -q "$@"; }
 # Peak resident memory (MiB) of a command, from the kernel's high-water mark while it runs.
+# Give it the binary itself, not a shell function: a function runs in a forked shell, whose
+# own mark (about 1 MiB) is all this would see.
 peak_mib() {
   "$@" >/dev/null 2>&1 & local pid=$! peak=0 v
   while kill -0 "$pid" 2>/dev/null; do
@@ -64,10 +66,10 @@ echo "(ratio = trailvault / rclone; below 1 means trailvault is faster. Azurite 
 # report unknown_key) and a restore to a folder, against rclone copying the same blobs.
 verify_any() { tvcmd verify --json || true; }
 tv_verify=$(timed verify_any)
-tv_verify_mib=$(peak_mib tvcmd verify --json)
+tv_verify_mib=$(peak_mib target/release/trailvault --config "$work/trailvault.toml" --log-format json -q verify --json)
 tv_restore=$(timed tvcmd restore --to "$work/restored" --json)
 rm -rf "$work/restored"
-tv_restore_mib=$(peak_mib tvcmd restore --to "$work/restored" --json)
+tv_restore_mib=$(peak_mib target/release/trailvault --config "$work/trailvault.toml" --log-format json -q restore --to "$work/restored" --json)
 rc_restore=$(timed rc copy azure:archive/bench "$work/rclone-restored")
 printf '%-34s %9.2fs %10s %8s   peak %s MiB\n' "verify (read + hash every blob)" "$tv_verify" "-" "-" "$tv_verify_mib"
 printf '%-34s %9.2fs %9.2fs %7sx   peak %s MiB\n' "restore to a folder" "$tv_restore" "$rc_restore" "$(ratio "$tv_restore" "$rc_restore")" "$tv_restore_mib"
