@@ -728,6 +728,28 @@ impl AzureAuth {
     }
 }
 
+/// An Entra app registration's client secret from `AZURE_TENANT_ID`, `AZURE_CLIENT_ID` and
+/// `AZURE_CLIENT_SECRET` (secrets never come from the file); each missing one is a
+/// problem worded by `missing`.
+fn client_secret_from_env(env: &dyn Env, problems: &mut Vec<String>, missing: impl Fn(&str) -> String) -> AzureAuth {
+    let mut get = |v: &str| {
+        env.var(v).or_else(|| {
+            problems.push(missing(v));
+            None
+        })
+    };
+    let (tenant, client, secret) = (
+        get("AZURE_TENANT_ID"),
+        get("AZURE_CLIENT_ID"),
+        get("AZURE_CLIENT_SECRET"),
+    );
+    AzureAuth::ClientSecret {
+        tenant_id: tenant.unwrap_or_default(),
+        client_id: client.unwrap_or_default(),
+        secret: Secret::new(secret.unwrap_or_default()),
+    }
+}
+
 /// The Entra identity a setting names (`aws.azure_credential`, `log_analytics.auth`):
 /// the target's own when it is the same kind (one managed identity, with its client id,
 /// serves every use), else the kind built afresh, a client secret from the environment.
@@ -754,26 +776,9 @@ fn token_identity(
         "managed-identity" => AzureAuth::ManagedIdentity { client_id: None },
         "workload-identity" => AzureAuth::WorkloadIdentity,
         "developer-tools" => AzureAuth::DeveloperTools,
-        "client-secret" => {
-            let mut get = |v: &str| {
-                env.var(v).or_else(|| {
-                    problems.push(format!(
-                        "{setting} = \"client-secret\" needs the environment variable {v}"
-                    ));
-                    None
-                })
-            };
-            let (tenant, client, secret) = (
-                get("AZURE_TENANT_ID"),
-                get("AZURE_CLIENT_ID"),
-                get("AZURE_CLIENT_SECRET"),
-            );
-            AzureAuth::ClientSecret {
-                tenant_id: tenant.unwrap_or_default(),
-                client_id: client.unwrap_or_default(),
-                secret: Secret::new(secret.unwrap_or_default()),
-            }
-        }
+        "client-secret" => client_secret_from_env(env, problems, |v| {
+            format!("{setting} = \"client-secret\" needs the environment variable {v}")
+        }),
         other => {
             problems.push(format!("{setting} {other:?} is not one of {KINDS}"));
             AzureAuth::ManagedIdentity { client_id: None }
@@ -1275,24 +1280,7 @@ fn validate_target(t: RawTarget, env: &dyn Env, problems: &mut Vec<String>) -> O
         },
         "workload-identity" => AzureAuth::WorkloadIdentity,
         "developer-tools" => AzureAuth::DeveloperTools,
-        "client-secret" => {
-            let mut get = |v: &str| {
-                env.var(v).or_else(|| {
-                    problems.push(missing(v));
-                    None
-                })
-            };
-            let (tenant, client, secret) = (
-                get("AZURE_TENANT_ID"),
-                get("AZURE_CLIENT_ID"),
-                get("AZURE_CLIENT_SECRET"),
-            );
-            AzureAuth::ClientSecret {
-                tenant_id: tenant.unwrap_or_default(),
-                client_id: client.unwrap_or_default(),
-                secret: Secret::new(secret.unwrap_or_default()),
-            }
-        }
+        "client-secret" => client_secret_from_env(env, problems, missing),
         "sas" => {
             let sas = env.var(ENV_AZURE_SAS).unwrap_or_else(|| {
                 problems.push(missing(ENV_AZURE_SAS));
