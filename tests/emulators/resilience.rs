@@ -184,17 +184,7 @@ async fn sigterm_stops_a_daemon_sync_at_a_file_boundary_and_releases_the_lease()
         )
         .spawn()
         .unwrap();
-    // Wait until the sync has archived some files but not all.
-    let mut started = false;
-    for _ in 0..400 {
-        let n = w.archived_so_far().await;
-        if n >= 3 {
-            started = n < files.len();
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
-    }
-    assert!(started, "the sync was not caught in the middle");
+    wait_until_mid_sync(&w, files.len()).await;
     let _ = wait_for_metrics(port, |_| true).await;
     let stop_at = std::time::Instant::now();
     nix_kill(daemon.id().unwrap(), "TERM");
@@ -202,30 +192,7 @@ async fn sigterm_stops_a_daemon_sync_at_a_file_boundary_and_releases_the_lease()
     assert!(status.success(), "{status:?}");
     assert!(stop_at.elapsed() < std::time::Duration::from_secs(20));
 
-    // The run stopped at a file boundary: recorded as Partial, lease released, and every
-    // archived blob whole (rclone compares it with S3 below).
-    let runs = w.state.list_all("runs/").await.unwrap();
-    assert!(!runs.is_empty(), "no run record");
-    let mut partial = false;
-    for r in &runs {
-        let (bytes, _) = trailvault::storage::read_all(w.state.as_ref(), &r.name)
-            .await
-            .unwrap()
-            .unwrap();
-        let records: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
-        partial |= records[0]["Status"] == "Partial";
-    }
-    assert!(partial, "the stopped run was not recorded as Partial");
-    let lock = w.state.head("locks/sync").await.unwrap().unwrap();
-    assert!(!lock.leased, "the lease is still held");
-
-    // The next sync starts at once (no lease to wait out) and completes the archive.
-    proxy.set(Fault::Pass);
-    let run = w.sync(&config).await;
-    assert_eq!(run.code, 0, "{run:?}");
-    assert_eq!(w.archived().await.unwrap().len(), files.len());
-    let (ok, out) = w.rclone_check("");
-    assert!(ok, "rclone check found differences:\n{out}");
+    assert_stopped_then_resumed(&w, &proxy, &config, files.len()).await;
 }
 
 /// The Functions host sends SIGTERM when it scales in or redeploys: the invocation in
@@ -242,16 +209,7 @@ async fn sigterm_stops_a_functions_sync_invocation_and_releases_the_lease() {
     let (mut child, port) = start_functions(&w, &config).await;
     let timer = r#"{"Data":{"timer":{"IsPastDue":false}},"Metadata":{"sys":{"MethodName":"sync"}}}"#;
     let invocation = tokio::spawn(async move { http_post(port, "/sync", timer).await });
-    let mut started = false;
-    for _ in 0..400 {
-        let n = w.archived_so_far().await;
-        if n >= 3 {
-            started = n < files.len();
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
-    }
-    assert!(started, "the sync was not caught in the middle");
+    wait_until_mid_sync(&w, files.len()).await;
     nix_kill(child.id().unwrap(), "TERM");
     let (code, body) = tokio::time::timeout(std::time::Duration::from_secs(30), invocation)
         .await
@@ -267,6 +225,26 @@ async fn sigterm_stops_a_functions_sync_invocation_and_releases_the_lease() {
     assert_eq!(status.code(), Some(0));
     assert!(w.archived_so_far().await < files.len(), "the run was not stopped");
 
+    assert_stopped_then_resumed(&w, &proxy, &config, files.len()).await;
+}
+
+/// Waits until a sync has archived some files but not all (`total`).
+async fn wait_until_mid_sync(w: &World, total: usize) {
+    for _ in 0..400 {
+        let n = w.archived_so_far().await;
+        if n >= 3 {
+            assert!(n < total, "the sync was not caught in the middle");
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    panic!("the sync never started archiving");
+}
+
+/// After a stop: the run is recorded Partial and the lease released; the next sync
+/// starts at once (no lease to wait out) and completes the archive, every blob whole
+/// (rclone compares it with S3).
+async fn assert_stopped_then_resumed(w: &World, proxy: &Proxy, config: &std::path::PathBuf, total: usize) {
     let runs = w.state.list_all("runs/").await.unwrap();
     let mut partial = false;
     for r in &runs {
@@ -277,14 +255,18 @@ async fn sigterm_stops_a_functions_sync_invocation_and_releases_the_lease() {
         let records: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
         partial |= records[0]["Status"] == "Partial";
     }
-    assert!(partial, "the stopped run was not recorded as Partial");
+    assert!(
+        partial,
+        "the stopped run was not recorded as Partial ({} runs)",
+        runs.len()
+    );
     let lock = w.state.head("locks/sync").await.unwrap().unwrap();
     assert!(!lock.leased, "the lease is still held");
 
     proxy.set(Fault::Pass);
-    let run = w.sync(&config).await;
+    let run = w.sync(config).await;
     assert_eq!(run.code, 0, "{run:?}");
-    assert_eq!(w.archived().await.unwrap().len(), files.len());
+    assert_eq!(w.archived().await.unwrap().len(), total);
     let (ok, out) = w.rclone_check("");
     assert!(ok, "rclone check found differences:\n{out}");
 }
