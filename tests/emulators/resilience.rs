@@ -228,6 +228,35 @@ async fn sigterm_stops_a_functions_sync_invocation_and_releases_the_lease() {
     assert_stopped_then_resumed(&w, &proxy, &config, files.len()).await;
 }
 
+/// `sync.max_requests = 1` against the real SDKs: every copy holds its S3 read open while
+/// it writes Azure, planning lists many archive folders at once, and restore reads blobs
+/// whole; none of it may wait on a permit it already holds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_request_at_a_time_to_each_service_still_syncs_and_restores() {
+    let w = world!("one-request-bucket");
+    let files = many_files_trail(&w.bucket).generate();
+    w.seed(&files).await;
+    let config = w.config(w.moto.port, "", "[sync]\nconcurrency = 8\nmax_requests = 1\n");
+    let limit = std::time::Duration::from_secs(120);
+    let run = tokio::time::timeout(limit, w.run(&config, &["sync", "--json"]))
+        .await
+        .expect("a sync limited to one request a service hung");
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(w.archived().await.unwrap().len(), files.len());
+    let (ok, out) = w.rclone_check("");
+    assert!(ok, "rclone check found differences:\n{out}");
+
+    let dir = w.dir.path().join("restored");
+    let args = ["restore", "--to", dir.to_str().unwrap(), "--json"];
+    let run = tokio::time::timeout(limit, w.run(&config, &args))
+        .await
+        .expect("a restore limited to one request a service hung");
+    assert_eq!(run.code, 0, "{run:?}");
+    for f in &files {
+        assert_eq!(std::fs::read(dir.join(&f.key)).unwrap(), f.body, "{}", f.key);
+    }
+}
+
 /// Waits until a sync has archived some files but not all (`total`).
 async fn wait_until_mid_sync(w: &World, total: usize) {
     for _ in 0..400 {
