@@ -39,7 +39,7 @@ test-functions-package: deps
 lint:
 	cargo fmt --all -- --check
 	cargo clippy --all-targets -- -D warnings
-	cargo clippy --no-default-features --lib --bins -- -D warnings
+	cargo clippy --no-default-features --all-targets -- -D warnings
 
 unit:
 	cargo test --lib
