@@ -124,8 +124,23 @@ def hcl_unescape(s):
     return s.replace('\\"', '"').replace("\\\\", "\\")
 
 
-def columns(blocks):
-    return [(c.get("name"), c.get("type")) for c in blocks or []]
+def columns(body, local):
+    """The (name, type) columns of a table or stream declaration: its `column` blocks, and
+    `dynamic "column"` blocks over a local list whose content reads `column.value.name`
+    and `column.value.type` (how monitor.tf builds both from one list)."""
+    out = [(c.get("name"), c.get("type")) for c in body.get("column") or []]
+    for dyn in body.get("dynamic") or []:
+        spec = dyn.get("column")
+        if not spec:
+            continue
+        source = spec.get("for_each", "")
+        items = local.get(source[len("${local."):-1]) if source.startswith("${local.") else None
+        content = one(spec.get("content"))
+        if not isinstance(items, list) or content.get("name") != "${column.value.name}" or content.get("type") != "${column.value.type}":
+            out.append(("<unreadable dynamic column>", source))
+            continue
+        out.extend((i.get("name"), i.get("type")) for i in items)
+    return out
 
 
 def contract_columns(contract_path, c):
@@ -203,7 +218,7 @@ def check_azure(azure, root, c, columns_wanted, kql):
     table = next((t for t in tables.values() if t.get("name") == "TrailVault_CL"), None)
     c.check(table is not None, "table TrailVault_CL (azurerm_log_analytics_workspace_table_custom_log)")
     if table:
-        got = columns(table.get("column"))
+        got = columns(table, local)
         missing = [x for x in columns_wanted if x not in got]
         extra = [x for x in got if x not in columns_wanted]
         c.check(not missing and not extra, f"TrailVault_CL has every contract column with its type (missing {missing}, extra {extra})")
@@ -216,7 +231,7 @@ def check_azure(azure, root, c, columns_wanted, kql):
         decl = next((d for d in decls if d.get("stream_name") == STREAM), None)
         c.check(decl is not None, f"DCR {name} declares stream {STREAM}")
         if decl:
-            got = columns(decl.get("column"))
+            got = columns(decl, local)
             missing = [x for x in columns_wanted if x not in got]
             extra = [x for x in got if x not in columns_wanted]
             c.check(not missing and not extra, f"DCR stream declaration has every contract column with its type (missing {missing}, extra {extra})")

@@ -12,6 +12,31 @@ locals {
   # The configured sources as KQL string literals: a source that sends no record at all
   # still shows in the backup-gap alert.
   kql_sources = join(", ", [for s in var.sources : jsonencode(s.name)])
+
+  # The contract's "Records" columns, once: the table and the DCR's stream declaration
+  # must carry the same ones, so both are built from this list. TargetSeconds (the
+  # configured max_gap, on SyncRun records) is the version-3 addition.
+  record_columns = [
+    { name = "TimeGenerated", type = "datetime" },
+    { name = "RecordId", type = "string" },
+    { name = "RecordType", type = "string" },
+    { name = "RunId", type = "string" },
+    { name = "Source", type = "string" },
+    { name = "Account", type = "string" },
+    { name = "Region", type = "string" },
+    { name = "Status", type = "string" },
+    { name = "FilesCopied", type = "long" },
+    { name = "BytesCopied", type = "long" },
+    { name = "FilesSkipped", type = "long" },
+    { name = "FilesFailed", type = "long" },
+    { name = "BackupGapSeconds", type = "long" },
+    { name = "TargetSeconds", type = "long" },
+    { name = "NewestFileTime", type = "datetime" },
+    { name = "DurationSeconds", type = "real" },
+    { name = "AwsHealth", type = "string" },
+    { name = "Message", type = "string" },
+    { name = "Details", type = "dynamic" },
+  ]
 }
 
 resource "azurerm_log_analytics_workspace" "trailvault" {
@@ -30,9 +55,8 @@ data "azurerm_log_analytics_workspace" "existing" {
   resource_group_name = element(split("/", var.log_analytics_workspace_id), 4)
 }
 
-# The contract's table. TargetSeconds (the configured max_gap, on SyncRun records) is the
-# version-3 addition. A schema change means changing this table and the stream declaration
-# below together; tests/config_examples.rs checks both against the contract.
+# The contract's table, its columns from local.record_columns (as the DCR's stream
+# declaration below); tests/config_examples.rs checks both against the contract.
 resource "azurerm_log_analytics_workspace_table_custom_log" "trailvault" {
   name              = "TrailVault_CL"
   workspace_id      = local.workspace_id
@@ -41,81 +65,12 @@ resource "azurerm_log_analytics_workspace_table_custom_log" "trailvault" {
   plan              = "Analytics"
   retention_in_days = var.log_analytics_retention_days
 
-  column {
-    name = "TimeGenerated"
-    type = "datetime"
-  }
-  column {
-    name = "RecordId"
-    type = "string"
-  }
-  column {
-    name = "RecordType"
-    type = "string"
-  }
-  column {
-    name = "RunId"
-    type = "string"
-  }
-  column {
-    name = "Source"
-    type = "string"
-  }
-  column {
-    name = "Account"
-    type = "string"
-  }
-  column {
-    name = "Region"
-    type = "string"
-  }
-  column {
-    name = "Status"
-    type = "string"
-  }
-  column {
-    name = "FilesCopied"
-    type = "long"
-  }
-  column {
-    name = "BytesCopied"
-    type = "long"
-  }
-  column {
-    name = "FilesSkipped"
-    type = "long"
-  }
-  column {
-    name = "FilesFailed"
-    type = "long"
-  }
-  column {
-    name = "BackupGapSeconds"
-    type = "long"
-  }
-  column {
-    name = "TargetSeconds"
-    type = "long"
-  }
-  column {
-    name = "NewestFileTime"
-    type = "datetime"
-  }
-  column {
-    name = "DurationSeconds"
-    type = "real"
-  }
-  column {
-    name = "AwsHealth"
-    type = "string"
-  }
-  column {
-    name = "Message"
-    type = "string"
-  }
-  column {
-    name = "Details"
-    type = "dynamic"
+  dynamic "column" {
+    for_each = local.record_columns
+    content {
+      name = column.value.name
+      type = column.value.type
+    }
   }
 }
 
@@ -152,81 +107,12 @@ resource "azurerm_monitor_data_collection_rule" "trailvault" {
   stream_declaration {
     stream_name = "Custom-TrailVault_CL"
 
-    column {
-      name = "TimeGenerated"
-      type = "datetime"
-    }
-    column {
-      name = "RecordId"
-      type = "string"
-    }
-    column {
-      name = "RecordType"
-      type = "string"
-    }
-    column {
-      name = "RunId"
-      type = "string"
-    }
-    column {
-      name = "Source"
-      type = "string"
-    }
-    column {
-      name = "Account"
-      type = "string"
-    }
-    column {
-      name = "Region"
-      type = "string"
-    }
-    column {
-      name = "Status"
-      type = "string"
-    }
-    column {
-      name = "FilesCopied"
-      type = "long"
-    }
-    column {
-      name = "BytesCopied"
-      type = "long"
-    }
-    column {
-      name = "FilesSkipped"
-      type = "long"
-    }
-    column {
-      name = "FilesFailed"
-      type = "long"
-    }
-    column {
-      name = "BackupGapSeconds"
-      type = "long"
-    }
-    column {
-      name = "TargetSeconds"
-      type = "long"
-    }
-    column {
-      name = "NewestFileTime"
-      type = "datetime"
-    }
-    column {
-      name = "DurationSeconds"
-      type = "real"
-    }
-    column {
-      name = "AwsHealth"
-      type = "string"
-    }
-    column {
-      name = "Message"
-      type = "string"
-    }
-    column {
-      name = "Details"
-      type = "dynamic"
+    dynamic "column" {
+      for_each = local.record_columns
+      content {
+        name = column.value.name
+        type = column.value.type
+      }
     }
   }
 
