@@ -169,4 +169,27 @@ mod tests {
         assert!(spool_entry(&state, "r2").await.unwrap().is_none());
         assert!(spooled_runs(&state).await.unwrap().is_empty());
     }
+
+    /// Whoever can write the state container can garble an entry: the run is then sent
+    /// whole (duplicates, which queries remove by RecordId), never dropped, and the next
+    /// progress save writes a well-formed entry over it.
+    #[tokio::test]
+    async fn a_garbled_entry_means_send_everything_and_is_rewritten() {
+        let state = MemoryBlobStore::new();
+        for garbled in [&b"\xff\xfe not json"[..], b"{\"accepted\": 7}", b"[1,2,3]"] {
+            state
+                .put(
+                    &spool_name("r3"),
+                    bytes::Bytes::copy_from_slice(garbled),
+                    PutOptions::default(),
+                )
+                .await
+                .unwrap();
+            let (entry, _) = spool_entry(&state, "r3").await.unwrap().unwrap();
+            assert!(entry.accepted.is_empty());
+            record_accepted(&state, "r3", &ids(&["r3-a"])).await.unwrap();
+            let (entry, _) = spool_entry(&state, "r3").await.unwrap().unwrap();
+            assert_eq!(entry.accepted, ids(&["r3-a"]));
+        }
+    }
 }
