@@ -253,6 +253,7 @@ pub fn verify_job(config: &Config, sources: Vec<String>, range: TimeRange) -> Re
         },
         concurrency: config.sync.concurrency,
         retry,
+        cancel: CancellationToken::new(),
     })
 }
 
@@ -412,6 +413,7 @@ pub async fn restore_job(config: &Config, request: RestoreRequest) -> Result<Res
         dry_run: request.dry_run,
         progress: request.progress,
         retry,
+        cancel: CancellationToken::new(),
     })
 }
 
@@ -477,6 +479,7 @@ pub fn audit_job(config: &Config, sources: &[String], range: TimeRange) -> Resul
         trusted_issuers: fed.trusted_issuers.clone(),
         roles,
         concurrency: config.sync.concurrency,
+        cancel: CancellationToken::new(),
     })
 }
 
@@ -505,7 +508,7 @@ pub async fn keys_fetch(
 ) -> Result<(Vec<String>, Vec<ImportedKey>), AppError> {
     let (archive, state) = open_containers(config, "keys fetch", &RetryPolicy::new(config.retry))?;
     let sources: Vec<String> = config.sources.iter().map(|s| s.name.clone()).collect();
-    let mut regions = crate::state::select::archived_regions(state.as_ref(), &sources).await?;
+    let mut regions = crate::state::select::archived_regions(archive.as_ref(), state.as_ref(), &sources).await?;
     regions.extend(extra.iter().cloned());
     if regions.is_empty() {
         return Err(AppError::Usage(

@@ -21,6 +21,7 @@ pub mod progress;
 pub mod records;
 pub mod secret;
 pub mod telemetry;
+pub mod truncated;
 
 // edges
 pub mod cloudtrail_api;

@@ -16,6 +16,7 @@ const FLOORS: &[(&str, u8)] = &[
     ("records", 1),
     ("secret", 1),
     ("telemetry", 1),
+    ("truncated", 1),
     // 2 edges: the only code that talks to clouds and disks
     ("cloudtrail_api", 2),
     ("monitor", 2),

@@ -32,6 +32,8 @@ pub struct AzureBlobStore {
     options: BlobContainerClientOptions,
     /// Blobs a listing request asks for; the service's own page (5,000) when unset.
     page_size: Option<u32>,
+    /// Delimiter listings, which the SDK lacks.
+    folders: super::blob_folders::FolderLister,
 }
 
 impl AzureBlobStore {
@@ -55,6 +57,12 @@ impl AzureBlobStore {
         };
         let container = BlobContainerClient::new(url.clone(), credential.clone(), Some(options.clone()))
             .map_err(|e| fail(e.to_string()))?;
+        let folders = super::blob_folders::FolderLister::new(
+            url.clone(),
+            credential.clone(),
+            options.client_options.clone(),
+            options.version.clone(),
+        );
         Ok(Self {
             container,
             describe,
@@ -62,6 +70,7 @@ impl AzureBlobStore {
             credential,
             options,
             page_size: None,
+            folders,
         })
     }
 
@@ -280,6 +289,13 @@ impl BlobStore for AzureBlobStore {
             items,
             next: PageToken::from_service(listing.next_marker),
         })
+    }
+
+    async fn list_folders_page(&self, prefix: &str, token: Option<PageToken>) -> StorageResult<Page<String>> {
+        self.folders
+            .page(prefix, token.as_ref(), self.page_size)
+            .await
+            .map_err(|e| map_err("list folders", self.target(prefix), e, false))
     }
 
     async fn head(&self, name: &str) -> StorageResult<Option<BlobInfo>> {

@@ -57,6 +57,9 @@ pub struct SourceReport {
     pub accounts: Vec<AccountReport>,
     /// AWS as the probes see it after this run.
     pub aws_health: Option<AwsHealth>,
+    /// Listed keys named for a time after the run could trust (more than an hour after its
+    /// start): not copied, never moving a watermark; they make the run `Partial`, exit 1.
+    pub future_keys: crate::truncated::Truncated<String>,
     /// Set when this run moved the source into or out of the Outage state.
     pub failover_event: Option<String>,
     /// This run's probe, consumed when the health state is written.
@@ -83,7 +86,11 @@ pub struct FileFailure {
 impl SourceReport {
     /// Nothing failed; only the deadline kept the source from completing.
     pub fn stopped_only_by_deadline(&self) -> bool {
-        self.deadline_reached && self.files_failed == 0 && self.errors.is_empty() && self.conflicts.is_empty()
+        self.deadline_reached
+            && self.files_failed == 0
+            && self.errors.is_empty()
+            && self.conflicts.is_empty()
+            && self.future_keys.is_empty()
     }
 
     pub fn status(&self) -> RunStatus {
@@ -91,6 +98,7 @@ impl SourceReport {
             RunStatus::Succeeded
         } else if self.files_copied + self.files_skipped > 0
             || self.complete
+            || !self.future_keys.is_empty()
             || self.stopped_only_by_deadline()
             || ((self.stopped || self.not_started > 0) && self.files_failed == 0 && self.errors.is_empty())
         {
@@ -177,6 +185,13 @@ impl SyncReport {
             }
             for e in &s.errors {
                 lines.push(format!("    error: {e}"));
+            }
+            if !s.future_keys.is_empty() {
+                lines.push(format!(
+                    "    {} keys named for a time more than an hour after this run started were not archived (clock or a planted file?); first: {}",
+                    s.future_keys.count,
+                    s.future_keys.keys.first().map(String::as_str).unwrap_or("")
+                ));
             }
         }
         lines

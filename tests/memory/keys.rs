@@ -222,6 +222,7 @@ async fn keys_fetch_archives_what_list_public_keys_returns_and_verify_uses_it() 
         },
         concurrency: 4,
         retry: trailvault::storage::retry::RetryPolicy::none(),
+        cancel: Default::default(),
     };
     let before = verify().run().await.unwrap();
     assert!(!before.ok, "no keys yet: the digests cannot be verified");
