@@ -180,7 +180,7 @@ async fn dispatch(cli: &Cli, json: bool) -> Result<Ended, CliError> {
         }
         Command::Functions { shutdown_grace } => {
             // A bad config must not stop the handler from answering the host; invocations report it.
-            let config = Config::load(&cli.config, &ProcessEnv);
+            let config = crate::files::read_config(&cli.config, &ProcessEnv);
             let port = std::env::var(crate::serve::functions::PORT_ENV).ok();
             crate::serve::functions::run(config, port, *shutdown_grace).await?;
             Ok(Ended::without_output(EXIT_OK))
@@ -189,7 +189,7 @@ async fn dispatch(cli: &Cli, json: bool) -> Result<Ended, CliError> {
 }
 
 fn load_config(cli: &Cli) -> Result<Config, CliError> {
-    Ok(Config::load(&cli.config, &ProcessEnv)?)
+    Ok(crate::files::read_config(&cli.config, &ProcessEnv)?)
 }
 
 async fn sync(cli: &Cli, args: &SyncArgs) -> Result<Ended, CliError> {
