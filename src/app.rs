@@ -100,7 +100,7 @@ fn open_counted(
 /// The archived sources a reading command works on: those named, else every configured one.
 pub fn archived_sources(config: &Config, named: &[String], command: &str) -> Result<Vec<String>, AppError> {
     let mut sources: Vec<String> = if named.is_empty() {
-        config.sources.iter().map(|s| s.name.clone()).collect()
+        config.sources.iter().map(|s| s.name.to_string()).collect()
     } else {
         named.to_vec()
     };
@@ -173,16 +173,16 @@ pub async fn sync_job(
     for s in config
         .sources
         .iter()
-        .filter(|s| only.is_empty() || only.contains(&s.name))
+        .filter(|s| only.is_empty() || only.iter().any(|o| s.name.as_str() == o))
     {
         let credentials = match config.source_role(s) {
-            None => aws_credentials::provider(&config.aws, None, &s.region)
+            None => aws_credentials::provider(&config.aws, None, s.region.as_str())
                 .await
                 .map_err(AppError::Setup)?,
             Some(role) => match providers.get(&role) {
                 Some(p) => p.clone(),
                 None => {
-                    let p = aws_credentials::provider(&config.aws, Some(&role), &s.region)
+                    let p = aws_credentials::provider(&config.aws, Some(&role), s.region.as_str())
                         .await
                         .map_err(AppError::Setup)?;
                     providers.insert(role, p.clone());
@@ -191,7 +191,7 @@ pub async fn sync_job(
             },
         };
         sources.push(SourceHandle {
-            name: s.name.clone(),
+            name: s.name.to_string(),
             prefix: s.prefix.clone(),
             source: {
                 let s3 = Arc::new(S3Source::connect(s, credentials).await);
@@ -264,7 +264,11 @@ pub fn verify_last_day_job(config: &Config) -> Result<VerifyJob, AppError> {
         since: Some(until - chrono::Duration::days(1)),
         until: Some(until),
     };
-    verify_job(config, config.sources.iter().map(|s| s.name.clone()).collect(), range)
+    verify_job(
+        config,
+        config.sources.iter().map(|s| s.name.to_string()).collect(),
+        range,
+    )
 }
 
 /// The Entra credential for `[log_analytics]`, whose identity config resolved
@@ -507,7 +511,7 @@ pub async fn keys_fetch(
     extra: &[Region],
 ) -> Result<(Vec<String>, Vec<ImportedKey>), AppError> {
     let (archive, state) = open_containers(config, "keys fetch", &RetryPolicy::new(config.retry))?;
-    let sources: Vec<String> = config.sources.iter().map(|s| s.name.clone()).collect();
+    let sources: Vec<String> = config.sources.iter().map(|s| s.name.to_string()).collect();
     let mut regions = crate::state::select::archived_regions(archive.as_ref(), state.as_ref(), &sources).await?;
     regions.extend(extra.iter().cloned());
     if regions.is_empty() {
@@ -543,7 +547,7 @@ pub enum StatusSource {
 }
 
 pub async fn status(config: &Config, from: StatusSource, now: DateTime<Utc>) -> Result<StatusReport, AppError> {
-    let sources: Vec<String> = config.sources.iter().map(|s| s.name.clone()).collect();
+    let sources: Vec<String> = config.sources.iter().map(|s| s.name.to_string()).collect();
     let max_gap = chrono::Duration::from_std(config.sync.max_gap).unwrap_or(chrono::Duration::hours(8));
     Ok(match from {
         StatusSource::LogAnalytics => {

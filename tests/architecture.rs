@@ -12,6 +12,7 @@ const FLOORS: &[(&str, u8)] = &[
     ("cloudtrail", 1),
     ("config", 1),
     ("fault", 1),
+    ("names", 1),
     ("progress", 1),
     ("records", 1),
     ("secret", 1),
@@ -19,6 +20,7 @@ const FLOORS: &[(&str, u8)] = &[
     ("truncated", 1),
     // 2 edges: the only code that talks to clouds and disks
     ("cloudtrail_api", 2),
+    ("files", 2),
     ("monitor", 2),
     ("state", 2),
     ("storage", 2),

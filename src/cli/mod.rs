@@ -194,7 +194,7 @@ async fn dispatch(cli: &Cli, json: bool, stop: &CancellationToken) -> Result<End
         }
         Command::Functions => {
             // A bad config must not stop the handler from answering the host; invocations report it.
-            let config = Config::load(&cli.config, &ProcessEnv);
+            let config = crate::files::read_config(&cli.config, &ProcessEnv);
             let port = std::env::var(crate::serve::functions::PORT_ENV).ok();
             crate::serve::functions::run(config, port, cli.shutdown_grace).await?;
             Ok(Ended::without_output(EXIT_OK))
@@ -203,7 +203,7 @@ async fn dispatch(cli: &Cli, json: bool, stop: &CancellationToken) -> Result<End
 }
 
 fn load_config(cli: &Cli) -> Result<Config, CliError> {
-    Ok(Config::load(&cli.config, &ProcessEnv)?)
+    Ok(crate::files::read_config(&cli.config, &ProcessEnv)?)
 }
 
 async fn sync(cli: &Cli, args: &SyncArgs, stop: &CancellationToken) -> Result<Ended, CliError> {

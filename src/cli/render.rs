@@ -115,16 +115,16 @@ impl ConfigCheckDoc {
                 .sources
                 .iter()
                 .map(|s| ConfigSourceDoc {
-                    name: s.name.clone(),
-                    bucket: s.bucket.clone(),
-                    region: s.region.clone(),
+                    name: s.name.to_string(),
+                    bucket: s.bucket.to_string(),
+                    region: s.region.to_string(),
                     prefix: s.prefix.clone(),
                 })
                 .collect(),
             target: config.target.as_ref().map(|t| ConfigTargetDoc {
                 account_url: t.account_url.as_str().to_string(),
-                container: t.container.clone(),
-                state_container: t.state_container.clone(),
+                container: t.container.to_string(),
+                state_container: t.state_container.to_string(),
                 auth: t.auth.kind().to_string(),
             }),
             federation: config.federation.is_some(),

@@ -479,8 +479,8 @@ impl BlobStore for AzureBlobStore {
 
 /// Opens the archive and state stores of a `[target]`.
 pub fn open_target(target: &crate::config::TargetConfig) -> StorageResult<(Arc<dyn BlobStore>, Arc<dyn BlobStore>)> {
-    let archive = AzureBlobStore::open(&target.account_url, &target.container, &target.auth)?;
-    let state = AzureBlobStore::open(&target.state_account_url, &target.state_container, &target.auth)?;
+    let archive = AzureBlobStore::open(&target.account_url, target.container.as_str(), &target.auth)?;
+    let state = AzureBlobStore::open(&target.state_account_url, target.state_container.as_str(), &target.auth)?;
     Ok((Arc::new(archive), Arc::new(state)))
 }
 
