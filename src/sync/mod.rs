@@ -366,6 +366,15 @@ impl SourceRun<'_> {
         for o in outcomes {
             merge(&mut report, o);
         }
+        let max_gap = chrono::Duration::from_std(self.job.settings.max_gap).unwrap_or(chrono::Duration::MAX);
+        report.stale_streams = watermark::stale_streams(report.marks.iter().map(|(s, t)| (s.as_str(), *t)), max_gap);
+        if !report.stale_streams.is_empty() {
+            tracing::warn!(
+                source = self.handle.name,
+                streams = ?report.stale_streams,
+                "streams whose newest archived file is more than max_gap behind their siblings'"
+            );
+        }
         report.conflicts.sort();
         report
             .accounts
@@ -450,6 +459,8 @@ impl SourceRun<'_> {
             doc.coverage = Some(coverage);
             changed = true;
         }
+        r.marks
+            .extend(doc.streams.iter().map(|(stream, mark)| (stream.clone(), mark.time)));
         if changed && !self.job.dry_run {
             if self.lost.is_cancelled() {
                 r.errors
@@ -694,6 +705,7 @@ fn merge(into: &mut SourceReport, part: SourceReport) {
     into.bytes_planned += part.bytes_planned;
     into.conflicts.extend(part.conflicts);
     into.future_keys.merge(part.future_keys);
+    into.marks.extend(part.marks);
     into.errors.extend(part.errors);
     let room = MAX_LISTED_FAILURES.saturating_sub(into.failures.len());
     into.failures.extend(part.failures.into_iter().take(room));
@@ -740,6 +752,7 @@ pub fn sync_records(report: &SyncReport, max_gap: std::time::Duration) -> Vec<Re
                 "deadline_reached": s.deadline_reached,
                 "not_started": s.not_started,
                 "future_keys": s.future_keys,
+                "stale_streams": s.stale_streams,
                 "stopped": report.cancelled.then_some("signal"),
                 "errors": s.errors,
                 "accounts": s.accounts,
