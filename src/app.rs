@@ -168,6 +168,7 @@ pub async fn sync_job(
         state = Arc::new(ReadOnlyStore::new(state));
     }
     let mut sources = Vec::new();
+    let mut source_roles = Vec::new();
     // One provider per role: sources sharing a role share its cached credentials.
     let mut providers: std::collections::HashMap<String, AwsCredentials> = std::collections::HashMap::new();
     for s in config
@@ -190,9 +191,11 @@ pub async fn sync_job(
                 }
             },
         };
+        source_roles.push(config.source_role(s));
         sources.push(SourceHandle {
             name: s.name.to_string(),
             prefix: s.prefix.clone(),
+            credentials_error: None,
             source: {
                 let s3 = Arc::new(S3Source::connect(s, credentials).await);
                 let counted = Arc::new(CountingSource::new(s3, requests.clone()));
@@ -202,24 +205,29 @@ pub async fn sync_job(
         });
     }
     // Exchange the Azure identity before the health probe runs, so the probe's timeout
-    // measures S3, not a first token. A failure here is only logged: the probe and the
-    // listings report it with the source it hits.
+    // measures S3, not a first token. A failure marks the sources of that role: their
+    // health is `CredentialsFailed` (our side to fix), never an AWS outage.
     if !dry_run {
+        let mut refused: std::collections::HashMap<&str, String> = std::collections::HashMap::new();
         for (role, provider) in providers.iter().filter_map(|(r, p)| p.as_ref().map(|p| (r, p))) {
             use aws_credential_types::provider::ProvideCredentials;
             let warm = tokio::time::timeout(aws_credentials::LOAD_TIMEOUT, provider.provide_credentials());
-            match warm.await {
-                Ok(Ok(_)) => {}
-                Ok(Err(e)) => tracing::warn!(
-                    role_arn = role.as_str(),
-                    error = %aws_sdk_s3::error::DisplayErrorContext(&e),
-                    "no AWS credentials from the Azure identity"
+            let error = match warm.await {
+                Ok(Ok(_)) => continue,
+                Ok(Err(e)) => crate::secret::redact_text(&format!(
+                    "no AWS credentials from the Azure identity: {}",
+                    aws_sdk_s3::error::DisplayErrorContext(&e)
+                )),
+                Err(_) => format!(
+                    "no AWS credentials from the Azure identity within {}s",
+                    aws_credentials::LOAD_TIMEOUT.as_secs()
                 ),
-                Err(_) => tracing::warn!(
-                    role_arn = role.as_str(),
-                    "no AWS credentials from the Azure identity in time"
-                ),
-            }
+            };
+            tracing::warn!(role_arn = role.as_str(), error, "AWS credentials failed");
+            refused.insert(role.as_str(), error);
+        }
+        for (handle, role) in sources.iter_mut().zip(&source_roles) {
+            handle.credentials_error = role.as_deref().and_then(|r| refused.get(r).cloned());
         }
     }
     Ok(SyncJob {

@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cloudtrail::{AccountId, FileKind, Region, StreamPrefix};
 use crate::config::SyncSettings;
-use crate::records::{new_run_id, AwsHealth, Record, RecordType, RunStatus};
+use crate::records::{new_run_id, AwsHealth, Probe, Record, RecordType, RunStatus};
 use crate::state::conflicts::{record_conflict, ConflictNote};
 use crate::state::lock::{LockError, LockHolder, SyncLock};
 use crate::state::watermark::{self, Settled, StreamMark};
@@ -73,6 +73,9 @@ pub struct SourceHandle {
     pub name: String,
     pub prefix: String,
     pub source: Arc<dyn Source>,
+    /// Set when the source's AWS credentials could not be had before the run (the Entra
+    /// to STS exchange failed): the health is `CredentialsFailed`, never an outage.
+    pub credentials_error: Option<String>,
 }
 
 pub struct SyncJob {
@@ -318,13 +321,19 @@ impl SourceRun<'_> {
         }
         // The probe: does this source's S3 answer at all, within the timeout?
         let root = crate::cloudtrail::key::awslogs_root(&self.handle.prefix);
-        report.aws_probe = Some(
-            match tokio::time::timeout(self.job.health.probe_timeout, self.handle.source.list_folders(&root)).await {
-                Ok(Ok(_)) => Ok(()),
-                Ok(Err(e)) => Err(e.to_string()),
-                Err(_) => Err(format!("no answer within {:?}", self.job.health.probe_timeout)),
-            },
-        );
+        report.aws_probe = Some(match &self.handle.credentials_error {
+            // The identity exchange already failed: probing S3 would only time out on it.
+            Some(e) => Probe::CredentialsFailed(e.clone()),
+            None => {
+                let probe = self.handle.source.list_folders(&root);
+                match tokio::time::timeout(self.job.health.probe_timeout, probe).await {
+                    Ok(Ok(_)) => Probe::Reachable,
+                    Ok(Err(e)) if e.kind == crate::storage::ErrorKind::Auth => Probe::CredentialsFailed(e.to_string()),
+                    Ok(Err(e)) => Probe::Unreachable(e.to_string()),
+                    Err(_) => Probe::Unreachable(format!("no answer within {:?}", self.job.health.probe_timeout)),
+                }
+            }
+        });
         let discovered = until_deadline(
             self.job.deadline,
             discover::discover(self.handle.source.as_ref(), &self.handle.prefix),

@@ -70,7 +70,7 @@ pub struct SourceReport {
     pub failover_event: Option<String>,
     /// This run's probe, consumed when the health state is written.
     #[serde(skip)]
-    pub aws_probe: Option<Result<(), String>>,
+    pub aws_probe: Option<crate::records::Probe>,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
