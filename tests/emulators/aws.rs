@@ -864,3 +864,58 @@ async fn refused_credentials_are_credentials_failed_never_an_outage() {
         assert!(!text.contains("\"Outage\""), "{text}");
     }
 }
+
+/// The deadline excuses only files not started: with every archive PUT failing, a run
+/// with `--deadline` is `Failed`, exit 1 (never `Partial`, 0 failed, exit 0), ends within
+/// the deadline plus the in-flight allowance, and the next clean run completes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failing_archive_puts_under_a_deadline_are_a_failed_run() {
+    use super::support::proxy::{Cloud, Storm};
+    let w = match World::new("deadline-failing-bucket").await {
+        Some(w) => w,
+        None => return,
+    };
+    let files = many_files_trail(&w.bucket).generate();
+    w.seed(&files).await;
+    let archive_proxy = Proxy::start(w.azurite.port).await;
+    archive_proxy.storm(Some(Storm {
+        cloud: Cloud::Azure,
+        errors: 1.0,
+        resets: 0.0,
+        // Blob writes under the source's folder; creating the container passes.
+        only: Some(archive_upload_line()),
+    }));
+    let config = w.config_with_target(
+        w.moto.port,
+        "",
+        &super::support::blob_url(archive_proxy.port),
+        "shared-key",
+        &format!("state_account_url = \"{}\"\n\n[sync]\nconcurrency = 2\n", w.blob_url()),
+    );
+    let started = std::time::Instant::now();
+    let run = w.run(&config, &["sync", "--deadline", "3s", "--json"]).await;
+    let took = started.elapsed();
+    assert_eq!(run.code, 1, "{run:?}");
+    let doc = run.json();
+    assert_eq!(doc["status"], "Failed", "{doc}");
+    assert!(doc["sources"][0]["files_failed"].as_u64().unwrap() > 0, "{doc}");
+    assert!(
+        took < Duration::from_secs(3 + 30 + 20),
+        "the run outlived its deadline: {took:?}"
+    );
+    assert!(archive_proxy.storm_errors() > 0);
+    assert_eq!(w.archived_so_far().await, 0);
+
+    archive_proxy.storm(None);
+    let run = w.sync(&config).await;
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(w.archived().await.unwrap().len(), files.len());
+    let (ok, out) = w.rclone_check("");
+    assert!(ok, "{out}");
+}
+
+/// The request line of an archived file's upload through the proxy.
+fn archive_upload_line() -> &'static str {
+    static LINE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    LINE.get_or_init(|| format!("PUT /devstoreaccount1/{}/{SOURCE}", super::support::ARCHIVE))
+}
