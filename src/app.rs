@@ -500,7 +500,11 @@ pub async fn keys_import(config: &Config, region: &Region, files: &[PathBuf]) ->
     config.require_target("keys import")?;
     let keys: Vec<(String, Vec<u8>)> = files
         .iter()
-        .map(|f| Ok((f.display().to_string(), crate::integrity::keys::read_key_file(f)?)))
+        .map(|f| {
+            let name = f.display().to_string();
+            let der = crate::integrity::keys::key_file_der(&name, crate::files::read_bytes(f))?;
+            Ok((name, der))
+        })
         .collect::<Result<_, KeyError>>()?;
     let (archive, _) = open_containers(config, "keys import", &RetryPolicy::new(config.retry))?;
     archive.ensure_container().await?;
