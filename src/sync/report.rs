@@ -127,6 +127,16 @@ impl SyncReport {
         }
     }
 
+    /// The one success rule (exit 0, Functions 200): every file archived, or stopped only
+    /// by the deadline with nothing failed (progress saved; the next run goes on).
+    pub fn is_success(&self) -> bool {
+        match self.status {
+            RunStatus::Succeeded => true,
+            RunStatus::Partial => self.stopped_only_by_deadline(),
+            RunStatus::Failed => false,
+        }
+    }
+
     /// `Partial` only because the deadline passed: nothing failed and nothing conflicts
     /// (`sync --deadline` exits 0, the Functions handler answers 200).
     pub fn stopped_only_by_deadline(&self) -> bool {
