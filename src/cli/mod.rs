@@ -234,7 +234,7 @@ async fn keys_import(cli: &Cli, region: &str, files: &[PathBuf], json: bool) -> 
 async fn keys_fetch(cli: &Cli, since: &Option<String>, extra: &[String], json: bool) -> Result<Ended, CliError> {
     let config = load_config(cli)?;
     config.require_target("keys fetch")?;
-    let default_start = crate::cloudtrail::parse_time("2015-01-01").map_err(CliError::Usage)?;
+    let default_start = crate::cloudtrail::parse_time("2015-01-01").map_err(|e| CliError::Usage(e.to_string()))?;
     let start = args::time_or("since", since, default_start)?;
     let extra = extra
         .iter()
