@@ -78,7 +78,7 @@ async fn fetch(url: &str) -> Result<String, String> {
 
 pub fn parse(text: &str) -> Result<IdpMetadata, MetadataError> {
     // Entra serves metadata with a UTF-8 BOM; it is harmless here.
-    let root = xml::parse(text.trim_start_matches('\u{feff}'))?;
+    let root = xml::parse_with(text.trim_start_matches('\u{feff}'), &xml::Limits::METADATA)?;
     let entity_id = root.attr("entityID").ok_or(MetadataError::NoEntityId)?.to_string();
     let mut descriptors = Vec::new();
     root.descendants("KeyDescriptor", &mut descriptors);

@@ -9,6 +9,7 @@
 //! mapping and the metadata loader stay.
 
 pub mod audit;
+pub mod detail;
 pub mod metadata;
 pub mod outcome;
 pub mod prescreen;

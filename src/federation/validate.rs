@@ -15,10 +15,11 @@ use base64::Engine;
 use chrono::{DateTime, Utc};
 use samael::crypto::{AllowedSignatureAlgorithm, CertificateDer, Crypto, CryptoProvider, ReduceMode};
 
+use super::detail::short;
 use super::prescreen::{self, NS_ASSERTION, NS_DSIG, NS_PROTOCOL, RSA_SHA1, RSA_SHA256, SHA1, SHA256};
 use super::replay::ReplayCache;
 use super::roles::{arn_partition_account, is_provider_arn, is_role_arn};
-use super::xml::{self, Element, XmlError};
+use super::xml::{self, Element};
 use super::xmlsec_guard;
 
 pub use super::outcome::*;
@@ -37,15 +38,6 @@ fn rejection(reason: Reason, detail: impl Into<String>) -> Rejection {
         reason,
         detail: detail.into(),
     }
-}
-
-/// Attacker-chosen text shortened for a detail or a log field.
-fn short(s: &str) -> String {
-    let mut out: String = s.chars().take(128).collect();
-    if out.len() < s.len() {
-        out.push('…');
-    }
-    out
 }
 
 /// Logs a refusal once, at WARN: reason, assertion ID and issuer (when known), never contents.
@@ -116,25 +108,56 @@ fn decode(input: &[u8]) -> Result<String, Rejection> {
     String::from_utf8(bytes).map_err(|_| rejection(Reason::Malformed, "the decoded SAMLResponse is not UTF-8"))
 }
 
-fn xml_err(e: XmlError) -> Rejection {
-    match e {
-        XmlError::Doctype => rejection(Reason::Doctype, e.to_string()),
-        XmlError::Malformed(m) => rejection(Reason::Malformed, short(&m)),
-    }
-}
-
 fn parse_time(el: &Element, attr: &str) -> Result<Option<DateTime<Utc>>, Rejection> {
     match el.attr(attr) {
         None => Ok(None),
-        Some(v) => DateTime::parse_from_rfc3339(v)
-            .map(|t| Some(t.with_timezone(&Utc)))
-            .map_err(|_| {
-                rejection(
-                    Reason::Malformed,
-                    format!("{}@{attr} {:?} is not a time", el.name, short(v)),
-                )
-            }),
+        Some(v) => saml_time(v).map(Some).ok_or_else(|| {
+            rejection(
+                Reason::Malformed,
+                format!(
+                    "{}@{attr} {:?} is not a SAML time (xs:dateTime in UTC, ending in Z)",
+                    el.name,
+                    short(v)
+                ),
+            )
+        }),
     }
+}
+
+/// SAML core 1.3.3: `YYYY-MM-DDThh:mm:ss[.fraction]Z`, UTC with `Z` only; no offset, no
+/// lower-case `t`/`z`, no space for `T`, no leap second.
+pub fn saml_time(v: &str) -> Option<DateTime<Utc>> {
+    let b = v.as_bytes();
+    let digits = |r: std::ops::Range<usize>| b.get(r).is_some_and(|d| d.iter().all(u8::is_ascii_digit));
+    let shape = b.len() >= 20
+        && digits(0..4)
+        && b[4] == b'-'
+        && digits(5..7)
+        && b[7] == b'-'
+        && digits(8..10)
+        && b[10] == b'T'
+        && digits(11..13)
+        && b[13] == b':'
+        && digits(14..16)
+        && b[16] == b':'
+        && digits(17..19)
+        && b[b.len() - 1] == b'Z';
+    if !shape {
+        return None;
+    }
+    let fraction = &b[19..b.len() - 1];
+    let fraction_ok = fraction.is_empty()
+        || (fraction.len() >= 2 && fraction.len() <= 10 && fraction[0] == b'.' && digits(20..b.len() - 1));
+    if !fraction_ok {
+        return None;
+    }
+    // chrono reads second 60 as a leap second; SAML times have none.
+    if &v[17..19] >= "60" {
+        return None;
+    }
+    chrono::NaiveDateTime::parse_from_str(&v[..v.len() - 1], "%Y-%m-%dT%H:%M:%S%.f")
+        .ok()
+        .map(|t| t.and_utc())
 }
 
 /// The shape of an AWS region: `ap-northeast-2`, `us-gov-west-1`, `eu-central-1`.
@@ -249,10 +272,10 @@ impl Validator {
         if lowered.contains("<!doctype") || lowered.contains("<!entity") {
             return reject(Reason::Doctype, "the XML has a DOCTYPE or ENTITY declaration");
         }
-        prescreen::prescreen_noting(xml_text, self.allow_sha1, seen)?;
+        // The one parse: the tree every later step reads, and whose serialisation xmlsec verifies.
+        let raw = prescreen::prescreen_noting(xml_text, self.allow_sha1, seen)?;
 
         // 2. Structure: a SAML 2.0 Response carrying one SAML 2.0 Assertion.
-        let raw = xml::parse(xml_text).map_err(xml_err)?;
         if !raw.is(NS_PROTOCOL, "Response") {
             return reject(
                 Reason::Malformed,
@@ -316,7 +339,8 @@ impl Validator {
         }
 
         // 3. Signatures: only what xmlsec verified against the trusted certs survives.
-        let signed_xml = self.reduce(xml_text)?;
+        // xmlsec reads the tree trailvault checked, never the input's own spelling of it.
+        let signed_xml = self.reduce(&raw.to_xml())?;
         let signed = xml::parse(&signed_xml)
             .map_err(|e| rejection(Reason::Signature, format!("signed content does not parse: {e}")))?;
         let assertion = if signed.is(NS_PROTOCOL, "Response") {
@@ -760,6 +784,30 @@ mod tests {
         assert!(!is_aws_signin_endpoint("https://signin.aws.amazon.com.evil.com/saml"));
         assert!(!is_aws_signin_endpoint("https://evil.com/.signin.aws.amazon.com/saml"));
         assert!(!is_aws_signin_endpoint("http://signin.aws.amazon.com/saml"));
+    }
+
+    #[test]
+    fn saml_times_are_utc_with_z_only() {
+        assert!(saml_time("2026-11-25T10:00:00Z").is_some());
+        assert!(saml_time("2026-11-25T10:00:00.123Z").is_some());
+        for odd in [
+            "2026-11-25T10:00:00+14:00",
+            "2026-11-25T10:00:00+00:00",
+            "2026-11-25T10:00:00z",
+            "2026-11-25t10:00:00Z",
+            "2026-11-25 10:00:00Z",
+            "2026-11-25T10:00:60Z",
+            "2026-11-25T10:00:00",
+            "2026-11-25T10:00:00.Z",
+            "2026-13-25T10:00:00Z",
+            "2026-02-30T10:00:00Z",
+            "+2026-11-25T10:00:00Z",
+            "12026-11-25T10:00:00Z",
+            "2026-11-25T24:00:00Z",
+            "2026-11-25T10:00:00.1234567890Z",
+        ] {
+            assert!(saml_time(odd).is_none(), "{odd}");
+        }
     }
 
     #[test]
