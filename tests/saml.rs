@@ -1388,6 +1388,8 @@ struct Measured {
     stdout: String,
     stderr: String,
     wall: Duration,
+    /// User plus system CPU time of the child.
+    cpu: Duration,
     max_rss_mib: i64,
 }
 
@@ -1439,6 +1441,10 @@ fn run_measured(config: &Path, input: &[u8], extra: &[&str]) -> Measured {
         stdout: std::fs::read_to_string(&out).unwrap(),
         stderr: std::fs::read_to_string(&err).unwrap(),
         wall: started.elapsed(),
+        cpu: [usage.utime, usage.stime]
+            .iter()
+            .map(|[s, us]| Duration::from_secs(*s as u64) + Duration::from_micros(*us as u64))
+            .sum(),
         max_rss_mib: usage.maxrss_kib / 1024,
     }
 }
@@ -1560,6 +1566,51 @@ fn cli_hostile_inputs_open_nothing_say_nothing_and_stay_bounded() {
         matches!(listener.accept(), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
         "a connection reached the listener"
     );
+}
+
+/// Issue #17 through the binary: the doors to libxml2's XPointer engine (a Signature behind an
+/// escaped namespace or inside an attribute value) and hidden floods are refused within 1 s of
+/// CPU and 128 MiB, with no signal death and one JSON document on stdout.
+#[test]
+fn cli_parser_differential_inputs_are_refused_within_a_second_and_128_mib() {
+    let Some(f) = fixture() else { return };
+    let good = signed_response(f.dir.path(), &f.idp, &Spec::default(), Signed::Assertion);
+    let hidden = |decl: &str, uri: &str| {
+        after_response_issuer(
+            &good,
+            &format!("<x:a xmlns:x=\"urn:x\">{}</x:a>", hidden_signature(decl, uri)),
+        )
+    };
+    let escaped = "xmlns:ds=\"http://www.w3.org/2000/09/xmldsig&#35;\"";
+    let in_attribute = |uri: &str| {
+        after_response_issuer(
+            &good,
+            &format!(
+                "<x:a xmlns:x=\"urn:x\" v=\"{}\"/>",
+                hidden_signature("xmlns:ds='http://www.w3.org/2000/09/xmldsig#'", uri).replace('"', "'")
+            ),
+        )
+    };
+    let vectors = [
+        hidden(escaped, "#xpointer(string-range(//@*,'a'))"),
+        hidden(escaped, "#xpointer(string-range(//*,'a'))"),
+        hidden(escaped, "#xpointer(//namespace::*)"),
+        in_attribute("#xpointer(string-range(//@*,'a'))"),
+        in_attribute("#xpointer(//*[count(//*[count(//*)&gt;0])&gt;0])"),
+        after_response_issuer(
+            &good,
+            &format!("<x:a xmlns:x=\"urn:x\" v=\"{}\"/>", "<b/>".repeat(17_000)),
+        ),
+    ];
+    for (i, xml) in vectors.iter().enumerate() {
+        let m = run_measured(&f.config, &b64(xml), &[]);
+        assert_eq!(m.code, 3, "vector {i}: {}\n{}", m.stdout, m.stderr);
+        let doc: serde_json::Value =
+            serde_json::from_str(&m.stdout).unwrap_or_else(|e| panic!("vector {i}: {e}: {}", m.stdout));
+        assert_eq!(doc["valid"], false, "vector {i}");
+        assert!(m.cpu < Duration::from_secs(1), "vector {i}: {:?} CPU", m.cpu);
+        assert!(m.max_rss_mib < 128, "vector {i}: {} MiB", m.max_rss_mib);
+    }
 }
 
 #[test]
