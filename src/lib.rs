@@ -5,10 +5,12 @@
 //!
 //! 1. knowledge, pure: `cloudtrail` (keys, digests, records), `archive` (naming and
 //!    metadata), `records` (run records, run ids), `config`, `secret`, `telemetry`,
-//!    `progress`, `fault` (error classes)
+//!    `progress`, `fault` (error classes), `names` (identifier newtypes)
 //! 2. edges, the only code that talks to clouds and disks: `storage` (traits and their
 //!    S3, Blob, folder and memory implementations), `state` (the state container's
-//!    layout), `cloudtrail_api` (ListPublicKeys), `monitor` (Log Analytics)
+//!    layout), `cloudtrail_api` (ListPublicKeys), `monitor` (Log Analytics), `xmlsec`
+//!    (libxml2/xmlsec FFI and samael), `federation_io` (IdP metadata, roles.toml, the
+//!    replay cache file)
 //! 3. domains, provider-free logic: `sync`, `integrity`, `federation`, `failover`
 //! 4. runtime: `app` (all job wiring), `cli`, `serve`
 
@@ -17,6 +19,7 @@ pub mod archive;
 pub mod cloudtrail;
 pub mod config;
 pub mod fault;
+pub mod names;
 pub mod progress;
 pub mod records;
 pub mod secret;
@@ -24,9 +27,11 @@ pub mod telemetry;
 
 // edges
 pub mod cloudtrail_api;
+pub mod federation_io;
 pub mod monitor;
 pub mod state;
 pub mod storage;
+pub mod xmlsec;
 
 // domains
 pub mod failover;

@@ -12,15 +12,18 @@ const FLOORS: &[(&str, u8)] = &[
     ("cloudtrail", 1),
     ("config", 1),
     ("fault", 1),
+    ("names", 1),
     ("progress", 1),
     ("records", 1),
     ("secret", 1),
     ("telemetry", 1),
     // 2 edges: the only code that talks to clouds and disks
     ("cloudtrail_api", 2),
+    ("federation_io", 2),
     ("monitor", 2),
     ("state", 2),
     ("storage", 2),
+    ("xmlsec", 2),
     // 3 domains
     ("failover", 3),
     ("federation", 3),

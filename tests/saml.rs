@@ -1247,7 +1247,7 @@ fn hardening_table_over_the_validator() {
         failures.join("\n")
     );
     // The signature step ran with xmlsec restricted to the Entra transforms.
-    assert_eq!(trailvault::federation::xmlsec_guard::registered_transforms(), 6);
+    assert_eq!(trailvault::xmlsec::guard::registered_transforms(), 6);
 }
 
 #[test]
@@ -1305,7 +1305,9 @@ fn replay_is_remembered_up_to_the_skew_edge_and_across_threads() {
             .map(|_| {
                 let (v, xml, path) = (&v, &xml, &path);
                 s.spawn(move || {
-                    let mut cache = ReplayCache::load(path).unwrap();
+                    let mut cache = ReplayCache::with_store(Box::new(
+                        trailvault::federation_io::FileReplayStore::open(path).unwrap(),
+                    ));
                     let r = check(v, xml, AT, Some(&mut cache));
                     cache.save().unwrap();
                     r
@@ -1327,7 +1329,7 @@ fn replay_is_remembered_up_to_the_skew_edge_and_across_threads() {
 fn xmlsec_itself_opens_no_url_and_no_file() {
     let Some(f) = fixture() else { return };
     use samael::crypto::{CertificateDer, Crypto, CryptoProvider, ReduceMode};
-    trailvault::federation::xmlsec_guard::harden();
+    trailvault::xmlsec::guard::harden();
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     listener.set_nonblocking(true).unwrap();
     let port = listener.local_addr().unwrap().port();
@@ -1344,7 +1346,7 @@ fn xmlsec_itself_opens_no_url_and_no_file() {
         let (tx, rx) = std::sync::mpsc::channel();
         let certs = certs.clone();
         std::thread::spawn(move || {
-            trailvault::federation::xmlsec_guard::harden();
+            trailvault::xmlsec::guard::harden();
             let r = Crypto::reduce_xml_to_signed_with_allowed_algorithms(
                 &xml,
                 &certs,
