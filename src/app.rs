@@ -14,7 +14,6 @@ use crate::failover::restore::RestoreJob;
 use crate::failover::status::StatusReport;
 use crate::fault::{Classify, Fault};
 use crate::federation::audit::AuditJob;
-use crate::federation::roles::RoleMapping;
 use crate::federation::validate::Validator;
 use crate::integrity::keys::{ImportedKey, KeyError};
 use crate::integrity::verify::VerifyJob;
@@ -44,7 +43,11 @@ pub enum AppError {
     #[error("{0}")]
     Setup(String),
     #[error(transparent)]
-    Metadata(#[from] crate::federation::metadata::LoadError),
+    Metadata(#[from] crate::federation_io::LoadError),
+    #[error(transparent)]
+    MetadataInvalid(#[from] crate::federation::metadata::InvalidMetadata),
+    #[error(transparent)]
+    RoleFile(#[from] crate::federation_io::RoleFileError),
     #[error(transparent)]
     Roles(#[from] crate::federation::roles::RoleMappingError),
     #[error(transparent)]
@@ -61,6 +64,8 @@ impl Classify for AppError {
             AppError::Config(_) | AppError::Setup(_) => Fault::Config,
             AppError::Usage(_) => Fault::Usage,
             AppError::Metadata(e) => e.fault(),
+            AppError::MetadataInvalid(e) => e.fault(),
+            AppError::RoleFile(e) => e.fault(),
             AppError::Roles(e) => e.fault(),
             AppError::Keys(e) => e.fault(),
             AppError::Storage(e) => e.fault(),
@@ -459,12 +464,36 @@ fn federation_section(config: &Config) -> Result<&crate::config::FederationConfi
         .ok_or_else(|| AppError::Usage(format!("{} has no [federation] section", config.path.display())))
 }
 
+/// The IdP metadata, read by the edge and parsed by the domain.
+async fn idp_metadata(location: &str) -> Result<crate::federation::metadata::IdpMetadata, AppError> {
+    let text = crate::federation_io::read_metadata(location).await?;
+    crate::federation::metadata::parse(&text).map_err(|source| {
+        crate::federation::metadata::InvalidMetadata {
+            location: location.to_string(),
+            source,
+        }
+        .into()
+    })
+}
+
+/// `roles.toml`, read by the edge and parsed by the domain.
+fn role_mapping(path: &std::path::Path) -> Result<crate::federation::roles::RoleMapping, AppError> {
+    let text = crate::federation_io::read_role_file(path)?;
+    crate::federation::roles::RoleMapping::parse(&text).map_err(|source| {
+        crate::federation::roles::RoleMappingError {
+            path: path.display().to_string(),
+            source,
+        }
+        .into()
+    })
+}
+
 /// `[federation]` as a validator: metadata (file or https URL), tenant issuer,
 /// audiences, role mapping.
 pub async fn federation_validator(config: &Config) -> Result<Validator, AppError> {
     let fed = federation_section(config)?;
-    let metadata = crate::federation::metadata::load(&fed.idp_metadata).await?;
-    let roles = RoleMapping::load(&fed.role_mapping)?;
+    let metadata = idp_metadata(&fed.idp_metadata).await?;
+    let roles = role_mapping(&fed.role_mapping)?;
     Ok(Validator {
         tenant_issuers: vec![format!("https://sts.windows.net/{}/", fed.tenant_id)],
         audiences: fed.audiences.clone(),
@@ -480,7 +509,7 @@ pub fn audit_job(config: &Config, sources: &[String], range: TimeRange) -> Resul
     let fed = federation_section(config)?;
     config.require_target("saml audit")?;
     let sources = archived_sources(config, sources, "saml audit")?;
-    let roles = RoleMapping::load(&fed.role_mapping)?;
+    let roles = role_mapping(&fed.role_mapping)?;
     let (archive, state) = open_containers(config, "saml audit", &RetryPolicy::new(config.retry))?;
     Ok(AuditJob {
         archive,

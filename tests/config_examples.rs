@@ -92,7 +92,9 @@ auth = "managed-identity"
 #[test]
 fn the_example_role_mapping_is_valid() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("roles.example.toml");
-    let m = trailvault::federation::roles::RoleMapping::load(&path).unwrap();
+    let m =
+        trailvault::federation::roles::RoleMapping::parse(&trailvault::federation_io::read_role_file(&path).unwrap())
+            .unwrap();
     assert_eq!(m.grants.len(), 2);
     let c = read_config(
         &Path::new(env!("CARGO_MANIFEST_DIR")).join("trailvault.example.toml"),
