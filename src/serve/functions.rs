@@ -229,7 +229,8 @@ async fn status(State(h): State<Arc<Handler>>) -> Reply {
     };
     let result = async {
         let target = config.require_target("status").map_err(|e| e.to_string())?;
-        let (_, state) = crate::storage::blob::open_target(target).map_err(|e| e.to_string())?;
+        let (_, state) =
+            crate::storage::blob::open_target(target, config.retry.max_delay).map_err(|e| e.to_string())?;
         let sources: Vec<String> = config.sources.iter().map(|s| s.name.clone()).collect();
         let max_gap = chrono::Duration::from_std(config.sync.max_gap).unwrap_or(chrono::Duration::hours(8));
         crate::failover::status::status(state.as_ref(), &sources, max_gap, Utc::now())

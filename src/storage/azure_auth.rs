@@ -23,8 +23,10 @@ pub enum ClientAuth {
     None,
 }
 
-pub fn client_auth(auth: &AzureAuth) -> Result<ClientAuth, String> {
+/// `max_delay` (`[sync] retry_max_delay`) bounds every wait of the credential's own retries.
+pub fn client_auth(auth: &AzureAuth, max_delay: std::time::Duration) -> Result<ClientAuth, String> {
     use azure_identity::*;
+    let client_options = || super::azure_http::credential_options(max_delay);
     let token = |r: azure_core::Result<Arc<dyn TokenCredential>>| {
         r.map(ClientAuth::Token)
             .map_err(|e| format!("cannot set up Azure credential {:?}: {e}", auth.kind()))
@@ -33,13 +35,19 @@ pub fn client_auth(auth: &AzureAuth) -> Result<ClientAuth, String> {
         AzureAuth::ManagedIdentity { client_id } => token(
             ManagedIdentityCredential::new(Some(ManagedIdentityCredentialOptions {
                 user_assigned_id: client_id.clone().map(UserAssignedId::ClientId),
+                client_options: client_options(),
+            }))
+            .map(|c| c as Arc<dyn TokenCredential>),
+        ),
+        AzureAuth::WorkloadIdentity => token(
+            WorkloadIdentityCredential::new(Some(WorkloadIdentityCredentialOptions {
+                credential_options: ClientAssertionCredentialOptions {
+                    client_options: client_options(),
+                },
                 ..Default::default()
             }))
             .map(|c| c as Arc<dyn TokenCredential>),
         ),
-        AzureAuth::WorkloadIdentity => {
-            token(WorkloadIdentityCredential::new(None).map(|c| c as Arc<dyn TokenCredential>))
-        }
         AzureAuth::ClientSecret {
             tenant_id,
             client_id,
@@ -49,7 +57,9 @@ pub fn client_auth(auth: &AzureAuth) -> Result<ClientAuth, String> {
                 tenant_id,
                 client_id.clone(),
                 azure_core::credentials::Secret::new(secret.expose().clone()),
-                None,
+                Some(ClientSecretCredentialOptions {
+                    client_options: client_options(),
+                }),
             )
             .map(|c| c as Arc<dyn TokenCredential>),
         ),
