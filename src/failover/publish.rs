@@ -281,7 +281,7 @@ mod tests {
         assert!(out.sent.is_empty());
         assert_eq!(out.spooled, ["r1"]);
         assert!(out.error.unwrap_or_default().contains("budget"));
-        assert_eq!(spooled(&state).await, ["r1"]);
+        assert_eq!(spooled(&state).await, ["spool/r1"]);
     }
 
     async fn spooled(state: &MemoryBlobStore) -> Vec<String> {

@@ -310,7 +310,8 @@ mod tests {
         let (at, e) = err.expect("the budget ends the listing");
         assert_eq!(at, 49, "stopped at the 50th page");
         assert!(e.message.contains("budget of 50 pages"), "{e}");
-        assert!(guard.seen.len() < 50, "digests only: {}", guard.seen.len());
+        // 16-byte digests, one per page: not the 1 kB tokens.
+        assert!(guard.seen.len() <= 50, "{}", guard.seen.len());
     }
 
     #[test]
