@@ -142,7 +142,9 @@ pub fn redact_text(text: &str) -> String {
                 continue 'outer;
             }
         }
-        if let Some(at) = secret_field(rest) {
+        // A field name on its own (not the tail of a longer word, not a closing tag).
+        let starts_field = !out.ends_with(|c: char| c.is_ascii_alphanumeric() || c == '/');
+        if let Some(at) = secret_field(rest).filter(|_| starts_field) {
             let value = end_of_value(&rest[at..]);
             out.push_str(&rest[..at]);
             if value > 0 {
@@ -217,11 +219,13 @@ mod tests {
         let red = redact_text(sts);
         assert!(red.contains("ASIAKEEPME"), "access key ids stay: {red}");
         assert!(red.contains("<SecretAccessKey><redacted></SecretAccessKey>"), "{red}");
-        // Prose naming a field is left alone.
+        // Prose naming a field, a longer name ending in one and closing tags are left alone.
         assert_eq!(
             redact_text("the SessionToken is invalid"),
             "the SessionToken is invalid"
         );
+        let subject = r"<SubjectFromWebIdentityToken>sub</SubjectFromWebIdentityToken>\n<Arn>";
+        assert_eq!(redact_text(subject), subject);
     }
 
     #[test]

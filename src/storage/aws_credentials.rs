@@ -144,7 +144,11 @@ impl AzureFederatedProvider {
                     "no answer within {ENTRA_TIMEOUT:?} (is the identity endpoint reachable?)"
                 ))
             })?
-            .map_err(|e| entra(e.to_string()))?;
+            .map_err(|e| match e.http_status() {
+                // The endpoint's own answer, as it gave it: a 500 or 429 is not "no answer".
+                Some(status) => entra(format!("the identity endpoint answered {}: {e}", u16::from(status))),
+                None => entra(e.to_string()),
+            })?;
         let token = Secret::new(token.token.secret().to_string());
         remember(token.expose());
         let call = inner
@@ -187,19 +191,27 @@ impl AzureFederatedProvider {
         })?;
         remember(c.secret_access_key());
         remember(c.session_token());
-        // A truncated or garbled answer can parse with empty fields; an empty key is no key.
-        if c.access_key_id().trim().is_empty() || c.secret_access_key().trim().is_empty() {
+        // The SDK's XML reader accepts a truncated answer and fills what it did not see with
+        // empty strings and the epoch: an empty key, secret or session token, or no
+        // expiration, is a broken answer, not credentials.
+        if c.access_key_id().trim().is_empty()
+            || c.secret_access_key().trim().is_empty()
+            || c.session_token().trim().is_empty()
+        {
             return Err(sts(
                 CredentialFailureKind::Malformed,
-                "the answer holds an empty access key or secret".into(),
+                "the answer holds an empty access key, secret or session token (truncated?)".into(),
             ));
         }
-        let expires = SystemTime::try_from(*c.expiration()).map_err(|_| {
-            sts(
-                CredentialFailureKind::Malformed,
-                "the answer has an unreadable expiration".into(),
-            )
-        })?;
+        let expires = SystemTime::try_from(*c.expiration())
+            .ok()
+            .filter(|t| *t > SystemTime::UNIX_EPOCH + Duration::from_secs(86_400))
+            .ok_or_else(|| {
+                sts(
+                    CredentialFailureKind::Malformed,
+                    "the answer has no readable expiration (truncated?)".into(),
+                )
+            })?;
         let remaining = expires.duration_since(now).unwrap_or_default();
         // Replaced ahead of their expiry; but credentials that (by our clock) expire soon or
         // already did are still kept a minute, or every S3 request would cost an exchange.

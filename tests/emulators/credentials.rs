@@ -128,8 +128,8 @@ async fn canary_secrets_from_sts_and_the_identity_endpoint_reach_no_output_or_re
             sts(
                 200,
                 sts_answer(
-                    "<AccessKeyId>ASIACANARYKEYID0001</AccessKeyId><SecretAccessKey>CANARYSECRETKEY0001+/=</SecretAccessKey>\
-                     <SessionToken>CANARYSESSIONTOKEN0001</SessionToken><Expiration>CANARYEXPIRATION not a date</Expiration>",
+                    "<AccessKeyId>ASIAPLAINKEYID0001</AccessKeyId><SecretAccessKey>CANARYSECRETKEY0001+/=</SecretAccessKey>\
+                     <SessionToken>CANARYSESSIONTOKEN0001</SessionToken><Expiration>garbage, not a date</Expiration>",
                 ),
             )
             .await,
@@ -149,7 +149,7 @@ async fn canary_secrets_from_sts_and_the_identity_endpoint_reach_no_output_or_re
             "truncated XML",
             sts(200, {
                 let full = sts_answer(
-                    "<AccessKeyId>ASIACANARYKEYID0003</AccessKeyId><SecretAccessKey>CANARYSECRETKEY0003</SecretAccessKey>\
+                    "<AccessKeyId>ASIAPLAINKEYID0003</AccessKeyId><SecretAccessKey>CANARYSECRETKEY0003</SecretAccessKey>\
                      <SessionToken>CANARYSESSIONTOKEN0003</SessionToken><Expiration>2100-01-01T00:00:00Z</Expiration>",
                 );
                 let cut = full.find("<SessionToken>").unwrap() + "<SessionTo".len();
@@ -188,8 +188,8 @@ async fn canary_secrets_from_sts_and_the_identity_endpoint_reach_no_output_or_re
     assert_eq!(run.code, 1, "{run:?}");
     assert!(!run.stdout.contains("no answer within"), "{}", run.stdout);
     assert!(
-        run.stdout.contains("500"),
-        "the identity endpoint's own status: {}",
+        run.stdout.contains("boom") && run.stdout.contains("Entra token"),
+        "the identity endpoint's own answer: {}",
         run.stdout
     );
     assert!(
