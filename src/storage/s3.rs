@@ -255,12 +255,24 @@ impl Source for S3Source {
                     .filter_map(|p| p.prefix().map(str::to_string)),
             );
             let next = match page.is_truncated() {
-                Some(true) => checked_token(
-                    page.next_continuation_token().map(str::to_string),
-                    MAX_TOKEN_LEN,
-                    "list",
-                    &target,
-                )?,
+                Some(true) => {
+                    let next = checked_token(
+                        page.next_continuation_token().map(str::to_string),
+                        MAX_TOKEN_LEN,
+                        "list",
+                        &target,
+                    )?;
+                    // As for object listings: ending here would hide the folders not yet seen.
+                    if next.is_none() {
+                        return Err(StorageError::new(
+                            ErrorKind::Other,
+                            "list",
+                            target,
+                            "the listing is truncated but the service gave no continuation token",
+                        ));
+                    }
+                    next
+                }
                 _ => None,
             };
             match guard.next(next)? {
@@ -668,6 +680,59 @@ mod tests {
         let listed: StorageResult<Vec<SourceObject>> = src.list("p/", None).try_collect().await;
         let err = listed.unwrap_err();
         assert!(err.message.contains("no continuation token"), "{err}");
+    }
+
+    fn folders(truncated: bool, token: Option<&str>) -> String {
+        let token = token.map(|t| format!("<NextContinuationToken>{t}</NextContinuationToken>"));
+        format!(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\
+             <ListBucketResult xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">\
+             <Name>b</Name><Prefix>p/</Prefix><KeyCount>1</KeyCount><MaxKeys>1000</MaxKeys>\
+             <IsTruncated>{truncated}</IsTruncated>{}\
+             <CommonPrefixes><Prefix>p/x/</Prefix></CommonPrefixes></ListBucketResult>",
+            token.unwrap_or_default()
+        )
+    }
+
+    /// The folder listing goes through the same guard as object listings (it used the
+    /// SDK's paginator, which followed A, B, A for ever).
+    #[tokio::test]
+    async fn folder_listings_refuse_cycling_oversized_and_missing_tokens() {
+        use wiremock::matchers::query_param_is_missing;
+        for (first, then, expect) in [
+            (folders(true, Some("A")), folders(true, Some("A")), "gave before"),
+            (
+                folders(true, Some(&"T".repeat(MAX_TOKEN_LEN + 1))),
+                folders(false, None),
+                "longer than its limit",
+            ),
+            (folders(true, None), folders(false, None), "no continuation token"),
+        ] {
+            let server = MockServer::start().await;
+            Mock::given(method("GET"))
+                .and(query_param_is_missing("continuation-token"))
+                .respond_with(ResponseTemplate::new(200).set_body_string(first))
+                .mount(&server)
+                .await;
+            Mock::given(method("GET"))
+                .respond_with(ResponseTemplate::new(200).set_body_string(then))
+                .mount(&server)
+                .await;
+            let err = source(&server).await.list_folders("p/").await.unwrap_err();
+            assert!(err.message.contains(expect), "{err}");
+        }
+        let server = MockServer::start().await;
+        Mock::given(method("GET"))
+            .and(query_param("continuation-token", "A"))
+            .respond_with(ResponseTemplate::new(200).set_body_string(folders(false, None)))
+            .mount(&server)
+            .await;
+        Mock::given(method("GET"))
+            .respond_with(ResponseTemplate::new(200).set_body_string(folders(true, Some("A"))))
+            .mount(&server)
+            .await;
+        let listed = source(&server).await.list_folders("p/").await.unwrap();
+        assert_eq!(listed, ["p/x/", "p/x/"], "both pages, then the end");
     }
 
     #[tokio::test]
