@@ -93,7 +93,7 @@ fn open_counted(
     counter: &RequestCounter,
 ) -> Result<Containers, AppError> {
     let target = config.require_target(command)?;
-    let (archive, state) = open_target(target).map_err(|e| AppError::Setup(e.to_string()))?;
+    let (archive, state) = open_target(target, config.retry.max_delay).map_err(|e| AppError::Setup(e.to_string()))?;
     let wrap = |store: Arc<dyn BlobStore>, side: &'static str| -> Arc<dyn BlobStore> {
         let counted = Arc::new(CountingStore::new(store, counter.clone(), side));
         let limited = Arc::new(LimitedStore::new(counted, config.sync.max_requests));
@@ -182,15 +182,16 @@ pub async fn sync_job(
         .filter(|s| only.is_empty() || only.iter().any(|o| s.name.as_str() == o))
     {
         let credentials = match config.source_role(s) {
-            None => aws_credentials::provider(&config.aws, None, s.region.as_str())
+            None => aws_credentials::provider(&config.aws, None, s.region.as_str(), config.retry.max_delay)
                 .await
                 .map_err(AppError::Setup)?,
             Some(role) => match providers.get(&role) {
                 Some(p) => p.clone(),
                 None => {
-                    let p = aws_credentials::provider(&config.aws, Some(&role), s.region.as_str())
-                        .await
-                        .map_err(AppError::Setup)?;
+                    let p =
+                        aws_credentials::provider(&config.aws, Some(&role), s.region.as_str(), config.retry.max_delay)
+                            .await
+                            .map_err(AppError::Setup)?;
                     providers.insert(role, p.clone());
                     p
                 }
@@ -202,7 +203,7 @@ pub async fn sync_job(
             prefix: s.prefix.clone(),
             credentials_error: None,
             source: {
-                let s3 = Arc::new(S3Source::connect(s, credentials).await);
+                let s3 = Arc::new(S3Source::connect(s, credentials, config.retry.max_delay).await);
                 let counted = Arc::new(CountingSource::new(s3, requests.clone()));
                 let limited = Arc::new(LimitedSource::new(counted, config.sync.max_requests));
                 Arc::new(RetryingSource::new(limited, retry.clone()))
@@ -288,9 +289,10 @@ pub fn verify_last_day_job(config: &Config) -> Result<VerifyJob, AppError> {
 /// (`log_analytics.auth`, else the target's).
 fn la_credential(
     la: &crate::config::LogAnalyticsConfig,
+    max_delay: std::time::Duration,
 ) -> Result<Arc<dyn azure_core::credentials::TokenCredential>, AppError> {
     use crate::storage::azure_auth::{client_auth, ClientAuth};
-    match client_auth(&la.auth).map_err(AppError::Setup)? {
+    match client_auth(&la.auth, max_delay).map_err(AppError::Setup)? {
         ClientAuth::Token(credential) => Ok(credential),
         _ => Err(AppError::Setup("log_analytics needs a token credential".into())),
     }
@@ -305,8 +307,8 @@ pub fn ingestion(config: &Config) -> Result<Option<crate::monitor::LogsIngestion
         &la.ingestion_endpoint,
         &la.dcr_immutable_id,
         &la.stream,
-        la_credential(la)?,
-        azure_core::http::ClientOptions::default(),
+        la_credential(la, config.retry.max_delay)?,
+        crate::storage::azure_http::client_options(config.retry.max_delay),
     )
     .map(Some)
     .map_err(|e| AppError::Setup(e.to_string()))
@@ -325,8 +327,8 @@ pub fn logs_query(config: &Config) -> Result<crate::monitor::LogsQuery, AppError
     }
     crate::monitor::LogsQuery::new(
         &la.workspace_id,
-        la_credential(la)?,
-        azure_core::http::ClientOptions::default(),
+        la_credential(la, config.retry.max_delay)?,
+        crate::storage::azure_http::client_options(config.retry.max_delay),
     )
     .map_err(|e| AppError::Setup(e.to_string()))
 }
@@ -398,7 +400,7 @@ pub async fn restore_job(config: &Config, request: RestoreRequest) -> Result<Res
             let credentials = restore_credentials(config, request.role_arn.as_deref()).await?;
             Arc::new(RetryingSink::new(
                 Arc::new(
-                    S3Sink::connect(bucket, prefix, endpoint.as_deref(), credentials)
+                    S3Sink::connect(bucket, prefix, endpoint.as_deref(), credentials, config.retry.max_delay)
                         .await
                         .with_retry(retry.clone()),
                 ),
@@ -450,7 +452,7 @@ async fn restore_credentials(config: &Config, role_arn: Option<&str>) -> Result<
                 ));
             }
             let region = aws_credentials::sts_region("us-east-1");
-            aws_credentials::provider(&config.aws, role_arn, &region)
+            aws_credentials::provider(&config.aws, role_arn, &region, config.retry.max_delay)
                 .await
                 .map_err(AppError::Setup)
         }
@@ -572,7 +574,7 @@ pub async fn keys_fetch(
     };
     let region = aws_credentials::sts_region(config.sources.first().map(|s| s.region.as_str()).unwrap_or("us-east-1"));
     let api = crate::cloudtrail_api::AwsCloudTrail {
-        credentials: aws_credentials::provider(&config.aws, role.as_deref(), &region)
+        credentials: aws_credentials::provider(&config.aws, role.as_deref(), &region, config.retry.max_delay)
             .await
             .map_err(AppError::Setup)?,
     };

@@ -100,4 +100,7 @@ pub mod metric {
     pub const RETRIES: &str = "trailvault_retries_total";
     /// Gauge: end of the last verify that found nothing.
     pub const VERIFY_LAST_SUCCESS: &str = "trailvault_verify_last_success_timestamp_seconds";
+    /// Seconds the sync in progress has been running (0 between runs); `/livez` answers 503
+    /// once it passes twice the schedule's interval.
+    pub const RUN_IN_PROGRESS: &str = "trailvault_run_in_progress_seconds";
 }

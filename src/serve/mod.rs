@@ -3,4 +3,5 @@
 
 pub mod daemon;
 pub mod functions;
+pub mod listener;
 pub mod shutdown;

@@ -328,7 +328,14 @@ impl SourceRun<'_> {
                 let probe = self.handle.source.list_folders(&root);
                 match tokio::time::timeout(self.job.health.probe_timeout, probe).await {
                     Ok(Ok(_)) => Probe::Reachable,
-                    Ok(Err(e)) if e.kind == crate::storage::ErrorKind::Auth => Probe::CredentialsFailed(e.to_string()),
+                    Ok(Err(e))
+                        if matches!(
+                            e.kind,
+                            crate::storage::ErrorKind::Auth | crate::storage::ErrorKind::Credentials
+                        ) =>
+                    {
+                        Probe::CredentialsFailed(e.to_string())
+                    }
                     Ok(Err(e)) => Probe::Unreachable(e.to_string()),
                     Err(_) => Probe::Unreachable(format!("no answer within {:?}", self.job.health.probe_timeout)),
                 }

@@ -27,9 +27,11 @@ macro_rules! world {
 
 mod aws;
 mod aws_health;
+mod credentials;
 mod daemon;
 mod functions;
 mod keys;
+mod listings;
 mod log_analytics;
 mod resilience;
 mod restore;
@@ -39,6 +41,7 @@ mod signals;
 mod status;
 mod sync;
 mod verify;
+mod waits;
 
 #[allow(unused_imports)]
 use {daemon::*, functions::*, restore::*, sync::*, verify::*};
