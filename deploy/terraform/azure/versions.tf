@@ -1,5 +1,6 @@
 terraform {
-  required_version = ">= 1.6"
+  # 1.9 or later: variable validations refer to other variables (function_plan_sku).
+  required_version = ">= 1.9"
 
   required_providers {
     # 4.55 or later: azurerm_log_analytics_workspace_table_custom_log (the TrailVault_CL table)
