@@ -68,14 +68,10 @@ locals {
 # account, never the archive, so the archive keeps shared keys off and its roles stay on the
 # two containers.
 resource "azurerm_storage_account" "functions" {
-  #checkov:skip=CKV_AZURE_33:No queue is used on this account (timer and HTTP triggers only), so there is no queue traffic to log.
-  #checkov:skip=CKV_AZURE_59:The Functions host and the deployer reach this account over the internet; this module creates no virtual network or private endpoints. It holds only the host's timer leases, keys and the package, never the archive.
-  #checkov:skip=CKV_AZURE_206:The host's own state (timer leases, function keys, the package) is rebuilt by a redeploy; zone or geo replication would protect nothing trailvault keeps.
   #checkov:skip=CKV2_AZURE_1:Customer-managed keys would add a Key Vault this module does not create; the account holds no evidence (Microsoft-managed keys, infrastructure encryption on).
-  #checkov:skip=CKV2_AZURE_33:No private endpoint: this module creates no virtual network (see CKV_AZURE_59).
-  #checkov:skip=CKV2_AZURE_38:Soft delete would keep deleted timer leases and stale packages; nothing on this account is evidence, and a redeploy recreates it.
-  #checkov:skip=CKV2_AZURE_41:No SAS is issued on this account (identity-based access; the account key only where Azure Files needs it).
+  #checkov:skip=CKV2_AZURE_33:No private endpoint: the Functions host reaches its own account without a virtual network, which this module does not create; the account holds only the host's timer leases, keys and the package, never the archive.
   #checkov:skip=CKV2_AZURE_40:Linux Consumption (Y1) and Elastic Premium mount the host's content share over Azure Files, which takes only the account key; shared keys are off for Flex Consumption and Dedicated (local.function_storage_key).
+  #checkov:skip=CKV2_AZURE_41:sas_policy below sets a one-day expiration period; checkov cannot evaluate shared_access_key_enabled (local.function_storage_key, by plan) and so does not see it.
   count                             = var.deploy_function_app ? 1 : 0
   name                              = local.functions_storage_name
   resource_group_name               = local.resource_group_name
@@ -89,7 +85,23 @@ resource "azurerm_storage_account" "functions" {
   shared_access_key_enabled         = local.function_storage_key
   default_to_oauth_authentication   = true
   infrastructure_encryption_enabled = true
-  tags                              = var.tags
+
+  # A SAS issued on this account (for Y1's package URL, say) should expire within a day;
+  # the host itself uses the identity or, on Y1 and Elastic Premium, the account key.
+  sas_policy {
+    expiration_period = "1.00:00:00"
+  }
+
+  blob_properties {
+    delete_retention_policy {
+      days = 7
+    }
+    container_delete_retention_policy {
+      days = 7
+    }
+  }
+
+  tags = var.tags
 }
 
 # Flex Consumption reads the deployed package from this container with the identity.
@@ -135,7 +147,9 @@ resource "azurerm_application_insights" "functions" {
 }
 
 resource "azurerm_function_app_flex_consumption" "trailvault" {
-  #checkov:skip=CKV_AZURE_221:The timer functions need no inbound access, but the status HTTP function (function-key auth) and the deployer's one-deploy of the package do; this module creates no virtual network or private endpoint.
+  # Public network access: the timer functions need no inbound access, but the status HTTP
+  # function (function-key auth) and the deployer's one-deploy of the package do; this module
+  # creates no virtual network or private endpoint.
   count               = local.function_flex ? 1 : 0
   name                = local.function_app_name
   resource_group_name = local.resource_group_name
@@ -177,10 +191,6 @@ resource "azurerm_function_app_flex_consumption" "trailvault" {
 
 resource "azurerm_linux_function_app" "trailvault" {
   #checkov:skip=CKV_AZURE_221:The timer functions need no inbound access, but the status HTTP function (function-key auth) and the deployer's zip deploy do; this module creates no virtual network or private endpoint.
-  #checkov:skip=CKV_AZURE_56:App Service Authentication would put an Entra login in front of the status function; it is protected by its function key and returns no credential material.
-  #checkov:skip=CKV_AZURE_159:HTTP/2 is irrelevant for timer invocations and one status endpoint.
-  #checkov:skip=CKV_AZURE_212:One instance is enough: a timer runs on one instance at a time (singleton lock) and a missed run is caught up by the next (the watermark).
-  #checkov:skip=CKV_AZURE_145:Client certificates are not used: the status function is guarded by its function key.
   count               = local.function_classic ? 1 : 0
   name                = local.function_app_name
   resource_group_name = local.resource_group_name
