@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Installs what trailvault's tests and demo need and a fresh machine lacks:
 # rclone (the independent checker), Azurite 3.35.0 (pinned by package-lock.json; it
-# runs on Node 20), and moto in a private venv. Idempotent: each step is skipped when
-# its tool is already there. Uses only the package registries.
+# runs on Node 20), moto in a private venv, cargo-zigbuild and zig (the Functions
+# handler's old-glibc link) in .tools/zig, checkov in .tools/checkov, and a Debian 11
+# (bullseye) minbase root filesystem for the Functions package test. Idempotent: each step
+# is skipped when its tool is already there. Uses only the package registries.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -46,4 +48,23 @@ if [ ! -x .tools/venv/bin/moto_server ] || ! .tools/venv/bin/python -c 'import h
   .tools/venv/bin/pip install -q --disable-pip-version-check -r tools/emulators/requirements.txt
 fi
 
-say "ok: rclone $(rclone version 2>/dev/null | head -1 | awk '{print $2}'), azurite $(node -p 'require("./tools/emulators/node_modules/azurite/package.json").version'), moto $(.tools/venv/bin/python -c 'import moto; print(moto.__version__)')"
+# Pinned wheels in their own venvs: `pip install -r` again only when the pins changed.
+venv_install() { # DIR REQUIREMENTS CHECK...
+  local dir=$1 req=$2; shift 2
+  if [ -f "$dir/.requirements" ] && cmp -s "$req" "$dir/.requirements" && "$@" >/dev/null 2>&1; then return; fi
+  say "installing $(grep -v '^#' "$req" | xargs) (pip, venv in $dir)"
+  python3 -m venv "$dir"
+  "$dir/bin/pip" install -q --disable-pip-version-check -r "$req"
+  cp "$req" "$dir/.requirements"
+}
+venv_install .tools/zig tools/zig/requirements.txt .tools/zig/bin/python -m ziglang version
+venv_install .tools/checkov tools/checkov/requirements.txt .tools/checkov/bin/checkov --version
+
+# Debian 11 (bullseye), what the Functions host images run on: the package test starts the
+# handler in it under chroot. Built once and kept (BULLSEYE_ROOT, default
+# /var/cache/trailvault/bullseye-minbase); a root filesystem needs root to make and to use.
+if [ "$(id -u)" = 0 ]; then
+  scripts/bullseye-rootfs.sh >/dev/null
+fi
+
+say "ok: rclone $(rclone version 2>/dev/null | head -1 | awk '{print $2}'), azurite $(node -p 'require("./tools/emulators/node_modules/azurite/package.json").version'), moto $(.tools/venv/bin/python -c 'import moto; print(moto.__version__)'), zig $(.tools/zig/bin/python -m ziglang version), $(.tools/zig/bin/cargo-zigbuild --version), checkov $(.tools/checkov/bin/checkov --version)"
