@@ -479,6 +479,85 @@ def check_azure(azure, root, c, columns_wanted, kql):
     return mod
 
 
+META = {"count", "for_each", "depends_on", "lifecycle", "provider"}
+
+
+def check_provider_schema(mod, c, fixture):
+    """Every argument and block of every azurerm resource and data source is one the provider
+    (at the pinned version) has, every required one is there, and literal values of the
+    attributes the provider validates case-sensitively are among its values. The schema is
+    tests/fixtures/azurerm-<version>-schema.json (tools/provider-schema/extract.py made it
+    from the provider's published schema; no registry is needed here)."""
+    schema = json.load(open(fixture, encoding="utf-8"))
+    enums = schema.get("enums", {})
+    problems = []
+
+    def body_check(path, body, spec):
+        if not isinstance(body, dict):
+            problems.append(f"{path}: not a block")
+            return
+        present = set()
+        for key, value in body.items():
+            if key in META and path.count(".") == 1:
+                continue
+            if key == "dynamic":
+                for dyn in value if isinstance(value, list) else [value]:
+                    for name, d in dyn.items():
+                        if name not in spec["blocks"]:
+                            problems.append(f"{path}: dynamic block {name} is not a block of this type")
+                            continue
+                        present.add(name)
+                        body_check(f"{path}.{name}", one(d.get("content")), spec["blocks"][name])
+                continue
+            if key in spec["arguments"]:
+                present.add(key)
+                e = enums.get(f"{path.split(' ', 1)[0]}.{key}") or enums.get(f"{enum_path(path)}.{key}")
+                if e and isinstance(value, str) and "${" not in value and value not in e["values"]:
+                    problems.append(f"{path}.{key} = {value!r} is not one of {e['values']} ({e['source']})")
+                continue
+            if key in spec["blocks"]:
+                present.add(key)
+                for b in value if isinstance(value, list) else [value]:
+                    body_check(f"{path}.{key}", b, spec["blocks"][key])
+                    if key in ("column",) or enum_path(f"{path}.{key}") in {k.rsplit(".", 1)[0] for k in enums}:
+                        for ek, e in enums.items():
+                            if ek.rsplit(".", 1)[0] == enum_path(f"{path}.{key}"):
+                                v = b.get(ek.rsplit(".", 1)[1]) if isinstance(b, dict) else None
+                                if isinstance(v, str) and "${" not in v and v not in e["values"]:
+                                    problems.append(f"{path}.{key}.{ek.rsplit('.', 1)[1]} = {v!r} is not one of {e['values']} ({e['source']})")
+                continue
+            problems.append(f"{path}: {key} is neither an argument nor a block of this type")
+        for name, a in spec["arguments"].items():
+            if a.get("required") and name not in present:
+                problems.append(f"{path}: the required argument {name} is missing")
+        for name, b in spec["blocks"].items():
+            if b.get("required") and name not in present:
+                problems.append(f"{path}: the required block {name} is missing")
+
+    def enum_path(path):
+        # "azurerm_x.name.block.sub" -> "azurerm_x.block.sub"
+        parts = path.split(".")
+        return ".".join([parts[0]] + parts[2:])
+
+    checked = 0
+    for kind in ("resource", "data"):
+        for block in mod.get(kind, []):
+            for rtype, named in block.items():
+                if not rtype.startswith("azurerm_"):
+                    continue
+                for name, body in named.items():
+                    spec = schema[kind].get(rtype)
+                    if spec is None:
+                        problems.append(f"{kind} {rtype}: not in {os.path.basename(fixture)} (rerun tools/provider-schema/extract.py)")
+                        continue
+                    checked += 1
+                    body_check(f"{rtype}.{name}", body, spec)
+    for p_ in problems:
+        print(f"  schema: {p_}")
+    c.check(not problems and checked > 0,
+            f"every azurerm resource and data source ({checked}) uses only arguments and blocks {schema['provider']} has, with its required ones and valid enum values ({len(problems)} problems)")
+
+
 def check_aws(aws_dir, c):
     mod = load_module(aws_dir)
     c.check(bool(mod.get("resource")), f"{aws_dir}: every .tf file parses")
@@ -678,6 +757,7 @@ def main():
     ap.add_argument("--terraform-dir", default=os.path.join(ROOT, "deploy", "terraform"))
     ap.add_argument("--workbook", default=os.path.join(ROOT, "workbooks", "trailvault.workbook.json"))
     ap.add_argument("--contract", default=os.path.join(os.path.dirname(ROOT), "shared", "contract.md"))
+    ap.add_argument("--azurerm-schema", default=os.path.join(ROOT, "tests", "fixtures", "azurerm-4.55.0-schema.json"))
     args = ap.parse_args()
     c = Checker()
     if shutil.which("node") is None:
@@ -690,6 +770,7 @@ def main():
     aws = os.path.join(args.terraform_dir, "aws")
     try:
         amod = check_azure(azure, ROOT, c, wanted, kql)
+        check_provider_schema(amod, c, args.azurerm_schema)
         check_common(azure, amod, c)
         wmod = check_aws(aws, c)
         check_common(aws, wmod, c)
