@@ -482,7 +482,7 @@ def check_azure(azure, root, c, columns_wanted, kql):
 META = {"count", "for_each", "depends_on", "lifecycle", "provider"}
 
 
-def check_provider_schema(mod, c, fixture):
+def check_provider_schema(mod, c, fixture, prefix="azurerm_"):
     """Every argument and block of every azurerm resource and data source is one the provider
     (at the pinned version) has, every required one is there, and literal values of the
     attributes the provider validates case-sensitively are among its values. The schema is
@@ -543,7 +543,7 @@ def check_provider_schema(mod, c, fixture):
     for kind in ("resource", "data"):
         for block in mod.get(kind, []):
             for rtype, named in block.items():
-                if not rtype.startswith("azurerm_"):
+                if not rtype.startswith(prefix):
                     continue
                 for name, body in named.items():
                     spec = schema[kind].get(rtype)
@@ -555,7 +555,7 @@ def check_provider_schema(mod, c, fixture):
     for p_ in problems:
         print(f"  schema: {p_}")
     c.check(not problems and checked > 0,
-            f"every azurerm resource and data source ({checked}) uses only arguments and blocks {schema['provider']} has, with its required ones and valid enum values ({len(problems)} problems)")
+            f"every {prefix[:-1]} resource and data source ({checked}) uses only arguments and blocks {schema['provider']} has, with its required ones and valid enum values ({len(problems)} problems)")
 
 
 def check_aws(aws_dir, c):
@@ -758,6 +758,7 @@ def main():
     ap.add_argument("--workbook", default=os.path.join(ROOT, "workbooks", "trailvault.workbook.json"))
     ap.add_argument("--contract", default=os.path.join(os.path.dirname(ROOT), "shared", "contract.md"))
     ap.add_argument("--azurerm-schema", default=os.path.join(ROOT, "tests", "fixtures", "azurerm-4.55.0-schema.json"))
+    ap.add_argument("--aws-schema", default=os.path.join(ROOT, "tests", "fixtures", "aws-5.99.1-schema.json"))
     args = ap.parse_args()
     c = Checker()
     if shutil.which("node") is None:
@@ -773,6 +774,7 @@ def main():
         check_provider_schema(amod, c, args.azurerm_schema)
         check_common(azure, amod, c)
         wmod = check_aws(aws, c)
+        check_provider_schema(wmod, c, args.aws_schema, "aws_")
         check_common(aws, wmod, c)
     except Exception as e:  # a parse error is a failed check, with the reason
         c.check(False, f"parse: {type(e).__name__}: {e}")

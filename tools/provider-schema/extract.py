@@ -1,19 +1,21 @@
 #!/usr/bin/env python3
-"""Writes tests/fixtures/azurerm-4.55.0-schema.json: the argument and block names (and which
-are required) of the azurerm resources and data sources deploy/terraform/azure uses, as the
-azurerm provider 4.55.0 publishes them, read from the jsii assembly bundled in the PyPI
-package cdktf-cdktf-provider-azurerm 14.23.1 (generated from `terraform providers schema
--json` of hashicorp/azurerm 4.55.0). Plus the enum values the checks need that the schema
+"""Writes tests/fixtures/<provider>-<version>-schema.json: the argument and block names (and
+which are required) of the resources and data sources deploy/terraform/<module> uses, as the
+provider publishes them, read from the jsii assembly bundled in the PyPI packages
+cdktf-cdktf-provider-azurerm 14.23.1 (hashicorp/azurerm 4.55.0, for `azurerm ~> 4.55`) and
+cdktf-cdktf-provider-aws 19.65.1 (hashicorp/aws 5.99.1, for `aws ~> 5.81`), which are generated
+from `terraform providers schema -json`. Plus the enum values the checks need that the schema
 JSON does not carry (the provider validates them in Go): each with the provider source file
 it comes from.
 
-Run it again when the pin in versions.tf moves (scripts/check-terraform.py reads the fixture
-and fails on a resource type it does not list):
+Run it again when a pin in versions.tf moves (scripts/check-terraform.py reads the fixtures
+and fails on a resource type they do not list):
 
-    python3 -m venv /tmp/v && /tmp/v/bin/pip download --no-deps -d /tmp/w cdktf-cdktf-provider-azurerm==14.23.1
+    pip download --no-deps -d /tmp/w cdktf-cdktf-provider-azurerm==14.23.1 cdktf-cdktf-provider-aws==19.65.1
     python3 tools/provider-schema/extract.py /tmp/w/cdktf_cdktf_provider_azurerm-14.23.1-py3-none-any.whl
+    python3 tools/provider-schema/extract.py /tmp/w/cdktf_cdktf_provider_aws-19.65.1-py3-none-any.whl
 
-The fixture is data (names, flags, values), not provider code.
+The fixtures are data (names, flags, values), not provider code.
 """
 
 import io
@@ -25,11 +27,18 @@ import tarfile
 import zipfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-VERSION = "4.55.0"
-OUT = os.path.join(ROOT, "tests", "fixtures", f"azurerm-{VERSION}-schema.json")
+PROVIDERS = {
+    # PyPI package prefix: (provider, version, module folder, jsii namespace)
+    "cdktf_cdktf_provider_azurerm-14.23.1": ("azurerm", "4.55.0", "azure", "@cdktf/provider-azurerm"),
+    "cdktf_cdktf_provider_aws-19.65.1": ("aws", "5.99.1", "aws", "@cdktf/provider-aws"),
+}
 
 # Validated in the provider's Go code (StringInSlice, case-sensitive), not in the schema JSON.
 ENUMS = {
+    "aws_iam_policy_document.statement.effect": {
+        "values": ["Allow", "Deny"],
+        "source": "internal/service/iam/policy_document_data_source.go: effect StringInSlice",
+    },
     "azurerm_log_analytics_workspace_table_custom_log.column.type": {
         "values": ["boolean", "dateTime", "dynamic", "guid", "int", "long", "real", "string"],
         "source": "internal/services/loganalytics/log_analytics_workspace_table.go: tables.PossibleValuesForColumnTypeEnum() (operationalinsights 2022-10-01), case-sensitive",
@@ -61,15 +70,14 @@ ENUMS = {
 }
 
 
-def used_types():
+def used_types(provider, module):
     types = {"resource": set(), "data": set()}
-    for sub in ("azure",):
-        d = os.path.join(ROOT, "deploy", "terraform", sub)
-        for name in sorted(os.listdir(d)):
-            if name.endswith(".tf"):
-                text = open(os.path.join(d, name), encoding="utf-8").read()
-                for kind, rtype in re.findall(r'^(resource|data) "(azurerm_[a-z0-9_]+)"', text, re.M):
-                    types[kind].add(rtype)
+    d = os.path.join(ROOT, "deploy", "terraform", module)
+    for name in sorted(os.listdir(d)):
+        if name.endswith(".tf"):
+            text = open(os.path.join(d, name), encoding="utf-8").read()
+            for kind, rtype in re.findall(rf'^(resource|data) "({provider}_[a-z0-9_]+)"', text, re.M):
+                types[kind].add(rtype)
     return types
 
 
@@ -122,29 +130,32 @@ def walk(types, fqn, depth=0):
 
 def main():
     wheel = sys.argv[1]
+    key = next(k for k in PROVIDERS if os.path.basename(wheel).startswith(k))
+    provider, version, module, namespace = PROVIDERS[key]
+    out_path = os.path.join(ROOT, "tests", "fixtures", f"{provider}-{version}-schema.json")
     jsii = load_jsii(wheel)
     types = jsii["types"]
-    want = used_types()
+    want = used_types(provider, module)
     schema = {
-        "provider": f"registry.terraform.io/hashicorp/azurerm {VERSION}",
-        "from": "PyPI cdktf-cdktf-provider-azurerm 14.23.1 (its jsii assembly, generated from the provider's published schema)",
+        "provider": f"registry.terraform.io/hashicorp/{provider} {version}",
+        "from": f"PyPI {key.replace('_', '-').rsplit('-', 1)[0]} {key.rsplit('-', 1)[1]} (its jsii assembly, generated from the provider's published schema)",
         "resource": {},
         "data": {},
-        "enums": ENUMS,
+        "enums": {k: v for k, v in ENUMS.items() if k.startswith(provider + "_")},
     }
     for kind in ("resource", "data"):
         for rtype in sorted(want[kind]):
-            base = "".join(w.capitalize() for w in rtype[len("azurerm_"):].split("_"))
-            prefix = "DataAzurerm" if kind == "data" else ""
-            fqn = next((k for k in types if k.endswith(f".{prefix}{base}Config") and types[k].get("kind") == "interface"), None)
+            base = "".join(w.capitalize() for w in rtype[len(provider) + 1:].split("_"))
+            prefix = f"Data{provider.capitalize()}" if kind == "data" else ""
+            fqn = next((k for k in types if k.startswith(namespace + ".") and k.endswith(f".{prefix}{base}Config") and types[k].get("kind") == "interface"), None)
             if fqn is None:
                 raise SystemExit(f"{kind} {rtype}: no {prefix}{base}Config in the assembly")
             schema[kind][rtype] = walk(types, fqn)
-    os.makedirs(os.path.dirname(OUT), exist_ok=True)
-    with open(OUT, "w", encoding="utf-8") as f:
+    os.makedirs(os.path.dirname(out_path), exist_ok=True)
+    with open(out_path, "w", encoding="utf-8") as f:
         json.dump(schema, f, indent=1, sort_keys=True)
         f.write("\n")
-    print(f"wrote {OUT}: {sum(len(schema[k]) for k in ('resource', 'data'))} types")
+    print(f"wrote {out_path}: {sum(len(schema[k]) for k in ('resource', 'data'))} types")
 
 
 if __name__ == "__main__":
