@@ -2,9 +2,10 @@
 # Installs what trailvault's tests and demo need and a fresh machine lacks:
 # rclone (the independent checker), Azurite 3.35.0 (pinned by package-lock.json; it
 # runs on Node 20), moto in a private venv, cargo-zigbuild and zig (the Functions
-# handler's old-glibc link) in .tools/zig, checkov in .tools/checkov, and a Debian 11
-# (bullseye) minbase root filesystem for the Functions package test. Idempotent: each step
-# is skipped when its tool is already there. Uses only the package registries.
+# handler's old-glibc link) in .tools/zig, and checkov in .tools/checkov (the Debian 11 root
+# filesystem the Functions package test needs is made on first use by
+# scripts/bullseye-rootfs.sh, with mmdebstrap from here). Idempotent: each step is skipped
+# when its tool is already there. Uses only the package registries.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -59,12 +60,5 @@ venv_install() { # DIR REQUIREMENTS CHECK...
 }
 venv_install .tools/zig tools/zig/requirements.txt .tools/zig/bin/python -m ziglang version
 venv_install .tools/checkov tools/checkov/requirements.txt .tools/checkov/bin/checkov --version
-
-# Debian 11 (bullseye), what the Functions host images run on: the package test starts the
-# handler in it under chroot. Built once and kept (BULLSEYE_ROOT, default
-# /var/cache/trailvault/bullseye-minbase); a root filesystem needs root to make and to use.
-if [ "$(id -u)" = 0 ]; then
-  scripts/bullseye-rootfs.sh >/dev/null
-fi
 
 say "ok: rclone $(rclone version 2>/dev/null | head -1 | awk '{print $2}'), azurite $(node -p 'require("./tools/emulators/node_modules/azurite/package.json").version'), moto $(.tools/venv/bin/python -c 'import moto; print(moto.__version__)'), zig $(.tools/zig/bin/python -m ziglang version), $(.tools/zig/bin/cargo-zigbuild --version), checkov $(.tools/checkov/bin/checkov --version)"
