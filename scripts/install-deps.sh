@@ -50,15 +50,15 @@ if [ ! -x .tools/venv/bin/moto_server ] || ! .tools/venv/bin/python -c 'import h
 fi
 
 # Pinned wheels in their own venvs: `pip install -r` again only when the pins changed.
-venv_install() { # DIR REQUIREMENTS CHECK...
-  local dir=$1 req=$2; shift 2
-  if [ -f "$dir/.requirements" ] && cmp -s "$req" "$dir/.requirements" && "$@" >/dev/null 2>&1; then return; fi
+venv_install() { # DIR REQUIREMENTS EXECUTABLE
+  local dir=$1 req=$2 exe=$3
+  if [ -f "$dir/.requirements" ] && cmp -s "$req" "$dir/.requirements" && [ -x "$exe" ]; then return; fi
   say "installing $(grep -v '^#' "$req" | xargs) (pip, venv in $dir)"
   python3 -m venv "$dir"
   "$dir/bin/pip" install -q --disable-pip-version-check -r "$req"
   cp "$req" "$dir/.requirements"
 }
-venv_install .tools/zig tools/zig/requirements.txt .tools/zig/bin/python -m ziglang version
-venv_install .tools/checkov tools/checkov/requirements.txt .tools/checkov/bin/checkov --version
+venv_install .tools/zig tools/zig/requirements.txt .tools/zig/bin/cargo-zigbuild
+venv_install .tools/checkov tools/checkov/requirements.txt .tools/checkov/bin/checkov
 
-say "ok: rclone $(rclone version 2>/dev/null | head -1 | awk '{print $2}'), azurite $(node -p 'require("./tools/emulators/node_modules/azurite/package.json").version'), moto $(.tools/venv/bin/python -c 'import moto; print(moto.__version__)'), zig $(.tools/zig/bin/python -m ziglang version), $(.tools/zig/bin/cargo-zigbuild --version), checkov $(.tools/checkov/bin/checkov --version)"
+say "ok: rclone $(rclone version 2>/dev/null | head -1 | awk '{print $2}'), azurite $(node -p 'require("./tools/emulators/node_modules/azurite/package.json").version'), moto $(.tools/venv/bin/python -c 'import moto; print(moto.__version__)'), $(grep -v '^#' tools/zig/requirements.txt | xargs), $(grep -v '^#' tools/checkov/requirements.txt)"
