@@ -55,11 +55,17 @@ locals {
     # The rendered trailvault.toml (output trailvault_toml) ships in the package beside host.json.
     TRAILVAULT_CONFIG = "trailvault.toml"
   })
-  # AzureWebJobsStorage through the user-assigned identity (no connection string, no key).
+  # AzureWebJobsStorage through the user-assigned identity (no key). The identity settings
+  # name the credential; the account name comes from storage_uses_managed_identity on the
+  # Linux Function App and from the settings below on Flex Consumption, where the empty
+  # AzureWebJobsStorage replaces the key-less connection string the provider would put there.
   function_identity_storage = {
+    AzureWebJobsStorage__credential = "managedidentity"
+    AzureWebJobsStorage__clientId   = azurerm_user_assigned_identity.trailvault.client_id
+  }
+  flex_host_storage = {
+    AzureWebJobsStorage              = ""
     AzureWebJobsStorage__accountName = local.functions_storage_name
-    AzureWebJobsStorage__credential  = "managedidentity"
-    AzureWebJobsStorage__clientId    = azurerm_user_assigned_identity.trailvault.client_id
   }
   functions_storage_name = "${substr(var.storage_account_name, 0, min(length(var.storage_account_name), 20))}func"
 }
@@ -182,7 +188,7 @@ resource "azurerm_function_app_flex_consumption" "trailvault" {
     minimum_tls_version                    = "1.2"
   }
 
-  app_settings = merge(local.function_settings, local.function_identity_storage)
+  app_settings = merge(local.function_settings, local.function_identity_storage, local.flex_host_storage)
 
   tags = var.tags
 
