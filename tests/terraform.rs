@@ -106,7 +106,11 @@ fn the_terraform_check_catches_a_dropped_column_an_account_scope_a_missing_sub_c
         "replica_retry_limit          = 0",
         "replica_retry_limit          = 0\n  termination_grace_period_seconds = 60",
     );
-    edit(&tf.join("azure/compute.tf"), "runtime_name           = \"custom\"", "runtime_name           = \"Custom\"");
+    edit(
+        &tf.join("azure/compute.tf"),
+        "runtime_name           = \"custom\"",
+        "runtime_name           = \"Custom\"",
+    );
     let out = check
         .arg("--terraform-dir")
         .arg(&tf)
@@ -130,4 +134,3 @@ fn the_terraform_check_catches_a_dropped_column_an_account_scope_a_missing_sub_c
     }
     assert!(!stdout.contains("FAIL: table TrailVault_CL"), "{stdout}");
 }
-
