@@ -100,7 +100,7 @@ fn open_counted(
 /// The archived sources a reading command works on: those named, else every configured one.
 pub fn archived_sources(config: &Config, named: &[String], command: &str) -> Result<Vec<String>, AppError> {
     let mut sources: Vec<String> = if named.is_empty() {
-        config.sources.iter().map(|s| s.name.clone()).collect()
+        config.sources.iter().map(|s| s.name.to_string()).collect()
     } else {
         named.to_vec()
     };
@@ -168,21 +168,22 @@ pub async fn sync_job(
         state = Arc::new(ReadOnlyStore::new(state));
     }
     let mut sources = Vec::new();
+    let mut source_roles = Vec::new();
     // One provider per role: sources sharing a role share its cached credentials.
     let mut providers: std::collections::HashMap<String, AwsCredentials> = std::collections::HashMap::new();
     for s in config
         .sources
         .iter()
-        .filter(|s| only.is_empty() || only.contains(&s.name))
+        .filter(|s| only.is_empty() || only.iter().any(|o| s.name.as_str() == o))
     {
         let credentials = match config.source_role(s) {
-            None => aws_credentials::provider(&config.aws, None, &s.region)
+            None => aws_credentials::provider(&config.aws, None, s.region.as_str())
                 .await
                 .map_err(AppError::Setup)?,
             Some(role) => match providers.get(&role) {
                 Some(p) => p.clone(),
                 None => {
-                    let p = aws_credentials::provider(&config.aws, Some(&role), &s.region)
+                    let p = aws_credentials::provider(&config.aws, Some(&role), s.region.as_str())
                         .await
                         .map_err(AppError::Setup)?;
                     providers.insert(role, p.clone());
@@ -190,9 +191,11 @@ pub async fn sync_job(
                 }
             },
         };
+        source_roles.push(config.source_role(s));
         sources.push(SourceHandle {
-            name: s.name.clone(),
+            name: s.name.to_string(),
             prefix: s.prefix.clone(),
+            credentials_error: None,
             source: {
                 let s3 = Arc::new(S3Source::connect(s, credentials).await);
                 let counted = Arc::new(CountingSource::new(s3, requests.clone()));
@@ -202,24 +205,29 @@ pub async fn sync_job(
         });
     }
     // Exchange the Azure identity before the health probe runs, so the probe's timeout
-    // measures S3, not a first token. A failure here is only logged: the probe and the
-    // listings report it with the source it hits.
+    // measures S3, not a first token. A failure marks the sources of that role: their
+    // health is `CredentialsFailed` (our side to fix), never an AWS outage.
     if !dry_run {
+        let mut refused: std::collections::HashMap<&str, String> = std::collections::HashMap::new();
         for (role, provider) in providers.iter().filter_map(|(r, p)| p.as_ref().map(|p| (r, p))) {
             use aws_credential_types::provider::ProvideCredentials;
             let warm = tokio::time::timeout(aws_credentials::LOAD_TIMEOUT, provider.provide_credentials());
-            match warm.await {
-                Ok(Ok(_)) => {}
-                Ok(Err(e)) => tracing::warn!(
-                    role_arn = role.as_str(),
-                    error = %aws_sdk_s3::error::DisplayErrorContext(&e),
-                    "no AWS credentials from the Azure identity"
+            let error = match warm.await {
+                Ok(Ok(_)) => continue,
+                Ok(Err(e)) => crate::secret::redact_text(&format!(
+                    "no AWS credentials from the Azure identity: {}",
+                    aws_sdk_s3::error::DisplayErrorContext(&e)
+                )),
+                Err(_) => format!(
+                    "no AWS credentials from the Azure identity within {}s",
+                    aws_credentials::LOAD_TIMEOUT.as_secs()
                 ),
-                Err(_) => tracing::warn!(
-                    role_arn = role.as_str(),
-                    "no AWS credentials from the Azure identity in time"
-                ),
-            }
+            };
+            tracing::warn!(role_arn = role.as_str(), error, "AWS credentials failed");
+            refused.insert(role.as_str(), error);
+        }
+        for (handle, role) in sources.iter_mut().zip(&source_roles) {
+            handle.credentials_error = role.as_deref().and_then(|r| refused.get(r).cloned());
         }
     }
     Ok(SyncJob {
@@ -253,6 +261,7 @@ pub fn verify_job(config: &Config, sources: Vec<String>, range: TimeRange) -> Re
         },
         concurrency: config.sync.concurrency,
         retry,
+        cancel: CancellationToken::new(),
     })
 }
 
@@ -263,7 +272,11 @@ pub fn verify_last_day_job(config: &Config) -> Result<VerifyJob, AppError> {
         since: Some(until - chrono::Duration::days(1)),
         until: Some(until),
     };
-    verify_job(config, config.sources.iter().map(|s| s.name.clone()).collect(), range)
+    verify_job(
+        config,
+        config.sources.iter().map(|s| s.name.to_string()).collect(),
+        range,
+    )
 }
 
 /// The Entra credential for `[log_analytics]`, whose identity config resolved
@@ -412,6 +425,7 @@ pub async fn restore_job(config: &Config, request: RestoreRequest) -> Result<Res
         dry_run: request.dry_run,
         progress: request.progress,
         retry,
+        cancel: CancellationToken::new(),
     })
 }
 
@@ -477,6 +491,7 @@ pub fn audit_job(config: &Config, sources: &[String], range: TimeRange) -> Resul
         trusted_issuers: fed.trusted_issuers.clone(),
         roles,
         concurrency: config.sync.concurrency,
+        cancel: CancellationToken::new(),
     })
 }
 
@@ -485,7 +500,11 @@ pub async fn keys_import(config: &Config, region: &Region, files: &[PathBuf]) ->
     config.require_target("keys import")?;
     let keys: Vec<(String, Vec<u8>)> = files
         .iter()
-        .map(|f| Ok((f.display().to_string(), crate::integrity::keys::read_key_file(f)?)))
+        .map(|f| {
+            let name = f.display().to_string();
+            let der = crate::integrity::keys::key_file_der(&name, crate::files::read_bytes(f))?;
+            Ok((name, der))
+        })
         .collect::<Result<_, KeyError>>()?;
     let (archive, _) = open_containers(config, "keys import", &RetryPolicy::new(config.retry))?;
     archive.ensure_container().await?;
@@ -504,8 +523,8 @@ pub async fn keys_fetch(
     extra: &[Region],
 ) -> Result<(Vec<String>, Vec<ImportedKey>), AppError> {
     let (archive, state) = open_containers(config, "keys fetch", &RetryPolicy::new(config.retry))?;
-    let sources: Vec<String> = config.sources.iter().map(|s| s.name.clone()).collect();
-    let mut regions = crate::state::select::archived_regions(state.as_ref(), &sources).await?;
+    let sources: Vec<String> = config.sources.iter().map(|s| s.name.to_string()).collect();
+    let mut regions = crate::state::select::archived_regions(archive.as_ref(), state.as_ref(), &sources).await?;
     regions.extend(extra.iter().cloned());
     if regions.is_empty() {
         return Err(AppError::Usage(
@@ -540,7 +559,7 @@ pub enum StatusSource {
 }
 
 pub async fn status(config: &Config, from: StatusSource, now: DateTime<Utc>) -> Result<StatusReport, AppError> {
-    let sources: Vec<String> = config.sources.iter().map(|s| s.name.clone()).collect();
+    let sources: Vec<String> = config.sources.iter().map(|s| s.name.to_string()).collect();
     let max_gap = chrono::Duration::from_std(config.sync.max_gap).unwrap_or(chrono::Duration::hours(8));
     Ok(match from {
         StatusSource::LogAnalytics => {

@@ -4,11 +4,11 @@
 //! Floors, each importing only from those below (no cycles between top-level modules):
 //!
 //! 1. knowledge, pure: `cloudtrail` (keys, digests, records), `archive` (naming and
-//!    metadata), `records` (run records, run ids), `config`, `secret`, `telemetry`,
-//!    `progress`, `fault` (error classes)
+//!    metadata), `records` (run records, run ids), `config`, `names` (identifier
+//!    newtypes), `secret`, `telemetry`, `progress`, `fault` (error classes)
 //! 2. edges, the only code that talks to clouds and disks: `storage` (traits and their
 //!    S3, Blob, folder and memory implementations), `state` (the state container's
-//!    layout), `cloudtrail_api` (ListPublicKeys), `monitor` (Log Analytics)
+//!    layout), `cloudtrail_api` (ListPublicKeys), `monitor` (Log Analytics), `files` (the config file)
 //! 3. domains, provider-free logic: `sync`, `integrity`, `federation`, `failover`
 //! 4. runtime: `app` (all job wiring), `cli`, `serve`
 
@@ -17,13 +17,16 @@ pub mod archive;
 pub mod cloudtrail;
 pub mod config;
 pub mod fault;
+pub mod names;
 pub mod progress;
 pub mod records;
 pub mod secret;
 pub mod telemetry;
+pub mod truncated;
 
 // edges
 pub mod cloudtrail_api;
+pub mod files;
 pub mod monitor;
 pub mod state;
 pub mod storage;

@@ -32,6 +32,10 @@ pub struct Cli {
     /// Less logging (-q warnings only, -qq errors only).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub quiet: u8,
+    /// On SIGTERM or SIGINT, how long work in flight gets to finish at a safe point (its
+    /// run record written, the lock released) before the process ends anyway.
+    #[arg(long, global = true, default_value = "25s", value_parser = humantime::parse_duration)]
+    pub shutdown_grace: std::time::Duration,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -58,16 +62,9 @@ pub enum Command {
     Daemon {
         #[arg(long, default_value = "0.0.0.0:8080")]
         listen: std::net::SocketAddr,
-        /// On SIGTERM, how long the running sync gets to stop at a safe point.
-        #[arg(long, default_value = "25s", value_parser = humantime::parse_duration)]
-        shutdown_grace: std::time::Duration,
     },
     /// Azure Functions custom handler on $FUNCTIONS_CUSTOMHANDLER_PORT.
-    Functions {
-        /// On SIGTERM, how long a running sync gets to stop at a safe point.
-        #[arg(long, default_value = "25s", value_parser = humantime::parse_duration)]
-        shutdown_grace: std::time::Duration,
-    },
+    Functions,
     /// Backup gap, last runs and digest coverage per source, account and region.
     Status {
         /// Where to read from: the state container, or Log Analytics' copy of the records.
@@ -254,8 +251,23 @@ impl Command {
                 command: SamlCommand::Validate { json, .. } | SamlCommand::Audit { json, .. },
             } => *json,
             Command::Status { json, .. } => *json,
-            Command::Daemon { .. } | Command::Functions { .. } => false,
+            Command::Daemon { .. } | Command::Functions => false,
         }
+    }
+
+    /// The one-shot commands that stop at a safe point on SIGTERM or SIGINT (the servers
+    /// have their own drain).
+    pub fn stops_on_signal(&self) -> bool {
+        matches!(
+            self,
+            Command::Sync(_)
+                | Command::Restore(_)
+                | Command::Verify(_)
+                | Command::Keys { .. }
+                | Command::Saml {
+                    command: SamlCommand::Audit { .. }
+                }
+        )
     }
 }
 

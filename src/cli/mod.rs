@@ -9,6 +9,8 @@ pub mod render;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use tokio_util::sync::CancellationToken;
+
 pub use args::Cli;
 use args::{Command, ConfigCommand, KeysCommand, RestoreArgs, SamlCommand, SyncArgs, VerifyArgs};
 use exit::Verdict;
@@ -91,12 +93,17 @@ impl Ended {
 /// Runs a parsed command line; returns the process exit code.
 pub async fn run(cli: Cli) -> u8 {
     let streams = match cli.command {
-        Command::Functions { .. } => telemetry::LogStreams::FunctionsHost,
+        Command::Functions => telemetry::LogStreams::FunctionsHost,
         _ => telemetry::LogStreams::Stderr,
     };
     telemetry::init(cli.log_format, cli.verbose as i8 - cli.quiet as i8, streams);
     let json = cli.command.wants_json();
-    let ended = match dispatch(&cli, json).await {
+    let stop = cli
+        .command
+        .stops_on_signal()
+        .then(|| crate::serve::shutdown::SignalStop::install(cli.shutdown_grace));
+    let stop_token = stop.as_ref().map(|s| s.token.clone()).unwrap_or_default();
+    let ended = match dispatch(&cli, json, &stop_token).await {
         Ok(ended) => ended,
         Err(e) => {
             let code = e.exit_code();
@@ -121,7 +128,11 @@ pub async fn run(cli: Cli) -> u8 {
             }
         }
     };
-    let code = exit::after_output(ended.code, &ended.output);
+    let mut code = exit::after_output(ended.code, &ended.output);
+    if let Some(signal) = stop.as_ref().and_then(|s| s.received()) {
+        // Stopped on request: the run record says what was done; the code says why it ended.
+        code = signal.exit_code();
+    }
     if let Err(e) = &ended.output {
         // stdout is what failed, so stderr is the only place left to say it.
         tracing::error!(exit_code = code, "{e}");
@@ -130,7 +141,9 @@ pub async fn run(cli: Cli) -> u8 {
     code
 }
 
-async fn dispatch(cli: &Cli, json: bool) -> Result<Ended, CliError> {
+/// `stop` is cancelled on SIGTERM/SIGINT (one-shot commands); jobs link their own
+/// cancellation to it.
+async fn dispatch(cli: &Cli, json: bool, stop: &CancellationToken) -> Result<Ended, CliError> {
     match &cli.command {
         Command::Config {
             command: ConfigCommand::Check { .. },
@@ -138,9 +151,9 @@ async fn dispatch(cli: &Cli, json: bool) -> Result<Ended, CliError> {
             let config = load_config(cli)?;
             Ok(Ended::printed(EXIT_OK, print(&ConfigCheckDoc::of(&config), json)))
         }
-        Command::Sync(args) => sync(cli, args).await,
-        Command::Restore(args) => restore(cli, args).await,
-        Command::Verify(args) => verify(cli, args).await,
+        Command::Sync(args) => sync(cli, args, stop).await,
+        Command::Restore(args) => restore(cli, args, stop).await,
+        Command::Verify(args) => verify(cli, args, stop).await,
         Command::Keys {
             command: KeysCommand::Import { region, files, .. },
         } => keys_import(cli, region, files, json).await,
@@ -164,6 +177,7 @@ async fn dispatch(cli: &Cli, json: bool) -> Result<Ended, CliError> {
         } => {
             let config = load_config(cli)?;
             let job = app::audit_job(&config, sources, args::time_range(since, until)?)?;
+            let _linked = app::cancel_on(&job.cancel, stop);
             let report = job.run().await?;
             app::publish_run(&config, &report.run_id).await;
             Ok(Ended::printed(report.exit_code(), print(&report, json)))
@@ -173,26 +187,26 @@ async fn dispatch(cli: &Cli, json: bool) -> Result<Ended, CliError> {
             let report = app::status(&config, (*from).into(), chrono::Utc::now()).await?;
             Ok(Ended::printed(report.exit_code(), print(&report, json)))
         }
-        Command::Daemon { listen, shutdown_grace } => {
+        Command::Daemon { listen } => {
             let config = load_config(cli)?;
-            crate::serve::daemon::run(config, *listen, *shutdown_grace).await?;
+            crate::serve::daemon::run(config, *listen, cli.shutdown_grace).await?;
             Ok(Ended::without_output(EXIT_OK))
         }
-        Command::Functions { shutdown_grace } => {
+        Command::Functions => {
             // A bad config must not stop the handler from answering the host; invocations report it.
-            let config = Config::load(&cli.config, &ProcessEnv);
+            let config = crate::files::read_config(&cli.config, &ProcessEnv);
             let port = std::env::var(crate::serve::functions::PORT_ENV).ok();
-            crate::serve::functions::run(config, port, *shutdown_grace).await?;
+            crate::serve::functions::run(config, port, cli.shutdown_grace).await?;
             Ok(Ended::without_output(EXIT_OK))
         }
     }
 }
 
 fn load_config(cli: &Cli) -> Result<Config, CliError> {
-    Ok(Config::load(&cli.config, &ProcessEnv)?)
+    Ok(crate::files::read_config(&cli.config, &ProcessEnv)?)
 }
 
-async fn sync(cli: &Cli, args: &SyncArgs) -> Result<Ended, CliError> {
+async fn sync(cli: &Cli, args: &SyncArgs, stop: &CancellationToken) -> Result<Ended, CliError> {
     let config = load_config(cli)?;
     let progress: Arc<dyn Progress> = if args.dry_run {
         Arc::new(NoProgress)
@@ -201,6 +215,7 @@ async fn sync(cli: &Cli, args: &SyncArgs) -> Result<Ended, CliError> {
     };
     let deadline = args.deadline.map(|d| tokio::time::Instant::now() + d);
     let job = app::sync_job(&config, &args.sources, args.dry_run, progress, deadline).await?;
+    let _linked = app::cancel_on(&job.cancel, stop);
     let report = job.run().await?;
     if !args.dry_run {
         app::publish_run(&config, &report.run_id).await;
@@ -273,17 +288,18 @@ async fn saml_validate(
     }
 }
 
-async fn verify(cli: &Cli, args: &VerifyArgs) -> Result<Ended, CliError> {
+async fn verify(cli: &Cli, args: &VerifyArgs, stop: &CancellationToken) -> Result<Ended, CliError> {
     let config = load_config(cli)?;
     let sources = app::archived_sources(&config, &args.sources, "verify")?;
     let range = args::time_range(&args.since, &args.until)?;
     let job = app::verify_job(&config, sources, range)?;
+    let _linked = app::cancel_on(&job.cancel, stop);
     let report = job.run().await?;
     app::publish_run(&config, &report.run_id).await;
     Ok(Ended::printed(report.exit_code(), print(&report, args.json)))
 }
 
-async fn restore(cli: &Cli, args: &RestoreArgs) -> Result<Ended, CliError> {
+async fn restore(cli: &Cli, args: &RestoreArgs, stop: &CancellationToken) -> Result<Ended, CliError> {
     let config = load_config(cli)?;
     config.require_target("restore")?;
     let progress: Arc<dyn Progress> = if args.json || args.dry_run {
@@ -293,6 +309,7 @@ async fn restore(cli: &Cli, args: &RestoreArgs) -> Result<Ended, CliError> {
     };
     let request = args.request(progress)?;
     let job = app::restore_job(&config, request).await?;
+    let _linked = app::cancel_on(&job.cancel, stop);
     let report = job.run().await?;
     if !report.dry_run {
         app::publish_run(&config, &report.run_id).await;

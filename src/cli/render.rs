@@ -115,16 +115,16 @@ impl ConfigCheckDoc {
                 .sources
                 .iter()
                 .map(|s| ConfigSourceDoc {
-                    name: s.name.clone(),
-                    bucket: s.bucket.clone(),
-                    region: s.region.clone(),
+                    name: s.name.to_string(),
+                    bucket: s.bucket.to_string(),
+                    region: s.region.to_string(),
                     prefix: s.prefix.clone(),
                 })
                 .collect(),
             target: config.target.as_ref().map(|t| ConfigTargetDoc {
                 account_url: t.account_url.as_str().to_string(),
-                container: t.container.clone(),
-                state_container: t.state_container.clone(),
+                container: t.container.to_string(),
+                state_container: t.state_container.to_string(),
                 auth: t.auth.kind().to_string(),
             }),
             federation: config.federation.is_some(),
@@ -296,6 +296,12 @@ impl Render for StatusReport {
                     a.files_not_covered_by_digest
                 );
             }
+            for stream in &s.stale_streams {
+                lines!(
+                    out,
+                    "    STALE {stream}: its newest archived file is more than the target behind its siblings'"
+                );
+            }
         }
         out
     }
@@ -371,6 +377,18 @@ impl Render for VerifyReport {
                 p.detail
             );
         }
+        if self.stopped {
+            lines!(
+                out,
+                "  stopped by a signal before every file was checked: not a clean bill"
+            );
+        }
+        for stream in &self.streams_without_watermark {
+            lines!(
+                out,
+                "  no watermark (found from the archive's folders, checked): {stream}"
+            );
+        }
         out
     }
 }
@@ -425,6 +443,19 @@ impl Render for RestoreReport {
                 self.conflicts.len(),
                 self.seconds
             );
+            if self.stopped {
+                lines!(
+                    out,
+                    "    stopped by a signal: {} planned files not started",
+                    self.not_started
+                );
+            }
+            for stream in &self.streams_without_watermark {
+                lines!(
+                    out,
+                    "    no watermark (found from the archive's folders, restored): {stream}"
+                );
+            }
             for k in &self.corrupted {
                 lines!(out, "    corrupted in the archive (not restored): {k}");
             }

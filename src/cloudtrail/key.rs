@@ -7,6 +7,9 @@
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeZone, Utc};
 
+// Validated once in `names`; re-exported so keys and their parts are named in one place.
+pub use crate::names::{AccountId, Region};
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
 pub enum FileKind {
     Log,
@@ -191,88 +194,6 @@ impl StreamPrefix {
         })
     }
 }
-
-/// A 12-digit AWS account id, validated once.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
-#[serde(transparent)]
-pub struct AccountId(String);
-
-impl AccountId {
-    pub fn parse(s: &str) -> Result<AccountId, String> {
-        if s.len() == 12 && s.bytes().all(|b| b.is_ascii_digit()) {
-            Ok(AccountId(s.to_string()))
-        } else {
-            Err(format!("{s:?} is not an AWS account id (12 digits)"))
-        }
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-/// An AWS region name's shape (`us-east-1`, `ap-northeast-2`, `us-gov-west-1`), validated once.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
-#[serde(transparent)]
-pub struct Region(String);
-
-impl Region {
-    pub fn parse(s: &str) -> Result<Region, String> {
-        let ok = !s.is_empty()
-            && s.len() <= 32
-            && s.bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-            && !s.starts_with('-')
-            && !s.ends_with('-');
-        if ok {
-            Ok(Region(s.to_string()))
-        } else {
-            Err(format!("{s:?} is not an AWS region name"))
-        }
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-macro_rules! string_newtype_impls {
-    ($t:ty) => {
-        impl std::fmt::Display for $t {
-            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str(&self.0)
-            }
-        }
-        impl std::borrow::Borrow<str> for $t {
-            fn borrow(&self) -> &str {
-                &self.0
-            }
-        }
-        impl From<$t> for String {
-            fn from(v: $t) -> String {
-                v.0
-            }
-        }
-        impl PartialEq<str> for $t {
-            fn eq(&self, other: &str) -> bool {
-                self.0 == other
-            }
-        }
-        impl PartialEq<&str> for $t {
-            fn eq(&self, other: &&str) -> bool {
-                self.0 == *other
-            }
-        }
-        impl std::str::FromStr for $t {
-            type Err = String;
-            fn from_str(s: &str) -> Result<Self, String> {
-                <$t>::parse(s)
-            }
-        }
-    };
-}
-string_newtype_impls!(AccountId);
-string_newtype_impls!(Region);
 
 /// The time in a CloudTrail file name, and whether it is a backfill digest.
 fn name_time(kind: FileKind, name: &str) -> Option<(DateTime<Utc>, bool)> {

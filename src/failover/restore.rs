@@ -81,11 +81,17 @@ pub struct RestoreReport {
     pub plan: Vec<PlanRow>,
     /// Attempts beyond the first, over every request and file of the run.
     pub retries: u64,
+    /// Archived streams sync wrote no watermark for: found from the archive's folders
+    /// and restored all the same.
+    pub streams_without_watermark: Vec<String>,
+    /// Stopped by a signal: `not_started` planned files were left for another run.
+    pub stopped: bool,
+    pub not_started: u64,
 }
 
 impl RestoreReport {
     pub fn status(&self) -> RunStatus {
-        if self.corrupted.is_empty() && self.conflicts.is_empty() && self.failed == 0 {
+        if self.corrupted.is_empty() && self.conflicts.is_empty() && self.failed == 0 && !self.stopped {
             RunStatus::Succeeded
         } else if self.files + self.skipped > 0 {
             RunStatus::Partial
@@ -108,6 +114,8 @@ pub struct RestoreJob {
     /// Attempts per file; a hash that does not match is read again before the blob is
     /// called corrupted (a flip on the way is not tampering in the archive).
     pub retry: RetryPolicy,
+    /// Cancelled on SIGTERM/SIGINT: no new file starts; those in flight finish.
+    pub cancel: tokio_util::sync::CancellationToken,
 }
 
 /// The `op` of a read whose bytes did not match the archived hash.
@@ -155,11 +163,15 @@ impl RestoreJob {
     /// state-narrowed listing of the selected days; files there that are not
     /// CloudTrail-shaped have no time to place in the range: they are reported (the second
     /// list), not restored.
-    async fn plan(&self) -> Result<(Vec<Item>, Vec<String>), StorageError> {
+    async fn plan(&self) -> Result<(Vec<Item>, Vec<String>, Vec<String>), StorageError> {
         let unbounded = self.selection.range.since.is_none() && self.selection.range.until.is_none();
         if !unbounded {
             let picked = select(self.archive.as_ref(), self.state.as_deref(), &self.selection).await?;
-            return Ok((picked.files.into_iter().map(Item::from).collect(), picked.unrecognized));
+            return Ok((
+                picked.files.into_iter().map(Item::from).collect(),
+                picked.unrecognized,
+                picked.without_watermark,
+            ));
         }
         let filtered = !self.selection.accounts.is_empty() || !self.selection.regions.is_empty();
         let mut out = Vec::new();
@@ -191,14 +203,14 @@ impl RestoreJob {
             }
         }
         out.sort_by(|a, b| (&a.source, &a.key).cmp(&(&b.source, &b.key)));
-        Ok((out, not_planned))
+        Ok((out, not_planned, Vec::new()))
     }
 
     pub async fn run(&self) -> Result<RestoreReport, RestoreError> {
         let started_at = Utc::now();
         let clock = std::time::Instant::now();
         let run_id = new_run_id(started_at);
-        let (planned, not_planned) = self.plan().await.map_err(RestoreError::Archive)?;
+        let (planned, not_planned, streams_without_watermark) = self.plan().await.map_err(RestoreError::Archive)?;
         // Blob names map to keys one to one: a non-canonical key (`//`, `/./`, leading
         // `/`) that lands where a canonical one does is reported, never chosen.
         let canonical: BTreeSet<&str> = planned
@@ -249,6 +261,9 @@ impl RestoreJob {
             failures: Vec::new(),
             seconds: 0.0,
             retries: 0,
+            streams_without_watermark,
+            stopped: false,
+            not_started: 0,
             planned_files: planned.len() as u64,
             planned_bytes: planned.iter().map(|p| p.blob.size).sum(),
             unrecognized: unrecognized.len() as u64,
@@ -278,6 +293,7 @@ impl RestoreJob {
             let budget = &budget;
             let shadowed = &shadowed;
             let results: Vec<(Item, FileResult)> = futures::stream::iter(planned)
+                .take_until(self.cancel.clone().cancelled_owned())
                 .map(|p| async move {
                     let r = if shadowed.contains(&p.blob.name) {
                         tracing::error!(
@@ -295,6 +311,8 @@ impl RestoreJob {
                 .collect()
                 .await;
             self.progress.finish();
+            report.not_started = report.planned_files.saturating_sub(results.len() as u64);
+            report.stopped = self.cancel.is_cancelled() && report.not_started > 0;
             for (p, r) in results {
                 let side_key = format!("{}{}", p.key, crate::storage::folder::SIDECAR_SUFFIX);
                 match r {
@@ -474,6 +492,9 @@ impl RestoreJob {
                 "until": self.selection.range.until,
                 "digests": self.selection.digests,
                 "unrecognized": report.unrecognized,
+                "stopped": report.stopped.then_some("signal"),
+                "not_started": report.not_started,
+                "streams_without_watermark": report.streams_without_watermark,
             }),
             ..Record::of(RecordType::Restore, &report.run_id, "restore", report.status())
         };

@@ -34,6 +34,9 @@ pub struct SourceStatus {
     pub last_run_status: Option<crate::records::RunStatus>,
     pub consecutive_failed_runs: u32,
     pub accounts: Vec<AccountStatus>,
+    /// Streams whose newest archived file is more than `max_gap` behind their siblings'
+    /// (same kind): one account-region stopped while the source's gap looks fine.
+    pub stale_streams: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -67,6 +70,7 @@ pub async fn status(
     for name in sources {
         let health = SourceHealth::load(state, name).await?;
         let mut accounts = Vec::new();
+        let mut marks = Vec::new();
         for entry in watermark::source_docs(state, name).await? {
             let wm = match entry.doc {
                 Ok(wm) => wm,
@@ -75,6 +79,7 @@ pub async fn status(
                     continue;
                 }
             };
+            marks.extend(wm.streams.iter().map(|(s, m)| (s.clone(), m.time)));
             accounts.push(AccountStatus {
                 account: entry.account,
                 region: entry.region,
@@ -93,6 +98,7 @@ pub async fn status(
             last_run_status: health.last_run_status,
             consecutive_failed_runs: health.consecutive_failed_runs,
             accounts,
+            stale_streams: watermark::stale_streams(marks.iter().map(|(s, t)| (s.as_str(), *t)), max_gap),
         });
     }
     let spool_backlog = spool::backlog(state).await?;
@@ -147,6 +153,7 @@ pub async fn status_from_log_analytics(
                 last_run_status: status,
                 consecutive_failed_runs: 0,
                 accounts: Vec::new(),
+                stale_streams: Vec::new(),
             }
         })
         .collect();

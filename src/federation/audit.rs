@@ -83,6 +83,8 @@ pub struct AuditReport {
     pub files_unreadable: u64,
     /// The first of them with the reason.
     pub unreadable_files: Vec<UnreadableFile>,
+    /// Stopped by a signal before every selected file was read.
+    pub stopped: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -98,7 +100,7 @@ impl AuditReport {
 
     /// Every selected file was read (records may still have been skipped).
     pub fn complete(&self) -> bool {
-        self.files_unreadable == 0
+        self.files_unreadable == 0 && !self.stopped
     }
 
     pub fn status(&self) -> RunStatus {
@@ -135,6 +137,8 @@ pub struct AuditJob {
     pub trusted_issuers: Vec<String>,
     pub roles: RoleMapping,
     pub concurrency: usize,
+    /// Cancelled on SIGTERM/SIGINT: no new file is read and the report says `stopped`.
+    pub cancel: tokio_util::sync::CancellationToken,
 }
 
 /// CloudTrail's nameQualifier for a SAML provider trusting `issuer`.
@@ -181,6 +185,7 @@ impl AuditJob {
         let archive = self.archive.as_ref();
         // Each file is parsed as it arrives and dropped: memory follows `concurrency`.
         let mut read = std::pin::pin!(futures::stream::iter(&files)
+            .take_until(self.cancel.clone().cancelled_owned())
             .map(|f| async move { (f, read_all(archive, &f.blob.name).await) })
             .buffer_unordered(self.concurrency.max(1)));
         let entra = format!("https://sts.windows.net/{}/", self.tenant_id);
@@ -194,7 +199,9 @@ impl AuditJob {
         let mut records_skipped = 0;
         let mut unreadable = Vec::new();
         let mut files_unreadable = 0;
+        let mut files_read = 0u64;
         while let Some((f, r)) = read.next().await {
+            files_read += 1;
             let Some((bytes, _)) = r? else { continue };
             let log = match gunzip_first_member(&bytes)
                 .map_err(|e| e.to_string())
@@ -311,7 +318,8 @@ impl AuditJob {
                 })
                 .collect(),
             findings,
-            files_read: files.len() as u64,
+            stopped: files_read < files.len() as u64,
+            files_read,
             events,
             records_skipped,
             files_unreadable,

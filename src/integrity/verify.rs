@@ -17,6 +17,7 @@ use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use serde::Serialize;
 use sha2::{Digest as _, Sha256};
+use tokio_util::sync::CancellationToken;
 
 use super::keys::KeyRing;
 use crate::archive::{ArchiveName, META_SHA256, META_SOURCE_BUCKET};
@@ -87,6 +88,11 @@ pub struct VerifyReport {
     pub unrecognized: u64,
     /// Their keys (at most 100).
     pub unrecognized_keys: Vec<String>,
+    /// Archived streams sync wrote no watermark for: found from the archive's folders
+    /// and verified all the same.
+    pub streams_without_watermark: Vec<String>,
+    /// Stopped by a signal before every file was checked: not a clean bill.
+    pub stopped: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -108,6 +114,8 @@ pub struct VerifyJob {
     pub concurrency: usize,
     /// Attempts per read; shared with the storage decorators, so its count is the run's.
     pub retry: RetryPolicy,
+    /// Cancelled on SIGTERM/SIGINT: no new read starts and the run reports `stopped`.
+    pub cancel: CancellationToken,
 }
 
 /// What the chain and log checks need from a digest.
@@ -187,9 +195,12 @@ fn read_stream<'a>(
     files: &[Selected],
     concurrency: usize,
     retry: &'a RetryPolicy,
+    cancel: &CancellationToken,
 ) -> impl futures::Stream<Item = (usize, CheckedRead)> + Send + 'a {
     let names: Vec<String> = files.iter().map(|f| f.blob.name.clone()).collect();
+    // Stopping: no new read starts; those in flight are dropped with the stream.
     futures::stream::iter(names.into_iter().enumerate())
+        .take_until(cancel.clone().cancelled_owned())
         .map(move |(i, name)| async move { (i, read_checked(archive, &name, retry).await) })
         .buffer_unordered(concurrency.max(1))
 }
@@ -217,7 +228,8 @@ impl VerifyJob {
         let picked = select(archive, state, &self.selection)
             .await
             .map_err(VerifyError::Archive)?;
-        let (selected, unrecognized) = (picked.files, picked.unrecognized);
+        let (selected, unrecognized, streams_without_watermark) =
+            (picked.files, picked.unrecognized, picked.without_watermark);
         let keys = KeyRing::load(archive).await.map_err(VerifyError::Archive)?;
         if keys.is_empty() {
             tracing::warn!("no CloudTrail public keys are archived: import them with `trailvault keys import`");
@@ -230,8 +242,64 @@ impl VerifyJob {
         let (digests, others): (Vec<Selected>, Vec<Selected>) =
             selected.into_iter().partition(|s| s.ct.stream.kind == FileKind::Digest);
 
-        // 1. Digests.
-        let mut results = std::pin::pin!(read_stream(archive, &digests, self.concurrency, &self.retry));
+        let facts = self.read_digests(&digests, &keys, &mut f).await?;
+        // A stop (SIGTERM) ends the run between phases: a chain or a log check over what
+        // was not read would report files as missing that are only unread.
+        let (mut chain_starts, mut logs_awaiting_digest, mut logs_awaiting_digest_keys) = (0, 0, Vec::new());
+        if !self.cancel.is_cancelled() {
+            chain_starts = self.check_chain(&facts, &mut f).await?;
+            (logs_awaiting_digest, logs_awaiting_digest_keys) = self.check_logs(&facts, &others, &mut f).await?;
+        }
+        let stopped = self.cancel.is_cancelled();
+
+        f.problems.sort();
+        f.problems.dedup();
+        let finished_at = Utc::now();
+        let seconds = clock.elapsed().as_secs_f64();
+        let report = VerifyReport {
+            run_id,
+            ok: f.problems.is_empty() && !stopped,
+            stopped,
+            checked: f.checked,
+            problems: f.problems,
+            started_at,
+            finished_at,
+            seconds,
+            bytes_read: f.bytes_read,
+            bytes_per_second: f.bytes_read as f64 / seconds.max(0.001),
+            chain_starts,
+            logs_awaiting_digest,
+            logs_awaiting_digest_keys,
+            retries: self.retry.retries(),
+            unrecognized: unrecognized.len() as u64,
+            unrecognized_keys: unrecognized.into_iter().take(100).collect(),
+            streams_without_watermark,
+        };
+        if report.unrecognized > 0 {
+            tracing::warn!(
+                count = report.unrecognized,
+                "archived files that are not CloudTrail-shaped were not checked against a digest"
+            );
+        }
+        self.write_record(&report).await;
+        Ok(report)
+    }
+
+    /// Phase 1: every selected digest read, hashed, parsed and signature-checked.
+    async fn read_digests(
+        &self,
+        digests: &[Selected],
+        keys: &KeyRing,
+        f: &mut Findings,
+    ) -> Result<HashMap<(String, String), DigestFacts>, VerifyError> {
+        let archive = self.archive.as_ref();
+        let mut results = std::pin::pin!(read_stream(
+            archive,
+            digests,
+            self.concurrency,
+            &self.retry,
+            &self.cancel
+        ));
         let mut facts: HashMap<(String, String), DigestFacts> = HashMap::new();
         while let Some((i, read)) = results.next().await {
             let d = &digests[i];
@@ -242,7 +310,7 @@ impl VerifyJob {
                     if let Some(m) = mismatch {
                         f.add(ProblemKind::MetadataMismatch, &d.key, Some(d.ct.time), m);
                     }
-                    let fact = check_digest(d, &bytes, &info, &keys, &mut f);
+                    let fact = check_digest(d, &bytes, &info, keys, f);
                     facts.insert((d.source.clone(), d.key.clone()), fact);
                 }
                 Ok(None) => f.add(ProblemKind::MissingDigest, &d.key, Some(d.ct.time), "listed but gone"),
@@ -250,7 +318,16 @@ impl VerifyJob {
             }
         }
 
-        // 2. The chain.
+        Ok(facts)
+    }
+
+    /// Phase 2: every link of the chain against the digest it names (read by name when
+    /// it lies outside the selection). Returns how many digests start a chain.
+    async fn check_chain(
+        &self,
+        facts: &HashMap<(String, String), DigestFacts>,
+        f: &mut Findings,
+    ) -> Result<u64, VerifyError> {
         let mut chain_starts = 0;
         let mut sorted: Vec<&DigestFacts> = facts.values().collect();
         sorted.sort_by(|a, b| (&a.source, &a.key).cmp(&(&b.source, &b.key)));
@@ -283,7 +360,7 @@ impl VerifyJob {
                 Some(p) => Some(p.clone()),
                 None => {
                     if !extra.contains_key(&id) {
-                        let loaded = self.load_outside(&cur.source, prev_key, &mut f).await?;
+                        let loaded = self.load_outside(&cur.source, prev_key, f).await?;
                         extra.insert(id.clone(), loaded);
                     }
                     extra.get(&id).cloned().flatten()
@@ -338,7 +415,18 @@ impl VerifyJob {
             }
         }
 
-        // 3. Logs: what trusted digests vouch for.
+        Ok(chain_starts)
+    }
+
+    /// Phase 3: each log against the trusted digest that lists it; logs no digest lists
+    /// yet are counted as awaiting one. Returns them, counted with the first 100 named.
+    async fn check_logs(
+        &self,
+        facts: &HashMap<(String, String), DigestFacts>,
+        others: &[Selected],
+        f: &mut Findings,
+    ) -> Result<(u64, Vec<String>), VerifyError> {
+        let archive = self.archive.as_ref();
         let mut expected: HashMap<(String, String), (String, String)> = HashMap::new();
         let mut newest_digest: HashMap<StreamId, DateTime<Utc>> = HashMap::new();
         for d in facts.values().filter(|d| d.trusted) {
@@ -362,7 +450,13 @@ impl VerifyJob {
         }
         let mut logs_awaiting_digest = 0;
         let mut logs_awaiting_digest_keys = Vec::new();
-        let mut results = std::pin::pin!(read_stream(archive, &others, self.concurrency, &self.retry));
+        let mut results = std::pin::pin!(read_stream(
+            archive,
+            others,
+            self.concurrency,
+            &self.retry,
+            &self.cancel
+        ));
         while let Some((i, read)) = results.next().await {
             let s = &others[i];
             let (bytes, _, mismatch) = match read {
@@ -379,7 +473,7 @@ impl VerifyJob {
                 continue;
             }
             match expected.remove(&(s.source.clone(), s.key.clone())) {
-                Some((hash, digest_key)) => check_log(&s.key, Some(s.ct.time), &bytes, &hash, &digest_key, &mut f),
+                Some((hash, digest_key)) => check_log(&s.key, Some(s.ct.time), &bytes, &hash, &digest_key, f),
                 None => match newest_digest.get(&stream_of(s)) {
                     Some(newest) if s.ct.time <= *newest => f.add(
                         ProblemKind::MissingDigest,
@@ -396,7 +490,10 @@ impl VerifyJob {
                 },
             }
         }
-        // Logs a digest lists that the selection did not contain: fetch them by name.
+        if self.cancel.is_cancelled() {
+            // Stopped: logs not read yet are not missing; the run says it was stopped.
+            return Ok((logs_awaiting_digest, logs_awaiting_digest_keys));
+        }
         let mut rest: Vec<_> = expected.into_iter().collect();
         rest.sort();
         for ((source, key), (hash, digest_key)) in rest {
@@ -421,40 +518,12 @@ impl VerifyJob {
                     if let Some(m) = mismatch {
                         f.add(ProblemKind::MetadataMismatch, &key, time, m);
                     }
-                    check_log(&key, time, &bytes, &hash, &digest_key, &mut f);
+                    check_log(&key, time, &bytes, &hash, &digest_key, f);
                 }
             }
         }
 
-        f.problems.sort();
-        f.problems.dedup();
-        let finished_at = Utc::now();
-        let seconds = clock.elapsed().as_secs_f64();
-        let report = VerifyReport {
-            run_id,
-            ok: f.problems.is_empty(),
-            checked: f.checked,
-            problems: f.problems,
-            started_at,
-            finished_at,
-            seconds,
-            bytes_read: f.bytes_read,
-            bytes_per_second: f.bytes_read as f64 / seconds.max(0.001),
-            chain_starts,
-            logs_awaiting_digest,
-            logs_awaiting_digest_keys,
-            retries: self.retry.retries(),
-            unrecognized: unrecognized.len() as u64,
-            unrecognized_keys: unrecognized.into_iter().take(100).collect(),
-        };
-        if report.unrecognized > 0 {
-            tracing::warn!(
-                count = report.unrecognized,
-                "archived files that are not CloudTrail-shaped were not checked against a digest"
-            );
-        }
-        self.write_record(&report).await;
-        Ok(report)
+        Ok((logs_awaiting_digest, logs_awaiting_digest_keys))
     }
 
     /// A previous digest outside the selected range: read it by name, for its link only.
@@ -498,6 +567,8 @@ impl VerifyJob {
         }
         let status = if report.ok {
             RunStatus::Succeeded
+        } else if report.stopped && report.problems.is_empty() {
+            RunStatus::Partial
         } else {
             RunStatus::Failed
         };
@@ -516,6 +587,8 @@ impl VerifyJob {
                 "problems_by_kind": by_kind,
                 "since": self.selection.range.since,
                 "until": self.selection.range.until,
+                "stopped": report.stopped.then_some("signal"),
+                "streams_without_watermark": report.streams_without_watermark,
             }),
             ..Record::of(RecordType::Verify, &report.run_id, "verify", status)
         };

@@ -140,13 +140,13 @@ pub async fn run(config: Config, listen: SocketAddr, shutdown_grace: Duration) -
     // not fatal here (the first run will say more).
     if let Ok((_, state)) = crate::storage::blob::open_target(&target) {
         for s in &shared.config.sources {
-            match SourceHealth::load(state.as_ref(), &s.name).await {
+            match SourceHealth::load(state.as_ref(), s.name.as_str()).await {
                 Ok(h) => {
                     if let Some(t) = h.last_success_started_at {
-                        lock(&shared.last_complete_start).insert(s.name.clone(), t);
+                        lock(&shared.last_complete_start).insert(s.name.to_string(), t);
                     }
                 }
-                Err(e) => tracing::warn!(source = s.name, error = %e, "cannot read health state yet"),
+                Err(e) => tracing::warn!(source = s.name.as_str(), error = %e, "cannot read health state yet"),
             }
         }
     }
@@ -264,8 +264,9 @@ async fn metrics_endpoint(State(s): State<Arc<Shared>>, headers: HeaderMap) -> R
 fn metrics_text(s: &Shared) -> String {
     let now = Utc::now();
     for source in &s.config.sources {
-        if let Some(t) = lock(&s.last_complete_start).get(&source.name) {
-            metrics::gauge!(metric::BACKUP_GAP, "source" => source.name.clone()).set((now - *t).num_seconds() as f64);
+        if let Some(t) = lock(&s.last_complete_start).get(source.name.as_str()) {
+            metrics::gauge!(metric::BACKUP_GAP, "source" => source.name.to_string())
+                .set((now - *t).num_seconds() as f64);
         }
     }
     s.metrics.render()
@@ -299,7 +300,7 @@ async fn scheduled_sync(s: &Shared) {
         }
         Err(e) => {
             for source in &s.config.sources {
-                metrics::counter!(metric::SYNC_RUNS, "source" => source.name.clone(), "status" => "Failed")
+                metrics::counter!(metric::SYNC_RUNS, "source" => source.name.to_string(), "status" => "Failed")
                     .increment(1);
             }
             tracing::error!(error = %e, "sync failed");
@@ -395,7 +396,7 @@ mod tests {
     #[tokio::test]
     async fn a_schedule_the_daemon_cannot_run_is_refused_as_configuration() {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("trailvault.example.toml");
-        let mut config = Config::load(&path, &crate::config::ProcessEnv).unwrap();
+        let mut config = crate::files::read_config(&path, &crate::config::ProcessEnv).unwrap();
         config.schedule.cron = "every day".into();
         let err = run(config, "127.0.0.1:0".parse().unwrap(), Duration::from_secs(1))
             .await

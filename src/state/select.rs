@@ -1,7 +1,7 @@
 //! Choosing archived files by source, account, region, kind and time: the archive
 //! reader shared by `restore`, `verify` and `saml audit`. Lists only what it must: the
-//! streams sync has recorded (watermarks, so it lives beside them), narrowed to the
-//! selected accounts, regions and days.
+//! streams the archive's own folders show (and those sync recorded in watermarks),
+//! narrowed to the selected accounts, regions and days.
 
 use std::collections::BTreeSet;
 
@@ -9,6 +9,7 @@ use crate::cloudtrail::StreamPrefix;
 use crate::cloudtrail::{AccountId, CtKey, FileKind, Region, TimeRange};
 use futures::TryStreamExt;
 
+use crate::storage::streams::{discover_streams, find_trail_prefixes};
 use crate::storage::{BlobInfo, BlobStore, BlobStoreExt, StorageError};
 
 use super::watermark::source_docs;
@@ -55,6 +56,9 @@ pub struct Picked {
     /// Sorted by source and key.
     pub files: Vec<Selected>,
     pub unrecognized: Vec<String>,
+    /// Archived streams (`{source}/{stream prefix}`) sync never wrote a watermark for (a
+    /// first run killed, a state write that failed): read all the same, and named.
+    pub without_watermark: Vec<String>,
 }
 
 /// The selected archived files, sorted by source and key.
@@ -63,14 +67,13 @@ pub async fn select(
     state: Option<&dyn BlobStore>,
     selection: &Selection,
 ) -> Result<Picked, StorageError> {
-    let mut out = Vec::new();
-    let mut unrecognized = Vec::new();
+    let mut picked = Picked::default();
     for source in &selection.sources {
         // Per source: the same foreign key in two sources is two files.
         let mut seen = BTreeSet::new();
         let mut foreign = BTreeSet::new();
         let source_prefix = format!("{source}/");
-        for prefix in prefixes(state, selection, source).await {
+        for prefix in prefixes(archive, state, selection, source, &mut picked.without_watermark).await? {
             let mut blobs = archive.list(&prefix);
             while let Some(blob) = blobs.try_next().await? {
                 let Some(key) = blob.name.strip_prefix(&source_prefix).map(str::to_string) else {
@@ -81,7 +84,7 @@ pub async fn select(
                     continue;
                 };
                 if selection.wants(&ct) && seen.insert(key.clone()) {
-                    out.push(Selected {
+                    picked.files.push(Selected {
                         source: source.clone(),
                         key,
                         blob,
@@ -90,46 +93,84 @@ pub async fn select(
                 }
             }
         }
-        unrecognized.extend(foreign);
+        picked.unrecognized.extend(foreign);
     }
-    out.sort_by(|a, b| (&a.source, &a.key).cmp(&(&b.source, &b.key)));
-    Ok(Picked {
-        files: out,
-        unrecognized,
-    })
+    picked
+        .files
+        .sort_by(|a, b| (&a.source, &a.key).cmp(&(&b.source, &b.key)));
+    Ok(picked)
 }
 
-/// Archive prefixes to list: each known stream narrowed to the selected accounts,
-/// regions and days; the whole source when the state container has nothing to say.
-async fn prefixes(state: Option<&dyn BlobStore>, selection: &Selection, source: &str) -> Vec<String> {
-    let whole = vec![format!("{source}/")];
-    let Some(state) = state else { return whole };
+/// Every stream the archive holds for `source`, found by listing its folders (any trail
+/// prefix): what was archived is found even where no watermark records it.
+pub async fn archived_streams(archive: &dyn BlobStore, source: &str) -> Result<Vec<StreamPrefix>, StorageError> {
+    let base = format!("{source}/");
+    let mut streams = Vec::new();
+    for trail_prefix in find_trail_prefixes(archive, &base).await? {
+        streams.extend(discover_streams(archive, &base, &trail_prefix).await?);
+    }
+    Ok(streams)
+}
+
+/// The streams sync recorded a watermark for (key prefixes). Unreadable documents cost
+/// nothing here: the archive's own folders are what is read.
+async fn watermarked_streams(state: &dyn BlobStore, source: &str) -> BTreeSet<String> {
     let docs = match source_docs(state, source).await {
-        Ok(d) if !d.is_empty() => d,
-        Ok(_) => return whole,
+        Ok(d) => d,
         Err(e) => {
-            tracing::warn!(source, error = %e, "watermarks unreadable; listing the whole source");
-            return whole;
+            tracing::warn!(source, error = %e, "watermarks unreadable; reading the archive's own folders");
+            return BTreeSet::new();
         }
     };
-    let mut streams = BTreeSet::new();
-    for entry in docs {
-        let doc = match entry.doc {
-            Ok(d) => d,
-            Err(e) => {
-                tracing::warn!(source, error = %e, "a watermark is unreadable; listing the whole source");
-                return whole;
-            }
-        };
-        for stream in doc.streams.into_keys() {
-            match StreamPrefix::parse(&stream) {
-                Some(p) => {
-                    streams.insert((stream, p));
-                }
-                None => return whole,
-            }
+    docs.into_iter()
+        .filter_map(|entry| entry.doc.ok())
+        .flat_map(|doc| doc.streams.into_keys())
+        .collect()
+}
+
+/// Archive prefixes to list: each archived stream narrowed to the selected accounts,
+/// regions and days; the whole source when neither a range nor the state narrows it.
+async fn prefixes(
+    archive: &dyn BlobStore,
+    state: Option<&dyn BlobStore>,
+    selection: &Selection,
+    source: &str,
+    without_watermark: &mut Vec<String>,
+) -> Result<Vec<String>, StorageError> {
+    let Some(state) = state else {
+        if selection.range.days().is_none() {
+            return Ok(vec![format!("{source}/")]);
         }
+        let streams = archived_streams(archive, source).await?;
+        return Ok(narrowed(
+            source,
+            selection,
+            streams.iter().map(|p| (p.key_prefix(), p.clone())),
+        ));
+    };
+    let marked = watermarked_streams(state, source).await;
+    let mut streams: std::collections::BTreeMap<String, StreamPrefix> = marked
+        .iter()
+        .filter_map(|s| StreamPrefix::parse(s).map(|p| (s.clone(), p)))
+        .collect();
+    for stream in archived_streams(archive, source).await? {
+        let key_prefix = stream.key_prefix();
+        if !marked.contains(&key_prefix) {
+            tracing::warn!(
+                source,
+                stream = key_prefix,
+                "archived stream has no watermark; read from the archive's folders"
+            );
+            without_watermark.push(format!("{source}/{key_prefix}"));
+        }
+        streams.insert(key_prefix, stream);
     }
+    Ok(narrowed(source, selection, streams.into_iter()))
+}
+
+/// The listing prefixes of the streams a selection wants: their selected days, or each
+/// whole stream without a range.
+fn narrowed(source: &str, selection: &Selection, streams: impl Iterator<Item = (String, StreamPrefix)>) -> Vec<String> {
     let mut out = Vec::new();
     for (stream, parsed) in streams {
         if !selection.accounts.is_empty() && !selection.accounts.contains(&parsed.account)
@@ -149,11 +190,16 @@ async fn prefixes(state: Option<&dyn BlobStore>, selection: &Selection, source: 
     out
 }
 
-/// The regions the archive holds for these sources, from the streams sync recorded.
-/// An unreadable state container is an error, never "no regions".
-pub async fn archived_regions(state: &dyn BlobStore, sources: &[String]) -> Result<BTreeSet<Region>, StorageError> {
+/// The regions the archive holds for these sources: from its own folders and from the
+/// streams sync recorded. An unreadable container is an error, never "no regions".
+pub async fn archived_regions(
+    archive: &dyn BlobStore,
+    state: &dyn BlobStore,
+    sources: &[String],
+) -> Result<BTreeSet<Region>, StorageError> {
     let mut regions = BTreeSet::new();
     for source in sources {
+        regions.extend(archived_streams(archive, source).await?.into_iter().map(|p| p.region));
         for entry in source_docs(state, source).await? {
             match entry.doc {
                 Ok(doc) => regions.extend(

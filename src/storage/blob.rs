@@ -32,6 +32,8 @@ pub struct AzureBlobStore {
     options: BlobContainerClientOptions,
     /// Blobs a listing request asks for; the service's own page (5,000) when unset.
     page_size: Option<u32>,
+    /// Delimiter listings, which the SDK lacks.
+    folders: super::blob_folders::FolderLister,
 }
 
 impl AzureBlobStore {
@@ -55,6 +57,12 @@ impl AzureBlobStore {
         };
         let container = BlobContainerClient::new(url.clone(), credential.clone(), Some(options.clone()))
             .map_err(|e| fail(e.to_string()))?;
+        let folders = super::blob_folders::FolderLister::new(
+            url.clone(),
+            credential.clone(),
+            options.client_options.clone(),
+            options.version.clone(),
+        );
         Ok(Self {
             container,
             describe,
@@ -62,6 +70,7 @@ impl AzureBlobStore {
             credential,
             options,
             page_size: None,
+            folders,
         })
     }
 
@@ -282,6 +291,13 @@ impl BlobStore for AzureBlobStore {
         })
     }
 
+    async fn list_folders_page(&self, prefix: &str, token: Option<PageToken>) -> StorageResult<Page<String>> {
+        self.folders
+            .page(prefix, token.as_ref(), self.page_size)
+            .await
+            .map_err(|e| map_err("list folders", self.target(prefix), e, false))
+    }
+
     async fn head(&self, name: &str) -> StorageResult<Option<BlobInfo>> {
         let err = |e| map_err("head", self.target(name), e, false);
         match self.blob(name)?.get_properties(None).await {
@@ -463,8 +479,8 @@ impl BlobStore for AzureBlobStore {
 
 /// Opens the archive and state stores of a `[target]`.
 pub fn open_target(target: &crate::config::TargetConfig) -> StorageResult<(Arc<dyn BlobStore>, Arc<dyn BlobStore>)> {
-    let archive = AzureBlobStore::open(&target.account_url, &target.container, &target.auth)?;
-    let state = AzureBlobStore::open(&target.state_account_url, &target.state_container, &target.auth)?;
+    let archive = AzureBlobStore::open(&target.account_url, target.container.as_str(), &target.auth)?;
+    let state = AzureBlobStore::open(&target.state_account_url, target.state_container.as_str(), &target.auth)?;
     Ok((Arc::new(archive), Arc::new(state)))
 }
 

@@ -111,6 +111,11 @@ impl BlobStore for CountingStore {
         self.inner.list_page(prefix, token).await
     }
 
+    async fn list_folders_page(&self, prefix: &str, token: Option<PageToken>) -> StorageResult<Page<String>> {
+        self.count("list");
+        self.inner.list_folders_page(prefix, token).await
+    }
+
     async fn head(&self, name: &str) -> StorageResult<Option<BlobInfo>> {
         self.count("head");
         self.inner.head(name).await
@@ -190,6 +195,10 @@ impl BlobStore for ReadOnlyStore {
 
     async fn list_page(&self, prefix: &str, token: Option<PageToken>) -> StorageResult<Page<BlobInfo>> {
         self.inner.list_page(prefix, token).await
+    }
+
+    async fn list_folders_page(&self, prefix: &str, token: Option<PageToken>) -> StorageResult<Page<String>> {
+        self.inner.list_folders_page(prefix, token).await
     }
 
     async fn head(&self, name: &str) -> StorageResult<Option<BlobInfo>> {

@@ -142,6 +142,11 @@ impl BlobStore for LimitedStore {
         self.inner.list_page(prefix, token).await
     }
 
+    async fn list_folders_page(&self, prefix: &str, token: Option<PageToken>) -> StorageResult<Page<String>> {
+        let _permit = self.permits.acquire("list", prefix).await?;
+        self.inner.list_folders_page(prefix, token).await
+    }
+
     async fn head(&self, name: &str) -> StorageResult<Option<BlobInfo>> {
         let _permit = self.permits.acquire("head", name).await?;
         self.inner.head(name).await

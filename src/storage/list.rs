@@ -92,13 +92,32 @@ where
         .boxed()
 }
 
+/// A listing entry outside the prefix asked for is a listing error: a hostile or broken
+/// service could otherwise slip another account's key into a stream (and move its
+/// watermark), or make a reader trust a name it never asked for.
+fn within_prefix(name: &str, prefix: &str, target: &str) -> StorageResult<()> {
+    if name.starts_with(prefix) {
+        return Ok(());
+    }
+    let shown: String = name.chars().take(200).collect();
+    Err(StorageError::new(
+        ErrorKind::Other,
+        "list",
+        target,
+        format!("the service listed {shown:?}, which is outside the prefix asked for; the listing cannot be trusted"),
+    ))
+}
+
 /// Listing helpers every [`Source`] has.
 pub trait SourceExt: Source {
     /// Every object under `prefix` whose key sorts after `start_after`, in key order.
     fn list<'a>(&'a self, prefix: &'a str, start_after: Option<&'a str>) -> ListStream<'a, SourceObject> {
-        paged("list", format!("s3://{}/{prefix}", self.bucket()), move |token| {
+        let target = format!("s3://{}/{prefix}", self.bucket());
+        paged("list", target.clone(), move |token| {
             self.list_page(prefix, start_after, token)
         })
+        .map(move |item| item.and_then(|o| within_prefix(o.key.as_str(), prefix, &target).map(|()| o)))
+        .boxed()
     }
 }
 
@@ -108,9 +127,21 @@ impl<S: Source + ?Sized> SourceExt for S {}
 pub trait BlobStoreExt: BlobStore {
     /// Every blob whose name starts with `prefix`, in name order.
     fn list<'a>(&'a self, prefix: &'a str) -> ListStream<'a, BlobInfo> {
-        paged("list", format!("{}/{prefix}", self.describe()), move |token| {
-            self.list_page(prefix, token)
+        let target = format!("{}/{prefix}", self.describe());
+        paged("list", target.clone(), move |token| self.list_page(prefix, token))
+            .map(move |item| item.and_then(|b| within_prefix(b.name.as_str(), prefix, &target).map(|()| b)))
+            .boxed()
+    }
+
+    /// The folders directly under `prefix` (accounts, regions: few), in name order.
+    fn list_folders<'a>(&'a self, prefix: &'a str) -> BoxFuture<'a, StorageResult<Vec<String>>> {
+        let target = format!("{}/{prefix}", self.describe());
+        paged("list folders", target.clone(), move |token| {
+            self.list_folders_page(prefix, token)
         })
+        .map(move |item| item.and_then(|f| within_prefix(&f, prefix, &target).map(|()| f)))
+        .try_collect()
+        .boxed()
     }
 
     /// How many blobs are under `prefix`, without holding their list.

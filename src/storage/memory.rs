@@ -174,6 +174,22 @@ impl BlobStore for MemoryBlobStore {
         Ok(list::page_after(under, token.as_ref(), self.page_size))
     }
 
+    async fn list_folders_page(&self, prefix: &str, token: Option<PageToken>) -> StorageResult<Page<String>> {
+        let st = self.lock();
+        let folders: std::collections::BTreeSet<String> = st
+            .blobs
+            .range(prefix.to_string()..)
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .filter_map(|(k, _)| {
+                k[prefix.len()..]
+                    .find('/')
+                    .map(|i| k[..prefix.len() + i + 1].to_string())
+            })
+            .collect();
+        let folders = folders.into_iter().map(|f| (f.clone(), f));
+        Ok(list::page_after(folders, token.as_ref(), self.page_size))
+    }
+
     async fn head(&self, name: &str) -> StorageResult<Option<BlobInfo>> {
         let st = self.lock();
         let leased = st.leases.get(name).is_some_and(|l| l.until > Instant::now());

@@ -14,6 +14,7 @@ use futures::stream::BoxStream;
 pub mod aws_credentials;
 pub mod azure_auth;
 pub mod blob;
+pub mod blob_folders;
 pub mod decorate;
 pub mod folder;
 pub mod limit;
@@ -21,6 +22,7 @@ pub mod list;
 pub mod memory;
 pub mod retry;
 pub mod s3;
+pub mod streams;
 
 pub use list::{BlobStoreExt, ListStream, Page, PageToken, SourceExt};
 
@@ -185,6 +187,9 @@ pub trait BlobStore: Send + Sync {
     /// One page of the blobs whose names start with `prefix`, in name order; `token`
     /// continues a listing. Walk them with [`BlobStoreExt::list`].
     async fn list_page(&self, prefix: &str, token: Option<PageToken>) -> StorageResult<Page<BlobInfo>>;
+    /// One page of the "folders" directly under `prefix` (delimiter `/`), each ending in
+    /// `/`. Walk them with [`BlobStoreExt::list_folders`].
+    async fn list_folders_page(&self, prefix: &str, token: Option<PageToken>) -> StorageResult<Page<String>>;
     async fn head(&self, name: &str) -> StorageResult<Option<BlobInfo>>;
     async fn get(&self, name: &str) -> StorageResult<BlobBody>;
     /// One Put Blob; returns the new ETag.

@@ -240,6 +240,12 @@ impl BlobStore for RetryingStore {
             .await
     }
 
+    async fn list_folders_page(&self, prefix: &str, token: Option<PageToken>) -> StorageResult<Page<String>> {
+        self.policy
+            .run("list", || self.inner.list_folders_page(prefix, token.clone()))
+            .await
+    }
+
     async fn head(&self, name: &str) -> StorageResult<Option<BlobInfo>> {
         self.policy.run("head", || self.inner.head(name)).await
     }

@@ -24,8 +24,8 @@ impl S3Source {
     /// Builds a client for one source. Loads credentials lazily: nothing is sent here.
     pub async fn connect(source: &SourceConfig, credentials: AwsCredentials) -> Self {
         Self::connect_with(
-            &source.bucket,
-            &source.region,
+            source.bucket.as_str(),
+            source.region.as_str(),
             source.endpoint.as_ref().map(|u| u.as_str()),
             credentials,
         )

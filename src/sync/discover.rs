@@ -2,77 +2,12 @@
 //! few delimiter listings per account: the cost grows with accounts and regions, not
 //! with the archive.
 
-use futures::{StreamExt, TryStreamExt};
-
-use crate::cloudtrail::key::awslogs_root;
-use crate::cloudtrail::{AccountId, FileKind, Region, StreamPrefix};
+use crate::cloudtrail::StreamPrefix;
+use crate::storage::streams::discover_streams;
 use crate::storage::{Source, StorageResult};
 
-const DISCOVERY_CONCURRENCY: usize = 8;
-
-fn last_segment<'a>(folder: &'a str, parent: &str) -> &'a str {
-    folder.get(parent.len()..).unwrap_or_default().trim_end_matches('/')
-}
-
 pub async fn discover(src: &dyn Source, trail_prefix: &str) -> StorageResult<Vec<StreamPrefix>> {
-    let root = awslogs_root(trail_prefix);
-    let mut accounts: Vec<(Option<String>, AccountId)> = Vec::new();
-    for folder in src.list_folders(&root).await? {
-        let name = last_segment(&folder, &root);
-        if name.starts_with("o-") {
-            for inner in src.list_folders(&folder).await? {
-                if let Ok(account) = AccountId::parse(last_segment(&inner, &folder)) {
-                    accounts.push((Some(name.to_string()), account));
-                }
-            }
-        } else if let Ok(account) = AccountId::parse(name) {
-            accounts.push((None, account));
-        }
-    }
-    let per_account = futures::stream::iter(accounts)
-        .map(|(org, account)| {
-            let root = root.clone();
-            async move {
-                let base = match &org {
-                    Some(o) => format!("{root}{o}/{account}/"),
-                    None => format!("{root}{account}/"),
-                };
-                let mut streams = Vec::new();
-                for kind_folder in src.list_folders(&base).await? {
-                    let Some(kind) = FileKind::from_folder(last_segment(&kind_folder, &base)) else {
-                        continue;
-                    };
-                    for region_folder in src.list_folders(&kind_folder).await? {
-                        // Region names become state blob names: a folder CloudTrail could not
-                        // have written is reported, not followed.
-                        let region = match Region::parse(last_segment(&region_folder, &kind_folder)) {
-                            Ok(region) => region,
-                            Err(why) => {
-                                tracing::warn!(folder = region_folder, %why, "not a region folder; its files are not synced");
-                                continue;
-                            }
-                        };
-                        streams.push(StreamPrefix {
-                            trail_prefix: trail_prefix.to_string(),
-                            org: org.clone(),
-                            account: account.clone(),
-                            kind,
-                            region,
-                        });
-                    }
-                }
-                StorageResult::Ok(streams)
-            }
-        })
-        .buffer_unordered(DISCOVERY_CONCURRENCY);
-    let mut streams: Vec<StreamPrefix> = per_account
-        .try_collect::<Vec<_>>()
-        .await?
-        .into_iter()
-        .flatten()
-        .collect();
-    streams.sort();
-    Ok(streams)
+    discover_streams(src, "", trail_prefix).await
 }
 
 #[cfg(test)]

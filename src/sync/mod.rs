@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cloudtrail::{AccountId, FileKind, Region, StreamPrefix};
 use crate::config::SyncSettings;
-use crate::records::{new_run_id, AwsHealth, Record, RecordType, RunStatus};
+use crate::records::{new_run_id, AwsHealth, Probe, Record, RecordType, RunStatus};
 use crate::state::conflicts::{record_conflict, ConflictNote};
 use crate::state::lock::{LockError, LockHolder, SyncLock};
 use crate::state::watermark::{self, Settled, StreamMark};
@@ -45,6 +45,20 @@ pub enum SyncError {
     State(#[source] StorageError),
     #[error("the archive container is not usable: {0}")]
     Archive(#[source] StorageError),
+    #[error("the deadline passed while waiting for the sync lock; nothing was copied")]
+    DeadlineBeforeLock,
+}
+
+/// `work`, or `None` when the deadline passes first: every wait of a run with a deadline
+/// ends by it (listings, the lease), so a server that never answers cannot hold the run.
+async fn until_deadline<T>(
+    deadline: Option<tokio::time::Instant>,
+    work: impl std::future::Future<Output = T>,
+) -> Option<T> {
+    match deadline {
+        Some(d) => tokio::time::timeout_at(d, work).await.ok(),
+        None => Some(work.await),
+    }
 }
 
 impl crate::fault::Classify for SyncError {
@@ -59,6 +73,9 @@ pub struct SourceHandle {
     pub name: String,
     pub prefix: String,
     pub source: Arc<dyn Source>,
+    /// Set when the source's AWS credentials could not be had before the run (the Entra
+    /// to STS exchange failed): the health is `CredentialsFailed`, never an outage.
+    pub credentials_error: Option<String>,
 }
 
 pub struct SyncJob {
@@ -130,7 +147,13 @@ impl SyncJob {
                     .await
                     .map_err(SyncError::Archive)?;
             }
-            Some(SyncLock::acquire(self.state.clone(), &LockHolder::this_process(&run_id, started_at)).await?)
+            let holder = LockHolder::this_process(&run_id, started_at);
+            let acquire = SyncLock::acquire(self.state.clone(), &holder);
+            Some(
+                until_deadline(self.deadline, acquire)
+                    .await
+                    .ok_or(SyncError::DeadlineBeforeLock)??,
+            )
         };
         let lost = lock.as_ref().map(|l| l.lost()).unwrap_or_default();
         let budget = Semaphore::new(self.settings.in_flight_bytes.min(Semaphore::MAX_PERMITS as u64) as usize);
@@ -145,6 +168,7 @@ impl SyncJob {
                 budget: &budget,
                 files: &files,
                 lost: &lost,
+                trusted_until: started_at + plan::FUTURE_TOLERANCE,
             };
             let mut report = ctx.run().await;
             if !self.dry_run {
@@ -264,6 +288,8 @@ struct SourceRun<'a> {
     budget: &'a Semaphore,
     files: &'a Semaphore,
     lost: &'a CancellationToken,
+    /// Keys named for a later time are not archived and move no watermark.
+    trusted_until: DateTime<Utc>,
 }
 
 impl SourceRun<'_> {
@@ -295,16 +321,32 @@ impl SourceRun<'_> {
         }
         // The probe: does this source's S3 answer at all, within the timeout?
         let root = crate::cloudtrail::key::awslogs_root(&self.handle.prefix);
-        report.aws_probe = Some(
-            match tokio::time::timeout(self.job.health.probe_timeout, self.handle.source.list_folders(&root)).await {
-                Ok(Ok(_)) => Ok(()),
-                Ok(Err(e)) => Err(e.to_string()),
-                Err(_) => Err(format!("no answer within {:?}", self.job.health.probe_timeout)),
-            },
-        );
-        let streams = match discover::discover(self.handle.source.as_ref(), &self.handle.prefix).await {
-            Ok(s) => s,
-            Err(e) => {
+        report.aws_probe = Some(match &self.handle.credentials_error {
+            // The identity exchange already failed: probing S3 would only time out on it.
+            Some(e) => Probe::CredentialsFailed(e.clone()),
+            None => {
+                let probe = self.handle.source.list_folders(&root);
+                match tokio::time::timeout(self.job.health.probe_timeout, probe).await {
+                    Ok(Ok(_)) => Probe::Reachable,
+                    Ok(Err(e)) if e.kind == crate::storage::ErrorKind::Auth => Probe::CredentialsFailed(e.to_string()),
+                    Ok(Err(e)) => Probe::Unreachable(e.to_string()),
+                    Err(_) => Probe::Unreachable(format!("no answer within {:?}", self.job.health.probe_timeout)),
+                }
+            }
+        });
+        let discovered = until_deadline(
+            self.job.deadline,
+            discover::discover(self.handle.source.as_ref(), &self.handle.prefix),
+        )
+        .await;
+        let streams = match discovered {
+            None => {
+                tracing::info!(source = self.handle.name, "deadline reached while discovering streams");
+                self.stopped(&mut report);
+                return report;
+            }
+            Some(Ok(s)) => s,
+            Some(Err(e)) => {
                 report.errors.push(format!("discovering accounts and regions: {e}"));
                 report.complete = false;
                 return report;
@@ -332,6 +374,15 @@ impl SourceRun<'_> {
             .await;
         for o in outcomes {
             merge(&mut report, o);
+        }
+        let max_gap = chrono::Duration::from_std(self.job.settings.max_gap).unwrap_or(chrono::Duration::MAX);
+        report.stale_streams = watermark::stale_streams(report.marks.iter().map(|(s, t)| (s.as_str(), *t)), max_gap);
+        if !report.stale_streams.is_empty() {
+            tracing::warn!(
+                source = self.handle.name,
+                streams = ?report.stale_streams,
+                "streams whose newest archived file is more than max_gap behind their siblings'"
+            );
         }
         report.conflicts.sort();
         report
@@ -372,7 +423,20 @@ impl SourceRun<'_> {
                 continue;
             }
             let key_prefix = stream.key_prefix();
-            let old = doc.streams.get(&key_prefix).cloned();
+            let mut old = doc.streams.get(&key_prefix).cloned();
+            if old.as_ref().is_some_and(|m| m.time > self.trusted_until) {
+                // Written by an earlier version from a planted future-dated key: listing
+                // from it would never see a real delivery again. List the stream whole.
+                tracing::warn!(
+                    source = self.handle.name,
+                    stream = key_prefix,
+                    mark = ?old.as_ref().map(|m| m.time),
+                    "watermark is dated in the future; repaired by listing the stream from the start"
+                );
+                doc.streams.remove(&key_prefix);
+                old = None;
+                changed = true;
+            }
             let (next, settled) = self.stream(stream, old.as_ref(), r).await;
             match stream.kind {
                 FileKind::Log => logs.extend(settled),
@@ -404,6 +468,8 @@ impl SourceRun<'_> {
             doc.coverage = Some(coverage);
             changed = true;
         }
+        r.marks
+            .extend(doc.streams.iter().map(|(stream, mark)| (stream.clone(), mark.time)));
         if changed && !self.job.dry_run {
             if self.lost.is_cancelled() {
                 r.errors
@@ -434,15 +500,39 @@ impl SourceRun<'_> {
         }
         let src = self.handle.source.as_ref();
         let archive = self.job.archive.as_ref();
-        let plan =
-            match plan::plan_stream(src, archive, &self.handle.name, stream, old, self.job.settings.lookback).await {
-                Ok(p) => p,
-                Err(e) => {
-                    r.errors.push(format!("listing {}: {e}", stream.key_prefix()));
-                    r.complete = false;
-                    return (None, Vec::new());
-                }
-            };
+        let planning = plan::plan_stream(
+            src,
+            archive,
+            &self.handle.name,
+            stream,
+            old,
+            self.job.settings.lookback,
+            self.trusted_until,
+        );
+        let plan = match until_deadline(self.job.deadline, planning).await {
+            Some(Ok(p)) => p,
+            Some(Err(e)) => {
+                r.errors.push(format!("listing {}: {e}", stream.key_prefix()));
+                r.complete = false;
+                return (None, Vec::new());
+            }
+            None => {
+                // A listing still running at the deadline stops there; its mark stays.
+                self.stopped(r);
+                return (None, Vec::new());
+            }
+        };
+        if !plan.future.is_empty() {
+            tracing::warn!(
+                source = self.handle.name,
+                stream = stream.key_prefix(),
+                count = plan.future.len(),
+                first = plan.future.first().map(String::as_str).unwrap_or(""),
+                "keys named for a time after this run may trust were not archived"
+            );
+            r.complete = false;
+            r.future_keys.extend(plan.future.iter().cloned());
+        }
         let mut settled: Vec<Settled> = plan
             .already_archived
             .iter()
@@ -491,17 +581,23 @@ impl SourceRun<'_> {
                 } else if let Some(deadline) = self.job.deadline {
                     // In flight at the deadline: it may finish within the grace, else it is
                     // dropped before its commit (create-only: nothing half-written stays).
+                    // Started, so not excused by the deadline: abandoned is a failure.
                     match tokio::time::timeout_at(
                         deadline + ABANDON_AFTER_DEADLINE,
-                        retry.run("copy", || copier.copy(&f.object, f.existing.as_ref())),
+                        retry.run_whole("copy", || copier.copy(&f.object, f.existing.as_ref())),
                     )
                     .await
                     {
                         Ok(result) => Some(result),
-                        Err(_) => {
-                            tracing::info!(key = f.object.key, "copy abandoned after the deadline");
-                            None
-                        }
+                        Err(_) => Some(Err(StorageError::new(
+                            crate::storage::ErrorKind::Unreachable,
+                            "copy",
+                            &f.object.key,
+                            format!(
+                                "still in flight {}s after the deadline; abandoned before its commit",
+                                ABANDON_AFTER_DEADLINE.as_secs()
+                            ),
+                        ))),
                     }
                 } else {
                     Some(
@@ -617,6 +713,8 @@ fn merge(into: &mut SourceReport, part: SourceReport) {
     into.deadline_reached |= part.deadline_reached;
     into.bytes_planned += part.bytes_planned;
     into.conflicts.extend(part.conflicts);
+    into.future_keys.merge(part.future_keys);
+    into.marks.extend(part.marks);
     into.errors.extend(part.errors);
     let room = MAX_LISTED_FAILURES.saturating_sub(into.failures.len());
     into.failures.extend(part.failures.into_iter().take(room));
@@ -662,6 +760,9 @@ pub fn sync_records(report: &SyncReport, max_gap: std::time::Duration) -> Vec<Re
                 "complete": s.complete,
                 "deadline_reached": s.deadline_reached,
                 "not_started": s.not_started,
+                "future_keys": s.future_keys,
+                "stale_streams": s.stale_streams,
+                "stopped": report.cancelled.then_some("signal"),
                 "errors": s.errors,
                 "accounts": s.accounts,
             }),

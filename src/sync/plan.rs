@@ -28,7 +28,15 @@ pub struct StreamPlan {
     pub to_copy: Vec<PlannedFile>,
     /// Already archived with the same ETag and size: no download.
     pub already_archived: Vec<(String, Option<DateTime<Utc>>)>,
+    /// Keys named for a time after the run may trust (its start plus
+    /// [`FUTURE_TOLERANCE`]): not copied, and never allowed to move a watermark, or one
+    /// planted key dated 2099 would hide every later delivery of its stream.
+    pub future: Vec<String>,
 }
+
+/// How far past a run's start a CloudTrail file's name may be dated: CloudTrail names a
+/// file for the end of its delivery window, minutes after the events, and clocks drift.
+pub const FUTURE_TOLERANCE: chrono::TimeDelta = chrono::TimeDelta::hours(1);
 
 impl StreamPlan {
     pub fn bytes_to_copy(&self) -> u64 {
@@ -47,6 +55,7 @@ pub async fn plan_stream(
     stream: &StreamPrefix,
     mark: Option<&StreamMark>,
     lookback: Duration,
+    trusted_until: DateTime<Utc>,
 ) -> StorageResult<StreamPlan> {
     let start_after = mark
         .and_then(|m| rescan_from(m.time, lookback))
@@ -74,6 +83,10 @@ pub async fn plan_stream(
     let mut plan = StreamPlan::default();
     for object in folders.into_values().flatten() {
         let time = CtKey::parse(&stream.trail_prefix, &object.key).ok().map(|k| k.time);
+        if time.is_some_and(|t| t > trusted_until) {
+            plan.future.push(object.key);
+            continue;
+        }
         // A key the archive cannot hold is planned as a copy, which fails it, named.
         let name = ArchiveName::new(source_name, &object.key).ok();
         match name.and_then(|n| archived.get(n.as_str())) {

@@ -57,11 +57,20 @@ pub struct SourceReport {
     pub accounts: Vec<AccountReport>,
     /// AWS as the probes see it after this run.
     pub aws_health: Option<AwsHealth>,
+    /// Listed keys named for a time after the run could trust (more than an hour after its
+    /// start): not copied, never moving a watermark; they make the run `Partial`, exit 1.
+    pub future_keys: crate::truncated::Truncated<String>,
+    /// Streams whose newest archived file is more than `max_gap` behind their siblings'
+    /// (same kind): archiving of that account-region stopped while the rest went on.
+    pub stale_streams: Vec<String>,
+    /// Each stream's watermark after this run, for `stale_streams`.
+    #[serde(skip)]
+    pub marks: Vec<(String, DateTime<Utc>)>,
     /// Set when this run moved the source into or out of the Outage state.
     pub failover_event: Option<String>,
     /// This run's probe, consumed when the health state is written.
     #[serde(skip)]
-    pub aws_probe: Option<Result<(), String>>,
+    pub aws_probe: Option<crate::records::Probe>,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -83,7 +92,11 @@ pub struct FileFailure {
 impl SourceReport {
     /// Nothing failed; only the deadline kept the source from completing.
     pub fn stopped_only_by_deadline(&self) -> bool {
-        self.deadline_reached && self.files_failed == 0 && self.errors.is_empty() && self.conflicts.is_empty()
+        self.deadline_reached
+            && self.files_failed == 0
+            && self.errors.is_empty()
+            && self.conflicts.is_empty()
+            && self.future_keys.is_empty()
     }
 
     pub fn status(&self) -> RunStatus {
@@ -91,6 +104,7 @@ impl SourceReport {
             RunStatus::Succeeded
         } else if self.files_copied + self.files_skipped > 0
             || self.complete
+            || !self.future_keys.is_empty()
             || self.stopped_only_by_deadline()
             || ((self.stopped || self.not_started > 0) && self.files_failed == 0 && self.errors.is_empty())
         {
@@ -110,6 +124,16 @@ impl SyncReport {
             RunStatus::Failed
         } else {
             RunStatus::Partial
+        }
+    }
+
+    /// The one success rule (exit 0, Functions 200): every file archived, or stopped only
+    /// by the deadline with nothing failed (progress saved; the next run goes on).
+    pub fn is_success(&self) -> bool {
+        match self.status {
+            RunStatus::Succeeded => true,
+            RunStatus::Partial => self.stopped_only_by_deadline(),
+            RunStatus::Failed => false,
         }
     }
 
@@ -177,6 +201,13 @@ impl SyncReport {
             }
             for e in &s.errors {
                 lines.push(format!("    error: {e}"));
+            }
+            if !s.future_keys.is_empty() {
+                lines.push(format!(
+                    "    {} keys named for a time more than an hour after this run started were not archived (clock or a planted file?); first: {}",
+                    s.future_keys.count,
+                    s.future_keys.keys.first().map(String::as_str).unwrap_or("")
+                ));
             }
         }
         lines

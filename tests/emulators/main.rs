@@ -35,6 +35,7 @@ mod resilience;
 mod restore;
 mod restore_safety;
 mod saml_audit;
+mod signals;
 mod status;
 mod sync;
 mod verify;

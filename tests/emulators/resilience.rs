@@ -10,11 +10,13 @@ const STORM_S3: Storm = Storm {
     cloud: Cloud::S3,
     errors: 0.30,
     resets: 0.05,
+    only: None,
 };
 const STORM_AZURE: Storm = Storm {
     cloud: Cloud::Azure,
     errors: 0.30,
     resets: 0.05,
+    only: None,
 };
 
 /// Retries enough for a 35% storm (each file and each request), with short waits.
@@ -258,7 +260,7 @@ async fn one_request_at_a_time_to_each_service_still_syncs_and_restores() {
 }
 
 /// Waits until a sync has archived some files but not all (`total`).
-async fn wait_until_mid_sync(w: &World, total: usize) {
+pub(super) async fn wait_until_mid_sync(w: &World, total: usize) {
     for _ in 0..400 {
         let n = w.archived_so_far().await;
         if n >= 3 {
@@ -273,7 +275,7 @@ async fn wait_until_mid_sync(w: &World, total: usize) {
 /// After a stop: the run is recorded Partial and the lease released; the next sync
 /// starts at once (no lease to wait out) and completes the archive, every blob whole
 /// (rclone compares it with S3).
-async fn assert_stopped_then_resumed(w: &World, proxy: &Proxy, config: &std::path::PathBuf, total: usize) {
+pub(super) async fn assert_stopped_then_resumed(w: &World, proxy: &Proxy, config: &std::path::PathBuf, total: usize) {
     let runs = w.state.list_all("runs/").await.unwrap();
     let mut partial = false;
     for r in &runs {
@@ -300,7 +302,7 @@ async fn assert_stopped_then_resumed(w: &World, proxy: &Proxy, config: &std::pat
     assert!(ok, "rclone check found differences:\n{out}");
 }
 
-fn nix_kill(pid: u32, signal: &str) {
+pub(super) fn nix_kill(pid: u32, signal: &str) {
     let ok = std::process::Command::new("kill")
         .args([&format!("-{signal}"), &pid.to_string()])
         .status()

@@ -224,6 +224,7 @@ async fn audit(a: &Archived, since: &str, until: &str) -> AuditReport {
         trusted_issuers: Vec::new(),
         roles: roles(),
         concurrency: 4,
+        cancel: Default::default(),
     }
     .run()
     .await
@@ -388,6 +389,7 @@ async fn audit_with(archive: Arc<MemoryBlobStore>, trusted: &[&str]) -> (AuditRe
         trusted_issuers: trusted.iter().map(|s| s.to_string()).collect(),
         roles: roles(),
         concurrency: 4,
+        cancel: Default::default(),
     }
     .run()
     .await
@@ -857,6 +859,7 @@ async fn a_forged_copy_of_an_event_id_does_not_hide_the_real_event() {
         trusted_issuers: Vec::new(),
         roles: roles(),
         concurrency: 1,
+        cancel: Default::default(),
     }
     .run()
     .await

@@ -150,3 +150,190 @@ async fn a_sync_with_one_request_at_a_time_to_each_store_completes() {
     assert!(r.sources[0].complete);
     assert_eq!(archive.list_all("m/").await.unwrap().len(), files.len());
 }
+
+const FUTURE_KEY: &str =
+    "AWSLogs/111122223333/CloudTrail/us-east-1/2099/01/01/111122223333_CloudTrail_us-east-1_20990101T0000Z_planted.json.gz";
+
+fn watermark_times(state: &MemoryBlobStore) -> Vec<chrono::DateTime<chrono::Utc>> {
+    let doc = futures::executor::block_on(trailvault::storage::read_all(
+        state,
+        "watermarks/m/111122223333/us-east-1.json",
+    ))
+    .unwrap()
+    .unwrap()
+    .0;
+    let doc: serde_json::Value = serde_json::from_slice(&doc).unwrap();
+    doc["streams"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|m| m["time"].as_str().unwrap().parse().unwrap())
+        .collect()
+}
+
+/// A log named for 2099 (planted, or a clock gone wrong) is not archived, is reported,
+/// and never moves the watermark: a real delivery after it is still copied.
+#[tokio::test]
+async fn a_future_dated_key_is_reported_and_never_moves_the_watermark() {
+    let src = Arc::new(MemorySource::new("b"));
+    let files = seed(&src);
+    src.put(
+        FUTURE_KEY,
+        Bytes::from_static(b"{}"),
+        BTreeMap::new(),
+        chrono::Utc::now(),
+    );
+    let (archive, state) = (Arc::new(MemoryBlobStore::new()), Arc::new(MemoryBlobStore::new()));
+    let j = job(src.clone(), archive.clone(), state.clone());
+    let r = j.run().await.unwrap();
+    let s = &r.sources[0];
+    assert_eq!(s.files_copied, files.len() as u64);
+    assert_eq!(s.future_keys.count, 1);
+    assert_eq!(s.future_keys.keys, vec![FUTURE_KEY.to_string()]);
+    assert_eq!(s.status(), trailvault::records::RunStatus::Partial);
+    assert_eq!(trailvault::cli::exit::Verdict::exit_code(&r), 1);
+    assert!(archive.head(&format!("m/{FUTURE_KEY}")).await.unwrap().is_none());
+    let later = chrono::Utc::now() + chrono::Duration::hours(1);
+    assert!(
+        watermark_times(&state).iter().all(|t| *t < later),
+        "{:?}",
+        watermark_times(&state)
+    );
+
+    // A delivery after the planted key is still archived by the next run.
+    let now = chrono::Utc::now();
+    let fresh = format!(
+        "AWSLogs/111122223333/CloudTrail/us-east-1/{}/111122223333_CloudTrail_us-east-1_{}_fresh.json.gz",
+        now.format("%Y/%m/%d"),
+        now.format("%Y%m%dT%H%MZ")
+    );
+    src.put(&fresh, Bytes::from_static(b"{}"), BTreeMap::new(), now);
+    let r = j.run().await.unwrap();
+    assert_eq!(r.sources[0].files_copied, 1);
+    assert!(archive.head(&format!("m/{fresh}")).await.unwrap().is_some());
+    assert_eq!(r.sources[0].future_keys.count, 1, "still reported, still not archived");
+}
+
+/// A watermark an earlier version moved to 2099 is repaired: the stream is listed from the
+/// start, a delivery the bad mark hid is copied, and the mark comes back to the present.
+#[tokio::test]
+async fn a_watermark_already_in_the_future_is_repaired() {
+    let src = Arc::new(MemorySource::new("b"));
+    let files = seed(&src);
+    let (archive, state) = (Arc::new(MemoryBlobStore::new()), Arc::new(MemoryBlobStore::new()));
+    let j = job(src.clone(), archive.clone(), state.clone());
+    j.run().await.unwrap();
+    let name = "watermarks/m/111122223333/us-east-1.json";
+    let (doc, _) = trailvault::storage::read_all(state.as_ref(), name)
+        .await
+        .unwrap()
+        .unwrap();
+    let mut doc: serde_json::Value = serde_json::from_slice(&doc).unwrap();
+    for mark in doc["streams"].as_object_mut().unwrap().values_mut() {
+        mark["time"] = "2099-01-01T00:00:00Z".into();
+    }
+    state
+        .put(name, Bytes::from(serde_json::to_vec(&doc).unwrap()), Default::default())
+        .await
+        .unwrap();
+    let hidden = files.iter().find(|f| f.key.contains("/CloudTrail/")).unwrap();
+    archive.delete(&format!("m/{}", hidden.key)).await.unwrap();
+    let r = j.run().await.unwrap();
+    assert_eq!(r.sources[0].files_copied, 1, "{:?}", r.sources[0]);
+    assert!(archive.head(&format!("m/{}", hidden.key)).await.unwrap().is_some());
+    let later = chrono::Utc::now() + chrono::Duration::hours(1);
+    assert!(watermark_times(&state).iter().all(|t| *t < later));
+}
+
+/// A source that lists a key outside the prefix it was asked for (another account's).
+struct StrayListing {
+    inner: MemorySource,
+}
+
+#[async_trait::async_trait]
+impl Source for StrayListing {
+    fn bucket(&self) -> &str {
+        self.inner.bucket()
+    }
+    async fn list_page(
+        &self,
+        prefix: &str,
+        start_after: Option<&str>,
+        token: Option<PageToken>,
+    ) -> StorageResult<Page<SourceObject>> {
+        let mut page = self.inner.list_page(prefix, start_after, token).await?;
+        if let Some(first) = page.items.first().cloned() {
+            page.items.push(SourceObject {
+                key: "AWSLogs/999999999999/CloudTrail/us-east-1/2026/11/20/999999999999_CloudTrail_us-east-1_20261120T0000Z_x.json.gz".into(),
+                ..first
+            });
+        }
+        Ok(page)
+    }
+    async fn list_folders(&self, prefix: &str) -> StorageResult<Vec<String>> {
+        self.inner.list_folders(prefix).await
+    }
+    async fn get(&self, key: &str) -> StorageResult<SourceBody> {
+        self.inner.get(key).await
+    }
+}
+
+#[tokio::test]
+async fn a_listing_entry_outside_the_requested_prefix_is_a_listing_error() {
+    let inner = MemorySource::new("b");
+    seed(&inner);
+    let src = Arc::new(StrayListing { inner });
+    let (archive, state) = (Arc::new(MemoryBlobStore::new()), Arc::new(MemoryBlobStore::new()));
+    let r = job(src, archive.clone(), state.clone()).run().await.unwrap();
+    let s = &r.sources[0];
+    assert!(!s.complete);
+    assert!(
+        s.errors.iter().any(|e| e.contains("outside the prefix")),
+        "{:?}",
+        s.errors
+    );
+    assert_eq!(trailvault::cli::exit::Verdict::exit_code(&r), 1);
+    assert!(archive.list_all("m/AWSLogs/999999999999/").await.unwrap().is_empty());
+    assert!(state
+        .head("watermarks/m/999999999999/us-east-1.json")
+        .await
+        .unwrap()
+        .is_none());
+}
+
+/// One account-region that stops delivering while its siblings go on is named in the run
+/// and in `status`, not hidden behind the source's backup gap.
+#[tokio::test]
+async fn a_stream_left_behind_by_its_siblings_is_reported_stale() {
+    let src = Arc::new(MemorySource::new("b"));
+    seed(&src);
+    let (archive, state) = (Arc::new(MemoryBlobStore::new()), Arc::new(MemoryBlobStore::new()));
+    let j = job(src.clone(), archive.clone(), state.clone());
+    let r = j.run().await.unwrap();
+    assert!(
+        r.sources[0].stale_streams.is_empty(),
+        "{:?}",
+        r.sources[0].stale_streams
+    );
+    let now = chrono::Utc::now();
+    let fresh = format!(
+        "AWSLogs/111122223333/CloudTrail/us-east-1/{}/111122223333_CloudTrail_us-east-1_{}_fresh.json.gz",
+        now.format("%Y/%m/%d"),
+        now.format("%Y%m%dT%H%MZ")
+    );
+    src.put(&fresh, Bytes::from_static(b"{}"), BTreeMap::new(), now);
+    let r = j.run().await.unwrap();
+    let stale = &r.sources[0].stale_streams;
+    assert!(
+        stale.contains(&"AWSLogs/111122223333/CloudTrail/eu-west-1/".to_string()),
+        "{stale:?}"
+    );
+    assert!(!stale
+        .iter()
+        .any(|s| s.contains("/CloudTrail/us-east-1/") && s.contains("111122223333")));
+    assert!(r.sources[0].complete, "stale is reported, not a failed run");
+    let status = trailvault::failover::status::status(state.as_ref(), &["m".into()], chrono::Duration::hours(8), now)
+        .await
+        .unwrap();
+    assert_eq!(&status.sources[0].stale_streams, stale);
+}

@@ -36,6 +36,7 @@ async fn verify_over_memory_accepts_restarts_backfill_and_empty_digests() {
         },
         concurrency: 4,
         retry: trailvault::storage::retry::RetryPolicy::none(),
+        cancel: Default::default(),
     }
     .run()
     .await

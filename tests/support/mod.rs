@@ -207,7 +207,21 @@ create_containers = true
     }
 
     pub fn command(&self, config: &PathBuf, args: &[&str]) -> tokio::process::Command {
-        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_trailvault"));
+        self.command_under(&[], config, args)
+    }
+
+    /// The binary started by `wrapper` (for example `unshare --pid --fork`, so that it is
+    /// PID 1 of a new PID namespace, as in a container).
+    pub fn command_under(&self, wrapper: &[&str], config: &PathBuf, args: &[&str]) -> tokio::process::Command {
+        let binary = env!("CARGO_BIN_EXE_trailvault");
+        let mut cmd = match wrapper.split_first() {
+            Some((program, rest)) => {
+                let mut c = tokio::process::Command::new(program);
+                c.args(rest).arg(binary);
+                c
+            }
+            None => tokio::process::Command::new(binary),
+        };
         cmd.env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("HOME", self.dir.path())

@@ -294,6 +294,9 @@ pub struct Storm {
     pub errors: f64,
     /// Share of connections reset (RST) before any answer.
     pub resets: f64,
+    /// Only requests whose request line starts with this (`"PUT /devstoreaccount1/archive/"`)
+    /// meet the storm; the rest pass.
+    pub only: Option<&'static str>,
 }
 
 impl Proxy {
@@ -403,7 +406,8 @@ async fn storm_one(
     };
     counters.requests.fetch_add(1, Ordering::SeqCst);
     let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
-    let roll: f64 = rand::random();
+    let spared = storm.only.is_some_and(|line| !head.starts_with(line));
+    let roll: f64 = if spared { 1.0 } else { rand::random() };
     if roll < storm.resets {
         counters.storm_resets.fetch_add(1, Ordering::SeqCst);
         // A zero linger resets at once (RST); only a non-zero one blocks on drop.
