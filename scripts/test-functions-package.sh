@@ -288,7 +288,8 @@ for _ in $(seq 1 600); do
   sleep 0.05
 done
 kill -KILL "$handler_pid"; killed_at=$SECONDS
-wait "$handler_pid" 2>/dev/null || true; handler_pid=
+{ wait "$handler_pid" || true; } 2>/dev/null  # bash's own "Killed" notice is expected here
+handler_pid=
 wait "$invoke_pid" 2>/dev/null || true
 n=$(archived)
 [ "$n" -ge 1 ] && [ "$n" -lt "$total" ] || fail "the kill did not land mid-sync ($n of $total archived)"
