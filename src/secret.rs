@@ -62,6 +62,26 @@ const KNOWN_MAX: usize = 256;
 /// Shorter values would redact ordinary words.
 const KNOWN_MIN_LEN: usize = 8;
 
+/// The configured secrets (SAS signature, account key, client secret): few, and never
+/// pushed out by the tokens a long-running process keeps receiving.
+static CONFIGURED: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+const CONFIGURED_MAX: usize = 64;
+
+/// Remembers a configured secret for good: [`redact_text`] removes it from every text.
+pub fn remember_configured(value: &str) {
+    let value = value.trim();
+    if value.len() < KNOWN_MIN_LEN {
+        return;
+    }
+    let mut configured = match CONFIGURED.lock() {
+        Ok(c) => c,
+        Err(poisoned) => poisoned.into_inner(),
+    };
+    if configured.len() < CONFIGURED_MAX && !configured.iter().any(|c| c == value) {
+        configured.push(value.to_string());
+    }
+}
+
 /// Remembers `value` as credential material: [`redact_text`] removes it from every text
 /// from now on (an echo in a shape no pattern knows included).
 pub fn remember(value: &str) {
@@ -87,8 +107,12 @@ fn without_known(text: &str) -> String {
         Ok(k) => k,
         Err(poisoned) => poisoned.into_inner(),
     };
+    let configured = match CONFIGURED.lock() {
+        Ok(c) => c,
+        Err(poisoned) => poisoned.into_inner(),
+    };
     let mut out = text.to_string();
-    for k in known.iter() {
+    for k in configured.iter().chain(known.iter()) {
         if out.contains(k.as_str()) {
             out = out.replace(k.as_str(), "<redacted>");
         }
@@ -241,5 +265,15 @@ mod tests {
         let msg = "url https://b.s3.amazonaws.com/k?X-Amz-Credential=AKIAXX&X-Amz-Signature=deadbeef end";
         let red = redact_text(msg);
         assert!(!red.contains("AKIAXX") && !red.contains("deadbeef"), "{red}");
+    }
+
+    #[test]
+    fn configured_secrets_outlive_any_number_of_received_tokens() {
+        remember_configured("configured-account-key-canary-0001");
+        for i in 0..1000 {
+            remember(&format!("received-session-token-{i:08}"));
+        }
+        let text = redact_text("echoed: sig=configured-account-key-canary-0001&x=1");
+        assert!(!text.contains("configured-account-key-canary-0001"), "{text}");
     }
 }

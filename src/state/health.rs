@@ -73,10 +73,13 @@ impl SourceHealth {
                 self.aws_health = Some(AwsHealth::Healthy);
             }
             crate::records::Probe::CredentialsFailed(e) => {
-                // Says nothing about AWS: the outage count neither grows nor resets, and
-                // no failover event is raised either way.
+                // Says nothing about AWS: the outage count neither grows nor resets, no
+                // failover event is raised either way, and an outage or degradation already
+                // declared stands (it must be seen to end by a probe that reaches S3).
                 self.last_probe_error = Some(e);
-                self.aws_health = Some(AwsHealth::CredentialsFailed);
+                if !matches!(before, Some(AwsHealth::Outage | AwsHealth::Degraded)) {
+                    self.aws_health = Some(AwsHealth::CredentialsFailed);
+                }
                 return None;
             }
             crate::records::Probe::Unreachable(e) => {
@@ -169,5 +172,12 @@ mod tests {
             None
         );
         assert_eq!(h.consecutive_probe_failures, 3);
+        assert_eq!(h.aws_health, Some(AwsHealth::Outage), "the declared outage stands");
+        // So a further failed probe is not a second declaration, and a good one ends it.
+        assert_eq!(h.observe_probe(Probe::Unreachable("timeout".into()), t, 1, 3), None);
+        assert_eq!(
+            h.observe_probe(Probe::Reachable, t, 1, 3),
+            Some(Some(AwsHealth::Outage))
+        );
     }
 }

@@ -86,13 +86,15 @@ fn remember_secrets(auth: &AzureAuth) {
             // The signature is the secret part; the other parameters are not.
             for (k, v) in url::form_urlencoded::parse(sas.expose().as_bytes()) {
                 if k == "sig" {
-                    crate::secret::remember(&v);
-                    crate::secret::remember(&url::form_urlencoded::byte_serialize(v.as_bytes()).collect::<String>());
+                    crate::secret::remember_configured(&v);
+                    crate::secret::remember_configured(
+                        &url::form_urlencoded::byte_serialize(v.as_bytes()).collect::<String>(),
+                    );
                 }
             }
         }
-        AzureAuth::SharedKey { key, .. } => crate::secret::remember(key.expose()),
-        AzureAuth::ClientSecret { secret, .. } => crate::secret::remember(secret.expose()),
+        AzureAuth::SharedKey { key, .. } => crate::secret::remember_configured(key.expose()),
+        AzureAuth::ClientSecret { secret, .. } => crate::secret::remember_configured(secret.expose()),
         _ => {}
     }
 }

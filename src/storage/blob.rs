@@ -275,10 +275,16 @@ impl BlobStore for AzureBlobStore {
     }
 
     async fn list_folders_page(&self, prefix: &str, token: Option<PageToken>) -> StorageResult<Page<String>> {
-        self.folders
+        let page = self
+            .folders
             .page(prefix, token.as_ref(), self.page_size)
             .await
-            .map_err(|e| map_err("list folders", self.target(prefix), e, false))
+            .map_err(|e| map_err("list folders", self.target(prefix), e, false))?;
+        let next = page.next.map(|t| t.as_str().to_string());
+        Ok(Page {
+            items: page.items,
+            next: super::list::checked_token(next, MAX_MARKER_LEN, "list folders", &self.target(prefix))?,
+        })
     }
 
     async fn head(&self, name: &str) -> StorageResult<Option<BlobInfo>> {

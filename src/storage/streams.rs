@@ -42,6 +42,26 @@ fn last_segment<'a>(folder: &'a str, parent: &str) -> &'a str {
     folder.get(parent.len()..).unwrap_or_default().trim_end_matches('/')
 }
 
+/// The folders directly under `parent`, each checked to be one segment below it: a
+/// service that answers with anything else (another prefix, a deeper path) would make up
+/// accounts and regions, so its listing is an error.
+async fn folders_under<F: Folders + ?Sized>(store: &F, parent: &str) -> StorageResult<Vec<String>> {
+    let folders = store.folders(parent).await?;
+    for f in &folders {
+        let segment = f.strip_prefix(parent).and_then(|s| s.strip_suffix('/'));
+        if !segment.is_some_and(|s| !s.is_empty() && !s.contains('/')) {
+            let shown: String = f.chars().take(200).collect();
+            return Err(super::StorageError::new(
+                super::ErrorKind::Other,
+                "list folders",
+                parent,
+                format!("the service listed {shown:?}, which is not a folder directly under the prefix asked for; the listing cannot be trusted"),
+            ));
+        }
+    }
+    Ok(folders)
+}
+
 /// The streams of the trail at `trail_prefix`, whose keys sit under `base` in the store
 /// (`""` in the bucket, `{source}/` in the archive). Sorted.
 pub async fn discover_streams<F: Folders + ?Sized>(
@@ -51,10 +71,10 @@ pub async fn discover_streams<F: Folders + ?Sized>(
 ) -> StorageResult<Vec<StreamPrefix>> {
     let root = format!("{base}{}", awslogs_root(trail_prefix));
     let mut accounts: Vec<(Option<String>, AccountId)> = Vec::new();
-    for folder in store.folders(&root).await? {
+    for folder in folders_under(store, &root).await? {
         let name = last_segment(&folder, &root);
         if name.starts_with("o-") {
-            for inner in store.folders(&folder).await? {
+            for inner in folders_under(store, &folder).await? {
                 if let Ok(account) = AccountId::parse(last_segment(&inner, &folder)) {
                     accounts.push((Some(name.to_string()), account));
                 }
@@ -72,11 +92,11 @@ pub async fn discover_streams<F: Folders + ?Sized>(
                     None => format!("{root}{account}/"),
                 };
                 let mut streams = Vec::new();
-                for kind_folder in store.folders(&base).await? {
+                for kind_folder in folders_under(store, &base).await? {
                     let Some(kind) = FileKind::from_folder(last_segment(&kind_folder, &base)) else {
                         continue;
                     };
-                    for region_folder in store.folders(&kind_folder).await? {
+                    for region_folder in folders_under(store, &kind_folder).await? {
                         // Region names become state blob names: a folder CloudTrail could not
                         // have written is reported, not followed.
                         let region = match Region::parse(last_segment(&region_folder, &kind_folder)) {
@@ -128,7 +148,7 @@ pub async fn find_trail_prefixes<F: Folders + ?Sized>(store: &F, base: &str) -> 
                 ));
             }
             let in_awslogs = folder.ends_with("/AWSLogs/") || folder == format!("{base}AWSLogs/");
-            for child in store.folders(&folder).await? {
+            for child in folders_under(store, &folder).await? {
                 let name = last_segment(&child, &folder);
                 if name == "AWSLogs" {
                     let prefix = folder.get(base.len()..).unwrap_or_default().trim_end_matches('/');

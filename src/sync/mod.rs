@@ -244,7 +244,11 @@ impl SyncJob {
         } else {
             health.consecutive_failed_runs += 1;
         }
-        health.newest_file_time = health.newest_file_time.max(report.newest_file_time);
+        // A newest time in the future (an earlier version archived a planted key) would pin
+        // freshness alerts for ever: only times the run can trust are kept.
+        let trusted_until = started_at + plan::FUTURE_TOLERANCE;
+        let stored = health.newest_file_time.filter(|t| *t <= trusted_until);
+        health.newest_file_time = stored.max(report.newest_file_time);
         if let Some(probe) = report.aws_probe.take() {
             let cfg = &self.health;
             if let Some(before) = health.observe_probe(probe, now, cfg.degraded_after, cfg.outage_after) {
@@ -442,6 +446,16 @@ impl SourceRun<'_> {
                 );
                 doc.streams.remove(&key_prefix);
                 old = None;
+                changed = true;
+            }
+            if doc
+                .coverage
+                .as_ref()
+                .and_then(|c| c.newest_digest_time)
+                .is_some_and(|t| t > self.trusted_until)
+            {
+                // A future digest would vouch for every log for ever: recount from this run.
+                doc.coverage = None;
                 changed = true;
             }
             let (next, settled) = self.stream(stream, old.as_ref(), r).await;
