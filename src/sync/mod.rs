@@ -45,7 +45,7 @@ pub enum SyncError {
     State(#[source] StorageError),
     #[error("the archive container is not usable: {0}")]
     Archive(#[source] StorageError),
-    #[error("the deadline passed while waiting for the sync lock; nothing was copied")]
+    #[error("the deadline passed before the sync could start (containers, lock); nothing was copied")]
     DeadlineBeforeLock,
 }
 
@@ -121,7 +121,17 @@ async fn require_container(store: &dyn BlobStore, key: &str) -> Result<(), Stora
     }
 }
 
+/// How long after the deadline progress may still be saved: copies in flight get
+/// [`ABANDON_AFTER_DEADLINE`], the writes of watermarks, health and the run record what is
+/// left of the Functions margin (60 s before the host's timeout).
+const SAVE_AFTER_DEADLINE: std::time::Duration = std::time::Duration::from_secs(50);
+
 impl SyncJob {
+    /// The instant by which saving progress must be done, when the run has a deadline.
+    fn save_by(&self) -> Option<tokio::time::Instant> {
+        self.deadline.map(|d| d + SAVE_AFTER_DEADLINE)
+    }
+
     pub async fn run(&self) -> Result<SyncReport, SyncError> {
         let started_at = Utc::now();
         let run_id = new_run_id(started_at);
@@ -135,18 +145,23 @@ impl SyncJob {
         let lock = if self.dry_run {
             None
         } else {
-            if self.create_containers {
-                self.state.ensure_container().await.map_err(SyncError::State)?;
-                self.archive.ensure_container().await.map_err(SyncError::Archive)?;
-            } else {
-                // A misspelt name must not become a new, policy-less container.
-                require_container(self.state.as_ref(), "state_container")
-                    .await
-                    .map_err(SyncError::State)?;
-                require_container(self.archive.as_ref(), "container")
-                    .await
-                    .map_err(SyncError::Archive)?;
-            }
+            let containers = async {
+                if self.create_containers {
+                    self.state.ensure_container().await.map_err(SyncError::State)?;
+                    self.archive.ensure_container().await.map_err(SyncError::Archive)
+                } else {
+                    // A misspelt name must not become a new, policy-less container.
+                    require_container(self.state.as_ref(), "state_container")
+                        .await
+                        .map_err(SyncError::State)?;
+                    require_container(self.archive.as_ref(), "container")
+                        .await
+                        .map_err(SyncError::Archive)
+                }
+            };
+            until_deadline(self.deadline, containers)
+                .await
+                .ok_or(SyncError::DeadlineBeforeLock)??;
             let holder = LockHolder::this_process(&run_id, started_at);
             let acquire = SyncLock::acquire(self.state.clone(), &holder);
             Some(
@@ -202,8 +217,15 @@ impl SyncJob {
         };
         if !self.dry_run {
             let records = sync_records(&report, self.settings.max_gap);
-            if let Err(e) = write_run_records(self.state.as_ref(), &run_id, &records).await {
-                tracing::error!(error = %e, "could not write the run record");
+            match until_deadline(
+                self.save_by(),
+                write_run_records(self.state.as_ref(), &run_id, &records),
+            )
+            .await
+            {
+                Some(Ok(_)) => {}
+                Some(Err(e)) => tracing::error!(error = %e, "could not write the run record"),
+                None => tracing::error!("the run record was not written before the deadline's end"),
             }
         }
         if let Some(lock) = lock {
@@ -279,8 +301,12 @@ impl SyncJob {
                 .push("the sync lock was lost; health state not written".into());
             return;
         }
-        if let Err(e) = health.save(self.state.as_ref()).await {
-            report.errors.push(format!("writing health state: {e}"));
+        match until_deadline(self.save_by(), health.save(self.state.as_ref())).await {
+            Some(Ok(())) => {}
+            Some(Err(e)) => report.errors.push(format!("writing health state: {e}")),
+            None => report
+                .errors
+                .push("writing health state: no answer before the deadline's end".into()),
         }
     }
 }
@@ -496,10 +522,21 @@ impl SourceRun<'_> {
                 r.errors
                     .push(format!("sync lock lost; watermark {wm_name} not advanced"));
                 r.complete = false;
-            } else if let Err(e) = watermark::save(state, &wm_name, &doc, etag).await {
-                r.errors
-                    .push(format!("writing watermark {wm_name} (another writer?): {e}"));
-                r.complete = false;
+            } else {
+                match until_deadline(self.job.save_by(), watermark::save(state, &wm_name, &doc, etag)).await {
+                    Some(Ok(_)) => {}
+                    Some(Err(e)) => {
+                        r.errors
+                            .push(format!("writing watermark {wm_name} (another writer?): {e}"));
+                        r.complete = false;
+                    }
+                    None => {
+                        r.errors.push(format!(
+                            "writing watermark {wm_name}: no answer before the deadline's end"
+                        ));
+                        r.complete = false;
+                    }
+                }
             }
         }
         out
