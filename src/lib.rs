@@ -28,10 +28,12 @@ pub mod truncated;
 pub mod cloudtrail_api;
 pub mod files;
 pub mod monitor;
+pub mod queue;
 pub mod state;
 pub mod storage;
 
 // domains
+pub mod events;
 pub mod failover;
 pub mod federation;
 pub mod integrity;

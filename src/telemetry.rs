@@ -100,4 +100,11 @@ pub mod metric {
     pub const RETRIES: &str = "trailvault_retries_total";
     /// Gauge: end of the last verify that found nothing.
     pub const VERIFY_LAST_SUCCESS: &str = "trailvault_verify_last_success_timestamp_seconds";
+    /// Counter {source, outcome}: announced files by what became of them (`copied`,
+    /// `already_archived`, `conflict`, `missing`, `ignored`, `failed`).
+    pub const EVENT_FILES: &str = "trailvault_event_files_total";
+    /// Histogram: S3 event time to committed blob, per copied file.
+    pub const EVENT_LAG: &str = "trailvault_event_lag_seconds";
+    /// Counter {source}: queue messages received.
+    pub const EVENTS_RECEIVED: &str = "trailvault_events_received_total";
 }
