@@ -12,7 +12,8 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use super::message::{self, Announced};
-use super::report::{EventsReport, Lag, SourceEvents};
+use super::report::{events_records, EventsReport, Lag, SourceEvents};
+use crate::state::write_run_records;
 use super::select::{select, NotOurs, FUTURE_TOLERANCE};
 use crate::archive::{ArchiveName, META_SOURCE_ETAG};
 use crate::queue::{Message, Queue};
@@ -76,12 +77,18 @@ impl DrainJob {
     pub async fn run(&self) -> EventsReport {
         let started = std::time::Instant::now();
         let sources = futures::future::join_all(self.sources.iter().map(|s| self.drain_source(s))).await;
-        EventsReport {
+        let report = EventsReport {
             run_id: self.run_id.clone(),
             sources,
             stopped: self.cancel.is_cancelled().then_some("signal"),
             duration_seconds: started.elapsed().as_secs_f64(),
+        };
+        let records = events_records(&report);
+        if let Err(e) = write_run_records(self.state.as_ref(), &self.run_id, &records).await {
+            // The files are archived whatever happens to the record; say it was not kept.
+            tracing::error!(run_id = self.run_id, error = %e, "could not write the Events records");
         }
+        report
     }
 
     fn past_deadline(&self) -> bool {
