@@ -659,6 +659,10 @@ pub async fn drain_job(config: &Config, only: &[String], mode: DrainMode) -> Res
     let retry = RetryPolicy::new(config.retry).with_cancel(cancel.clone());
     let requests = RequestCounter::default();
     let (archive, state) = open_counted(config, "drain", &retry, &requests)?;
+    if config.target.as_ref().is_some_and(|t| t.create_containers) {
+        archive.ensure_container().await?;
+        state.ensure_container().await?;
+    }
     let mut sources = Vec::new();
     let mut providers: std::collections::HashMap<Option<String>, AwsCredentials> = std::collections::HashMap::new();
     for s in config

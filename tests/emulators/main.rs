@@ -28,6 +28,7 @@ macro_rules! world {
 mod aws;
 mod aws_health;
 mod daemon;
+mod events;
 mod functions;
 mod keys;
 mod log_analytics;
