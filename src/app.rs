@@ -660,8 +660,12 @@ pub async fn drain_job(config: &Config, only: &[String], mode: DrainMode) -> Res
     let requests = RequestCounter::default();
     let (archive, state) = open_counted(config, "drain", &retry, &requests)?;
     if config.target.as_ref().is_some_and(|t| t.create_containers) {
-        archive.ensure_container().await?;
-        state.ensure_container().await?;
+        for (store, which) in [(&archive, "archive"), (&state, "state")] {
+            // Not fatal: each copy then fails on its own and its message stays queued.
+            if let Err(e) = store.ensure_container().await {
+                tracing::warn!(container = which, error = %e, "could not create the container");
+            }
+        }
     }
     let mut sources = Vec::new();
     let mut providers: std::collections::HashMap<Option<String>, AwsCredentials> = std::collections::HashMap::new();
