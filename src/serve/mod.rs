@@ -2,5 +2,6 @@
 //! metrics) and the Azure Functions custom handler.
 
 pub mod daemon;
+pub mod events;
 pub mod functions;
 pub mod shutdown;
