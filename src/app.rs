@@ -648,7 +648,12 @@ pub async fn drain_job(config: &Config, only: &[String], mode: DrainMode) -> Res
     config.require_target("drain")?;
     for name in only {
         match config.source(name) {
-            None => return Err(AppError::Usage(format!("--source {name}: no such source in {}", config.path.display()))),
+            None => {
+                return Err(AppError::Usage(format!(
+                    "--source {name}: no such source in {}",
+                    config.path.display()
+                )))
+            }
             Some(s) if s.queue_url.is_none() => {
                 return Err(AppError::Usage(format!("--source {name}: the source has no queue_url")))
             }
@@ -702,7 +707,12 @@ pub async fn drain_job(config: &Config, only: &[String], mode: DrainMode) -> Res
         DrainMode::Once { max_time } => (DRAIN_WAIT, Some(tokio::time::Instant::now() + max_time), true),
         DrainMode::Daemon { record_every } => (DAEMON_WAIT, Some(tokio::time::Instant::now() + record_every), false),
     };
-    let budget = tokio::sync::Semaphore::new(config.sync.in_flight_bytes.min(tokio::sync::Semaphore::MAX_PERMITS as u64) as usize);
+    let budget = tokio::sync::Semaphore::new(
+        config
+            .sync
+            .in_flight_bytes
+            .min(tokio::sync::Semaphore::MAX_PERMITS as u64) as usize,
+    );
     Ok(crate::events::DrainJob {
         run_id: crate::records::new_run_id(Utc::now()),
         sources,

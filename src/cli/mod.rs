@@ -229,7 +229,9 @@ async fn drain(cli: &Cli, args: &DrainArgs, stop: &CancellationToken) -> Result<
     if !app::has_queues(&config, &args.sources) {
         return Err(CliError::Usage("drain: no source has a queue_url".into()));
     }
-    let mode = app::DrainMode::Once { max_time: args.max_time };
+    let mode = app::DrainMode::Once {
+        max_time: args.max_time,
+    };
     let job = app::drain_job(&config, &args.sources, mode).await?;
     let _linked = app::cancel_on(&job.cancel, stop);
     let report = job.run().await;

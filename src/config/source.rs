@@ -157,12 +157,16 @@ fn validate(at: &str, s: RawSource, unique: bool, problems: &Problems) -> Option
     let queue_url = match s.queue_url.as_deref().filter(|q| !q.is_empty()) {
         None => Ok(None),
         Some(q) => parse_http_url(q)
-            .and_then(|u| match u.path_segments().map(|p| p.filter(|s| !s.is_empty()).count()) {
-                // `https://sqs.REGION.amazonaws.com/ACCOUNT/NAME`: a queue URL names its
-                // account and queue; a bare endpoint would send every call to no queue.
-                Some(2) => Ok(u),
-                _ => Err(format!("{q:?} is not a queue URL (https://sqs.REGION.amazonaws.com/ACCOUNT/NAME)")),
-            })
+            .and_then(
+                |u| match u.path_segments().map(|p| p.filter(|s| !s.is_empty()).count()) {
+                    // `https://sqs.REGION.amazonaws.com/ACCOUNT/NAME`: a queue URL names its
+                    // account and queue; a bare endpoint would send every call to no queue.
+                    Some(2) => Ok(u),
+                    _ => Err(format!(
+                        "{q:?} is not a queue URL (https://sqs.REGION.amazonaws.com/ACCOUNT/NAME)"
+                    )),
+                },
+            )
             .map(Some)
             .map_err(|m| problems.push(format!("{at}: queue_url {m}"))),
     };
@@ -196,7 +200,9 @@ mod tests {
             Some("https://sqs.ap-northeast-2.amazonaws.com/111122223333/trail-events")
         );
         for bad in ["https://sqs.ap-northeast-2.amazonaws.com", "ftp://q/1/2", "not a url"] {
-            let err = parse(&with(bad), &[(ENV_AZURE_ACCOUNT_KEY, KEY)]).unwrap_err().to_string();
+            let err = parse(&with(bad), &[(ENV_AZURE_ACCOUNT_KEY, KEY)])
+                .unwrap_err()
+                .to_string();
             assert!(err.contains("queue_url"), "{bad}: {err}");
         }
     }

@@ -13,19 +13,24 @@ use tokio_util::sync::CancellationToken;
 
 use super::message::{self, Announced};
 use super::report::{events_records, EventsReport, Lag, SourceEvents};
-use crate::state::write_run_records;
 use super::select::{select, NotOurs, FUTURE_TOLERANCE};
 use crate::archive::{ArchiveName, META_SOURCE_ETAG};
 use crate::queue::{Message, Queue};
 use crate::state::conflicts::{record_conflict, ConflictNote};
+use crate::state::write_run_records;
 use crate::storage::{BlobInfo, BlobStore, ErrorKind, Source, SourceObject, StorageError};
 
 /// What the verified, create-only copy (sync's) did with one object.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Copied {
-    Copied { bytes: u64 },
+    Copied {
+        bytes: u64,
+    },
     AlreadyArchived,
-    Conflict { archived_sha256: String, source_sha256: String },
+    Conflict {
+        archived_sha256: String,
+        source_sha256: String,
+    },
 }
 
 /// The copy `sync` uses, handed in by the runtime so both archive by one code path.
@@ -213,7 +218,11 @@ impl DrainJob {
             Ok(_) => {}
             Err(why) => {
                 if why == NotOurs::Future {
-                    tracing::warn!(source = s.name, key = a.key, "key named for a time in the future; not archived");
+                    tracing::warn!(
+                        source = s.name,
+                        key = a.key,
+                        "key named for a time in the future; not archived"
+                    );
                 }
                 r.events_ignored += 1;
                 super::metrics::file(&s.name, "ignored");
@@ -266,8 +275,8 @@ impl DrainJob {
         let Some(object) = page.items.into_iter().find(|o| o.key == key) else {
             return Ok(None);
         };
-        let name = ArchiveName::new(&s.name, key)
-            .map_err(|why| StorageError::new(ErrorKind::Other, "archive", key, why))?;
+        let name =
+            ArchiveName::new(&s.name, key).map_err(|why| StorageError::new(ErrorKind::Other, "archive", key, why))?;
         let existing = self.archive.head(name.as_str()).await?;
         if let Some(b) = &existing {
             if b.size == object.size && b.metadata.get(META_SOURCE_ETAG).is_some_and(|e| *e == object.etag) {
@@ -280,7 +289,11 @@ impl DrainJob {
                 archived_sha256,
                 source_sha256,
             }) => {
-                tracing::warn!(source = s.name, key, "S3 object differs from its archived copy; archived copy kept");
+                tracing::warn!(
+                    source = s.name,
+                    key,
+                    "S3 object differs from its archived copy; archived copy kept"
+                );
                 let note = ConflictNote {
                     source: s.name.clone(),
                     key: key.to_string(),

@@ -67,7 +67,8 @@ fn text<'a>(v: &'a Value, path: &[&str]) -> Option<&'a str> {
 }
 
 fn time(s: Option<&str>) -> Option<DateTime<Utc>> {
-    s.and_then(|s| DateTime::parse_from_rfc3339(s).ok()).map(|t| t.with_timezone(&Utc))
+    s.and_then(|s| DateTime::parse_from_rfc3339(s).ok())
+        .map(|t| t.with_timezone(&Utc))
 }
 
 fn s3_records(records: &Value) -> Result<Notice, Unreadable> {
@@ -114,8 +115,10 @@ fn cloudtrail(bucket: &Value, keys: Option<&Value>) -> Result<Notice, Unreadable
 
 fn eventbridge(obj: &serde_json::Map<String, Value>) -> Result<Notice, Unreadable> {
     let v = Value::Object(obj.clone());
-    let bucket = text(&v, &["detail", "bucket", "name"]).ok_or(Unreadable("EventBridge event without detail.bucket.name"))?;
-    let key = text(&v, &["detail", "object", "key"]).ok_or(Unreadable("EventBridge event without detail.object.key"))?;
+    let bucket =
+        text(&v, &["detail", "bucket", "name"]).ok_or(Unreadable("EventBridge event without detail.bucket.name"))?;
+    let key =
+        text(&v, &["detail", "object", "key"]).ok_or(Unreadable("EventBridge event without detail.object.key"))?;
     if text(&v, &["detail-type"]) != Some("Object Created") {
         return Ok(Notice {
             other_events: 1,

@@ -9,5 +9,5 @@ mod metrics;
 pub mod report;
 pub mod select;
 
-pub use drain::{CopyFile, Copied, DrainJob, EventSource};
+pub use drain::{Copied, CopyFile, DrainJob, EventSource};
 pub use report::{events_records, EventsReport, SourceEvents};

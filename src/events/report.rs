@@ -95,7 +95,12 @@ pub fn events_records(report: &EventsReport) -> Vec<Record> {
             } else {
                 RunStatus::Succeeded
             };
-            let mut r = Record::of(RecordType::Events, &report.run_id, &format!("events-{}", s.name), status);
+            let mut r = Record::of(
+                RecordType::Events,
+                &report.run_id,
+                &format!("events-{}", s.name),
+                status,
+            );
             r.source = s.name.clone();
             r.files_copied = s.files_copied;
             r.bytes_copied = s.bytes_copied;

@@ -48,9 +48,11 @@ impl SqsQueue {
                     .build(),
             );
         if let Some(c) = credentials {
-            loader = loader
-                .credentials_provider(c)
-                .identity_cache(aws_config::identity::IdentityCache::lazy().load_timeout(LOAD_TIMEOUT).build());
+            loader = loader.credentials_provider(c).identity_cache(
+                aws_config::identity::IdentityCache::lazy()
+                    .load_timeout(LOAD_TIMEOUT)
+                    .build(),
+            );
         }
         let shared = loader.load().await;
         let mut conf = aws_sdk_sqs::config::Builder::from(&shared);

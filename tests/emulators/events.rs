@@ -18,7 +18,9 @@ fn sqs_client(port: u16) -> aws_sdk_sqs::Client {
         .behavior_version(aws_sdk_sqs::config::BehaviorVersion::latest())
         .region(aws_sdk_sqs::config::Region::new("us-east-1"))
         .endpoint_url(format!("http://127.0.0.1:{port}"))
-        .credentials_provider(aws_sdk_sqs::config::Credentials::new("test", "test", None, None, "tests"))
+        .credentials_provider(aws_sdk_sqs::config::Credentials::new(
+            "test", "test", None, None, "tests",
+        ))
         .build();
     aws_sdk_sqs::Client::from_conf(conf)
 }
@@ -184,7 +186,12 @@ async fn every_message_shape_is_read_and_what_is_not_ours_is_settled() {
     // S3 writes the key form-encoded; every CloudTrail key survives a round trip.
     let encoded = |k: &str| url::form_urlencoded::byte_serialize(k.as_bytes()).collect::<String>();
     q.send(&s3_event(b, "ObjectCreated:Put", &encoded(&k1))).await;
-    q.send(&sns(&s3_event(b, "ObjectCreated:CompleteMultipartUpload", &encoded(&k2)))).await;
+    q.send(&sns(&s3_event(
+        b,
+        "ObjectCreated:CompleteMultipartUpload",
+        &encoded(&k2),
+    )))
+    .await;
     let ct = |k: &str| serde_json::json!({"s3Bucket": b, "s3ObjectKey": [k]}).to_string();
     q.send(&ct(&k3)).await;
     q.send(&sns(&ct(&k4))).await;
@@ -196,8 +203,10 @@ async fn every_message_shape_is_read_and_what_is_not_ours_is_settled() {
     )
     .await;
     // Not ours: another bucket, a key no stream holds, a removal (never propagated).
-    q.send(&s3_event("someone-else", "ObjectCreated:Put", &encoded(&k1))).await;
-    q.send(&ct("AWSLogs/111122223333/Config/us-east-1/2026/01/01/x.json.gz")).await;
+    q.send(&s3_event("someone-else", "ObjectCreated:Put", &encoded(&k1)))
+        .await;
+    q.send(&ct("AWSLogs/111122223333/Config/us-east-1/2026/01/01/x.json.gz"))
+        .await;
     q.send(&s3_event(b, "ObjectRemoved:Delete", &encoded(&k2))).await;
     q.send(r#"{"Service":"Amazon S3","Event":"s3:TestEvent","Time":"2026-12-07T12:00:00Z","Bucket":"b"}"#)
         .await;
@@ -243,7 +252,10 @@ async fn every_message_shape_is_read_and_what_is_not_ours_is_settled() {
     }
     // rclone sees what the archive holds (the rest of the bucket, unannounced, is not).
     let (ok, out) = w.rclone_check("");
-    assert!(!ok && out.contains(&format!("{} differences found", files.len() - 5)), "{out}");
+    assert!(
+        !ok && out.contains(&format!("{} differences found", files.len() - 5)),
+        "{out}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -283,7 +295,12 @@ async fn an_azure_failure_keeps_the_message_for_a_later_drain() {
     tokio::time::sleep(std::time::Duration::from_secs(3)).await;
     let run = w.run(&config, &["drain", "--json", "--max-time", "60s"]).await;
     assert_eq!(run.code, 0, "{run:?}");
-    assert_eq!(source(&run.json())["files_copied"], files.len() as u64, "{}", run.stdout);
+    assert_eq!(
+        source(&run.json())["files_copied"],
+        files.len() as u64,
+        "{}",
+        run.stdout
+    );
     assert_eq!(q.left().await, 0);
     let (ok, out) = w.rclone_check("");
     assert!(ok, "rclone check found differences:\n{out}");
@@ -306,7 +323,12 @@ async fn files_whose_events_were_lost_are_archived_by_the_next_sync() {
     assert!(!w.rclone_check("").0, "the unannounced files are not archived yet");
     let sync = w.sync(&config).await;
     assert_eq!(sync.code, 0, "{sync:?}");
-    assert_eq!(sync.json()["sources"][0]["files_copied"], early.len() as u64, "{}", sync.stdout);
+    assert_eq!(
+        sync.json()["sources"][0]["files_copied"],
+        early.len() as u64,
+        "{}",
+        sync.stdout
+    );
     let (ok, out) = w.rclone_check("");
     assert!(ok, "rclone check found differences:\n{out}");
 }

@@ -592,10 +592,7 @@ async fn archived_streams_without_a_watermark_are_restored_and_verified() {
     }
     let t = |s: &str| s.parse::<DateTime<Utc>>().unwrap();
     let range = TimeRange::new(Some(t("2026-11-20T00:00:00Z")), Some(t("2026-12-01T00:00:00Z"))).unwrap();
-    let ranged = Selection {
-        range,
-        ..everything()
-    };
+    let ranged = Selection { range, ..everything() };
     let want: BTreeSet<String> = files.iter().map(|f| f.key.clone()).collect();
     let tmp = tempfile::tempdir().unwrap();
     let r = restore_job(&archive, &state, tmp.path(), ranged.clone(), false)
