@@ -332,3 +332,44 @@ async fn files_whose_events_were_lost_are_archived_by_the_next_sync() {
     let (ok, out) = w.rclone_check("");
     assert!(ok, "rclone check found differences:\n{out}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_stops_a_drain_at_a_safe_point_and_the_next_drain_completes() {
+    let w = world!("events-signal-bucket");
+    let q = queue(&w, "signalled", 30).await;
+    notify(&w, &q).await;
+    let files = many_files_trail(&w.bucket).generate();
+    w.seed(&files).await;
+    let proxy = Proxy::start(w.moto.port).await;
+    proxy.set(Fault::SlowResponses(std::time::Duration::from_millis(40)));
+    let config = with_queue(w.config(proxy.port, "", "[sync]\nconcurrency = 2\n"), &q);
+    let child = w.command(&config, &["drain", "--json", "--max-time", "120s"]).spawn().unwrap();
+    let pid = child.id().unwrap();
+    crate::resilience::wait_until_mid_sync(&w, files.len()).await;
+    crate::resilience::nix_kill(pid, "TERM");
+    let out = tokio::time::timeout(std::time::Duration::from_secs(30), child.wait_with_output())
+        .await
+        .expect("the drain did not stop after SIGTERM")
+        .unwrap();
+    assert_eq!(out.status.code(), Some(143));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON document on stdout");
+    assert_eq!(doc["stopped"], "signal", "{doc}");
+    let copied = source(&doc)["files_copied"].as_u64().unwrap();
+    assert!(copied < files.len() as u64, "the drain was not stopped: {doc}");
+    let run_id = doc["run_id"].as_str().unwrap();
+    let (bytes, _) = trailvault::storage::read_all(w.state.as_ref(), &format!("runs/{run_id}.json"))
+        .await
+        .unwrap()
+        .unwrap();
+    let records: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(records[0]["Status"], "Partial", "{records}");
+    assert_eq!(records[0]["Details"]["stopped"], "signal", "{records}");
+
+    // Messages in flight were finished and deleted; the rest were never received.
+    proxy.set(Fault::Pass);
+    let run = w.run(&config, &["drain", "--json", "--max-time", "120s"]).await;
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(q.left().await, 0);
+    let (ok, out) = w.rclone_check("");
+    assert!(ok, "rclone check found differences:\n{out}");
+}
