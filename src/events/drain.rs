@@ -15,6 +15,7 @@ use super::message::{self, Announced};
 use super::report::{events_records, EventsReport, Lag, SourceEvents};
 use super::select::{select, NotOurs, FUTURE_TOLERANCE};
 use crate::archive::{ArchiveName, META_SOURCE_ETAG};
+use crate::cloudtrail::{CtKey, FileKind};
 use crate::queue::{Message, Queue};
 use crate::state::conflicts::{record_conflict, ConflictNote};
 use crate::state::write_run_records;
@@ -148,6 +149,11 @@ impl DrainJob {
             }
         }
         r.lag_seconds = Lag::of(&r.lags);
+        if let Some(t) = r.newest_log_time {
+            if let Err(e) = crate::state::newest::advance(self.state.as_ref(), &s.name, t).await {
+                tracing::warn!(source = s.name, error = %e, "could not record the newest archived log time");
+            }
+        }
         r
     }
 
@@ -230,6 +236,12 @@ impl DrainJob {
             }
         }
         let outcome = self.archive_key(s, &a.key).await;
+        if matches!(outcome, Ok(Some(Copied::Copied { .. } | Copied::AlreadyArchived))) {
+            r.newest_log_time = CtKey::parse(&s.prefix, &a.key)
+                .ok()
+                .filter(|k| k.stream.kind == FileKind::Log)
+                .map(|k| k.time);
+        }
         let end = match outcome {
             Ok(Some(Copied::Copied { bytes })) => {
                 r.files_copied += 1;
@@ -329,4 +341,5 @@ fn add(into: &mut SourceEvents, part: SourceEvents) {
     into.files_failed += part.files_failed;
     into.queue_errors += part.queue_errors;
     into.lags.extend(part.lags);
+    into.newest_log_time = into.newest_log_time.max(part.newest_log_time);
 }

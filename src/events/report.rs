@@ -47,6 +47,9 @@ pub struct SourceEvents {
     pub lag_seconds: Lag,
     #[serde(skip)]
     pub lags: Vec<f64>,
+    /// Newest CloudTrail log-file time now archived (copied or found archived).
+    #[serde(skip)]
+    pub newest_log_time: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 impl SourceEvents {

@@ -162,6 +162,24 @@ async fn drain_archives_what_s3_notifications_announce() {
     assert_eq!(records[0]["FilesCopied"], files.len() as u64, "{records}");
     assert!(records[0]["Details"]["lag_seconds"]["max"].is_number(), "{records}");
 
+    // status knows how old the archive is from what events archived (no sync ran yet).
+    let newest = files
+        .iter()
+        .filter_map(|f| trailvault::cloudtrail::CtKey::parse_any(&f.key).ok())
+        .filter(|k| k.stream.kind == trailvault::cloudtrail::FileKind::Log)
+        .map(|k| k.time)
+        .max()
+        .unwrap();
+    let status = w.run(&config, &["status", "--json"]).await;
+    let st = &status.json()["sources"][0];
+    assert_eq!(
+        st["newest_archived_file_time"].as_str().and_then(|t| t.parse::<chrono::DateTime<chrono::Utc>>().ok()),
+        Some(newest),
+        "{st}"
+    );
+    let age = st["archive_age_seconds"].as_i64().unwrap();
+    assert!((age - (chrono::Utc::now() - newest).num_seconds()).abs() < 60, "{st}");
+
     // Sync agrees it is all there: the same copy wrote the same blobs.
     let sync = w.sync(&config).await;
     assert_eq!(sync.code, 0, "{sync:?}");
