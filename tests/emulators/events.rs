@@ -391,3 +391,66 @@ async fn sigterm_stops_a_drain_at_a_safe_point_and_the_next_drain_completes() {
     let (ok, out) = w.rclone_check("");
     assert!(ok, "rclone check found differences:\n{out}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_daemon_archives_new_files_from_events_between_scheduled_syncs() {
+    use tokio::io::AsyncBufReadExt;
+    let w = world!("events-daemon-bucket");
+    let q = queue(&w, "daemon-events", 30).await;
+    notify(&w, &q).await;
+    // No scheduled sync during the test: whatever is archived came by events.
+    let config = with_queue(
+        w.config(
+            w.moto.port,
+            "",
+            "[schedule]\ncron = \"0 0 0 1 1 *\"\nverify_cron = \"0 0 0 1 1 *\"\n",
+        ),
+        &q,
+    );
+    let mut child = w
+        .command(&config, &["daemon", "--listen", "127.0.0.1:0"])
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = tokio::io::BufReader::new(stderr).lines();
+    let port = tokio::time::timeout(std::time::Duration::from_secs(30), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
+            if v["message"] == "listening" {
+                return v["addr"].as_str().unwrap().rsplit(':').next().unwrap().parse::<u16>().unwrap();
+            }
+        }
+        panic!("the daemon exited before listening");
+    })
+    .await
+    .expect("the daemon did not report its address");
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+
+    let files = sample_trail(&w.bucket).generate();
+    w.seed(&files).await;
+    let mut archived = 0;
+    for _ in 0..300 {
+        archived = w.archived_so_far().await;
+        if archived == files.len() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert_eq!(archived, files.len(), "the daemon did not archive every announced file");
+    let (ok, out) = w.rclone_check("");
+    assert!(ok, "rclone check found differences:\n{out}");
+    let metrics = http_get(port, "/metrics").await.1;
+    for want in [
+        "trailvault_event_files_total{source=\"main\",outcome=\"copied\"}",
+        "trailvault_events_received_total{source=\"main\"}",
+        "trailvault_event_lag_seconds_bucket",
+    ] {
+        assert!(metrics.contains(want), "{want} missing:\n{metrics}");
+    }
+    crate::resilience::nix_kill(child.id().unwrap(), "TERM");
+    let status = tokio::time::timeout(std::time::Duration::from_secs(30), child.wait())
+        .await
+        .expect("the daemon did not stop")
+        .unwrap();
+    assert!(status.success(), "{status:?}");
+}
