@@ -68,7 +68,7 @@ data "aws_iam_policy_document" "events_queue" {
     condition {
       test     = "ArnEquals"
       variable = "aws:SourceArn"
-      values = [var.events_via == "eventbridge" ? aws_cloudwatch_event_rule.trail_objects[0].arn : "arn:aws:s3:::${var.trail_bucket}"]
+      values   = [var.events_via == "eventbridge" ? aws_cloudwatch_event_rule.trail_objects[0].arn : "arn:aws:s3:::${var.trail_bucket}"]
     }
   }
 }
