@@ -110,6 +110,8 @@ pub fn events_records(report: &EventsReport) -> Vec<Record> {
             r.files_skipped = s.files_already_archived;
             r.files_failed = s.files_failed;
             r.duration_seconds = report.duration_seconds;
+            // The workbook's archive age: the newest log file this drain archived.
+            r.newest_file_time = s.newest_log_time;
             r.message = format!(
                 "{} messages, {} files copied, {} already archived, {} failed",
                 s.messages, s.files_copied, s.files_already_archived, s.files_failed
