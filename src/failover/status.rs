@@ -84,7 +84,10 @@ pub async fn status(
             let newest_log = wm
                 .streams
                 .iter()
-                .filter(|(k, _)| crate::cloudtrail::StreamPrefix::parse(k).is_some_and(|p| p.kind == crate::cloudtrail::FileKind::Log))
+                .filter(|(k, _)| {
+                    crate::cloudtrail::StreamPrefix::parse(k)
+                        .is_some_and(|p| p.kind == crate::cloudtrail::FileKind::Log)
+                })
                 .map(|(_, m)| m.time)
                 .max();
             newest = newest.max(newest_log);

@@ -173,7 +173,9 @@ async fn drain_archives_what_s3_notifications_announce() {
     let status = w.run(&config, &["status", "--json"]).await;
     let st = &status.json()["sources"][0];
     assert_eq!(
-        st["newest_archived_file_time"].as_str().and_then(|t| t.parse::<chrono::DateTime<chrono::Utc>>().ok()),
+        st["newest_archived_file_time"]
+            .as_str()
+            .and_then(|t| t.parse::<chrono::DateTime<chrono::Utc>>().ok()),
         Some(newest),
         "{st}"
     );
@@ -361,7 +363,10 @@ async fn sigterm_stops_a_drain_at_a_safe_point_and_the_next_drain_completes() {
     let proxy = Proxy::start(w.moto.port).await;
     proxy.set(Fault::SlowResponses(std::time::Duration::from_millis(40)));
     let config = with_queue(w.config(proxy.port, "", "[sync]\nconcurrency = 2\n"), &q);
-    let child = w.command(&config, &["drain", "--json", "--max-time", "120s"]).spawn().unwrap();
+    let child = w
+        .command(&config, &["drain", "--json", "--max-time", "120s"])
+        .spawn()
+        .unwrap();
     let pid = child.id().unwrap();
     crate::resilience::wait_until_mid_sync(&w, files.len()).await;
     crate::resilience::nix_kill(pid, "TERM");
@@ -417,7 +422,14 @@ async fn the_daemon_archives_new_files_from_events_between_scheduled_syncs() {
         while let Some(line) = lines.next_line().await.unwrap() {
             let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
             if v["message"] == "listening" {
-                return v["addr"].as_str().unwrap().rsplit(':').next().unwrap().parse::<u16>().unwrap();
+                return v["addr"]
+                    .as_str()
+                    .unwrap()
+                    .rsplit(':')
+                    .next()
+                    .unwrap()
+                    .parse::<u16>()
+                    .unwrap();
             }
         }
         panic!("the daemon exited before listening");
