@@ -23,6 +23,7 @@ resource "azurerm_monitor_scheduled_query_rules_alert_v2" "archive_age" {
       let Newest = TrailVault_CL
       | where TimeGenerated > ago(2d)
       | where RecordType in ("SyncRun", "Events")
+      | summarize arg_max(TimeGenerated, *) by RecordId
       | where isnotnull(NewestFileTime)
       | summarize NewestArchived = max(NewestFileTime) by Source;
       Expected
