@@ -723,7 +723,7 @@ pub async fn drain_job(config: &Config, only: &[String], mode: DrainMode) -> Res
         deadline,
         until_empty,
         files_in_flight: config.sync.concurrency,
-        extend_every: std::time::Duration::from_secs(20),
+        default_visibility: std::time::Duration::from_secs(30),
         cancel,
     })
 }

@@ -67,8 +67,9 @@ pub struct DrainJob {
     pub until_empty: bool,
     /// Files being archived at once, per source.
     pub files_in_flight: usize,
-    /// How often visibility is extended for messages still being worked on.
-    pub extend_every: Duration,
+    /// Visibility assumed when the queue's own cannot be read; work in progress is extended
+    /// every half of the visibility timeout, back to the full timeout.
+    pub default_visibility: Duration,
     /// Cancelled on a signal: no new receive, work in flight finishes.
     pub cancel: CancellationToken,
 }
@@ -107,6 +108,12 @@ impl DrainJob {
             ..SourceEvents::default()
         };
         let slots = Semaphore::new(self.files_in_flight.max(1));
+        let visibility = s
+            .queue
+            .visibility_timeout()
+            .await
+            .unwrap_or(self.default_visibility)
+            .max(Duration::from_secs(2));
         while !self.cancel.is_cancelled() && !self.past_deadline() {
             let wait = match self.deadline {
                 Some(d) => self.wait.min(d.saturating_duration_since(tokio::time::Instant::now())),
@@ -140,7 +147,7 @@ impl DrainJob {
             r.messages += batch.len() as u64;
             super::metrics::received(&s.name, batch.len() as u64);
             let parts: Vec<SourceEvents> = futures::stream::iter(batch)
-                .map(|m| self.handle(s, m, &slots))
+                .map(|m| self.handle(s, m, &slots, visibility))
                 .buffer_unordered(10)
                 .collect()
                 .await;
@@ -158,15 +165,16 @@ impl DrainJob {
     }
 
     /// One message, its visibility extended while it is worked on.
-    async fn handle(&self, s: &EventSource, m: Message, slots: &Semaphore) -> SourceEvents {
+    async fn handle(&self, s: &EventSource, m: Message, slots: &Semaphore, visibility: Duration) -> SourceEvents {
         let work = self.work(s, &m, slots);
         tokio::pin!(work);
-        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + self.extend_every, self.extend_every);
+        let every = visibility / 2;
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
         let (mut part, delete) = loop {
             tokio::select! {
                 done = &mut work => break done,
                 _ = tick.tick() => {
-                    if let Err(e) = s.queue.extend(&m.receipt, self.extend_every * 2).await {
+                    if let Err(e) = s.queue.extend(&m.receipt, visibility).await {
                         tracing::warn!(source = s.name, message_id = m.id, error = %e, "could not extend the message's visibility");
                     }
                 }

@@ -42,6 +42,11 @@ pub trait Queue: Send + Sync {
     async fn delete(&self, receipt: &str) -> Result<(), QueueError>;
     /// Hides the message for `visibility` more from now: work on it is still going on.
     async fn extend(&self, receipt: &str, visibility: Duration) -> Result<(), QueueError>;
+    /// The queue's own visibility timeout (`None` when it cannot be read): work still in
+    /// progress is extended well before it runs out.
+    async fn visibility_timeout(&self) -> Option<Duration> {
+        None
+    }
     /// The queue URL, for logs.
     fn describe(&self) -> String;
 }

@@ -148,6 +148,24 @@ impl Queue for SqsQueue {
             .map_err(|e| self.error("ChangeMessageVisibility", e))
     }
 
+    async fn visibility_timeout(&self) -> Option<Duration> {
+        let out = self
+            .client
+            .get_queue_attributes()
+            .queue_url(&self.url)
+            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::VisibilityTimeout)
+            .send()
+            .await
+            .map_err(|e| tracing::debug!(queue = self.url, error = %DisplayErrorContext(&e), "no visibility timeout"))
+            .ok()?;
+        let secs = out
+            .attributes()?
+            .get(&aws_sdk_sqs::types::QueueAttributeName::VisibilityTimeout)?
+            .parse::<u64>()
+            .ok()?;
+        Some(Duration::from_secs(secs))
+    }
+
     fn describe(&self) -> String {
         self.url.clone()
     }
