@@ -56,6 +56,12 @@ CONTRACT_COLUMNS = [
     ("AwsHealth", "string"), ("Message", "string"), ("Details", "dynamic"),
 ]
 STREAM = "Custom-TrailVault_CL"
+# Column types, case-sensitive, as the providers validate them (azurerm: the Tables API's
+# ColumnTypeEnum for azurerm_log_analytics_workspace_table_custom_log, the DCR API's
+# KnownColumnDefinitionType for a stream declaration): the table spells datetime `dateTime`.
+TABLE_TYPES = {"boolean", "dateTime", "dynamic", "guid", "int", "long", "real", "string"}
+DCR_TYPES = {"boolean", "datetime", "dynamic", "int", "long", "real", "string"}
+TABLE_TYPE = {"datetime": "dateTime"}
 OPTIONS = SerializationOptions(
     with_comments=False, explicit_blocks=False, preserve_heredocs=False, strip_string_quotes=True
 )
@@ -136,10 +142,17 @@ def columns(body, local):
         source = spec.get("for_each", "")
         items = local.get(source[len("${local."):-1]) if source.startswith("${local.") else None
         content = one(spec.get("content"))
-        if not isinstance(items, list) or content.get("name") != "${column.value.name}" or content.get("type") != "${column.value.type}":
+        ctype = content.get("type")
+        mapping = None
+        m = re.fullmatch(r"\$\{lookup\(local\.(\w+), column\.value\.type, column\.value\.type\)\}", str(ctype))
+        if m and isinstance(local.get(m.group(1)), dict):
+            mapping = local[m.group(1)]
+        elif ctype != "${column.value.type}":
+            mapping = False
+        if not isinstance(items, list) or content.get("name") != "${column.value.name}" or mapping is False:
             out.append(("<unreadable dynamic column>", source))
             continue
-        out.extend((i.get("name"), i.get("type")) for i in items)
+        out.extend((i.get("name"), (mapping or {}).get(i.get("type"), i.get("type"))) for i in items)
     return out
 
 
@@ -219,8 +232,12 @@ def check_azure(azure, root, c, columns_wanted, kql):
     c.check(table is not None, "table TrailVault_CL (azurerm_log_analytics_workspace_table_custom_log)")
     if table:
         got = columns(table, local)
-        missing = [x for x in columns_wanted if x not in got]
-        extra = [x for x in got if x not in columns_wanted]
+        # The Tables API's column types are case-sensitive: dateTime, not datetime.
+        table_wanted = [(n, TABLE_TYPE.get(t, t)) for n, t in columns_wanted]
+        bad = sorted({t for _, t in got if t not in TABLE_TYPES})
+        c.check(not bad, f"TrailVault_CL column types are the Tables API's ({', '.join(sorted(TABLE_TYPES))}; got {bad})")
+        missing = [x for x in table_wanted if x not in got]
+        extra = [x for x in got if x not in table_wanted]
         c.check(not missing and not extra, f"TrailVault_CL has every contract column with its type (missing {missing}, extra {extra})")
         c.check(table.get("plan", "Analytics") == "Analytics", "TrailVault_CL is an Analytics table")
 
@@ -232,6 +249,8 @@ def check_azure(azure, root, c, columns_wanted, kql):
         c.check(decl is not None, f"DCR {name} declares stream {STREAM}")
         if decl:
             got = columns(decl, local)
+            bad = sorted({t for _, t in got if t not in DCR_TYPES})
+            c.check(not bad, f"DCR stream declaration column types are the DCR API's ({', '.join(sorted(DCR_TYPES))}; got {bad})")
             missing = [x for x in columns_wanted if x not in got]
             extra = [x for x in got if x not in columns_wanted]
             c.check(not missing and not extra, f"DCR stream declaration has every contract column with its type (missing {missing}, extra {extra})")
@@ -276,6 +295,12 @@ def check_azure(azure, root, c, columns_wanted, kql):
     roles = resources(mod, "azurerm_role_assignment")
     for n, r in roles.items():
         scope = str(r.get("scope", ""))
+        if scope.startswith("${azurerm_storage_account.functions["):
+            # The Functions host's own account (AzureWebJobsStorage through the identity):
+            # Microsoft documents Storage Blob Data Owner on the account for it.
+            c.check(r.get("role_definition_name") == "Storage Blob Data Owner" and "local.function_" in str(r.get("count", "")),
+                    f"role assignment {n}: Storage Blob Data Owner on the Functions host's own account only, and only with the Function App")
+            continue
         c.check("azurerm_storage_account." not in scope, f"role assignment {n} is not scoped to a storage account")
         if str(r.get("role_definition_name", "")).startswith("Storage Blob Data"):
             c.check(scope.startswith("${azurerm_storage_container."), f"role assignment {n} ({r.get('role_definition_name')}) is scoped to a container ({scope})")
@@ -300,6 +325,8 @@ def check_azure(azure, root, c, columns_wanted, kql):
         crit = one(a.get("criteria"))
         q = hcl_unescape(crit.get("query", ""))
         queries[n] = q
+        if "TrailVault_CL" not in q:
+            continue  # the archive's StorageBlobLogs alert, checked below
         # What the queries may interpolate, and sample values for the analysis.
         samples = {"local.max_gap_seconds": "28800", "local.kql_sources": '"org-trail", "seoul"'}
         unknown = [m for m in re.findall(r"\$\{([^}]*)\}", q) if m.strip() not in samples]
@@ -309,6 +336,19 @@ def check_azure(azure, root, c, columns_wanted, kql):
         kql.append({"name": f"alert {n}", "query": q})
         c.check(bool(one(a.get("action")).get("action_groups")), f"alert {n} notifies an action group")
         c.check(a.get("scopes") == ["${local.workspace_id}"], f"alert {n} is scoped to the workspace")
+    deletes = [
+        n for n, q in queries.items()
+        if q.lstrip().startswith("StorageBlobLogs") and 'startswith "Delete"' in q and "${var.archive_container_name}" in q
+    ]
+    c.check(bool(deletes), "an alert fires on any delete attempted on the archive container (StorageBlobLogs)")
+    diags = resources(mod, "azurerm_monitor_diagnostic_setting")
+    blob_diag = [
+        d for d in diags.values()
+        if d.get("target_resource_id") == "${azurerm_storage_account.archive.id}/blobServices/default"
+        and {one(e).get("category") if isinstance(e, list) else e.get("category") for e in d.get("enabled_log", [])} >= {"StorageRead", "StorageWrite", "StorageDelete"}
+        and d.get("log_analytics_workspace_id") == "${local.workspace_id}"
+    ]
+    c.check(bool(blob_diag), "the archive's blob service sends StorageRead, StorageWrite and StorageDelete logs to the workspace")
     gap = [n for n, q in queries.items() if "TargetSeconds" in q and "max_gap_seconds" in q]
     c.check(bool(gap), "an alert compares the backup gap with TargetSeconds (the configured max_gap as fallback)")
     c.check(any("${local.kql_sources}" in queries[n] for n in gap), "the backup-gap alert lists every configured source")
@@ -338,24 +378,60 @@ def check_azure(azure, root, c, columns_wanted, kql):
         rs = resources(mod, rtype)
         return bool(rs) and all(flag in str(r.get("count", "")) for r in rs.values())
 
-    c.check(gated("azurerm_linux_function_app", "var.deploy_function_app"), "the Function App is behind var.deploy_function_app")
+    fn_gate = ("var.deploy_function_app" in str(local.get("function_flex", "")) and "var.deploy_function_app" in str(local.get("function_classic", "")))
+    c.check(fn_gate and gated("azurerm_linux_function_app", "local.function_classic") and gated("azurerm_function_app_flex_consumption", "local.function_flex"),
+            "the Function Apps are behind var.deploy_function_app (Flex Consumption for FC1, the Linux Function App for the other plans)")
     c.check(gated("azurerm_container_app", "var.deploy_container_app"), "the Container App is behind var.deploy_container_app")
     c.check(gated("azurerm_container_app_job", "var.deploy_container_app_job"), "the Container Apps Job is behind var.deploy_container_app_job")
     for flag in ("deploy_function_app", "deploy_container_app", "deploy_container_app_job"):
         c.check(var.get(flag, {}).get("type") in ("bool", "${bool}"), f"var.{flag} is a bool")
     for n, app in resources(mod, "azurerm_container_app").items():
         c.check(one(app.get("template")).get("min_replicas") == 1, f"container app {n}: min_replicas 1")
-    for rtype in ("azurerm_linux_function_app", "azurerm_container_app", "azurerm_container_app_job"):
+    for rtype in ("azurerm_linux_function_app", "azurerm_function_app_flex_consumption", "azurerm_container_app", "azurerm_container_app_job"):
         for n, r in resources(mod, rtype).items():
             ident = one(r.get("identity"))
             c.check(ident.get("identity_ids") == ["${azurerm_user_assigned_identity.trailvault.id}"], f"{rtype}.{n} runs as the user-assigned identity")
-            text = json.dumps(r).replace("local.common_settings", json.dumps(local.get("common_settings", {})))
+            text = json.dumps(r).replace("local.function_settings", json.dumps(local.get("function_settings", {})))
+            text = text.replace("local.common_settings", json.dumps(local.get("common_settings", {})))
             c.check("AZURE_CLIENT_ID" in text and "TRAILVAULT_" in text, f"{rtype}.{n} gets AZURE_CLIENT_ID and TRAILVAULT_* settings")
     for n, j in resources(mod, "azurerm_container_app_job").items():
         c.check(bool(one(j.get("schedule_trigger_config")).get("cron_expression")), f"container app job {n} runs on a schedule")
     fa = next(iter(resources(mod, "azurerm_linux_function_app").values()), {})
     stack = one(one(fa.get("site_config")).get("application_stack"))
     c.check(stack.get("use_custom_runtime") is True, "the Function App is a custom handler (use_custom_runtime)")
+    flex = next(iter(resources(mod, "azurerm_function_app_flex_consumption").values()), {})
+    c.check(flex.get("runtime_name") == "custom", f"Flex Consumption runs a custom handler (runtime_name custom, got {flex.get('runtime_name')})")
+    flex_settings = json.dumps(flex.get("app_settings", "")) + json.dumps(local.get("function_settings", {})) + json.dumps(local.get("common_settings", {}))
+    c.check("FUNCTIONS_WORKER_RUNTIME" not in flex_settings and "WEBSITE_RUN_FROM_PACKAGE" not in flex_settings,
+            "Flex Consumption gets no FUNCTIONS_WORKER_RUNTIME and no WEBSITE_RUN_FROM_PACKAGE")
+    c.check(flex.get("storage_authentication_type") == "UserAssignedIdentity", "Flex Consumption reads its package with the identity, not a key")
+    wrfp = str(fa.get("app_settings", ""))
+    c.check("var.function_package_url" in wrfp and '"Y1"' in wrfp, "Y1 runs the package from function_package_url (WEBSITE_RUN_FROM_PACKAGE as a URL)")
+    sku_rule = str(one(var.get("function_plan_sku", {}).get("validation")).get("condition", ""))
+    c.check("FC1" in sku_rule and "Y1" in sku_rule and "EP" in sku_rule, "function_plan_sku is validated (FC1, EP, Dedicated, Y1)")
+    url_rule = str(one(var.get("function_package_url", {}).get("validation")).get("condition", ""))
+    c.check("Y1" in url_rule and "https://" in url_rule, "function_package_url is required (https) exactly with Y1")
+
+    # --- stopping: the replica grace leaves headroom over --shutdown-grace ------------------
+    for n, app in resources(mod, "azurerm_container_app").items():
+        tpl = one(app.get("template"))
+        cont = one(tpl.get("container"))
+        args = cont.get("args", [])
+        c.check("--shutdown-grace" in args, f"container app {n}: the daemon gets --shutdown-grace")
+        c.check(tpl.get("termination_grace_period_seconds") == "${local.termination_grace_seconds}"
+                and "var.shutdown_grace_seconds + " in str(local.get("termination_grace_seconds", "")),
+                f"container app {n}: termination_grace_period_seconds is --shutdown-grace plus headroom")
+    for n, j in resources(mod, "azurerm_container_app_job").items():
+        args = one(one(j.get("template")).get("container")).get("args", [])
+        c.check("--shutdown-grace" in args and "min(var.shutdown_grace_seconds, 20)" in str(local.get("job_shutdown_grace_seconds", "")),
+                f"container app job {n}: sync drains within 20 s of the job replica's fixed 30 s grace")
+    envs = resources(mod, "azurerm_container_app_environment")
+    c.check(all(e.get("logs_destination") == "log-analytics" for e in envs.values()) and envs, "the Container Apps environment sets logs_destination")
+    img = var.get("container_image", {})
+    c.check("localhost" not in str(img.get("default")) and "localhost/" in str(one(img.get("validation")).get("condition", "")),
+            "container_image has no localhost default and refuses localhost/ images")
+    np_rule = str(one(var.get("name_prefix", {}).get("validation")).get("condition", ""))
+    c.check("(-[a-z0-9]+)*$" in np_rule, "name_prefix cannot end with a hyphen (Container App names)")
 
     # --- rendered trailvault.toml -------------------------------------------------------
     tpl = os.path.join(azure, "trailvault.toml.tftpl")
@@ -403,6 +479,85 @@ def check_azure(azure, root, c, columns_wanted, kql):
     return mod
 
 
+META = {"count", "for_each", "depends_on", "lifecycle", "provider"}
+
+
+def check_provider_schema(mod, c, fixture, prefix="azurerm_"):
+    """Every argument and block of every azurerm resource and data source is one the provider
+    (at the pinned version) has, every required one is there, and literal values of the
+    attributes the provider validates case-sensitively are among its values. The schema is
+    tests/fixtures/azurerm-<version>-schema.json (tools/provider-schema/extract.py made it
+    from the provider's published schema; no registry is needed here)."""
+    schema = json.load(open(fixture, encoding="utf-8"))
+    enums = schema.get("enums", {})
+    problems = []
+
+    def body_check(path, body, spec):
+        if not isinstance(body, dict):
+            problems.append(f"{path}: not a block")
+            return
+        present = set()
+        for key, value in body.items():
+            if key in META and path.count(".") == 1:
+                continue
+            if key == "dynamic":
+                for dyn in value if isinstance(value, list) else [value]:
+                    for name, d in dyn.items():
+                        if name not in spec["blocks"]:
+                            problems.append(f"{path}: dynamic block {name} is not a block of this type")
+                            continue
+                        present.add(name)
+                        body_check(f"{path}.{name}", one(d.get("content")), spec["blocks"][name])
+                continue
+            if key in spec["arguments"]:
+                present.add(key)
+                e = enums.get(f"{path.split(' ', 1)[0]}.{key}") or enums.get(f"{enum_path(path)}.{key}")
+                if e and isinstance(value, str) and "${" not in value and value not in e["values"]:
+                    problems.append(f"{path}.{key} = {value!r} is not one of {e['values']} ({e['source']})")
+                continue
+            if key in spec["blocks"]:
+                present.add(key)
+                for b in value if isinstance(value, list) else [value]:
+                    body_check(f"{path}.{key}", b, spec["blocks"][key])
+                    if key in ("column",) or enum_path(f"{path}.{key}") in {k.rsplit(".", 1)[0] for k in enums}:
+                        for ek, e in enums.items():
+                            if ek.rsplit(".", 1)[0] == enum_path(f"{path}.{key}"):
+                                v = b.get(ek.rsplit(".", 1)[1]) if isinstance(b, dict) else None
+                                if isinstance(v, str) and "${" not in v and v not in e["values"]:
+                                    problems.append(f"{path}.{key}.{ek.rsplit('.', 1)[1]} = {v!r} is not one of {e['values']} ({e['source']})")
+                continue
+            problems.append(f"{path}: {key} is neither an argument nor a block of this type")
+        for name, a in spec["arguments"].items():
+            if a.get("required") and name not in present:
+                problems.append(f"{path}: the required argument {name} is missing")
+        for name, b in spec["blocks"].items():
+            if b.get("required") and name not in present:
+                problems.append(f"{path}: the required block {name} is missing")
+
+    def enum_path(path):
+        # "azurerm_x.name.block.sub" -> "azurerm_x.block.sub"
+        parts = path.split(".")
+        return ".".join([parts[0]] + parts[2:])
+
+    checked = 0
+    for kind in ("resource", "data"):
+        for block in mod.get(kind, []):
+            for rtype, named in block.items():
+                if not rtype.startswith(prefix):
+                    continue
+                for name, body in named.items():
+                    spec = schema[kind].get(rtype)
+                    if spec is None:
+                        problems.append(f"{kind} {rtype}: not in {os.path.basename(fixture)} (rerun tools/provider-schema/extract.py)")
+                        continue
+                    checked += 1
+                    body_check(f"{rtype}.{name}", body, spec)
+    for p_ in problems:
+        print(f"  schema: {p_}")
+    c.check(not problems and checked > 0,
+            f"every {prefix[:-1]} resource and data source ({checked}) uses only arguments and blocks {schema['provider']} has, with its required ones and valid enum values ({len(problems)} problems)")
+
+
 def check_aws(aws_dir, c):
     mod = load_module(aws_dir)
     c.check(bool(mod.get("resource")), f"{aws_dir}: every .tf file parses")
@@ -411,12 +566,11 @@ def check_aws(aws_dir, c):
 
     providers = resources(mod, "aws_iam_openid_connect_provider")
     prov = next(iter(providers.values()), {})
-    url = prov.get("url", "")
-    if url.startswith("${local.") and url.endswith("}"):
-        url = local.get(url[len("${local."):-1], url)
-    host = local.get("issuer_host", "")
-    url = url.replace("${local.issuer_host}", host)
-    c.check(url == "https://sts.windows.net/${var.azure_tenant_id}/", f"OIDC provider issuer is https://sts.windows.net/{{tenant_id}}/ (got {url})")
+    issuers = local.get("issuer_urls", {})
+    c.check(issuers.get("v1") == "https://sts.windows.net/${var.azure_tenant_id}/", f"issuer v1 is https://sts.windows.net/{{tenant_id}}/ (got {issuers.get('v1')})")
+    c.check(issuers.get("v2") == "https://login.microsoftonline.com/${var.azure_tenant_id}/v2.0", f"issuer v2 is https://login.microsoftonline.com/{{tenant_id}}/v2.0 (got {issuers.get('v2')})")
+    c.check(var.get("token_issuers", {}).get("default") == ["v1", "v2"], "both token issuers are trusted by default")
+    c.check(prov.get("url") == "${each.value}" and "local.issuers" in str(prov.get("for_each")), "an OIDC provider per issuer")
     c.check(prov.get("client_id_list") == ["${var.token_audience}"], "OIDC provider client ID list is the token audience")
     c.check(var.get("token_audience", {}).get("default") == "api://AzureADTokenExchange", "token audience defaults to api://AzureADTokenExchange")
 
@@ -425,15 +579,17 @@ def check_aws(aws_dir, c):
     reader = roles.get("reader", {})
     c.check(reader.get("assume_role_policy") == "${data.aws_iam_policy_document.trust.json}", "the sync role's trust policy is data.aws_iam_policy_document.trust")
     trust = docs.get("trust", {})
-    stmts = trust.get("statement", [])
-    c.check(len(stmts) == 1, "the trust policy has one statement")
-    for s in stmts:
-        c.check(s.get("actions") == ["sts:AssumeRoleWithWebIdentity"], "trust allows only sts:AssumeRoleWithWebIdentity")
-        p = one(s.get("principals"))
-        c.check(p.get("type") == "Federated" and p.get("identifiers") == ["${local.oidc_provider_arn}"], "trust principal is the OIDC provider")
-        conds = {cond.get("variable", "").replace("${local.issuer_host}", host): cond for cond in s.get("condition", [])}
-        aud = conds.get("sts.windows.net/${var.azure_tenant_id}/:aud", {})
-        sub = conds.get("sts.windows.net/${var.azure_tenant_id}/:sub", {})
+    dyn = [one(d.get("statement")) for d in trust.get("dynamic", []) if "statement" in d]
+    c.check(not trust.get("statement") and len(dyn) == 1 and "local.issuers" in str(dyn[0].get("for_each")), "the trust policy has one statement per issuer")
+    for d in dyn:
+        s_ = one(d.get("content"))
+        c.check(s_.get("actions") == ["sts:AssumeRoleWithWebIdentity"], "trust allows only sts:AssumeRoleWithWebIdentity")
+        p = one(s_.get("principals"))
+        c.check(p.get("type") == "Federated" and p.get("identifiers") == ["${local.oidc_provider_arns[statement.key]}"], "trust principal is that issuer's OIDC provider")
+        prefix = '${trimprefix(statement.value, "https://")}'
+        conds = {cond.get("variable", ""): cond for cond in s_.get("condition", [])}
+        aud = conds.get(prefix + ":aud", {})
+        sub = conds.get(prefix + ":sub", {})
         c.check(aud.get("test") == "StringEquals" and aud.get("values") == ["${var.token_audience}"], "trust condition: aud equals the token audience")
         c.check(sub.get("test") == "StringEquals" and sub.get("values") == ["${var.azure_principal_id}"], "trust condition: sub equals the managed identity's principal ID")
     policy = docs.get("reader", {})
@@ -455,6 +611,10 @@ def check_aws(aws_dir, c):
     kms = [d for d in dynamic if "kms:Decrypt" in d.get("content", {}).get("actions", [])]
     c.check(len(kms) == 1 and "var.trail_kms_key_arn" in str(kms[0].get("for_each")), "kms:Decrypt only when trail_kms_key_arn is set")
     c.check(kms and kms[0]["content"].get("resources") == ["${statement.value}"], "kms:Decrypt on that key only")
+    via = [cnd for cnd in (kms[0]["content"].get("condition", []) if kms else []) if cnd.get("variable") == "kms:ViaService"]
+    c.check(bool(via) and via[0].get("values") == ["s3.${local.trail_kms_region}.amazonaws.com"] and "var.trail_kms_key_arn" in str(local.get("trail_kms_region")),
+            "kms:ViaService names S3 in the key's (so the bucket's) region, not the provider's")
+    c.check("aws_region" not in json.dumps(mod.get("data", [])), "nothing is built from the provider's region")
     restore = roles.get("restore", {})
     c.check("var.create_restore_role" in str(restore.get("count", "")), "the restore role is optional (var.create_restore_role)")
     rdoc = docs.get("restore", {})
@@ -535,11 +695,70 @@ def check_with_terraform_console(tf, terraform_dir, c):
         c.check(False, f"terraform console: {e}")
 
 
+def tf_plan_variables(tf, module_dir, args):
+    """`terraform plan` of a module's variables.tf alone (no provider, no resource: it runs
+    offline) with -var ARGS: exit code and output. Variable validations run exactly as in a
+    real plan."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as d:
+        shutil.copy(os.path.join(module_dir, "variables.tf"), d)
+        cmd = [tf, "plan", "-input=false", "-no-color", "-lock=false", "-refresh=false"]
+        for k, v in args.items():
+            cmd += ["-var", f"{k}={v}"]
+        run = subprocess.run(cmd, capture_output=True, text=True, cwd=d,
+                             env={**os.environ, "TF_CLI_CONFIG_FILE": os.devnull, "CHECKPOINT_DISABLE": "1"})
+    return run.returncode, run.stdout + run.stderr
+
+
+def check_variable_validations(tf, terraform_dir, c):
+    """What cannot work is refused at plan time, by Terraform itself."""
+    azure = os.path.join(terraform_dir, "azure")
+    base = {"location": "westeurope", "storage_account_name": "examplevault",
+            "sources": '[{name = "org-trail", bucket = "org-trail-logs", region = "us-east-1"}]',
+            "container_image": "exampleacr.azurecr.io/trailvault:1.0.0"}
+    cases = [
+        ("the defaults (Flex Consumption, a registry image)", {}, None),
+        ("Elastic Premium EP1", {"function_plan_sku": "EP1"}, None),
+        ("Dedicated P1v3", {"function_plan_sku": "P1v3"}, None),
+        ("Y1 with an https package URL", {"function_plan_sku": "Y1", "function_package_url": "https://examplevault.blob.core.windows.net/pkg/trailvault-functions.zip"}, None),
+        ("Y1 without a package URL", {"function_plan_sku": "Y1"}, "function_package_url:"),
+        ("Y1 with a zip path", {"function_plan_sku": "Y1", "function_package_url": "https://x.example/p.zip", "function_package_path": "dist/trailvault-functions.zip"}, "function_package_path:"),
+        ("a package URL on Flex Consumption", {"function_package_url": "https://x.example/p.zip"}, "function_package_url:"),
+        ("a Windows plan (WS1)", {"function_plan_sku": "WS1"}, "function_plan_sku:"),
+        ("Y1 as lowercase y1", {"function_plan_sku": "y1"}, "function_plan_sku:"),
+        ("name_prefix ending with a hyphen", {"name_prefix": "tv-"}, "name_prefix:"),
+        ("name_prefix with a double hyphen", {"name_prefix": "tv--prod"}, "name_prefix:"),
+        ("name_prefix tv-prod", {"name_prefix": "tv-prod"}, None),
+        ("a localhost image", {"container_image": "localhost/trailvault:latest"}, "container_image:"),
+        ("no image with the Container Apps Job", {"container_image": None}, "container_image:"),
+        ("no image without containers", {"container_image": None, "deploy_container_app_job": "false"}, None),
+        ("shutdown_grace_seconds 600 (its replica grace would pass 600)", {"shutdown_grace_seconds": "600"}, "shutdown_grace_seconds:"),
+    ]
+    for what, extra, refused in cases:
+        args = {**base, **extra}
+        args = {k: v for k, v in args.items() if v is not None}
+        code, out = tf_plan_variables(tf, azure, args)
+        if refused is None:
+            c.check(code == 0, f"terraform plan (variables): {what} is accepted{'' if code == 0 else ': ' + out[-400:]}")
+        else:
+            c.check(code != 0 and refused in out, f"terraform plan (variables): {what} is refused with the {refused} message")
+    aws = os.path.join(terraform_dir, "aws")
+    abase = {"azure_tenant_id": "00000000-0000-0000-0000-000000000001", "azure_principal_id": "00000000-0000-0000-0000-000000000002",
+             "trail_bucket": "org-trail-logs"}
+    code, out = tf_plan_variables(tf, aws, abase)
+    c.check(code == 0, f"terraform plan (aws variables): the defaults are accepted{'' if code == 0 else ': ' + out[-400:]}")
+    code, out = tf_plan_variables(tf, aws, {**abase, "token_issuers": '["v3"]'})
+    c.check(code != 0 and "token_issuers:" in out, "terraform plan (aws variables): an unknown token issuer is refused")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--terraform-dir", default=os.path.join(ROOT, "deploy", "terraform"))
     ap.add_argument("--workbook", default=os.path.join(ROOT, "workbooks", "trailvault.workbook.json"))
     ap.add_argument("--contract", default=os.path.join(os.path.dirname(ROOT), "shared", "contract.md"))
+    ap.add_argument("--azurerm-schema", default=os.path.join(ROOT, "tests", "fixtures", "azurerm-4.55.0-schema.json"))
+    ap.add_argument("--aws-schema", default=os.path.join(ROOT, "tests", "fixtures", "aws-5.99.1-schema.json"))
     args = ap.parse_args()
     c = Checker()
     if shutil.which("node") is None:
@@ -552,8 +771,10 @@ def main():
     aws = os.path.join(args.terraform_dir, "aws")
     try:
         amod = check_azure(azure, ROOT, c, wanted, kql)
+        check_provider_schema(amod, c, args.azurerm_schema)
         check_common(azure, amod, c)
         wmod = check_aws(aws, c)
+        check_provider_schema(wmod, c, args.aws_schema, "aws_")
         check_common(aws, wmod, c)
     except Exception as e:  # a parse error is a failed check, with the reason
         c.check(False, f"parse: {type(e).__name__}: {e}")
@@ -574,8 +795,9 @@ def main():
         fmt = subprocess.run([tf, "fmt", "-check", "-recursive", args.terraform_dir], capture_output=True, text=True)
         c.check(fmt.returncode == 0, f"terraform fmt -check -recursive {args.terraform_dir} {fmt.stdout.strip()}")
         check_with_terraform_console(tf, args.terraform_dir, c)
+        check_variable_validations(tf, args.terraform_dir, c)
     else:
-        print("SKIPPED: terraform fmt -check and console (terraform is not on PATH; it is not in the package registries)")
+        print("SKIPPED: terraform fmt -check, console and the variable validations (terraform is not on PATH; it is not in the package registries)")
 
     print(f"check-terraform: {c.passed + c.failed} checks, {c.failed} failures")
     return 0 if c.failed == 0 else 1

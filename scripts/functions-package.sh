@@ -5,12 +5,18 @@
 # and the executable host.json's customHandler.description.defaultExecutablePath names, with
 # its exec bit. The executable is built `--no-default-features` (no `saml`: samael needs
 # libxmlsec1, libxml2, libxslt and OpenSSL, which the Functions host images lack), so it links
-# only glibc's own libraries and needs no symbol newer than GLIBC_2.36; both are checked here.
+# only glibc's own libraries; and it is linked by cargo-zigbuild against zig's glibc 2.17
+# sysroot (target x86_64-unknown-linux-gnu.2.17), because the Functions host images are
+# Debian 11 (glibc 2.31) and anything linked on this Debian 12 machine needs GLIBC_2.34.
+# Both are checked here (newest symbol at most GLIBC_2.28, scripts/package-lib.sh).
+#
+# The build is cached: when the sources (src/, Cargo.toml, Cargo.lock, build.rs) are older
+# than the built executable, it is reused (cargo would say the same, after a few seconds).
 #
 # Environment: TRAILVAULT_FUNCTIONS_BINARY (an executable built that way, instead of building
 # one), FUNCTIONS_CONFIG (a trailvault.toml to include beside host.json; app setting
 # TRAILVAULT_CONFIG=trailvault.toml then finds it), OUT (default dist/trailvault-functions.zip),
-# CARGO_TARGET_DIR.
+# GLIBC_TARGET (default 2.17), CARGO_TARGET_DIR.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 TAG='functions-package'
@@ -27,9 +33,17 @@ case "$exe" in ""|/*|*..*) fail "$src/host.json: defaultExecutablePath must be a
 
 binary=${TRAILVAULT_FUNCTIONS_BINARY:-}
 if [ -z "$binary" ]; then
-  say "building the handler (cargo build --locked --profile dist --no-default-features)"
-  cargo build --locked --profile dist --no-default-features --bin trailvault
-  binary=$target_dir/dist/trailvault
+  triple=x86_64-unknown-linux-gnu
+  binary=$target_dir/$triple/dist/trailvault
+  if [ -x "$binary" ] && [ -z "$(find src Cargo.toml Cargo.lock -newer "$binary" -print -quit 2>/dev/null)" ]; then
+    say "reusing $binary (no source is newer)"
+  else
+    [ -x .tools/zig/bin/cargo-zigbuild ] || fail "cargo-zigbuild is missing (make deps installs it into .tools/zig)"
+    say "building the handler (cargo zigbuild --locked --profile dist --no-default-features --target $triple.${GLIBC_TARGET:-2.17})"
+    # cargo-zigbuild finds zig as `python -m ziglang` through the venv's python.
+    PATH=$PWD/.tools/zig/bin:$PATH cargo-zigbuild zigbuild --locked --profile dist --no-default-features \
+      --bin trailvault --target "$triple.${GLIBC_TARGET:-2.17}"
+  fi
 fi
 [ -x "$binary" ] || fail "no executable at $binary"
 

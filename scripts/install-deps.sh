@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Installs what trailvault's tests and demo need and a fresh machine lacks:
 # rclone (the independent checker), Azurite 3.35.0 (pinned by package-lock.json; it
-# runs on Node 20), and moto in a private venv. Idempotent: each step is skipped when
-# its tool is already there. Uses only the package registries.
+# runs on Node 20), moto in a private venv, cargo-zigbuild and zig (the Functions
+# handler's old-glibc link) in .tools/zig, and checkov in .tools/checkov (the Debian 11 root
+# filesystem the Functions package test needs is made on first use by
+# scripts/bullseye-rootfs.sh, with mmdebstrap from here). Idempotent: each step is skipped
+# when its tool is already there. Uses only the package registries.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -46,4 +49,16 @@ if [ ! -x .tools/venv/bin/moto_server ] || ! .tools/venv/bin/python -c 'import h
   .tools/venv/bin/pip install -q --disable-pip-version-check -r tools/emulators/requirements.txt
 fi
 
-say "ok: rclone $(rclone version 2>/dev/null | head -1 | awk '{print $2}'), azurite $(node -p 'require("./tools/emulators/node_modules/azurite/package.json").version'), moto $(.tools/venv/bin/python -c 'import moto; print(moto.__version__)')"
+# Pinned wheels in their own venvs: `pip install -r` again only when the pins changed.
+venv_install() { # DIR REQUIREMENTS EXECUTABLE
+  local dir=$1 req=$2 exe=$3
+  if [ -f "$dir/.requirements" ] && cmp -s "$req" "$dir/.requirements" && [ -x "$exe" ]; then return; fi
+  say "installing $(grep -v '^#' "$req" | xargs) (pip, venv in $dir)"
+  python3 -m venv "$dir"
+  "$dir/bin/pip" install -q --disable-pip-version-check -r "$req"
+  cp "$req" "$dir/.requirements"
+}
+venv_install .tools/zig tools/zig/requirements.txt .tools/zig/bin/cargo-zigbuild
+venv_install .tools/checkov tools/checkov/requirements.txt .tools/checkov/bin/checkov
+
+say "ok: rclone $(rclone version 2>/dev/null | head -1 | awk '{print $2}'), azurite $(node -p 'require("./tools/emulators/node_modules/azurite/package.json").version'), moto $(.tools/venv/bin/python -c 'import moto; print(moto.__version__)'), $(grep -v '^#' tools/zig/requirements.txt | xargs), $(grep -v '^#' tools/checkov/requirements.txt)"

@@ -1,13 +1,22 @@
 #!/usr/bin/env bash
 # shellcheck disable=SC2154  # img_* and friends are assigned by eval from the image inspection
-# Tests dist/trailvault-functions.zip the way the Functions host uses it: unpacked, its
-# executable checked (exec bit, `readelf -d` NEEDED entries only glibc's, no symbol newer than
-# GLIBC_2.36), host.json and function.json checked against the plans' limits, then the
-# executable started as host.json says (defaultExecutablePath, arguments, workingDirectory)
-# with FUNCTIONS_CUSTOMHANDLER_PORT, polled on GET / as the host does, and driven against
-# Azurite and moto: a timer POST /sync archives the seeded bucket, POST /verify, and
-# GET /api/status reports the source within target. `saml validate` says this build has no
-# SAML support (exit 2).
+# Tests dist/trailvault-functions.zip the way the Functions host uses it: unpacked into
+# /home/site/wwwroot of a Debian 11 (bullseye) root filesystem, the OS of the Functions host
+# images (glibc 2.31; scripts/bullseye-rootfs.sh makes and caches it), its executable checked
+# (exec bit, `readelf -d` NEEDED entries only glibc's, no symbol newer than GLIBC_2.28),
+# host.json and function.json checked against the plans' limits, then the executable started
+# under chroot in that root filesystem as host.json says (defaultExecutablePath, arguments,
+# workingDirectory) with FUNCTIONS_CUSTOMHANDLER_PORT, polled on GET / as the host does, and
+# driven against Azurite and moto: a timer POST /sync archives the seeded bucket, POST
+# /verify, and GET /api/status reports the source within target. `saml validate` says this
+# build has no SAML support (exit 2).
+#
+# Then a kill, as the host does it on a function timeout or a restart (SIGKILL: no drain):
+# more logs are seeded behind a proxy that slows S3 reads, the handler is SIGKILLed in the
+# middle of a timer sync, a new handler is started, and the next timer invocations must
+# complete the archive (rclone check). A killed run's lease (15 s) is not released: an
+# invocation within it is refused quickly ("another sync holds the lock", 500) and one after
+# it completes; the test waits the lease out as the next timer would.
 #
 # ZIP (default dist/trailvault-functions.zip) is tested as it is when it exists and BUILD=0;
 # by default scripts/functions-package.sh (re)builds it first. Under CI=true a missing
@@ -24,6 +33,9 @@ zip=${ZIP:-dist/trailvault-functions.zip}
   || skip "the emulators are missing (make deps)"
 command -v unzip >/dev/null || skip "unzip is missing (make deps)"
 command -v rclone >/dev/null || skip "rclone is missing (make deps)"
+[ "$(id -u)" = 0 ] || skip "needs root to chroot into the Debian 11 root filesystem"
+command -v mmdebstrap >/dev/null || [ -d "${BULLSEYE_ROOT:-/var/cache/trailvault/bullseye-minbase}" ] \
+  || skip "mmdebstrap is missing (make deps)"
 if [ "${BUILD:-1}" = 1 ]; then
   t=$SECONDS
   OUT=$zip scripts/functions-package.sh || fail "scripts/functions-package.sh failed"
@@ -31,18 +43,29 @@ if [ "${BUILD:-1}" = 1 ]; then
 fi
 [ -f "$zip" ] || fail "no $zip (make functions-package)"
 
+t=$SECONDS
+base=$(scripts/bullseye-rootfs.sh) || fail "no Debian 11 root filesystem (scripts/bullseye-rootfs.sh)"
+say "Debian 11 root filesystem $base ($(chroot "$base" /usr/bin/ldd --version | head -1 | grep -o '[0-9.]*$'); $((SECONDS - t)) s)"
+
 work=$(mktemp -d "${TMPDIR:-/tmp}/trailvault-test-functions.XXXXXX")
-handler_pid=
+handler_pid='' proxy_pid='' proc_mounted=''
 cleanup() {
   set +e
   [ -n "$handler_pid" ] && kill -KILL "$handler_pid" 2>/dev/null
+  [ -n "$proxy_pid" ] && kill "$proxy_pid" 2>/dev/null
+  [ -n "$proc_mounted" ] && umount "$root/proc"
   scripts/emulators.sh stop "$work/emu" 2>/dev/null
   if [ "${KEEP_WORK:-}" = 1 ]; then say "kept $work"; else rm -rf "$work"; fi
 }
 trap cleanup EXIT
 
-app=$work/wwwroot
-mkdir "$app"
+# A private copy of the root filesystem (the cached one stays clean), /proc mounted as the
+# host's container has it, the package where the host unpacks it.
+root=$work/rootfs
+cp -a "$base" "$root"
+mount -t proc proc "$root/proc" && proc_mounted=1
+app=$root/home/site/wwwroot
+mkdir -p "$app"
 unzip -q "$zip" -d "$app"
 
 # ---- host.json and function.json, against the handler and the plans' limits
@@ -147,24 +170,32 @@ auth = "shared-key"
 create_containers = true
 TOML
 
-# ---- start it as the host does
-port=$(free_port)
-t0=$(date +%s%N)
-(cd "$app/$workdir" && exec env -i PATH=/usr/bin:/bin HOME="$work" \
-  FUNCTIONS_CUSTOMHANDLER_PORT="$port" FUNCTIONS_CUSTOMHANDLER_WORKER_ID=test-worker \
-  FUNCTIONS_WORKER_RUNTIME=Custom TRAILVAULT_CONFIG=trailvault.toml \
-  AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_EC2_METADATA_DISABLED=true \
-  TRAILVAULT_AZURE_ACCOUNT_KEY="$TRAILVAULT_AZURE_ACCOUNT_KEY" \
-  "$app/$exe" "${args[@]}") >"$work/handler.out" 2>"$work/handler.err" &
-handler_pid=$!
-up=0
-for _ in $(seq 1 300); do
-  if curl -s -o /dev/null --max-time 2 "http://127.0.0.1:$port/"; then up=1; break; fi
-  kill -0 "$handler_pid" 2>/dev/null || { cat "$work/handler.err" >&2; fail "the handler exited"; }
-  sleep 0.1
-done
-[ "$up" = 1 ] || fail "the handler did not answer GET / within 30 s (the host gives it 30 to 60 s)"
-say "handler answered GET / after $(( ($(date +%s%N) - t0) / 1000000 )) ms"
+# ---- start it as the host does, inside Debian 11
+# start_handler LOG: the executable under chroot, from workingDirectory, with only the
+# environment the host gives a custom handler plus the app settings; waits for GET /.
+start_handler() {
+  port=$(free_port)
+  local t0 log=$1
+  t0=$(date +%s%N)
+  chroot "$root" /usr/bin/env -i -C "/home/site/wwwroot/$workdir" \
+    PATH=/usr/local/bin:/usr/bin:/bin HOME=/home \
+    FUNCTIONS_CUSTOMHANDLER_PORT="$port" FUNCTIONS_CUSTOMHANDLER_WORKER_ID=test-worker \
+    FUNCTIONS_WORKER_RUNTIME=Custom TRAILVAULT_CONFIG=trailvault.toml \
+    AzureWebJobsScriptRoot=/home/site/wwwroot \
+    AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_EC2_METADATA_DISABLED=true \
+    TRAILVAULT_AZURE_ACCOUNT_KEY="$TRAILVAULT_AZURE_ACCOUNT_KEY" \
+    "/home/site/wwwroot/$exe" "${args[@]}" >"$work/$log.out" 2>"$work/$log.err" &
+  handler_pid=$!
+  local up=0
+  for _ in $(seq 1 300); do
+    if curl -s -o /dev/null --max-time 2 "http://127.0.0.1:$port/"; then up=1; break; fi
+    kill -0 "$handler_pid" 2>/dev/null || { cat "$work/$log.err" >&2; fail "the handler exited (in Debian 11)"; }
+    sleep 0.1
+  done
+  [ "$up" = 1 ] || fail "the handler did not answer GET / within 30 s (the host gives it 30 to 60 s)"
+  say "handler ($1) answered GET / after $(( ($(date +%s%N) - t0) / 1000000 )) ms, running in Debian 11 (glibc $(chroot "$root" /usr/bin/ldd --version | head -1 | grep -o '[0-9.]*$'))"
+}
+start_handler handler
 
 invoke() { # FUNCTION -> status code; body in $work/body
   curl -s -o "$work/body" -w '%{http_code}' --max-time 120 -X POST \
@@ -194,5 +225,91 @@ python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); s=d["sources"][0]; 
   || fail "GET /api/status: $(cat "$work/body")"
 say "GET /api/status: 200, source fn within target"
 
+kill -TERM "$handler_pid"; wait "$handler_pid" 2>/dev/null || true; handler_pid=
+
+# ---- SIGKILL in the middle of a timer sync, as the host does on a timeout or restart
+t=$SECONDS
+total=40
+seed_bucket fn-kill "$total"
+# moto behind a proxy that holds each object read 300 ms, four requests at a time: the sync
+# takes seconds, long enough to kill in the middle.
+proxy_port=$(free_port)
+python3 - "$proxy_port" "$S3_PORT" >"$work/proxy.log" 2>&1 <<'PY' &
+import http.client, http.server, sys, time
+listen, upstream = int(sys.argv[1]), int(sys.argv[2])
+class P(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def log_message(self, *a): pass
+    def relay(self):
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        # Object reads only (the SDK's GetObject carries ?x-id=GetObject); listings pass.
+        if self.command == "GET" and ("x-id=GetObject" in self.path or "?" not in self.path):
+            time.sleep(0.3)
+        c = http.client.HTTPConnection("127.0.0.1", upstream, timeout=30)
+        c.request(self.command, self.path, body, {k: v for k, v in self.headers.items()})
+        r = c.getresponse(); data = r.read()
+        self.send_response(r.status)
+        for k, v in r.getheaders():
+            if k.lower() not in ("transfer-encoding", "connection", "content-length"):
+                self.send_header(k, v)
+        self.send_header("Content-Length", str(len(data))); self.end_headers()
+        if self.command != "HEAD": self.wfile.write(data)
+    do_GET = do_PUT = do_POST = do_HEAD = do_DELETE = relay
+s = http.server.ThreadingHTTPServer(("127.0.0.1", listen), P)
+s.timeout = 1
+deadline = time.time() + 300  # bounded: it stops by itself
+while time.time() < deadline: s.handle_request()
+PY
+proxy_pid=$!
+cat >"$app/trailvault.toml" <<TOML
+[[source]]
+name = "kill"
+bucket = "fn-kill"
+region = "us-east-1"
+endpoint = "http://127.0.0.1:$proxy_port"
+
+[target]
+account_url = "http://127.0.0.1:$BLOB_PORT/devstoreaccount1"
+container = "cloudtrail-archive"
+state_container = "trailvault-state"
+auth = "shared-key"
+
+[sync]
+max_requests = 4
+TOML
+start_handler killed
+archived() { rc lsf -R --files-only azure:cloudtrail-archive/kill 2>/dev/null | grep -c '\.json\.gz$' || true; }
+invoke sync >"$work/killed.code" &
+invoke_pid=$!
+n=0
+for _ in $(seq 1 600); do
+  n=$(archived)
+  [ "$n" -ge 3 ] && break
+  sleep 0.05
+done
+kill -KILL "$handler_pid"; killed_at=$SECONDS
+{ wait "$handler_pid" || true; } 2>/dev/null  # bash's own "Killed" notice is expected here
+handler_pid=
+wait "$invoke_pid" 2>/dev/null || true
+n=$(archived)
+[ "$n" -ge 1 ] && [ "$n" -lt "$total" ] || fail "the kill did not land mid-sync ($n of $total archived)"
+say "SIGKILL mid-sync: $n of $total logs archived, no drain ran (the host's Process.Kill)"
+
+# The host starts a new worker; the timer fires again.
+start_handler resumed
+code=$(invoke sync)
+if [ "$code" != 200 ]; then
+  grep -q 'holds the lock' "$work/body" || { cat "$work/body" >&2; tail -20 "$work/resumed.err" >&2; fail "POST /sync after the kill answered $code without naming the held lock"; }
+  say "POST /sync within the killed run's lease: $code, \"another sync holds the lock\" (refused at once, not hung)"
+  left=$(( killed_at + 17 - SECONDS ))
+  if [ "$left" -gt 0 ]; then say "waiting ${left} s for the killed run's 15 s lease to expire, as the next timer run would"; sleep "$left"; fi
+  code=$(invoke sync)
+fi
+[ "$code" = 200 ] || { cat "$work/body" >&2; tail -20 "$work/resumed.err" >&2; fail "POST /sync after the kill answered $code"; }
+n=$(archived)
+[ "$n" = "$total" ] || fail "after the kill and the next invocation the archive holds $n of $total logs"
+rc check s3:fn-kill azure:cloudtrail-archive/kill --one-way --download >/dev/null 2>&1 \
+  || fail "rclone check: after the kill the archive differs from the bucket"
+say "after the kill the next invocation completed the archive: $total logs, byte-identical (rclone check; $((SECONDS - t)) s)"
 kill -TERM "$handler_pid"; wait "$handler_pid" 2>/dev/null || true; handler_pid=
 say "ok: $zip ($((SECONDS - started)) s)"

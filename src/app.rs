@@ -14,7 +14,6 @@ use crate::failover::restore::RestoreJob;
 use crate::failover::status::StatusReport;
 use crate::fault::{Classify, Fault};
 use crate::federation::audit::AuditJob;
-use crate::federation::roles::RoleMapping;
 use crate::federation::validate::Validator;
 use crate::integrity::keys::{ImportedKey, KeyError};
 use crate::integrity::verify::VerifyJob;
@@ -44,7 +43,11 @@ pub enum AppError {
     #[error("{0}")]
     Setup(String),
     #[error(transparent)]
-    Metadata(#[from] crate::federation::metadata::LoadError),
+    Metadata(#[from] crate::federation_io::LoadError),
+    #[error(transparent)]
+    MetadataInvalid(#[from] crate::federation::metadata::InvalidMetadata),
+    #[error(transparent)]
+    RoleFile(#[from] crate::federation_io::RoleFileError),
     #[error(transparent)]
     Roles(#[from] crate::federation::roles::RoleMappingError),
     #[error(transparent)]
@@ -61,6 +64,8 @@ impl Classify for AppError {
             AppError::Config(_) | AppError::Setup(_) => Fault::Config,
             AppError::Usage(_) => Fault::Usage,
             AppError::Metadata(e) => e.fault(),
+            AppError::MetadataInvalid(e) => e.fault(),
+            AppError::RoleFile(e) => e.fault(),
             AppError::Roles(e) => e.fault(),
             AppError::Keys(e) => e.fault(),
             AppError::Storage(e) => e.fault(),
@@ -88,7 +93,7 @@ fn open_counted(
     counter: &RequestCounter,
 ) -> Result<Containers, AppError> {
     let target = config.require_target(command)?;
-    let (archive, state) = open_target(target).map_err(|e| AppError::Setup(e.to_string()))?;
+    let (archive, state) = open_target(target, config.retry.max_delay).map_err(|e| AppError::Setup(e.to_string()))?;
     let wrap = |store: Arc<dyn BlobStore>, side: &'static str| -> Arc<dyn BlobStore> {
         let counted = Arc::new(CountingStore::new(store, counter.clone(), side));
         let limited = Arc::new(LimitedStore::new(counted, config.sync.max_requests));
@@ -168,6 +173,7 @@ pub async fn sync_job(
         state = Arc::new(ReadOnlyStore::new(state));
     }
     let mut sources = Vec::new();
+    let mut source_roles = Vec::new();
     // One provider per role: sources sharing a role share its cached credentials.
     let mut providers: std::collections::HashMap<String, AwsCredentials> = std::collections::HashMap::new();
     for s in config
@@ -176,25 +182,28 @@ pub async fn sync_job(
         .filter(|s| only.is_empty() || only.iter().any(|o| s.name.as_str() == o))
     {
         let credentials = match config.source_role(s) {
-            None => aws_credentials::provider(&config.aws, None, s.region.as_str())
+            None => aws_credentials::provider(&config.aws, None, s.region.as_str(), config.retry.max_delay)
                 .await
                 .map_err(AppError::Setup)?,
             Some(role) => match providers.get(&role) {
                 Some(p) => p.clone(),
                 None => {
-                    let p = aws_credentials::provider(&config.aws, Some(&role), s.region.as_str())
-                        .await
-                        .map_err(AppError::Setup)?;
+                    let p =
+                        aws_credentials::provider(&config.aws, Some(&role), s.region.as_str(), config.retry.max_delay)
+                            .await
+                            .map_err(AppError::Setup)?;
                     providers.insert(role, p.clone());
                     p
                 }
             },
         };
+        source_roles.push(config.source_role(s));
         sources.push(SourceHandle {
             name: s.name.to_string(),
             prefix: s.prefix.clone(),
+            credentials_error: None,
             source: {
-                let s3 = Arc::new(S3Source::connect(s, credentials).await);
+                let s3 = Arc::new(S3Source::connect(s, credentials, config.retry.max_delay).await);
                 let counted = Arc::new(CountingSource::new(s3, requests.clone()));
                 let limited = Arc::new(LimitedSource::new(counted, config.sync.max_requests));
                 Arc::new(RetryingSource::new(limited, retry.clone()))
@@ -202,24 +211,29 @@ pub async fn sync_job(
         });
     }
     // Exchange the Azure identity before the health probe runs, so the probe's timeout
-    // measures S3, not a first token. A failure here is only logged: the probe and the
-    // listings report it with the source it hits.
+    // measures S3, not a first token. A failure marks the sources of that role: their
+    // health is `CredentialsFailed` (our side to fix), never an AWS outage.
     if !dry_run {
+        let mut refused: std::collections::HashMap<&str, String> = std::collections::HashMap::new();
         for (role, provider) in providers.iter().filter_map(|(r, p)| p.as_ref().map(|p| (r, p))) {
             use aws_credential_types::provider::ProvideCredentials;
             let warm = tokio::time::timeout(aws_credentials::LOAD_TIMEOUT, provider.provide_credentials());
-            match warm.await {
-                Ok(Ok(_)) => {}
-                Ok(Err(e)) => tracing::warn!(
-                    role_arn = role.as_str(),
-                    error = %aws_sdk_s3::error::DisplayErrorContext(&e),
-                    "no AWS credentials from the Azure identity"
+            let error = match warm.await {
+                Ok(Ok(_)) => continue,
+                Ok(Err(e)) => crate::secret::redact_text(&format!(
+                    "no AWS credentials from the Azure identity: {}",
+                    aws_sdk_s3::error::DisplayErrorContext(&e)
+                )),
+                Err(_) => format!(
+                    "no AWS credentials from the Azure identity within {}s",
+                    aws_credentials::LOAD_TIMEOUT.as_secs()
                 ),
-                Err(_) => tracing::warn!(
-                    role_arn = role.as_str(),
-                    "no AWS credentials from the Azure identity in time"
-                ),
-            }
+            };
+            tracing::warn!(role_arn = role.as_str(), error, "AWS credentials failed");
+            refused.insert(role.as_str(), error);
+        }
+        for (handle, role) in sources.iter_mut().zip(&source_roles) {
+            handle.credentials_error = role.as_deref().and_then(|r| refused.get(r).cloned());
         }
     }
     Ok(SyncJob {
@@ -275,9 +289,10 @@ pub fn verify_last_day_job(config: &Config) -> Result<VerifyJob, AppError> {
 /// (`log_analytics.auth`, else the target's).
 fn la_credential(
     la: &crate::config::LogAnalyticsConfig,
+    max_delay: std::time::Duration,
 ) -> Result<Arc<dyn azure_core::credentials::TokenCredential>, AppError> {
     use crate::storage::azure_auth::{client_auth, ClientAuth};
-    match client_auth(&la.auth).map_err(AppError::Setup)? {
+    match client_auth(&la.auth, max_delay).map_err(AppError::Setup)? {
         ClientAuth::Token(credential) => Ok(credential),
         _ => Err(AppError::Setup("log_analytics needs a token credential".into())),
     }
@@ -292,8 +307,8 @@ pub fn ingestion(config: &Config) -> Result<Option<crate::monitor::LogsIngestion
         &la.ingestion_endpoint,
         &la.dcr_immutable_id,
         &la.stream,
-        la_credential(la)?,
-        azure_core::http::ClientOptions::default(),
+        la_credential(la, config.retry.max_delay)?,
+        crate::storage::azure_http::client_options(config.retry.max_delay),
     )
     .map(Some)
     .map_err(|e| AppError::Setup(e.to_string()))
@@ -312,8 +327,8 @@ pub fn logs_query(config: &Config) -> Result<crate::monitor::LogsQuery, AppError
     }
     crate::monitor::LogsQuery::new(
         &la.workspace_id,
-        la_credential(la)?,
-        azure_core::http::ClientOptions::default(),
+        la_credential(la, config.retry.max_delay)?,
+        crate::storage::azure_http::client_options(config.retry.max_delay),
     )
     .map_err(|e| AppError::Setup(e.to_string()))
 }
@@ -385,7 +400,7 @@ pub async fn restore_job(config: &Config, request: RestoreRequest) -> Result<Res
             let credentials = restore_credentials(config, request.role_arn.as_deref()).await?;
             Arc::new(RetryingSink::new(
                 Arc::new(
-                    S3Sink::connect(bucket, prefix, endpoint.as_deref(), credentials)
+                    S3Sink::connect(bucket, prefix, endpoint.as_deref(), credentials, config.retry.max_delay)
                         .await
                         .with_retry(retry.clone()),
                 ),
@@ -437,7 +452,7 @@ async fn restore_credentials(config: &Config, role_arn: Option<&str>) -> Result<
                 ));
             }
             let region = aws_credentials::sts_region("us-east-1");
-            aws_credentials::provider(&config.aws, role_arn, &region)
+            aws_credentials::provider(&config.aws, role_arn, &region, config.retry.max_delay)
                 .await
                 .map_err(AppError::Setup)
         }
@@ -451,12 +466,36 @@ fn federation_section(config: &Config) -> Result<&crate::config::FederationConfi
         .ok_or_else(|| AppError::Usage(format!("{} has no [federation] section", config.path.display())))
 }
 
+/// The IdP metadata, read by the edge and parsed by the domain.
+async fn idp_metadata(location: &str) -> Result<crate::federation::metadata::IdpMetadata, AppError> {
+    let text = crate::federation_io::read_metadata(location).await?;
+    crate::federation::metadata::parse(&text).map_err(|source| {
+        crate::federation::metadata::InvalidMetadata {
+            location: location.to_string(),
+            source,
+        }
+        .into()
+    })
+}
+
+/// `roles.toml`, read by the edge and parsed by the domain.
+fn role_mapping(path: &std::path::Path) -> Result<crate::federation::roles::RoleMapping, AppError> {
+    let text = crate::federation_io::read_role_file(path)?;
+    crate::federation::roles::RoleMapping::parse(&text).map_err(|source| {
+        crate::federation::roles::RoleMappingError {
+            path: path.display().to_string(),
+            source,
+        }
+        .into()
+    })
+}
+
 /// `[federation]` as a validator: metadata (file or https URL), tenant issuer,
 /// audiences, role mapping.
 pub async fn federation_validator(config: &Config) -> Result<Validator, AppError> {
     let fed = federation_section(config)?;
-    let metadata = crate::federation::metadata::load(&fed.idp_metadata).await?;
-    let roles = RoleMapping::load(&fed.role_mapping)?;
+    let metadata = idp_metadata(&fed.idp_metadata).await?;
+    let roles = role_mapping(&fed.role_mapping)?;
     Ok(Validator {
         tenant_issuers: vec![format!("https://sts.windows.net/{}/", fed.tenant_id)],
         audiences: fed.audiences.clone(),
@@ -472,7 +511,7 @@ pub fn audit_job(config: &Config, sources: &[String], range: TimeRange) -> Resul
     let fed = federation_section(config)?;
     config.require_target("saml audit")?;
     let sources = archived_sources(config, sources, "saml audit")?;
-    let roles = RoleMapping::load(&fed.role_mapping)?;
+    let roles = role_mapping(&fed.role_mapping)?;
     let (archive, state) = open_containers(config, "saml audit", &RetryPolicy::new(config.retry))?;
     Ok(AuditJob {
         archive,
@@ -492,7 +531,11 @@ pub async fn keys_import(config: &Config, region: &Region, files: &[PathBuf]) ->
     config.require_target("keys import")?;
     let keys: Vec<(String, Vec<u8>)> = files
         .iter()
-        .map(|f| Ok((f.display().to_string(), crate::integrity::keys::read_key_file(f)?)))
+        .map(|f| {
+            let name = f.display().to_string();
+            let der = crate::integrity::keys::key_file_der(&name, crate::files::read_bytes(f))?;
+            Ok((name, der))
+        })
         .collect::<Result<_, KeyError>>()?;
     let (archive, _) = open_containers(config, "keys import", &RetryPolicy::new(config.retry))?;
     archive.ensure_container().await?;
@@ -531,7 +574,7 @@ pub async fn keys_fetch(
     };
     let region = aws_credentials::sts_region(config.sources.first().map(|s| s.region.as_str()).unwrap_or("us-east-1"));
     let api = crate::cloudtrail_api::AwsCloudTrail {
-        credentials: aws_credentials::provider(&config.aws, role.as_deref(), &region)
+        credentials: aws_credentials::provider(&config.aws, role.as_deref(), &region, config.retry.max_delay)
             .await
             .map_err(AppError::Setup)?,
     };

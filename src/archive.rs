@@ -87,6 +87,15 @@ pub const SIGNATURE_METADATA: [(&str, &str); 3] = [
 /// Azure's limit on a blob name, in characters.
 pub const MAX_BLOB_NAME_CHARS: usize = 1024;
 
+/// Why a key cannot be archived under its name.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ArchiveNameError {
+    #[error("an empty key cannot be archived")]
+    EmptyKey,
+    #[error("the blob name {source_name}/{{key}} would be {chars} characters; Azure allows {MAX_BLOB_NAME_CHARS}")]
+    TooLong { source_name: String, chars: usize },
+}
+
 /// An archived file's blob name, `{source}/{original S3 key}`, checked once against what
 /// the archive can hold. The key is kept verbatim: a key the archive cannot hold fails,
 /// named, and is never renamed. Parsing a listed name back gives the same key.
@@ -99,16 +108,17 @@ pub struct ArchiveName {
 
 impl ArchiveName {
     /// The name `key` of `source` is archived under, or why the archive cannot hold it.
-    pub fn new(source: &str, key: &str) -> Result<ArchiveName, String> {
+    pub fn new(source: &str, key: &str) -> Result<ArchiveName, ArchiveNameError> {
         if key.is_empty() {
-            return Err("an empty key cannot be archived".into());
+            return Err(ArchiveNameError::EmptyKey);
         }
         let name = format!("{source}/{key}");
         let chars = name.chars().count();
         if chars > MAX_BLOB_NAME_CHARS {
-            return Err(format!(
-                "the blob name {source}/{{key}} would be {chars} characters; Azure allows {MAX_BLOB_NAME_CHARS}"
-            ));
+            return Err(ArchiveNameError::TooLong {
+                source_name: source.to_string(),
+                chars,
+            });
         }
         Ok(ArchiveName {
             key_at: source.len() + 1,
@@ -322,7 +332,10 @@ mod tests {
     #[test]
     fn blob_names_over_azure_limit_are_refused() {
         assert!(ArchiveName::new("s", &"k".repeat(1022)).is_ok());
-        assert!(ArchiveName::new("s", &"k".repeat(1023)).unwrap_err().contains("1025"));
+        assert!(ArchiveName::new("s", &"k".repeat(1023))
+            .unwrap_err()
+            .to_string()
+            .contains("1025"));
         assert!(ArchiveName::new("s", "").is_err());
         let name = ArchiveName::new("src", "AWSLogs/a/b").unwrap();
         assert_eq!(

@@ -50,13 +50,20 @@ impl PublicKeySource for AwsCloudTrail {
         start: DateTime<Utc>,
         end: DateTime<Utc>,
     ) -> StorageResult<Vec<PublishedKey>> {
+        use crate::storage::aws_waits;
         let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .region(aws_config::Region::new(region.to_string()));
+            .region(aws_config::Region::new(region.to_string()))
+            .timeout_config(aws_waits::timeouts());
         if let Some(c) = &self.credentials {
             loader = loader.credentials_provider(c.clone());
         }
         let shared = loader.load().await;
-        let client = aws_sdk_cloudtrail::Client::new(&shared);
+        // A few small pages: the default ceiling (`retry_max_delay`'s default) bounds each wait.
+        let max_delay = std::time::Duration::from_secs(30);
+        let conf = aws_sdk_cloudtrail::config::Builder::from(&shared)
+            .retry_config(aws_waits::retry_config(shared.retry_config(), max_delay))
+            .interceptor(aws_waits::CapRetryAfter { max_delay });
+        let client = aws_sdk_cloudtrail::Client::from_conf(conf.build());
         let target = format!("cloudtrail ListPublicKeys in {region}");
         let mut pages = client
             .list_public_keys()

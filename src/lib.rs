@@ -5,10 +5,12 @@
 //!
 //! 1. knowledge, pure: `cloudtrail` (keys, digests, records), `archive` (naming and
 //!    metadata), `records` (run records, run ids), `config`, `names` (identifier
-//!    newtypes), `secret`, `telemetry`, `progress`, `fault` (error classes)
+//!    newtypes), `secret`, `telemetry`, `truncated`, `progress`, `fault` (error classes)
 //! 2. edges, the only code that talks to clouds and disks: `storage` (traits and their
 //!    S3, Blob, folder and memory implementations), `state` (the state container's
-//!    layout), `cloudtrail_api` (ListPublicKeys), `monitor` (Log Analytics), `files` (the config file)
+//!    layout), `cloudtrail_api` (ListPublicKeys), `monitor` (Log Analytics), `files` (the
+//!    config and key files), `xmlsec` (libxml2/xmlsec FFI and samael), `federation_io` (IdP
+//!    metadata, roles.toml, the replay cache file)
 //! 3. domains, provider-free logic: `sync`, `integrity`, `federation`, `failover`
 //! 4. runtime: `app` (all job wiring), `cli`, `serve`
 
@@ -26,11 +28,13 @@ pub mod truncated;
 
 // edges
 pub mod cloudtrail_api;
+pub mod federation_io;
 pub mod files;
 pub mod monitor;
 pub mod queue;
 pub mod state;
 pub mod storage;
+pub mod xmlsec;
 
 // domains
 pub mod events;

@@ -30,6 +30,9 @@ pub enum AwsHealth {
     Healthy,
     Degraded,
     Outage,
+    /// Our credentials were refused or could not be had (STS, the Entra identity): a
+    /// problem on our side to fix, never evidence of an AWS outage.
+    CredentialsFailed,
 }
 
 impl AwsHealth {
@@ -38,8 +41,19 @@ impl AwsHealth {
             AwsHealth::Healthy => "Healthy",
             AwsHealth::Degraded => "Degraded",
             AwsHealth::Outage => "Outage",
+            AwsHealth::CredentialsFailed => "CredentialsFailed",
         }
     }
+}
+
+/// What one health probe of a source's S3 found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Probe {
+    Reachable,
+    /// No answer, or an answer that says S3 is failing: counts towards an outage.
+    Unreachable(String),
+    /// Our credentials were refused or could not be obtained: not AWS's failure.
+    CredentialsFailed(String),
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

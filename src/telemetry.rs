@@ -107,4 +107,7 @@ pub mod metric {
     pub const EVENT_LAG: &str = "trailvault_event_lag_seconds";
     /// Counter {source}: queue messages received.
     pub const EVENTS_RECEIVED: &str = "trailvault_events_received_total";
+    /// Seconds the sync in progress has been running (0 between runs); `/livez` answers 503
+    /// once it passes twice the schedule's interval.
+    pub const RUN_IN_PROGRESS: &str = "trailvault_run_in_progress_seconds";
 }

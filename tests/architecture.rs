@@ -21,10 +21,12 @@ const FLOORS: &[(&str, u8)] = &[
     // 2 edges: the only code that talks to clouds and disks
     ("cloudtrail_api", 2),
     ("files", 2),
+    ("federation_io", 2),
     ("monitor", 2),
     ("queue", 2),
     ("state", 2),
     ("storage", 2),
+    ("xmlsec", 2),
     // 3 domains
     ("events", 3),
     ("failover", 3),
@@ -282,4 +284,87 @@ fn the_reader_sees_imports_in_groups_and_paths() {
         refs,
         ["archive", "state", "sync"].iter().map(|s| s.to_string()).collect()
     );
+}
+
+/// What only an edge may do: touch the disk, the network, a C library, or memory unsafely.
+/// Each entry is a pattern searched in code (comments and `#[cfg(test)]` modules are
+/// left out) and what it means.
+const EDGE_ONLY: &[(&str, &str)] = &[
+    ("std::fs", "reads or writes files"),
+    ("tokio::fs", "reads or writes files"),
+    ("TcpStream", "opens network sockets"),
+    ("TcpListener", "opens network sockets"),
+    ("UdpSocket", "opens network sockets"),
+    ("tokio::net", "opens network sockets"),
+    ("UnixStream", "opens sockets"),
+    ("std::process::Command", "starts processes"),
+    ("File::open", "reads files"),
+    ("File::create", "writes files"),
+    ("reqwest", "makes HTTP requests"),
+    ("hyper::", "makes HTTP requests"),
+    ("azure_core::http::Pipeline", "makes HTTP requests"),
+    ("azure_storage_blob", "talks to Azure Storage"),
+    ("aws_sdk_", "talks to AWS"),
+    ("aws_config", "loads AWS configuration"),
+    ("libxml::", "calls libxml2 (FFI)"),
+    ("samael", "calls xmlsec through samael (FFI)"),
+    ("extern \"C\"", "declares foreign functions"),
+    ("extern {", "declares foreign functions"),
+    ("unsafe ", "uses unsafe code"),
+    ("unsafe{", "uses unsafe code"),
+];
+
+/// Code of a file without comments, strings' contents aside, and without the test
+/// module at its end (tests may use the disk: they are not the floor's code).
+fn code_of(text: &str) -> String {
+    let mut out = Vec::new();
+    for line in text.lines() {
+        if line.trim_start().starts_with("#[cfg(test)]") {
+            break;
+        }
+        let code = line.split("//").next().unwrap_or("");
+        out.push(code);
+    }
+    out.join("\n")
+}
+
+/// Knowledge is pure and domains stand on the edges' traits: every file read, network
+/// call, process, foreign function and `unsafe` block sits in an edge (or the runtime).
+#[test]
+fn io_ffi_and_unsafe_live_only_in_edges_and_the_runtime() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let floors: BTreeMap<&str, u8> = FLOORS.iter().copied().collect();
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    let mut wrong = Vec::new();
+    for file in files {
+        let Some(module) = module_of(&src, &file) else { continue };
+        let Some(&floor) = floors.get(module.as_str()) else {
+            continue;
+        };
+        if floor != 1 && floor != 3 {
+            continue;
+        }
+        let text = std::fs::read_to_string(&file).expect("read source");
+        let code = code_of(&text);
+        for (pattern, what) in EDGE_ONLY {
+            if code.contains(pattern) {
+                let rel = file.strip_prefix(&src).unwrap_or(&file).display().to_string();
+                wrong.push(format!("src/{rel} (floor {floor}) {what}: `{pattern}`"));
+            }
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "I/O, FFI or unsafe outside the edges (move it behind an edge trait):\n{}",
+        wrong.join("\n")
+    );
+}
+
+#[test]
+fn the_io_check_sees_code_and_not_comments_or_tests() {
+    let text = "// std::fs in a comment\nlet x = 1; // tokio::fs::read\nfn f() { unsafe { g() } }\n#[cfg(test)]\nmod tests { use std::fs; }\n";
+    let code = code_of(text);
+    assert!(!code.contains("std::fs") && !code.contains("tokio::fs"));
+    assert!(code.contains("unsafe "));
 }

@@ -296,7 +296,7 @@ pub fn time_range(since: &Option<String>, until: &Option<String>) -> Result<Time
             .transpose()
             .map_err(|e| CliError::Usage(format!("--{flag}: {e}")))
     };
-    TimeRange::new(time("since", since)?, time("until", until)?).map_err(CliError::Usage)
+    TimeRange::new(time("since", since)?, time("until", until)?).map_err(|e| CliError::Usage(e.to_string()))
 }
 
 /// A time flag, or its default.

@@ -45,11 +45,10 @@ pub trait Verdict {
 
 impl Verdict for SyncReport {
     fn exit_code(&self) -> u8 {
-        match self.status {
-            RunStatus::Succeeded => EXIT_OK,
-            // Stopped by `--deadline` with nothing failed: progress saved, the next run goes on.
-            RunStatus::Partial if self.stopped_only_by_deadline() => EXIT_OK,
-            _ => EXIT_FAILED,
+        if self.is_success() {
+            EXIT_OK
+        } else {
+            EXIT_FAILED
         }
     }
 }

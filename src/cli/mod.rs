@@ -251,7 +251,7 @@ async fn keys_import(cli: &Cli, region: &str, files: &[PathBuf], json: bool) -> 
 async fn keys_fetch(cli: &Cli, since: &Option<String>, extra: &[String], json: bool) -> Result<Ended, CliError> {
     let config = load_config(cli)?;
     config.require_target("keys fetch")?;
-    let default_start = crate::cloudtrail::parse_time("2015-01-01").map_err(CliError::Usage)?;
+    let default_start = crate::cloudtrail::parse_time("2015-01-01").map_err(|e| CliError::Usage(e.to_string()))?;
     let start = args::time_or("since", since, default_start)?;
     let extra = extra
         .iter()
@@ -285,13 +285,15 @@ async fn saml_validate(
     }
     .map_err(|e| CliError::Usage(format!("cannot read the SAMLResponse: {e}")))?;
     let mut cache = match replay_cache {
-        Some(p) => Some(crate::federation::replay::ReplayCache::load(p).map_err(CliError::ReplayCache)?),
+        Some(p) => Some(crate::federation::replay::ReplayCache::with_store(Box::new(
+            crate::federation_io::FileReplayStore::open(p).map_err(|e| CliError::ReplayCache(e.to_string()))?,
+        ))),
         None => None,
     };
     let result =
         crate::federation::validate::decode_input(&input).and_then(|xml| validator.validate(&xml, at, cache.as_mut()));
     if let Some(c) = &cache {
-        c.save().map_err(CliError::ReplayCache)?;
+        c.save().map_err(|e| CliError::ReplayCache(e.to_string()))?;
     }
     match result {
         Ok(ok) => Ok(Ended::printed(EXIT_OK, print(&ok, json))),

@@ -323,6 +323,12 @@ impl Render for StatusReport {
                     a.files_not_covered_by_digest
                 );
             }
+            for stream in &s.stale_streams {
+                lines!(
+                    out,
+                    "    STALE {stream}: its newest archived file is more than the target behind its siblings'"
+                );
+            }
         }
         out
     }
@@ -398,6 +404,18 @@ impl Render for VerifyReport {
                 p.detail
             );
         }
+        if self.stopped {
+            lines!(
+                out,
+                "  stopped by a signal before every file was checked: not a clean bill"
+            );
+        }
+        for stream in &self.streams_without_watermark {
+            lines!(
+                out,
+                "  no watermark (found from the archive's folders, checked): {stream}"
+            );
+        }
         out
     }
 }
@@ -452,6 +470,19 @@ impl Render for RestoreReport {
                 self.conflicts.len(),
                 self.seconds
             );
+            if self.stopped {
+                lines!(
+                    out,
+                    "    stopped by a signal: {} planned files not started",
+                    self.not_started
+                );
+            }
+            for stream in &self.streams_without_watermark {
+                lines!(
+                    out,
+                    "    no watermark (found from the archive's folders, restored): {stream}"
+                );
+            }
             for k in &self.corrupted {
                 lines!(out, "    corrupted in the archive (not restored): {k}");
             }

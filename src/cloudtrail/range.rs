@@ -12,8 +12,16 @@ pub struct TimeRange {
     pub until: Option<DateTime<Utc>>,
 }
 
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TimeError {
+    #[error("{0:?} is neither RFC 3339 (2026-11-25T09:00:00Z) nor a date (2026-11-25)")]
+    NotATime(String),
+    #[error("--until must be later than --since")]
+    EmptyRange,
+}
+
 /// RFC 3339, or a date `YYYY-MM-DD` meaning its midnight UTC.
-pub fn parse_time(s: &str) -> Result<DateTime<Utc>, String> {
+pub fn parse_time(s: &str) -> Result<DateTime<Utc>, TimeError> {
     if let Ok(t) = DateTime::parse_from_rfc3339(s) {
         return Ok(t.with_timezone(&Utc));
     }
@@ -21,14 +29,14 @@ pub fn parse_time(s: &str) -> Result<DateTime<Utc>, String> {
         .ok()
         .and_then(|d| d.and_hms_opt(0, 0, 0))
         .map(|t| Utc.from_utc_datetime(&t))
-        .ok_or_else(|| format!("{s:?} is neither RFC 3339 (2026-11-25T09:00:00Z) nor a date (2026-11-25)"))
+        .ok_or_else(|| TimeError::NotATime(s.to_string()))
 }
 
 impl TimeRange {
-    pub fn new(since: Option<DateTime<Utc>>, until: Option<DateTime<Utc>>) -> Result<Self, String> {
+    pub fn new(since: Option<DateTime<Utc>>, until: Option<DateTime<Utc>>) -> Result<Self, TimeError> {
         if let (Some(s), Some(u)) = (since, until) {
             if u <= s {
-                return Err("--until must be later than --since".into());
+                return Err(TimeError::EmptyRange);
             }
         }
         Ok(Self { since, until })
@@ -84,7 +92,7 @@ mod tests {
 
     #[test]
     fn bad_times_are_explained() {
-        assert!(parse_time("yesterday").unwrap_err().contains("RFC 3339"));
+        assert!(parse_time("yesterday").unwrap_err().to_string().contains("RFC 3339"));
         assert!(TimeRange::new(
             Some(parse_time("2026-11-25").unwrap()),
             Some(parse_time("2026-11-24").unwrap())

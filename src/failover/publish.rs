@@ -25,7 +25,22 @@ pub struct Published {
     pub error: Option<String>,
 }
 
+/// How long one publish may spend sending, every wait a server asks for included (the
+/// contract's publishing budget); what is not sent by then stays in the spool.
+pub const PUBLISH_BUDGET: std::time::Duration = std::time::Duration::from_secs(60);
+
 pub async fn publish(state: &dyn BlobStore, sink: &dyn RecordSink, run_id: &str) -> Published {
+    publish_within(state, sink, run_id, PUBLISH_BUDGET).await
+}
+
+/// [`publish`] with its own budget.
+pub async fn publish_within(
+    state: &dyn BlobStore,
+    sink: &dyn RecordSink,
+    run_id: &str,
+    budget: std::time::Duration,
+) -> Published {
+    let deadline = tokio::time::Instant::now() + budget;
     let mut out = Published::default();
     let mut queue = match spooled_runs(state).await {
         Ok(runs) => runs,
@@ -78,7 +93,7 @@ pub async fn publish(state: &dyn BlobStore, sink: &dyn RecordSink, run_id: &str)
             .into_iter()
             .filter(|r| !accepted.contains(&r.record_id))
             .collect();
-        match send(state, sink, run, &pending).await {
+        match send(state, sink, run, &pending, deadline).await {
             Ok(()) => out.sent.push(run.clone()),
             Err((e, now_accepted)) if e.is_permanent() => {
                 let all = accepted.union(&now_accepted).cloned().collect();
@@ -108,13 +123,20 @@ async fn send(
     sink: &dyn RecordSink,
     run: &str,
     pending: &[Record],
+    deadline: tokio::time::Instant,
 ) -> Result<(), (MonitorError, BTreeSet<String>)> {
     let cut = batches(pending).map_err(|e| (e, BTreeSet::new()))?;
     let mut accepted = BTreeSet::new();
     // Accepted but not yet in the spool entry (its write failed, or this is the last batch).
     let mut unsaved = BTreeSet::new();
     for (n, batch) in cut.iter().enumerate() {
-        if let Err(e) = sink.send_batch(batch).await {
+        let sent = match tokio::time::timeout_at(deadline, sink.send_batch(batch)).await {
+            Ok(sent) => sent,
+            Err(_) => Err(MonitorError::Unreachable(
+                "not done within the publishing budget; the rest stays in the spool".into(),
+            )),
+        };
+        if let Err(e) = sent {
             save_progress(state, run, &mut unsaved).await;
             return Err((e, accepted));
         }
@@ -233,6 +255,33 @@ mod tests {
             ..Record::of(RecordType::SyncRun, id, "s", RunStatus::Succeeded)
         };
         write_run_records(state, id, &[record]).await.unwrap();
+    }
+
+    /// Log Analytics answering 429 with a huge Retry-After, as azure_core would wait it out.
+    struct NeverAnswers;
+
+    #[async_trait::async_trait]
+    impl RecordSink for NeverAnswers {
+        async fn send_batch(&self, _: &[Record]) -> Result<(), MonitorError> {
+            futures::future::pending().await
+        }
+    }
+
+    #[tokio::test]
+    async fn a_send_that_never_ends_stops_at_the_budget_and_the_run_stays_spooled() {
+        let state = MemoryBlobStore::new();
+        run(&state, "r1", "ok").await;
+        let start = std::time::Instant::now();
+        let out = publish_within(&state, &NeverAnswers, "r1", std::time::Duration::from_millis(200)).await;
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(5),
+            "{:?}",
+            start.elapsed()
+        );
+        assert!(out.sent.is_empty());
+        assert_eq!(out.spooled, ["r1"]);
+        assert!(out.error.unwrap_or_default().contains("budget"));
+        assert_eq!(spooled(&state).await, ["spool/r1"]);
     }
 
     async fn spooled(state: &MemoryBlobStore) -> Vec<String> {

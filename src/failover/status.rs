@@ -39,6 +39,9 @@ pub struct SourceStatus {
     /// Now minus `newest_archived_file_time`.
     pub archive_age_seconds: Option<i64>,
     pub accounts: Vec<AccountStatus>,
+    /// Streams whose newest archived file is more than `max_gap` behind their siblings'
+    /// (same kind): one account-region stopped while the source's gap looks fine.
+    pub stale_streams: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -73,6 +76,7 @@ pub async fn status(
         let health = SourceHealth::load(state, name).await?;
         let mut accounts = Vec::new();
         let mut newest = crate::state::newest::load(state, name).await?;
+        let mut marks = Vec::new();
         for entry in watermark::source_docs(state, name).await? {
             let wm = match entry.doc {
                 Ok(wm) => wm,
@@ -91,6 +95,7 @@ pub async fn status(
                 .map(|(_, m)| m.time)
                 .max();
             newest = newest.max(newest_log);
+            marks.extend(wm.streams.iter().map(|(s, m)| (s.clone(), m.time)));
             accounts.push(AccountStatus {
                 account: entry.account,
                 region: entry.region,
@@ -111,6 +116,7 @@ pub async fn status(
             newest_archived_file_time: newest,
             archive_age_seconds: newest.map(|t| (now - t).num_seconds()),
             accounts,
+            stale_streams: watermark::stale_streams(marks.iter().map(|(s, t)| (s.as_str(), *t)), max_gap),
         });
     }
     let spool_backlog = spool::backlog(state).await?;
@@ -168,6 +174,7 @@ pub async fn status_from_log_analytics(
                 newest_archived_file_time: None,
                 archive_age_seconds: None,
                 accounts: Vec::new(),
+                stale_streams: Vec::new(),
             }
         })
         .collect();

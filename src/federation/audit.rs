@@ -27,6 +27,7 @@ use super::roles::RoleMapping;
 use crate::cloudtrail::digest::gunzip_first_member;
 use crate::cloudtrail::record::{parse_log_lenient, Record};
 use crate::cloudtrail::{FileKind, TimeRange};
+use crate::names::ProviderArn;
 use crate::records::{new_run_id, rfc3339, Record as RunRecord, RecordType, RunStatus};
 use crate::state::select::{select, Selection};
 use crate::state::write_run_records;
@@ -350,11 +351,10 @@ impl AuditJob {
         // The issuer that vouches for this sign-in: the one the event names, and whose
         // nameQualifier for this provider matches; without an issuer, the one whose
         // qualifier matches; with neither, ours (nothing says otherwise).
-        let (account, provider) = match e.principal.split_once(":saml-provider/") {
-            Some((head, name)) => (head.rsplit(':').next().unwrap_or_default(), name),
-            None => ("", ""),
-        };
-        let qualifier_of = |issuer: &str| name_qualifier(issuer, account, provider);
+        // A principal IAM would not have issued names no provider: no qualifier can match it.
+        let provider = e.principal.parse::<ProviderArn>().ok();
+        let (account, provider_name) = provider.as_ref().map_or(("", ""), |p| (p.account(), p.name()));
+        let qualifier_of = |issuer: &str| name_qualifier(issuer, account, provider_name);
         let vouching: Option<&str> = match (e.issuer.as_deref(), e.qualifier.as_deref()) {
             (Some(i), q) => issuers
                 .iter()

@@ -23,62 +23,27 @@ pub enum MetadataError {
     )]
     NoCerts,
     #[error("federation metadata has a certificate that is not base64: {0}")]
-    BadCert(String),
+    BadCert(#[from] base64::DecodeError),
 }
 
-/// Why the federation metadata could not be had.
+/// The metadata at `location` (a path or URL, for the message) is not usable.
 #[derive(Debug, thiserror::Error)]
-pub enum LoadError {
-    /// The https URL did not answer as it should: running again may succeed.
-    #[error("federation.idp_metadata {0}")]
-    Unreachable(String),
-    /// The file is missing or the document is not usable metadata: fix the configuration.
-    #[error("federation.idp_metadata {0}")]
-    Invalid(String),
+#[error("federation.idp_metadata {location}: {source}")]
+pub struct InvalidMetadata {
+    pub location: String,
+    #[source]
+    pub source: MetadataError,
 }
 
-impl crate::fault::Classify for LoadError {
+impl crate::fault::Classify for InvalidMetadata {
     fn fault(&self) -> crate::fault::Fault {
-        match self {
-            LoadError::Unreachable(_) => crate::fault::Fault::Failed,
-            LoadError::Invalid(_) => crate::fault::Fault::Config,
-        }
+        crate::fault::Fault::Config
     }
-}
-
-/// Reads the metadata from a file, or fetches it from an https URL (Entra's per-app
-/// `…/FederationMetadata/2007-06/FederationMetadata.xml?appid=…`).
-pub async fn load(location: &str) -> Result<IdpMetadata, LoadError> {
-    let text = if location.starts_with("https://") {
-        fetch(location).await.map_err(LoadError::Unreachable)?
-    } else {
-        std::fs::read_to_string(location).map_err(|e| LoadError::Invalid(format!("{location}: {e}")))?
-    };
-    parse(&text).map_err(|e| LoadError::Invalid(format!("{location}: {e}")))
-}
-
-async fn fetch(url: &str) -> Result<String, String> {
-    use azure_core::http::{Method, Request, Url};
-    let parsed = Url::parse(url).map_err(|e| format!("{url}: {e}"))?;
-    let client = azure_core::http::new_http_client(None);
-    let response = client
-        .execute_request(&Request::new(parsed, Method::Get))
-        .await
-        .map_err(|e| format!("fetching {url}: {e}"))?;
-    let status = response.status();
-    if !status.is_success() {
-        return Err(format!("fetching {url}: HTTP {status}"));
-    }
-    response
-        .into_body()
-        .collect_string()
-        .await
-        .map_err(|e| format!("fetching {url}: {e}"))
 }
 
 pub fn parse(text: &str) -> Result<IdpMetadata, MetadataError> {
     // Entra serves metadata with a UTF-8 BOM; it is harmless here.
-    let root = xml::parse(text.trim_start_matches('\u{feff}'))?;
+    let root = xml::parse_with(text.trim_start_matches('\u{feff}'), &xml::Limits::METADATA)?;
     let entity_id = root.attr("entityID").ok_or(MetadataError::NoEntityId)?.to_string();
     let mut descriptors = Vec::new();
     root.descendants("KeyDescriptor", &mut descriptors);
@@ -91,9 +56,7 @@ pub fn parse(text: &str) -> Result<IdpMetadata, MetadataError> {
         kd.descendants("X509Certificate", &mut found);
         for c in found {
             let b64: String = c.text.chars().filter(|c| !c.is_whitespace()).collect();
-            let der = base64::engine::general_purpose::STANDARD
-                .decode(&b64)
-                .map_err(|e| MetadataError::BadCert(e.to_string()))?;
+            let der = base64::engine::general_purpose::STANDARD.decode(&b64)?;
             if !certs.contains(&der) {
                 certs.push(der);
             }

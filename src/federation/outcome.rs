@@ -1,11 +1,11 @@
-//! What a SAML validation decides, shared by the real validator (`validate.rs`, with
-//! the `saml` feature) and its stand-in without it (`saml_disabled.rs`): the attribute
+//! What a SAML validation decides: the attribute
 //! names, the refusal reasons, and the accepted document.
 
 use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 
 use super::roles::RoleMapping;
+use crate::names::{ProviderArn, RoleArn, SessionName};
 
 pub const ROLE_ATTRIBUTE: &str = "https://aws.amazon.com/SAML/Attributes/Role";
 pub const SESSION_NAME_ATTRIBUTE: &str = "https://aws.amazon.com/SAML/Attributes/RoleSessionName";
@@ -79,8 +79,8 @@ pub struct Rejection {
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct RolePair {
-    pub role_arn: String,
-    pub provider_arn: String,
+    pub role_arn: RoleArn,
+    pub provider_arn: ProviderArn,
     /// Granted to one of the user's groups by the role mapping.
     pub granted: bool,
 }
@@ -92,7 +92,7 @@ pub struct Accepted {
     pub response_id: Option<String>,
     pub issuer: String,
     pub subject: String,
-    pub session_name: String,
+    pub session_name: SessionName,
     pub session_duration: Option<u32>,
     /// Entra group object IDs; null when Entra sent the overage claim instead (too many groups).
     pub groups: Option<Vec<String>>,

@@ -18,11 +18,9 @@
 
 use std::collections::HashSet;
 
-use quick_xml::events::{BytesStart, Event};
-use quick_xml::name::ResolveResult;
-use quick_xml::NsReader;
-
+use super::detail::short;
 use super::validate::{Reason, Rejection};
+use super::xml::{Element, Limits, Watch, XmlError};
 
 /// The STS limit on a posted SAMLResponse, in base64 characters.
 pub const MAX_BASE64_CHARS: usize = 100_000;
@@ -30,9 +28,9 @@ pub const MAX_BASE64_CHARS: usize = 100_000;
 pub const MAX_XML_BYTES: usize = 75_000;
 /// A posted form body: the base64 cap, fully percent-encoded, plus room for RelayState.
 pub const MAX_INPUT_BYTES: usize = 3 * MAX_BASE64_CHARS + 16_384;
-pub const MAX_DEPTH: usize = 64;
-pub const MAX_ELEMENTS: usize = 4_096;
-pub const MAX_ATTRIBUTES: usize = 16;
+pub const MAX_DEPTH: usize = Limits::SAML.max_depth;
+pub const MAX_ELEMENTS: usize = Limits::SAML.max_elements;
+pub const MAX_ATTRIBUTES: usize = Limits::SAML.max_attributes;
 
 pub const NS_PROTOCOL: &str = "urn:oasis:names:tc:SAML:2.0:protocol";
 pub const NS_ASSERTION: &str = "urn:oasis:names:tc:SAML:2.0:assertion";
@@ -63,15 +61,6 @@ fn signature(detail: impl Into<String>) -> Rejection {
         reason: Reason::Signature,
         detail: detail.into(),
     }
-}
-
-/// At most this many characters of an attacker-chosen value go into a detail.
-fn short(s: &str) -> String {
-    let mut out: String = s.chars().take(80).collect();
-    if out.len() < s.len() {
-        out.push('…');
-    }
-    out
 }
 
 #[derive(Debug)]
@@ -117,52 +106,22 @@ struct Attrs {
 }
 
 impl Attrs {
+    fn of(element: &Element) -> Attrs {
+        Attrs {
+            list: element
+                .attributes
+                .iter()
+                .map(|a| (a.ns.clone(), a.local.clone(), a.value.clone()))
+                .collect(),
+        }
+    }
+
     fn get(&self, local: &str) -> Option<&str> {
         self.list
             .iter()
             .find(|(ns, l, _)| ns.is_empty() && l == local)
             .map(|(_, _, v)| v.as_str())
     }
-}
-
-fn ns_string(r: &ResolveResult<'_>) -> Result<String, Rejection> {
-    match r {
-        ResolveResult::Bound(ns) => Ok(String::from_utf8_lossy(ns.as_ref()).into_owned()),
-        ResolveResult::Unbound => Ok(String::new()),
-        ResolveResult::Unknown(p) => Err(malformed(format!(
-            "the namespace prefix {:?} is not declared",
-            short(&String::from_utf8_lossy(p))
-        ))),
-    }
-}
-
-fn read_attributes(reader: &NsReader<&[u8]>, e: &BytesStart<'_>, element: &str) -> Result<Attrs, Rejection> {
-    let mut list = Vec::new();
-    for (count, a) in e.attributes().enumerate() {
-        if count >= MAX_ATTRIBUTES {
-            return Err(malformed(format!(
-                "an element {} has more than {MAX_ATTRIBUTES} attributes",
-                short(element)
-            )));
-        }
-        let a = a.map_err(|e| malformed(format!("bad attribute: {e}")))?;
-        let key = a.key.as_ref();
-        if key == b"xmlns" || key.starts_with(b"xmlns:") {
-            continue;
-        }
-        let (resolved, local) = reader.resolve_attribute(a.key);
-        let ns = match resolved {
-            // An unprefixed attribute is in no namespace.
-            ResolveResult::Unbound => String::new(),
-            ref other => ns_string(other)?,
-        };
-        let value = a
-            .unescape_value()
-            .map_err(|e| malformed(format!("bad attribute value: {e}")))?
-            .into_owned();
-        list.push((ns, String::from_utf8_lossy(local.as_ref()).into_owned(), value));
-    }
-    Ok(Attrs { list })
 }
 
 /// What the log line of a refusal may name: the Assertion's ID and Issuer, as far as the
@@ -173,121 +132,97 @@ pub struct Identified {
     pub issuer: Option<String>,
 }
 
-/// Everything the pass admits; the first problem met is the refusal.
-pub fn prescreen(xml: &str) -> Result<(), Rejection> {
+/// Reads `xml` into the one tree (see `xml`) and admits it only if it has the shape Entra
+/// sends; the first problem in document order is the refusal.
+pub fn prescreen(xml: &str) -> Result<Element, Rejection> {
     prescreen_noting(xml, false, &mut Identified::default())
 }
 
 /// [`prescreen`], noting the Assertion's ID and Issuer on the way.
 /// `allow_sha1` admits RSA-SHA1 and SHA-1 beside RSA-SHA256 and SHA-256 (`algorithm` otherwise).
-pub fn prescreen_noting(xml: &str, allow_sha1: bool, seen: &mut Identified) -> Result<(), Rejection> {
+pub fn prescreen_noting(xml: &str, allow_sha1: bool, seen: &mut Identified) -> Result<Element, Rejection> {
     if xml.len() > MAX_XML_BYTES {
         return Err(malformed(format!(
             "{} bytes of XML; at most {MAX_XML_BYTES} are accepted",
             xml.len()
         )));
     }
-    if xml.starts_with('\u{feff}') {
-        return Err(malformed("a byte-order mark precedes the XML"));
-    }
-    let mut reader = NsReader::from_str(xml);
-    reader.config_mut().check_end_names = true;
-    let mut stack: Vec<Frame> = Vec::new();
-    let mut elements = 0usize;
-    let mut ids: HashSet<String> = HashSet::new();
-    let mut seen_root = false;
-    let mut first_event = true;
-    loop {
-        let (resolved, event) = reader
-            .read_resolved_event()
-            .map_err(|e| malformed(format!("not well-formed XML: {}", short(&e.to_string()))))?;
-        let is_first = std::mem::replace(&mut first_event, false);
-        match event {
-            Event::DocType(_) => {
-                return Err(Rejection {
-                    reason: Reason::Doctype,
-                    detail: "the XML has a DOCTYPE (entity expansion and XXE are refused)".into(),
-                })
-            }
-            Event::PI(_) => return Err(malformed("processing instructions are not allowed")),
-            Event::Decl(d) => {
-                if !is_first {
-                    return Err(malformed("an XML declaration that is not at the very start"));
-                }
-                let version = d
-                    .version()
-                    .map_err(|e| malformed(format!("bad XML declaration: {e}")))?;
-                if version.as_ref() != b"1.0" {
-                    return Err(malformed("only XML 1.0 is accepted"));
-                }
-                if let Some(enc) = d.encoding() {
-                    let enc = enc.map_err(|e| malformed(format!("bad XML declaration: {e}")))?;
-                    if !enc.eq_ignore_ascii_case(b"utf-8") {
-                        return Err(malformed(format!(
-                            "the XML declares the encoding {:?}; only UTF-8 is accepted",
-                            short(&String::from_utf8_lossy(&enc))
-                        )));
-                    }
-                }
-            }
-            Event::Start(ref e) | Event::Empty(ref e) => {
-                let empty = matches!(event, Event::Empty(_));
-                if seen_root && stack.is_empty() {
-                    return Err(malformed("content after the root element"));
-                }
-                seen_root = true;
-                elements += 1;
-                if elements > MAX_ELEMENTS {
-                    return Err(malformed(format!("more than {MAX_ELEMENTS} elements")));
-                }
-                if stack.len() + 1 > MAX_DEPTH {
-                    return Err(malformed(format!("elements nested deeper than {MAX_DEPTH}")));
-                }
-                let ns = ns_string(&resolved)?;
-                let local = String::from_utf8_lossy(e.local_name().as_ref()).into_owned();
-                let attrs = read_attributes(&reader, e, &local)?;
-                let id = attrs.get("ID").map(str::to_string);
-                if ns == NS_ASSERTION && local == "Assertion" && seen.assertion_id.is_none() {
-                    seen.assertion_id = id.as_deref().map(short);
-                }
-                if let Some(id) = &id {
-                    if !ids.insert(id.clone()) {
-                        return Err(signature(format!(
-                            "two elements carry the ID {:?}: a signed reference could resolve to either",
-                            short(id)
-                        )));
-                    }
-                }
-                let frame = open_element(&mut stack, ns, local, id, &attrs, allow_sha1)?;
-                stack.push(frame);
-                if empty {
-                    close_element(&mut stack)?;
-                }
-            }
-            Event::End(_) => close_element(&mut stack)?,
-            Event::Text(t) => {
-                let in_assertion_issuer = stack.len() >= 2
-                    && stack[stack.len() - 1].ns == NS_ASSERTION
-                    && stack[stack.len() - 1].local == "Issuer"
-                    && stack[stack.len() - 2].ns == NS_ASSERTION
-                    && stack[stack.len() - 2].local == "Assertion";
-                if in_assertion_issuer && seen.issuer.is_none() {
-                    if let Ok(text) = t.unescape() {
-                        seen.issuer = Some(short(text.trim()));
-                    }
-                }
-            }
-            Event::CData(_) | Event::Comment(_) => {}
-            Event::Eof => break,
+    let mut screen = Screen {
+        stack: Vec::new(),
+        ids: HashSet::new(),
+        allow_sha1,
+        seen,
+    };
+    super::xml::parse_watched(xml, &Limits::SAML, &mut screen)
+}
+
+impl From<XmlError> for Rejection {
+    fn from(e: XmlError) -> Rejection {
+        match e {
+            XmlError::Doctype => Rejection {
+                reason: Reason::Doctype,
+                detail: e.to_string(),
+            },
+            XmlError::Malformed(m) => malformed(short(&m)),
         }
     }
-    if !stack.is_empty() {
-        return Err(malformed("the document ends inside an element"));
+}
+
+/// The signature-shape checks, run on each element as the reader meets it, so the first
+/// problem in document order is the one reported.
+struct Screen<'s> {
+    stack: Vec<Frame>,
+    ids: HashSet<String>,
+    allow_sha1: bool,
+    seen: &'s mut Identified,
+}
+
+impl Watch for Screen<'_> {
+    type Error = Rejection;
+
+    fn open(&mut self, element: &Element) -> Result<(), Rejection> {
+        let attrs = Attrs::of(element);
+        if attrs
+            .list
+            .iter()
+            .any(|(ns, l, _)| !ns.is_empty() && l.eq_ignore_ascii_case("id"))
+        {
+            // samael and xmlsec find IDs by local name, whatever the namespace.
+            return Err(signature("an ID attribute in a namespace"));
+        }
+        let id = attrs.get("ID").map(str::to_string);
+        if element.ns == NS_ASSERTION && element.name == "Assertion" && self.seen.assertion_id.is_none() {
+            self.seen.assertion_id = id.as_deref().map(short);
+        }
+        // xmlsec also resolves `Id` (inside a Signature): one set, so no value names two elements.
+        for value in [attrs.get("ID"), attrs.get("Id")].into_iter().flatten() {
+            if !self.ids.insert(value.to_string()) {
+                return Err(signature(format!(
+                    "two elements carry the ID {:?}: a signed reference could resolve to either",
+                    short(value)
+                )));
+            }
+        }
+        let frame = open_element(
+            &mut self.stack,
+            element.ns.clone(),
+            element.name.clone(),
+            id,
+            &attrs,
+            self.allow_sha1,
+        )?;
+        self.stack.push(frame);
+        Ok(())
     }
-    if !seen_root {
-        return Err(malformed("no root element"));
+
+    fn close(&mut self, element: &Element) -> Result<(), Rejection> {
+        let parent = self.stack.len().checked_sub(2).and_then(|i| self.stack.get(i));
+        let in_assertion = parent.is_some_and(|p| p.ns == NS_ASSERTION && p.local == "Assertion");
+        if in_assertion && element.is(NS_ASSERTION, "Issuer") && self.seen.issuer.is_none() {
+            self.seen.issuer = Some(short(element.text.trim()));
+        }
+        close_element(&mut self.stack)
     }
-    Ok(())
 }
 
 fn open_element(
@@ -347,8 +282,17 @@ fn open_element(
         if parent.has_signature {
             return Err(signature(format!("the {} carries two Signatures", parent.local)));
         }
-        if parent.id.is_none() {
-            return Err(signature(format!("the signed {} has no ID", parent.local)));
+        match parent.id.as_deref() {
+            None => return Err(signature(format!("the signed {} has no ID", parent.local))),
+            // xmlsec reads `#` + an NCName as a plain ID; anything else is an XPointer or worse.
+            Some(id) if !is_plain_id(id) => {
+                return Err(signature(format!(
+                    "the signed {} has the ID {:?}, not an XML name",
+                    parent.local,
+                    short(id)
+                )))
+            }
+            Some(_) => {}
         }
         parent.has_signature = true;
         check_dsig_attributes(&frame.local, attrs)?;
@@ -356,7 +300,9 @@ fn open_element(
         return Ok(frame);
     }
     // Inside a Signature: XML-DSig (and exc-c14n InclusiveNamespaces) elements from an allow-list only.
-    let parent = stack.last_mut().expect("inside a signature there is a parent");
+    let Some(parent) = stack.last_mut() else {
+        return Err(signature("a Signature element with no parent"));
+    };
     let inclusive_namespaces = frame.ns == NS_EXC_C14N
         && frame.local == "InclusiveNamespaces"
         && parent.ns == NS_DSIG
@@ -434,9 +380,17 @@ fn open_element(
         }
         _ => {}
     }
-    let parent = stack.last_mut().expect("parent");
-    parent.dsig_children.push(frame.local.clone());
+    if let Some(parent) = stack.last_mut() {
+        parent.dsig_children.push(frame.local.clone());
+    }
     Ok(frame)
+}
+
+/// An ID as Entra writes them (`_` and a GUID): an ASCII NCName.
+fn is_plain_id(id: &str) -> bool {
+    let mut bytes = id.bytes();
+    bytes.next().is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
+        && bytes.all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
 }
 
 fn check_dsig_attributes(element: &str, attrs: &Attrs) -> Result<(), Rejection> {

@@ -3,34 +3,20 @@
 //! skew (the validator computes that instant), so an ID is never forgotten while the validator
 //! would still accept it.
 //!
-//! The CLI keeps the seen IDs in a local JSON file (`--replay-cache`) that concurrent processes
-//! share safely: every check-and-remember is one read-modify-write under an exclusive OS lock
-//! (`flock` on `FILE.lock`), and the file itself is replaced atomically (write, fsync, rename).
-//! When the file cannot be read or written the cache fails closed: the assertion is refused
-//! and [`ReplayCache::save`] reports the error.
-
-use std::collections::BTreeMap;
-use std::io::Write;
-use std::path::{Path, PathBuf};
+//! Beyond one process the IDs live in a [`ReplayStore`]: the CLI's `--replay-cache` file
+//! (`federation_io::FileReplayStore`, flock and an atomic rename) or, for the service, the
+//! state container ([`remember_in_state`]). A store that cannot be read or written fails
+//! closed: the assertion is refused and [`ReplayCache::save`] reports the error.
 
 use chrono::{DateTime, Utc};
 
-type Seen = BTreeMap<String, DateTime<Utc>>;
+pub use crate::federation_io::replay_store::{remember, ReplayFailure, ReplayStore, ReplayStoreError, Seen};
 
 #[derive(Debug, Default)]
 pub struct ReplayCache {
     seen: Seen,
-    path: Option<PathBuf>,
-    error: Option<String>,
-}
-
-fn read_seen(path: &Path) -> Result<Seen, String> {
-    match std::fs::read(path) {
-        Ok(bytes) if bytes.iter().all(u8::is_ascii_whitespace) => Ok(Seen::new()),
-        Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| format!("replay cache {}: {e}", path.display())),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Seen::new()),
-        Err(e) => Err(format!("replay cache {}: {e}", path.display())),
-    }
+    store: Option<Box<dyn ReplayStore>>,
+    error: Option<ReplayStoreError>,
 }
 
 impl ReplayCache {
@@ -38,24 +24,21 @@ impl ReplayCache {
         Self::default()
     }
 
-    /// A cache in `path`, shared with other processes. The file is checked here (an unreadable
-    /// or corrupt cache is a configuration error) and read again, under the lock, at every check.
-    pub fn load(path: &Path) -> Result<Self, String> {
-        read_seen(path)?;
-        Ok(Self {
-            seen: Seen::new(),
-            path: Some(path.to_path_buf()),
-            error: None,
-        })
+    /// A cache kept in `store` (shared with other processes).
+    pub fn with_store(store: Box<dyn ReplayStore>) -> Self {
+        Self {
+            store: Some(store),
+            ..Self::default()
+        }
     }
 
     /// False when `id` was seen and is still remembered at `at`; otherwise remembers it until
-    /// `until`. A file cache that cannot be updated answers false (fail closed).
+    /// `until`. A store that cannot be updated answers false (fail closed).
     pub fn check_and_remember(&mut self, id: &str, until: DateTime<Utc>, at: DateTime<Utc>) -> bool {
-        let Some(path) = self.path.clone() else {
+        let Some(store) = self.store.as_mut() else {
             return remember(&mut self.seen, id, until, at);
         };
-        match locked_check_and_remember(&path, id, until, at) {
+        match store.check_and_remember(id, until, at) {
             Ok(fresh) => fresh,
             Err(e) => {
                 self.error = Some(e);
@@ -64,71 +47,13 @@ impl ReplayCache {
         }
     }
 
-    /// Reports a failure of the file cache (every update is already written under the lock).
-    pub fn save(&self) -> Result<(), String> {
+    /// Reports a failure of the store (every update is already written).
+    pub fn save(&self) -> Result<(), &ReplayStoreError> {
         match &self.error {
-            Some(e) => Err(e.clone()),
+            Some(e) => Err(e),
             None => Ok(()),
         }
     }
-}
-
-fn remember(seen: &mut Seen, id: &str, until: DateTime<Utc>, at: DateTime<Utc>) -> bool {
-    seen.retain(|_, exp| *exp > at);
-    if seen.contains_key(id) {
-        return false;
-    }
-    seen.insert(id.to_string(), until);
-    true
-}
-
-extern "C" {
-    fn flock(fd: std::ffi::c_int, operation: std::ffi::c_int) -> std::ffi::c_int;
-}
-
-/// An exclusive `flock(2)` on the file, held until it is closed (std's `File::lock` is newer
-/// than the crate's MSRV).
-fn flock_exclusive(file: &std::fs::File) -> std::io::Result<()> {
-    use std::os::fd::AsRawFd;
-    const LOCK_EX: std::ffi::c_int = 2;
-    loop {
-        // SAFETY: flock on a descriptor this function borrows; no memory is passed.
-        if unsafe { flock(file.as_raw_fd(), LOCK_EX) } == 0 {
-            return Ok(());
-        }
-        let e = std::io::Error::last_os_error();
-        if e.kind() != std::io::ErrorKind::Interrupted {
-            return Err(e);
-        }
-    }
-}
-
-fn locked_check_and_remember(path: &Path, id: &str, until: DateTime<Utc>, at: DateTime<Utc>) -> Result<bool, String> {
-    let err = |e: std::io::Error| format!("replay cache {}: {e}", path.display());
-    let mut lock_name = path.as_os_str().to_owned();
-    lock_name.push(".lock");
-    let lock = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(PathBuf::from(lock_name))
-        .map_err(err)?;
-    flock_exclusive(&lock).map_err(err)?;
-    let mut seen = read_seen(path)?;
-    let fresh = remember(&mut seen, id, until, at);
-    if fresh {
-        let tmp = path.with_extension(format!("tmp-{:08x}", rand::random::<u32>()));
-        let body = serde_json::to_vec_pretty(&seen).unwrap_or_default();
-        let written = std::fs::File::create(&tmp)
-            .and_then(|mut f| f.write_all(&body).and_then(|_| f.sync_all()))
-            .and_then(|_| std::fs::rename(&tmp, path));
-        if let Err(e) = written {
-            let _ = std::fs::remove_file(&tmp);
-            return Err(err(e));
-        }
-    }
-    drop(lock); // releases the flock
-    Ok(fresh)
 }
 
 /// The service's replay cache: one create-only blob per assertion ID under
@@ -233,33 +158,5 @@ mod tests {
                 .await
                 .unwrap()
         );
-    }
-
-    #[test]
-    fn the_file_cache_is_shared_and_exactly_one_thread_wins() {
-        let t = |s: &str| s.parse::<DateTime<Utc>>().unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("seen.json");
-        let wins: usize = std::thread::scope(|s| {
-            let handles: Vec<_> = (0..10)
-                .map(|_| {
-                    let path = path.clone();
-                    s.spawn(move || {
-                        let mut c = ReplayCache::load(&path).unwrap();
-                        let won = c.check_and_remember("_a", t("2026-01-01T01:00:00Z"), t("2026-01-01T00:00:00Z"));
-                        c.save().unwrap();
-                        usize::from(won)
-                    })
-                })
-                .collect();
-            handles.into_iter().map(|h| h.join().unwrap()).sum()
-        });
-        assert_eq!(wins, 1);
-        let mut c = ReplayCache::load(&path).unwrap();
-        assert!(c.check_and_remember("_b", t("2026-01-01T01:00:00Z"), t("2026-01-01T00:00:00Z")));
-        std::fs::write(&path, "not json").unwrap();
-        assert!(ReplayCache::load(&path).is_err());
-        assert!(!c.check_and_remember("_c", t("2026-01-01T01:00:00Z"), t("2026-01-01T00:00:00Z")));
-        assert!(c.save().is_err());
     }
 }

@@ -44,13 +44,14 @@ pub struct ImportedKey {
     pub new: bool,
 }
 
-/// A key file: DER, or PEM around DER for convenience.
-pub fn read_key_file(path: &std::path::Path) -> Result<Vec<u8>, KeyError> {
+/// A key file's bytes (`read` is what reading it gave): DER, or PEM around DER for
+/// convenience. `path` names it in errors.
+pub fn key_file_der(path: &str, read: std::io::Result<Vec<u8>>) -> Result<Vec<u8>, KeyError> {
     let bad = |reason: String| KeyError::BadKey {
-        path: path.display().to_string(),
+        path: path.to_string(),
         reason,
     };
-    let bytes = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
+    let bytes = read.map_err(|e| bad(e.to_string()))?;
     if bytes.starts_with(b"-----BEGIN") {
         let text = String::from_utf8_lossy(&bytes);
         let body: String = text.lines().filter(|l| !l.starts_with("-----")).collect();

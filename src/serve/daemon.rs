@@ -65,6 +65,11 @@ struct Shared {
     ready: AtomicBool,
     /// One run at a time inside this process (the blob lease guards across processes).
     running: tokio::sync::Mutex<()>,
+    /// When the sync in progress started (None between runs): `/livez` and
+    /// `trailvault_run_in_progress_seconds` read it.
+    run_started: Mutex<Option<std::time::Instant>>,
+    /// Twice the schedule's interval: a sync running longer is stuck, and `/livez` says so.
+    stuck_after: Duration,
     /// Cancelled by SIGTERM: the running sync starts no new file, saves its progress,
     /// writes its run record and releases its lease.
     shutdown: CancellationToken,
@@ -125,10 +130,13 @@ pub async fn run(config: Config, listen: SocketAddr, shutdown_grace: Duration) -
         .map_err(|e| DaemonError::Runtime(format!("metrics: {e}")))?;
     metrics::gauge!(metric::RPO_TARGET).set(config.sync.max_gap.as_secs_f64());
 
+    let stuck_after = schedule_interval(&config.schedule.cron).saturating_mul(2);
     let shared = Arc::new(Shared {
         config,
         ready: AtomicBool::new(false),
         running: tokio::sync::Mutex::new(()),
+        run_started: Mutex::new(None),
+        stuck_after,
         last_complete_start: Mutex::new(HashMap::new()),
         metrics,
         metrics_token: std::env::var(METRICS_TOKEN_ENV)
@@ -143,7 +151,7 @@ pub async fn run(config: Config, listen: SocketAddr, shutdown_grace: Duration) -
     }
     // Seed the gap from what earlier runs recorded; an unreachable state container is
     // not fatal here (the first run will say more).
-    if let Ok((_, state)) = crate::storage::blob::open_target(&target) {
+    if let Ok((_, state)) = crate::storage::blob::open_target(&target, shared.config.retry.max_delay) {
         for s in &shared.config.sources {
             match SourceHealth::load(state.as_ref(), s.name.as_str()).await {
                 Ok(h) => {
@@ -185,7 +193,7 @@ pub async fn run(config: Config, listen: SocketAddr, shutdown_grace: Duration) -
 
     let app = Router::new()
         .route("/healthz", get(|| async { "ok" }))
-        .route("/livez", get(|| async { "ok" }))
+        .route("/livez", get(livez))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_endpoint))
         .with_state(shared.clone());
@@ -217,8 +225,7 @@ pub async fn run(config: Config, listen: SocketAddr, shutdown_grace: Duration) -
             let _ = tokio::time::timeout(shutdown_grace, events).await;
         }
     };
-    axum::serve(listener, app)
-        .with_graceful_shutdown(drained)
+    crate::serve::listener::serve(listener, app, crate::serve::listener::Limits::default(), drained)
         .await
         .map_err(|e| DaemonError::Runtime(format!("http server: {e}")))?;
     tracing::info!("stopped");
@@ -227,6 +234,37 @@ pub async fn run(config: Config, listen: SocketAddr, shutdown_grace: Duration) -
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The interval between two ticks of `cron` (the first two after now); an hour when it
+/// cannot be read (the schedule was checked at start-up, so only as a fallback).
+fn schedule_interval(cron: &str) -> Duration {
+    let interval = crate::config::parse_cron(cron).ok().and_then(|c| {
+        let first = c.find_next_occurrence(&Utc::now(), false).ok()?;
+        let second = c.find_next_occurrence(&first, false).ok()?;
+        (second - first).to_std().ok()
+    });
+    interval.unwrap_or(Duration::from_secs(3600))
+}
+
+/// How long the sync in progress has run, if one is.
+fn run_in_progress(s: &Shared) -> Option<Duration> {
+    lock(&s.run_started).map(|t| t.elapsed())
+}
+
+/// 503 when a sync has been running for more than twice the schedule's interval: the
+/// process answers, but its work is stuck, and a restart is what helps. No external call.
+async fn livez(State(s): State<Arc<Shared>>) -> (StatusCode, String) {
+    match run_in_progress(&s) {
+        Some(running) if running > s.stuck_after => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "stuck: a sync has been running for {} s (more than twice the schedule's interval)\n",
+                running.as_secs()
+            ),
+        ),
+        _ => (StatusCode::OK, "ok".into()),
+    }
 }
 
 async fn readyz(State(s): State<Arc<Shared>>) -> (StatusCode, &'static str) {
@@ -273,6 +311,8 @@ async fn metrics_endpoint(State(s): State<Arc<Shared>>, headers: HeaderMap) -> R
 /// The gap is computed at scrape time from what runs recorded: no I/O here.
 fn metrics_text(s: &Shared) -> String {
     let now = Utc::now();
+    let running = run_in_progress(s).map_or(0.0, |d| d.as_secs_f64());
+    metrics::gauge!(metric::RUN_IN_PROGRESS).set(running);
     for source in &s.config.sources {
         if let Some(t) = lock(&s.last_complete_start).get(source.name.as_str()) {
             metrics::gauge!(metric::BACKUP_GAP, "source" => source.name.to_string())
@@ -290,6 +330,7 @@ async fn scheduled_sync(s: &Shared) {
     if !s.ready.load(Ordering::SeqCst) {
         return;
     }
+    let _in_progress = InProgress::start(s);
     let job = match crate::app::sync_job(&s.config, &[], false, Arc::new(NoProgress), None).await {
         Ok(j) => j,
         Err(e) => {
@@ -302,6 +343,9 @@ async fn scheduled_sync(s: &Shared) {
     match job.run().await {
         Ok(report) => {
             record_sync(s, &report);
+            // Publishing (bounded by its own budget) holds neither the next tick nor `/livez`.
+            drop(_in_progress);
+            drop(_guard);
             crate::app::publish_run(&s.config, &report.run_id).await;
         }
         Err(SyncError::Lock(LockError::Held { holder })) => {
@@ -315,6 +359,22 @@ async fn scheduled_sync(s: &Shared) {
             }
             tracing::error!(error = %e, "sync failed");
         }
+    }
+}
+
+/// Marks a sync in progress until dropped.
+struct InProgress<'a>(&'a Shared);
+
+impl<'a> InProgress<'a> {
+    fn start(s: &'a Shared) -> Self {
+        *lock(&s.run_started) = Some(std::time::Instant::now());
+        Self(s)
+    }
+}
+
+impl Drop for InProgress<'_> {
+    fn drop(&mut self) {
+        *lock(&self.0.run_started) = None;
     }
 }
 

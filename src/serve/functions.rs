@@ -25,7 +25,6 @@ use serde_json::{json, Value};
 
 use crate::config::{Config, ConfigError};
 use crate::progress::NoProgress;
-use crate::records::RunStatus;
 
 pub const PORT_ENV: &str = "FUNCTIONS_CUSTOMHANDLER_PORT";
 /// App setting: how long a sync may start files (humantime), instead of the timeout in host.json.
@@ -61,7 +60,7 @@ impl crate::fault::Classify for FunctionsError {
 /// The config, or the reason it is unusable: invocations then fail with that reason
 /// instead of the host restarting a handler that cannot start.
 struct Handler {
-    config: Result<Config, String>,
+    config: Result<Config, ConfigError>,
     /// How long an invocation's sync may start files (None: no limit found).
     sync_budget: Option<Duration>,
     /// Cancelled when the host stops us: a running sync starts no new file, saves its
@@ -102,8 +101,8 @@ pub async fn run(
     let candidates = host_json_candidates();
     let sync_budget = match sync_budget(std::env::var(DEADLINE_ENV).ok().as_deref(), &candidates) {
         // A malformed app setting must not leave runs unbounded: fall back to host.json.
-        Err(e) if e.starts_with(DEADLINE_ENV) => {
-            tracing::warn!(error = e.as_str(), "ignoring the app setting; using host.json");
+        Err(e @ BudgetError::BadSetting(_)) => {
+            tracing::warn!(error = %e, "ignoring the app setting; using host.json");
             sync_budget(None, &candidates)
         }
         other => other,
@@ -114,19 +113,16 @@ pub async fn run(
             from = from.as_str(),
             "sync deadline per invocation"
         ),
-        Err(e) => tracing::warn!(
-            error = e.as_str(),
-            "no sync deadline: runs may outlive the function timeout"
-        ),
+        Err(e) => tracing::warn!(error = %e, "no sync deadline: runs may outlive the function timeout"),
     }
     let handler = Arc::new(Handler {
-        config: config.map_err(|e| e.to_string()),
+        config,
         sync_budget: sync_budget.ok().and_then(|(b, _)| b),
         shutdown: tokio_util::sync::CancellationToken::new(),
     });
     if let Err(e) = &handler.config {
         tracing::error!(
-            error = e,
+            error = %e,
             "configuration is unusable; every invocation will fail until it is fixed"
         );
     }
@@ -177,9 +173,7 @@ async fn sync(State(h): State<Arc<Handler>>, body: Option<Json<Invocation>>) -> 
     match job.run().await {
         Ok(report) => {
             crate::app::publish_run(config, &report.run_id).await;
-            // A run stopped only by its deadline saved its progress: not a failure.
-            let ok = report.status == RunStatus::Succeeded || report.stopped_only_by_deadline();
-            reply(ok, report.summary_lines())
+            reply(report.is_success(), report.summary_lines())
         }
         Err(e) => reply(false, vec![e.to_string()]),
     }
@@ -228,19 +222,10 @@ async fn status(State(h): State<Arc<Handler>>) -> Reply {
             )
         }
     };
-    let result = async {
-        let target = config.require_target("status").map_err(|e| e.to_string())?;
-        let (_, state) = crate::storage::blob::open_target(target).map_err(|e| e.to_string())?;
-        let sources: Vec<String> = config.sources.iter().map(|s| s.name.to_string()).collect();
-        let max_gap = chrono::Duration::from_std(config.sync.max_gap).unwrap_or(chrono::Duration::hours(8));
-        crate::failover::status::status(state.as_ref(), &sources, max_gap, Utc::now())
-            .await
-            .map_err(|e| e.to_string())
-    }
-    .await;
-    match result {
+    // The same wiring as `trailvault status` (retries, limits), from the state container.
+    match crate::app::status(config, crate::app::StatusSource::State, Utc::now()).await {
         Ok(report) => (StatusCode::OK, Json(serde_json::to_value(report).unwrap_or_default())),
-        Err(e) => (StatusCode::BAD_GATEWAY, Json(json!({ "error": e }))),
+        Err(e) => (StatusCode::BAD_GATEWAY, Json(json!({ "error": e.to_string() }))),
     }
 }
 
@@ -263,30 +248,42 @@ fn host_json_candidates() -> Vec<PathBuf> {
     out
 }
 
+/// Why an invocation's sync budget could not be read.
+#[derive(Debug, Clone, thiserror::Error)]
+enum BudgetError {
+    /// The app setting is not a duration: host.json is used instead.
+    #[error("{0}")]
+    BadSetting(String),
+    #[error("{0}")]
+    NoHostJson(String),
+    #[error("{0}")]
+    BadHostJson(String),
+}
+
 /// The sync budget per invocation and where it came from: the app setting when set,
 /// else `functionTimeout` of the first host.json found minus [`TIMEOUT_MARGIN`]
 /// (`Ok(None)`: the timeout is unbounded, `-1`).
-fn sync_budget(setting: Option<&str>, candidates: &[PathBuf]) -> Result<(Option<Duration>, String), String> {
+fn sync_budget(setting: Option<&str>, candidates: &[PathBuf]) -> Result<(Option<Duration>, String), BudgetError> {
     if let Some(s) = setting.filter(|s| !s.trim().is_empty()) {
-        let d = humantime::parse_duration(s.trim())
-            .map_err(|e| format!("{DEADLINE_ENV}={s:?} is not a duration like 8m or 25m: {e}"))?;
+        let d = humantime::parse_duration(s.trim()).map_err(|e| {
+            BudgetError::BadSetting(format!("{DEADLINE_ENV}={s:?} is not a duration like 8m or 25m: {e}"))
+        })?;
         return Ok((Some(d), DEADLINE_ENV.to_string()));
     }
     let Some(path) = candidates.iter().find(|p| p.is_file()) else {
-        return Err(format!(
+        return Err(BudgetError::NoHostJson(format!(
             "no host.json found (looked at {candidates:?}) and {DEADLINE_ENV} is not set"
-        ));
+        )));
     };
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let host: Value = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    let bad = |e: &dyn std::fmt::Display| BudgetError::BadHostJson(format!("{}: {e}", path.display()));
+    let text = std::fs::read_to_string(path).map_err(|e| bad(&e))?;
+    let host: Value = serde_json::from_str(&text).map_err(|e| bad(&e))?;
     let from = format!("functionTimeout in {}", path.display());
     let timeout = match host.get("functionTimeout").and_then(Value::as_str) {
         // The plan's default applies, which we cannot see: assume the shortest (Consumption's).
         None => Some(CONSUMPTION_DEFAULT_TIMEOUT),
         Some(t) if t.trim() == "-1" => None,
-        Some(t) => Some(
-            parse_timespan(t).ok_or_else(|| format!("{}: functionTimeout {t:?} is not hh:mm:ss", path.display()))?,
-        ),
+        Some(t) => Some(parse_timespan(t).ok_or_else(|| bad(&format!("functionTimeout {t:?} is not hh:mm:ss")))?),
     };
     match timeout {
         None => Ok((None, from)),

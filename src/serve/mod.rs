@@ -4,4 +4,5 @@
 pub mod daemon;
 pub mod events;
 pub mod functions;
+pub mod listener;
 pub mod shutdown;

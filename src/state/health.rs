@@ -59,7 +59,7 @@ impl SourceHealth {
     /// failover state changed (into or out of Outage).
     pub fn observe_probe(
         &mut self,
-        result: Result<(), String>,
+        result: crate::records::Probe,
         at: DateTime<Utc>,
         degraded_after: u32,
         outage_after: u32,
@@ -67,12 +67,19 @@ impl SourceHealth {
         let before = self.aws_health;
         self.last_probe_at = Some(at);
         match result {
-            Ok(()) => {
+            crate::records::Probe::Reachable => {
                 self.consecutive_probe_failures = 0;
                 self.last_probe_error = None;
                 self.aws_health = Some(AwsHealth::Healthy);
             }
-            Err(e) => {
+            crate::records::Probe::CredentialsFailed(e) => {
+                // Says nothing about AWS: the outage count neither grows nor resets, and
+                // no failover event is raised either way.
+                self.last_probe_error = Some(e);
+                self.aws_health = Some(AwsHealth::CredentialsFailed);
+                return None;
+            }
+            crate::records::Probe::Unreachable(e) => {
                 self.consecutive_probe_failures += 1;
                 self.last_probe_error = Some(e);
                 let n = self.consecutive_probe_failures;
@@ -81,7 +88,10 @@ impl SourceHealth {
                 } else if n >= degraded_after {
                     AwsHealth::Degraded
                 } else {
-                    before.unwrap_or(AwsHealth::Healthy)
+                    match before {
+                        None | Some(AwsHealth::CredentialsFailed) => AwsHealth::Healthy,
+                        Some(h) => h,
+                    }
                 });
             }
         }
@@ -110,20 +120,23 @@ mod tests {
     fn probes_move_between_healthy_degraded_and_outage() {
         let t = Utc::now();
         let mut h = SourceHealth::default();
-        assert_eq!(h.observe_probe(Ok(()), t, 1, 3), None);
+        assert_eq!(h.observe_probe(crate::records::Probe::Reachable, t, 1, 3), None);
         assert_eq!(h.aws_health, Some(AwsHealth::Healthy));
-        assert_eq!(h.observe_probe(Err("timeout".into()), t, 1, 3), None);
+        assert_eq!(
+            h.observe_probe(crate::records::Probe::Unreachable("timeout".into()), t, 1, 3),
+            None
+        );
         assert_eq!(h.aws_health, Some(AwsHealth::Degraded));
-        h.observe_probe(Err("timeout".into()), t, 1, 3);
+        h.observe_probe(crate::records::Probe::Unreachable("timeout".into()), t, 1, 3);
         assert_eq!(h.aws_health, Some(AwsHealth::Degraded));
         assert_eq!(
-            h.observe_probe(Err("timeout".into()), t, 1, 3),
+            h.observe_probe(crate::records::Probe::Unreachable("timeout".into()), t, 1, 3),
             Some(Some(AwsHealth::Degraded)),
             "entering the outage"
         );
         assert_eq!(h.aws_health, Some(AwsHealth::Outage));
         assert_eq!(
-            h.observe_probe(Ok(()), t, 1, 3),
+            h.observe_probe(crate::records::Probe::Reachable, t, 1, 3),
             Some(Some(AwsHealth::Outage)),
             "leaving it"
         );
@@ -131,5 +144,30 @@ mod tests {
             (h.aws_health, h.consecutive_probe_failures),
             (Some(AwsHealth::Healthy), 0)
         );
+    }
+
+    #[test]
+    fn refused_credentials_are_not_an_outage() {
+        use crate::records::Probe;
+        let mut h = SourceHealth::default();
+        let t = Utc::now();
+        for _ in 0..5 {
+            assert_eq!(
+                h.observe_probe(Probe::CredentialsFailed("AccessDenied".into()), t, 1, 3),
+                None
+            );
+        }
+        assert_eq!(h.aws_health, Some(AwsHealth::CredentialsFailed));
+        assert_eq!(h.consecutive_probe_failures, 0);
+        // An outage already declared is neither ended nor deepened by a credentials failure.
+        for _ in 0..3 {
+            h.observe_probe(Probe::Unreachable("timeout".into()), t, 1, 3);
+        }
+        assert_eq!(h.aws_health, Some(AwsHealth::Outage));
+        assert_eq!(
+            h.observe_probe(Probe::CredentialsFailed("expired".into()), t, 1, 3),
+            None
+        );
+        assert_eq!(h.consecutive_probe_failures, 3);
     }
 }

@@ -57,6 +57,33 @@ pub struct StreamMark {
     pub run_id: String,
 }
 
+/// Streams of one source whose newest archived file is more than `max_gap` older than the
+/// newest of the same kind among its sibling streams: archiving of that account-region
+/// has stopped while the rest goes on, which the source's own backup gap cannot show.
+/// Insights streams are left out (CloudTrail writes them only when there is something
+/// unusual to say).
+pub fn stale_streams<'a>(
+    marks: impl IntoIterator<Item = (&'a str, DateTime<Utc>)>,
+    max_gap: chrono::Duration,
+) -> Vec<String> {
+    use crate::cloudtrail::{FileKind, StreamPrefix};
+    let marks: Vec<(&str, FileKind, DateTime<Utc>)> = marks
+        .into_iter()
+        .filter_map(|(stream, time)| StreamPrefix::parse(stream).map(|p| (stream, p.kind, time)))
+        .filter(|(_, kind, _)| *kind != FileKind::Insight)
+        .collect();
+    let mut stale: Vec<String> = marks
+        .iter()
+        .filter(|(_, kind, time)| {
+            let newest = marks.iter().filter(|(_, k, _)| k == kind).map(|(_, _, t)| *t).max();
+            newest.is_some_and(|n| n - *time > max_gap)
+        })
+        .map(|(stream, _, _)| stream.to_string())
+        .collect();
+    stale.sort();
+    stale
+}
+
 pub fn watermark_name(source: &str, account: &str, region: &str) -> String {
     format!("watermarks/{source}/{account}/{region}.json")
 }
@@ -279,5 +306,34 @@ mod tests {
         let old = mark("2026-01-03T00:00:00Z");
         assert_eq!(next_mark(Some(&old), &[]).unwrap().0, old.time);
         assert_eq!(next_mark(None, &[]), None);
+    }
+
+    #[test]
+    fn a_stream_left_behind_by_its_siblings_is_stale() {
+        let gap = chrono::Duration::hours(8);
+        let marks = [
+            ("AWSLogs/111122223333/CloudTrail/us-east-1/", t("2026-12-01T12:00:00Z")),
+            ("AWSLogs/111122223333/CloudTrail/eu-west-1/", t("2026-12-01T03:00:00Z")),
+            ("AWSLogs/444455556666/CloudTrail/us-east-1/", t("2026-12-01T05:00:00Z")),
+            (
+                "AWSLogs/111122223333/CloudTrail-Digest/us-east-1/",
+                t("2026-12-01T12:00:00Z"),
+            ),
+            // Digests are judged against digests, Insights never.
+            (
+                "AWSLogs/111122223333/CloudTrail-Digest/eu-west-1/",
+                t("2026-12-01T11:00:00Z"),
+            ),
+            (
+                "AWSLogs/111122223333/CloudTrail-Insight/us-east-1/",
+                t("2026-11-01T00:00:00Z"),
+            ),
+            ("not a stream", t("2000-01-01T00:00:00Z")),
+        ];
+        assert_eq!(
+            stale_streams(marks.iter().map(|(s, t)| (*s, *t)), gap),
+            vec!["AWSLogs/111122223333/CloudTrail/eu-west-1/"]
+        );
+        assert!(stale_streams(std::iter::empty(), gap).is_empty());
     }
 }

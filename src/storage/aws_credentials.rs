@@ -16,18 +16,22 @@ use aws_credential_types::Credentials;
 use azure_core::credentials::TokenCredential;
 
 use crate::config::{AwsAuth, AzureFederated};
-use crate::secret::{redact_text, Secret};
+use crate::secret::{redact_text, remember, Secret};
 
 /// Credentials are replaced this long before STS says they expire.
 pub const REFRESH_BEFORE_EXPIRY: Duration = Duration::from_secs(5 * 60);
 /// The SDK's own identity cache asks again a little before the expiry we report; our
 /// cache must not hand back the same credentials then.
 const SDK_CACHE_BUFFER: Duration = Duration::from_secs(60);
+/// Credentials are kept at least this long, however soon STS says they expire.
+const MIN_REUSE: Duration = Duration::from_secs(60);
 
 /// Bounds on each half of the exchange, so a dead endpoint is named in the error
 /// instead of the SDK's identity cache giving up on a silent provider.
 const ENTRA_TIMEOUT: Duration = Duration::from_secs(15);
 const STS_TIMEOUT: Duration = Duration::from_secs(20);
+/// The largest STS or identity-endpoint answer read (they are a few KiB).
+pub const MAX_ANSWER_BYTES: usize = 256 * 1024;
 /// The SDK's identity cache waits this long for the provider (more than both bounds).
 pub const LOAD_TIMEOUT: Duration = Duration::from_secs(45);
 
@@ -56,8 +60,8 @@ struct Inner {
 #[derive(Clone)]
 struct Cached {
     credentials: Credentials,
-    /// When STS says they expire.
-    expires: SystemTime,
+    /// Until when they are handed out without a new exchange.
+    fresh_until: SystemTime,
 }
 
 impl std::fmt::Debug for AzureFederatedProvider {
@@ -112,34 +116,41 @@ impl AzureFederatedProvider {
         let mut cache = self.inner.cache.lock().await;
         let now = (self.inner.clock)();
         if let Some(c) = cache.as_ref() {
-            if now + REFRESH_BEFORE_EXPIRY + SDK_CACHE_BUFFER < c.expires {
+            if now < c.fresh_until {
                 return Ok(c.credentials.clone());
             }
         }
-        let fresh = self.exchange(now).await?;
+        let fresh = self.exchange(now).await.map_err(CredentialsError::provider_error)?;
         let credentials = fresh.credentials.clone();
         *cache = Some(fresh);
         Ok(credentials)
     }
 
-    async fn exchange(&self, now: SystemTime) -> Result<Cached, CredentialsError> {
+    async fn exchange(&self, now: SystemTime) -> Result<Cached, CredentialFailure> {
         let inner = &self.inner;
+        let entra = |detail: String| {
+            CredentialFailure::new(
+                CredentialFailureKind::EntraToken,
+                format!(
+                    "cannot get an Entra token for {} from the Azure credential: {detail}",
+                    inner.scope
+                ),
+            )
+        };
         let token = tokio::time::timeout(ENTRA_TIMEOUT, inner.azure.get_token(&[inner.scope.as_str()], None))
             .await
             .map_err(|_| {
-                CredentialsError::provider_error(Failure(format!(
-                    "cannot get an Entra token for {} from the Azure credential: no answer within {ENTRA_TIMEOUT:?} (is the identity endpoint reachable?)",
-                    inner.scope
-                )))
+                entra(format!(
+                    "no answer within {ENTRA_TIMEOUT:?} (is the identity endpoint reachable?)"
+                ))
             })?
-            .map_err(|e| {
-                CredentialsError::provider_error(Failure(format!(
-                    "cannot get an Entra token for {} from the Azure credential: {}",
-                    inner.scope,
-                    redact_text(&e.to_string())
-                )))
+            .map_err(|e| match e.http_status() {
+                // The endpoint's own answer, as it gave it: a 500 or 429 is not "no answer".
+                Some(status) => entra(format!("the identity endpoint answered {}: {e}", u16::from(status))),
+                None => entra(e.to_string()),
             })?;
         let token = Secret::new(token.token.secret().to_string());
+        remember(token.expose());
         let call = inner
             .sts
             .assume_role_with_web_identity()
@@ -147,33 +158,77 @@ impl AzureFederatedProvider {
             .role_session_name(&inner.session_name)
             .web_identity_token(token.expose())
             .send();
+        let sts = |kind: CredentialFailureKind, detail: String| {
+            CredentialFailure::new(
+                kind,
+                format!("STS AssumeRoleWithWebIdentity for {}: {detail}", inner.role_arn),
+            )
+        };
         let out = tokio::time::timeout(STS_TIMEOUT, call)
             .await
-            .map_err(|_| {
-                CredentialsError::provider_error(Failure(format!(
-                    "STS AssumeRoleWithWebIdentity for {}: no answer within {STS_TIMEOUT:?}",
-                    inner.role_arn
-                )))
-            })?
+            .map_err(|_| sts(CredentialFailureKind::Sts, format!("no answer within {STS_TIMEOUT:?}")))?
             .map_err(|e| {
+                // The SDK's error may quote STS's whole answer (an unreadable one included),
+                // credentials and all: the text is scrubbed by `CredentialFailure::new`.
+                let kind = match &e {
+                    aws_sdk_sts::error::SdkError::ResponseError(_) => CredentialFailureKind::Malformed,
+                    _ => CredentialFailureKind::Sts,
+                };
                 let text = aws_sdk_sts::error::DisplayErrorContext(&e).to_string();
-                CredentialsError::provider_error(Failure(format!(
-                    "STS AssumeRoleWithWebIdentity for {} refused or unreachable: {}",
-                    inner.role_arn,
-                    redact_text(&text.replace(token.expose().as_str(), "<redacted>"))
-                )))
+                sts(
+                    kind,
+                    format!(
+                        "refused or unreachable: {}",
+                        text.replace(token.expose().as_str(), "<redacted>")
+                    ),
+                )
             })?;
         let c = out.credentials().ok_or_else(|| {
-            CredentialsError::provider_error(Failure(format!(
-                "STS AssumeRoleWithWebIdentity for {} returned no credentials",
-                inner.role_arn
-            )))
+            sts(
+                CredentialFailureKind::Malformed,
+                "the answer holds no credentials".into(),
+            )
         })?;
+        remember(c.secret_access_key());
+        remember(c.session_token());
+        // The SDK's XML reader accepts a truncated answer and fills what it did not see with
+        // empty strings and the epoch: an empty key, secret or session token, or no
+        // expiration, is a broken answer, not credentials.
+        if c.access_key_id().trim().is_empty()
+            || c.secret_access_key().trim().is_empty()
+            || c.session_token().trim().is_empty()
+        {
+            return Err(sts(
+                CredentialFailureKind::Malformed,
+                "the answer holds an empty access key, secret or session token (truncated?)".into(),
+            ));
+        }
         let expires = SystemTime::try_from(*c.expiration())
-            .map_err(|_| CredentialsError::provider_error(Failure("STS returned an unreadable expiration".into())))?;
-        // Report an earlier expiry so any SDK cache asks again before the real one.
+            .ok()
+            .filter(|t| *t > SystemTime::UNIX_EPOCH + Duration::from_secs(86_400))
+            .ok_or_else(|| {
+                sts(
+                    CredentialFailureKind::Malformed,
+                    "the answer has no readable expiration (truncated?)".into(),
+                )
+            })?;
         let remaining = expires.duration_since(now).unwrap_or_default();
-        let report = expires - REFRESH_BEFORE_EXPIRY.min(remaining / 2);
+        // Replaced ahead of their expiry; but credentials that (by our clock) expire soon or
+        // already did are still kept a minute, or every S3 request would cost an exchange.
+        let fresh_until = expires
+            .checked_sub(REFRESH_BEFORE_EXPIRY + SDK_CACHE_BUFFER)
+            .unwrap_or(now)
+            .max(now + MIN_REUSE);
+        // Report an earlier expiry so any SDK cache asks again before the real one, and never
+        // one before `fresh_until`, so the SDK does not ask on every request either.
+        let report = (expires - REFRESH_BEFORE_EXPIRY.min(remaining / 2)).max(fresh_until);
+        if remaining < REFRESH_BEFORE_EXPIRY + SDK_CACHE_BUFFER {
+            tracing::warn!(
+                role_arn = inner.role_arn,
+                expires_in_seconds = remaining.as_secs(),
+                "STS returned credentials that expire (by this host's clock) within minutes; check the clock"
+            );
+        }
         tracing::info!(
             role_arn = inner.role_arn,
             access_key_id = c.access_key_id(),
@@ -189,22 +244,61 @@ impl AzureFederatedProvider {
                 Some(report),
                 "trailvault-azure-federated",
             ),
-            expires,
+            fresh_until,
         })
     }
 }
 
-/// An error message already free of tokens.
-#[derive(Debug)]
-struct Failure(String);
+/// Which half of the credential exchange failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CredentialFailureKind {
+    /// The Azure identity gave no token (identity endpoint refused, failed, or silent).
+    EntraToken,
+    /// STS refused the exchange (`AccessDenied`, `InvalidIdentityToken`, ...) or did not answer.
+    Sts,
+    /// STS answered something that is not usable credentials (unparsable, truncated, empty).
+    Malformed,
+}
 
-impl std::fmt::Display for Failure {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
+/// Credentials could not be obtained: not an AWS outage. It travels inside the SDK's
+/// `CredentialsError` to every S3 request that needed them, where
+/// [`crate::storage::ErrorKind::Credentials`] is recognised from it. The message is
+/// scrubbed of credential material when made.
+#[derive(Debug, Clone)]
+pub struct CredentialFailure {
+    pub kind: CredentialFailureKind,
+    message: String,
+}
+
+impl CredentialFailure {
+    pub fn new(kind: CredentialFailureKind, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            message: redact_text(&message.into()),
+        }
     }
 }
 
-impl std::error::Error for Failure {}
+impl std::fmt::Display for CredentialFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for CredentialFailure {}
+
+/// Whether `err` (or anything in its source chain) is a failure to obtain credentials:
+/// ours ([`CredentialFailure`]) or the AWS SDK's own chain's (`CredentialsError`).
+pub fn is_credentials_failure(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(err);
+    while let Some(e) = next {
+        if e.is::<CredentialFailure>() || e.is::<CredentialsError>() {
+            return true;
+        }
+        next = e.source();
+    }
+    false
+}
 
 impl ProvideCredentials for AzureFederatedProvider {
     fn provide_credentials<'a>(&'a self) -> future::ProvideCredentials<'a>
@@ -217,19 +311,21 @@ impl ProvideCredentials for AzureFederatedProvider {
 
 /// An STS client for the exchange: no credentials (the call is unsigned), the given
 /// region's endpoint; `AWS_ENDPOINT_URL_STS` / `AWS_ENDPOINT_URL` apply as in the SDK.
-pub async fn sts_client(region: &str) -> aws_sdk_sts::Client {
+/// No SDK retry waits longer than `max_delay`.
+pub async fn sts_client(region: &str, max_delay: Duration) -> aws_sdk_sts::Client {
     let shared = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .no_credentials()
         .region(aws_config::Region::new(region.to_string()))
-        .timeout_config(
-            aws_config::timeout::TimeoutConfig::builder()
-                .connect_timeout(Duration::from_secs(10))
-                .read_timeout(Duration::from_secs(30))
-                .build(),
-        )
+        .timeout_config(super::aws_waits::timeouts())
         .load()
         .await;
-    aws_sdk_sts::Client::new(&shared)
+    let conf = aws_sdk_sts::config::Builder::from(&shared)
+        .retry_config(super::aws_waits::retry_config(shared.retry_config(), max_delay))
+        .interceptor(super::aws_waits::CapRetryAfter { max_delay })
+        .interceptor(super::aws_waits::CapBody {
+            max_bytes: MAX_ANSWER_BYTES,
+        });
+    aws_sdk_sts::Client::from_conf(conf.build())
 }
 
 /// The region whose STS endpoint serves the exchange: the SDK's (`AWS_REGION`,
@@ -243,7 +339,13 @@ pub fn sts_region(fallback: &str) -> String {
 
 /// Credentials for AWS calls under `aws`: None for the SDK's default chain, else a
 /// federated provider for `role_arn`.
-pub async fn provider(aws: &AwsAuth, role_arn: Option<&str>, region: &str) -> Result<AwsCredentials, String> {
+/// `max_delay` (`[sync] retry_max_delay`) bounds every wait of the STS and Entra clients' retries.
+pub async fn provider(
+    aws: &AwsAuth,
+    role_arn: Option<&str>,
+    region: &str,
+    max_delay: Duration,
+) -> Result<AwsCredentials, String> {
     let AwsAuth::AzureFederated(f) = aws else {
         return Ok(None);
     };
@@ -252,12 +354,17 @@ pub async fn provider(aws: &AwsAuth, role_arn: Option<&str>, region: &str) -> Re
             .to_string()
     })?;
     Ok(Some(SharedCredentialsProvider::new(
-        federated(f, role_arn, region).await?,
+        federated(f, role_arn, region, max_delay).await?,
     )))
 }
 
-pub async fn federated(f: &AzureFederated, role_arn: &str, region: &str) -> Result<AzureFederatedProvider, String> {
-    let azure = match super::azure_auth::client_auth(&f.azure_credential)? {
+pub async fn federated(
+    f: &AzureFederated,
+    role_arn: &str,
+    region: &str,
+    max_delay: Duration,
+) -> Result<AzureFederatedProvider, String> {
+    let azure = match super::azure_auth::client_auth(&f.azure_credential, max_delay)? {
         super::azure_auth::ClientAuth::Token(t) => t,
         _ => {
             return Err(format!(
@@ -271,7 +378,7 @@ pub async fn federated(f: &AzureFederated, role_arn: &str, region: &str) -> Resu
         f.scope(),
         role_arn.to_string(),
         f.session_name.clone(),
-        sts_client(&sts_region(region)).await,
+        sts_client(&sts_region(region), max_delay).await,
     ))
 }
 

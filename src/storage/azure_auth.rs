@@ -23,8 +23,11 @@ pub enum ClientAuth {
     None,
 }
 
-pub fn client_auth(auth: &AzureAuth) -> Result<ClientAuth, String> {
+/// `max_delay` (`[sync] retry_max_delay`) bounds every wait of the credential's own retries.
+pub fn client_auth(auth: &AzureAuth, max_delay: std::time::Duration) -> Result<ClientAuth, String> {
     use azure_identity::*;
+    remember_secrets(auth);
+    let client_options = || super::azure_http::credential_options(max_delay);
     let token = |r: azure_core::Result<Arc<dyn TokenCredential>>| {
         r.map(ClientAuth::Token)
             .map_err(|e| format!("cannot set up Azure credential {:?}: {e}", auth.kind()))
@@ -33,13 +36,19 @@ pub fn client_auth(auth: &AzureAuth) -> Result<ClientAuth, String> {
         AzureAuth::ManagedIdentity { client_id } => token(
             ManagedIdentityCredential::new(Some(ManagedIdentityCredentialOptions {
                 user_assigned_id: client_id.clone().map(UserAssignedId::ClientId),
+                client_options: client_options(),
+            }))
+            .map(|c| c as Arc<dyn TokenCredential>),
+        ),
+        AzureAuth::WorkloadIdentity => token(
+            WorkloadIdentityCredential::new(Some(WorkloadIdentityCredentialOptions {
+                credential_options: ClientAssertionCredentialOptions {
+                    client_options: client_options(),
+                },
                 ..Default::default()
             }))
             .map(|c| c as Arc<dyn TokenCredential>),
         ),
-        AzureAuth::WorkloadIdentity => {
-            token(WorkloadIdentityCredential::new(None).map(|c| c as Arc<dyn TokenCredential>))
-        }
         AzureAuth::ClientSecret {
             tenant_id,
             client_id,
@@ -49,7 +58,9 @@ pub fn client_auth(auth: &AzureAuth) -> Result<ClientAuth, String> {
                 tenant_id,
                 client_id.clone(),
                 azure_core::credentials::Secret::new(secret.expose().clone()),
-                None,
+                Some(ClientSecretCredentialOptions {
+                    client_options: client_options(),
+                }),
             )
             .map(|c| c as Arc<dyn TokenCredential>),
         ),
@@ -64,6 +75,25 @@ pub fn client_auth(auth: &AzureAuth) -> Result<ClientAuth, String> {
                 key: Secret::new(key),
             })))
         }
+    }
+}
+
+/// Hands the configured secrets to [`crate::secret::remember`], so an error that echoes
+/// one (a service quoting a request, a URL, a header) is scrubbed whatever its shape.
+fn remember_secrets(auth: &AzureAuth) {
+    match auth {
+        AzureAuth::Sas(sas) => {
+            // The signature is the secret part; the other parameters are not.
+            for (k, v) in url::form_urlencoded::parse(sas.expose().as_bytes()) {
+                if k == "sig" {
+                    crate::secret::remember(&v);
+                    crate::secret::remember(&url::form_urlencoded::byte_serialize(v.as_bytes()).collect::<String>());
+                }
+            }
+        }
+        AzureAuth::SharedKey { key, .. } => crate::secret::remember(key.expose()),
+        AzureAuth::ClientSecret { secret, .. } => crate::secret::remember(secret.expose()),
+        _ => {}
     }
 }
 
@@ -163,4 +193,18 @@ fn string_to_sign(account: &str, request: &Request) -> String {
         s.push_str(&values.join(","));
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn configured_secrets_are_scrubbed_from_any_later_text() {
+        let sas = AzureAuth::Sas(Secret::new("sv=2022-11-02&ss=b&sig=CanarySasSig0001%2Babc%3D".into()));
+        client_auth(&sas, std::time::Duration::from_secs(1)).unwrap();
+        let echoed = "the service quoted CanarySasSig0001+abc= and CanarySasSig0001%2Babc%3D";
+        let red = crate::secret::redact_text(echoed);
+        assert!(!red.contains("CanarySasSig0001"), "{red}");
+    }
 }

@@ -5,7 +5,7 @@ use std::num::NonZero;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use azure_core::http::{Etag, RequestContent, RetryOptions, StatusCode, Url};
+use azure_core::http::{Etag, RequestContent, StatusCode, Url};
 use azure_storage_blob::models::{
     BlobClientAcquireLeaseResultHeaders, BlobClientGetPropertiesResultHeaders, BlobClientUploadOptions,
     BlobContainerClientListBlobsOptions, BlockBlobClientCommitBlockListOptions,
@@ -20,8 +20,12 @@ use super::azure_auth::{client_auth, ClientAuth};
 use super::*;
 use crate::config::AzureAuth;
 
-/// Retries for transient Azure failures (env `TRAILVAULT_AZURE_MAX_RETRIES`, default 4).
-pub const ENV_MAX_RETRIES: &str = "TRAILVAULT_AZURE_MAX_RETRIES";
+pub use super::azure_http::ENV_MAX_RETRIES;
+
+/// The longest `NextMarker` accepted. Azure documents no limit for this opaque value; a
+/// marker carries a blob name (at most 1,024 characters, percent-encoded up to three bytes
+/// each), so 4 KiB is beyond any the service makes and far below what breaks a URL.
+pub const MAX_MARKER_LEN: usize = 4096;
 
 pub struct AzureBlobStore {
     container: BlobContainerClient,
@@ -37,7 +41,13 @@ pub struct AzureBlobStore {
 }
 
 impl AzureBlobStore {
-    pub fn open(account_url: &Url, container: &str, auth: &AzureAuth) -> StorageResult<Self> {
+    /// `max_delay` (`[sync] retry_max_delay`) bounds every wait of the SDK's own retries.
+    pub fn open(
+        account_url: &Url,
+        container: &str,
+        auth: &AzureAuth,
+        max_delay: std::time::Duration,
+    ) -> StorageResult<Self> {
         let describe = format!("{}/{}", account_url.as_str().trim_end_matches('/'), container);
         let fail = |m: String| StorageError::new(ErrorKind::Other, "open", describe.clone(), m);
         let mut url = Url::parse(&format!("{}/{}", account_url.as_str().trim_end_matches('/'), container))
@@ -45,9 +55,11 @@ impl AzureBlobStore {
         if let AzureAuth::Sas(sas) = auth {
             url.set_query(Some(sas.expose()));
         }
-        let mut options = BlobContainerClientOptions::default();
-        options.client_options.retry = retry_options();
-        let credential = match client_auth(auth).map_err(fail)? {
+        let mut options = BlobContainerClientOptions {
+            client_options: super::azure_http::client_options(max_delay),
+            ..Default::default()
+        };
+        let credential = match client_auth(auth, max_delay).map_err(fail)? {
             ClientAuth::Token(t) => Some(t),
             ClientAuth::Policy(p) => {
                 options.client_options.per_try_policies.push(p);
@@ -120,28 +132,8 @@ pub fn blob_url(container: &Url, name: &str) -> Url {
     url
 }
 
-fn retry_options() -> RetryOptions {
-    let retries = std::env::var(ENV_MAX_RETRIES)
-        .ok()
-        .and_then(|v| v.parse::<u32>().ok())
-        .unwrap_or(4);
-    if retries == 0 {
-        return RetryOptions::none();
-    }
-    RetryOptions::exponential(azure_core::http::ExponentialRetryOptions {
-        initial_delay: azure_core::time::Duration::milliseconds(500),
-        max_retries: retries,
-        max_total_elapsed: azure_core::time::Duration::seconds(30),
-        max_delay: azure_core::time::Duration::seconds(8),
-    })
-}
-
-/// Maps an SDK error; `create_only` turns 412 into "already exists" (Azure may answer
-/// 412 instead of 409 to If-None-Match: *).
-/// How long Azure asked us to wait: `retry-after-ms`, `x-ms-retry-after-ms` (milliseconds)
-/// or `Retry-After` (seconds or an HTTP date), from the error's raw response.
+/// How long Azure asked us to wait, from the error's raw response (our retry policy caps it).
 fn retry_after(e: &azure_core::Error) -> Option<std::time::Duration> {
-    use azure_core::http::headers::HeaderName;
     let azure_core::error::ErrorKind::HttpResponse {
         raw_response: Some(raw),
         ..
@@ -149,20 +141,11 @@ fn retry_after(e: &azure_core::Error) -> Option<std::time::Duration> {
     else {
         return None;
     };
-    let headers = raw.headers();
-    for name in ["retry-after-ms", "x-ms-retry-after-ms"] {
-        if let Some(ms) = headers
-            .get_optional_str(&HeaderName::from_static(name))
-            .and_then(|v| v.trim().parse::<u64>().ok())
-        {
-            return Some(std::time::Duration::from_millis(ms.min(3_600_000)));
-        }
-    }
-    headers
-        .get_optional_str(&HeaderName::from_static("retry-after"))
-        .and_then(super::retry::parse_retry_after)
+    super::azure_http::asked_wait(raw.headers())
 }
 
+/// Maps an SDK error; `create_only` turns 412 into "already exists" (Azure may answer
+/// 412 instead of 409 to If-None-Match: *).
 fn map_err(op: &'static str, target: String, e: azure_core::Error, create_only: bool) -> StorageError {
     use azure_core::error::ErrorKind as K;
     let code = match e.kind() {
@@ -287,7 +270,7 @@ impl BlobStore for AzureBlobStore {
             .collect();
         Ok(Page {
             items,
-            next: PageToken::from_service(listing.next_marker),
+            next: super::list::checked_token(listing.next_marker, MAX_MARKER_LEN, "list", &self.target(prefix))?,
         })
     }
 
@@ -478,9 +461,18 @@ impl BlobStore for AzureBlobStore {
 }
 
 /// Opens the archive and state stores of a `[target]`.
-pub fn open_target(target: &crate::config::TargetConfig) -> StorageResult<(Arc<dyn BlobStore>, Arc<dyn BlobStore>)> {
-    let archive = AzureBlobStore::open(&target.account_url, target.container.as_str(), &target.auth)?;
-    let state = AzureBlobStore::open(&target.state_account_url, target.state_container.as_str(), &target.auth)?;
+/// `max_delay` (`[sync] retry_max_delay`) bounds every wait of the SDK's own retries.
+pub fn open_target(
+    target: &crate::config::TargetConfig,
+    max_delay: std::time::Duration,
+) -> StorageResult<(Arc<dyn BlobStore>, Arc<dyn BlobStore>)> {
+    let archive = AzureBlobStore::open(&target.account_url, target.container.as_str(), &target.auth, max_delay)?;
+    let state = AzureBlobStore::open(
+        &target.state_account_url,
+        target.state_container.as_str(),
+        &target.auth,
+        max_delay,
+    )?;
     Ok((Arc::new(archive), Arc::new(state)))
 }
 

@@ -93,15 +93,26 @@ impl FolderLister {
     }
 }
 
+/// Why a folder listing could not be read as the service's document.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ListingError {
+    #[error("not XML: {0}")]
+    Xml(String),
+    #[error("the listing ended before its document did")]
+    Truncated,
+    #[error("no EnumerationResults element")]
+    NotAListing,
+}
+
 /// `BlobPrefix/Name` elements and `NextMarker` of an `EnumerationResults` document.
-pub fn parse_folders(xml: &[u8]) -> Result<Page<String>, String> {
+pub fn parse_folders(xml: &[u8]) -> Result<Page<String>, ListingError> {
     let mut reader = quick_xml::Reader::from_reader(xml);
     let mut path: Vec<Vec<u8>> = Vec::new();
     let mut items = Vec::new();
     let mut next = None;
     let mut saw_root = false;
     loop {
-        match reader.read_event().map_err(|e| e.to_string())? {
+        match reader.read_event().map_err(|e| ListingError::Xml(e.to_string()))? {
             Event::Start(e) => {
                 if path.is_empty() {
                     saw_root = e.name().as_ref() == b"EnumerationResults";
@@ -112,7 +123,7 @@ pub fn parse_folders(xml: &[u8]) -> Result<Page<String>, String> {
                 path.pop();
             }
             Event::Text(t) => {
-                let text = t.unescape().map_err(|e| e.to_string())?.into_owned();
+                let text = t.unescape().map_err(|e| ListingError::Xml(e.to_string()))?.into_owned();
                 let at: Vec<&[u8]> = path.iter().map(Vec::as_slice).collect();
                 match at.as_slice() {
                     [b"EnumerationResults", b"Blobs", b"BlobPrefix", b"Name"] => items.push(text),
@@ -122,12 +133,12 @@ pub fn parse_folders(xml: &[u8]) -> Result<Page<String>, String> {
             }
             Event::Eof if path.is_empty() => break,
             // A page cut short would silently lose the folders after the cut.
-            Event::Eof => return Err("the listing ended before its document did".into()),
+            Event::Eof => return Err(ListingError::Truncated),
             _ => {}
         }
     }
     if !saw_root {
-        return Err("no EnumerationResults element".into());
+        return Err(ListingError::NotAListing);
     }
     Ok(Page {
         items,

@@ -43,8 +43,104 @@ impl<T> Page<T> {
 /// Items of a listing, fetched a page at a time as the caller walks them.
 pub type ListStream<'a, T> = BoxStream<'a, StorageResult<T>>;
 
-/// Walks pages from `fetch` until one has no continuation. A service that hands back a
-/// token it gave before would loop forever; that is an error, not a hang.
+/// Environment: the most pages one listing may take (default [`DEFAULT_MAX_PAGES`]).
+pub const ENV_MAX_PAGES: &str = "TRAILVAULT_LIST_MAX_PAGES";
+/// 100,000 pages: 100 million keys at S3's 1,000 a page, far beyond any CloudTrail stream
+/// a run lists (about 110,000 keys a year per account, region and kind).
+pub const DEFAULT_MAX_PAGES: u64 = 100_000;
+
+/// The page budget of every listing: [`ENV_MAX_PAGES`] when set to a positive number.
+pub fn max_pages() -> u64 {
+    std::env::var(ENV_MAX_PAGES)
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or(DEFAULT_MAX_PAGES)
+}
+
+/// The one loop guard every paged listing goes through (object and folder listings,
+/// S3 and Azure): a listing that repeats a continuation token, or that has not ended
+/// within its page budget, is an error, never a hang. Tokens seen are kept as 128-bit
+/// digests, not as text, so a service handing out a fresh megabyte token per page
+/// cannot grow memory beyond a few bytes a page.
+pub struct ListGuard {
+    operation: &'static str,
+    target: String,
+    seen: std::collections::HashSet<[u8; 16]>,
+    pages: u64,
+    max_pages: u64,
+}
+
+impl ListGuard {
+    pub fn new(operation: &'static str, target: String) -> Self {
+        Self::with_budget(operation, target, max_pages())
+    }
+
+    pub fn with_budget(operation: &'static str, target: String, max_pages: u64) -> Self {
+        Self {
+            operation,
+            target,
+            seen: std::collections::HashSet::new(),
+            pages: 0,
+            max_pages: max_pages.max(1),
+        }
+    }
+
+    fn error(&self, message: String) -> StorageError {
+        StorageError::new(ErrorKind::Other, self.operation, self.target.clone(), message)
+    }
+
+    /// Accounts for one page that ended with `next`: the token to ask with next, None when
+    /// the listing is complete, or the listing error.
+    pub fn next(&mut self, next: Option<PageToken>) -> StorageResult<Option<PageToken>> {
+        self.pages += 1;
+        let Some(token) = next else { return Ok(None) };
+        let digest = {
+            use sha2::Digest;
+            let full = sha2::Sha256::digest(token.as_str().as_bytes());
+            let mut d = [0u8; 16];
+            d.copy_from_slice(&full[..16]);
+            d
+        };
+        if !self.seen.insert(digest) {
+            return Err(self.error(
+                "the service returned a continuation token it gave before; the listing would never end".into(),
+            ));
+        }
+        if self.pages >= self.max_pages {
+            return Err(self.error(format!(
+                "the listing did not end within its budget of {} pages (set {ENV_MAX_PAGES} for a larger one)",
+                self.max_pages
+            )));
+        }
+        Ok(Some(token))
+    }
+}
+
+/// A continuation token as a service sent it, refused when it is longer than `limit`
+/// (the service's own): a longer one is not the service's, and sending it back would
+/// build a URL the HTTP stack cannot hold.
+pub fn checked_token(
+    token: Option<String>,
+    limit: usize,
+    operation: &'static str,
+    target: &str,
+) -> StorageResult<Option<PageToken>> {
+    match PageToken::from_service(token) {
+        Some(t) if t.as_str().len() > limit => Err(StorageError::new(
+            ErrorKind::Other,
+            operation,
+            target,
+            format!(
+                "the service returned a continuation token of {} bytes, longer than its limit of {limit}",
+                t.as_str().len()
+            ),
+        )),
+        t => Ok(t),
+    }
+}
+
+/// Walks pages from `fetch` until one has no continuation, through a [`ListGuard`].
 fn paged<'a, T, F, Fut>(operation: &'static str, target: String, fetch: F) -> ListStream<'a, T>
 where
     T: Send + 'a,
@@ -56,34 +152,21 @@ where
         After(PageToken),
         Done,
     }
-    let start = (Next::First, std::collections::HashSet::<PageToken>::new());
-    let pages = stream::try_unfold(start, move |(next, mut seen)| {
-        let asked = match next {
-            Next::First => Some(None),
-            Next::After(token) => {
-                seen.insert(token.clone());
-                Some(Some(token))
-            }
+    let start = (Next::First, ListGuard::new(operation, target));
+    let pages = stream::try_unfold(start, move |(next, mut guard)| {
+        let request = match next {
+            Next::First => Some(fetch(None)),
+            Next::After(token) => Some(fetch(Some(token))),
             Next::Done => None,
         };
-        let request = asked.map(&fetch);
-        let target = target.clone();
         async move {
             let Some(request) = request else { return Ok(None) };
             let page = request.await?;
-            let next = match page.next {
-                Some(token) if seen.contains(&token) => {
-                    return Err(StorageError::new(
-                        ErrorKind::Other,
-                        operation,
-                        target,
-                        "the service returned a continuation token it gave before; the listing would never end",
-                    ));
-                }
+            let next = match guard.next(page.next)? {
                 Some(token) => Next::After(token),
                 None => Next::Done,
             };
-            Ok(Some((page.items, (next, seen))))
+            Ok(Some((page.items, (next, guard))))
         }
     });
     pages
@@ -240,6 +323,46 @@ mod tests {
         .try_collect()
         .await;
         assert_eq!(result.unwrap_err().kind, ErrorKind::Unavailable);
+    }
+
+    #[tokio::test]
+    async fn a_fresh_token_on_every_page_ends_at_the_page_budget() {
+        let mut guard = ListGuard::with_budget("list", "t".into(), 50);
+        let mut err = None;
+        for i in 0..1_000u32 {
+            match guard.next(Some(PageToken(format!("{i}{}", "x".repeat(1000))))) {
+                Ok(_) => {}
+                Err(e) => {
+                    err = Some((i, e));
+                    break;
+                }
+            }
+        }
+        let (at, e) = err.expect("the budget ends the listing");
+        assert_eq!(at, 49, "stopped at the 50th page");
+        assert!(e.message.contains("budget of 50 pages"), "{e}");
+        // 16-byte digests, one per page: not the 1 kB tokens.
+        assert!(guard.seen.len() <= 50, "{}", guard.seen.len());
+    }
+
+    #[test]
+    fn a_last_page_ends_the_guard_without_error() {
+        let mut guard = ListGuard::with_budget("list", "t".into(), 1);
+        assert_eq!(
+            guard.next(None).unwrap(),
+            None,
+            "a one-page listing fits a budget of one"
+        );
+    }
+
+    #[test]
+    fn a_token_longer_than_the_limit_is_an_error() {
+        assert!(checked_token(Some("a".repeat(1024)), 1024, "list", "t")
+            .unwrap()
+            .is_some());
+        let e = checked_token(Some("a".repeat(1025)), 1024, "list", "t").unwrap_err();
+        assert!(e.message.contains("longer than its limit"), "{e}");
+        assert!(checked_token(Some(String::new()), 1, "list", "t").unwrap().is_none());
     }
 
     #[test]

@@ -12,7 +12,9 @@ use chrono::{DateTime, Utc};
 use futures::stream::BoxStream;
 
 pub mod aws_credentials;
+pub mod aws_waits;
 pub mod azure_auth;
+pub mod azure_http;
 pub mod blob;
 pub mod blob_folders;
 pub mod decorate;
@@ -38,6 +40,10 @@ pub enum ErrorKind {
     LeaseHeld,
     /// The service refused our identity or signature.
     Auth,
+    /// Credentials could not be obtained or were refused as credentials: STS or the
+    /// Entra identity failed (refused, unreachable, garbled answer), or S3 called the key
+    /// expired, unknown or mis-signed. Not an outage of the service itself.
+    Credentials,
     /// The endpoint could not be reached (DNS, connect, timeout).
     Unreachable,
     /// Bytes did not match their checksum on the wire, or a body ended early.

@@ -10,6 +10,7 @@ use bytes::Bytes;
 use chrono::{DateTime, TimeZone, Utc};
 
 use super::aws_credentials::AwsCredentials;
+use super::list::{checked_token, ListGuard};
 use super::*;
 use crate::config::SourceConfig;
 
@@ -22,14 +23,19 @@ pub struct S3Source {
 
 impl S3Source {
     /// Builds a client for one source. Loads credentials lazily: nothing is sent here.
-    pub async fn connect(source: &SourceConfig, credentials: AwsCredentials) -> Self {
-        Self::connect_with(
-            source.bucket.as_str(),
-            source.region.as_str(),
-            source.endpoint.as_ref().map(|u| u.as_str()),
-            credentials,
-        )
-        .await
+    /// `max_delay` (`[sync] retry_max_delay`) bounds every wait of the SDK's own retries.
+    pub async fn connect(source: &SourceConfig, credentials: AwsCredentials, max_delay: Duration) -> Self {
+        Self {
+            client: s3_client(
+                Some(source.region.as_str()),
+                source.endpoint.as_ref().map(|u| u.as_str()),
+                credentials,
+                max_delay,
+            )
+            .await,
+            bucket: source.bucket.to_string(),
+            page_size: None,
+        }
     }
 
     /// With the SDK's default credential chain.
@@ -39,7 +45,7 @@ impl S3Source {
 
     pub async fn connect_with(bucket: &str, region: &str, endpoint: Option<&str>, credentials: AwsCredentials) -> Self {
         Self {
-            client: s3_client(Some(region), endpoint, credentials).await,
+            client: s3_client(Some(region), endpoint, credentials, DEFAULT_MAX_DELAY).await,
             bucket: bucket.to_string(),
             page_size: None,
         }
@@ -57,15 +63,21 @@ impl S3Source {
     }
 }
 
+/// The SDK's wait ceiling for clients built without a configuration (`[sync]
+/// retry_max_delay`'s default).
+const DEFAULT_MAX_DELAY: Duration = Duration::from_secs(30);
+
 /// An S3 client with `credentials` (None: the SDK's default chain); `region` None takes
-/// the chain's region (AWS_REGION, profile) or us-east-1; an endpoint is addressed path-style.
-async fn s3_client(region: Option<&str>, endpoint: Option<&str>, credentials: AwsCredentials) -> aws_sdk_s3::Client {
-    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest()).timeout_config(
-        aws_config::timeout::TimeoutConfig::builder()
-            .connect_timeout(Duration::from_secs(10))
-            .read_timeout(Duration::from_secs(60))
-            .build(),
-    );
+/// the chain's region (AWS_REGION, profile) or us-east-1; an endpoint is addressed
+/// path-style. Connect and read timeouts, and no SDK retry waits longer than `max_delay`.
+async fn s3_client(
+    region: Option<&str>,
+    endpoint: Option<&str>,
+    credentials: AwsCredentials,
+    max_delay: Duration,
+) -> aws_sdk_s3::Client {
+    let mut loader =
+        aws_config::defaults(aws_config::BehaviorVersion::latest()).timeout_config(super::aws_waits::timeouts());
     if let Some(r) = region {
         loader = loader.region(aws_config::Region::new(r.to_string()));
     }
@@ -77,7 +89,9 @@ async fn s3_client(region: Option<&str>, endpoint: Option<&str>, credentials: Aw
         );
     }
     let shared = loader.load().await;
-    let mut conf = aws_sdk_s3::config::Builder::from(&shared);
+    let mut conf = aws_sdk_s3::config::Builder::from(&shared)
+        .retry_config(super::aws_waits::retry_config(shared.retry_config(), max_delay))
+        .interceptor(super::aws_waits::CapRetryAfter { max_delay });
     if shared.region().is_none() {
         conf = conf.region(aws_config::Region::new("us-east-1"));
     }
@@ -96,18 +110,22 @@ where
     E: ProvideErrorMetadata + std::error::Error + 'static,
 {
     let kind = match &err {
+        // Before the dispatch arms: the SDK's identity cache reports a provider that failed
+        // (or was slow) as a dispatch failure, which is not S3 being unreachable.
+        _ if super::aws_credentials::is_credentials_failure(&err) => ErrorKind::Credentials,
         SdkError::DispatchFailure(d) if d.is_io() || d.is_timeout() => ErrorKind::Unreachable,
         SdkError::TimeoutError(_) => ErrorKind::Unreachable,
         SdkError::ServiceError(s) => match (s.err().code(), s.raw().status().as_u16()) {
             (Some("NoSuchKey") | Some("NotFound"), _) => ErrorKind::NotFound,
             (
-                Some("AccessDenied")
-                | Some("InvalidAccessKeyId")
+                Some("InvalidAccessKeyId")
                 | Some("SignatureDoesNotMatch")
                 | Some("ExpiredToken")
+                | Some("TokenRefreshRequired")
                 | Some("InvalidToken"),
                 _,
-            ) => ErrorKind::Auth,
+            ) => ErrorKind::Credentials,
+            (Some("AccessDenied"), _) => ErrorKind::Auth,
             (Some("NoSuchBucket"), _) => ErrorKind::NotFound,
             (Some("SlowDown") | Some("Throttling") | Some("ThrottlingException") | Some("RequestLimitExceeded"), _)
             | (_, 429) => ErrorKind::Throttled,
@@ -133,11 +151,15 @@ where
     };
     let hint = match kind {
         ErrorKind::Unreachable => " (check the source endpoint/region and network access to S3)",
-        ErrorKind::Auth => " (check the AWS credentials: env, profile/SSO, web identity, instance role, or with [aws] azure-federated the Azure identity, the role's trust policy and STS)",
+        ErrorKind::Auth | ErrorKind::Credentials => " (check the AWS credentials: env, profile/SSO, web identity, instance role, or with [aws] azure-federated the Azure identity, the role's trust policy and STS)",
         _ => "",
     };
     StorageError::new(kind, op, target, format!("{}{hint}", DisplayErrorContext(&err))).with_retry_after(retry_after)
 }
+
+/// The longest continuation token S3 documents (ListBuckets' `ContinuationToken`, "Maximum
+/// length of 1024"; ListObjectsV2 documents none and sends short opaque tokens).
+pub const MAX_TOKEN_LEN: usize = 1024;
 
 fn to_utc(t: &aws_sdk_s3::primitives::DateTime) -> DateTime<Utc> {
     Utc.timestamp_opt(t.secs(), t.subsec_nanos())
@@ -188,7 +210,12 @@ impl Source for S3Source {
         // again; the flag without a token would end the listing early, and a sync would
         // move its watermark past keys it never saw: that is an error, not a last page.
         let next = if page.is_truncated() == Some(true) {
-            let next = PageToken::from_service(page.next_continuation_token().map(str::to_string));
+            let next = checked_token(
+                page.next_continuation_token().map(str::to_string),
+                MAX_TOKEN_LEN,
+                "list",
+                &self.target(prefix),
+            )?;
             if next.is_none() {
                 return Err(StorageError::new(
                     ErrorKind::Other,
@@ -204,25 +231,55 @@ impl Source for S3Source {
         Ok(Page { items, next })
     }
 
+    /// Page by page through the same [`ListGuard`] as every listing (the SDK's paginator
+    /// would follow tokens A, B, A for ever and keep no budget).
     async fn list_folders(&self, prefix: &str) -> StorageResult<Vec<String>> {
-        let mut pages = self
-            .client
-            .list_objects_v2()
-            .bucket(&self.bucket)
-            .prefix(prefix)
-            .delimiter("/")
-            .into_paginator()
-            .send();
+        let target = self.target(prefix);
+        let mut guard = ListGuard::new("list", target.clone());
         let mut out = Vec::new();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| map_err("list", self.target(prefix), e))?;
+        let mut token: Option<PageToken> = None;
+        loop {
+            let page = self
+                .client
+                .list_objects_v2()
+                .bucket(&self.bucket)
+                .prefix(prefix)
+                .delimiter("/")
+                .set_continuation_token(token.map(|t| t.as_str().to_string()))
+                .send()
+                .await
+                .map_err(|e| map_err("list", target.clone(), e))?;
             out.extend(
                 page.common_prefixes()
                     .iter()
                     .filter_map(|p| p.prefix().map(str::to_string)),
             );
+            let next = match page.is_truncated() {
+                Some(true) => {
+                    let next = checked_token(
+                        page.next_continuation_token().map(str::to_string),
+                        MAX_TOKEN_LEN,
+                        "list",
+                        &target,
+                    )?;
+                    // As for object listings: ending here would hide the folders not yet seen.
+                    if next.is_none() {
+                        return Err(StorageError::new(
+                            ErrorKind::Other,
+                            "list",
+                            target,
+                            "the listing is truncated but the service gave no continuation token",
+                        ));
+                    }
+                    next
+                }
+                _ => None,
+            };
+            match guard.next(next)? {
+                Some(t) => token = Some(t),
+                None => return Ok(out),
+            }
         }
-        Ok(out)
     }
 
     async fn get(&self, key: &str) -> StorageResult<SourceBody> {
@@ -285,9 +342,16 @@ pub struct S3Sink {
 impl S3Sink {
     /// `endpoint`: an S3-compatible server, addressed path-style. Region from the
     /// SDK's chain (AWS_REGION, profile), else us-east-1.
-    pub async fn connect(bucket: &str, prefix: &str, endpoint: Option<&str>, credentials: AwsCredentials) -> Self {
+    /// `max_delay` (`[sync] retry_max_delay`) bounds every wait of the SDK's own retries.
+    pub async fn connect(
+        bucket: &str,
+        prefix: &str,
+        endpoint: Option<&str>,
+        credentials: AwsCredentials,
+        max_delay: Duration,
+    ) -> Self {
         Self {
-            client: s3_client(None, endpoint, credentials).await,
+            client: s3_client(None, endpoint, credentials, max_delay).await,
             bucket: bucket.to_string(),
             prefix: prefix.trim_matches('/').to_string(),
             retry: super::retry::RetryPolicy::none(),
@@ -616,6 +680,59 @@ mod tests {
         let listed: StorageResult<Vec<SourceObject>> = src.list("p/", None).try_collect().await;
         let err = listed.unwrap_err();
         assert!(err.message.contains("no continuation token"), "{err}");
+    }
+
+    fn folders(truncated: bool, token: Option<&str>) -> String {
+        let token = token.map(|t| format!("<NextContinuationToken>{t}</NextContinuationToken>"));
+        format!(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\
+             <ListBucketResult xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">\
+             <Name>b</Name><Prefix>p/</Prefix><KeyCount>1</KeyCount><MaxKeys>1000</MaxKeys>\
+             <IsTruncated>{truncated}</IsTruncated>{}\
+             <CommonPrefixes><Prefix>p/x/</Prefix></CommonPrefixes></ListBucketResult>",
+            token.unwrap_or_default()
+        )
+    }
+
+    /// The folder listing goes through the same guard as object listings (it used the
+    /// SDK's paginator, which followed A, B, A for ever).
+    #[tokio::test]
+    async fn folder_listings_refuse_cycling_oversized_and_missing_tokens() {
+        use wiremock::matchers::query_param_is_missing;
+        for (first, then, expect) in [
+            (folders(true, Some("A")), folders(true, Some("A")), "gave before"),
+            (
+                folders(true, Some(&"T".repeat(MAX_TOKEN_LEN + 1))),
+                folders(false, None),
+                "longer than its limit",
+            ),
+            (folders(true, None), folders(false, None), "no continuation token"),
+        ] {
+            let server = MockServer::start().await;
+            Mock::given(method("GET"))
+                .and(query_param_is_missing("continuation-token"))
+                .respond_with(ResponseTemplate::new(200).set_body_string(first))
+                .mount(&server)
+                .await;
+            Mock::given(method("GET"))
+                .respond_with(ResponseTemplate::new(200).set_body_string(then))
+                .mount(&server)
+                .await;
+            let err = source(&server).await.list_folders("p/").await.unwrap_err();
+            assert!(err.message.contains(expect), "{err}");
+        }
+        let server = MockServer::start().await;
+        Mock::given(method("GET"))
+            .and(query_param("continuation-token", "A"))
+            .respond_with(ResponseTemplate::new(200).set_body_string(folders(false, None)))
+            .mount(&server)
+            .await;
+        Mock::given(method("GET"))
+            .respond_with(ResponseTemplate::new(200).set_body_string(folders(true, Some("A"))))
+            .mount(&server)
+            .await;
+        let listed = source(&server).await.list_folders("p/").await.unwrap();
+        assert_eq!(listed, ["p/x/", "p/x/"], "both pages, then the end");
     }
 
     #[tokio::test]

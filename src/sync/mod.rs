@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cloudtrail::{AccountId, FileKind, Region, StreamPrefix};
 use crate::config::SyncSettings;
-use crate::records::{new_run_id, AwsHealth, Record, RecordType, RunStatus};
+use crate::records::{new_run_id, AwsHealth, Probe, Record, RecordType, RunStatus};
 use crate::state::conflicts::{record_conflict, ConflictNote};
 use crate::state::lock::{LockError, LockHolder, SyncLock};
 use crate::state::watermark::{self, Settled, StreamMark};
@@ -73,6 +73,9 @@ pub struct SourceHandle {
     pub name: String,
     pub prefix: String,
     pub source: Arc<dyn Source>,
+    /// Set when the source's AWS credentials could not be had before the run (the Entra
+    /// to STS exchange failed): the health is `CredentialsFailed`, never an outage.
+    pub credentials_error: Option<String>,
 }
 
 pub struct SyncJob {
@@ -318,13 +321,26 @@ impl SourceRun<'_> {
         }
         // The probe: does this source's S3 answer at all, within the timeout?
         let root = crate::cloudtrail::key::awslogs_root(&self.handle.prefix);
-        report.aws_probe = Some(
-            match tokio::time::timeout(self.job.health.probe_timeout, self.handle.source.list_folders(&root)).await {
-                Ok(Ok(_)) => Ok(()),
-                Ok(Err(e)) => Err(e.to_string()),
-                Err(_) => Err(format!("no answer within {:?}", self.job.health.probe_timeout)),
-            },
-        );
+        report.aws_probe = Some(match &self.handle.credentials_error {
+            // The identity exchange already failed: probing S3 would only time out on it.
+            Some(e) => Probe::CredentialsFailed(e.clone()),
+            None => {
+                let probe = self.handle.source.list_folders(&root);
+                match tokio::time::timeout(self.job.health.probe_timeout, probe).await {
+                    Ok(Ok(_)) => Probe::Reachable,
+                    Ok(Err(e))
+                        if matches!(
+                            e.kind,
+                            crate::storage::ErrorKind::Auth | crate::storage::ErrorKind::Credentials
+                        ) =>
+                    {
+                        Probe::CredentialsFailed(e.to_string())
+                    }
+                    Ok(Err(e)) => Probe::Unreachable(e.to_string()),
+                    Err(_) => Probe::Unreachable(format!("no answer within {:?}", self.job.health.probe_timeout)),
+                }
+            }
+        });
         let discovered = until_deadline(
             self.job.deadline,
             discover::discover(self.handle.source.as_ref(), &self.handle.prefix),
@@ -365,6 +381,15 @@ impl SourceRun<'_> {
             .await;
         for o in outcomes {
             merge(&mut report, o);
+        }
+        let max_gap = chrono::Duration::from_std(self.job.settings.max_gap).unwrap_or(chrono::Duration::MAX);
+        report.stale_streams = watermark::stale_streams(report.marks.iter().map(|(s, t)| (s.as_str(), *t)), max_gap);
+        if !report.stale_streams.is_empty() {
+            tracing::warn!(
+                source = self.handle.name,
+                streams = ?report.stale_streams,
+                "streams whose newest archived file is more than max_gap behind their siblings'"
+            );
         }
         report.conflicts.sort();
         report
@@ -450,6 +475,8 @@ impl SourceRun<'_> {
             doc.coverage = Some(coverage);
             changed = true;
         }
+        r.marks
+            .extend(doc.streams.iter().map(|(stream, mark)| (stream.clone(), mark.time)));
         if changed && !self.job.dry_run {
             if self.lost.is_cancelled() {
                 r.errors
@@ -694,6 +721,7 @@ fn merge(into: &mut SourceReport, part: SourceReport) {
     into.bytes_planned += part.bytes_planned;
     into.conflicts.extend(part.conflicts);
     into.future_keys.merge(part.future_keys);
+    into.marks.extend(part.marks);
     into.errors.extend(part.errors);
     let room = MAX_LISTED_FAILURES.saturating_sub(into.failures.len());
     into.failures.extend(part.failures.into_iter().take(room));
@@ -740,6 +768,7 @@ pub fn sync_records(report: &SyncReport, max_gap: std::time::Duration) -> Vec<Re
                 "deadline_reached": s.deadline_reached,
                 "not_started": s.not_started,
                 "future_keys": s.future_keys,
+                "stale_streams": s.stale_streams,
                 "stopped": report.cancelled.then_some("signal"),
                 "errors": s.errors,
                 "accounts": s.accounts,

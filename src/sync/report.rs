@@ -60,11 +60,17 @@ pub struct SourceReport {
     /// Listed keys named for a time after the run could trust (more than an hour after its
     /// start): not copied, never moving a watermark; they make the run `Partial`, exit 1.
     pub future_keys: crate::truncated::Truncated<String>,
+    /// Streams whose newest archived file is more than `max_gap` behind their siblings'
+    /// (same kind): archiving of that account-region stopped while the rest went on.
+    pub stale_streams: Vec<String>,
+    /// Each stream's watermark after this run, for `stale_streams`.
+    #[serde(skip)]
+    pub marks: Vec<(String, DateTime<Utc>)>,
     /// Set when this run moved the source into or out of the Outage state.
     pub failover_event: Option<String>,
     /// This run's probe, consumed when the health state is written.
     #[serde(skip)]
-    pub aws_probe: Option<Result<(), String>>,
+    pub aws_probe: Option<crate::records::Probe>,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -118,6 +124,16 @@ impl SyncReport {
             RunStatus::Failed
         } else {
             RunStatus::Partial
+        }
+    }
+
+    /// The one success rule (exit 0, Functions 200): every file archived, or stopped only
+    /// by the deadline with nothing failed (progress saved; the next run goes on).
+    pub fn is_success(&self) -> bool {
+        match self.status {
+            RunStatus::Succeeded => true,
+            RunStatus::Partial => self.stopped_only_by_deadline(),
+            RunStatus::Failed => false,
         }
     }
 

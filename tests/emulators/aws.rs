@@ -803,3 +803,119 @@ async fn each_source_is_read_with_its_own_role() {
         ])
     );
 }
+
+/// Refused credentials are our problem, not an AWS outage: three syncs whose identity
+/// exchange fails (an unknown Entra identity; STS answering AccessDenied) leave the
+/// source `CredentialsFailed`, write no `Failover` record, and exit 1.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_credentials_are_credentials_failed_never_an_outage() {
+    let w = match World::new("refused-credentials-bucket").await {
+        Some(w) => w,
+        None => return,
+    };
+    w.seed(&sample_trail(&w.bucket).generate()).await;
+    let config = w.config(
+        w.moto.port,
+        "",
+        &format!(
+            "[aws]\nauth = \"azure-federated\"\nrole_arn = \"{READER}\"\nazure_credential = \"managed-identity\"\n\n[health]\ndegraded_after = 1\noutage_after = 2\n"
+        ),
+    );
+    let unknown = MockServer::start().await;
+    let sts = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(403).set_body_string(
+            "<ErrorResponse><Error><Type>Sender</Type><Code>AccessDenied</Code><Message>Not authorized to perform sts:AssumeRoleWithWebIdentity</Message></Error><RequestId>x</RequestId></ErrorResponse>",
+        ))
+        .mount(&sts)
+        .await;
+    let identity = identity_endpoint(&entra_token()).await;
+    let sts_port: u16 = sts.address().port();
+    let cases: [(&MockServer, u16); 2] = [(&unknown, w.moto.port), (&identity, sts_port)];
+    for (identity, sts_port) in cases {
+        for _ in 0..3 {
+            let run = output(&mut keyless(&w, &config, &["sync", "--json"], identity, sts_port)).await;
+            assert_eq!(run.code, 1, "{run:?}");
+        }
+        let (health, _) = trailvault::storage::read_all(w.state.as_ref(), &format!("health/{SOURCE}.json"))
+            .await
+            .unwrap()
+            .unwrap();
+        let health: serde_json::Value = serde_json::from_slice(&health).unwrap();
+        assert_eq!(health["aws_health"], "CredentialsFailed", "{health}");
+        let status = w.run(&config, &["status", "--json"]).await;
+        assert_eq!(
+            status.json()["sources"][0]["aws_health"],
+            "CredentialsFailed",
+            "{}",
+            status.stdout
+        );
+    }
+    for r in w.state.list_all("runs/").await.unwrap() {
+        let (bytes, _) = trailvault::storage::read_all(w.state.as_ref(), &r.name)
+            .await
+            .unwrap()
+            .unwrap();
+        let text = String::from_utf8_lossy(&bytes);
+        assert!(
+            !text.contains("\"Failover\""),
+            "a credentials failure was declared an outage: {text}"
+        );
+        assert!(!text.contains("\"Outage\""), "{text}");
+    }
+}
+
+/// The deadline excuses only files not started: with every archive PUT failing, a run
+/// with `--deadline` is `Failed`, exit 1 (never `Partial`, 0 failed, exit 0), ends within
+/// the deadline plus the in-flight allowance, and the next clean run completes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failing_archive_puts_under_a_deadline_are_a_failed_run() {
+    use super::support::proxy::{Cloud, Storm};
+    let w = match World::new("deadline-failing-bucket").await {
+        Some(w) => w,
+        None => return,
+    };
+    let files = many_files_trail(&w.bucket).generate();
+    w.seed(&files).await;
+    let archive_proxy = Proxy::start(w.azurite.port).await;
+    archive_proxy.storm(Some(Storm {
+        cloud: Cloud::Azure,
+        errors: 1.0,
+        resets: 0.0,
+        // Blob writes under the source's folder; creating the container passes.
+        only: Some(archive_upload_line()),
+    }));
+    let config = w.config_with_target(
+        w.moto.port,
+        "",
+        &super::support::blob_url(archive_proxy.port),
+        "shared-key",
+        &format!("state_account_url = \"{}\"\n\n[sync]\nconcurrency = 2\n", w.blob_url()),
+    );
+    let started = std::time::Instant::now();
+    let run = w.run(&config, &["sync", "--deadline", "3s", "--json"]).await;
+    let took = started.elapsed();
+    assert_eq!(run.code, 1, "{run:?}");
+    let doc = run.json();
+    assert_eq!(doc["status"], "Failed", "{doc}");
+    assert!(doc["sources"][0]["files_failed"].as_u64().unwrap() > 0, "{doc}");
+    assert!(
+        took < Duration::from_secs(3 + 30 + 20),
+        "the run outlived its deadline: {took:?}"
+    );
+    assert!(archive_proxy.storm_errors() > 0);
+    assert_eq!(w.archived_so_far().await, 0);
+
+    archive_proxy.storm(None);
+    let run = w.sync(&config).await;
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(w.archived().await.unwrap().len(), files.len());
+    let (ok, out) = w.rclone_check("");
+    assert!(ok, "{out}");
+}
+
+/// The request line of an archived file's upload through the proxy.
+fn archive_upload_line() -> &'static str {
+    static LINE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    LINE.get_or_init(|| format!("PUT /devstoreaccount1/{}/{SOURCE}", super::support::ARCHIVE))
+}

@@ -77,3 +77,69 @@ async fn records_go_to_log_analytics_and_wait_in_the_spool_when_it_fails() {
     assert_eq!(bodies[1][0]["RecordType"], "SyncRun");
     server.verify().await;
 }
+
+/// Issue 18: Log Analytics answering 429 with a huge wait, in every header form, through
+/// the same client options the binary builds (`storage::azure_http::client_options`):
+/// each send ends within the `retry_max_delay` ceiling, and a publish that cannot finish
+/// stops at its budget with the run left in the spool.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_429_asking_for_a_huge_wait_neither_hangs_a_send_nor_a_publish() {
+    use std::time::{Duration, Instant};
+    use trailvault::failover::publish::publish_within;
+    use trailvault::records::{Record, RecordType, RunStatus};
+    use trailvault::state::write_run_records;
+    use wiremock::matchers::method;
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    let w = world!("la-429-bucket");
+    w.state.ensure_container().await.unwrap();
+    let run = "20261126T000000Z-cccccccc";
+    write_run_records(
+        w.state.as_ref(),
+        run,
+        &[Record::of(RecordType::SyncRun, run, "main", RunStatus::Succeeded)],
+    )
+    .await
+    .unwrap();
+    let endpoint = url::Url::parse("https://trailvault-dce.westeurope-1.ingest.monitor.azure.com").unwrap();
+    for (header, value) in [
+        ("Retry-After", "999999999".to_string()),
+        ("retry-after-ms", "999999999999".to_string()),
+        ("x-ms-retry-after-ms", "999999999999".to_string()),
+        ("Retry-After", "Fri, 31 Dec 2100 23:59:59 GMT".to_string()),
+    ] {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .respond_with(ResponseTemplate::new(429).insert_header(header, value.as_str()))
+            .mount(&server)
+            .await;
+        let mut options = trailvault::storage::azure_http::client_options(Duration::from_millis(300));
+        options.transport = Some(azure_core::http::Transport::new(std::sync::Arc::new(
+            support::ToLoopback {
+                port: server.address().port(),
+                inner: azure_core::http::new_http_client(None),
+            },
+        )));
+        let client = trailvault::monitor::LogsIngestion::new(
+            &endpoint,
+            "dcr-0123",
+            "Custom-TrailVault_CL",
+            std::sync::Arc::new(support::FixedToken),
+            options,
+        )
+        .unwrap();
+        let start = Instant::now();
+        let out = tokio::time::timeout(
+            Duration::from_secs(60),
+            publish_within(w.state.as_ref(), &client, run, Duration::from_secs(20)),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("publishing hung on `{header}: {value}`"));
+        let took = start.elapsed();
+        // The SDK's retries (4 by default) each waited at most 300 ms, not the server's ask.
+        assert!(took < Duration::from_secs(15), "`{header}: {value}` took {took:?}");
+        assert!(server.received_requests().await.unwrap().len() > 1, "the SDK retried");
+        assert!(out.sent.is_empty(), "{out:?}");
+        assert_eq!(out.spooled, [run], "{out:?}");
+    }
+    assert_eq!(w.state.list_all("spool/").await.unwrap().len(), 1);
+}

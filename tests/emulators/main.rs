@@ -27,10 +27,12 @@ macro_rules! world {
 
 mod aws;
 mod aws_health;
+mod credentials;
 mod daemon;
 mod events;
 mod functions;
 mod keys;
+mod listings;
 mod log_analytics;
 mod resilience;
 mod restore;
@@ -40,6 +42,7 @@ mod signals;
 mod status;
 mod sync;
 mod verify;
+mod waits;
 
 #[allow(unused_imports)]
 use {daemon::*, functions::*, restore::*, sync::*, verify::*};

@@ -10,11 +10,13 @@ const STORM_S3: Storm = Storm {
     cloud: Cloud::S3,
     errors: 0.30,
     resets: 0.05,
+    only: None,
 };
 const STORM_AZURE: Storm = Storm {
     cloud: Cloud::Azure,
     errors: 0.30,
     resets: 0.05,
+    only: None,
 };
 
 /// Retries enough for a 35% storm (each file and each request), with short waits.

@@ -496,7 +496,13 @@ async fn sync_creates_no_container_unless_asked_and_names_a_missing_one() {
     assert!(run.stdout.contains("cloudtrial-archive"), "{run:?}");
     let url = url::Url::parse(&w.blob_url()).unwrap();
     let typo_store: Arc<dyn BlobStore> = Arc::new(
-        trailvault::storage::blob::AzureBlobStore::open(&url, "cloudtrial-archive", &support::shared_key()).unwrap(),
+        trailvault::storage::blob::AzureBlobStore::open(
+            &url,
+            "cloudtrial-archive",
+            &support::shared_key(),
+            std::time::Duration::from_secs(30),
+        )
+        .unwrap(),
     );
     assert!(
         typo_store.list_all("").await.is_err(),

@@ -575,9 +575,14 @@ async fn azure_blob_store_meets_the_storage_contract() {
     let w = world!("contract-bucket");
     // Pages of two blobs, so the suite walks Azurite's real NextMarker continuations.
     let url = url::Url::parse(&support::blob_url(w.azurite.port)).unwrap();
-    let paged = trailvault::storage::blob::AzureBlobStore::open(&url, support::ARCHIVE, &support::shared_key())
-        .unwrap()
-        .with_page_size(2);
+    let paged = trailvault::storage::blob::AzureBlobStore::open(
+        &url,
+        support::ARCHIVE,
+        &support::shared_key(),
+        std::time::Duration::from_secs(30),
+    )
+    .unwrap()
+    .with_page_size(2);
     let counter = trailvault::storage::decorate::RequestCounter::default();
     let counted =
         trailvault::storage::decorate::CountingStore::new(std::sync::Arc::new(paged), counter.clone(), "azure");

@@ -281,7 +281,7 @@ pub(super) async fn delete_blob(w: &World, name: &str) {
     use azure_storage_blob::{BlobContainerClient, BlobContainerClientOptions};
     use trailvault::storage::azure_auth::{client_auth, ClientAuth};
     let mut options = BlobContainerClientOptions::default();
-    if let ClientAuth::Policy(p) = client_auth(&support::shared_key()).unwrap() {
+    if let ClientAuth::Policy(p) = client_auth(&support::shared_key(), std::time::Duration::from_secs(30)).unwrap() {
         options.client_options.per_try_policies.push(p);
     }
     let url = url::Url::parse(&format!("{}/{}", w.blob_url(), support::ARCHIVE)).unwrap();

@@ -78,7 +78,7 @@ async fn keys_import_der_and_pem_in_both_encodings_idempotently() {
     ];
     let archive = MemoryBlobStore::new();
     for (i, (path, encoding, der)) in files.iter().enumerate() {
-        let bytes = keys::read_key_file(path).unwrap();
+        let bytes = read_key_file(path).unwrap();
         assert_eq!(&bytes, *der, "{} reads as the DER it holds", path.display());
         let got = keys::import(&archive, "eu-west-1", &path.display().to_string(), bytes)
             .await
@@ -147,7 +147,7 @@ async fn keys_import_refuses_what_is_not_an_rsa_public_key() {
     ] {
         let p = dir.path().join(name);
         std::fs::write(&p, &bytes).unwrap();
-        let bytes = keys::read_key_file(&p).unwrap();
+        let bytes = read_key_file(&p).unwrap();
         let err = keys::import(&archive, "us-east-1", name, bytes).await.unwrap_err();
         assert!(matches!(err, KeyError::BadKey { .. }), "{name}: {err:?}");
         assert_eq!(err.fault(), Fault::Usage, "{name}");
@@ -160,10 +160,10 @@ async fn keys_import_refuses_what_is_not_an_rsa_public_key() {
         "-----BEGIN PUBLIC KEY-----\n!!not base64!!\n-----END PUBLIC KEY-----\n",
     )
     .unwrap();
-    let err = keys::read_key_file(&p).unwrap_err();
+    let err = read_key_file(&p).unwrap_err();
     assert!(err.to_string().contains("not base64"), "{err}");
     assert_eq!(err.fault(), Fault::Usage);
-    assert!(keys::read_key_file(&dir.path().join("missing.der")).is_err());
+    assert!(read_key_file(&dir.path().join("missing.der")).is_err());
     assert!(archived_keys(&archive).await.is_empty(), "nothing stored");
 }
 
@@ -337,4 +337,9 @@ async fn keys_fetch_surfaces_an_unreachable_api_and_refuses_a_bad_key() {
         .unwrap_err();
     assert!(matches!(err, KeyError::BadKey { .. }), "{err:?}");
     assert!(archived_keys(&archive).await.is_empty());
+}
+
+/// A key file as `keys import` reads it: through the files edge, then decoded.
+fn read_key_file(path: &std::path::Path) -> Result<Vec<u8>, KeyError> {
+    keys::key_file_der(&path.display().to_string(), trailvault::files::read_bytes(path))
 }

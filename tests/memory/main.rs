@@ -57,6 +57,7 @@ fn job(src: Arc<dyn Source>, archive: Arc<MemoryBlobStore>, state: Arc<MemoryBlo
             name: "m".into(),
             prefix: String::new(),
             source: src,
+            credentials_error: None,
         }],
         archive,
         state,

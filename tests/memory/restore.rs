@@ -39,6 +39,7 @@ async fn synced() -> (Vec<GenFile>, Arc<MemoryBlobStore>, Arc<MemoryBlobStore>) 
         name: "p".into(),
         prefix: ORG_PREFIX.into(),
         source: src,
+        credentials_error: None,
     });
     let r = j.run().await.unwrap();
     let copied: u64 = r.sources.iter().map(|s| s.files_copied).sum();

@@ -300,3 +300,40 @@ async fn a_listing_entry_outside_the_requested_prefix_is_a_listing_error() {
         .unwrap()
         .is_none());
 }
+
+/// One account-region that stops delivering while its siblings go on is named in the run
+/// and in `status`, not hidden behind the source's backup gap.
+#[tokio::test]
+async fn a_stream_left_behind_by_its_siblings_is_reported_stale() {
+    let src = Arc::new(MemorySource::new("b"));
+    seed(&src);
+    let (archive, state) = (Arc::new(MemoryBlobStore::new()), Arc::new(MemoryBlobStore::new()));
+    let j = job(src.clone(), archive.clone(), state.clone());
+    let r = j.run().await.unwrap();
+    assert!(
+        r.sources[0].stale_streams.is_empty(),
+        "{:?}",
+        r.sources[0].stale_streams
+    );
+    let now = chrono::Utc::now();
+    let fresh = format!(
+        "AWSLogs/111122223333/CloudTrail/us-east-1/{}/111122223333_CloudTrail_us-east-1_{}_fresh.json.gz",
+        now.format("%Y/%m/%d"),
+        now.format("%Y%m%dT%H%MZ")
+    );
+    src.put(&fresh, Bytes::from_static(b"{}"), BTreeMap::new(), now);
+    let r = j.run().await.unwrap();
+    let stale = &r.sources[0].stale_streams;
+    assert!(
+        stale.contains(&"AWSLogs/111122223333/CloudTrail/eu-west-1/".to_string()),
+        "{stale:?}"
+    );
+    assert!(!stale
+        .iter()
+        .any(|s| s.contains("/CloudTrail/us-east-1/") && s.contains("111122223333")));
+    assert!(r.sources[0].complete, "stale is reported, not a failed run");
+    let status = trailvault::failover::status::status(state.as_ref(), &["m".into()], chrono::Duration::hours(8), now)
+        .await
+        .unwrap();
+    assert_eq!(&status.sources[0].stale_streams, stale);
+}

@@ -67,8 +67,10 @@ impl World {
         let s3 = s3_client(moto.port);
         s3.create_bucket().bucket(bucket).send().await.expect("create bucket");
         let url = url::Url::parse(&blob_url(azurite.port)).unwrap();
-        let archive: Arc<dyn BlobStore> = Arc::new(AzureBlobStore::open(&url, ARCHIVE, &shared_key()).unwrap());
-        let state: Arc<dyn BlobStore> = Arc::new(AzureBlobStore::open(&url, STATE, &shared_key()).unwrap());
+        let archive: Arc<dyn BlobStore> =
+            Arc::new(AzureBlobStore::open(&url, ARCHIVE, &shared_key(), std::time::Duration::from_secs(30)).unwrap());
+        let state: Arc<dyn BlobStore> =
+            Arc::new(AzureBlobStore::open(&url, STATE, &shared_key(), std::time::Duration::from_secs(30)).unwrap());
         Some(World {
             azurite,
             moto,
@@ -377,7 +379,7 @@ pub async fn committed_blocks(w: &World, name: &str) -> usize {
     use azure_storage_blob::{BlobContainerClient, BlobContainerClientOptions};
     use trailvault::storage::azure_auth::{client_auth, ClientAuth};
     let mut options = BlobContainerClientOptions::default();
-    if let ClientAuth::Policy(p) = client_auth(&shared_key()).unwrap() {
+    if let ClientAuth::Policy(p) = client_auth(&shared_key(), std::time::Duration::from_secs(30)).unwrap() {
         options.client_options.per_try_policies.push(p);
     }
     let url = url::Url::parse(&format!("{}/{ARCHIVE}", w.blob_url())).unwrap();

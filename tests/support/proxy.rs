@@ -28,6 +28,7 @@ pub struct Proxy {
     pub port: u16,
     fault: Arc<Mutex<Fault>>,
     storm: Arc<Mutex<Option<Storm>>>,
+    injections: Arc<Mutex<Vec<Inject>>>,
     counters: Arc<Counters>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -40,6 +41,7 @@ struct Counters {
     once_left: AtomicUsize,
     storm_errors: AtomicUsize,
     storm_resets: AtomicUsize,
+    injected: AtomicUsize,
     requests: AtomicUsize,
     /// A copy of the relayed traffic (up to [`RECORD_CAP`] each way).
     sent: Mutex<Vec<u8>>,
@@ -79,17 +81,20 @@ impl Proxy {
         let port = listener.local_addr().unwrap().port();
         let fault = Arc::new(Mutex::new(Fault::Pass));
         let storm: Arc<Mutex<Option<Storm>>> = Arc::new(Mutex::new(None));
+        let injections: Arc<Mutex<Vec<Inject>>> = Arc::new(Mutex::new(Vec::new()));
         let counters = Arc::new(Counters {
             once_left: AtomicUsize::new(usize::MAX),
             ..Default::default()
         });
-        let (f, st, c) = (fault.clone(), storm.clone(), counters.clone());
+        let (f, st, c, inj) = (fault.clone(), storm.clone(), counters.clone(), injections.clone());
         let task = tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
-                let (f, c) = (f.clone(), c.clone());
+                let (f, c, inj) = (f.clone(), c.clone(), inj.clone());
                 let storm = *st.lock().unwrap();
+                let injecting = !inj.lock().unwrap().is_empty();
                 tokio::spawn(async move {
                     match storm {
+                        _ if injecting => inject_one(client, upstream_port, inj, f, c).await,
                         Some(storm) => storm_one(client, upstream_port, storm, f, c).await,
                         None => {
                             if let Ok(server) = TcpStream::connect(("127.0.0.1", upstream_port)).await {
@@ -104,6 +109,7 @@ impl Proxy {
             port,
             fault,
             storm,
+            injections,
             counters,
             task,
         }
@@ -294,6 +300,9 @@ pub struct Storm {
     pub errors: f64,
     /// Share of connections reset (RST) before any answer.
     pub resets: f64,
+    /// Only requests whose request line starts with this (`"PUT /devstoreaccount1/archive/"`)
+    /// meet the storm; the rest pass.
+    pub only: Option<&'static str>,
 }
 
 impl Proxy {
@@ -403,7 +412,8 @@ async fn storm_one(
     };
     counters.requests.fetch_add(1, Ordering::SeqCst);
     let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
-    let roll: f64 = rand::random();
+    let spared = storm.only.is_some_and(|line| !head.starts_with(line));
+    let roll: f64 = if spared { 1.0 } else { rand::random() };
     if roll < storm.resets {
         counters.storm_resets.fetch_add(1, Ordering::SeqCst);
         // A zero linger resets at once (RST); only a non-zero one blocks on drop.
@@ -441,5 +451,107 @@ async fn storm_one(
             }
         }
     }
+    relay(client, server, fault, counters, first).await;
+}
+
+/// A scripted answer, given by the proxy itself, to requests whose head (request line and
+/// headers) contains every string of `matches`: a status with headers and a body, after `delay`, for the
+/// first `times` such requests. While any is set, each request goes on its own connection.
+#[derive(Debug, Clone)]
+pub struct Inject {
+    pub matches: Vec<String>,
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+    pub delay: Duration,
+    /// How many requests it answers; `usize::MAX`: all.
+    pub times: usize,
+}
+
+impl Inject {
+    /// Azure's answer when it is busy (503 `ServerBusy`), with `header: value` asking for a wait.
+    pub fn azure_busy(matches: &[&str], header: &str, value: &str, times: usize) -> Inject {
+        Inject {
+            matches: matches.iter().map(|m| m.to_string()).collect(),
+            status: 503,
+            headers: vec![
+                ("x-ms-error-code".into(), "ServerBusy".into()),
+                ("Content-Type".into(), "application/xml".into()),
+                (header.into(), value.into()),
+            ],
+            body: "<?xml version=\"1.0\" encoding=\"utf-8\"?><Error><Code>ServerBusy</Code><Message>injected by the test proxy</Message></Error>".into(),
+            delay: Duration::ZERO,
+            times,
+        }
+    }
+}
+
+impl Proxy {
+    /// Answers matching requests as the injections say (none: relay everything again).
+    pub fn inject(&self, injections: Vec<Inject>) {
+        *self.injections.lock().unwrap() = injections;
+    }
+
+    /// Requests answered by an injection so far.
+    pub fn injected(&self) -> usize {
+        self.counters.injected.load(Ordering::SeqCst)
+    }
+}
+
+/// One request while injections are set: answered by the first matching injection with
+/// answers left, else passed on (with `Connection: close`).
+async fn inject_one(
+    mut client: TcpStream,
+    upstream_port: u16,
+    injections: Arc<Mutex<Vec<Inject>>>,
+    fault: Arc<Mutex<Fault>>,
+    counters: Arc<Counters>,
+) {
+    let Some((buf, head_end)) = read_head(&mut client).await else {
+        return;
+    };
+    counters.requests.fetch_add(1, Ordering::SeqCst);
+    let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
+    let chosen = {
+        let mut all = injections.lock().unwrap();
+        all.iter_mut()
+            .find(|i| i.times > 0 && i.matches.iter().all(|m| head.contains(m.as_str())))
+            .map(|i| {
+                if i.times != usize::MAX {
+                    i.times -= 1;
+                }
+                i.clone()
+            })
+    };
+    if let Some(answer) = chosen {
+        let mut left = content_length(&head).saturating_sub(buf.len() - head_end);
+        let mut sink = vec![0u8; 64 * 1024];
+        while left > 0 {
+            match client.read(&mut sink[..left.min(64 * 1024)]).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => left -= n,
+            }
+        }
+        counters.injected.fetch_add(1, Ordering::SeqCst);
+        tokio::time::sleep(answer.delay).await;
+        let mut out = format!(
+            "HTTP/1.1 {} Injected\r\nContent-Length: {}\r\nConnection: close\r\n",
+            answer.status,
+            answer.body.len()
+        );
+        for (k, v) in &answer.headers {
+            out.push_str(&format!("{k}: {v}\r\n"));
+        }
+        out.push_str("\r\n");
+        out.push_str(&answer.body);
+        let _ = client.write_all(out.as_bytes()).await;
+        let _ = client.shutdown().await;
+        return;
+    }
+    let Ok(server) = TcpStream::connect(("127.0.0.1", upstream_port)).await else {
+        return;
+    };
+    let mut first = close_after(&head).into_bytes();
+    first.extend_from_slice(&buf[head_end..]);
     relay(client, server, fault, counters, first).await;
 }

@@ -4,6 +4,10 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use trailvault::federation::replay::ReplayCache;
+use trailvault::federation::roles::RoleMapping;
+use trailvault::federation::validate::{decode_input, Accepted, Rejection, Validator};
+
 pub const TENANT: &str = "3b3c1a6e-8f0d-4a51-9c2e-0d5e7a9b1c2d";
 pub const ACCOUNT: &str = "111122223333";
 pub const GROUP_ADMINS: &str = "0a0a0a0a-1111-2222-3333-444444444444";
@@ -294,4 +298,116 @@ pub fn many_groups(n: usize) -> Vec<String> {
     let mut v = vec![GROUP_ADMINS.to_string()];
     v.extend((1..n).map(|i| format!("{i:08x}-aaaa-4bbb-8ccc-{i:012x}")));
     v
+}
+
+// Fixtures the library table and the command-line tests share.
+
+pub struct Fixture {
+    pub dir: tempfile::TempDir,
+    pub idp: Identity,
+    pub config: PathBuf,
+}
+
+pub const ROLES: &str = r#"
+[[grant]]
+group = "0a0a0a0a-1111-2222-3333-444444444444"
+name = "aws-admins"
+roles = ["arn:aws:iam::111122223333:role/Admin"]
+
+[[grant]]
+group = "0b0b0b0b-1111-2222-3333-444444444444"
+name = "aws-auditors"
+roles = ["arn:aws:iam::111122223333:role/Auditor"]
+"#;
+
+pub fn fixture() -> Option<Fixture> {
+    if !tools_available() {
+        return None;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let idp = Identity::new(dir.path(), "entra");
+    let config = write_config(dir.path(), &metadata(&[&idp]), false);
+    Some(Fixture { dir, idp, config })
+}
+
+pub fn write_config(dir: &Path, metadata: &str, allow_sha1: bool) -> PathBuf {
+    let n = rand::random::<u32>();
+    std::fs::write(dir.join(format!("entra-{n}.xml")), metadata).unwrap();
+    std::fs::write(dir.join("roles.toml"), ROLES).unwrap();
+    let path = dir.join(format!("trailvault-{n}.toml"));
+    std::fs::write(
+        &path,
+        format!(
+            r#"[federation]
+idp_metadata = "entra-{n}.xml"
+tenant_id = "{TENANT}"
+audiences = ["https://signin.aws.amazon.com/saml", "urn:amazon:webservices"]
+role_mapping = "roles.toml"
+allow_sha1 = {allow_sha1}
+clock_skew = "3m"
+"#
+        ),
+    )
+    .unwrap();
+    path
+}
+
+pub fn b64(xml: &str) -> Vec<u8> {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(xml).into_bytes()
+}
+
+pub fn validator(idp: &Identity) -> Validator {
+    Validator {
+        tenant_issuers: vec![issuer()],
+        audiences: vec![
+            "https://signin.aws.amazon.com/saml".into(),
+            "urn:amazon:webservices".into(),
+        ],
+        certs: vec![cert_der(idp)],
+        allow_sha1: false,
+        clock_skew: chrono::Duration::minutes(3),
+        roles: RoleMapping::parse(ROLES).unwrap(),
+        require_grant: false,
+    }
+}
+
+pub fn at(t: &str) -> chrono::DateTime<chrono::Utc> {
+    t.parse().unwrap()
+}
+
+pub fn check(v: &Validator, input: &[u8], when: &str, cache: Option<&mut ReplayCache>) -> Result<Accepted, Rejection> {
+    decode_input(input).and_then(|xml| v.validate(&xml, at(when), cache))
+}
+
+/// A Signature's transform list with `extra` transforms after enveloped-signature.
+pub fn with_transform(xml: &str, extra: &str) -> String {
+    let env = r#"<Transform Algorithm="http://www.w3.org/2000/09/xmldsig#enveloped-signature"/>"#;
+    assert!(xml.contains(env));
+    xml.replacen(env, &format!("{env}{extra}"), 1)
+}
+
+pub fn nested(tag: &str, depth: usize) -> String {
+    format!(
+        "{}{}",
+        format!("<{tag}>").repeat(depth),
+        format!("</{tag}>").repeat(depth)
+    )
+}
+
+/// Inserts `extra` right after the Response's Issuer (where Extensions would sit).
+pub fn after_response_issuer(xml: &str, extra: &str) -> String {
+    let i = xml.find("</Issuer>").unwrap() + "</Issuer>".len();
+    format!("{}{extra}{}", &xml[..i], &xml[i..])
+}
+
+pub const DSIG_DEFAULT: &str = "xmlns=\"http://www.w3.org/2000/09/xmldsig#\"";
+pub const DSIG_ESCAPED: &str = "xmlns=\"http://www.w3.org/2000/09/xmldsig&#35;\"";
+
+/// A Signature (prefixed `ds:`) hidden in the document, its namespace written as given and
+/// its Reference pointing at `uri`.
+pub fn hidden_signature(ns_decl: &str, uri: &str) -> String {
+    format!(
+        r#"<ds:Signature {ns_decl}><ds:SignedInfo><ds:CanonicalizationMethod Algorithm="http://www.w3.org/2001/10/xml-exc-c14n#"/><ds:SignatureMethod Algorithm="http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"/><ds:Reference URI="{uri}"><ds:Transforms><ds:Transform Algorithm="http://www.w3.org/2000/09/xmldsig#enveloped-signature"/></ds:Transforms><ds:DigestMethod Algorithm="http://www.w3.org/2001/04/xmlenc#sha256"/><ds:DigestValue>AA==</ds:DigestValue></ds:Reference></ds:SignedInfo><ds:SignatureValue>AA==</ds:SignatureValue></ds:Signature>"#
+    )
 }

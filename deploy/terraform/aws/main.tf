@@ -1,55 +1,82 @@
-# trailvault on AWS: keyless access from Azure. The managed identity's Entra token (issuer
-# https://sts.windows.net/{tenant}/, audience token_audience, subject its principal ID) is
-# exchanged for this role's credentials with sts:AssumeRoleWithWebIdentity.
+# trailvault on AWS: keyless access from Azure. The managed identity's Entra token (audience
+# token_audience, subject its principal ID) is exchanged for this role's credentials with
+# sts:AssumeRoleWithWebIdentity.
+#
+# Which issuer the token carries depends on the token version the audience's resource
+# application accepts (Microsoft identity platform, "Access tokens": `iss` is
+# https://sts.windows.net/{tenant}/ in v1.0 tokens and
+# https://login.microsoftonline.com/{tenant}/v2.0 in v2.0 tokens; the version is the
+# resource's accessTokenAcceptedVersion, not the caller's). A managed identity's token for
+# api://AzureADTokenExchange, the audience Microsoft documents for federation, is a v2.0
+# token; for an app registration's own App ID URI with the default accessTokenAcceptedVersion
+# (null) it is v1.0. Both issuers get an OIDC provider and a trust statement, so the role
+# works with either audience; token_issuers narrows it.
 
 locals {
-  # The issuer of the managed identity's (v1) Entra tokens; IAM condition keys drop https://.
-  issuer_url = "https://sts.windows.net/${var.azure_tenant_id}/"
+  # Issuer URL by token version; IAM condition keys are the URL without https://.
+  issuer_urls = {
+    v1 = "https://sts.windows.net/${var.azure_tenant_id}/"
+    v2 = "https://login.microsoftonline.com/${var.azure_tenant_id}/v2.0"
+  }
+  issuers = { for v in var.token_issuers : v => local.issuer_urls[v] }
 
-  oidc_provider_arn = var.create_oidc_provider ? aws_iam_openid_connect_provider.entra[0].arn : data.aws_iam_openid_connect_provider.entra[0].arn
+  oidc_provider_arns = {
+    for v, url in local.issuers : v => (
+      var.create_oidc_provider ? aws_iam_openid_connect_provider.entra[v].arn : data.aws_iam_openid_connect_provider.entra[v].arn
+    )
+  }
 
   # CloudTrail writes under {prefix}/AWSLogs/ (or AWSLogs/ with no prefix); trailvault lists
   # and reads nothing else.
   awslogs_root = var.trail_prefix == "" ? "AWSLogs/" : "${var.trail_prefix}/AWSLogs/"
 
   restore_root = var.restore_prefix == "" ? "" : "${var.restore_prefix}/"
+
+  # kms:ViaService names the S3 endpoint of the bucket's region. SSE-KMS needs the key in
+  # the bucket's own region, so the key ARN (arn:aws:kms:REGION:ACCOUNT:key/ID) names it;
+  # the provider's region (var.region) is only where the IAM API is called.
+  trail_kms_region   = var.trail_kms_key_arn == "" ? "" : split(":", var.trail_kms_key_arn)[3]
+  restore_kms_region = var.restore_kms_key_arn == "" ? "" : split(":", var.restore_kms_key_arn)[3]
 }
 
 resource "aws_iam_openid_connect_provider" "entra" {
-  count           = var.create_oidc_provider ? 1 : 0
-  url             = "https://sts.windows.net/${var.azure_tenant_id}/"
+  for_each        = var.create_oidc_provider ? local.issuers : {}
+  url             = each.value
   client_id_list  = [var.token_audience]
   thumbprint_list = length(var.oidc_thumbprints) > 0 ? var.oidc_thumbprints : null
   tags            = var.tags
 }
 
 data "aws_iam_openid_connect_provider" "entra" {
-  count = var.create_oidc_provider ? 0 : 1
-  url   = local.issuer_url
+  for_each = var.create_oidc_provider ? {} : local.issuers
+  url      = each.value
 }
 
-# Only this managed identity, only with this audience.
+# Only this managed identity, only with this audience, from either issuer.
 data "aws_iam_policy_document" "trust" {
-  statement {
-    sid     = "TrailvaultManagedIdentity"
-    effect  = "Allow"
-    actions = ["sts:AssumeRoleWithWebIdentity"]
+  dynamic "statement" {
+    for_each = local.issuers
+    content {
+      sid     = "TrailvaultManagedIdentity${upper(statement.key)}"
+      effect  = "Allow"
+      actions = ["sts:AssumeRoleWithWebIdentity"]
 
-    principals {
-      type        = "Federated"
-      identifiers = [local.oidc_provider_arn]
-    }
+      principals {
+        type        = "Federated"
+        identifiers = [local.oidc_provider_arns[statement.key]]
+      }
 
-    condition {
-      test     = "StringEquals"
-      variable = "sts.windows.net/${var.azure_tenant_id}/:aud"
-      values   = [var.token_audience]
-    }
+      condition {
+        test     = "StringEquals"
+        variable = "${trimprefix(statement.value, "https://")}:aud"
+        values   = [var.token_audience]
+      }
 
-    condition {
-      test     = "StringEquals"
-      variable = "sts.windows.net/${var.azure_tenant_id}/:sub"
-      values   = [var.azure_principal_id]
+      condition {
+        test     = "StringEquals"
+        variable = "${trimprefix(statement.value, "https://")}:sub"
+        values   = [var.azure_principal_id]
+      }
     }
   }
 }
@@ -96,7 +123,7 @@ data "aws_iam_policy_document" "reader" {
       condition {
         test     = "StringEquals"
         variable = "kms:ViaService"
-        values   = ["s3.${data.aws_region.current.name}.amazonaws.com"]
+        values   = ["s3.${local.trail_kms_region}.amazonaws.com"]
       }
     }
   }
@@ -108,8 +135,6 @@ data "aws_iam_policy_document" "reader" {
     resources = ["*"] # ListPublicKeys has no resource-level permissions.
   }
 }
-
-data "aws_region" "current" {}
 
 resource "aws_iam_role_policy" "reader" {
   name   = "trailvault-read-trail"
@@ -164,6 +189,12 @@ data "aws_iam_policy_document" "restore" {
       effect    = "Allow"
       actions   = ["kms:GenerateDataKey", "kms:Decrypt"]
       resources = [statement.value]
+
+      condition {
+        test     = "StringEquals"
+        variable = "kms:ViaService"
+        values   = ["s3.${local.restore_kms_region}.amazonaws.com"]
+      }
     }
   }
 }

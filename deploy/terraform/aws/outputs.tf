@@ -8,9 +8,9 @@ output "restore_role_arn" {
   value       = var.create_restore_role ? aws_iam_role.restore[0].arn : null
 }
 
-output "oidc_provider_arn" {
-  description = "ARN of the IAM OIDC provider for https://sts.windows.net/{tenant_id}/."
-  value       = local.oidc_provider_arn
+output "oidc_provider_arns" {
+  description = "ARNs of the IAM OIDC providers by token version (v1: https://sts.windows.net/{tenant_id}/, v2: https://login.microsoftonline.com/{tenant_id}/v2.0)."
+  value       = local.oidc_provider_arns
 }
 
 output "token_audience" {

@@ -7,7 +7,7 @@ variable "region" {
 }
 
 variable "azure_tenant_id" {
-  description = "Entra tenant ID of trailvault's managed identity (deploy/terraform/azure output tenant_id). The OIDC provider's issuer is https://sts.windows.net/{tenant_id}/."
+  description = "Entra tenant ID of trailvault's managed identity (deploy/terraform/azure output tenant_id). The OIDC providers' issuers are https://sts.windows.net/{tenant_id}/ (v1.0 tokens) and https://login.microsoftonline.com/{tenant_id}/v2.0 (v2.0 tokens)."
   type        = string
 
   validation {
@@ -32,6 +32,17 @@ variable "token_audience" {
   default     = "api://AzureADTokenExchange"
 }
 
+variable "token_issuers" {
+  description = "Entra token versions the role trusts: v1 (issuer https://sts.windows.net/{tenant_id}/) and v2 (https://login.microsoftonline.com/{tenant_id}/v2.0). A managed identity's token for api://AzureADTokenExchange is v2; for an app registration's App ID URI it is v1 unless that app accepts v2. Both by default."
+  type        = list(string)
+  default     = ["v1", "v2"]
+
+  validation {
+    condition     = length(var.token_issuers) > 0 && alltrue([for v in var.token_issuers : contains(["v1", "v2"], v)])
+    error_message = "token_issuers: one or both of \"v1\" and \"v2\"."
+  }
+}
+
 variable "oidc_thumbprints" {
   description = "Server certificate thumbprints for the OIDC provider. Empty (the default): none, AWS checks the issuer's certificate against its trusted CAs."
   type        = list(string)
@@ -39,7 +50,7 @@ variable "oidc_thumbprints" {
 }
 
 variable "create_oidc_provider" {
-  description = "Create the IAM OIDC provider for the tenant. False: one for https://sts.windows.net/{tenant_id}/ already exists in the account and is looked up."
+  description = "Create the IAM OIDC providers for the tenant (one per token_issuers entry). False: they already exist in the account and are looked up by issuer URL."
   type        = bool
   default     = true
 }

@@ -29,6 +29,10 @@ data "azurerm_resource_group" "this" {
 # its watermark, lock and spool writes, so it is deliberately not used.
 
 resource "azurerm_storage_account" "archive" {
+  #checkov:skip=CKV_AZURE_59:trailvault runs on Functions or Container Apps without a virtual network, so it reaches the archive over the public endpoint; every request needs Entra ID (shared keys off, OAuth default), TLS 1.2 and a role scoped to one container, and anonymous access is off. Private endpoints need a VNet this module does not create.
+  #checkov:skip=CKV2_AZURE_33:No private endpoint: see CKV_AZURE_59 (no virtual network in this module; access is Entra ID only).
+  #checkov:skip=CKV_AZURE_33:The account serves no queues (blob containers only), so there is no queue traffic to log; blob reads, writes and deletes are logged (azurerm_monitor_diagnostic_setting.archive_blob).
+  #checkov:skip=CKV2_AZURE_1:Microsoft-managed keys with infrastructure (double) encryption. A customer-managed key would make the evidence readable only while one Key Vault key exists: a deleted or disabled key would make the write-once archive unreadable, which is the failure this archive exists to prevent.
   name                     = var.storage_account_name
   resource_group_name      = local.resource_group_name
   location                 = var.location
@@ -57,12 +61,14 @@ resource "azurerm_storage_account" "archive" {
 }
 
 resource "azurerm_storage_container" "archive" {
+  #checkov:skip=CKV2_AZURE_21:Blob reads, writes and deletes are logged to the workspace by azurerm_monitor_diagnostic_setting.archive_blob (resource logs, StorageBlobLogs); checkov recognises only the legacy azurerm_log_analytics_storage_insights, which needs the account key that is off here.
   name                  = var.archive_container_name
   storage_account_id    = azurerm_storage_account.archive.id
   container_access_type = "private"
 }
 
 resource "azurerm_storage_container" "state" {
+  #checkov:skip=CKV2_AZURE_21:Blob reads, writes and deletes are logged to the workspace by azurerm_monitor_diagnostic_setting.archive_blob (resource logs, StorageBlobLogs); checkov recognises only the legacy azurerm_log_analytics_storage_insights, which needs the account key that is off here.
   name                  = var.state_container_name
   storage_account_id    = azurerm_storage_account.archive.id
   container_access_type = "private"

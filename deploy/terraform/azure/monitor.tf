@@ -15,7 +15,9 @@ locals {
 
   # The contract's "Records" columns, once: the table and the DCR's stream declaration
   # must carry the same ones, so both are built from this list. TargetSeconds (the
-  # configured max_gap, on SyncRun records) is the version-3 addition.
+  # configured max_gap, on SyncRun records) is the version-3 addition. The types are the
+  # DCR stream declaration's (lowercase `datetime`); the table's API spells the same type
+  # `dateTime` and compares case-sensitively, so the table maps it (table_column_type).
   record_columns = [
     { name = "TimeGenerated", type = "datetime" },
     { name = "RecordId", type = "string" },
@@ -37,6 +39,11 @@ locals {
     { name = "Message", type = "string" },
     { name = "Details", type = "dynamic" },
   ]
+
+  # The Tables API's column types (boolean, dateTime, dynamic, guid, int, long, real,
+  # string: case-sensitive) where they differ from the DCR's (boolean, datetime, dynamic,
+  # int, long, real, string).
+  table_column_type = { datetime = "dateTime" }
 }
 
 resource "azurerm_log_analytics_workspace" "trailvault" {
@@ -69,7 +76,7 @@ resource "azurerm_log_analytics_workspace_table_custom_log" "trailvault" {
     for_each = local.record_columns
     content {
       name = column.value.name
-      type = column.value.type
+      type = lookup(local.table_column_type, column.value.type, column.value.type)
     }
   }
 }
@@ -278,4 +285,72 @@ resource "azurerm_monitor_scheduled_query_rules_alert_v2" "no_sync_run" {
   tags = var.tags
 
   depends_on = [azurerm_log_analytics_workspace_table_custom_log.trailvault]
+}
+
+# --- Audit of the archive: every blob read, write and delete -----------------------------
+# The archive's blob service sends its resource logs (StorageBlobLogs: who, from where,
+# with which identity, what) to the workspace. Immutability makes a delete of an archived
+# blob fail, but the attempt is evidence in itself: the alert below fires on it.
+resource "azurerm_monitor_diagnostic_setting" "archive_blob" {
+  name                       = "diag-${var.name_prefix}-archive-blob"
+  target_resource_id         = "${azurerm_storage_account.archive.id}/blobServices/default"
+  log_analytics_workspace_id = local.workspace_id
+
+  enabled_log {
+    category = "StorageRead"
+  }
+
+  enabled_log {
+    category = "StorageWrite"
+  }
+
+  enabled_log {
+    category = "StorageDelete"
+  }
+}
+
+# Any delete attempted on the archive container (blob, version, container or its
+# immutability policy), whether it succeeded or was refused. trailvault itself never deletes
+# there, so every hit is somebody else.
+resource "azurerm_monitor_scheduled_query_rules_alert_v2" "archive_delete_attempt" {
+  name                      = "alert-${var.name_prefix}-archive-delete"
+  resource_group_name       = local.resource_group_name
+  location                  = var.location
+  display_name              = "trailvault: delete attempted on the CloudTrail archive"
+  description               = "A delete was attempted on the archive container ${var.archive_container_name}. trailvault never deletes there: find the caller in StorageBlobLogs (RequesterObjectId, CallerIpAddress)."
+  scopes                    = [local.workspace_id]
+  severity                  = var.alert_severity
+  evaluation_frequency      = "PT15M"
+  window_duration           = "PT15M"
+  query_time_range_override = "PT1H"
+  auto_mitigation_enabled   = false
+
+  criteria {
+    query                   = <<-KQL
+      StorageBlobLogs
+      | where AccountName == "${var.storage_account_name}"
+      | where OperationName startswith "Delete" or OperationName in ("SetBlobExpiry", "ExtendImmutabilityPolicy", "LockImmutabilityPolicy")
+      | where Uri has "/${var.archive_container_name}"
+      | project TimeGenerated, OperationName, StatusCode, StatusText, AuthenticationType, RequesterObjectId, RequesterUpn, CallerIpAddress, Uri
+    KQL
+    time_aggregation_method = "Count"
+    operator                = "GreaterThan"
+    threshold               = 0
+
+    failing_periods {
+      minimum_failing_periods_to_trigger_alert = 1
+      number_of_evaluation_periods             = 1
+    }
+  }
+
+  action {
+    action_groups = [azurerm_monitor_action_group.trailvault.id]
+    custom_properties = {
+      runbook = "StorageBlobLogs | where OperationName startswith \"Delete\"; see deploy/terraform/README.md"
+    }
+  }
+
+  tags = var.tags
+
+  depends_on = [azurerm_monitor_diagnostic_setting.archive_blob]
 }

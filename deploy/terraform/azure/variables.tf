@@ -31,8 +31,10 @@ variable "name_prefix" {
   default     = "trailvault"
 
   validation {
-    condition     = can(regex("^[a-z][a-z0-9-]{1,20}$", var.name_prefix))
-    error_message = "name_prefix: 2 to 21 characters, lowercase letters, digits and hyphens, starting with a letter."
+    # Container App names (ca-PREFIX, caj-PREFIX-sync) must not end with a hyphen nor hold
+    # two in a row.
+    condition     = can(regex("^[a-z][a-z0-9]*(-[a-z0-9]+)*$", var.name_prefix)) && length(var.name_prefix) >= 2 && length(var.name_prefix) <= 21
+    error_message = "name_prefix: 2 to 21 characters, lowercase letters and digits, single hyphens between them, starting with a letter and not ending with a hyphen."
   }
 }
 
@@ -211,15 +213,37 @@ variable "deploy_function_app" {
 }
 
 variable "function_plan_sku" {
-  description = "App Service plan SKU of the Function App: EP1 (Elastic Premium, functionTimeout 30 min as host.json sets it) or a Dedicated SKU such as B1/P0v3. Y1 (Consumption) caps functionTimeout at 10 min: lower host.json's first."
+  description = "Hosting plan of the Function App: FC1 (Flex Consumption, the default), EP1-EP3 (Elastic Premium), a Dedicated App Service SKU (B1-B3, S1-S3, P0v3-P3v3, P1mv3-P5mv3), or Y1 (Linux Consumption, retiring 2028-09-30: only with function_package_url). host.json's functionTimeout (10 min) fits every one of them."
   type        = string
-  default     = "EP1"
+  default     = "FC1"
+
+  validation {
+    condition     = can(regex("^(FC1|Y1|EP[1-3]|B[1-3]|S[1-3]|P[0-3]v3|P[1-5]mv3)$", var.function_plan_sku))
+    error_message = "function_plan_sku: FC1 (Flex Consumption), EP1-EP3 (Elastic Premium), B1-B3, S1-S3, P0v3-P3v3, P1mv3-P5mv3 (Dedicated) or Y1 (Linux Consumption). Windows plans cannot run the Linux handler."
+  }
 }
 
 variable "function_package_path" {
-  description = "Path of dist/trailvault-functions.zip (with trailvault.toml added beside host.json) to zip-deploy. Null: deploy the package yourself (func publish or az functionapp deployment)."
+  description = "Local path of dist/trailvault-functions.zip (made with FUNCTIONS_CONFIG=<the rendered trailvault.toml>) to deploy with Terraform: one-deploy on Flex Consumption, zip deploy on Elastic Premium and Dedicated. Null: deploy it yourself (az functionapp deployment source config-zip). Not used on Y1."
   type        = string
   default     = null
+
+  validation {
+    condition     = var.function_package_path == null || var.function_plan_sku != "Y1"
+    error_message = "function_package_path: Linux Consumption (Y1) cannot run a zip-deployed package; upload it to a blob and set function_package_url instead."
+  }
+}
+
+variable "function_package_url" {
+  description = "Y1 (Linux Consumption) only: an https URL the platform can read the package from (for example a blob URL with a read-only SAS, or a blob the app's identity can read), set as WEBSITE_RUN_FROM_PACKAGE."
+  type        = string
+  default     = null
+  sensitive   = true
+
+  validation {
+    condition     = var.function_plan_sku != "Y1" ? var.function_package_url == null : (var.function_package_url != null && startswith(coalesce(var.function_package_url, "-"), "https://"))
+    error_message = "function_package_url: required (an https:// URL) with function_plan_sku = \"Y1\", which accepts WEBSITE_RUN_FROM_PACKAGE only as a URL; leave it null on the other plans."
+  }
 }
 
 variable "deploy_container_app" {
@@ -235,9 +259,14 @@ variable "deploy_container_app_job" {
 }
 
 variable "container_image" {
-  description = "Image built by `make image` and pushed to a registry (for example myacr.azurecr.io/trailvault:1.0.0)."
+  description = "Image built by `make image` and pushed to a registry Azure can pull from (for example myacr.azurecr.io/trailvault:1.0.0). Required with deploy_container_app or deploy_container_app_job: there is no default."
   type        = string
-  default     = "localhost/trailvault:latest"
+  default     = null
+
+  validation {
+    condition     = !(var.deploy_container_app || var.deploy_container_app_job) || (var.container_image != null && !startswith(coalesce(var.container_image, "localhost/"), "localhost/") && length(regexall("^[a-z0-9.-]+\\.[a-z0-9.-]+(:[0-9]+)?/", coalesce(var.container_image, "-"))) == 1)
+    error_message = "container_image: a registry-qualified reference (REGISTRY/NAME:TAG or @sha256:...), not localhost/...: Container Apps pull it from that registry."
+  }
 }
 
 variable "container_registry_server" {
@@ -260,6 +289,17 @@ variable "job_timeout_seconds" {
   validation {
     condition     = var.job_timeout_seconds >= 900
     error_message = "job_timeout_seconds: at least 900."
+  }
+}
+
+variable "shutdown_grace_seconds" {
+  description = "How long the daemon lets a running sync finish after SIGTERM (--shutdown-grace). The Container App's termination grace is this plus 30 s; a job replica's grace is fixed at 30 s, so the job's sync uses at most 20 s."
+  type        = number
+  default     = 25
+
+  validation {
+    condition     = var.shutdown_grace_seconds >= 5 && var.shutdown_grace_seconds <= 570
+    error_message = "shutdown_grace_seconds: 5 to 570 (the replica grace, this plus 30 s, is at most 600)."
   }
 }
 
