@@ -728,15 +728,22 @@ pub async fn drain_job(config: &Config, only: &[String], mode: DrainMode) -> Res
         let credentials = match providers.get(&role) {
             Some(p) => p.clone(),
             None => {
-                let p = aws_credentials::provider(&config.aws, role.as_deref(), s.region.as_str())
-                    .await
-                    .map_err(AppError::Setup)?;
+                let p =
+                    aws_credentials::provider(&config.aws, role.as_deref(), s.region.as_str(), config.retry.max_delay)
+                        .await
+                        .map_err(AppError::Setup)?;
                 providers.insert(role, p.clone());
                 p
             }
         };
-        let queue = crate::queue::sqs::SqsQueue::connect(queue_url, s.region.as_str(), credentials.clone()).await;
-        let s3 = Arc::new(S3Source::connect(s, credentials).await);
+        let queue = crate::queue::sqs::SqsQueue::connect(
+            queue_url,
+            s.region.as_str(),
+            credentials.clone(),
+            config.retry.max_delay,
+        )
+        .await;
+        let s3 = Arc::new(S3Source::connect(s, credentials, config.retry.max_delay).await);
         let counted = Arc::new(CountingSource::new(s3, requests.clone()));
         let limited = Arc::new(LimitedSource::new(counted, config.sync.max_requests));
         sources.push(crate::events::EventSource {

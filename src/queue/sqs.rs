@@ -29,7 +29,13 @@ const REFUSED: &[&str] = &[
 ];
 
 impl SqsQueue {
-    pub async fn connect(queue_url: &Url, fallback_region: &str, credentials: AwsCredentials) -> Self {
+    /// `max_delay` (`[sync] retry_max_delay`) bounds every wait of the SDK's own retries.
+    pub async fn connect(
+        queue_url: &Url,
+        fallback_region: &str,
+        credentials: AwsCredentials,
+        max_delay: Duration,
+    ) -> Self {
         let host = queue_url.host_str().unwrap_or_default();
         // `sqs.REGION.amazonaws.com`: the queue's region is in its URL.
         let region = host
@@ -55,7 +61,12 @@ impl SqsQueue {
             );
         }
         let shared = loader.load().await;
-        let mut conf = aws_sdk_sqs::config::Builder::from(&shared);
+        let mut conf = aws_sdk_sqs::config::Builder::from(&shared)
+            .retry_config(crate::storage::aws_waits::retry_config(
+                shared.retry_config(),
+                max_delay,
+            ))
+            .interceptor(crate::storage::aws_waits::CapRetryAfter { max_delay });
         if shared.endpoint_url().is_none() && !is_aws_host(host) {
             conf = conf.endpoint_url(queue_url.origin().ascii_serialization());
         }

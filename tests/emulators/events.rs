@@ -302,6 +302,7 @@ async fn an_azure_failure_keeps_the_message_for_a_later_drain() {
         cloud: support::proxy::Cloud::Azure,
         errors: 1.0,
         resets: 0.0,
+        only: None,
     }));
     let run = w.run(&config, &["drain", "--json", "--max-time", "20s"]).await;
     assert_eq!(run.code, 1, "{run:?}");
