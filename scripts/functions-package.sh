@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `make functions-package`: dist/trailvault-functions.zip for an Azure Functions custom handler.
 #
-# Contents: host.json, one folder per function (sync, verify, status) with its function.json,
+# Contents: host.json, one folder per function (sync, verify, drain, status) with its function.json,
 # and the executable host.json's customHandler.description.defaultExecutablePath names, with
 # its exec bit. The executable is built `--no-default-features` (no `saml`: samael needs
 # libxmlsec1, libxml2, libxslt and OpenSSL, which the Functions host images lack), so it links

@@ -110,11 +110,11 @@ excluded = host.get("logging", {}).get("applicationInsights", {}).get("samplingS
 if "Exception" not in excluded.split(";") or "Request" not in excluded.split(";"):
     errors.append("Application Insights sampling may drop failed invocations (exclude Request;Exception)")
 funcs = sorted(n for n in os.listdir(app) if os.path.isfile(os.path.join(app, n, "function.json")))
-if funcs != ["status", "sync", "verify"]:
+if funcs != ["drain", "status", "sync", "verify"]:
     errors.append(f"function folders are {funcs}")
 for n in funcs:
     b = json.load(open(os.path.join(app, n, "function.json")))["bindings"]
-    if n in ("sync", "verify"):
+    if n in ("drain", "sync", "verify"):
         t = b[0]
         if t.get("type") != "timerTrigger" or t.get("runOnStartup") is not False or t.get("direction") != "in":
             errors.append(f"{n}: not an in timerTrigger with runOnStartup false")

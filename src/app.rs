@@ -624,3 +624,156 @@ mod tests {
         assert_eq!(archived_sources(&config, &[], "verify").unwrap(), ["a"]);
     }
 }
+
+/// The copy `sync` makes (`sync::copy::Copier`), handed to the events domain: runtime is
+/// the one floor that sees both domains, so events and sync archive by one code path
+/// without either importing the other or the copier moving out of `sync`.
+struct SyncCopy {
+    archive: Arc<dyn BlobStore>,
+    /// `sync.in_flight_bytes`, as in a sync.
+    budget: tokio::sync::Semaphore,
+}
+
+#[async_trait::async_trait]
+impl crate::events::CopyFile for SyncCopy {
+    async fn copy(
+        &self,
+        source: &crate::events::EventSource,
+        object: &crate::storage::SourceObject,
+        existing: Option<&crate::storage::BlobInfo>,
+    ) -> Result<crate::events::Copied, StorageError> {
+        use crate::events::Copied;
+        use crate::sync::copy::{Copier, Outcome};
+        let copier = Copier {
+            src: source.source.as_ref(),
+            archive: self.archive.as_ref(),
+            source_name: &source.name,
+            budget: &self.budget,
+        };
+        Ok(match copier.copy(object, existing).await? {
+            Outcome::Copied { bytes } => Copied::Copied { bytes },
+            Outcome::AlreadyArchived => Copied::AlreadyArchived,
+            Outcome::Conflict {
+                archived_sha256,
+                source_sha256,
+            } => Copied::Conflict {
+                archived_sha256,
+                source_sha256,
+            },
+        })
+    }
+}
+
+/// How a drain polls: `drain` waits briefly so it ends soon after the queues are empty;
+/// the daemon long-polls for ever, a record every `record_every`.
+#[derive(Debug, Clone, Copy)]
+pub enum DrainMode {
+    Once { max_time: std::time::Duration },
+    Daemon { record_every: std::time::Duration },
+}
+
+/// Long poll of the daemon (SQS's maximum).
+pub const DAEMON_WAIT: std::time::Duration = std::time::Duration::from_secs(20);
+/// Wait of `drain`: an empty receive ends it, so this is the time it takes to see "empty".
+pub const DRAIN_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Whether any source (of `only`, or any) has a queue.
+pub fn has_queues(config: &Config, only: &[String]) -> bool {
+    config
+        .sources
+        .iter()
+        .any(|s| s.queue_url.is_some() && (only.is_empty() || only.iter().any(|o| s.name.as_str() == o)))
+}
+
+/// A drain of the named sources' queues (every source with a queue when `only` is empty).
+pub async fn drain_job(config: &Config, only: &[String], mode: DrainMode) -> Result<crate::events::DrainJob, AppError> {
+    config.require_sources("drain")?;
+    config.require_target("drain")?;
+    for name in only {
+        match config.source(name) {
+            None => {
+                return Err(AppError::Usage(format!(
+                    "--source {name}: no such source in {}",
+                    config.path.display()
+                )))
+            }
+            Some(s) if s.queue_url.is_none() => {
+                return Err(AppError::Usage(format!("--source {name}: the source has no queue_url")))
+            }
+            Some(_) => {}
+        }
+    }
+    let cancel = CancellationToken::new();
+    let retry = RetryPolicy::new(config.retry).with_cancel(cancel.clone());
+    let requests = RequestCounter::default();
+    let (archive, state) = open_counted(config, "drain", &retry, &requests)?;
+    if config.target.as_ref().is_some_and(|t| t.create_containers) {
+        for (store, which) in [(&archive, "archive"), (&state, "state")] {
+            // Not fatal: each copy then fails on its own and its message stays queued.
+            if let Err(e) = store.ensure_container().await {
+                tracing::warn!(container = which, error = %e, "could not create the container");
+            }
+        }
+    }
+    let mut sources = Vec::new();
+    let mut providers: std::collections::HashMap<Option<String>, AwsCredentials> = std::collections::HashMap::new();
+    for s in config
+        .sources
+        .iter()
+        .filter(|s| only.is_empty() || only.iter().any(|o| s.name.as_str() == o))
+    {
+        let Some(queue_url) = &s.queue_url else { continue };
+        // SQS is read with the source's own credentials (its role under azure-federated).
+        let role = config.source_role(s);
+        let credentials = match providers.get(&role) {
+            Some(p) => p.clone(),
+            None => {
+                let p =
+                    aws_credentials::provider(&config.aws, role.as_deref(), s.region.as_str(), config.retry.max_delay)
+                        .await
+                        .map_err(AppError::Setup)?;
+                providers.insert(role, p.clone());
+                p
+            }
+        };
+        let queue = crate::queue::sqs::SqsQueue::connect(
+            queue_url,
+            s.region.as_str(),
+            credentials.clone(),
+            config.retry.max_delay,
+        )
+        .await;
+        let s3 = Arc::new(S3Source::connect(s, credentials, config.retry.max_delay).await);
+        let counted = Arc::new(CountingSource::new(s3, requests.clone()));
+        let limited = Arc::new(LimitedSource::new(counted, config.sync.max_requests));
+        sources.push(crate::events::EventSource {
+            name: s.name.to_string(),
+            prefix: s.prefix.clone(),
+            source: Arc::new(RetryingSource::new(limited, retry.clone())),
+            queue: Arc::new(queue),
+        });
+    }
+    let (wait, deadline, until_empty) = match mode {
+        DrainMode::Once { max_time } => (DRAIN_WAIT, Some(tokio::time::Instant::now() + max_time), true),
+        DrainMode::Daemon { record_every } => (DAEMON_WAIT, Some(tokio::time::Instant::now() + record_every), false),
+    };
+    let budget = tokio::sync::Semaphore::new(
+        config
+            .sync
+            .in_flight_bytes
+            .min(tokio::sync::Semaphore::MAX_PERMITS as u64) as usize,
+    );
+    Ok(crate::events::DrainJob {
+        run_id: crate::records::new_run_id(Utc::now()),
+        sources,
+        archive: archive.clone(),
+        state,
+        copier: Arc::new(SyncCopy { archive, budget }),
+        wait,
+        deadline,
+        until_empty,
+        files_in_flight: config.sync.concurrency,
+        default_visibility: std::time::Duration::from_secs(30),
+        cancel,
+    })
+}

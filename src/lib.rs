@@ -31,11 +31,13 @@ pub mod cloudtrail_api;
 pub mod federation_io;
 pub mod files;
 pub mod monitor;
+pub mod queue;
 pub mod state;
 pub mod storage;
 pub mod xmlsec;
 
 // domains
+pub mod events;
 pub mod failover;
 pub mod federation;
 pub mod integrity;

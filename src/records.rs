@@ -13,6 +13,8 @@ pub enum RecordType {
     Heartbeat,
     SamlAudit,
     Failover,
+    /// Files archived from queue events (`drain`, the daemon's event loop).
+    Events,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]

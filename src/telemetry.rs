@@ -100,6 +100,13 @@ pub mod metric {
     pub const RETRIES: &str = "trailvault_retries_total";
     /// Gauge: end of the last verify that found nothing.
     pub const VERIFY_LAST_SUCCESS: &str = "trailvault_verify_last_success_timestamp_seconds";
+    /// Counter {source, outcome}: announced files by what became of them (`copied`,
+    /// `already_archived`, `conflict`, `missing`, `ignored`, `failed`).
+    pub const EVENT_FILES: &str = "trailvault_event_files_total";
+    /// Histogram: S3 event time to committed blob, per copied file.
+    pub const EVENT_LAG: &str = "trailvault_event_lag_seconds";
+    /// Counter {source}: queue messages received.
+    pub const EVENTS_RECEIVED: &str = "trailvault_events_received_total";
     /// Seconds the sync in progress has been running (0 between runs); `/livez` answers 503
     /// once it passes twice the schedule's interval.
     pub const RUN_IN_PROGRESS: &str = "trailvault_run_in_progress_seconds";

@@ -49,6 +49,8 @@ pub enum Command {
     },
     /// One incremental, verified pass over every source.
     Sync(SyncArgs),
+    /// Archive the files the sources' queues announce, once, until the queues are empty.
+    Drain(DrainArgs),
     /// Bring archived files back, verified, to a folder or an S3 bucket.
     Restore(RestoreArgs),
     /// Re-read archived blobs and validate CloudTrail digests and chains, offline.
@@ -119,6 +121,19 @@ pub enum SamlCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Debug, clap::Args)]
+pub struct DrainArgs {
+    /// Only these sources (repeatable; default: every source with a queue_url).
+    #[arg(long = "source", value_name = "NAME")]
+    pub sources: Vec<String>,
+    /// Receive nothing more after this long; files in flight finish.
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub max_time: std::time::Duration,
+    /// Print one JSON document on stdout.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -242,6 +257,7 @@ impl Command {
                 command: ConfigCommand::Check { json },
             } => *json,
             Command::Sync(a) => a.json,
+            Command::Drain(a) => a.json,
             Command::Restore(a) => a.json,
             Command::Verify(a) => a.json,
             Command::Keys {
@@ -261,6 +277,7 @@ impl Command {
         matches!(
             self,
             Command::Sync(_)
+                | Command::Drain(_)
                 | Command::Restore(_)
                 | Command::Verify(_)
                 | Command::Keys { .. }

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 pub use args::Cli;
-use args::{Command, ConfigCommand, KeysCommand, RestoreArgs, SamlCommand, SyncArgs, VerifyArgs};
+use args::{Command, ConfigCommand, DrainArgs, KeysCommand, RestoreArgs, SamlCommand, SyncArgs, VerifyArgs};
 use exit::Verdict;
 pub use exit::{EXIT_CHECK_FAILED, EXIT_FAILED, EXIT_OK, EXIT_USAGE};
 use render::{print, ConfigCheckDoc, ErrorDoc, KeysFetchDoc, KeysImportDoc, OutputError, SamlRejectedDoc};
@@ -152,6 +152,7 @@ async fn dispatch(cli: &Cli, json: bool, stop: &CancellationToken) -> Result<End
             Ok(Ended::printed(EXIT_OK, print(&ConfigCheckDoc::of(&config), json)))
         }
         Command::Sync(args) => sync(cli, args, stop).await,
+        Command::Drain(args) => drain(cli, args, stop).await,
         Command::Restore(args) => restore(cli, args, stop).await,
         Command::Verify(args) => verify(cli, args, stop).await,
         Command::Keys {
@@ -221,6 +222,22 @@ async fn sync(cli: &Cli, args: &SyncArgs, stop: &CancellationToken) -> Result<En
         app::publish_run(&config, &report.run_id).await;
     }
     Ok(Ended::printed(report.exit_code(), print(&report, args.json)))
+}
+
+async fn drain(cli: &Cli, args: &DrainArgs, stop: &CancellationToken) -> Result<Ended, CliError> {
+    let config = load_config(cli)?;
+    if !app::has_queues(&config, &args.sources) {
+        return Err(CliError::Usage("drain: no source has a queue_url".into()));
+    }
+    let mode = app::DrainMode::Once {
+        max_time: args.max_time,
+    };
+    let job = app::drain_job(&config, &args.sources, mode).await?;
+    let _linked = app::cancel_on(&job.cancel, stop);
+    let report = job.run().await;
+    app::publish_run(&config, &report.run_id).await;
+    let code = if report.failed() { EXIT_FAILED } else { EXIT_OK };
+    Ok(Ended::printed(code, print(&report, args.json)))
 }
 
 async fn keys_import(cli: &Cli, region: &str, files: &[PathBuf], json: bool) -> Result<Ended, CliError> {

@@ -161,6 +161,33 @@ impl Render for ConfigCheckDoc {
     }
 }
 
+impl Render for crate::events::EventsReport {
+    fn text(&self) -> String {
+        let mut out = String::new();
+        for s in &self.sources {
+            let lag = |v: Option<f64>| v.map(|v| format!("{v:.1}s")).unwrap_or_else(|| "-".into());
+            out.push_str(&format!(
+                "{}: {} messages, {} copied, {} already archived, {} ignored, {} unreadable, {} missing, {} failed; lag p50 {} p99 {} max {}\n",
+                s.name,
+                s.messages,
+                s.files_copied,
+                s.files_already_archived,
+                s.events_ignored,
+                s.events_unreadable,
+                s.files_missing,
+                s.files_failed,
+                lag(s.lag_seconds.p50),
+                lag(s.lag_seconds.p99),
+                lag(s.lag_seconds.max),
+            ));
+        }
+        if self.stopped.is_some() {
+            out.push_str("stopped on a signal\n");
+        }
+        out
+    }
+}
+
 impl Render for SyncReport {
     fn text(&self) -> String {
         self.summary_lines().into_iter().map(|l| l + "\n").collect()

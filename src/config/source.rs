@@ -17,6 +17,7 @@ pub(super) struct RawSource {
     prefix: String,
     endpoint: Option<String>,
     role_arn: Option<String>,
+    queue_url: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -29,6 +30,9 @@ pub struct SourceConfig {
     pub endpoint: Option<Url>,
     /// The role this source's S3 is read with under `azure-federated` (`[aws] role_arn` when unset).
     pub role_arn: Option<String>,
+    /// The SQS queue that announces new files of this source (`drain`, the daemon's
+    /// event loop); `None`: the schedule alone archives it.
+    pub queue_url: Option<Url>,
 }
 
 /// What `[aws]` needs to know of a source, valid or not: its name as written and whether
@@ -74,6 +78,7 @@ fn read(at: &str, t: &toml::Table, problems: &Problems) -> RawSource {
         prefix: f.string_or("prefix", ""),
         endpoint: f.opt_string("endpoint"),
         role_arn: f.opt_string("role_arn"),
+        queue_url: f.opt_string("queue_url"),
     };
     f.finish();
     raw
@@ -149,6 +154,22 @@ fn validate(at: &str, s: RawSource, unique: bool, problems: &Problems) -> Option
             ));
         }
     }
+    let queue_url = match s.queue_url.as_deref().filter(|q| !q.is_empty()) {
+        None => Ok(None),
+        Some(q) => parse_http_url(q)
+            .and_then(
+                |u| match u.path_segments().map(|p| p.filter(|s| !s.is_empty()).count()) {
+                    // `https://sqs.REGION.amazonaws.com/ACCOUNT/NAME`: a queue URL names its
+                    // account and queue; a bare endpoint would send every call to no queue.
+                    Some(2) => Ok(u),
+                    _ => Err(format!(
+                        "{q:?} is not a queue URL (https://sqs.REGION.amazonaws.com/ACCOUNT/NAME)"
+                    )),
+                },
+            )
+            .map(Some)
+            .map_err(|m| problems.push(format!("{at}: queue_url {m}"))),
+    };
     if !unique {
         return None;
     }
@@ -159,12 +180,32 @@ fn validate(at: &str, s: RawSource, unique: bool, problems: &Problems) -> Option
         prefix: s.prefix.trim_matches('/').to_string(),
         endpoint: endpoint.ok()?,
         role_arn,
+        queue_url: queue_url.ok()?,
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::super::test_support::*;
+
+    #[test]
+    fn queue_url_is_optional_and_must_name_a_queue() {
+        let c = parse(MINIMAL, &[(ENV_AZURE_ACCOUNT_KEY, KEY)]).unwrap();
+        assert!(c.sources[0].queue_url.is_none());
+        let with = |q: &str| MINIMAL.replacen("[[source]]\n", &format!("[[source]]\nqueue_url = {q:?}\n"), 1);
+        let good = with("https://sqs.ap-northeast-2.amazonaws.com/111122223333/trail-events");
+        let c = parse(&good, &[(ENV_AZURE_ACCOUNT_KEY, KEY)]).unwrap();
+        assert_eq!(
+            c.sources[0].queue_url.as_ref().map(|u| u.as_str()),
+            Some("https://sqs.ap-northeast-2.amazonaws.com/111122223333/trail-events")
+        );
+        for bad in ["https://sqs.ap-northeast-2.amazonaws.com", "ftp://q/1/2", "not a url"] {
+            let err = parse(&with(bad), &[(ENV_AZURE_ACCOUNT_KEY, KEY)])
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("queue_url"), "{bad}: {err}");
+        }
+    }
 
     /// The rule itself is tested in `names::bucket_name`; here, that the source's region picks it.
     #[test]

@@ -33,6 +33,11 @@ pub struct SourceStatus {
     pub aws_health: Option<String>,
     pub last_run_status: Option<crate::records::RunStatus>,
     pub consecutive_failed_runs: u32,
+    /// Newest CloudTrail file-name time among the source's archived log files (sync's
+    /// watermarks and what events archived); null before any.
+    pub newest_archived_file_time: Option<DateTime<Utc>>,
+    /// Now minus `newest_archived_file_time`.
+    pub archive_age_seconds: Option<i64>,
     pub accounts: Vec<AccountStatus>,
     /// Streams whose newest archived file is more than `max_gap` behind their siblings'
     /// (same kind): one account-region stopped while the source's gap looks fine.
@@ -70,6 +75,7 @@ pub async fn status(
     for name in sources {
         let health = SourceHealth::load(state, name).await?;
         let mut accounts = Vec::new();
+        let mut newest = crate::state::newest::load(state, name).await?;
         let mut marks = Vec::new();
         for entry in watermark::source_docs(state, name).await? {
             let wm = match entry.doc {
@@ -79,6 +85,16 @@ pub async fn status(
                     continue;
                 }
             };
+            let newest_log = wm
+                .streams
+                .iter()
+                .filter(|(k, _)| {
+                    crate::cloudtrail::StreamPrefix::parse(k)
+                        .is_some_and(|p| p.kind == crate::cloudtrail::FileKind::Log)
+                })
+                .map(|(_, m)| m.time)
+                .max();
+            newest = newest.max(newest_log);
             marks.extend(wm.streams.iter().map(|(s, m)| (s.clone(), m.time)));
             accounts.push(AccountStatus {
                 account: entry.account,
@@ -97,6 +113,8 @@ pub async fn status(
             aws_health: health.aws_health.map(|h| h.as_str().to_string()),
             last_run_status: health.last_run_status,
             consecutive_failed_runs: health.consecutive_failed_runs,
+            newest_archived_file_time: newest,
+            archive_age_seconds: newest.map(|t| (now - t).num_seconds()),
             accounts,
             stale_streams: watermark::stale_streams(marks.iter().map(|(s, t)| (s.as_str(), *t)), max_gap),
         });
@@ -152,6 +170,9 @@ pub async fn status_from_log_analytics(
                 aws_health: None,
                 last_run_status: status,
                 consecutive_failed_runs: 0,
+                // Records carry no per-file time of events; the state container has it.
+                newest_archived_file_time: None,
+                archive_age_seconds: None,
                 accounts: Vec::new(),
                 stale_streams: Vec::new(),
             }

@@ -121,6 +121,11 @@ pub async fn run(config: Config, listen: SocketAddr, shutdown_grace: Duration) -
             &[10.0, 30.0, 60.0, 300.0, 900.0, 1800.0, 3600.0, 7200.0],
         )
         .map_err(|e| DaemonError::Runtime(format!("metrics: {e}")))?
+        .set_buckets_for_metric(
+            metrics_exporter_prometheus::Matcher::Full(metric::EVENT_LAG.into()),
+            &[5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 900.0, 3600.0],
+        )
+        .map_err(|e| DaemonError::Runtime(format!("metrics: {e}")))?
         .install_recorder()
         .map_err(|e| DaemonError::Runtime(format!("metrics: {e}")))?;
     metrics::gauge!(metric::RPO_TARGET).set(config.sync.max_gap.as_secs_f64());
@@ -197,6 +202,7 @@ pub async fn run(config: Config, listen: SocketAddr, shutdown_grace: Duration) -
         .await
         .map_err(|e| DaemonError::Runtime(format!("scheduler: {e}")))?;
     shared.ready.store(true, Ordering::SeqCst);
+    let events = crate::serve::events::spawn(shared.config.clone(), shared.shutdown.clone());
     tracing::info!(addr = %addr, cron = shared.config.schedule.cron, verify_cron = shared.config.schedule.verify_cron, "listening");
 
     let s = shared.clone();
@@ -213,6 +219,10 @@ pub async fn run(config: Config, listen: SocketAddr, shutdown_grace: Duration) -
                 grace_s = shutdown_grace.as_secs(),
                 "the running sync did not stop within the grace; its lease expires by itself"
             );
+        }
+        if let Some(events) = events {
+            // Files in flight finish; their messages are deleted or come back.
+            let _ = tokio::time::timeout(shutdown_grace, events).await;
         }
     };
     crate::serve::listener::serve(listener, app, crate::serve::listener::Limits::default(), drained)

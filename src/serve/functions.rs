@@ -130,6 +130,7 @@ pub async fn run(
         .route("/", get(|| async { "trailvault" }))
         .route("/sync", post(sync))
         .route("/verify", post(verify))
+        .route("/drain", post(drain))
         .route("/api/status", get(status))
         .with_state(handler.clone());
     let listener = tokio::net::TcpListener::bind(addr)
@@ -315,6 +316,39 @@ fn parse_timespan(s: &str) -> Option<Duration> {
     }
     Some(Duration::from_secs(days * 86_400 + hours * 3600 + minutes * 60) + Duration::from_secs_f64(seconds))
 }
+
+/// The `drain` timer (every 5 minutes): the queues until empty, within the sync budget.
+async fn drain(State(h): State<Arc<Handler>>) -> Reply {
+    let config = match &h.config {
+        Ok(c) => c,
+        Err(e) => return reply(false, vec![format!("configuration error: {e}")]),
+    };
+    if !crate::app::has_queues(config, &[]) {
+        return reply(true, vec!["drain: no source has a queue_url".into()]);
+    }
+    let max_time = h.sync_budget.unwrap_or(DRAIN_MAX_TIME).min(DRAIN_MAX_TIME);
+    let job = match crate::app::drain_job(config, &[], crate::app::DrainMode::Once { max_time }).await {
+        Ok(j) => j,
+        Err(e) => return reply(false, vec![format!("cannot set up the drain: {e}")]),
+    };
+    let _linked = crate::app::cancel_on(&job.cancel, &h.shutdown);
+    let report = job.run().await;
+    crate::app::publish_run(config, &report.run_id).await;
+    let logs = report
+        .sources
+        .iter()
+        .map(|s| {
+            format!(
+                "drain {} {}: {} messages, {} copied, {} already archived, {} failed",
+                report.run_id, s.name, s.messages, s.files_copied, s.files_already_archived, s.files_failed
+            )
+        })
+        .collect();
+    reply(!report.failed(), logs)
+}
+
+/// A drain invocation ends well before the next timer (every 5 minutes).
+const DRAIN_MAX_TIME: std::time::Duration = std::time::Duration::from_secs(240);
 
 #[cfg(test)]
 mod tests {

@@ -2,6 +2,7 @@
 //! metrics) and the Azure Functions custom handler.
 
 pub mod daemon;
+pub mod events;
 pub mod functions;
 pub mod listener;
 pub mod shutdown;

@@ -6,6 +6,7 @@
 pub mod conflicts;
 pub mod health;
 pub mod lock;
+pub mod newest;
 pub mod runs;
 pub mod select;
 pub mod spool;

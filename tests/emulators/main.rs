@@ -29,6 +29,7 @@ mod aws;
 mod aws_health;
 mod credentials;
 mod daemon;
+mod events;
 mod functions;
 mod keys;
 mod listings;
