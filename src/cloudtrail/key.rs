@@ -73,6 +73,12 @@ impl StreamPrefix {
     }
 }
 
+/// How far past a run's start (or now, for events) a CloudTrail file's name may be dated
+/// and still be trusted: CloudTrail names a file for the end of its delivery window,
+/// minutes after the events, and clocks drift. Later keys are never archived and never
+/// move a watermark (one planted `2099/...` key would otherwise hide a stream for good).
+pub const FUTURE_TOLERANCE: chrono::TimeDelta = chrono::TimeDelta::hours(1);
+
 /// `[prefix/]AWSLogs/`
 pub fn awslogs_root(trail_prefix: &str) -> String {
     if trail_prefix.is_empty() {

@@ -7,9 +7,7 @@ use chrono::{DateTime, Utc};
 use crate::cloudtrail::key::awslogs_root;
 use crate::cloudtrail::{AccountId, CtKey, FileKind, Region};
 
-/// How far past now a file's name may be dated, as `sync` allows (its
-/// `plan::FUTURE_TOLERANCE`): CloudTrail names a file for the end of its delivery window.
-pub const FUTURE_TOLERANCE: chrono::TimeDelta = chrono::TimeDelta::hours(1);
+pub use crate::cloudtrail::key::FUTURE_TOLERANCE;
 
 /// Why a key is not archived from this source.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -34,9 +34,7 @@ pub struct StreamPlan {
     pub future: Vec<String>,
 }
 
-/// How far past a run's start a CloudTrail file's name may be dated: CloudTrail names a
-/// file for the end of its delivery window, minutes after the events, and clocks drift.
-pub const FUTURE_TOLERANCE: chrono::TimeDelta = chrono::TimeDelta::hours(1);
+pub use crate::cloudtrail::key::FUTURE_TOLERANCE;
 
 impl StreamPlan {
     pub fn bytes_to_copy(&self) -> u64 {
