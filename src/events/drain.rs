@@ -74,6 +74,9 @@ pub struct DrainJob {
     pub cancel: CancellationToken,
 }
 
+/// How long a receive cut by a signal may still answer, so its messages go back at once.
+const LATE_RECEIVE_WAIT: Duration = Duration::from_secs(2);
+
 /// How one key ended.
 enum KeyEnd {
     Settled,
@@ -119,9 +122,14 @@ impl DrainJob {
                 Some(d) => self.wait.min(d.saturating_duration_since(tokio::time::Instant::now())),
                 None => self.wait,
             };
+            let receive = s.queue.receive(10, wait);
+            tokio::pin!(receive);
             let received = tokio::select! {
-                got = s.queue.receive(10, wait) => got,
-                _ = self.cancel.cancelled() => break,
+                got = &mut receive => got,
+                _ = self.cancel.cancelled() => {
+                    self.hand_back_late_receive(s, receive).await;
+                    break;
+                }
             };
             let batch = match received {
                 Ok(b) => b,
@@ -162,6 +170,25 @@ impl DrainJob {
             }
         }
         r
+    }
+
+    /// A receive the queue answered as the signal came has already hidden its messages for
+    /// the visibility timeout; dropping it would leave them unseen by the next drain for that
+    /// long. A moment is given for the answer, and what came is handed back at once.
+    async fn hand_back_late_receive(
+        &self,
+        s: &EventSource,
+        receive: impl std::future::Future<Output = Result<Vec<Message>, crate::queue::QueueError>>,
+    ) {
+        let Ok(Ok(batch)) = tokio::time::timeout(LATE_RECEIVE_WAIT, receive).await else {
+            // Nothing came in time: anything the queue hid comes back after its timeout.
+            return;
+        };
+        for m in batch {
+            if let Err(e) = s.queue.extend(&m.receipt, Duration::ZERO).await {
+                tracing::warn!(source = s.name, message_id = m.id, error = %e, "could not hand a message back; it comes back after the visibility timeout");
+            }
+        }
     }
 
     /// One message, its visibility extended while it is worked on.

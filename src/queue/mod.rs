@@ -41,6 +41,7 @@ pub trait Queue: Send + Sync {
     async fn receive(&self, max: u8, wait: Duration) -> Result<Vec<Message>, QueueError>;
     async fn delete(&self, receipt: &str) -> Result<(), QueueError>;
     /// Hides the message for `visibility` more from now: work on it is still going on.
+    /// `Duration::ZERO` hands it back to the queue at once.
     async fn extend(&self, receipt: &str, visibility: Duration) -> Result<(), QueueError>;
     /// The queue's own visibility timeout (`None` when it cannot be read): work still in
     /// progress is extended well before it runs out.

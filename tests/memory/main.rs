@@ -7,6 +7,7 @@
 mod support;
 
 mod audit;
+mod events;
 mod keys;
 mod publish;
 mod restore;
