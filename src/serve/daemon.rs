@@ -115,20 +115,7 @@ pub async fn run(config: Config, listen: SocketAddr, shutdown_grace: Duration) -
     let addr = listener
         .local_addr()
         .map_err(|e| DaemonError::Runtime(format!("the listening socket: {e}")))?;
-    let metrics = PrometheusBuilder::new()
-        .set_buckets_for_metric(
-            metrics_exporter_prometheus::Matcher::Full(metric::SYNC_DURATION.into()),
-            &[10.0, 30.0, 60.0, 300.0, 900.0, 1800.0, 3600.0, 7200.0],
-        )
-        .map_err(|e| DaemonError::Runtime(format!("metrics: {e}")))?
-        .set_buckets_for_metric(
-            metrics_exporter_prometheus::Matcher::Full(metric::EVENT_LAG.into()),
-            &[5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 900.0, 3600.0],
-        )
-        .map_err(|e| DaemonError::Runtime(format!("metrics: {e}")))?
-        .install_recorder()
-        .map_err(|e| DaemonError::Runtime(format!("metrics: {e}")))?;
-    metrics::gauge!(metric::RPO_TARGET).set(config.sync.max_gap.as_secs_f64());
+    let metrics = install_metrics(&config)?;
 
     let stuck_after = schedule_interval(&config.schedule.cron).saturating_mul(2);
     let shared = Arc::new(Shared {
@@ -149,47 +136,9 @@ pub async fn run(config: Config, listen: SocketAddr, shutdown_grace: Duration) -
     if shared.metrics_token.is_some() {
         tracing::info!("/metrics requires the bearer token of {METRICS_TOKEN_ENV}");
     }
-    // Seed the gap from what earlier runs recorded; an unreachable state container is
-    // not fatal here (the first run will say more).
-    if let Ok((_, state)) = crate::storage::blob::open_target(&target, shared.config.retry.max_delay) {
-        for s in &shared.config.sources {
-            match SourceHealth::load(state.as_ref(), s.name.as_str()).await {
-                Ok(h) => {
-                    if let Some(t) = h.last_success_started_at {
-                        lock(&shared.last_complete_start).insert(s.name.to_string(), t);
-                    }
-                }
-                Err(e) => tracing::warn!(source = s.name.as_str(), error = %e, "cannot read health state yet"),
-            }
-        }
-    }
+    seed_gaps(&shared, &target).await;
 
-    let mut scheduler = JobScheduler::new()
-        .await
-        .map_err(|e| DaemonError::Runtime(format!("scheduler: {e}")))?;
-    let s = shared.clone();
-    let sync_job = Job::new_async(shared.config.schedule.cron.as_str(), move |_, _| {
-        let s = s.clone();
-        Box::pin(async move { scheduled_sync(&s).await })
-    })
-    .map_err(|e| DaemonError::Config(format!("schedule.cron {:?}: {e}", shared.config.schedule.cron)))?;
-    let s = shared.clone();
-    let verify_job = Job::new_async(shared.config.schedule.verify_cron.as_str(), move |_, _| {
-        let s = s.clone();
-        Box::pin(async move { scheduled_verify(&s).await })
-    })
-    .map_err(|e| {
-        DaemonError::Config(format!(
-            "schedule.verify_cron {:?}: {e}",
-            shared.config.schedule.verify_cron
-        ))
-    })?;
-    for job in [sync_job, verify_job] {
-        scheduler
-            .add(job)
-            .await
-            .map_err(|e| DaemonError::Runtime(format!("scheduler: {e}")))?;
-    }
+    let mut scheduler = scheduler(&shared).await?;
 
     let app = Router::new()
         .route("/healthz", get(|| async { "ok" }))
@@ -230,6 +179,73 @@ pub async fn run(config: Config, listen: SocketAddr, shutdown_grace: Duration) -
         .map_err(|e| DaemonError::Runtime(format!("http server: {e}")))?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The Prometheus recorder, with buckets fitted to sync durations and event lags.
+fn install_metrics(config: &Config) -> Result<PrometheusHandle, DaemonError> {
+    let metrics = PrometheusBuilder::new()
+        .set_buckets_for_metric(
+            metrics_exporter_prometheus::Matcher::Full(metric::SYNC_DURATION.into()),
+            &[10.0, 30.0, 60.0, 300.0, 900.0, 1800.0, 3600.0, 7200.0],
+        )
+        .map_err(|e| DaemonError::Runtime(format!("metrics: {e}")))?
+        .set_buckets_for_metric(
+            metrics_exporter_prometheus::Matcher::Full(metric::EVENT_LAG.into()),
+            &[5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 900.0, 3600.0],
+        )
+        .map_err(|e| DaemonError::Runtime(format!("metrics: {e}")))?
+        .install_recorder()
+        .map_err(|e| DaemonError::Runtime(format!("metrics: {e}")))?;
+    metrics::gauge!(metric::RPO_TARGET).set(config.sync.max_gap.as_secs_f64());
+    Ok(metrics)
+}
+
+/// Seeds the gap from what earlier runs recorded; an unreachable state container is not
+/// fatal here (the first run will say more).
+async fn seed_gaps(shared: &Shared, target: &crate::config::TargetConfig) {
+    if let Ok((_, state)) = crate::storage::blob::open_target(target, shared.config.retry.max_delay) {
+        for s in &shared.config.sources {
+            match SourceHealth::load(state.as_ref(), s.name.as_str()).await {
+                Ok(h) => {
+                    if let Some(t) = h.last_success_started_at {
+                        lock(&shared.last_complete_start).insert(s.name.to_string(), t);
+                    }
+                }
+                Err(e) => tracing::warn!(source = s.name.as_str(), error = %e, "cannot read health state yet"),
+            }
+        }
+    }
+}
+
+/// The scheduler with the sync and verify jobs added, not yet started.
+async fn scheduler(shared: &Arc<Shared>) -> Result<JobScheduler, DaemonError> {
+    let scheduler = JobScheduler::new()
+        .await
+        .map_err(|e| DaemonError::Runtime(format!("scheduler: {e}")))?;
+    let s = shared.clone();
+    let sync_job = Job::new_async(shared.config.schedule.cron.as_str(), move |_, _| {
+        let s = s.clone();
+        Box::pin(async move { scheduled_sync(&s).await })
+    })
+    .map_err(|e| DaemonError::Config(format!("schedule.cron {:?}: {e}", shared.config.schedule.cron)))?;
+    let s = shared.clone();
+    let verify_job = Job::new_async(shared.config.schedule.verify_cron.as_str(), move |_, _| {
+        let s = s.clone();
+        Box::pin(async move { scheduled_verify(&s).await })
+    })
+    .map_err(|e| {
+        DaemonError::Config(format!(
+            "schedule.verify_cron {:?}: {e}",
+            shared.config.schedule.verify_cron
+        ))
+    })?;
+    for job in [sync_job, verify_job] {
+        scheduler
+            .add(job)
+            .await
+            .map_err(|e| DaemonError::Runtime(format!("scheduler: {e}")))?;
+    }
+    Ok(scheduler)
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

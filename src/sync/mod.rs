@@ -28,6 +28,7 @@ use crate::storage::decorate::RequestCounter;
 use crate::storage::retry::RetryPolicy;
 use crate::storage::{BlobStore, Source, StorageError};
 use copy::{Copier, Outcome};
+use plan::{PlannedFile, StreamPlan};
 pub use report::{SourceReport, SyncReport};
 
 /// Account-regions worked on at once within a source.
@@ -556,30 +557,71 @@ impl SourceRun<'_> {
             r.complete = false;
             return (None, Vec::new());
         }
-        let src = self.handle.source.as_ref();
-        let archive = self.job.archive.as_ref();
+        let Some(plan) = self.plan(stream, old, r).await else {
+            return (None, Vec::new());
+        };
+        let mut settled = self.note_plan(stream, &plan, r);
+        if self.job.dry_run {
+            r.files_planned += plan.to_copy.len() as u64;
+            r.bytes_planned += plan.bytes_to_copy();
+            return (None, settled);
+        }
+        self.job.progress.begin(
+            plan.to_copy.len() as u64,
+            plan.to_copy.iter().map(|f| f.object.size).sum(),
+        );
+        let results: Vec<_> = futures::stream::iter(plan.to_copy)
+            .map(|f| async move {
+                let _slot = self.files.acquire().await;
+                let result = self.copy_file(&f).await;
+                self.job.progress.advance(1, f.object.size);
+                (f, result)
+            })
+            .buffer_unordered(self.job.settings.concurrency)
+            .collect()
+            .await;
+        for (f, result) in results {
+            settled.push(self.settle(f, result, r).await);
+        }
+        let next = watermark::next_mark(old, &settled).map(|(time, key)| StreamMark {
+            time,
+            key,
+            updated_at: Utc::now(),
+            run_id: self.run_id.to_string(),
+        });
+        (next, settled)
+    }
+
+    /// Lists the stream against the archive, within the deadline; `None` when it could not
+    /// be planned (the reason is in the report and the mark stays).
+    async fn plan(&self, stream: &StreamPrefix, old: Option<&StreamMark>, r: &mut SourceReport) -> Option<StreamPlan> {
         let planning = plan::plan_stream(
-            src,
-            archive,
+            self.handle.source.as_ref(),
+            self.job.archive.as_ref(),
             &self.handle.name,
             stream,
             old,
             self.job.settings.lookback,
             self.trusted_until,
         );
-        let plan = match until_deadline(self.job.deadline, planning).await {
-            Some(Ok(p)) => p,
+        match until_deadline(self.job.deadline, planning).await {
+            Some(Ok(p)) => Some(p),
             Some(Err(e)) => {
                 r.errors.push(format!("listing {}: {e}", stream.key_prefix()));
                 r.complete = false;
-                return (None, Vec::new());
+                None
             }
             None => {
                 // A listing still running at the deadline stops there; its mark stays.
                 self.stopped(r);
-                return (None, Vec::new());
+                None
             }
-        };
+        }
+    }
+
+    /// Reports what the plan settles without a copy (keys from the future, files already
+    /// archived) and returns those already archived as settled.
+    fn note_plan(&self, stream: &StreamPrefix, plan: &StreamPlan, r: &mut SourceReport) -> Vec<Settled> {
         if !plan.future.is_empty() {
             tracing::warn!(
                 source = self.handle.name,
@@ -591,153 +633,129 @@ impl SourceRun<'_> {
             r.complete = false;
             r.future_keys.extend(plan.future.iter().cloned());
         }
-        let mut settled: Vec<Settled> = plan
-            .already_archived
+        r.files_skipped += plan.already_archived.len() as u64;
+        for (_, t) in &plan.already_archived {
+            r.newest_file_time = r.newest_file_time.max(*t);
+        }
+        plan.already_archived
             .iter()
             .map(|(key, time)| Settled {
                 key: key.clone(),
                 time: *time,
                 done: true,
             })
-            .collect();
-        r.files_skipped += plan.already_archived.len() as u64;
-        for (_, t) in &plan.already_archived {
-            r.newest_file_time = r.newest_file_time.max(*t);
-        }
-        if self.job.dry_run {
-            r.files_planned += plan.to_copy.len() as u64;
-            r.bytes_planned += plan.bytes_to_copy();
-            return (None, settled);
-        }
+            .collect()
+    }
 
-        self.job.progress.begin(
-            plan.to_copy.len() as u64,
-            plan.to_copy.iter().map(|f| f.object.size).sum(),
-        );
+    /// One file's copy; `None` when it was not started (stopping, or past the deadline).
+    async fn copy_file(&self, f: &PlannedFile) -> Option<Result<Outcome, StorageError>> {
+        // Stopping (SIGTERM, the deadline) is checked before a file starts: a file is either
+        // archived whole or left for the next run.
+        if self.job.cancel.is_cancelled() || self.past_deadline() {
+            return None;
+        }
+        if self.lost.is_cancelled() {
+            return Some(Err(StorageError::new(
+                crate::storage::ErrorKind::Other,
+                "copy",
+                &f.object.key,
+                "the sync lock was lost",
+            )));
+        }
         let copier = Copier {
-            src,
-            archive,
+            src: self.handle.source.as_ref(),
+            archive: self.job.archive.as_ref(),
             source_name: &self.handle.name,
             budget: self.budget,
         };
-        let copier = &copier;
-        let retry = &self.job.retry;
-        let results: Vec<_> = futures::stream::iter(plan.to_copy)
-            .map(|f| async move {
-                let _slot = self.files.acquire().await;
-                // Stopping (SIGTERM, the deadline) is checked before a file starts: a file is
-                // either archived whole or left for the next run.
-                let result = if self.job.cancel.is_cancelled() || self.past_deadline() {
-                    None
-                } else if self.lost.is_cancelled() {
-                    Some(Err(StorageError::new(
-                        crate::storage::ErrorKind::Other,
-                        "copy",
-                        &f.object.key,
-                        "the sync lock was lost",
-                    )))
-                } else if let Some(deadline) = self.job.deadline {
-                    // In flight at the deadline: it may finish within the grace, else it is
-                    // dropped before its commit (create-only: nothing half-written stays).
-                    // Started, so not excused by the deadline: abandoned is a failure.
-                    match tokio::time::timeout_at(
-                        deadline + ABANDON_AFTER_DEADLINE,
-                        retry.run_whole("copy", || copier.copy(&f.object, f.existing.as_ref())),
-                    )
-                    .await
-                    {
-                        Ok(result) => Some(result),
-                        Err(_) => Some(Err(StorageError::new(
-                            crate::storage::ErrorKind::Unreachable,
-                            "copy",
-                            &f.object.key,
-                            format!(
-                                "still in flight {}s after the deadline; abandoned before its commit",
-                                ABANDON_AFTER_DEADLINE.as_secs()
-                            ),
-                        ))),
-                    }
-                } else {
-                    Some(
-                        retry
-                            .run_whole("copy", || copier.copy(&f.object, f.existing.as_ref()))
-                            .await,
-                    )
-                };
-                self.job.progress.advance(1, f.object.size);
-                (f, result)
-            })
-            .buffer_unordered(self.job.settings.concurrency)
-            .collect()
-            .await;
+        let copy = self
+            .job
+            .retry
+            .run_whole("copy", || copier.copy(&f.object, f.existing.as_ref()));
+        let Some(deadline) = self.job.deadline else {
+            return Some(copy.await);
+        };
+        // In flight at the deadline: it may finish within the grace, else it is dropped
+        // before its commit (create-only: nothing half-written stays). Started, so not
+        // excused by the deadline: abandoned is a failure.
+        match tokio::time::timeout_at(deadline + ABANDON_AFTER_DEADLINE, copy).await {
+            Ok(result) => Some(result),
+            Err(_) => Some(Err(StorageError::new(
+                crate::storage::ErrorKind::Unreachable,
+                "copy",
+                &f.object.key,
+                format!(
+                    "still in flight {}s after the deadline; abandoned before its commit",
+                    ABANDON_AFTER_DEADLINE.as_secs()
+                ),
+            ))),
+        }
+    }
 
-        for (f, result) in results {
-            let Some(result) = result else {
-                // Left for the next run: the watermark stays before it.
-                r.not_started += 1;
-                r.complete = false;
-                if self.past_deadline() {
-                    self.stopped(r);
-                }
-                settled.push(Settled {
-                    key: f.object.key,
-                    time: f.time,
-                    done: false,
-                });
-                continue;
-            };
-            let done = match result {
-                Ok(Outcome::Copied { bytes }) => {
-                    tracing::debug!(key = f.object.key, bytes, "copied");
-                    r.files_copied += 1;
-                    r.bytes_copied += bytes;
-                    true
-                }
-                Ok(Outcome::AlreadyArchived) => {
-                    r.files_skipped += 1;
-                    true
-                }
-                Ok(Outcome::Conflict {
-                    archived_sha256,
-                    source_sha256,
-                }) => {
-                    tracing::warn!(
-                        key = f.object.key,
-                        "S3 object differs from its archived copy; archived copy kept"
-                    );
-                    self.record_conflict(&f.object, &archived_sha256, &source_sha256).await;
-                    r.conflicts.push(f.object.key.clone());
-                    true
-                }
-                Err(e) => {
-                    tracing::warn!(key = f.object.key, error = %e, "file not archived");
-                    r.files_failed += 1;
-                    r.complete = false;
-                    if r.failures.len() < MAX_LISTED_FAILURES {
-                        r.failures.push(report::FileFailure {
-                            key: f.object.key.clone(),
-                            error: e.to_string(),
-                        });
-                    }
-                    false
-                }
-            };
-            if done {
-                r.newest_file_time = r.newest_file_time.max(f.time);
+    /// Counts one file's end in the report and says whether its key is settled.
+    async fn settle(
+        &self,
+        f: PlannedFile,
+        result: Option<Result<Outcome, StorageError>>,
+        r: &mut SourceReport,
+    ) -> Settled {
+        let Some(result) = result else {
+            // Left for the next run: the watermark stays before it.
+            r.not_started += 1;
+            r.complete = false;
+            if self.past_deadline() {
+                self.stopped(r);
             }
-            settled.push(Settled {
+            return Settled {
                 key: f.object.key,
                 time: f.time,
-                done,
-            });
+                done: false,
+            };
+        };
+        let done = match result {
+            Ok(Outcome::Copied { bytes }) => {
+                tracing::debug!(key = f.object.key, bytes, "copied");
+                r.files_copied += 1;
+                r.bytes_copied += bytes;
+                true
+            }
+            Ok(Outcome::AlreadyArchived) => {
+                r.files_skipped += 1;
+                true
+            }
+            Ok(Outcome::Conflict {
+                archived_sha256,
+                source_sha256,
+            }) => {
+                tracing::warn!(
+                    key = f.object.key,
+                    "S3 object differs from its archived copy; archived copy kept"
+                );
+                self.record_conflict(&f.object, &archived_sha256, &source_sha256).await;
+                r.conflicts.push(f.object.key.clone());
+                true
+            }
+            Err(e) => {
+                tracing::warn!(key = f.object.key, error = %e, "file not archived");
+                r.files_failed += 1;
+                r.complete = false;
+                if r.failures.len() < MAX_LISTED_FAILURES {
+                    r.failures.push(report::FileFailure {
+                        key: f.object.key.clone(),
+                        error: e.to_string(),
+                    });
+                }
+                false
+            }
+        };
+        if done {
+            r.newest_file_time = r.newest_file_time.max(f.time);
         }
-        let next = watermark::next_mark(old, &settled).map(|(time, key)| StreamMark {
-            time,
-            key,
-            updated_at: Utc::now(),
-            run_id: self.run_id.to_string(),
-        });
-        (next, settled)
+        Settled {
+            key: f.object.key,
+            time: f.time,
+            done,
+        }
     }
 
     async fn record_conflict(&self, object: &crate::storage::SourceObject, archived: &str, source: &str) {
