@@ -20,6 +20,7 @@ test: deps lint
 	scripts/test-functions-package.sh
 	scripts/test-image.sh
 	scripts/checkov.sh
+	cargo test --doc
 	cargo test --all-targets
 
 # localhost/trailvault:latest from deploy/container/Dockerfile (podman; no registry needed).

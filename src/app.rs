@@ -26,7 +26,7 @@ use crate::storage::folder::FolderSink;
 use crate::storage::limit::{LimitedSource, LimitedStore};
 use crate::storage::retry::{RetryPolicy, RetryingSink, RetryingSource, RetryingStore};
 use crate::storage::s3::{S3Sink, S3Source};
-use crate::storage::{BlobStore, Sink, StorageError};
+use crate::storage::{ArchiveStore, BlobStore, Sink, StateStore, StorageError};
 use crate::sync::{SourceHandle, SyncJob};
 use tokio_util::sync::CancellationToken;
 
@@ -74,8 +74,9 @@ impl Classify for AppError {
     }
 }
 
-/// The archive container and the state container.
-pub type Containers = (Arc<dyn BlobStore>, Arc<dyn BlobStore>);
+/// The archive container and the state container: distinct types, so they cannot be
+/// swapped, and the archive's has no delete.
+pub type Containers = (ArchiveStore, StateStore);
 
 /// The archive and state containers of `[target]`, each request retried by `retry`.
 pub fn open_containers(config: &Config, command: &str, retry: &RetryPolicy) -> Result<Containers, AppError> {
@@ -94,12 +95,23 @@ fn open_counted(
 ) -> Result<Containers, AppError> {
     let target = config.require_target(command)?;
     let (archive, state) = open_target(target, config.retry.max_delay).map_err(|e| AppError::Setup(e.to_string()))?;
-    let wrap = |store: Arc<dyn BlobStore>, side: &'static str| -> Arc<dyn BlobStore> {
+    // One stack of decorators for both; generic, so the state's keeps its delete.
+    fn wrap<S: BlobStore + ?Sized + 'static>(
+        store: Arc<S>,
+        side: &'static str,
+        counter: &RequestCounter,
+        max_requests: usize,
+        retry: &RetryPolicy,
+    ) -> Arc<RetryingStore<LimitedStore<CountingStore<S>>>> {
         let counted = Arc::new(CountingStore::new(store, counter.clone(), side));
-        let limited = Arc::new(LimitedStore::new(counted, config.sync.max_requests));
+        let limited = Arc::new(LimitedStore::new(counted, max_requests));
         Arc::new(RetryingStore::new(limited, retry.clone()))
-    };
-    Ok((wrap(archive, "archive"), wrap(state, "state")))
+    }
+    let max = config.sync.max_requests;
+    Ok((
+        ArchiveStore::new(wrap(archive.shared(), "archive", counter, max, retry)),
+        wrap(state.shared(), "state", counter, max, retry).into(),
+    ))
 }
 
 /// The archived sources a reading command works on: those named, else every configured one.
@@ -169,8 +181,8 @@ pub async fn sync_job(
     let requests = RequestCounter::default();
     let (mut archive, mut state) = open_counted(config, "sync", &retry, &requests)?;
     if dry_run {
-        archive = Arc::new(ReadOnlyStore::new(archive));
-        state = Arc::new(ReadOnlyStore::new(state));
+        archive = ArchiveStore::new(Arc::new(ReadOnlyStore::new(archive.shared())));
+        state = Arc::new(ReadOnlyStore::new(state.shared())).into();
     }
     let mut sources = Vec::new();
     let mut source_roles = Vec::new();
@@ -629,7 +641,7 @@ mod tests {
 /// the one floor that sees both domains, so events and sync archive by one code path
 /// without either importing the other or the copier moving out of `sync`.
 struct SyncCopy {
-    archive: Arc<dyn BlobStore>,
+    archive: ArchiveStore,
     /// `sync.in_flight_bytes`, as in a sync.
     budget: tokio::sync::Semaphore,
 }
@@ -708,7 +720,8 @@ pub async fn drain_job(config: &Config, only: &[String], mode: DrainMode) -> Res
     let requests = RequestCounter::default();
     let (archive, state) = open_counted(config, "drain", &retry, &requests)?;
     if config.target.as_ref().is_some_and(|t| t.create_containers) {
-        for (store, which) in [(&archive, "archive"), (&state, "state")] {
+        let both: [(&dyn BlobStore, &str); 2] = [(&*archive, "archive"), (&*state, "state")];
+        for (store, which) in both {
             // Not fatal: each copy then fails on its own and its message stays queued.
             if let Err(e) = store.ensure_container().await {
                 tracing::warn!(container = which, error = %e, "could not create the container");

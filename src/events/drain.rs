@@ -19,7 +19,7 @@ use crate::cloudtrail::{CtKey, FileKind};
 use crate::queue::{Message, Queue};
 use crate::state::conflicts::{record_conflict, ConflictNote};
 use crate::state::write_run_records;
-use crate::storage::{BlobInfo, BlobStore, ErrorKind, Source, SourceObject, StorageError};
+use crate::storage::{ArchiveStore, BlobInfo, ErrorKind, Source, SourceObject, StateStore, StorageError};
 
 /// What the verified, create-only copy (sync's) did with one object.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,8 +56,8 @@ pub struct EventSource {
 pub struct DrainJob {
     pub run_id: String,
     pub sources: Vec<EventSource>,
-    pub archive: Arc<dyn BlobStore>,
-    pub state: Arc<dyn BlobStore>,
+    pub archive: ArchiveStore,
+    pub state: StateStore,
     pub copier: Arc<dyn CopyFile>,
     /// Long-poll wait per receive (the daemon 20 s; `drain` shorter, to end promptly).
     pub wait: Duration,

@@ -12,7 +12,7 @@ use crate::monitor::{MonitorError, RecordSink};
 use crate::records::Record;
 use crate::state::runs::read_run_records;
 use crate::state::spool::{bury, record_accepted, spool, spool_entry, spooled_runs, unspool, DeadLetter};
-use crate::storage::BlobStore;
+use crate::storage::StateBlobStore;
 
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Published {
@@ -29,13 +29,13 @@ pub struct Published {
 /// contract's publishing budget); what is not sent by then stays in the spool.
 pub const PUBLISH_BUDGET: std::time::Duration = std::time::Duration::from_secs(60);
 
-pub async fn publish(state: &dyn BlobStore, sink: &dyn RecordSink, run_id: &str) -> Published {
+pub async fn publish(state: &dyn StateBlobStore, sink: &dyn RecordSink, run_id: &str) -> Published {
     publish_within(state, sink, run_id, PUBLISH_BUDGET).await
 }
 
 /// [`publish`] with its own budget.
 pub async fn publish_within(
-    state: &dyn BlobStore,
+    state: &dyn StateBlobStore,
     sink: &dyn RecordSink,
     run_id: &str,
     budget: std::time::Duration,
@@ -119,7 +119,7 @@ pub async fn publish_within(
 /// accepted batch with more to come, the spool entry records it, so neither a failure of
 /// a later batch nor a kill resends it. On failure, returns the `RecordId`s accepted here.
 async fn send(
-    state: &dyn BlobStore,
+    state: &dyn StateBlobStore,
     sink: &dyn RecordSink,
     run: &str,
     pending: &[Record],
@@ -158,7 +158,7 @@ async fn send(
 
 /// Adds `ids` to the run's spool entry; emptied once saved. A failed save is only
 /// logged: the worst it costs is those rows sent again.
-async fn save_progress(state: &dyn BlobStore, run: &str, ids: &mut BTreeSet<String>) {
+async fn save_progress(state: &dyn StateBlobStore, run: &str, ids: &mut BTreeSet<String>) {
     if ids.is_empty() {
         return;
     }
@@ -174,7 +174,7 @@ async fn save_progress(state: &dyn BlobStore, run: &str, ids: &mut BTreeSet<Stri
 
 /// A run that will never be accepted as it is: set aside so later runs still go out.
 async fn dead_letter(
-    state: &dyn BlobStore,
+    state: &dyn StateBlobStore,
     run: &str,
     reason: String,
     accepted: BTreeSet<String>,
@@ -219,6 +219,7 @@ mod tests {
     use crate::state::spool::{dead_name, SPOOL_PREFIX};
     use crate::state::write_run_records;
     use crate::storage::memory::MemoryBlobStore;
+    use crate::storage::BlobStore;
     use crate::storage::{Condition, PutOptions};
 
     /// Log Analytics as a test plays it: refuses runs by their record's message.

@@ -22,7 +22,9 @@ pub use crate::state::select::Selection;
 use crate::state::select::{ct_key, select, Selected};
 use crate::state::write_run_records;
 use crate::storage::retry::RetryPolicy;
-use crate::storage::{BlobInfo, BlobStore, BlobStoreExt, ErrorKind, RestoreMeta, SidecarOutcome, Sink, StorageError};
+use crate::storage::{
+    ArchiveStore, BlobInfo, BlobStoreExt, ErrorKind, RestoreMeta, SidecarOutcome, Sink, StateStore, StorageError,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RestoreError {
@@ -102,9 +104,9 @@ impl RestoreReport {
 }
 
 pub struct RestoreJob {
-    pub archive: Arc<dyn BlobStore>,
+    pub archive: ArchiveStore,
     /// For stream discovery (watermarks) and the run record; restore works without it.
-    pub state: Option<Arc<dyn BlobStore>>,
+    pub state: Option<StateStore>,
     pub sink: Arc<dyn Sink>,
     pub selection: Selection,
     pub concurrency: usize,

@@ -14,7 +14,6 @@
 //! `files_unreadable` and makes the audit partial (exit 1 unless a high finding).
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
-use std::sync::Arc;
 
 use base64::Engine;
 use chrono::Timelike;
@@ -31,7 +30,7 @@ use crate::names::ProviderArn;
 use crate::records::{new_run_id, rfc3339, Record as RunRecord, RecordType, RunStatus};
 use crate::state::select::{select, Selection};
 use crate::state::write_run_records;
-use crate::storage::{read_all, BlobStore, StorageError};
+use crate::storage::{read_all, ArchiveStore, StateStore, StorageError};
 
 const REPEATED_FAILURES: u64 = 3;
 /// Unreadable files named in the document (all are counted).
@@ -128,8 +127,8 @@ impl crate::fault::Classify for AuditError {
 }
 
 pub struct AuditJob {
-    pub archive: Arc<dyn BlobStore>,
-    pub state: Option<Arc<dyn BlobStore>>,
+    pub archive: ArchiveStore,
+    pub state: Option<StateStore>,
     pub sources: Vec<String>,
     /// Filters events by `eventTime`.
     pub range: TimeRange,

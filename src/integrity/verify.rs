@@ -10,7 +10,6 @@
 //! newer than the stream's newest digest.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
@@ -29,7 +28,7 @@ use crate::records::{new_run_id, rfc3339, Record, RecordType, RunStatus};
 use crate::state::select::{select, Selected, Selection};
 use crate::state::write_run_records;
 use crate::storage::retry::RetryPolicy;
-use crate::storage::{read_all, BlobInfo, BlobStore, ErrorKind, StorageError};
+use crate::storage::{read_all, ArchiveStore, BlobInfo, BlobStore, ErrorKind, StateStore, StorageError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -108,8 +107,8 @@ impl crate::fault::Classify for VerifyError {
 }
 
 pub struct VerifyJob {
-    pub archive: Arc<dyn BlobStore>,
-    pub state: Option<Arc<dyn BlobStore>>,
+    pub archive: ArchiveStore,
+    pub state: Option<StateStore>,
     pub selection: Selection,
     pub concurrency: usize,
     /// Attempts per read; shared with the storage decorators, so its count is the run's.

@@ -1,7 +1,6 @@
 //! One writer at a time: a lease on `locks/sync` in the state container, renewed in
 //! the background. Losing it cancels a token the copy loop checks before each write.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -9,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
 use crate::records::rfc3339;
-use crate::storage::{read_all, BlobStore, Condition, ErrorKind, PutOptions, StorageError};
+use crate::storage::{read_all, BlobStore, Condition, ErrorKind, PutOptions, StateStore, StorageError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum LockError {
@@ -61,7 +60,7 @@ impl LockHolder {
 }
 
 pub struct SyncLock {
-    state: Arc<dyn BlobStore>,
+    state: StateStore,
     lease_id: String,
     lost: CancellationToken,
     stop: CancellationToken,
@@ -70,7 +69,7 @@ pub struct SyncLock {
 }
 
 impl SyncLock {
-    pub async fn acquire(state: Arc<dyn BlobStore>, holder: &LockHolder) -> Result<SyncLock, LockError> {
+    pub async fn acquire(state: StateStore, holder: &LockHolder) -> Result<SyncLock, LockError> {
         let create = state
             .put(
                 LOCK_BLOB,
@@ -190,7 +189,7 @@ async fn acquire_lease(state: &dyn BlobStore) -> Result<String, LockError> {
     }
 }
 
-async fn renew_loop(state: Arc<dyn BlobStore>, lease_id: String, lost: CancellationToken, stop: CancellationToken) {
+async fn renew_loop(state: StateStore, lease_id: String, lost: CancellationToken, stop: CancellationToken) {
     let mut last_ok = Instant::now();
     let mut next = RENEW_EVERY;
     loop {

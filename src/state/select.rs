@@ -10,7 +10,7 @@ use crate::cloudtrail::{AccountId, CtKey, FileKind, Region, TimeRange};
 use futures::TryStreamExt;
 
 use crate::storage::streams::{discover_streams, find_trail_prefixes};
-use crate::storage::{BlobInfo, BlobStore, BlobStoreExt, StorageError};
+use crate::storage::{BlobInfo, BlobStore, BlobStoreExt, StateBlobStore, StorageError};
 
 use super::watermark::source_docs;
 
@@ -64,7 +64,7 @@ pub struct Picked {
 /// The selected archived files, sorted by source and key.
 pub async fn select(
     archive: &dyn BlobStore,
-    state: Option<&dyn BlobStore>,
+    state: Option<&dyn StateBlobStore>,
     selection: &Selection,
 ) -> Result<Picked, StorageError> {
     let mut picked = Picked::default();
@@ -132,7 +132,7 @@ async fn watermarked_streams(state: &dyn BlobStore, source: &str) -> BTreeSet<St
 /// regions and days; the whole source when neither a range nor the state narrows it.
 async fn prefixes(
     archive: &dyn BlobStore,
-    state: Option<&dyn BlobStore>,
+    state: Option<&dyn StateBlobStore>,
     selection: &Selection,
     source: &str,
     without_watermark: &mut Vec<String>,

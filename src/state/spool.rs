@@ -7,7 +7,9 @@ use std::collections::BTreeSet;
 
 use futures::TryStreamExt;
 
-use crate::storage::{read_all, BlobStore, BlobStoreExt, Condition, ErrorKind, PutOptions, StorageResult};
+use crate::storage::{
+    read_all, BlobStore, BlobStoreExt, Condition, ErrorKind, PutOptions, StateBlobStore, StorageResult,
+};
 
 pub const SPOOL_PREFIX: &str = "spool/";
 
@@ -49,7 +51,7 @@ pub async fn spool(state: &dyn BlobStore, run_id: &str) -> StorageResult<()> {
     }
 }
 
-pub async fn unspool(state: &dyn BlobStore, run_id: &str) -> StorageResult<()> {
+pub async fn unspool(state: &dyn StateBlobStore, run_id: &str) -> StorageResult<()> {
     state.delete(&spool_name(run_id)).await
 }
 
@@ -125,7 +127,7 @@ pub fn dead_name(run_id: &str) -> String {
 }
 
 /// Moves a run from the spool to `spool-dead/`.
-pub async fn bury(state: &dyn BlobStore, letter: &DeadLetter) -> StorageResult<()> {
+pub async fn bury(state: &dyn StateBlobStore, letter: &DeadLetter) -> StorageResult<()> {
     super::put_json(state, &dead_name(&letter.run_id), letter, Condition::None, None).await?;
     unspool(state, &letter.run_id).await
 }

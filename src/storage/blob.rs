@@ -428,14 +428,6 @@ impl BlobStore for AzureBlobStore {
         Ok(etag_string(r.etag().ok().flatten()))
     }
 
-    async fn delete(&self, name: &str) -> StorageResult<()> {
-        match self.blob(name)?.delete(None).await {
-            Ok(_) => Ok(()),
-            Err(e) if e.http_status() == Some(StatusCode::NotFound) => Ok(()),
-            Err(e) => Err(map_err("delete", self.target(name), e, false)),
-        }
-    }
-
     async fn acquire_lease(&self, name: &str, seconds: u32) -> StorageResult<String> {
         let target = self.target(name);
         let r = self
@@ -466,12 +458,23 @@ impl BlobStore for AzureBlobStore {
     }
 }
 
+#[async_trait]
+impl StateBlobStore for AzureBlobStore {
+    async fn delete(&self, name: &str) -> StorageResult<()> {
+        match self.blob(name)?.delete(None).await {
+            Ok(_) => Ok(()),
+            Err(e) if e.http_status() == Some(StatusCode::NotFound) => Ok(()),
+            Err(e) => Err(map_err("delete", self.target(name), e, false)),
+        }
+    }
+}
+
 /// Opens the archive and state stores of a `[target]`.
 /// `max_delay` (`[sync] retry_max_delay`) bounds every wait of the SDK's own retries.
 pub fn open_target(
     target: &crate::config::TargetConfig,
     max_delay: std::time::Duration,
-) -> StorageResult<(Arc<dyn BlobStore>, Arc<dyn BlobStore>)> {
+) -> StorageResult<(super::ArchiveStore, super::StateStore)> {
     let archive = AzureBlobStore::open(&target.account_url, target.container.as_str(), &target.auth, max_delay)?;
     let state = AzureBlobStore::open(
         &target.state_account_url,
@@ -479,7 +482,7 @@ pub fn open_target(
         &target.auth,
         max_delay,
     )?;
-    Ok((Arc::new(archive), Arc::new(state)))
+    Ok((Arc::new(archive).into(), Arc::new(state).into()))
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use bytes::Bytes;
 
+use super::StateBlobStore;
 use super::{
     BlobBody, BlobInfo, BlobStore, ErrorKind, Page, PageToken, PutOptions, Source, SourceBody, SourceObject,
     StorageError, StorageResult,
@@ -79,14 +80,14 @@ impl Source for CountingSource {
 }
 
 /// A [`BlobStore`] that counts its requests under `{side}.*`.
-pub struct CountingStore {
-    inner: Arc<dyn BlobStore>,
+pub struct CountingStore<S: ?Sized = dyn BlobStore> {
+    inner: Arc<S>,
     counter: RequestCounter,
     side: &'static str,
 }
 
-impl CountingStore {
-    pub fn new(inner: Arc<dyn BlobStore>, counter: RequestCounter, side: &'static str) -> Self {
+impl<S: BlobStore + ?Sized> CountingStore<S> {
+    pub fn new(inner: Arc<S>, counter: RequestCounter, side: &'static str) -> Self {
         Self { inner, counter, side }
     }
 
@@ -96,7 +97,7 @@ impl CountingStore {
 }
 
 #[async_trait]
-impl BlobStore for CountingStore {
+impl<S: BlobStore + ?Sized> BlobStore for CountingStore<S> {
     fn describe(&self) -> String {
         self.inner.describe()
     }
@@ -141,11 +142,6 @@ impl BlobStore for CountingStore {
         self.inner.commit_blocks(name, block_ids, opts).await
     }
 
-    async fn delete(&self, name: &str) -> StorageResult<()> {
-        self.count("delete");
-        self.inner.delete(name).await
-    }
-
     async fn acquire_lease(&self, name: &str, seconds: u32) -> StorageResult<String> {
         self.count("lease");
         self.inner.acquire_lease(name, seconds).await
@@ -162,14 +158,22 @@ impl BlobStore for CountingStore {
     }
 }
 
-/// A [`BlobStore`] that reads and refuses every write: what a dry run gets, so "writes
-/// nothing" holds by construction, not by every code path remembering a flag.
-pub struct ReadOnlyStore {
-    inner: Arc<dyn BlobStore>,
+#[async_trait]
+impl<S: StateBlobStore + ?Sized> StateBlobStore for CountingStore<S> {
+    async fn delete(&self, name: &str) -> StorageResult<()> {
+        self.count("delete");
+        self.inner.delete(name).await
+    }
 }
 
-impl ReadOnlyStore {
-    pub fn new(inner: Arc<dyn BlobStore>) -> Self {
+/// A [`BlobStore`] that reads and refuses every write: what a dry run gets, so "writes
+/// nothing" holds by construction, not by every code path remembering a flag.
+pub struct ReadOnlyStore<S: ?Sized = dyn BlobStore> {
+    inner: Arc<S>,
+}
+
+impl<S: BlobStore + ?Sized> ReadOnlyStore<S> {
+    pub fn new(inner: Arc<S>) -> Self {
         Self { inner }
     }
 
@@ -184,7 +188,7 @@ impl ReadOnlyStore {
 }
 
 #[async_trait]
-impl BlobStore for ReadOnlyStore {
+impl<S: BlobStore + ?Sized> BlobStore for ReadOnlyStore<S> {
     fn describe(&self) -> String {
         self.inner.describe()
     }
@@ -221,10 +225,6 @@ impl BlobStore for ReadOnlyStore {
         self.refuse("commit blocks", name)
     }
 
-    async fn delete(&self, name: &str) -> StorageResult<()> {
-        self.refuse("delete", name)
-    }
-
     async fn acquire_lease(&self, name: &str, _seconds: u32) -> StorageResult<String> {
         self.refuse("acquire lease", name)
     }
@@ -235,6 +235,13 @@ impl BlobStore for ReadOnlyStore {
 
     async fn release_lease(&self, name: &str, _lease_id: &str) -> StorageResult<()> {
         self.refuse("release lease", name)
+    }
+}
+
+#[async_trait]
+impl<S: BlobStore + ?Sized> StateBlobStore for ReadOnlyStore<S> {
+    async fn delete(&self, name: &str) -> StorageResult<()> {
+        self.refuse("delete", name)
     }
 }
 

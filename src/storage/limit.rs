@@ -14,6 +14,7 @@ use bytes::Bytes;
 use futures::StreamExt;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use super::StateBlobStore;
 use super::{
     BlobBody, BlobInfo, BlobStore, ByteStream, ErrorKind, Page, PageToken, PutOptions, Source, SourceBody,
     SourceObject, StorageError, StorageResult,
@@ -107,13 +108,13 @@ impl Source for LimitedSource {
 }
 
 /// A [`BlobStore`] with at most `max_requests` requests in flight (leases excepted).
-pub struct LimitedStore {
-    inner: Arc<dyn BlobStore>,
+pub struct LimitedStore<S: ?Sized = dyn BlobStore> {
+    inner: Arc<S>,
     permits: Permits,
 }
 
-impl LimitedStore {
-    pub fn new(inner: Arc<dyn BlobStore>, max_requests: usize) -> Self {
+impl<S: BlobStore + ?Sized> LimitedStore<S> {
+    pub fn new(inner: Arc<S>, max_requests: usize) -> Self {
         Self {
             inner,
             permits: Permits::new(max_requests),
@@ -127,7 +128,7 @@ impl LimitedStore {
 }
 
 #[async_trait]
-impl BlobStore for LimitedStore {
+impl<S: BlobStore + ?Sized> BlobStore for LimitedStore<S> {
     fn describe(&self) -> String {
         self.inner.describe()
     }
@@ -176,11 +177,6 @@ impl BlobStore for LimitedStore {
         self.inner.commit_blocks(name, block_ids, opts).await
     }
 
-    async fn delete(&self, name: &str) -> StorageResult<()> {
-        let _permit = self.permits.acquire("delete", name).await?;
-        self.inner.delete(name).await
-    }
-
     async fn acquire_lease(&self, name: &str, seconds: u32) -> StorageResult<String> {
         self.inner.acquire_lease(name, seconds).await
     }
@@ -191,6 +187,14 @@ impl BlobStore for LimitedStore {
 
     async fn release_lease(&self, name: &str, lease_id: &str) -> StorageResult<()> {
         self.inner.release_lease(name, lease_id).await
+    }
+}
+
+#[async_trait]
+impl<S: StateBlobStore + ?Sized> StateBlobStore for LimitedStore<S> {
+    async fn delete(&self, name: &str) -> StorageResult<()> {
+        let _permit = self.permits.acquire("delete", name).await?;
+        self.inner.delete(name).await
     }
 }
 

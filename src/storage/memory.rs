@@ -251,11 +251,6 @@ impl BlobStore for MemoryBlobStore {
         Ok(st.store(name, Bytes::from(data), opts))
     }
 
-    async fn delete(&self, name: &str) -> StorageResult<()> {
-        self.lock().blobs.remove(name);
-        Ok(())
-    }
-
     async fn acquire_lease(&self, name: &str, seconds: u32) -> StorageResult<String> {
         let mut st = self.lock();
         if !st.blobs.contains_key(name) {
@@ -306,6 +301,14 @@ impl BlobStore for MemoryBlobStore {
         if st.leases.get(name).is_some_and(|l| l.id == lease_id) {
             st.leases.remove(name);
         }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl StateBlobStore for MemoryBlobStore {
+    async fn delete(&self, name: &str) -> StorageResult<()> {
+        self.lock().blobs.remove(name);
         Ok(())
     }
 }

@@ -24,9 +24,11 @@ pub mod list;
 pub mod memory;
 pub mod retry;
 pub mod s3;
+pub mod stores;
 pub mod streams;
 
 pub use list::{BlobStoreExt, ListStream, Page, PageToken, SourceExt};
+pub use stores::{ArchiveStore, StateStore};
 
 /// What went wrong, in the terms the logic above needs to decide what to do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -204,12 +206,19 @@ pub trait BlobStore: Send + Sync {
     async fn stage_block(&self, name: &str, block_id: &[u8], data: Bytes, md5: [u8; 16]) -> StorageResult<()>;
     /// Put Block List; `opts.content_md5` is stored, not checked (each block was).
     async fn commit_blocks(&self, name: &str, block_ids: Vec<Vec<u8>>, opts: PutOptions) -> StorageResult<String>;
-    /// Deletes a blob of the mutable state container (never called on the archive); absent is fine.
-    async fn delete(&self, name: &str) -> StorageResult<()>;
     /// Acquire a lease of `seconds` (15-60) on an existing blob.
     async fn acquire_lease(&self, name: &str, seconds: u32) -> StorageResult<String>;
     async fn renew_lease(&self, name: &str, lease_id: &str) -> StorageResult<()>;
     async fn release_lease(&self, name: &str, lease_id: &str) -> StorageResult<()>;
+}
+
+/// A blob store whose blobs may also be deleted: the state container's (a spooled record
+/// is deleted once sent). The archive is only ever a [`BlobStore`], so nothing can delete
+/// an archived file through trailvault's code.
+#[async_trait]
+pub trait StateBlobStore: BlobStore {
+    /// Deletes a blob; absent is fine.
+    async fn delete(&self, name: &str) -> StorageResult<()>;
 }
 
 /// How to write a restored file besides its bytes.

@@ -16,6 +16,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bytes::Bytes;
 
+use super::StateBlobStore;
 use super::{
     BlobBody, BlobInfo, BlobStore, ErrorKind, Existing, Page, PageToken, PutOptions, RestoreMeta, SidecarOutcome, Sink,
     Source, SourceBody, SourceObject, StorageError, StorageResult, Upload,
@@ -211,19 +212,19 @@ impl Source for RetryingSource {
 /// A [`BlobStore`] whose every request is retried by the policy. Create-only writes stay
 /// safe: a retried write that had in fact landed answers "already exists", which the
 /// callers already compare by hash.
-pub struct RetryingStore {
-    inner: Arc<dyn BlobStore>,
+pub struct RetryingStore<S: ?Sized = dyn BlobStore> {
+    inner: Arc<S>,
     policy: RetryPolicy,
 }
 
-impl RetryingStore {
-    pub fn new(inner: Arc<dyn BlobStore>, policy: RetryPolicy) -> Self {
+impl<S: BlobStore + ?Sized> RetryingStore<S> {
+    pub fn new(inner: Arc<S>, policy: RetryPolicy) -> Self {
         Self { inner, policy }
     }
 }
 
 #[async_trait]
-impl BlobStore for RetryingStore {
+impl<S: BlobStore + ?Sized> BlobStore for RetryingStore<S> {
     fn describe(&self) -> String {
         self.inner.describe()
     }
@@ -274,10 +275,6 @@ impl BlobStore for RetryingStore {
             .await
     }
 
-    async fn delete(&self, name: &str) -> StorageResult<()> {
-        self.policy.run("delete", || self.inner.delete(name)).await
-    }
-
     /// Lease calls are not retried here: the lock keeps its own clock (a renewal that
     /// waited out backoffs could outlive the lease), and an acquire repeated after a lost
     /// answer would find our own lease and call it someone else's.
@@ -291,6 +288,13 @@ impl BlobStore for RetryingStore {
 
     async fn release_lease(&self, name: &str, lease_id: &str) -> StorageResult<()> {
         self.inner.release_lease(name, lease_id).await
+    }
+}
+
+#[async_trait]
+impl<S: StateBlobStore + ?Sized> StateBlobStore for RetryingStore<S> {
+    async fn delete(&self, name: &str) -> StorageResult<()> {
+        self.policy.run("delete", || self.inner.delete(name)).await
     }
 }
 

@@ -26,7 +26,7 @@ use crate::state::watermark::{self, Settled, StreamMark};
 use crate::state::{write_run_records, SourceHealth};
 use crate::storage::decorate::RequestCounter;
 use crate::storage::retry::RetryPolicy;
-use crate::storage::{BlobStore, Source, StorageError};
+use crate::storage::{ArchiveStore, BlobStore, Source, StateStore, StorageError};
 use copy::{Copier, Outcome};
 use plan::{PlannedFile, StreamPlan};
 pub use report::{SourceReport, SyncReport};
@@ -81,8 +81,8 @@ pub struct SourceHandle {
 
 pub struct SyncJob {
     pub sources: Vec<SourceHandle>,
-    pub archive: Arc<dyn BlobStore>,
-    pub state: Arc<dyn BlobStore>,
+    pub archive: ArchiveStore,
+    pub state: StateStore,
     pub settings: SyncSettings,
     pub dry_run: bool,
     /// Files and bytes as they are archived; totals grow as streams are planned.

@@ -216,8 +216,8 @@ fn roles() -> RoleMapping {
 
 async fn audit(a: &Archived, since: &str, until: &str) -> AuditReport {
     AuditJob {
-        archive: a.archive.clone(),
-        state: Some(a.state.clone()),
+        archive: a.archive.clone().into(),
+        state: Some(a.state.clone().into()),
         sources: vec!["m".into()],
         range: TimeRange::new(Some(t(since)), Some(t(until))).unwrap(),
         tenant_id: TENANT.into(),
@@ -381,8 +381,8 @@ const IDC_ROLE: &str = "arn:aws:iam::111122223333:role/aws-reserved/sso.amazonaw
 async fn audit_with(archive: Arc<MemoryBlobStore>, trusted: &[&str]) -> (AuditReport, Arc<MemoryBlobStore>) {
     let state = Arc::new(MemoryBlobStore::new());
     let r = AuditJob {
-        archive,
-        state: Some(state.clone()),
+        archive: archive.into(),
+        state: Some(state.clone().into()),
         sources: vec!["m".into()],
         range: TimeRange::new(Some(t("2026-11-25T00:00:00Z")), Some(t("2026-11-26T00:00:00Z"))).unwrap(),
         tenant_id: TENANT.into(),
@@ -851,8 +851,8 @@ async fn a_forged_copy_of_an_event_id_does_not_hide_the_real_event() {
     // And a true duplicate delivery of the real event is still counted once.
     archive_log(&a.archive, &key("2026-11-25T09:25:00Z", "ZZZZREALEVENT002"), &[real]).await;
     let r = AuditJob {
-        archive: a.archive.clone(),
-        state: Some(a.state.clone()),
+        archive: a.archive.clone().into(),
+        state: Some(a.state.clone().into()),
         sources: vec!["m".into()],
         range: TimeRange::new(Some(t("2026-11-25T00:00:00Z")), Some(t("2026-11-26T00:00:00Z"))).unwrap(),
         tenant_id: TENANT.into(),

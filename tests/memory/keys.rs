@@ -213,8 +213,8 @@ async fn keys_fetch_archives_what_list_public_keys_returns_and_verify_uses_it() 
     let (archive, state) = (Arc::new(MemoryBlobStore::new()), Arc::new(MemoryBlobStore::new()));
     job(src, archive.clone(), state.clone()).run().await.unwrap();
     let verify = || VerifyJob {
-        archive: archive.clone(),
-        state: Some(state.clone()),
+        archive: archive.clone().into(),
+        state: Some(state.clone().into()),
         selection: Selection {
             sources: vec!["m".into()],
             digests: true,

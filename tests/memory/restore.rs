@@ -55,8 +55,8 @@ fn restore_job(
     dry_run: bool,
 ) -> RestoreJob {
     RestoreJob {
-        archive: archive.clone(),
-        state: Some(state.clone()),
+        archive: archive.clone().into(),
+        state: Some(state.clone().into()),
         sink: Arc::new(FolderSink::new(dir)),
         selection: Selection {
             sources: vec!["m".into(), "p".into()],
@@ -535,8 +535,8 @@ async fn ranged_runs_report_forged_names_and_foreign_files_in_their_days() {
     assert!(!tmp.path().join(&foreign).exists());
 
     let v = VerifyJob {
-        archive: archive.clone(),
-        state: Some(state.clone()),
+        archive: archive.clone().into(),
+        state: Some(state.clone().into()),
         selection: Selection {
             sources: vec!["m".into()],
             ..selection()
@@ -589,7 +589,9 @@ async fn a_filtered_restore_reports_the_foreign_files_it_leaves_out() {
 async fn archived_streams_without_a_watermark_are_restored_and_verified() {
     let (files, archive, state) = synced().await;
     for wm in state.list_all("watermarks/").await.unwrap() {
-        state.delete(&wm.name).await.unwrap();
+        trailvault::storage::StateBlobStore::delete(state.as_ref(), &wm.name)
+            .await
+            .unwrap();
     }
     let t = |s: &str| s.parse::<DateTime<Utc>>().unwrap();
     let range = TimeRange::new(Some(t("2026-11-20T00:00:00Z")), Some(t("2026-12-01T00:00:00Z"))).unwrap();
@@ -630,8 +632,8 @@ async fn archived_streams_without_a_watermark_are_restored_and_verified() {
     assert_eq!(restored_cloudtrail_files(tmp.path()), want);
 
     let v = trailvault::integrity::verify::VerifyJob {
-        archive: archive.clone(),
-        state: Some(state.clone()),
+        archive: archive.clone().into(),
+        state: Some(state.clone().into()),
         selection: Selection {
             sources: vec!["m".into(), "p".into()],
             ..ranged

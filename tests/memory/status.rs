@@ -106,7 +106,7 @@ async fn status_with_a_held_lock_applies_the_running_sync_rule() {
         started_at,
     };
     // The next run started 7 h after the last complete one and is still going at 9 h.
-    let lock = SyncLock::acquire(state.clone(), &holder(last + Duration::hours(7)))
+    let lock = SyncLock::acquire(state.clone().into(), &holder(last + Duration::hours(7)))
         .await
         .unwrap();
     let r = status_at(&state, last + Duration::hours(9)).await;
@@ -124,7 +124,7 @@ async fn status_with_a_held_lock_applies_the_running_sync_rule() {
     );
 
     // A run that started 9 h after the last complete one does not excuse the gap.
-    let lock = SyncLock::acquire(state.clone(), &holder(last + Duration::hours(9)))
+    let lock = SyncLock::acquire(state.clone().into(), &holder(last + Duration::hours(9)))
         .await
         .unwrap();
     let r = status_at(&state, last + Duration::minutes(9 * 60 + 30)).await;

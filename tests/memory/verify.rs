@@ -27,8 +27,8 @@ async fn verify_over_memory_accepts_restarts_backfill_and_empty_digests() {
             .unwrap();
     }
     let report = VerifyJob {
-        archive: archive.clone(),
-        state: Some(state.clone()),
+        archive: archive.clone().into(),
+        state: Some(state.clone().into()),
         selection: Selection {
             sources: vec!["m".into()],
             digests: true,

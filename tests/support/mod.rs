@@ -18,7 +18,7 @@ use emulators::{Process, AZURITE_KEY};
 use trailvault::config::AzureAuth;
 use trailvault::secret::Secret;
 use trailvault::storage::blob::AzureBlobStore;
-use trailvault::storage::{BlobStore, BlobStoreExt};
+use trailvault::storage::{BlobStore, BlobStoreExt, StateBlobStore};
 
 pub const SOURCE: &str = "main";
 pub const ARCHIVE: &str = "cloudtrail-archive";
@@ -31,7 +31,7 @@ pub struct World {
     pub bucket: String,
     pub s3: aws_sdk_s3::Client,
     pub archive: Arc<dyn BlobStore>,
-    pub state: Arc<dyn BlobStore>,
+    pub state: Arc<dyn StateBlobStore>,
 }
 
 #[derive(Debug)]
@@ -69,7 +69,7 @@ impl World {
         let url = url::Url::parse(&blob_url(azurite.port)).unwrap();
         let archive: Arc<dyn BlobStore> =
             Arc::new(AzureBlobStore::open(&url, ARCHIVE, &shared_key(), std::time::Duration::from_secs(30)).unwrap());
-        let state: Arc<dyn BlobStore> =
+        let state: Arc<dyn StateBlobStore> =
             Arc::new(AzureBlobStore::open(&url, STATE, &shared_key(), std::time::Duration::from_secs(30)).unwrap());
         Some(World {
             azurite,

@@ -7,13 +7,15 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use futures::TryStreamExt;
 use md5::{Digest, Md5};
-use trailvault::storage::{read_all, BlobStore, BlobStoreExt, Condition, ErrorKind, PutOptions, Source, SourceExt};
+use trailvault::storage::{
+    read_all, BlobStore, BlobStoreExt, Condition, ErrorKind, PutOptions, Source, SourceExt, StateBlobStore,
+};
 
 fn md5(b: &[u8]) -> [u8; 16] {
     Md5::digest(b).into()
 }
 
-pub async fn blob_store_contract(store: &dyn BlobStore, prefix: &str) {
+pub async fn blob_store_contract(store: &dyn StateBlobStore, prefix: &str) {
     store.ensure_container().await.unwrap();
     store.ensure_container().await.expect("ensure_container is idempotent");
     let name = format!("{prefix}/a/b/file.json.gz");
