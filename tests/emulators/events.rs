@@ -393,9 +393,14 @@ async fn sigterm_stops_a_drain_at_a_safe_point_and_the_next_drain_completes() {
     proxy.set(Fault::Pass);
     let run = w.run(&config, &["drain", "--json", "--max-time", "120s"]).await;
     assert_eq!(run.code, 0, "{run:?}");
-    assert_eq!(q.left().await, 0);
-    let (ok, out) = w.rclone_check("");
-    assert!(ok, "rclone check found differences:\n{out}");
+    let (ok, diff) = w.rclone_check("");
+    assert!(ok, "rclone check found differences:\n{diff}");
+    assert_eq!(
+        q.left().await,
+        0,
+        "messages left after the second drain\nfirst drain: {doc}\n{}\nsecond drain: {run:?}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
