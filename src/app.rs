@@ -227,7 +227,7 @@ pub async fn sync_job(
     // health is `CredentialsFailed` (our side to fix), never an AWS outage.
     if !dry_run {
         let mut refused: std::collections::HashMap<&str, String> = std::collections::HashMap::new();
-        for (role, provider) in providers.iter().filter_map(|(r, p)| p.as_ref().map(|p| (r, p))) {
+        for (role, provider) in providers.iter().filter_map(|(r, p)| p.provider().map(|p| (r, p))) {
             use aws_credential_types::provider::ProvideCredentials;
             let warm = tokio::time::timeout(aws_credentials::LOAD_TIMEOUT, provider.provide_credentials());
             let error = match warm.await {
@@ -456,7 +456,7 @@ async fn restore_credentials(config: &Config, role_arn: Option<&str>) -> Result<
         AwsAuth::Default if role_arn.is_some() => Err(AppError::Usage(
             "--role-arn needs [aws] auth = \"azure-federated\" (with the SDK's default chain, choose the role in an AWS profile)".into(),
         )),
-        AwsAuth::Default => Ok(None),
+        AwsAuth::Default => Ok(AwsCredentials::SdkChain),
         AwsAuth::AzureFederated(f) => {
             if role_arn.is_none() && f.role_arn.is_none() {
                 return Err(AppError::Usage(

@@ -54,7 +54,7 @@ impl PublicKeySource for AwsCloudTrail {
         let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
             .region(aws_config::Region::new(region.to_string()))
             .timeout_config(aws_waits::timeouts());
-        if let Some(c) = &self.credentials {
+        if let Some(c) = self.credentials.provider() {
             loader = loader.credentials_provider(c.clone());
         }
         let shared = loader.load().await;

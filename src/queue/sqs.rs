@@ -53,7 +53,7 @@ impl SqsQueue {
                     .read_timeout(Duration::from_secs(40))
                     .build(),
             );
-        if let Some(c) = credentials {
+        if let Some(c) = credentials.provider().cloned() {
             loader = loader.credentials_provider(c).identity_cache(
                 aws_config::identity::IdentityCache::lazy()
                     .load_timeout(LOAD_TIMEOUT)

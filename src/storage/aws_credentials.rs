@@ -38,8 +38,26 @@ pub const LOAD_TIMEOUT: Duration = Duration::from_secs(45);
 /// A clock, injectable for tests.
 pub type Clock = Arc<dyn Fn() -> SystemTime + Send + Sync>;
 
-/// How AWS clients get credentials: the SDK's default chain (None) or a provider.
-pub type AwsCredentials = Option<SharedCredentialsProvider>;
+/// How AWS clients get credentials.
+#[derive(Clone, Debug, Default)]
+pub enum AwsCredentials {
+    /// The SDK's default chain (environment, profile, web identity, ECS, IMDS): `aws.auth`
+    /// left as it is.
+    #[default]
+    SdkChain,
+    /// A provider of ours: Entra tokens exchanged at STS (`aws.auth = "azure-federated"`).
+    Provider(SharedCredentialsProvider),
+}
+
+impl AwsCredentials {
+    /// The provider a client is built with; `None` leaves the SDK's own chain in place.
+    pub fn provider(&self) -> Option<&SharedCredentialsProvider> {
+        match self {
+            AwsCredentials::SdkChain => None,
+            AwsCredentials::Provider(p) => Some(p),
+        }
+    }
+}
 
 /// Exchanges an Entra token for role credentials at STS, caching them.
 #[derive(Clone)]
@@ -337,8 +355,8 @@ pub fn sts_region(fallback: &str) -> String {
         .unwrap_or_else(|| fallback.to_string())
 }
 
-/// Credentials for AWS calls under `aws`: None for the SDK's default chain, else a
-/// federated provider for `role_arn`.
+/// Credentials for AWS calls under `aws`: the SDK's default chain, or a federated provider
+/// for `role_arn`.
 /// `max_delay` (`[sync] retry_max_delay`) bounds every wait of the STS and Entra clients' retries.
 pub async fn provider(
     aws: &AwsAuth,
@@ -347,13 +365,13 @@ pub async fn provider(
     max_delay: Duration,
 ) -> Result<AwsCredentials, String> {
     let AwsAuth::AzureFederated(f) = aws else {
-        return Ok(None);
+        return Ok(AwsCredentials::SdkChain);
     };
     let role_arn = role_arn.or(f.role_arn.as_deref()).ok_or_else(|| {
         "aws.auth = \"azure-federated\" needs a role to assume (aws.role_arn, the source's role_arn or --role-arn)"
             .to_string()
     })?;
-    Ok(Some(SharedCredentialsProvider::new(
+    Ok(AwsCredentials::Provider(SharedCredentialsProvider::new(
         federated(f, role_arn, region, max_delay).await?,
     )))
 }

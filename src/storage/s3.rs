@@ -40,7 +40,7 @@ impl S3Source {
 
     /// With the SDK's default credential chain.
     pub async fn connect_to(bucket: &str, region: &str, endpoint: Option<&str>) -> Self {
-        Self::connect_with(bucket, region, endpoint, None).await
+        Self::connect_with(bucket, region, endpoint, AwsCredentials::SdkChain).await
     }
 
     pub async fn connect_with(bucket: &str, region: &str, endpoint: Option<&str>, credentials: AwsCredentials) -> Self {
@@ -81,7 +81,7 @@ async fn s3_client(
     if let Some(r) = region {
         loader = loader.region(aws_config::Region::new(r.to_string()));
     }
-    if let Some(c) = credentials {
+    if let Some(c) = credentials.provider().cloned() {
         loader = loader.credentials_provider(c).identity_cache(
             aws_config::identity::IdentityCache::lazy()
                 .load_timeout(super::aws_credentials::LOAD_TIMEOUT)
@@ -661,7 +661,7 @@ mod tests {
 
     async fn source(server: &MockServer) -> S3Source {
         let static_keys = aws_sdk_s3::config::Credentials::new("AKIDTEST", "secret", None, None, "test");
-        let credentials = Some(aws_credential_types::provider::SharedCredentialsProvider::new(
+        let credentials = AwsCredentials::Provider(aws_credential_types::provider::SharedCredentialsProvider::new(
             static_keys,
         ));
         S3Source::connect_with("b", "us-east-1", Some(&server.uri()), credentials).await
