@@ -461,30 +461,8 @@ impl SourceRun<'_> {
                 continue;
             }
             let key_prefix = stream.key_prefix();
-            let mut old = doc.streams.get(&key_prefix).cloned();
-            if old.as_ref().is_some_and(|m| m.time > self.trusted_until) {
-                // Written by an earlier version from a planted future-dated key: listing
-                // from it would never see a real delivery again. List the stream whole.
-                tracing::warn!(
-                    source = self.handle.name,
-                    stream = key_prefix,
-                    mark = ?old.as_ref().map(|m| m.time),
-                    "watermark is dated in the future; repaired by listing the stream from the start"
-                );
-                doc.streams.remove(&key_prefix);
-                old = None;
-                changed = true;
-            }
-            if doc
-                .coverage
-                .as_ref()
-                .and_then(|c| c.newest_digest_time)
-                .is_some_and(|t| t > self.trusted_until)
-            {
-                // A future digest would vouch for every log for ever: recount from this run.
-                doc.coverage = None;
-                changed = true;
-            }
+            changed |= self.repair_future_marks(&mut doc, &key_prefix);
+            let old = doc.streams.get(&key_prefix).cloned();
             let (next, settled) = self.stream(stream, old.as_ref(), r).await;
             match stream.kind {
                 FileKind::Log => logs.extend(settled),
@@ -519,28 +497,69 @@ impl SourceRun<'_> {
         r.marks
             .extend(doc.streams.iter().map(|(stream, mark)| (stream.clone(), mark.time)));
         if changed && !self.job.dry_run {
-            if self.lost.is_cancelled() {
-                r.errors
-                    .push(format!("sync lock lost; watermark {wm_name} not advanced"));
-                r.complete = false;
-            } else {
-                match until_deadline(self.job.save_by(), watermark::save(state, &wm_name, &doc, etag)).await {
-                    Some(Ok(_)) => {}
-                    Some(Err(e)) => {
-                        r.errors
-                            .push(format!("writing watermark {wm_name} (another writer?): {e}"));
-                        r.complete = false;
-                    }
-                    None => {
-                        r.errors.push(format!(
-                            "writing watermark {wm_name}: no answer before the deadline's end"
-                        ));
-                        r.complete = false;
-                    }
-                }
-            }
+            self.save_watermark(&wm_name, &doc, etag, r).await;
         }
         out
+    }
+
+    /// Drops what an earlier version let a planted future-dated key write: a stream mark
+    /// (listing from it would never see a real delivery again, so the stream is listed
+    /// whole) and a digest coverage (a future digest would vouch for every log for ever).
+    /// True when the document changed.
+    fn repair_future_marks(&self, doc: &mut watermark::WatermarkDoc, key_prefix: &str) -> bool {
+        let mut changed = false;
+        if let Some(mark) = doc.streams.get(key_prefix).filter(|m| m.time > self.trusted_until) {
+            tracing::warn!(
+                source = self.handle.name,
+                stream = key_prefix,
+                mark = ?mark.time,
+                "watermark is dated in the future; repaired by listing the stream from the start"
+            );
+            doc.streams.remove(key_prefix);
+            changed = true;
+        }
+        if doc
+            .coverage
+            .as_ref()
+            .and_then(|c| c.newest_digest_time)
+            .is_some_and(|t| t > self.trusted_until)
+        {
+            doc.coverage = None;
+            changed = true;
+        }
+        changed
+    }
+
+    /// Writes the account-region's watermark document unless the lock was lost; a failed
+    /// or late write leaves the run incomplete (the next run starts from the old marks).
+    async fn save_watermark(
+        &self,
+        wm_name: &str,
+        doc: &watermark::WatermarkDoc,
+        etag: Option<String>,
+        r: &mut SourceReport,
+    ) {
+        if self.lost.is_cancelled() {
+            r.errors
+                .push(format!("sync lock lost; watermark {wm_name} not advanced"));
+            r.complete = false;
+            return;
+        }
+        let state = self.job.state.as_ref();
+        match until_deadline(self.job.save_by(), watermark::save(state, wm_name, doc, etag)).await {
+            Some(Ok(_)) => {}
+            Some(Err(e)) => {
+                r.errors
+                    .push(format!("writing watermark {wm_name} (another writer?): {e}"));
+                r.complete = false;
+            }
+            None => {
+                r.errors.push(format!(
+                    "writing watermark {wm_name}: no answer before the deadline's end"
+                ));
+                r.complete = false;
+            }
+        }
     }
 
     /// Plans and copies one stream; returns its next mark (None: leave it as it was) and
