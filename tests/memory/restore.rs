@@ -648,3 +648,108 @@ async fn archived_streams_without_a_watermark_are_restored_and_verified() {
     assert_eq!(v.checked.blobs, files.len() as u64, "{v:?}");
     assert!(!v.streams_without_watermark.is_empty());
 }
+
+/// Names that differ from a genuine log's only by `//` or `/./` would land on its path in
+/// a folder: each is a conflict, never written, and the genuine log is what is restored.
+#[tokio::test]
+async fn forged_non_canonical_names_are_conflicts_and_the_genuine_log_is_restored() {
+    use trailvault::storage::{Condition, PutOptions};
+    let (files, archive, state) = synced().await;
+    let real = files
+        .iter()
+        .find(|f| !is_digest(f) && f.key.starts_with("AWSLogs/"))
+        .unwrap();
+    let (dir_part, file_part) = real.key.rsplit_once('/').unwrap();
+    let forged = [
+        format!("/{}", real.key),
+        format!("{dir_part}//{file_part}"),
+        format!("{dir_part}/./{file_part}"),
+    ];
+    let body = support::ctgen::gzip(b"{\"Records\":[{\"eventName\":\"Forged\"}]}");
+    for key in &forged {
+        // Beside the genuine blob, not over it: an immutable container allows this too.
+        let opts = PutOptions {
+            metadata: BTreeMap::from([("sha256".to_string(), hex::encode(sha2::Sha256::digest(&body)))]),
+            condition: Condition::IfNoneMatch,
+            ..Default::default()
+        };
+        archive
+            .put(&format!("m/{key}"), body.clone().into(), opts)
+            .await
+            .unwrap();
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let r = restore_job(&archive, &state, tmp.path(), everything(), false)
+        .run()
+        .await
+        .unwrap();
+    let mut want = forged.to_vec();
+    want.sort();
+    let mut conflicts = r.conflicts.clone();
+    conflicts.sort();
+    assert_eq!(conflicts, want, "{r:?}");
+    assert_eq!(r.unrecognized, 0, "{r:?}");
+    assert_eq!(r.exit_code(), trailvault::cli::EXIT_FAILED);
+    for f in &files {
+        assert_eq!(std::fs::read(tmp.path().join(&f.key)).unwrap(), f.body, "{}", f.key);
+    }
+    // Nor does verify call them unrecognized or pass over them: each is a log no digest covers.
+    let v = super::verify::verify(&archive, &state).await;
+    assert_eq!(v.unrecognized, 0, "{v:?}");
+    let doc = serde_json::to_string(&v).unwrap();
+    for key in &forged {
+        let quoted = serde_json::to_string(key).unwrap();
+        assert!(doc.contains(&quoted), "verify passed over {key}: {doc}");
+    }
+}
+
+/// A sidecar holds a digest's signature: a rerun gives back one that was lost, and leaves
+/// a different one alone, reported, rather than overwrite what someone else put there.
+#[tokio::test]
+async fn sidecars_are_never_replaced_and_a_lost_one_is_recreated() {
+    let (files, archive, state) = synced().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("restored");
+    let restore = || async {
+        restore_job(&archive, &state, &dir, everything(), false)
+            .run()
+            .await
+            .unwrap()
+    };
+    assert_eq!(restore().await.exit_code(), 0);
+    let digests: Vec<_> = files.iter().filter(|f| is_digest(f)).collect();
+    let side = |f: &GenFile| dir.join(format!("{}.metadata.json", f.key));
+    let original = std::fs::read(side(digests[0])).unwrap();
+
+    std::fs::remove_file(side(digests[0])).unwrap();
+    let r = restore().await;
+    assert_eq!(r.exit_code(), 0, "{r:?}");
+    assert_eq!(std::fs::read(side(digests[0])).unwrap(), original);
+
+    std::fs::write(side(digests[1]), b"{\"someone\": \"else\"}").unwrap();
+    let r = restore().await;
+    assert_eq!(r.conflicts, vec![format!("{}.metadata.json", digests[1].key)], "{r:?}");
+    assert_eq!(r.exit_code(), trailvault::cli::EXIT_FAILED);
+    assert_eq!(std::fs::read(side(digests[1])).unwrap(), b"{\"someone\": \"else\"}");
+}
+
+/// A digest whose archived bytes changed is neither restored nor given a sidecar: a
+/// sidecar beside nothing would vouch for a file that is not there.
+#[tokio::test]
+async fn a_corrupted_digest_is_not_restored_and_gets_no_sidecar() {
+    let (files, archive, state) = synced().await;
+    let victim = files.iter().find(|f| is_digest(f)).unwrap();
+    let mut bad = victim.body.clone();
+    bad[20] ^= 0x01;
+    assert!(archive.tamper(&format!("m/{}", victim.key), bad.into()));
+    let tmp = tempfile::tempdir().unwrap();
+    let r = restore_job(&archive, &state, tmp.path(), everything(), false)
+        .run()
+        .await
+        .unwrap();
+    assert_eq!(r.corrupted, vec![victim.key.clone()], "{r:?}");
+    assert!(!tmp.path().join(&victim.key).exists());
+    assert!(!tmp.path().join(format!("{}.metadata.json", victim.key)).exists());
+    assert_eq!(r.files, files.len() as u64 - 1, "the rest is restored");
+    assert_eq!(r.exit_code(), trailvault::cli::EXIT_CHECK_FAILED);
+}

@@ -72,7 +72,7 @@ async fn verified_archive(
     (archive, state)
 }
 
-async fn verify(archive: &Arc<MemoryBlobStore>, state: &Arc<MemoryBlobStore>) -> VerifyReport {
+pub(super) async fn verify(archive: &Arc<MemoryBlobStore>, state: &Arc<MemoryBlobStore>) -> VerifyReport {
     VerifyJob {
         archive: archive.clone(),
         state: Some(state.clone()),
@@ -104,7 +104,7 @@ enum Attack {
     Delete,
     /// The digest replaced by this document (`sha256` rewritten), re-signed when the
     /// attacker holds a key.
-    Digest(serde_json::Value, Option<rsa::RsaPrivateKey>),
+    Digest(serde_json::Value, Option<Arc<rsa::RsaPrivateKey>>),
 }
 
 async fn attack(archive: &MemoryBlobStore, key: &str, attack: &Attack) {
@@ -134,6 +134,9 @@ async fn attack(archive: &MemoryBlobStore, key: &str, attack: &Attack) {
     };
     archive.put(&name, bytes.into(), opts).await.unwrap();
 }
+
+/// A tampering case: its name, the file attacked, how, and every finding it must cause.
+type Row<'a> = (&'a str, &'a String, Attack, Vec<(ProblemKind, String)>);
 
 /// The findings as (kind, key), sorted: what a row expects, to the count.
 fn findings(report: &VerifyReport) -> Vec<(ProblemKind, String)> {
@@ -195,7 +198,7 @@ async fn verify_proves_a_clean_archive_and_names_every_kind_of_tampering() {
     assert_eq!(uncovered.len(), 2, "the middle digest lists two logs");
     use ProblemKind::*;
     let on = |kind: ProblemKind, key: &String| (kind, key.clone());
-    let rows: Vec<(&str, &String, Attack, Vec<(ProblemKind, String)>)> = vec![
+    let rows: Vec<Row> = vec![
         (
             "new log content, metadata rewritten to match",
             &log.key,
@@ -241,7 +244,7 @@ async fn verify_proves_a_clean_archive_and_names_every_kind_of_tampering() {
             middle,
             Attack::Digest(
                 with("previousDigestSignature", serde_json::json!("ab".repeat(256))),
-                Some(key.clone()),
+                Some(Arc::new(key.clone())),
             ),
             vec![on(BrokenChain, middle), on(BrokenChain, next), on(BrokenChain, next)],
         ),
@@ -250,7 +253,7 @@ async fn verify_proves_a_clean_archive_and_names_every_kind_of_tampering() {
             middle,
             Attack::Digest(
                 with("previousDigestS3Bucket", serde_json::json!("attacker-bucket")),
-                Some(key.clone()),
+                Some(Arc::new(key.clone())),
             ),
             vec![on(BrokenChain, middle), on(BrokenChain, next), on(BrokenChain, next)],
         ),
@@ -262,7 +265,7 @@ async fn verify_proves_a_clean_archive_and_names_every_kind_of_tampering() {
                     "digestPublicKeyFingerprint",
                     serde_json::json!(support::ctgen::public_der(&stranger).1),
                 ),
-                Some(stranger.clone()),
+                Some(Arc::new(stranger.clone())),
             ),
             [
                 vec![on(UnknownKey, middle), on(BrokenChain, next), on(BrokenChain, next)],
