@@ -3,8 +3,7 @@
 //! binary so the slow tests share a build; each test starts its own emulators. One
 //! file per domain; helpers shared across them are `pub(super)` and glob-imported here.
 
-#[path = "../support/mod.rs"]
-mod support;
+use trailvault_test_support as support;
 
 use std::collections::BTreeMap;
 

@@ -1,6 +1,9 @@
-//! Shared harness for the emulator-backed tests: a `World` is one Azurite, one moto,
-//! a bucket, a config file, and helpers to seed, run the real binary and check with rclone.
-#![allow(dead_code)]
+//! What trailvault's integration tests share, as a crate of its own (a dev-dependency of
+//! the root package) rather than a module each test binary compiles again.
+//!
+//! Here: the emulator harness (a `World` is one Azurite, one moto, a bucket, a config
+//! file, and helpers to seed, run the real binary and check with rclone). The CloudTrail
+//! generator, the storage contract, the fault proxy and the SAML fixtures are modules.
 
 pub mod ctgen;
 pub mod emulators;
@@ -9,7 +12,7 @@ pub mod saml;
 pub mod store_suite;
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;
 
@@ -215,7 +218,7 @@ create_containers = true
     /// The binary started by `wrapper` (for example `unshare --pid --fork`, so that it is
     /// PID 1 of a new PID namespace, as in a container).
     pub fn command_under(&self, wrapper: &[&str], config: &PathBuf, args: &[&str]) -> tokio::process::Command {
-        let binary = env!("CARGO_BIN_EXE_trailvault");
+        let binary = binary();
         let mut cmd = match wrapper.split_first() {
             Some((program, rest)) => {
                 let mut c = tokio::process::Command::new(program);
@@ -329,6 +332,27 @@ create_containers = true
             .expect("blob exists");
         bytes.to_vec()
     }
+}
+
+/// The `trailvault` binary cargo built for the running test. This crate is compiled once,
+/// not per test binary, so the path is looked up when the test runs: from the variable
+/// cargo sets for it, or beside the test binary, where cargo puts both.
+pub fn binary() -> PathBuf {
+    if let Some(p) = std::env::var_os("CARGO_BIN_EXE_trailvault") {
+        return p.into();
+    }
+    let test = std::env::current_exe().unwrap();
+    let dir = test
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>/deps/<test>");
+    let binary = dir.join("trailvault");
+    assert!(
+        binary.exists(),
+        "no trailvault binary at {}: run through `cargo test`",
+        binary.display()
+    );
+    binary
 }
 
 pub fn blob_url(port: u16) -> String {
