@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 
 use futures::TryStreamExt;
 use support::ctgen::{gzip, Trail};
+use support::daemon::{answers_get, free_port, http_get, http_post, kill, metric, wait_for_metrics, Daemon};
 use support::proxy::{Fault, Proxy};
 use support::{World, SOURCE};
 use trailvault::storage::{BlobStoreExt, SourceExt};

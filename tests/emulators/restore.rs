@@ -67,14 +67,7 @@ async fn restore_to_a_folder_is_byte_identical_and_works_with_s3_down() {
         .collect();
     assert_eq!(restored.len(), files.len());
     let runs = w.state.list_all("runs/").await.unwrap();
-    let rec = trailvault::storage::read_all(
-        w.state.as_ref(),
-        &format!("runs/{}.json", doc["run_id"].as_str().unwrap()),
-    )
-    .await
-    .unwrap()
-    .expect("a Restore record");
-    let rec: serde_json::Value = serde_json::from_slice(&rec.0).unwrap();
+    let rec = w.run_record(doc["run_id"].as_str().unwrap()).await;
     assert_eq!(rec[0]["RecordType"], "Restore");
     assert!(rec[0]["DurationSeconds"].as_f64().unwrap() > 0.0);
     assert_eq!(runs.len(), 2);

@@ -3,9 +3,11 @@
 //!
 //! Here: the emulator harness (a `World` is one Azurite, one moto, a bucket, a config
 //! file, and helpers to seed, run the real binary and check with rclone). The CloudTrail
-//! generator, the storage contract, the fault proxy and the SAML fixtures are modules.
+//! generator, a served process seen from outside, the storage contract, the fault proxy
+//! and the SAML fixtures are modules.
 
 pub mod ctgen;
+pub mod daemon;
 pub mod emulators;
 pub mod proxy;
 pub mod saml;
@@ -323,6 +325,29 @@ create_containers = true
             Err(e) if e.kind == trailvault::storage::ErrorKind::NotFound => 0,
             Err(e) => panic!("listing the archive: {e}"),
         }
+    }
+
+    /// Every run record in the state container, each as written: its records, the run's
+    /// own first.
+    pub async fn run_records(&self) -> Vec<serde_json::Value> {
+        let mut out = Vec::new();
+        for r in self.state.list_all("runs/").await.unwrap() {
+            out.push(self.read_json(&r.name).await);
+        }
+        out
+    }
+
+    /// The records of run `run_id`.
+    pub async fn run_record(&self, run_id: &str) -> serde_json::Value {
+        self.read_json(&format!("runs/{run_id}.json")).await
+    }
+
+    async fn read_json(&self, name: &str) -> serde_json::Value {
+        let (bytes, _) = trailvault::storage::read_all(self.state.as_ref(), name)
+            .await
+            .unwrap()
+            .unwrap_or_else(|| panic!("no {name} in the state container"));
+        serde_json::from_slice(&bytes).unwrap()
     }
 
     pub async fn archived_bytes(&self, key: &str) -> Vec<u8> {
