@@ -69,7 +69,7 @@ async fn round_trip(w: &World, config: &std::path::PathBuf, env: &[(&str, String
     for k in &keys {
         assert_eq!(std::fs::read(dir.join(k)).unwrap(), body_for(k), "{k:?}");
     }
-    let mut on_disk = restore::files_under(&dir);
+    let mut on_disk = files_under(&dir);
     on_disk.sort();
     let mut want = keys.clone();
     want.sort();

@@ -11,7 +11,7 @@ use futures::TryStreamExt;
 use support::ctgen::{gzip, Trail};
 use support::daemon::{answers_get, free_port, http_get, http_post, kill, metric, wait_for_metrics, Daemon};
 use support::proxy::{Fault, Proxy};
-use support::{World, SOURCE};
+use support::{files_under, World, SOURCE};
 use trailvault::storage::{BlobStoreExt, SourceExt};
 
 /// A world of fresh emulators, or an early return when they are missing outside CI

@@ -99,9 +99,7 @@ async fn sync_verify_and_restore_each_complete_through_a_storm_on_both_clouds() 
 
     // restore to a folder through the Azure storm: every byte as the source had it.
     let dir = w.dir.path().join("restored");
-    let run = w
-        .run(&config, &["restore", "--to", dir.to_str().unwrap(), "--json"])
-        .await;
+    let run = w.restore_to(&config, &dir, &[]).await;
     assert_eq!(run.code, 0, "{run:?}");
     let doc = run.json();
     assert_eq!(doc["files"], files.len() as u64, "{doc}");

@@ -19,23 +19,6 @@ pub(super) async fn synced(bucket: &str) -> Option<(World, Vec<support::ctgen::G
     Some((w, files, config))
 }
 
-pub(super) fn files_under(root: &std::path::Path) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap().flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                out.push(p.strip_prefix(root).unwrap().to_string_lossy().into_owned());
-            }
-        }
-    }
-    out.sort();
-    out
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restore_to_a_folder_is_byte_identical_and_works_with_s3_down() {
     let Some((mut w, files, config)) = synced("restore-folder").await else {
@@ -43,9 +26,7 @@ async fn restore_to_a_folder_is_byte_identical_and_works_with_s3_down() {
     };
     w.moto.stop(); // AWS is gone: a folder restore needs only Azure.
     let dir = w.dir.path().join("restored");
-    let run = w
-        .run(&config, &["restore", "--to", dir.to_str().unwrap(), "--json"])
-        .await;
+    let run = w.restore_to(&config, &dir, &[]).await;
     assert_eq!(run.code, 0, "{run:?}");
     let doc = run.json();
     assert_eq!(doc["files"], files.len() as u64, "{doc}");
@@ -74,9 +55,7 @@ async fn restore_to_a_folder_is_byte_identical_and_works_with_s3_down() {
 
     // A rerun skips what is there and identical; a different file is reported, not overwritten.
     std::fs::write(dir.join(&files[0].key), b"someone else's bytes").unwrap();
-    let run = w
-        .run(&config, &["restore", "--to", dir.to_str().unwrap(), "--json"])
-        .await;
+    let run = w.restore_to(&config, &dir, &[]).await;
     assert_eq!(run.code, 1, "{run:?}");
     let doc = run.json();
     assert_eq!(doc["skipped"], files.len() as u64 - 1);
@@ -243,9 +222,7 @@ async fn a_corrupted_archived_blob_is_never_restored_and_exits_3() {
         .await
         .unwrap();
     let dir = w.dir.path().join("restored");
-    let run = w
-        .run(&config, &["restore", "--to", dir.to_str().unwrap(), "--json"])
-        .await;
+    let run = w.restore_to(&config, &dir, &[]).await;
     assert_eq!(run.code, 3, "{run:?}");
     let doc = run.json();
     assert_eq!(doc["corrupted"], serde_json::json!([victim.key]));
@@ -293,9 +270,7 @@ async fn kill_9_mid_restore_then_rerun_finishes() {
     assert!(partial < files.len());
 
     azure_proxy.set(Fault::Pass);
-    let run = w
-        .run(&slow, &["restore", "--to", dir.to_str().unwrap(), "--json"])
-        .await;
+    let run = w.restore_to(&slow, &dir, &[]).await;
     assert_eq!(run.code, 0, "{run:?}");
     let doc = run.json();
     assert_eq!(

@@ -14,6 +14,7 @@ use trailvault::storage::folder::FolderSink;
 
 use super::*;
 use support::ctgen::GenFile;
+use support::files_under;
 
 const ORG_ACCOUNT: &str = "777788889999";
 
@@ -76,26 +77,6 @@ fn everything() -> Selection {
         digests: true,
         ..Default::default()
     }
-}
-
-/// Every file under `root`, relative, sorted (the partial folder only holds files while
-/// a write is under way, so it must be empty afterwards).
-fn files_under(root: &Path) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&d) else { continue };
-        for e in entries.flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                out.push(p.strip_prefix(root).unwrap().to_string_lossy().into_owned());
-            }
-        }
-    }
-    out.sort();
-    out
 }
 
 /// A filter case: its name, the selection, and which generated files it must restore.

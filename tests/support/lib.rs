@@ -270,6 +270,13 @@ create_containers = true
         self.run(config, &["sync", "--json"]).await
     }
 
+    /// `restore --to <dir> --json` and `extra`.
+    pub async fn restore_to(&self, config: &PathBuf, dir: &Path, extra: &[&str]) -> Run {
+        let mut args = vec!["restore", "--to", dir.to_str().unwrap(), "--json"];
+        args.extend_from_slice(extra);
+        self.run(config, &args).await
+    }
+
     fn rclone_conf(&self) -> PathBuf {
         let path = self.dir.path().join("rclone.conf");
         std::fs::write(
@@ -357,6 +364,43 @@ create_containers = true
             .expect("blob exists");
         bytes.to_vec()
     }
+}
+
+/// Every file under `root`, relative, sorted; none when `root` does not exist.
+pub fn files_under(root: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else { continue };
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p.strip_prefix(root).unwrap().to_string_lossy().into_owned());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// A Logs Ingestion client for a DCR that sends to a local server on `port` (with the
+/// token `FixedToken` hands out) and is otherwise built with `options`.
+pub fn logs_ingestion(port: u16, mut options: azure_core::http::ClientOptions) -> trailvault::monitor::LogsIngestion {
+    options.transport = Some(azure_core::http::Transport::new(Arc::new(ToLoopback {
+        port,
+        inner: azure_core::http::new_http_client(None),
+    })));
+    let endpoint = url::Url::parse("https://trailvault-dce.westeurope-1.ingest.monitor.azure.com").unwrap();
+    trailvault::monitor::LogsIngestion::new(
+        &endpoint,
+        "dcr-0123",
+        "Custom-TrailVault_CL",
+        Arc::new(FixedToken),
+        options,
+    )
+    .unwrap()
 }
 
 /// The `trailvault` binary cargo built for the running test. This crate is compiled once,
