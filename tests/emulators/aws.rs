@@ -13,7 +13,7 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 use super::support::ctgen::GenFile;
 use super::support::daemon::{answers_get, free_port, http_get_authorized, kill, Daemon};
 use super::support::proxy::{Fault, Proxy};
-use super::support::{World, SOURCE};
+use super::support::{output, World, SOURCE};
 use super::{http_post, many_files_trail, sample_trail};
 use trailvault::storage::BlobStoreExt;
 
@@ -74,15 +74,6 @@ fn keyless(
         .env("IDENTITY_HEADER", IDENTITY_HEADER)
         .env("AWS_ENDPOINT_URL_STS", format!("http://127.0.0.1:{sts_port}"));
     cmd
-}
-
-async fn output(cmd: &mut tokio::process::Command) -> super::support::Run {
-    let out = cmd.output().await.unwrap();
-    super::support::Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
 }
 
 /// Text between `<tag>` and `</tag>`, each occurrence.

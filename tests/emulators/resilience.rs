@@ -124,14 +124,8 @@ async fn sync_verify_and_restore_each_complete_through_a_storm_on_both_clouds() 
             "--json",
         ],
     );
-    let out = cmd.output().await.unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let run = support::output(&mut cmd).await;
+    assert_eq!(run.code, 0, "{run:?}");
     s3.storm(None);
     azure.storm(None);
     for f in &files {

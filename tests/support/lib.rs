@@ -57,6 +57,16 @@ impl Run {
     }
 }
 
+/// Runs `cmd` to its end and keeps what it said.
+pub async fn output(cmd: &mut tokio::process::Command) -> Run {
+    let out = cmd.output().await.unwrap();
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
 pub fn shared_key() -> AzureAuth {
     AzureAuth::SharedKey {
         account: emulators::AZURITE_ACCOUNT.into(),
@@ -251,12 +261,7 @@ create_containers = true
     }
 
     pub async fn run(&self, config: &PathBuf, args: &[&str]) -> Run {
-        let out = self.command(config, args).output().await.unwrap();
-        let run = Run {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        };
+        let run = output(&mut self.command(config, args)).await;
         if std::env::var("TRAILVAULT_TEST_VERBOSE").is_ok() {
             eprintln!(
                 "--- trailvault {args:?} exit {}\n{}\n{}",
