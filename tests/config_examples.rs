@@ -1,4 +1,8 @@
-//! Every example configuration in the repository parses and validates.
+//! The configuration as shipped and as checked: every example configuration in the
+//! repository parses and validates, the Functions deployment files match the handler, and
+//! `config check` through the binary lists every problem at once (exit 2, never a panic).
+//! The KQL, Terraform and S3-addressing checks live in `kql.rs`, `terraform.rs` and
+//! `s3_addressing.rs`.
 
 use std::path::Path;
 

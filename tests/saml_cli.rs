@@ -4,7 +4,7 @@
 // Every test here validates a signature, which needs the `saml` feature.
 #![cfg(feature = "saml")]
 
-mod support;
+use trailvault_test_support as support;
 
 use std::path::Path;
 use std::time::{Duration, Instant};

@@ -11,9 +11,10 @@ use wiremock::matchers::{header, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use super::support::ctgen::GenFile;
+use super::support::daemon::{answers_get, free_port, http_get_authorized, kill, Daemon};
 use super::support::proxy::{Fault, Proxy};
-use super::support::{World, SOURCE};
-use super::{http_get, http_post, many_files_trail, sample_trail};
+use super::support::{output, World, SOURCE};
+use super::{http_post, many_files_trail, sample_trail};
 use trailvault::storage::BlobStoreExt;
 
 const IDENTITY_HEADER: &str = "x-identity-header-secret-0f3c";
@@ -73,15 +74,6 @@ fn keyless(
         .env("IDENTITY_HEADER", IDENTITY_HEADER)
         .env("AWS_ENDPOINT_URL_STS", format!("http://127.0.0.1:{sts_port}"));
     cmd
-}
-
-async fn output(cmd: &mut tokio::process::Command) -> super::support::Run {
-    let out = cmd.output().await.unwrap();
-    super::support::Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
 }
 
 /// Text between `<tag>` and `</tag>`, each occurrence.
@@ -369,12 +361,7 @@ async fn a_sync_stopped_by_its_deadline_is_partial_exact_and_the_next_run_finish
     assert_eq!(w.archived().await.unwrap().len() as u64, copied, "{doc}");
 
     // The run record says so too.
-    let run_id = doc["run_id"].as_str().unwrap();
-    let (bytes, _) = trailvault::storage::read_all(w.state.as_ref(), &format!("runs/{run_id}.json"))
-        .await
-        .unwrap()
-        .unwrap();
-    let records: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+    let records = w.run_record(doc["run_id"].as_str().unwrap()).await;
     let sync_run = records
         .as_array()
         .unwrap()
@@ -446,26 +433,14 @@ async fn functions_logs_split_by_level_and_its_sync_stops_before_the_host_timeou
         r#"{"version": "2.0", "functionTimeout": "00:01:03"}"#,
     )
     .unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let child = w
         .command(&config, &["functions"])
         .current_dir(app.path())
         .env("FUNCTIONS_CUSTOMHANDLER_PORT", port.to_string())
         .spawn()
         .unwrap();
-    let mut up = false;
-    for _ in 0..100 {
-        if http_get(port, "/").await.0 == 200 {
-            up = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(up, "the handler never answered GET /");
+    assert!(answers_get(port).await, "the handler never answered GET /");
 
     let timer = r#"{"Data":{"timer":{"IsPastDue":false}},"Metadata":{"sys":{"MethodName":"sync"}}}"#;
     let started = std::time::Instant::now();
@@ -499,11 +474,7 @@ async fn functions_logs_split_by_level_and_its_sync_stops_before_the_host_timeou
     }
     assert_eq!(w.archived().await.unwrap().len(), files.len());
 
-    let pid = child.id().unwrap();
-    std::process::Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status()
-        .unwrap();
+    kill(child.id().unwrap(), "TERM");
     let out = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output())
         .await
         .expect("no exit after SIGTERM")
@@ -529,28 +500,15 @@ async fn functions_logs_split_by_level_and_its_sync_stops_before_the_host_timeou
 
     // A handler with an unusable config: its error goes to stderr, its start to stdout.
     let bad = w.config(proxy.port, "", "[sync]\nconcurency = 1\n");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let child = w
         .command(&bad, &["functions"])
         .current_dir(app.path())
         .env("FUNCTIONS_CUSTOMHANDLER_PORT", port.to_string())
         .spawn()
         .unwrap();
-    for _ in 0..100 {
-        if http_get(port, "/").await.0 == 200 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let pid = child.id().unwrap();
-    std::process::Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status()
-        .unwrap();
+    answers_get(port).await;
+    kill(child.id().unwrap(), "TERM");
     let out = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output())
         .await
         .unwrap()
@@ -578,24 +536,8 @@ async fn functions_logs_split_by_level_and_its_sync_stops_before_the_host_timeou
     assert!(other.stderr.contains("\"level\":\"INFO\""), "{}", other.stderr);
 }
 
-async fn get_with(port: u16, path: &str, authorization: Option<&str>) -> (u16, String) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
-    let auth = authorization
-        .map(|a| format!("Authorization: {a}\r\n"))
-        .unwrap_or_default();
-    let req = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n{auth}Connection: close\r\n\r\n");
-    s.write_all(req.as_bytes()).await.unwrap();
-    let mut buf = Vec::new();
-    let _ = s.read_to_end(&mut buf).await;
-    let text = String::from_utf8_lossy(&buf).into_owned();
-    let code = text.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-    (code, text)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_need_the_bearer_token_when_one_is_set_and_probes_never_do() {
-    use tokio::io::AsyncBufReadExt;
     let w = match World::new("metrics-token").await {
         Some(w) => w,
         None => return,
@@ -606,66 +548,38 @@ async fn metrics_need_the_bearer_token_when_one_is_set_and_probes_never_do() {
         "[schedule]\ncron = \"0 0 0 1 1 *\"\nverify_cron = \"0 0 0 1 1 *\"\n",
     );
     let token = "metrics-token-7f1e2d";
-    let mut child = w
-        .command(&config, &["daemon", "--listen", "127.0.0.1:0"])
-        .env("TRAILVAULT_METRICS_TOKEN", token)
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let mut lines = tokio::io::BufReader::new(stderr).lines();
-    let port = tokio::time::timeout(Duration::from_secs(30), async {
-        while let Some(line) = lines.next_line().await.unwrap() {
-            let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
-            if v["message"] == "listening" {
-                return v["addr"]
-                    .as_str()
-                    .unwrap()
-                    .rsplit(':')
-                    .next()
-                    .unwrap()
-                    .parse::<u16>()
-                    .unwrap();
-            }
-        }
-        panic!("the daemon exited before listening");
-    })
-    .await
-    .unwrap();
-    let drained = tokio::spawn(async move {
-        let mut all = String::new();
-        while let Ok(Some(l)) = lines.next_line().await {
-            all.push_str(&l);
-            all.push('\n');
-        }
-        all
-    });
-
+    let daemon = Daemon::start(
+        w.command(&config, &["daemon", "--listen", "127.0.0.1:0"])
+            .env("TRAILVAULT_METRICS_TOKEN", token),
+    )
+    .await;
+    let port = daemon.port;
     for probe in ["/healthz", "/livez", "/readyz"] {
-        assert_eq!(get_with(port, probe, None).await.0, 200, "{probe}");
+        assert_eq!(http_get_authorized(port, probe, None).await.code, 200, "{probe}");
     }
-    let (code, text) = get_with(port, "/metrics", None).await;
-    assert_eq!(code, 401, "{text}");
-    assert!(text.to_ascii_lowercase().contains("www-authenticate: bearer"), "{text}");
-    assert_eq!(get_with(port, "/metrics", Some("Bearer wrong")).await.0, 401);
-    assert_eq!(
-        get_with(port, "/metrics", Some(&format!("Bearer {token}x"))).await.0,
-        401
+    let refused = http_get_authorized(port, "/metrics", None).await;
+    assert_eq!(refused.code, 401, "{refused:?}");
+    assert!(
+        refused.head.to_ascii_lowercase().contains("www-authenticate: bearer"),
+        "{refused:?}"
     );
-    assert_eq!(get_with(port, "/metrics", Some(&format!("Basic {token}"))).await.0, 401);
-    let (code, text) = get_with(port, "/metrics", Some(&format!("Bearer {token}"))).await;
-    assert_eq!(code, 200, "{text}");
-    assert!(text.contains("trailvault_rpo_target_seconds 28800"), "{text}");
+    for wrong in [
+        "Bearer wrong".to_string(),
+        format!("Bearer {token}x"),
+        format!("Basic {token}"),
+    ] {
+        let answer = http_get_authorized(port, "/metrics", Some(&wrong)).await;
+        assert_eq!(answer.code, 401, "{wrong}: {answer:?}");
+    }
+    let scraped = http_get_authorized(port, "/metrics", Some(&format!("Bearer {token}"))).await;
+    assert_eq!(scraped.code, 200, "{scraped:?}");
+    assert!(
+        scraped.body.contains("trailvault_rpo_target_seconds 28800"),
+        "{scraped:?}"
+    );
 
-    std::process::Command::new("kill")
-        .args(["-TERM", &child.id().unwrap().to_string()])
-        .status()
-        .unwrap();
-    let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
-        .await
-        .unwrap()
-        .unwrap();
+    let (status, logs) = daemon.stop().await;
     assert_eq!(status.code(), Some(0));
-    let logs = drained.await.unwrap();
     assert!(!logs.contains(token), "the metrics token reached the logs");
 }
 

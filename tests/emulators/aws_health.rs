@@ -7,11 +7,7 @@ async fn failed_probes_declare_an_outage_and_a_good_one_ends_it() {
     let w = world!("health-bucket");
     w.seed(&sample_trail(&w.bucket).generate()).await;
     let health = "[health]\nprobe_timeout = \"2s\"\ndegraded_after = 1\noutage_after = 2\n";
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let closed = free_port();
     let down = w.config(closed, "", health);
     let up = w.config(w.moto.port, "", health);
     let aws_health = |doc: &serde_json::Value| doc["sources"][0]["aws_health"].as_str().map(str::to_string);
@@ -38,12 +34,7 @@ async fn failed_probes_declare_an_outage_and_a_good_one_ends_it() {
     let status = w.run(&up, &["status", "--json"]).await.json();
     assert_eq!(aws_health(&status).as_deref(), Some("Outage"));
     // The transition is a Failover record beside the SyncRun.
-    let run_id = doc["run_id"].as_str().unwrap();
-    let (rec, _) = trailvault::storage::read_all(w.state.as_ref(), &format!("runs/{run_id}.json"))
-        .await
-        .unwrap()
-        .unwrap();
-    let rec: serde_json::Value = serde_json::from_slice(&rec).unwrap();
+    let rec = w.run_record(doc["run_id"].as_str().unwrap()).await;
     let types: Vec<&str> = rec
         .as_array()
         .unwrap()

@@ -11,6 +11,7 @@ use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use super::*;
+use support::output;
 
 const IDENTITY_HEADER: &str = "x-identity-header-canary-hdr-0001";
 const READER: &str = "arn:aws:iam::123456789012:role/trailvault-reader";
@@ -87,15 +88,6 @@ fn keyless(w: &World, config: &std::path::PathBuf, identity: &MockServer, sts: &
         .env("IDENTITY_HEADER", IDENTITY_HEADER)
         .env("AWS_ENDPOINT_URL_STS", sts.uri());
     cmd
-}
-
-async fn output(cmd: &mut tokio::process::Command) -> support::Run {
-    let out = cmd.output().await.unwrap();
-    support::Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
 }
 
 /// Every run record in the state container, as text.

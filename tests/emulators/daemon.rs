@@ -2,27 +2,8 @@
 
 use super::*;
 
-pub(super) async fn http_get(port: u16, path: &str) -> (u16, String) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let Ok(mut s) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await else {
-        return (0, String::new());
-    };
-    let req = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
-    s.write_all(req.as_bytes()).await.unwrap();
-    let mut buf = Vec::new();
-    let _ = s.read_to_end(&mut buf).await;
-    let text = String::from_utf8_lossy(&buf).into_owned();
-    let code = text.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    (code, body)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn daemon_runs_scheduled_syncs_and_serves_health_and_metrics() {
-    use tokio::io::AsyncBufReadExt;
     let w = world!("daemon-bucket");
     let files = sample_trail(&w.bucket).generate();
     w.seed(&files).await;
@@ -31,47 +12,13 @@ async fn daemon_runs_scheduled_syncs_and_serves_health_and_metrics() {
         "",
         "[schedule]\ncron = \"*/2 * * * * *\"\nverify_cron = \"0 0 0 1 1 *\"\n",
     );
-    let mut child = w
-        .command(&config, &["daemon", "--listen", "127.0.0.1:0"])
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let mut lines = tokio::io::BufReader::new(stderr).lines();
-    let port = tokio::time::timeout(std::time::Duration::from_secs(30), async {
-        while let Some(line) = lines.next_line().await.unwrap() {
-            let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
-            if v["message"] == "listening" {
-                return v["addr"]
-                    .as_str()
-                    .unwrap()
-                    .rsplit(':')
-                    .next()
-                    .unwrap()
-                    .parse::<u16>()
-                    .unwrap();
-            }
-        }
-        panic!("the daemon exited before listening");
-    })
-    .await
-    .expect("the daemon did not report its address");
-    // Keep draining its logs so it never blocks on a full pipe.
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let daemon = Daemon::start(&mut w.command(&config, &["daemon", "--listen", "127.0.0.1:0"])).await;
+    let port = daemon.port;
 
     assert_eq!(http_get(port, "/healthz").await.0, 200);
     assert_eq!(http_get(port, "/readyz").await.0, 200);
-    let mut metrics = String::new();
-    for _ in 0..100 {
-        metrics = http_get(port, "/metrics").await.1;
-        if metrics.contains("trailvault_sync_runs_total{source=\"main\",status=\"Succeeded\"}") {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    }
-    assert!(
-        metrics.contains("trailvault_sync_runs_total{source=\"main\",status=\"Succeeded\"}"),
-        "{metrics}"
-    );
+    let succeeded = "trailvault_sync_runs_total{source=\"main\",status=\"Succeeded\"}";
+    let metrics = wait_for_metrics(port, |m| m.contains(succeeded)).await;
     assert!(
         metrics.contains(&format!(
             "trailvault_objects_copied_total{{source=\"main\"}} {}",
@@ -80,75 +27,20 @@ async fn daemon_runs_scheduled_syncs_and_serves_health_and_metrics() {
         "{metrics}"
     );
     assert!(metrics.contains("trailvault_rpo_target_seconds 28800"), "{metrics}");
-    let gap_line = metrics
-        .lines()
-        .find(|l| l.starts_with("trailvault_backup_gap_seconds{source=\"main\"}"))
-        .expect("gap gauge");
-    let gap: f64 = gap_line.rsplit(' ').next().unwrap().parse().unwrap();
-    assert!((0.0..60.0).contains(&gap), "{gap_line}");
+    let gap = metric(&metrics, "trailvault_backup_gap_seconds{source=\"main\"}").expect("gap gauge");
+    assert!((0.0..60.0).contains(&gap), "{gap}");
     assert_eq!(w.archived().await.expect("listing the archive").len(), files.len());
 
     // SIGTERM: drains and exits 0.
-    let pid = child.id().unwrap();
-    assert!(std::process::Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status()
-        .unwrap()
-        .success());
-    let status = tokio::time::timeout(std::time::Duration::from_secs(30), child.wait())
-        .await
-        .expect("no exit after SIGTERM")
-        .unwrap();
+    let (status, _) = daemon.stop().await;
     assert_eq!(status.code(), Some(0));
 }
 
 /// Starts the daemon with `ulimit -n 1024` (as the slow-client attack had it) and
 /// returns it with its port; its logs are drained.
-async fn daemon_with_fd_limit(w: &World, config: &std::path::PathBuf) -> (tokio::process::Child, u16) {
-    use tokio::io::AsyncBufReadExt;
-    let mut cmd = tokio::process::Command::new("sh");
-    cmd.env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("HOME", w.dir.path())
-        .env("AWS_ACCESS_KEY_ID", "test")
-        .env("AWS_SECRET_ACCESS_KEY", "test")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("TRAILVAULT_AZURE_ACCOUNT_KEY", support::emulators::AZURITE_KEY)
-        .env("TRAILVAULT_AZURE_MAX_RETRIES", "1")
-        .env("AWS_MAX_ATTEMPTS", "2")
-        .arg("-c")
-        .arg("ulimit -n 1024 && exec \"$@\"")
-        .arg("sh")
-        .arg(env!("CARGO_BIN_EXE_trailvault"))
-        .arg("--config")
-        .arg(config)
-        .args(["--log-format", "json", "daemon", "--listen", "127.0.0.1:0"])
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true);
-    let mut child = cmd.spawn().unwrap();
-    let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
-    let port = tokio::time::timeout(std::time::Duration::from_secs(30), async {
-        while let Some(line) = lines.next_line().await.unwrap() {
-            let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
-            if v["message"] == "listening" {
-                return v["addr"]
-                    .as_str()
-                    .unwrap()
-                    .rsplit(':')
-                    .next()
-                    .unwrap()
-                    .parse::<u16>()
-                    .unwrap();
-            }
-        }
-        panic!("the daemon exited before listening");
-    })
-    .await
-    .expect("the daemon did not report its address");
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    (child, port)
+async fn daemon_with_fd_limit(w: &World, config: &std::path::PathBuf) -> Daemon {
+    let ulimit = ["sh", "-c", "ulimit -n 1024 && exec \"$@\"", "sh"];
+    Daemon::start(&mut w.command_under(&ulimit, config, &["daemon", "--listen", "127.0.0.1:0"])).await
 }
 
 /// 1,100 connections that each send one header byte every 5 s and never finish a request
@@ -208,7 +100,8 @@ async fn health_endpoints_answer_within_a_second_while_1100_slow_clients_hold_co
         "",
         "[schedule]\ncron = \"0 0 0 1 1 *\"\nverify_cron = \"0 0 0 1 1 *\"\n",
     );
-    let (mut daemon, port) = daemon_with_fd_limit(&w, &config).await;
+    let daemon = daemon_with_fd_limit(&w, &config).await;
+    let port = daemon.port;
     let mut clients = slow_clients(port, 1100, 16);
     let mut out = tokio::io::BufReader::new(clients.stdout.take().unwrap()).lines();
     let connected = tokio::time::timeout(std::time::Duration::from_secs(60), out.next_line())
@@ -248,16 +141,7 @@ async fn health_endpoints_answer_within_a_second_while_1100_slow_clients_hold_co
     let _ = clients.wait().await;
     // The daemon is still itself: metrics answer, and SIGTERM stops it cleanly.
     assert_eq!(http_get(port, "/metrics").await.0, 200);
-    let pid = daemon.id().unwrap();
-    assert!(std::process::Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status()
-        .unwrap()
-        .success());
-    let status = tokio::time::timeout(std::time::Duration::from_secs(30), daemon.wait())
-        .await
-        .expect("no exit after SIGTERM")
-        .unwrap();
+    let (status, _) = daemon.stop().await;
     assert_eq!(status.code(), Some(0));
 }
 
@@ -282,7 +166,8 @@ async fn a_sync_stuck_beyond_twice_the_interval_makes_livez_503_and_shows_in_the
         "",
         "[schedule]\ncron = \"*/2 * * * * *\"\nverify_cron = \"0 0 0 1 1 *\"\n[health]\nprobe_timeout = \"60s\"\n",
     );
-    let (mut daemon, port) = daemon_with_fd_limit(&w, &config).await;
+    let mut daemon = daemon_with_fd_limit(&w, &config).await;
+    let port = daemon.port;
     let mut stuck = false;
     for _ in 0..60 {
         if http_get(port, "/livez").await.0 == 503 {
@@ -293,19 +178,12 @@ async fn a_sync_stuck_beyond_twice_the_interval_makes_livez_503_and_shows_in_the
     }
     assert!(stuck, "/livez never said the run is stuck");
     let metrics = http_get(port, "/metrics").await.1;
-    let running: f64 = metrics
-        .lines()
-        .find(|l| l.starts_with("trailvault_run_in_progress_seconds "))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("no gauge: {metrics}"));
+    let running =
+        metric(&metrics, "trailvault_run_in_progress_seconds").unwrap_or_else(|| panic!("no gauge: {metrics}"));
     assert!(running > 4.0, "{running}");
     // /healthz stays 200: the process answers; only liveness calls the work stuck.
     assert_eq!(http_get(port, "/healthz").await.0, 200);
     s3.inject(Vec::new());
-    let pid = daemon.id().unwrap();
-    let _ = std::process::Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status();
-    let _ = tokio::time::timeout(std::time::Duration::from_secs(60), daemon.wait()).await;
+    daemon.signal("TERM");
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(60), daemon.child.wait()).await;
 }

@@ -152,12 +152,7 @@ async fn drain_archives_what_s3_notifications_announce() {
     assert!(ok, "rclone check found differences:\n{out}");
 
     // The Events record of the drain, in runs/ like any run's.
-    let run_id = doc["run_id"].as_str().unwrap();
-    let (bytes, _) = trailvault::storage::read_all(w.state.as_ref(), &format!("runs/{run_id}.json"))
-        .await
-        .unwrap()
-        .unwrap();
-    let records: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+    let records = w.run_record(doc["run_id"].as_str().unwrap()).await;
     assert_eq!(records[0]["RecordType"], "Events", "{records}");
     assert_eq!(records[0]["FilesCopied"], files.len() as u64, "{records}");
     assert!(records[0]["Details"]["lag_seconds"]["max"].is_number(), "{records}");
@@ -370,7 +365,7 @@ async fn sigterm_stops_a_drain_at_a_safe_point_and_the_next_drain_completes() {
         .unwrap();
     let pid = child.id().unwrap();
     crate::resilience::wait_until_mid_sync(&w, files.len()).await;
-    crate::resilience::nix_kill(pid, "TERM");
+    kill(pid, "TERM");
     let out = tokio::time::timeout(std::time::Duration::from_secs(30), child.wait_with_output())
         .await
         .expect("the drain did not stop after SIGTERM")
@@ -380,12 +375,7 @@ async fn sigterm_stops_a_drain_at_a_safe_point_and_the_next_drain_completes() {
     assert_eq!(doc["stopped"], "signal", "{doc}");
     let copied = source(&doc)["files_copied"].as_u64().unwrap();
     assert!(copied < files.len() as u64, "the drain was not stopped: {doc}");
-    let run_id = doc["run_id"].as_str().unwrap();
-    let (bytes, _) = trailvault::storage::read_all(w.state.as_ref(), &format!("runs/{run_id}.json"))
-        .await
-        .unwrap()
-        .unwrap();
-    let records: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+    let records = w.run_record(doc["run_id"].as_str().unwrap()).await;
     assert_eq!(records[0]["Status"], "Partial", "{records}");
     assert_eq!(records[0]["Details"]["stopped"], "signal", "{records}");
 
@@ -407,7 +397,6 @@ async fn sigterm_stops_a_drain_at_a_safe_point_and_the_next_drain_completes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_daemon_archives_new_files_from_events_between_scheduled_syncs() {
-    use tokio::io::AsyncBufReadExt;
     let w = world!("events-daemon-bucket");
     let q = queue(&w, "daemon-events", 30).await;
     notify(&w, &q).await;
@@ -420,31 +409,7 @@ async fn the_daemon_archives_new_files_from_events_between_scheduled_syncs() {
         ),
         &q,
     );
-    let mut child = w
-        .command(&config, &["daemon", "--listen", "127.0.0.1:0"])
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let mut lines = tokio::io::BufReader::new(stderr).lines();
-    let port = tokio::time::timeout(std::time::Duration::from_secs(30), async {
-        while let Some(line) = lines.next_line().await.unwrap() {
-            let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
-            if v["message"] == "listening" {
-                return v["addr"]
-                    .as_str()
-                    .unwrap()
-                    .rsplit(':')
-                    .next()
-                    .unwrap()
-                    .parse::<u16>()
-                    .unwrap();
-            }
-        }
-        panic!("the daemon exited before listening");
-    })
-    .await
-    .expect("the daemon did not report its address");
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let daemon = Daemon::start(&mut w.command(&config, &["daemon", "--listen", "127.0.0.1:0"])).await;
 
     let files = sample_trail(&w.bucket).generate();
     w.seed(&files).await;
@@ -459,7 +424,7 @@ async fn the_daemon_archives_new_files_from_events_between_scheduled_syncs() {
     assert_eq!(archived, files.len(), "the daemon did not archive every announced file");
     let (ok, out) = w.rclone_check("");
     assert!(ok, "rclone check found differences:\n{out}");
-    let metrics = http_get(port, "/metrics").await.1;
+    let metrics = http_get(daemon.port, "/metrics").await.1;
     for want in [
         "trailvault_event_files_total{source=\"main\",outcome=\"copied\"}",
         "trailvault_events_received_total{source=\"main\"}",
@@ -467,10 +432,6 @@ async fn the_daemon_archives_new_files_from_events_between_scheduled_syncs() {
     ] {
         assert!(metrics.contains(want), "{want} missing:\n{metrics}");
     }
-    crate::resilience::nix_kill(child.id().unwrap(), "TERM");
-    let status = tokio::time::timeout(std::time::Duration::from_secs(30), child.wait())
-        .await
-        .expect("the daemon did not stop")
-        .unwrap();
+    let (status, _) = daemon.stop().await;
     assert!(status.success(), "{status:?}");
 }

@@ -2,45 +2,19 @@
 
 use super::*;
 
-pub(super) async fn http_post(port: u16, path: &str, body: &str) -> (u16, String) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
-    let req = format!(
-        "POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nX-Azure-Functions-InvocationId: 6b1c\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    s.write_all(req.as_bytes()).await.unwrap();
-    let mut buf = Vec::new();
-    let _ = s.read_to_end(&mut buf).await;
-    let text = String::from_utf8_lossy(&buf).into_owned();
-    let code = text.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-    (
-        code,
-        text.split_once("\r\n\r\n")
-            .map(|(_, b)| b.to_string())
-            .unwrap_or_default(),
-    )
-}
-
 /// Starts `trailvault functions` as the host does and waits for its answer to `GET /`.
 pub(super) async fn start_functions(w: &World, config: &std::path::PathBuf) -> (tokio::process::Child, u16) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let child = w
         .command(config, &["functions"])
         .env("FUNCTIONS_CUSTOMHANDLER_PORT", port.to_string())
         .spawn()
         .unwrap();
-    for _ in 0..100 {
-        if http_get(port, "/").await.0 == 200 {
-            return (child, port);
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    panic!("the handler never answered GET / (the host would give up)");
+    assert!(
+        answers_get(port).await,
+        "the handler never answered GET / (the host would give up)"
+    );
+    (child, port)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -76,11 +50,7 @@ async fn functions_custom_handler_serves_the_timer_and_http_functions() {
     assert_eq!(code, 500, "{body}");
     assert!(body.contains("UnknownKey"), "{body}");
 
-    let pid = child.id().unwrap();
-    std::process::Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status()
-        .unwrap();
+    kill(child.id().unwrap(), "TERM");
     let status = tokio::time::timeout(std::time::Duration::from_secs(20), child.wait())
         .await
         .unwrap()

@@ -29,14 +29,8 @@ async fn round_trip(w: &World, config: &std::path::PathBuf, env: &[(&str, String
     for (k, v) in env {
         cmd.env(k, v);
     }
-    let out = cmd.output().await.unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let run = support::output(&mut cmd).await;
+    assert_eq!(run.code, 0, "{run:?}");
     // Archived under exactly these names, with exactly these bytes.
     let mut archived = w.archived().await.unwrap();
     archived.sort();
@@ -58,18 +52,12 @@ async fn round_trip(w: &World, config: &std::path::PathBuf, env: &[(&str, String
     for (k, v) in env {
         cmd.env(k, v);
     }
-    let out = cmd.output().await.unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let run = support::output(&mut cmd).await;
+    assert_eq!(run.code, 0, "{run:?}");
     for k in &keys {
         assert_eq!(std::fs::read(dir.join(k)).unwrap(), body_for(k), "{k:?}");
     }
-    let mut on_disk = restore::files_under(&dir);
+    let mut on_disk = files_under(&dir);
     on_disk.sort();
     let mut want = keys.clone();
     want.sort();
@@ -83,14 +71,8 @@ async fn round_trip(w: &World, config: &std::path::PathBuf, env: &[(&str, String
     for (k, v) in env {
         cmd.env(k, v);
     }
-    let out = cmd.output().await.unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let run = support::output(&mut cmd).await;
+    assert_eq!(run.code, 0, "{run:?}");
     for k in &keys {
         let got =
             w.s3.get_object()

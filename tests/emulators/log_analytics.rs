@@ -19,23 +19,9 @@ async fn records_go_to_log_analytics_and_wait_in_the_spool_when_it_fails() {
     let server = MockServer::start().await;
     let options = azure_core::http::ClientOptions {
         retry: azure_core::http::RetryOptions::none(),
-        transport: Some(azure_core::http::Transport::new(std::sync::Arc::new(
-            support::ToLoopback {
-                port: server.address().port(),
-                inner: azure_core::http::new_http_client(None),
-            },
-        ))),
         ..Default::default()
     };
-    let endpoint = url::Url::parse("https://trailvault-dce.westeurope-1.ingest.monitor.azure.com").unwrap();
-    let client = trailvault::monitor::LogsIngestion::new(
-        &endpoint,
-        "dcr-0123",
-        "Custom-TrailVault_CL",
-        std::sync::Arc::new(support::FixedToken),
-        options,
-    )
-    .unwrap();
+    let client = support::logs_ingestion(server.address().port(), options);
 
     // Log Analytics down: the run waits in the spool.
     let down = Mock::given(method("POST"))
@@ -100,7 +86,6 @@ async fn a_429_asking_for_a_huge_wait_neither_hangs_a_send_nor_a_publish() {
     )
     .await
     .unwrap();
-    let endpoint = url::Url::parse("https://trailvault-dce.westeurope-1.ingest.monitor.azure.com").unwrap();
     for (header, value) in [
         ("Retry-After", "999999999".to_string()),
         ("retry-after-ms", "999999999999".to_string()),
@@ -112,21 +97,8 @@ async fn a_429_asking_for_a_huge_wait_neither_hangs_a_send_nor_a_publish() {
             .respond_with(ResponseTemplate::new(429).insert_header(header, value.as_str()))
             .mount(&server)
             .await;
-        let mut options = trailvault::storage::azure_http::client_options(Duration::from_millis(300));
-        options.transport = Some(azure_core::http::Transport::new(std::sync::Arc::new(
-            support::ToLoopback {
-                port: server.address().port(),
-                inner: azure_core::http::new_http_client(None),
-            },
-        )));
-        let client = trailvault::monitor::LogsIngestion::new(
-            &endpoint,
-            "dcr-0123",
-            "Custom-TrailVault_CL",
-            std::sync::Arc::new(support::FixedToken),
-            options,
-        )
-        .unwrap();
+        let options = trailvault::storage::azure_http::client_options(Duration::from_millis(300));
+        let client = support::logs_ingestion(server.address().port(), options);
         let start = Instant::now();
         let out = tokio::time::timeout(
             Duration::from_secs(60),

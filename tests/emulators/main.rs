@@ -3,15 +3,15 @@
 //! binary so the slow tests share a build; each test starts its own emulators. One
 //! file per domain; helpers shared across them are `pub(super)` and glob-imported here.
 
-#[path = "../support/mod.rs"]
-mod support;
+use trailvault_test_support as support;
 
 use std::collections::BTreeMap;
 
 use futures::TryStreamExt;
 use support::ctgen::{gzip, Trail};
+use support::daemon::{answers_get, free_port, http_get, http_post, kill, metric, wait_for_metrics, Daemon};
 use support::proxy::{Fault, Proxy};
-use support::{World, SOURCE};
+use support::{files_under, World, SOURCE};
 use trailvault::storage::{BlobStoreExt, SourceExt};
 
 /// A world of fresh emulators, or an early return when they are missing outside CI

@@ -99,9 +99,7 @@ async fn sync_verify_and_restore_each_complete_through_a_storm_on_both_clouds() 
 
     // restore to a folder through the Azure storm: every byte as the source had it.
     let dir = w.dir.path().join("restored");
-    let run = w
-        .run(&config, &["restore", "--to", dir.to_str().unwrap(), "--json"])
-        .await;
+    let run = w.restore_to(&config, &dir, &[]).await;
     assert_eq!(run.code, 0, "{run:?}");
     let doc = run.json();
     assert_eq!(doc["files"], files.len() as u64, "{doc}");
@@ -126,14 +124,8 @@ async fn sync_verify_and_restore_each_complete_through_a_storm_on_both_clouds() 
             "--json",
         ],
     );
-    let out = cmd.output().await.unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let run = support::output(&mut cmd).await;
+    assert_eq!(run.code, 0, "{run:?}");
     s3.storm(None);
     azure.storm(None);
     for f in &files {
@@ -141,18 +133,6 @@ async fn sync_verify_and_restore_each_complete_through_a_storm_on_both_clouds() 
         let body = got.body.collect().await.unwrap().into_bytes();
         assert_eq!(body.as_ref(), f.body.as_slice(), "{}", f.key);
     }
-}
-
-/// Polls the daemon's /metrics until `pred` holds.
-async fn wait_for_metrics(port: u16, pred: impl Fn(&str) -> bool) -> String {
-    for _ in 0..600 {
-        let (code, body) = http_get(port, "/metrics").await;
-        if code == 200 && pred(&body) {
-            return body;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    panic!("metrics never matched");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -168,11 +148,7 @@ async fn sigterm_stops_a_daemon_sync_at_a_file_boundary_and_releases_the_lease()
         "",
         "[sync]\nconcurrency = 2\n\n[schedule]\ncron = \"*/1 * * * * *\"\nverify_cron = \"0 0 0 1 1 *\"\n",
     );
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let mut daemon = w
         .command(
             &config,
@@ -189,7 +165,7 @@ async fn sigterm_stops_a_daemon_sync_at_a_file_boundary_and_releases_the_lease()
     wait_until_mid_sync(&w, files.len()).await;
     let _ = wait_for_metrics(port, |_| true).await;
     let stop_at = std::time::Instant::now();
-    nix_kill(daemon.id().unwrap(), "TERM");
+    kill(daemon.id().unwrap(), "TERM");
     let status = daemon.wait().await.unwrap();
     assert!(status.success(), "{status:?}");
     assert!(stop_at.elapsed() < std::time::Duration::from_secs(20));
@@ -212,7 +188,7 @@ async fn sigterm_stops_a_functions_sync_invocation_and_releases_the_lease() {
     let timer = r#"{"Data":{"timer":{"IsPastDue":false}},"Metadata":{"sys":{"MethodName":"sync"}}}"#;
     let invocation = tokio::spawn(async move { http_post(port, "/sync", timer).await });
     wait_until_mid_sync(&w, files.len()).await;
-    nix_kill(child.id().unwrap(), "TERM");
+    kill(child.id().unwrap(), "TERM");
     let (code, body) = tokio::time::timeout(std::time::Duration::from_secs(30), invocation)
         .await
         .expect("the invocation in flight never answered")
@@ -276,18 +252,9 @@ pub(super) async fn wait_until_mid_sync(w: &World, total: usize) {
 /// starts at once (no lease to wait out) and completes the archive, every blob whole
 /// (rclone compares it with S3).
 pub(super) async fn assert_stopped_then_resumed(w: &World, proxy: &Proxy, config: &std::path::PathBuf, total: usize) {
-    let runs = w.state.list_all("runs/").await.unwrap();
-    let mut partial = false;
-    for r in &runs {
-        let (bytes, _) = trailvault::storage::read_all(w.state.as_ref(), &r.name)
-            .await
-            .unwrap()
-            .unwrap();
-        let records: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
-        partial |= records[0]["Status"] == "Partial";
-    }
+    let runs = w.run_records().await;
     assert!(
-        partial,
+        runs.iter().any(|r| r[0]["Status"] == "Partial"),
         "the stopped run was not recorded as Partial ({} runs)",
         runs.len()
     );
@@ -300,15 +267,6 @@ pub(super) async fn assert_stopped_then_resumed(w: &World, proxy: &Proxy, config
     assert_eq!(w.archived().await.unwrap().len(), total);
     let (ok, out) = w.rclone_check("");
     assert!(ok, "rclone check found differences:\n{out}");
-}
-
-pub(super) fn nix_kill(pid: u32, signal: &str) {
-    let ok = std::process::Command::new("kill")
-        .args([&format!("-{signal}"), &pid.to_string()])
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok, "kill -{signal} {pid}");
 }
 
 /// Archives `n` CloudTrail-shaped logs of about 100 KB each (fewer, larger files keep

@@ -19,23 +19,6 @@ pub(super) async fn synced(bucket: &str) -> Option<(World, Vec<support::ctgen::G
     Some((w, files, config))
 }
 
-pub(super) fn files_under(root: &std::path::Path) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap().flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                out.push(p.strip_prefix(root).unwrap().to_string_lossy().into_owned());
-            }
-        }
-    }
-    out.sort();
-    out
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restore_to_a_folder_is_byte_identical_and_works_with_s3_down() {
     let Some((mut w, files, config)) = synced("restore-folder").await else {
@@ -43,9 +26,7 @@ async fn restore_to_a_folder_is_byte_identical_and_works_with_s3_down() {
     };
     w.moto.stop(); // AWS is gone: a folder restore needs only Azure.
     let dir = w.dir.path().join("restored");
-    let run = w
-        .run(&config, &["restore", "--to", dir.to_str().unwrap(), "--json"])
-        .await;
+    let run = w.restore_to(&config, &dir, &[]).await;
     assert_eq!(run.code, 0, "{run:?}");
     let doc = run.json();
     assert_eq!(doc["files"], files.len() as u64, "{doc}");
@@ -67,23 +48,14 @@ async fn restore_to_a_folder_is_byte_identical_and_works_with_s3_down() {
         .collect();
     assert_eq!(restored.len(), files.len());
     let runs = w.state.list_all("runs/").await.unwrap();
-    let rec = trailvault::storage::read_all(
-        w.state.as_ref(),
-        &format!("runs/{}.json", doc["run_id"].as_str().unwrap()),
-    )
-    .await
-    .unwrap()
-    .expect("a Restore record");
-    let rec: serde_json::Value = serde_json::from_slice(&rec.0).unwrap();
+    let rec = w.run_record(doc["run_id"].as_str().unwrap()).await;
     assert_eq!(rec[0]["RecordType"], "Restore");
     assert!(rec[0]["DurationSeconds"].as_f64().unwrap() > 0.0);
     assert_eq!(runs.len(), 2);
 
     // A rerun skips what is there and identical; a different file is reported, not overwritten.
     std::fs::write(dir.join(&files[0].key), b"someone else's bytes").unwrap();
-    let run = w
-        .run(&config, &["restore", "--to", dir.to_str().unwrap(), "--json"])
-        .await;
+    let run = w.restore_to(&config, &dir, &[]).await;
     assert_eq!(run.code, 1, "{run:?}");
     let doc = run.json();
     assert_eq!(doc["skipped"], files.len() as u64 - 1);
@@ -250,9 +222,7 @@ async fn a_corrupted_archived_blob_is_never_restored_and_exits_3() {
         .await
         .unwrap();
     let dir = w.dir.path().join("restored");
-    let run = w
-        .run(&config, &["restore", "--to", dir.to_str().unwrap(), "--json"])
-        .await;
+    let run = w.restore_to(&config, &dir, &[]).await;
     assert_eq!(run.code, 3, "{run:?}");
     let doc = run.json();
     assert_eq!(doc["corrupted"], serde_json::json!([victim.key]));
@@ -300,9 +270,7 @@ async fn kill_9_mid_restore_then_rerun_finishes() {
     assert!(partial < files.len());
 
     azure_proxy.set(Fault::Pass);
-    let run = w
-        .run(&slow, &["restore", "--to", dir.to_str().unwrap(), "--json"])
-        .await;
+    let run = w.restore_to(&slow, &dir, &[]).await;
     assert_eq!(run.code, 0, "{run:?}");
     let doc = run.json();
     assert_eq!(

@@ -29,15 +29,9 @@ fn sha256_hex(data: &[u8]) -> String {
     hex::encode(sha2::Sha256::digest(data))
 }
 
-async fn restore_to(w: &World, config: &PathBuf, dir: &Path, extra: &[&str]) -> support::Run {
-    let mut args = vec!["restore", "--to", dir.to_str().unwrap(), "--json"];
-    args.extend_from_slice(extra);
-    w.run(config, &args).await
-}
-
 /// Files at their final names (the partial folder left out).
 fn final_files(dir: &Path) -> Vec<String> {
-    restore::files_under(dir)
+    files_under(dir)
         .into_iter()
         .filter(|f| !f.starts_with(".trailvault-partial"))
         .collect()
@@ -47,7 +41,7 @@ fn partial_files(dir: &Path) -> Vec<String> {
     if !dir.exists() {
         return Vec::new();
     }
-    restore::files_under(dir)
+    files_under(dir)
         .into_iter()
         .filter(|f| f.starts_with(".trailvault-partial"))
         .collect()
@@ -112,7 +106,7 @@ async fn a_full_disk_fails_files_leaves_nothing_at_final_names_and_a_rerun_compl
         return;
     };
     let dir = fs.0.join("restored");
-    let run = restore_to(&w, &config, &dir, &[]).await;
+    let run = w.restore_to(&config, &dir, &[]).await;
     assert_eq!(run.code, 1, "{run:?}");
     let doc = run.json();
     assert!(doc["failed"].as_u64().unwrap() >= 1, "{doc}");
@@ -129,7 +123,7 @@ async fn a_full_disk_fails_files_leaves_nothing_at_final_names_and_a_rerun_compl
 
     // Space is back: the rerun completes, and what the first run wrote is skipped.
     fs.resize("8m");
-    let run = restore_to(&w, &config, &dir, &[]).await;
+    let run = w.restore_to(&config, &dir, &[]).await;
     assert_eq!(run.code, 0, "{run:?}");
     let doc = run.json();
     assert_eq!(doc["conflicts"], serde_json::json!([]), "{doc}");
@@ -173,7 +167,7 @@ async fn forged_non_canonical_names_are_conflicts_and_the_genuine_log_is_restore
         assert!(listed.contains(name), "Azurite kept {name:?} as {listed:?}");
     }
     let dir = w.dir.path().join("restored");
-    let run = restore_to(&w, &config, &dir, &[]).await;
+    let run = w.restore_to(&config, &dir, &[]).await;
     assert_eq!(run.code, 1, "{run:?}");
     let doc = run.json();
     assert_eq!(
@@ -230,7 +224,7 @@ async fn a_blob_without_sha256_with_replaced_bytes_is_corrupted_exit_3_and_not_w
         .await
         .unwrap();
     let dir = w.dir.path().join("restored");
-    let run = restore_to(&w, &config, &dir, &[]).await;
+    let run = w.restore_to(&config, &dir, &[]).await;
     assert_eq!(run.code, 3, "{run:?}");
     let doc = run.json();
     assert_eq!(doc["corrupted"], serde_json::json!([victim.key]), "{doc}");
@@ -347,23 +341,19 @@ async fn a_symlink_inside_the_target_is_never_followed() {
     std::fs::create_dir_all(&outside).unwrap();
     // The whole AWSLogs folder, and one file name, point out of the target.
     std::os::unix::fs::symlink(&outside, dir.join("AWSLogs")).unwrap();
-    let run = restore_to(&w, &config, &dir, &[]).await;
+    let run = w.restore_to(&config, &dir, &[]).await;
     assert_eq!(run.code, 1, "{run:?}");
     let doc = run.json();
     assert_eq!(doc["failed"], files.len() as u64, "{doc}");
     assert!(doc["failures"].to_string().contains("symlink"), "{doc}");
-    assert_eq!(
-        restore::files_under(&outside),
-        Vec::<String>::new(),
-        "written through a symlink"
-    );
+    assert_eq!(files_under(&outside), Vec::<String>::new(), "written through a symlink");
 
     std::fs::remove_file(dir.join("AWSLogs")).unwrap();
     let victim = &files[0];
     let parent = dir.join(&victim.key).parent().unwrap().to_path_buf();
     std::fs::create_dir_all(&parent).unwrap();
     std::os::unix::fs::symlink(outside.join("stolen"), dir.join(&victim.key)).unwrap();
-    let run = restore_to(&w, &config, &dir, &[]).await;
+    let run = w.restore_to(&config, &dir, &[]).await;
     assert_eq!(run.code, 1, "{run:?}");
     assert!(!outside.join("stolen").exists(), "written through a symlink");
     for f in &files[1..] {
@@ -377,20 +367,20 @@ async fn sidecars_are_never_replaced_and_a_lost_one_is_recreated() {
         return;
     };
     let dir = w.dir.path().join("restored");
-    assert_eq!(restore_to(&w, &config, &dir, &[]).await.code, 0);
+    assert_eq!(w.restore_to(&config, &dir, &[]).await.code, 0);
     let digests: Vec<_> = files.iter().filter(|f| f.key.contains("CloudTrail-Digest")).collect();
     let side = |k: &str| dir.join(format!("{k}.metadata.json"));
     let original = std::fs::read(side(&digests[0].key)).unwrap();
 
     // Lost to a crash: given back by the rerun.
     std::fs::remove_file(side(&digests[0].key)).unwrap();
-    let run = restore_to(&w, &config, &dir, &[]).await;
+    let run = w.restore_to(&config, &dir, &[]).await;
     assert_eq!(run.code, 0, "{run:?}");
     assert_eq!(std::fs::read(side(&digests[0].key)).unwrap(), original);
 
     // A different one: reported, left alone.
     std::fs::write(side(&digests[1].key), b"{\"someone\": \"else\"}").unwrap();
-    let run = restore_to(&w, &config, &dir, &[]).await;
+    let run = w.restore_to(&config, &dir, &[]).await;
     assert_eq!(run.code, 1, "{run:?}");
     let doc = run.json();
     assert_eq!(
@@ -521,7 +511,7 @@ async fn a_trail_prefix_holding_awslogs_is_restored_and_verified() {
     assert_eq!(w.sync(&config).await.code, 0);
     w.moto.stop();
     let dir = w.dir.path().join("restored");
-    let run = restore_to(&w, &config, &dir, &[]).await;
+    let run = w.restore_to(&config, &dir, &[]).await;
     assert_eq!(run.code, 0, "{run:?}");
     assert_eq!(run.json()["files"], files.len() as u64, "{}", run.stdout);
     for f in &files {
@@ -529,7 +519,9 @@ async fn a_trail_prefix_holding_awslogs_is_restored_and_verified() {
     }
     // With a time range (the state-narrowed listing) too.
     let dir = w.dir.path().join("ranged");
-    let run = restore_to(&w, &config, &dir, &["--since", "2026-11-24", "--until", "2026-11-25"]).await;
+    let run = w
+        .restore_to(&config, &dir, &["--since", "2026-11-24", "--until", "2026-11-25"])
+        .await;
     assert_eq!(run.code, 0, "{run:?}");
     let want = files.iter().filter(|f| f.key.contains("/2026/11/24/")).count() as u64;
     assert!(run.json()["files"].as_u64().unwrap() >= want, "{}", run.stdout);
@@ -563,7 +555,7 @@ async fn files_that_are_not_cloudtrail_shaped_are_counted_by_verify_and_restored
         assert!(keys.contains(k), "{k} not in {keys:?}");
     }
     let dir = w.dir.path().join("restored");
-    let run = restore_to(&w, &config, &dir, &[]).await;
+    let run = w.restore_to(&config, &dir, &[]).await;
     assert_eq!(run.code, 0, "{run:?}");
     assert_eq!(run.json()["files"], (files.len() + odd.len()) as u64, "{}", run.stdout);
     for (k, b) in &odd {

@@ -4,7 +4,7 @@
 //! lease is released, the exit code is 143 or 130, and the next sync completes.
 
 use super::*;
-use crate::resilience::{assert_stopped_then_resumed, nix_kill, wait_until_mid_sync};
+use crate::resilience::{assert_stopped_then_resumed, wait_until_mid_sync};
 
 /// The PID (in this namespace) of the process `unshare --fork` started.
 fn forked_child(unshare_pid: u32) -> u32 {
@@ -43,7 +43,7 @@ async fn stop_sync_as_pid_1(bucket: &str, signal: &str, expected_code: i32) {
     );
     wait_until_mid_sync(&w, files.len()).await;
     let stop_at = std::time::Instant::now();
-    nix_kill(pid_1, signal);
+    kill(pid_1, signal);
     let out = tokio::time::timeout(std::time::Duration::from_secs(30), async {
         let status = child.wait().await.unwrap();
         let mut stdout = String::new();
@@ -64,16 +64,11 @@ async fn stop_sync_as_pid_1(bucket: &str, signal: &str, expected_code: i32) {
     let doc: serde_json::Value = serde_json::from_str(&stdout).expect("one JSON document on stdout");
     assert_eq!(doc["status"], "Partial", "{doc}");
     assert_eq!(doc["cancelled"], true, "{doc}");
-    let runs = w.state.list_all("runs/").await.unwrap();
-    let mut stopped = false;
-    for r in &runs {
-        let (bytes, _) = trailvault::storage::read_all(w.state.as_ref(), &r.name)
-            .await
-            .unwrap()
-            .unwrap();
-        let records: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
-        stopped |= records[0]["Details"]["stopped"] == "signal";
-    }
+    let stopped = w
+        .run_records()
+        .await
+        .iter()
+        .any(|r| r[0]["Details"]["stopped"] == "signal");
     assert!(stopped, "no run record says it was stopped by a signal");
     assert!(w.archived_so_far().await < files.len(), "the run was not stopped");
     assert_stopped_then_resumed(&w, &proxy, &config, files.len()).await;
@@ -107,13 +102,13 @@ async fn a_second_signal_ends_a_one_shot_sync_at_once() {
     proxy.set(Fault::SlowResponses(std::time::Duration::from_secs(30)));
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     let first = std::time::Instant::now();
-    nix_kill(child.id().unwrap(), "TERM");
+    kill(child.id().unwrap(), "TERM");
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     assert!(
         child.try_wait().unwrap().is_none(),
         "the first signal did not wait for work in flight"
     );
-    nix_kill(child.id().unwrap(), "TERM");
+    kill(child.id().unwrap(), "TERM");
     let status = tokio::time::timeout(std::time::Duration::from_secs(20), child.wait())
         .await
         .expect("a second SIGTERM did not end the sync")

@@ -10,8 +10,7 @@ use trailvault::cloudtrail::digest::KeyEncoding;
 use trailvault::cloudtrail_api::{PublicKeySource, PublishedKey};
 use trailvault::fault::{Classify, Fault};
 use trailvault::integrity::keys::{self, KeyError, KeyRing};
-use trailvault::integrity::verify::{ProblemKind, VerifyJob};
-use trailvault::state::select::Selection;
+use trailvault::integrity::verify::ProblemKind;
 use trailvault::storage::{ErrorKind, StorageError};
 
 use super::*;
@@ -212,19 +211,7 @@ async fn keys_fetch_archives_what_list_public_keys_returns_and_verify_uses_it() 
     }
     let (archive, state) = (Arc::new(MemoryBlobStore::new()), Arc::new(MemoryBlobStore::new()));
     job(src, archive.clone(), state.clone()).run().await.unwrap();
-    let verify = || VerifyJob {
-        archive: archive.clone().into(),
-        state: Some(state.clone().into()),
-        selection: Selection {
-            sources: vec!["m".into()],
-            digests: true,
-            ..Default::default()
-        },
-        concurrency: 4,
-        retry: trailvault::storage::retry::RetryPolicy::none(),
-        cancel: Default::default(),
-    };
-    let before = verify().run().await.unwrap();
+    let before = super::verify::verify(&archive, &state).await;
     assert!(!before.ok, "no keys yet: the digests cannot be verified");
     assert!(
         before.problems.iter().any(|p| p.kind == ProblemKind::UnknownKey),
@@ -300,7 +287,7 @@ async fn keys_fetch_archives_what_list_public_keys_returns_and_verify_uses_it() 
     assert!(again.iter().all(|k| !k.new), "{again:?}");
     assert_eq!(archived_keys(&archive).await.len(), 3);
 
-    let after = verify().run().await.unwrap();
+    let after = super::verify::verify(&archive, &state).await;
     assert!(after.ok, "{:?}", after.problems);
     let digests = files.iter().filter(|f| f.key.contains("/CloudTrail-Digest/")).count() as u64;
     assert_eq!(after.checked.digests, digests);

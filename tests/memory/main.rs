@@ -3,8 +3,7 @@
 //! emulator, no process: the library is driven directly. One file per domain; they share
 //! the helpers here.
 
-#[path = "../support/mod.rs"]
-mod support;
+use trailvault_test_support as support;
 
 mod audit;
 mod events;
@@ -23,13 +22,6 @@ use trailvault::config::SyncSettings;
 use trailvault::storage::memory::{MemoryBlobStore, MemorySource};
 use trailvault::storage::{BlobStore, BlobStoreExt, Page, PageToken, Source, SourceBody, SourceObject, StorageResult};
 use trailvault::sync::{SourceHandle, SyncJob};
-
-#[async_trait::async_trait]
-impl support::store_suite::Bucket for MemorySource {
-    async fn put_object(&self, key: &str, body: Vec<u8>, metadata: BTreeMap<String, String>) {
-        self.put(key, body.into(), metadata, chrono::Utc::now());
-    }
-}
 
 #[tokio::test]
 async fn memory_blob_store_meets_the_storage_contract() {

@@ -13,26 +13,13 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use crate::support;
 
+/// The real client, sending to `server`, without retries (the tests count every request).
 fn client(server: &MockServer) -> trailvault::monitor::LogsIngestion {
     let options = azure_core::http::ClientOptions {
         retry: azure_core::http::RetryOptions::none(),
-        transport: Some(azure_core::http::Transport::new(std::sync::Arc::new(
-            support::ToLoopback {
-                port: server.address().port(),
-                inner: azure_core::http::new_http_client(None),
-            },
-        ))),
         ..Default::default()
     };
-    let endpoint = url::Url::parse("https://trailvault-dce.westeurope-1.ingest.monitor.azure.com").unwrap();
-    trailvault::monitor::LogsIngestion::new(
-        &endpoint,
-        "dcr-0123",
-        "Custom-TrailVault_CL",
-        std::sync::Arc::new(support::FixedToken),
-        options,
-    )
-    .unwrap()
+    support::logs_ingestion(server.address().port(), options)
 }
 
 #[tokio::test]

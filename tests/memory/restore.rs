@@ -14,6 +14,7 @@ use trailvault::storage::folder::FolderSink;
 
 use super::*;
 use support::ctgen::GenFile;
+use support::files_under;
 
 const ORG_ACCOUNT: &str = "777788889999";
 
@@ -76,26 +77,6 @@ fn everything() -> Selection {
         digests: true,
         ..Default::default()
     }
-}
-
-/// Every file under `root`, relative, sorted (the partial folder only holds files while
-/// a write is under way, so it must be empty afterwards).
-fn files_under(root: &Path) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&d) else { continue };
-        for e in entries.flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                out.push(p.strip_prefix(root).unwrap().to_string_lossy().into_owned());
-            }
-        }
-    }
-    out.sort();
-    out
 }
 
 /// A filter case: its name, the selection, and which generated files it must restore.
@@ -282,28 +263,37 @@ async fn restore_filters_select_exactly_the_expected_files() {
     }
 }
 
+/// A log or a digest whose archived bytes changed is never written, and a digest gets no
+/// sidecar either: one beside nothing would vouch for a file that is not there.
 #[tokio::test]
 async fn a_tampered_archive_blob_is_reported_corrupted_and_not_written() {
-    let (files, archive, state) = synced().await;
-    let victim = files.iter().find(|f| !is_digest(f)).unwrap();
-    let mut bad = victim.body.clone();
-    bad[20] ^= 0x01;
-    assert!(archive.tamper(&format!("m/{}", victim.key), bad.into()));
-    let tmp = tempfile::tempdir().unwrap();
-    let r = restore_job(&archive, &state, tmp.path(), everything(), false)
-        .run()
-        .await
-        .unwrap();
-    assert_eq!(r.corrupted, vec![victim.key.clone()]);
-    assert!(
-        !tmp.path().join(&victim.key).exists(),
-        "a corrupted blob is never written"
-    );
-    assert_eq!(r.files, files.len() as u64 - 1, "the rest is restored");
-    assert_eq!(r.status(), RunStatus::Partial);
-    assert_eq!(r.exit_code(), trailvault::cli::EXIT_CHECK_FAILED);
-    let rec = run_record(&state, &r).await;
-    assert_eq!(rec[0]["Details"]["corrupted"], serde_json::json!([victim.key]));
+    let (files, _, _) = synced().await;
+    let log = files.iter().find(|f| !is_digest(f)).unwrap();
+    let digest = files.iter().find(|f| is_digest(f)).unwrap();
+    for victim in [log, digest] {
+        let (_, archive, state) = synced().await;
+        let mut bad = victim.body.clone();
+        bad[20] ^= 0x01;
+        assert!(archive.tamper(&format!("m/{}", victim.key), bad.into()));
+        let tmp = tempfile::tempdir().unwrap();
+        let r = restore_job(&archive, &state, tmp.path(), everything(), false)
+            .run()
+            .await
+            .unwrap();
+        assert_eq!(r.corrupted, vec![victim.key.clone()], "{r:?}");
+        assert!(
+            !tmp.path().join(&victim.key).exists(),
+            "a corrupted blob is never written: {}",
+            victim.key
+        );
+        let sidecar = tmp.path().join(format!("{}.metadata.json", victim.key));
+        assert!(!sidecar.exists(), "{}", sidecar.display());
+        assert_eq!(r.files, files.len() as u64 - 1, "the rest is restored");
+        assert_eq!(r.status(), RunStatus::Partial);
+        assert_eq!(r.exit_code(), trailvault::cli::EXIT_CHECK_FAILED);
+        let rec = run_record(&state, &r).await;
+        assert_eq!(rec[0]["Details"]["corrupted"], serde_json::json!([victim.key]));
+    }
 }
 
 #[tokio::test]
@@ -490,6 +480,29 @@ async fn a_blob_without_sha256_is_corrupted_and_not_written() {
     assert_eq!(r.exit_code(), trailvault::cli::EXIT_CHECK_FAILED);
 }
 
+/// A genuine log of the trail at the bucket's root, and its folder and file name.
+fn a_log(files: &[GenFile]) -> (&GenFile, &str, &str) {
+    let real = files
+        .iter()
+        .find(|f| !is_digest(f) && f.key.starts_with("AWSLogs/"))
+        .unwrap();
+    let (dir_part, file_part) = real.key.rsplit_once('/').unwrap();
+    (real, dir_part, file_part)
+}
+
+/// Archives a forged log as source `m`'s `key`, create-only: beside a genuine blob, never
+/// over it, as an immutable container still allows.
+async fn archive_forged(archive: &MemoryBlobStore, key: &str) {
+    use trailvault::storage::{Condition, PutOptions};
+    let body = support::ctgen::gzip(b"{\"Records\":[{\"eventName\":\"Forged\"}]}");
+    let opts = PutOptions {
+        metadata: BTreeMap::from([("sha256".to_string(), hex::encode(sha2::Sha256::digest(&body)))]),
+        condition: Condition::IfNoneMatch,
+        ..Default::default()
+    };
+    archive.put(&format!("m/{key}"), body.into(), opts).await.unwrap();
+}
+
 /// A ranged run lists only the selected days' folders: what it finds there that is not a
 /// plain CloudTrail file must be reported, not passed over. A forged name that imitates a
 /// genuine log (`//`) is a conflict for restore and a problem or an uncovered log for
@@ -497,26 +510,12 @@ async fn a_blob_without_sha256_is_corrupted_and_not_written() {
 #[tokio::test]
 async fn ranged_runs_report_forged_names_and_foreign_files_in_their_days() {
     use trailvault::integrity::verify::VerifyJob;
-    use trailvault::storage::{Condition, PutOptions};
     let (files, archive, state) = synced().await;
-    let real = files
-        .iter()
-        .find(|f| !is_digest(f) && f.key.starts_with("AWSLogs/"))
-        .unwrap();
-    let (dir_part, file_part) = real.key.rsplit_once('/').unwrap();
+    let (real, dir_part, file_part) = a_log(&files);
     let forged = format!("{dir_part}//{file_part}");
     let foreign = format!("{dir_part}/notes.txt");
-    let body = support::ctgen::gzip(b"{\"Records\":[{\"eventName\":\"Forged\"}]}");
     for key in [&forged, &foreign] {
-        let opts = PutOptions {
-            metadata: BTreeMap::from([("sha256".to_string(), hex::encode(sha2::Sha256::digest(&body)))]),
-            condition: Condition::IfNoneMatch,
-            ..Default::default()
-        };
-        archive
-            .put(&format!("m/{key}"), body.clone().into(), opts)
-            .await
-            .unwrap();
+        archive_forged(&archive, key).await;
     }
     let minute = chrono::Duration::minutes(1);
     let selection = || Selection {
@@ -649,4 +648,73 @@ async fn archived_streams_without_a_watermark_are_restored_and_verified() {
     // cannot be trusted and logs are not checked against them).
     assert_eq!(v.checked.blobs, files.len() as u64, "{v:?}");
     assert!(!v.streams_without_watermark.is_empty());
+}
+
+/// Names that differ from a genuine log's only by `//` or `/./` would land on its path in
+/// a folder: each is a conflict, never written, and the genuine log is what is restored.
+#[tokio::test]
+async fn forged_non_canonical_names_are_conflicts_and_the_genuine_log_is_restored() {
+    let (files, archive, state) = synced().await;
+    let (real, dir_part, file_part) = a_log(&files);
+    let forged = [
+        format!("/{}", real.key),
+        format!("{dir_part}//{file_part}"),
+        format!("{dir_part}/./{file_part}"),
+    ];
+    for key in &forged {
+        archive_forged(&archive, key).await;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let r = restore_job(&archive, &state, tmp.path(), everything(), false)
+        .run()
+        .await
+        .unwrap();
+    let mut want = forged.to_vec();
+    want.sort();
+    let mut conflicts = r.conflicts.clone();
+    conflicts.sort();
+    assert_eq!(conflicts, want, "{r:?}");
+    assert_eq!(r.unrecognized, 0, "{r:?}");
+    assert_eq!(r.exit_code(), trailvault::cli::EXIT_FAILED);
+    for f in &files {
+        assert_eq!(std::fs::read(tmp.path().join(&f.key)).unwrap(), f.body, "{}", f.key);
+    }
+    // Nor does verify call them unrecognized or pass over them: each is a log no digest covers.
+    let v = super::verify::verify(&archive, &state).await;
+    assert_eq!(v.unrecognized, 0, "{v:?}");
+    let doc = serde_json::to_string(&v).unwrap();
+    for key in &forged {
+        let quoted = serde_json::to_string(key).unwrap();
+        assert!(doc.contains(&quoted), "verify passed over {key}: {doc}");
+    }
+}
+
+/// A sidecar holds a digest's signature: a rerun gives back one that was lost, and leaves
+/// a different one alone, reported, rather than overwrite what someone else put there.
+#[tokio::test]
+async fn sidecars_are_never_replaced_and_a_lost_one_is_recreated() {
+    let (files, archive, state) = synced().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("restored");
+    let restore = || async {
+        restore_job(&archive, &state, &dir, everything(), false)
+            .run()
+            .await
+            .unwrap()
+    };
+    assert_eq!(restore().await.exit_code(), 0);
+    let digests: Vec<_> = files.iter().filter(|f| is_digest(f)).collect();
+    let side = |f: &GenFile| dir.join(format!("{}.metadata.json", f.key));
+    let original = std::fs::read(side(digests[0])).unwrap();
+
+    std::fs::remove_file(side(digests[0])).unwrap();
+    let r = restore().await;
+    assert_eq!(r.exit_code(), 0, "{r:?}");
+    assert_eq!(std::fs::read(side(digests[0])).unwrap(), original);
+
+    std::fs::write(side(digests[1]), b"{\"someone\": \"else\"}").unwrap();
+    let r = restore().await;
+    assert_eq!(r.conflicts, vec![format!("{}.metadata.json", digests[1].key)], "{r:?}");
+    assert_eq!(r.exit_code(), trailvault::cli::EXIT_FAILED);
+    assert_eq!(std::fs::read(side(digests[1])).unwrap(), b"{\"someone\": \"else\"}");
 }

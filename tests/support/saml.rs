@@ -11,7 +11,6 @@ use trailvault::federation::validate::{decode_input, Accepted, Rejection, Valida
 pub const TENANT: &str = "3b3c1a6e-8f0d-4a51-9c2e-0d5e7a9b1c2d";
 pub const ACCOUNT: &str = "111122223333";
 pub const GROUP_ADMINS: &str = "0a0a0a0a-1111-2222-3333-444444444444";
-pub const GROUP_READERS: &str = "0b0b0b0b-1111-2222-3333-444444444444";
 
 pub fn issuer() -> String {
     format!("https://sts.windows.net/{TENANT}/")

@@ -221,6 +221,13 @@ pub trait Bucket: Send + Sync {
     async fn put_object(&self, key: &str, body: Vec<u8>, metadata: BTreeMap<String, String>);
 }
 
+#[async_trait]
+impl Bucket for trailvault::storage::memory::MemorySource {
+    async fn put_object(&self, key: &str, body: Vec<u8>, metadata: BTreeMap<String, String>) {
+        self.put(key, body.into(), metadata, chrono::Utc::now());
+    }
+}
+
 pub async fn source_contract(src: &dyn Source, bucket: &dyn Bucket) {
     let mut meta = BTreeMap::new();
     meta.insert("signature".to_string(), "00ff".to_string());

@@ -1,15 +1,20 @@
-//! Shared harness for the emulator-backed tests: a `World` is one Azurite, one moto,
-//! a bucket, a config file, and helpers to seed, run the real binary and check with rclone.
-#![allow(dead_code)]
+//! What trailvault's integration tests share, as a crate of its own (a dev-dependency of
+//! the root package) rather than a module each test binary compiles again.
+//!
+//! Here: the emulator harness (a `World` is one Azurite, one moto, a bucket, a config
+//! file, and helpers to seed, run the real binary and check with rclone). The CloudTrail
+//! generator, a served process seen from outside, the storage contract, the fault proxy
+//! and the SAML fixtures are modules.
 
 pub mod ctgen;
+pub mod daemon;
 pub mod emulators;
 pub mod proxy;
 pub mod saml;
 pub mod store_suite;
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;
 
@@ -49,6 +54,16 @@ impl Run {
                 self.stdout, self.stderr
             )
         })
+    }
+}
+
+/// Runs `cmd` to its end and keeps what it said.
+pub async fn output(cmd: &mut tokio::process::Command) -> Run {
+    let out = cmd.output().await.unwrap();
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     }
 }
 
@@ -215,7 +230,7 @@ create_containers = true
     /// The binary started by `wrapper` (for example `unshare --pid --fork`, so that it is
     /// PID 1 of a new PID namespace, as in a container).
     pub fn command_under(&self, wrapper: &[&str], config: &PathBuf, args: &[&str]) -> tokio::process::Command {
-        let binary = env!("CARGO_BIN_EXE_trailvault");
+        let binary = binary();
         let mut cmd = match wrapper.split_first() {
             Some((program, rest)) => {
                 let mut c = tokio::process::Command::new(program);
@@ -246,12 +261,7 @@ create_containers = true
     }
 
     pub async fn run(&self, config: &PathBuf, args: &[&str]) -> Run {
-        let out = self.command(config, args).output().await.unwrap();
-        let run = Run {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        };
+        let run = output(&mut self.command(config, args)).await;
         if std::env::var("TRAILVAULT_TEST_VERBOSE").is_ok() {
             eprintln!(
                 "--- trailvault {args:?} exit {}\n{}\n{}",
@@ -263,6 +273,13 @@ create_containers = true
 
     pub async fn sync(&self, config: &PathBuf) -> Run {
         self.run(config, &["sync", "--json"]).await
+    }
+
+    /// `restore --to <dir> --json` and `extra`.
+    pub async fn restore_to(&self, config: &PathBuf, dir: &Path, extra: &[&str]) -> Run {
+        let mut args = vec!["restore", "--to", dir.to_str().unwrap(), "--json"];
+        args.extend_from_slice(extra);
+        self.run(config, &args).await
     }
 
     fn rclone_conf(&self) -> PathBuf {
@@ -322,6 +339,29 @@ create_containers = true
         }
     }
 
+    /// Every run record in the state container, each as written: its records, the run's
+    /// own first.
+    pub async fn run_records(&self) -> Vec<serde_json::Value> {
+        let mut out = Vec::new();
+        for r in self.state.list_all("runs/").await.unwrap() {
+            out.push(self.read_json(&r.name).await);
+        }
+        out
+    }
+
+    /// The records of run `run_id`.
+    pub async fn run_record(&self, run_id: &str) -> serde_json::Value {
+        self.read_json(&format!("runs/{run_id}.json")).await
+    }
+
+    async fn read_json(&self, name: &str) -> serde_json::Value {
+        let (bytes, _) = trailvault::storage::read_all(self.state.as_ref(), name)
+            .await
+            .unwrap()
+            .unwrap_or_else(|| panic!("no {name} in the state container"));
+        serde_json::from_slice(&bytes).unwrap()
+    }
+
     pub async fn archived_bytes(&self, key: &str) -> Vec<u8> {
         let (bytes, _) = trailvault::storage::read_all(self.archive.as_ref(), &format!("{SOURCE}/{key}"))
             .await
@@ -329,6 +369,64 @@ create_containers = true
             .expect("blob exists");
         bytes.to_vec()
     }
+}
+
+/// Every file under `root`, relative, sorted; none when `root` does not exist.
+pub fn files_under(root: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else { continue };
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p.strip_prefix(root).unwrap().to_string_lossy().into_owned());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// A Logs Ingestion client for a DCR that sends to a local server on `port` (with the
+/// token `FixedToken` hands out) and is otherwise built with `options`.
+pub fn logs_ingestion(port: u16, mut options: azure_core::http::ClientOptions) -> trailvault::monitor::LogsIngestion {
+    options.transport = Some(azure_core::http::Transport::new(Arc::new(ToLoopback {
+        port,
+        inner: azure_core::http::new_http_client(None),
+    })));
+    let endpoint = url::Url::parse("https://trailvault-dce.westeurope-1.ingest.monitor.azure.com").unwrap();
+    trailvault::monitor::LogsIngestion::new(
+        &endpoint,
+        "dcr-0123",
+        "Custom-TrailVault_CL",
+        Arc::new(FixedToken),
+        options,
+    )
+    .unwrap()
+}
+
+/// The `trailvault` binary cargo built for the running test. This crate is compiled once,
+/// not per test binary, so the path is looked up when the test runs: from the variable
+/// cargo sets for it, or beside the test binary, where cargo puts both.
+pub fn binary() -> PathBuf {
+    if let Some(p) = std::env::var_os("CARGO_BIN_EXE_trailvault") {
+        return p.into();
+    }
+    let test = std::env::current_exe().unwrap();
+    let dir = test
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>/deps/<test>");
+    let binary = dir.join("trailvault");
+    assert!(
+        binary.exists(),
+        "no trailvault binary at {}: run through `cargo test`",
+        binary.display()
+    );
+    binary
 }
 
 pub fn blob_url(port: u16) -> String {
