@@ -6,11 +6,11 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
+use bytes::Bytes;
 use chrono::{DateTime, NaiveDate, Utc};
 use futures::{StreamExt, TryStreamExt};
-use md5::Md5;
+use md5::{Digest, Md5};
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
 
 use crate::archive::ArchiveName;
@@ -22,7 +22,11 @@ pub use crate::state::select::Selection;
 use crate::state::select::{ct_key, select, Selected};
 use crate::state::write_run_records;
 use crate::storage::retry::RetryPolicy;
-use crate::storage::{BlobInfo, BlobStore, BlobStoreExt, ErrorKind, RestoreMeta, SidecarOutcome, Sink, StorageError};
+use crate::storage::verified::{read_verified, Expect, ReadVerified, Receiver};
+use crate::storage::{
+    BlobInfo, BlobStore, BlobStoreExt, ErrorKind, RestoreMeta, SidecarOutcome, Sink, StorageError, StorageResult,
+    Upload,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RestoreError {
@@ -118,8 +122,8 @@ pub struct RestoreJob {
     pub cancel: tokio_util::sync::CancellationToken,
 }
 
-/// The `op` of a read whose bytes did not match the archived hash.
-const MISMATCH: &str = "verify archived bytes";
+/// Why a blob without its archived hash is corrupted.
+const NO_SHA256: &str = "the blob has no sha256 metadata, so its bytes cannot be verified";
 
 enum Outcome {
     Written(u64),
@@ -368,10 +372,7 @@ impl RestoreJob {
         // Without its archived hash a blob cannot be verified: corrupted, never written
         // (a Content-MD5 is recomputed by Azure for whatever bytes replaced it).
         let Some(want_sha) = p.blob.metadata.get(META_SHA256).map(|s| s.to_ascii_lowercase()) else {
-            return Ok((
-                Outcome::Corrupted("the blob has no sha256 metadata, so its bytes cannot be verified".into()),
-                Side::Fine,
-            ));
+            return Ok((Outcome::Corrupted(NO_SHA256.into()), Side::Fine));
         };
         if let Some(why) = self.sink.cannot_hold(&p.key) {
             return Err(StorageError::new(ErrorKind::Other, "restore", &p.key, why));
@@ -390,73 +391,56 @@ impl RestoreJob {
             .acquire_many(permits)
             .await
             .map_err(|e| StorageError::new(ErrorKind::Other, "restore", &p.key, e))?;
-        let outcome = match self
-            .retry
-            .run_whole("restore", || self.copy_verified(p, &want_sha))
-            .await
-        {
-            Ok(o) => o,
-            Err(e) if e.kind == ErrorKind::Integrity && e.op == MISMATCH => {
-                return Ok((Outcome::Corrupted(e.message), Side::Fine))
+        let meta = restore_meta(p, &want_sha, None);
+        // Each attempt streams into a new upload, committed only when the bytes match the
+        // archived hash; a mismatch is read again, and corruption once attempts run out.
+        let open = || async {
+            Ok(Restoring {
+                upload: Some(self.sink.begin(&p.key, p.blob.size, &meta).await?),
+                md5: Md5::new(),
+                item: p,
+                sink: self.sink.as_ref(),
+                landed: None,
+            })
+        };
+        let read = read_verified(
+            self.archive.as_ref(),
+            &p.blob.name,
+            Expect::Known(&want_sha),
+            &self.retry,
+            "restore",
+            open,
+        )
+        .await?;
+        let outcome = match read {
+            ReadVerified::Verified { received, len, .. } => received.landed.unwrap_or(Outcome::Written(len)),
+            ReadVerified::Mismatch {
+                received,
+                expected,
+                actual,
+                attempts,
+                ..
+            } => {
+                received.discard().await;
+                let after = if attempts > 1 {
+                    format!(" (after {attempts} attempts)")
+                } else {
+                    String::new()
+                };
+                let detail = format!("SHA-256 {actual}, archived metadata says {expected}{after}");
+                return Ok((Outcome::Corrupted(detail), Side::Fine));
             }
-            Err(e) => return Err(e),
+            // The hash was known before the read, so the read always has one to check.
+            ReadVerified::Unrecorded { received, .. } => {
+                received.discard().await;
+                return Ok((Outcome::Corrupted(NO_SHA256.into()), Side::Fine));
+            }
         };
         let side = match outcome {
             Outcome::Written(_) | Outcome::Skipped => self.sidecar(p, &want_sha).await,
             _ => Side::Fine,
         };
         Ok((outcome, side))
-    }
-
-    /// Streams a blob into a new upload at the target, hashing on the way, and commits it
-    /// only when the bytes match the archived hash; otherwise the upload is dropped and
-    /// the mismatch is an `Integrity` error (read again; corruption once attempts run out).
-    async fn copy_verified(&self, p: &Item, want_sha: &str) -> Result<Outcome, StorageError> {
-        let meta = restore_meta(p, want_sha, None);
-        let got = self.archive.get(&p.blob.name).await?;
-        let mut upload = self.sink.begin(&p.key, p.blob.size, &meta).await?;
-        let mut body = got.body;
-        let (mut sha, mut md5, mut len) = (Sha256::new(), Md5::new(), 0u64);
-        while let Some(chunk) = body.next().await {
-            let chunk = match chunk {
-                Ok(c) => c,
-                Err(e) => {
-                    upload.abort().await;
-                    return Err(e);
-                }
-            };
-            sha.update(&chunk);
-            md5.update(&chunk);
-            len += chunk.len() as u64;
-            if let Err(e) = upload.write(chunk).await {
-                upload.abort().await;
-                return Err(e);
-            }
-        }
-        let sha = hex::encode(sha.finalize());
-        let md5: [u8; 16] = md5.finalize().into();
-        if sha != want_sha {
-            upload.abort().await;
-            return Err(StorageError::new(
-                ErrorKind::Integrity,
-                MISMATCH,
-                &p.blob.name,
-                format!("SHA-256 {sha}, archived metadata says {want_sha}"),
-            ));
-        }
-        match upload.commit(&restore_meta(p, &sha, Some(md5))).await {
-            Ok(()) => Ok(Outcome::Written(len)),
-            // Written by someone else since our check: the same rule as above applies.
-            Err(e) if e.kind == ErrorKind::AlreadyExists => {
-                let have = self.sink.existing_sha256(&p.key).await?;
-                Ok(if have.as_deref() == Some(sha.as_str()) {
-                    Outcome::Skipped
-                } else {
-                    Outcome::Conflict
-                })
-            }
-            Err(e) => Err(e),
-        }
     }
 
     /// A digest's sidecar beside it (folders): written if missing, same is fine,
@@ -526,5 +510,65 @@ fn restore_meta(p: &Item, sha: &str, md5: Option<[u8; 16]>) -> RestoreMeta {
         content_md5: md5,
         user_metadata,
         sidecar,
+    }
+}
+
+/// Restore's receiver of a verified read: the upload at the target, hashed for its
+/// Content-MD5 on the way, committed once the bytes match the archived hash.
+struct Restoring<'a> {
+    upload: Option<Box<dyn Upload + 'a>>,
+    md5: Md5,
+    item: &'a Item,
+    sink: &'a dyn Sink,
+    /// Not written by us: someone else's file landed at the key since our check.
+    landed: Option<Outcome>,
+}
+
+#[async_trait::async_trait]
+impl Receiver for Restoring<'_> {
+    async fn write(&mut self, chunk: Bytes) -> StorageResult<()> {
+        self.md5.update(&chunk);
+        match self.upload.as_mut() {
+            Some(upload) => upload.write(chunk).await,
+            None => Err(StorageError::new(
+                ErrorKind::Other,
+                "write",
+                &self.item.key,
+                "upload closed",
+            )),
+        }
+    }
+
+    async fn accept(&mut self, sha256: &str) -> StorageResult<()> {
+        let Some(upload) = self.upload.take() else {
+            return Err(StorageError::new(
+                ErrorKind::Other,
+                "commit",
+                &self.item.key,
+                "upload closed",
+            ));
+        };
+        let md5: [u8; 16] = self.md5.clone().finalize().into();
+        match upload.commit(&restore_meta(self.item, sha256, Some(md5))).await {
+            Ok(()) => Ok(()),
+            // Written by someone else since our check: the same rule as for a file found
+            // there before applies.
+            Err(e) if e.kind == ErrorKind::AlreadyExists => {
+                let have = self.sink.existing_sha256(&self.item.key).await?;
+                self.landed = Some(if have.as_deref() == Some(sha256) {
+                    Outcome::Skipped
+                } else {
+                    Outcome::Conflict
+                });
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn discard(mut self) {
+        if let Some(upload) = self.upload.take() {
+            upload.abort().await;
+        }
     }
 }

@@ -25,6 +25,7 @@ pub mod memory;
 pub mod retry;
 pub mod s3;
 pub mod streams;
+pub mod verified;
 
 pub use list::{BlobStoreExt, ListStream, Page, PageToken, SourceExt};
 

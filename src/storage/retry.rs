@@ -137,24 +137,33 @@ impl RetryPolicy {
         loop {
             match attempt().await {
                 Ok(v) => return Ok(v),
-                Err(e) if n < self.attempts && retryable(&e) && !self.cancel.is_cancelled() => {
-                    let wait = self.delay(n, e.retry_after);
-                    self.retried.fetch_add(1, Ordering::Relaxed);
-                    metrics::counter!(crate::telemetry::metric::RETRIES, "operation" => operation).increment(1);
-                    tracing::debug!(operation, attempt = n, wait_ms = wait.as_millis() as u64, error = %e, "retrying");
-                    if !self.wait(wait).await {
+                Err(e) if retryable(&e) && self.may_retry(n) => {
+                    tracing::debug!(operation, attempt = n, error = %e, "retrying");
+                    if !self.backoff(operation, n, e.retry_after).await {
                         return Err(e);
                     }
                     n += 1;
                 }
-                Err(e) if n > 1 => {
-                    return Err(StorageError {
-                        message: format!("{} (after {n} attempts)", e.message),
-                        ..e
-                    })
-                }
-                Err(e) => return Err(e),
+                Err(e) => return Err(Self::gave_up(e, n)),
             }
+        }
+    }
+
+    /// Whether attempt `n`, which just failed, may be followed by another: attempts are
+    /// left and the run is not stopping. Then [`RetryPolicy::backoff`] waits it out.
+    pub fn may_retry(&self, n: u32) -> bool {
+        n < self.attempts && !self.cancel.is_cancelled()
+    }
+
+    /// The error that ends the work at attempt `n`, saying how many attempts it took.
+    pub fn gave_up(e: StorageError, n: u32) -> StorageError {
+        if n > 1 {
+            StorageError {
+                message: format!("{} (after {n} attempts)", e.message),
+                ..e
+            }
+        } else {
+            e
         }
     }
 }
