@@ -17,8 +17,8 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::Arc;
 
 use base64::Engine;
-use chrono::Timelike;
 use chrono::{DateTime, Utc};
+use chrono::{SubsecRound, Timelike};
 use futures::StreamExt;
 use serde::Serialize;
 use sha1::{Digest, Sha1};
@@ -46,16 +46,68 @@ pub enum Severity {
     Medium,
 }
 
+/// What a finding is about. The names are the contract's (`kind` in the document and in
+/// the SamlAudit record's `findings`, matched by the workbook's KQL).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FindingKind {
+    // Declared in the order of their names: findings sort by kind as they did when the
+    // kind was its name.
+    /// An AssumeRoleWithSAML whose identity provider is neither our tenant nor trusted.
+    ForeignIdp,
+    /// An IAM user signed in to the console, outside SSO.
+    IamUserLogin,
+    /// A subject failed to sign in [`REPEATED_FAILURES`] times or more.
+    RepeatedFailures,
+    /// A role no grant of the role mapping contains.
+    RoleNotGranted,
+    /// The root user signed in to the console.
+    RootLogin,
+}
+
+impl FindingKind {
+    /// The name, as serialized.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FindingKind::ForeignIdp => "foreign_idp",
+            FindingKind::IamUserLogin => "iam_user_login",
+            FindingKind::RepeatedFailures => "repeated_failures",
+            FindingKind::RoleNotGranted => "role_not_granted",
+            FindingKind::RootLogin => "root_login",
+        }
+    }
+}
+
+impl std::fmt::Display for FindingKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Compares with a kind's name (`f.kind == "root_login"`), as callers did when it was text.
+impl PartialEq<&str> for FindingKind {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
 #[derive(Debug, Clone, Serialize, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Finding {
     pub severity: Severity,
-    pub kind: String,
+    pub kind: FindingKind,
     pub subject: String,
     /// The AWS account the sign-in was to.
     pub account: String,
     pub role_arn: Option<String>,
-    pub time: String,
+    /// The event's time, to the second (as the document writes it: RFC 3339 with `Z`).
+    #[serde(serialize_with = "crate::records::serialize_rfc3339")]
+    pub time: DateTime<Utc>,
     pub detail: String,
+}
+
+/// A finding's time: whole seconds, so findings order as the times they print.
+fn finding_time(t: DateTime<Utc>) -> DateTime<Utc> {
+    t.trunc_subsecs(0)
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -290,14 +342,16 @@ impl AuditJob {
             }
         }
         for ((subject, account), acc) in &subjects {
+            // Every subject was entered with the time of its first event (`touch`).
+            let Some(last) = acc.last else { continue };
             if acc.failures >= REPEATED_FAILURES {
                 findings.push(Finding {
                     severity: Severity::Medium,
-                    kind: "repeated_failures".into(),
+                    kind: FindingKind::RepeatedFailures,
                     subject: subject.clone(),
                     account: account.clone(),
                     role_arn: None,
-                    time: acc.last.map(rfc3339).unwrap_or_default(),
+                    time: finding_time(last),
                     detail: format!("{} failed sign-ins to account {account}", acc.failures),
                 });
             }
@@ -347,7 +401,7 @@ impl AuditJob {
         if let Some(r) = &e.role {
             acc.roles.insert(r.clone());
         }
-        let time = rfc3339(t);
+        let time = finding_time(t);
         // The issuer that vouches for this sign-in: the one the event names, and whose
         // nameQualifier for this provider matches; without an issuer, the one whose
         // qualifier matches; with neither, ours (nothing says otherwise).
@@ -372,11 +426,11 @@ impl AuditJob {
                 if !self.roles.grants_role(r) {
                     findings.push(Finding {
                         severity: Severity::High,
-                        kind: "role_not_granted".into(),
+                        kind: FindingKind::RoleNotGranted,
                         subject: e.subject.clone(),
                         account: e.account.clone(),
                         role_arn: Some(r.clone()),
-                        time: time.clone(),
+                        time,
                         detail: "no grant in the role mapping contains this role".into(),
                     });
                 }
@@ -385,7 +439,7 @@ impl AuditJob {
         if vouching.is_none() {
             findings.push(Finding {
                 severity: Severity::High,
-                kind: "foreign_idp".into(),
+                kind: FindingKind::ForeignIdp,
                 subject: e.subject,
                 account: e.account,
                 role_arn: e.role,
@@ -565,12 +619,12 @@ fn console_login(
     }
     let (kind_name, severity, detail) = match c.kind.as_str() {
         "Root" => (
-            "root_login",
+            FindingKind::RootLogin,
             Severity::High,
             "root user console sign-in: break-glass use outside SSO",
         ),
         "IAMUser" => (
-            "iam_user_login",
+            FindingKind::IamUserLogin,
             Severity::Medium,
             "IAM user console sign-in outside SSO",
         ),
@@ -578,11 +632,11 @@ fn console_login(
     };
     findings.push(Finding {
         severity,
-        kind: kind_name.into(),
+        kind: kind_name,
         subject: c.subject,
         account: c.account,
         role_arn: None,
-        time: rfc3339(t),
+        time: finding_time(t),
         detail: format!("{detail}{}", if c.failed { " (failed)" } else { "" }),
     });
 }
@@ -607,5 +661,44 @@ mod tests {
             .encode(Sha1::digest(b"https://sts.windows.net/t/111122223333/EntraID"));
         assert_eq!(q, expect);
         assert_eq!(q.len(), 28);
+    }
+
+    #[test]
+    fn finding_kinds_serialize_as_their_names_and_sort_by_them() {
+        let kinds = [
+            FindingKind::RootLogin,
+            FindingKind::ForeignIdp,
+            FindingKind::RoleNotGranted,
+            FindingKind::RepeatedFailures,
+            FindingKind::IamUserLogin,
+        ];
+        for k in kinds {
+            assert_eq!(serde_json::to_value(k).unwrap(), serde_json::json!(k.as_str()));
+            assert_eq!(k.to_string(), k.as_str());
+        }
+        let mut by_kind = kinds.to_vec();
+        by_kind.sort();
+        let mut by_name: Vec<&str> = kinds.iter().map(|k| k.as_str()).collect();
+        by_name.sort();
+        assert_eq!(by_kind.iter().map(|k| k.as_str()).collect::<Vec<_>>(), by_name);
+    }
+
+    #[test]
+    fn a_finding_serializes_its_time_to_the_second_with_z() {
+        let t = DateTime::parse_from_rfc3339("2026-11-25T09:10:00.750Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let f = Finding {
+            severity: Severity::High,
+            kind: FindingKind::RootLogin,
+            subject: "s".into(),
+            account: "1".into(),
+            role_arn: None,
+            time: finding_time(t),
+            detail: "d".into(),
+        };
+        let doc = serde_json::to_value(&f).unwrap();
+        assert_eq!(doc["time"], "2026-11-25T09:10:00Z");
+        assert_eq!(doc["kind"], "root_login");
     }
 }
