@@ -42,6 +42,13 @@ pub enum AppError {
     /// that does not fit); nothing was touched.
     #[error("{0}")]
     Setup(String),
+    /// The target's containers cannot be opened as clients (a bad URL or credential).
+    #[error("{0}")]
+    Open(#[source] StorageError),
+    #[error(transparent)]
+    Credential(#[from] crate::storage::azure_auth::CredentialError),
+    #[error(transparent)]
+    AwsFederation(#[from] crate::storage::aws_credentials::FederationSetupError),
     #[error(transparent)]
     Metadata(#[from] crate::federation_io::LoadError),
     #[error(transparent)]
@@ -61,7 +68,11 @@ pub enum AppError {
 impl Classify for AppError {
     fn fault(&self) -> Fault {
         match self {
-            AppError::Config(_) | AppError::Setup(_) => Fault::Config,
+            AppError::Config(_)
+            | AppError::Setup(_)
+            | AppError::Open(_)
+            | AppError::Credential(_)
+            | AppError::AwsFederation(_) => Fault::Config,
             AppError::Usage(_) => Fault::Usage,
             AppError::Metadata(e) => e.fault(),
             AppError::MetadataInvalid(e) => e.fault(),
@@ -93,7 +104,7 @@ fn open_counted(
     counter: &RequestCounter,
 ) -> Result<Containers, AppError> {
     let target = config.require_target(command)?;
-    let (archive, state) = open_target(target, config.retry.max_delay).map_err(|e| AppError::Setup(e.to_string()))?;
+    let (archive, state) = open_target(target, config.retry.max_delay).map_err(AppError::Open)?;
     let wrap = |store: Arc<dyn BlobStore>, side: &'static str| -> Arc<dyn BlobStore> {
         let counted = Arc::new(CountingStore::new(store, counter.clone(), side));
         let limited = Arc::new(LimitedStore::new(counted, config.sync.max_requests));
@@ -184,14 +195,14 @@ pub async fn sync_job(
         let credentials = match config.source_role(s) {
             None => aws_credentials::provider(&config.aws, None, s.region.as_str(), config.retry.max_delay)
                 .await
-                .map_err(AppError::Setup)?,
+                .map_err(AppError::from)?,
             Some(role) => match providers.get(&role) {
                 Some(p) => p.clone(),
                 None => {
                     let p =
                         aws_credentials::provider(&config.aws, Some(&role), s.region.as_str(), config.retry.max_delay)
                             .await
-                            .map_err(AppError::Setup)?;
+                            .map_err(AppError::from)?;
                     providers.insert(role, p.clone());
                     p
                 }
@@ -292,7 +303,7 @@ fn la_credential(
     max_delay: std::time::Duration,
 ) -> Result<Arc<dyn azure_core::credentials::TokenCredential>, AppError> {
     use crate::storage::azure_auth::{client_auth, ClientAuth};
-    match client_auth(&la.auth, max_delay).map_err(AppError::Setup)? {
+    match client_auth(&la.auth, max_delay).map_err(AppError::from)? {
         ClientAuth::Token(credential) => Ok(credential),
         _ => Err(AppError::Setup("log_analytics needs a token credential".into())),
     }
@@ -454,7 +465,7 @@ async fn restore_credentials(config: &Config, role_arn: Option<&str>) -> Result<
             let region = aws_credentials::sts_region("us-east-1");
             aws_credentials::provider(&config.aws, role_arn, &region, config.retry.max_delay)
                 .await
-                .map_err(AppError::Setup)
+                .map_err(AppError::from)
         }
     }
 }
@@ -576,7 +587,7 @@ pub async fn keys_fetch(
     let api = crate::cloudtrail_api::AwsCloudTrail {
         credentials: aws_credentials::provider(&config.aws, role.as_deref(), &region, config.retry.max_delay)
             .await
-            .map_err(AppError::Setup)?,
+            .map_err(AppError::from)?,
     };
     let fetched = crate::integrity::keys::fetch(archive.as_ref(), &api, &regions, since, Utc::now()).await?;
     Ok((regions, fetched))
@@ -731,7 +742,7 @@ pub async fn drain_job(config: &Config, only: &[String], mode: DrainMode) -> Res
                 let p =
                     aws_credentials::provider(&config.aws, role.as_deref(), s.region.as_str(), config.retry.max_delay)
                         .await
-                        .map_err(AppError::Setup)?;
+                        .map_err(AppError::from)?;
                 providers.insert(role, p.clone());
                 p
             }

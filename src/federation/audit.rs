@@ -25,7 +25,7 @@ use sha1::{Digest, Sha1};
 
 use super::roles::RoleMapping;
 use crate::cloudtrail::digest::gunzip_first_member;
-use crate::cloudtrail::record::{parse_log_lenient, Record};
+use crate::cloudtrail::record::{parse_log_lenient, FieldError, Record};
 use crate::cloudtrail::{FileKind, TimeRange};
 use crate::names::ProviderArn;
 use crate::records::{new_run_id, rfc3339, Record as RunRecord, RecordType, RunStatus};
@@ -513,7 +513,7 @@ fn own(s: Option<&str>) -> Option<String> {
     s.filter(|s| !s.is_empty()).map(str::to_string)
 }
 
-fn assume_role_event(rec: &Record) -> Result<SignIn, String> {
+fn assume_role_event(rec: &Record) -> Result<SignIn, FieldError> {
     let ui = &rec.user_identity;
     let req = &rec.request_parameters;
     let resp = &rec.response_elements;
@@ -541,7 +541,7 @@ fn assume_role_event(rec: &Record) -> Result<SignIn, String> {
     }))
 }
 
-fn console_login_event(rec: &Record) -> Result<SignIn, String> {
+fn console_login_event(rec: &Record) -> Result<SignIn, FieldError> {
     let ui = &rec.user_identity;
     let kind = own(Record::text_at(ui, &["type"])?).unwrap_or_default();
     let arn = own(Record::text_at(ui, &["arn"])?).unwrap_or_default();
