@@ -21,9 +21,9 @@ use crate::progress::Progress;
 use crate::state::select::Selection;
 use crate::storage::aws_credentials::{self, AwsCredentials};
 use crate::storage::blob::open_target;
-use crate::storage::decorate::{CountingSource, CountingStore, ReadOnlyStore, RequestCounter};
+use crate::storage::decorate::{CountingSink, CountingSource, CountingStore, ReadOnlyStore, RequestCounter};
 use crate::storage::folder::FolderSink;
-use crate::storage::limit::{LimitedSource, LimitedStore};
+use crate::storage::limit::{LimitedSink, LimitedSource, LimitedStore};
 use crate::storage::retry::{RetryPolicy, RetryingSink, RetryingSource, RetryingStore};
 use crate::storage::s3::{S3Sink, S3Source};
 use crate::storage::{BlobStore, Sink, StorageError};
@@ -409,14 +409,11 @@ pub async fn restore_job(config: &Config, request: RestoreRequest) -> Result<Res
             endpoint,
         } => {
             let credentials = restore_credentials(config, request.role_arn.as_deref()).await?;
-            Arc::new(RetryingSink::new(
-                Arc::new(
-                    S3Sink::connect(bucket, prefix, endpoint.as_deref(), credentials, config.retry.max_delay)
-                        .await
-                        .with_retry(retry.clone()),
-                ),
-                retry.clone(),
-            ))
+            Arc::new(
+                S3Sink::connect(bucket, prefix, endpoint.as_deref(), credentials, config.retry.max_delay)
+                    .await
+                    .with_retry(retry.clone()),
+            )
         }
         RestoreTarget::Folder(dir) => {
             let folder = FolderSink::new(dir);
@@ -426,7 +423,12 @@ pub async fn restore_job(config: &Config, request: RestoreRequest) -> Result<Res
             Arc::new(folder)
         }
     };
-    let (archive, state) = open_containers(config, "restore", &retry)?;
+    // The same stack as the containers': retry -> limit -> count -> target.
+    let counter = RequestCounter::default();
+    let counted = Arc::new(CountingSink::new(sink, counter.clone(), "target"));
+    let limited = Arc::new(LimitedSink::new(counted, config.sync.max_requests));
+    let sink: Arc<dyn Sink> = Arc::new(RetryingSink::new(limited, retry.clone()));
+    let (archive, state) = open_counted(config, "restore", &retry, &counter)?;
     Ok(RestoreJob {
         archive,
         state: Some(state),

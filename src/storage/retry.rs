@@ -191,6 +191,7 @@ impl RetryingSource {
 }
 
 #[async_trait]
+#[deny(clippy::missing_trait_methods)]
 impl Source for RetryingSource {
     fn bucket(&self) -> &str {
         self.inner.bucket()
@@ -232,6 +233,7 @@ impl RetryingStore {
 }
 
 #[async_trait]
+#[deny(clippy::missing_trait_methods)]
 impl BlobStore for RetryingStore {
     fn describe(&self) -> String {
         self.inner.describe()
@@ -316,6 +318,7 @@ impl RetryingSink {
 }
 
 #[async_trait]
+#[deny(clippy::missing_trait_methods)]
 impl Sink for RetryingSink {
     fn describe(&self) -> String {
         self.inner.describe()
@@ -333,7 +336,8 @@ impl Sink for RetryingSink {
         self.inner.cannot_hold(key)
     }
 
-    /// Not retried here: a file's whole write is retried by restore, from a fresh read.
+    /// Not retried here: a file's whole write is retried by restore, from a fresh read
+    /// (and a multipart upload retries its own parts, which only it holds).
     async fn begin(&self, key: &str, size: u64, meta: &RestoreMeta) -> StorageResult<Box<dyn Upload + '_>> {
         self.inner.begin(key, size, meta).await
     }
