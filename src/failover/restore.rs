@@ -215,41 +215,7 @@ impl RestoreJob {
         let clock = std::time::Instant::now();
         let run_id = new_run_id(started_at);
         let (planned, not_planned, streams_without_watermark) = self.plan().await.map_err(RestoreError::Archive)?;
-        // Blob names map to keys one to one: a non-canonical key (`//`, `/./`, leading
-        // `/`) that lands where a canonical one does is reported, never chosen.
-        let canonical: BTreeSet<&str> = planned
-            .iter()
-            .filter(|p| crate::archive::is_canonical_key(&p.key))
-            .map(|p| p.key.as_str())
-            .collect();
-        let shadowed: BTreeSet<String> = planned
-            .iter()
-            .filter(|p| {
-                !crate::archive::is_canonical_key(&p.key)
-                    && canonical.contains(crate::archive::collapsed_key(&p.key).as_str())
-            })
-            .map(|p| p.blob.name.clone())
-            .collect();
-        let mut rows: BTreeMap<(String, AccountId, Region, NaiveDate), (u64, u64)> = BTreeMap::new();
-        for p in &planned {
-            let Some(ct) = &p.ct else { continue };
-            let e = rows
-                .entry((
-                    p.source.clone(),
-                    ct.stream.account.clone(),
-                    ct.stream.region.clone(),
-                    ct.day,
-                ))
-                .or_default();
-            e.0 += 1;
-            e.1 += p.blob.size;
-        }
-        let unrecognized: Vec<String> = planned
-            .iter()
-            .filter(|p| p.ct.is_none())
-            .map(|p| p.key.clone())
-            .chain(not_planned)
-            .collect();
+        let shadowed = shadowed_names(&planned);
         let mut report = RestoreReport {
             run_id: run_id.clone(),
             target: self.sink.describe(),
@@ -268,22 +234,13 @@ impl RestoreJob {
             streams_without_watermark,
             stopped: false,
             not_started: 0,
-            planned_files: planned.len() as u64,
-            planned_bytes: planned.iter().map(|p| p.blob.size).sum(),
-            unrecognized: unrecognized.len() as u64,
-            unrecognized_keys: unrecognized.into_iter().take(100).collect(),
-            plan: rows
-                .into_iter()
-                .map(|((source, account, region, day), (files, bytes))| PlanRow {
-                    source,
-                    account,
-                    region,
-                    day,
-                    files,
-                    bytes,
-                })
-                .collect(),
+            planned_files: 0,
+            planned_bytes: 0,
+            unrecognized: 0,
+            unrecognized_keys: Vec::new(),
+            plan: Vec::new(),
         };
+        describe_plan(&mut report, &planned, not_planned);
         tracing::info!(
             run_id,
             files = report.planned_files,
@@ -292,69 +249,11 @@ impl RestoreJob {
             "restore planned"
         );
         if !self.dry_run {
-            self.progress.begin(report.planned_files, report.planned_bytes);
-            let budget = Semaphore::new(self.in_flight_bytes.min(Semaphore::MAX_PERMITS as u64) as usize);
-            let budget = &budget;
-            let shadowed = &shadowed;
-            let results: Vec<(Item, FileResult)> = futures::stream::iter(planned)
-                .take_until(self.cancel.clone().cancelled_owned())
-                .map(|p| async move {
-                    let r = if shadowed.contains(&p.blob.name) {
-                        tracing::error!(
-                            blob = p.blob.name,
-                            "a non-canonical blob name lands on the path of a canonical one; not restored"
-                        );
-                        Ok((Outcome::Conflict, Side::Fine))
-                    } else {
-                        self.restore_one(&p, budget).await
-                    };
-                    self.progress.advance(1, p.blob.size);
-                    (p, r)
-                })
-                .buffer_unordered(self.concurrency.max(1))
-                .collect()
-                .await;
-            self.progress.finish();
+            let results = self.restore_all(planned, &shadowed, &report).await;
             report.not_started = report.planned_files.saturating_sub(results.len() as u64);
             report.stopped = self.cancel.is_cancelled() && report.not_started > 0;
             for (p, r) in results {
-                let side_key = format!("{}{}", p.key, crate::storage::folder::SIDECAR_SUFFIX);
-                match r {
-                    Ok((outcome, side)) => {
-                        match outcome {
-                            Outcome::Written(bytes) => {
-                                report.files += 1;
-                                report.bytes += bytes;
-                            }
-                            Outcome::Skipped => report.skipped += 1,
-                            Outcome::Conflict => report.conflicts.push(p.key.clone()),
-                            Outcome::Corrupted(detail) => {
-                                tracing::error!(key = p.key, detail, "archived blob is corrupted; not restored");
-                                report.corrupted.push(p.key.clone());
-                            }
-                        }
-                        match side {
-                            Side::Fine => {}
-                            Side::Conflict => {
-                                tracing::warn!(key = side_key, "a different sidecar is at the target; left alone");
-                                report.conflicts.push(side_key);
-                            }
-                            Side::Failed(error) => {
-                                tracing::warn!(key = side_key, error, "sidecar not written");
-                                report.failed += 1;
-                                report.failures.push(FileProblem { key: side_key, error });
-                            }
-                        }
-                    }
-                    Err(e) => {
-                        tracing::warn!(key = p.key, error = %e, "file not restored");
-                        report.failed += 1;
-                        report.failures.push(FileProblem {
-                            key: p.key,
-                            error: e.to_string(),
-                        });
-                    }
-                }
+                tally(&mut report, p, r);
             }
             report.corrupted.sort();
             report.conflicts.sort();
@@ -366,6 +265,39 @@ impl RestoreJob {
             self.write_record(&report).await;
         }
         Ok(report)
+    }
+
+    /// The copy: every planned file with bounded concurrency and a budget of bytes in
+    /// flight; a stop (SIGTERM) starts no new file, and those in flight finish.
+    async fn restore_all(
+        &self,
+        planned: Vec<Item>,
+        shadowed: &BTreeSet<String>,
+        report: &RestoreReport,
+    ) -> Vec<(Item, FileResult)> {
+        self.progress.begin(report.planned_files, report.planned_bytes);
+        let budget = Semaphore::new(self.in_flight_bytes.min(Semaphore::MAX_PERMITS as u64) as usize);
+        let budget = &budget;
+        let results = futures::stream::iter(planned)
+            .take_until(self.cancel.clone().cancelled_owned())
+            .map(|p| async move {
+                let r = if shadowed.contains(&p.blob.name) {
+                    tracing::error!(
+                        blob = p.blob.name,
+                        "a non-canonical blob name lands on the path of a canonical one; not restored"
+                    );
+                    Ok((Outcome::Conflict, Side::Fine))
+                } else {
+                    self.restore_one(&p, budget).await
+                };
+                self.progress.advance(1, p.blob.size);
+                (p, r)
+            })
+            .buffer_unordered(self.concurrency.max(1))
+            .collect()
+            .await;
+        self.progress.finish();
+        results
     }
 
     async fn restore_one(&self, p: &Item, budget: &Semaphore) -> Result<(Outcome, Side), StorageError> {
@@ -484,6 +416,106 @@ impl RestoreJob {
         };
         if let Err(e) = write_run_records(state.as_ref(), &report.run_id, &[record]).await {
             tracing::warn!(error = %e, "could not write the restore record");
+        }
+    }
+}
+
+/// Blob names map to keys one to one: a non-canonical key (`//`, `/./`, leading `/`)
+/// that lands where a canonical one does is reported, never chosen. The blob names of
+/// those that do.
+fn shadowed_names(planned: &[Item]) -> BTreeSet<String> {
+    let canonical: BTreeSet<&str> = planned
+        .iter()
+        .filter(|p| crate::archive::is_canonical_key(&p.key))
+        .map(|p| p.key.as_str())
+        .collect();
+    planned
+        .iter()
+        .filter(|p| {
+            !crate::archive::is_canonical_key(&p.key)
+                && canonical.contains(crate::archive::collapsed_key(&p.key).as_str())
+        })
+        .map(|p| p.blob.name.clone())
+        .collect()
+}
+
+/// The plan in the report: totals, rows per source, account, region and day, and the
+/// files that are not CloudTrail-shaped (`not_planned`: those a filter left out).
+fn describe_plan(report: &mut RestoreReport, planned: &[Item], not_planned: Vec<String>) {
+    let mut rows: BTreeMap<(String, AccountId, Region, NaiveDate), (u64, u64)> = BTreeMap::new();
+    for p in planned {
+        let Some(ct) = &p.ct else { continue };
+        let e = rows
+            .entry((
+                p.source.clone(),
+                ct.stream.account.clone(),
+                ct.stream.region.clone(),
+                ct.day,
+            ))
+            .or_default();
+        e.0 += 1;
+        e.1 += p.blob.size;
+    }
+    let unrecognized: Vec<String> = planned
+        .iter()
+        .filter(|p| p.ct.is_none())
+        .map(|p| p.key.clone())
+        .chain(not_planned)
+        .collect();
+    report.planned_files = planned.len() as u64;
+    report.planned_bytes = planned.iter().map(|p| p.blob.size).sum();
+    report.unrecognized = unrecognized.len() as u64;
+    report.unrecognized_keys = unrecognized.into_iter().take(100).collect();
+    report.plan = rows
+        .into_iter()
+        .map(|((source, account, region, day), (files, bytes))| PlanRow {
+            source,
+            account,
+            region,
+            day,
+            files,
+            bytes,
+        })
+        .collect();
+}
+
+/// One file's fate (and its sidecar's) counted into the report.
+fn tally(report: &mut RestoreReport, p: Item, r: FileResult) {
+    let side_key = format!("{}{}", p.key, crate::storage::folder::SIDECAR_SUFFIX);
+    let (outcome, side) = match r {
+        Ok(done) => done,
+        Err(e) => {
+            tracing::warn!(key = p.key, error = %e, "file not restored");
+            report.failed += 1;
+            report.failures.push(FileProblem {
+                key: p.key,
+                error: e.to_string(),
+            });
+            return;
+        }
+    };
+    match outcome {
+        Outcome::Written(bytes) => {
+            report.files += 1;
+            report.bytes += bytes;
+        }
+        Outcome::Skipped => report.skipped += 1,
+        Outcome::Conflict => report.conflicts.push(p.key.clone()),
+        Outcome::Corrupted(detail) => {
+            tracing::error!(key = p.key, detail, "archived blob is corrupted; not restored");
+            report.corrupted.push(p.key.clone());
+        }
+    }
+    match side {
+        Side::Fine => {}
+        Side::Conflict => {
+            tracing::warn!(key = side_key, "a different sidecar is at the target; left alone");
+            report.conflicts.push(side_key);
+        }
+        Side::Failed(error) => {
+            tracing::warn!(key = side_key, error, "sidecar not written");
+            report.failed += 1;
+            report.failures.push(FileProblem { key: side_key, error });
         }
     }
 }
