@@ -21,9 +21,9 @@ use crate::progress::Progress;
 use crate::state::select::Selection;
 use crate::storage::aws_credentials::{self, AwsCredentials};
 use crate::storage::blob::open_target;
-use crate::storage::decorate::{CountingSource, CountingStore, ReadOnlyStore, RequestCounter};
+use crate::storage::decorate::{CountingSink, CountingSource, CountingStore, ReadOnlyStore, RequestCounter};
 use crate::storage::folder::FolderSink;
-use crate::storage::limit::{LimitedSource, LimitedStore};
+use crate::storage::limit::{LimitedSink, LimitedSource, LimitedStore};
 use crate::storage::retry::{RetryPolicy, RetryingSink, RetryingSource, RetryingStore};
 use crate::storage::s3::{S3Sink, S3Source};
 use crate::storage::{ArchiveStore, BlobStore, Sink, StateStore, StorageError};
@@ -42,6 +42,13 @@ pub enum AppError {
     /// that does not fit); nothing was touched.
     #[error("{0}")]
     Setup(String),
+    /// The target's containers cannot be opened as clients (a bad URL or credential).
+    #[error("{0}")]
+    Open(#[source] StorageError),
+    #[error(transparent)]
+    Credential(#[from] crate::storage::azure_auth::CredentialError),
+    #[error(transparent)]
+    AwsFederation(#[from] crate::storage::aws_credentials::FederationSetupError),
     #[error(transparent)]
     Metadata(#[from] crate::federation_io::LoadError),
     #[error(transparent)]
@@ -61,7 +68,11 @@ pub enum AppError {
 impl Classify for AppError {
     fn fault(&self) -> Fault {
         match self {
-            AppError::Config(_) | AppError::Setup(_) => Fault::Config,
+            AppError::Config(_)
+            | AppError::Setup(_)
+            | AppError::Open(_)
+            | AppError::Credential(_)
+            | AppError::AwsFederation(_) => Fault::Config,
             AppError::Usage(_) => Fault::Usage,
             AppError::Metadata(e) => e.fault(),
             AppError::MetadataInvalid(e) => e.fault(),
@@ -94,7 +105,7 @@ fn open_counted(
     counter: &RequestCounter,
 ) -> Result<Containers, AppError> {
     let target = config.require_target(command)?;
-    let (archive, state) = open_target(target, config.retry.max_delay).map_err(|e| AppError::Setup(e.to_string()))?;
+    let (archive, state) = open_target(target, config.retry.max_delay).map_err(AppError::Open)?;
     // One stack of decorators for both; generic, so the state's keeps its delete.
     fn wrap<S: BlobStore + ?Sized + 'static>(
         store: Arc<S>,
@@ -196,14 +207,14 @@ pub async fn sync_job(
         let credentials = match config.source_role(s) {
             None => aws_credentials::provider(&config.aws, None, s.region.as_str(), config.retry.max_delay)
                 .await
-                .map_err(AppError::Setup)?,
+                .map_err(AppError::from)?,
             Some(role) => match providers.get(&role) {
                 Some(p) => p.clone(),
                 None => {
                     let p =
                         aws_credentials::provider(&config.aws, Some(&role), s.region.as_str(), config.retry.max_delay)
                             .await
-                            .map_err(AppError::Setup)?;
+                            .map_err(AppError::from)?;
                     providers.insert(role, p.clone());
                     p
                 }
@@ -304,7 +315,7 @@ fn la_credential(
     max_delay: std::time::Duration,
 ) -> Result<Arc<dyn azure_core::credentials::TokenCredential>, AppError> {
     use crate::storage::azure_auth::{client_auth, ClientAuth};
-    match client_auth(&la.auth, max_delay).map_err(AppError::Setup)? {
+    match client_auth(&la.auth, max_delay).map_err(AppError::from)? {
         ClientAuth::Token(credential) => Ok(credential),
         _ => Err(AppError::Setup("log_analytics needs a token credential".into())),
     }
@@ -410,14 +421,11 @@ pub async fn restore_job(config: &Config, request: RestoreRequest) -> Result<Res
             endpoint,
         } => {
             let credentials = restore_credentials(config, request.role_arn.as_deref()).await?;
-            Arc::new(RetryingSink::new(
-                Arc::new(
-                    S3Sink::connect(bucket, prefix, endpoint.as_deref(), credentials, config.retry.max_delay)
-                        .await
-                        .with_retry(retry.clone()),
-                ),
-                retry.clone(),
-            ))
+            Arc::new(
+                S3Sink::connect(bucket, prefix, endpoint.as_deref(), credentials, config.retry.max_delay)
+                    .await
+                    .with_retry(retry.clone()),
+            )
         }
         RestoreTarget::Folder(dir) => {
             let folder = FolderSink::new(dir);
@@ -427,7 +435,12 @@ pub async fn restore_job(config: &Config, request: RestoreRequest) -> Result<Res
             Arc::new(folder)
         }
     };
-    let (archive, state) = open_containers(config, "restore", &retry)?;
+    // The same stack as the containers': retry -> limit -> count -> target.
+    let counter = RequestCounter::default();
+    let counted = Arc::new(CountingSink::new(sink, counter.clone(), "target"));
+    let limited = Arc::new(LimitedSink::new(counted, config.sync.max_requests));
+    let sink: Arc<dyn Sink> = Arc::new(RetryingSink::new(limited, retry.clone()));
+    let (archive, state) = open_counted(config, "restore", &retry, &counter)?;
     Ok(RestoreJob {
         archive,
         state: Some(state),
@@ -466,7 +479,7 @@ async fn restore_credentials(config: &Config, role_arn: Option<&str>) -> Result<
             let region = aws_credentials::sts_region("us-east-1");
             aws_credentials::provider(&config.aws, role_arn, &region, config.retry.max_delay)
                 .await
-                .map_err(AppError::Setup)
+                .map_err(AppError::from)
         }
     }
 }
@@ -588,7 +601,7 @@ pub async fn keys_fetch(
     let api = crate::cloudtrail_api::AwsCloudTrail {
         credentials: aws_credentials::provider(&config.aws, role.as_deref(), &region, config.retry.max_delay)
             .await
-            .map_err(AppError::Setup)?,
+            .map_err(AppError::from)?,
     };
     let fetched = crate::integrity::keys::fetch(archive.as_ref(), &api, &regions, since, Utc::now()).await?;
     Ok((regions, fetched))
@@ -744,7 +757,7 @@ pub async fn drain_job(config: &Config, only: &[String], mode: DrainMode) -> Res
                 let p =
                     aws_credentials::provider(&config.aws, role.as_deref(), s.region.as_str(), config.retry.max_delay)
                         .await
-                        .map_err(AppError::Setup)?;
+                        .map_err(AppError::from)?;
                 providers.insert(role, p.clone());
                 p
             }

@@ -369,7 +369,7 @@ impl Render for AuditReport {
                 "  {:?} {} {} {} (account {}): {}",
                 f.severity,
                 f.kind,
-                f.time,
+                crate::records::rfc3339(f.time),
                 f.subject,
                 f.account,
                 f.detail

@@ -53,9 +53,11 @@ pub struct LogFileEntry {
 #[derive(Debug, thiserror::Error)]
 pub enum DigestError {
     #[error("not gzip: {0}")]
-    Gzip(std::io::Error),
+    Gzip(#[source] std::io::Error),
     #[error("not a CloudTrail digest: {0}")]
-    Json(String),
+    Json(#[source] serde_json::Error),
+    #[error("not a CloudTrail digest: missing field {0}")]
+    MissingField(&'static str),
 }
 
 /// The decompressed JSON of a digest, its SHA-256 (hex), and the parsed document.
@@ -68,7 +70,7 @@ pub struct ParsedDigest {
 pub fn parse(gz: &[u8]) -> Result<ParsedDigest, DigestError> {
     let (json, _trailing) = gunzip_first_member(gz).map_err(DigestError::Gzip)?;
     // `previousDigestSignature` must be present even when null.
-    let value: serde_json::Value = serde_json::from_slice(&json).map_err(|e| DigestError::Json(e.to_string()))?;
+    let value: serde_json::Value = serde_json::from_slice(&json).map_err(DigestError::Json)?;
     for field in [
         "previousDigestSignature",
         "digestPublicKeyFingerprint",
@@ -80,10 +82,10 @@ pub fn parse(gz: &[u8]) -> Result<ParsedDigest, DigestError> {
         let present = value.get(field).is_some()
             || (field == "digestPublicKeyFingerprint" && value.get("publicKeyFingerprint").is_some());
         if !present {
-            return Err(DigestError::Json(format!("missing field {field}")));
+            return Err(DigestError::MissingField(field));
         }
     }
-    let digest: Digest = serde_json::from_value(value).map_err(|e| DigestError::Json(e.to_string()))?;
+    let digest: Digest = serde_json::from_value(value).map_err(DigestError::Json)?;
     let sha256 = hex::encode(Sha256::digest(&json));
     Ok(ParsedDigest { json, sha256, digest })
 }

@@ -122,7 +122,7 @@ impl<'de> Deserialize<'de> for LenientRecords {
 impl Record {
     /// The string at `path`: `Ok(None)` when it (or an object on the way) is absent or
     /// null, an error when something else stands where a string belongs.
-    pub fn text_at<'a>(v: &'a Value, path: &[&str]) -> Result<Option<&'a str>, String> {
+    pub fn text_at<'a>(v: &'a Value, path: &[&str]) -> Result<Option<&'a str>, FieldError> {
         let mut cur = v;
         for (i, p) in path.iter().enumerate() {
             cur = match cur {
@@ -131,12 +131,20 @@ impl Record {
                     None => return Ok(None),
                 },
                 Value::Null => return Ok(None),
-                other => return Err(format!("{} is {}, not an object", path[..i].join("."), kind(other))),
+                other => {
+                    return Err(FieldError::NotAnObject {
+                        path: path[..i].join("."),
+                        found: kind(other),
+                    })
+                }
             };
         }
         match cur {
             Value::String(s) => Ok(Some(s)),
-            other => Err(format!("{} is {}, not a string", path.join("."), kind(other))),
+            other => Err(FieldError::NotAString {
+                path: path.join("."),
+                found: kind(other),
+            }),
         }
     }
 
@@ -151,6 +159,16 @@ impl Record {
     pub fn major_version_known(&self) -> bool {
         self.event_version.split('.').next() == Some("1")
     }
+}
+
+/// Something other than a string, or an object on the way to one, where a record's
+/// field belongs: the record cannot be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FieldError {
+    #[error("{path} is {found}, not an object")]
+    NotAnObject { path: String, found: &'static str },
+    #[error("{path} is {found}, not a string")]
+    NotAString { path: String, found: &'static str },
 }
 
 fn kind(v: &Value) -> &'static str {

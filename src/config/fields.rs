@@ -216,7 +216,7 @@ impl<'a> Fields<'a> {
         let parsed = match self.value(key) {
             None => return setting.default,
             Some(toml::Value::String(s)) => parse_bytes(s),
-            Some(toml::Value::Integer(n)) => u64::try_from(*n).map_err(|_| format!("{n} is negative")),
+            Some(toml::Value::Integer(n)) => u64::try_from(*n).map_err(|_| SizeError::Negative(*n)),
             Some(v) => {
                 self.wrong_type(key, v, "a size like \"32MiB\"");
                 return setting.default;
@@ -317,11 +317,25 @@ fn similar(known: &str, typed: &str) -> bool {
     prev[b.len()] <= 2
 }
 
-pub fn parse_bytes(s: &str) -> Result<u64, String> {
+/// Why a byte size is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SizeError {
+    #[error("{0:?} is not a size like 32MiB")]
+    NotASize(String),
+    #[error("{0:?} has an unknown unit (use B, KiB, MiB, GiB, like \"32MiB\")")]
+    UnknownUnit(String),
+    #[error("{0:?} is too large")]
+    TooLarge(String),
+    /// A whole number of bytes below zero.
+    #[error("{0} is negative")]
+    Negative(i64),
+}
+
+pub fn parse_bytes(s: &str) -> Result<u64, SizeError> {
     let t = s.trim();
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
-    let n: u64 = num.parse().map_err(|_| format!("{s:?} is not a size like 32MiB"))?;
+    let n: u64 = num.parse().map_err(|_| SizeError::NotASize(s.to_string()))?;
     let mult: u64 = match unit.trim() {
         "" | "B" => 1,
         "KiB" => 1 << 10,
@@ -331,13 +345,9 @@ pub fn parse_bytes(s: &str) -> Result<u64, String> {
         "KB" | "kB" => 1000,
         "MB" => 1_000_000,
         "GB" => 1_000_000_000,
-        _ => {
-            return Err(format!(
-                "{s:?} has an unknown unit (use B, KiB, MiB, GiB, like \"32MiB\")"
-            ))
-        }
+        _ => return Err(SizeError::UnknownUnit(s.to_string())),
     };
-    n.checked_mul(mult).ok_or_else(|| format!("{s:?} is too large"))
+    n.checked_mul(mult).ok_or_else(|| SizeError::TooLarge(s.to_string()))
 }
 
 #[cfg(test)]

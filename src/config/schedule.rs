@@ -50,19 +50,30 @@ pub fn check_schedule(cron: &str, timezone: &str, verify_cron: &str) -> Vec<Stri
 
 /// Parses a cron expression exactly as tokio-cron-scheduler does (croner, seconds
 /// required, day-of-month and day-of-week both applying), and refuses one that never fires.
-pub fn parse_cron(expr: &str) -> Result<croner::Cron, String> {
+/// Why a cron expression is refused; the text goes inside the problem's parentheses.
+#[derive(Debug, thiserror::Error)]
+pub enum CronError {
+    #[error("longer than 256 characters")]
+    TooLong,
+    #[error("{0}")]
+    Invalid(#[source] croner::errors::CronError),
+    #[error("it never fires")]
+    NeverFires,
+}
+
+pub fn parse_cron(expr: &str) -> Result<croner::Cron, CronError> {
     if expr.len() > 256 {
-        return Err("longer than 256 characters".into());
+        return Err(CronError::TooLong);
     }
     let cron = croner::parser::CronParser::builder()
         .seconds(croner::parser::Seconds::Required)
         .dom_and_dow(true)
         .build()
         .parse(expr)
-        .map_err(|e| e.to_string())?;
+        .map_err(CronError::Invalid)?;
     let from = chrono::DateTime::<chrono::Utc>::from_timestamp(1_767_225_600, 0).unwrap_or_default();
     cron.find_next_occurrence(&from, false)
-        .map_err(|_| "it never fires".to_string())?;
+        .map_err(|_| CronError::NeverFires)?;
     Ok(cron)
 }
 

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use url::Url;
 
 use super::fields::{described, Fields, Problems};
-use super::url::parse_http_url;
+use super::url::{parse_http_url, UrlError};
 use crate::names::{BucketName, Region, SourceName};
 
 /// One `[[source]]` as written; required fields are `None` when absent or of the wrong
@@ -162,9 +162,7 @@ fn validate(at: &str, s: RawSource, unique: bool, problems: &Problems) -> Option
                     // `https://sqs.REGION.amazonaws.com/ACCOUNT/NAME`: a queue URL names its
                     // account and queue; a bare endpoint would send every call to no queue.
                     Some(2) => Ok(u),
-                    _ => Err(format!(
-                        "{q:?} is not a queue URL (https://sqs.REGION.amazonaws.com/ACCOUNT/NAME)"
-                    )),
+                    _ => Err(UrlError::NotAQueue(q.to_string())),
                 },
             )
             .map(Some)

@@ -6,11 +6,11 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
+use bytes::Bytes;
 use chrono::{DateTime, NaiveDate, Utc};
 use futures::{StreamExt, TryStreamExt};
-use md5::Md5;
+use md5::{Digest, Md5};
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
 
 use crate::archive::ArchiveName;
@@ -22,8 +22,10 @@ pub use crate::state::select::Selection;
 use crate::state::select::{ct_key, select, Selected};
 use crate::state::write_run_records;
 use crate::storage::retry::RetryPolicy;
+use crate::storage::verified::{read_verified, Expect, ReadVerified, Receiver};
 use crate::storage::{
-    ArchiveStore, BlobInfo, BlobStoreExt, ErrorKind, RestoreMeta, SidecarOutcome, Sink, StateStore, StorageError,
+    ArchiveStore, BlobInfo, BlobStoreExt, ErrorKind, RestoreMeta, SidecarOutcome, Sink, StateStore,
+    StorageError, StorageResult, Upload,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -120,8 +122,8 @@ pub struct RestoreJob {
     pub cancel: tokio_util::sync::CancellationToken,
 }
 
-/// The `op` of a read whose bytes did not match the archived hash.
-const MISMATCH: &str = "verify archived bytes";
+/// Why a blob without its archived hash is corrupted.
+const NO_SHA256: &str = "the blob has no sha256 metadata, so its bytes cannot be verified";
 
 enum Outcome {
     Written(u64),
@@ -213,41 +215,7 @@ impl RestoreJob {
         let clock = std::time::Instant::now();
         let run_id = new_run_id(started_at);
         let (planned, not_planned, streams_without_watermark) = self.plan().await.map_err(RestoreError::Archive)?;
-        // Blob names map to keys one to one: a non-canonical key (`//`, `/./`, leading
-        // `/`) that lands where a canonical one does is reported, never chosen.
-        let canonical: BTreeSet<&str> = planned
-            .iter()
-            .filter(|p| crate::archive::is_canonical_key(&p.key))
-            .map(|p| p.key.as_str())
-            .collect();
-        let shadowed: BTreeSet<String> = planned
-            .iter()
-            .filter(|p| {
-                !crate::archive::is_canonical_key(&p.key)
-                    && canonical.contains(crate::archive::collapsed_key(&p.key).as_str())
-            })
-            .map(|p| p.blob.name.clone())
-            .collect();
-        let mut rows: BTreeMap<(String, AccountId, Region, NaiveDate), (u64, u64)> = BTreeMap::new();
-        for p in &planned {
-            let Some(ct) = &p.ct else { continue };
-            let e = rows
-                .entry((
-                    p.source.clone(),
-                    ct.stream.account.clone(),
-                    ct.stream.region.clone(),
-                    ct.day,
-                ))
-                .or_default();
-            e.0 += 1;
-            e.1 += p.blob.size;
-        }
-        let unrecognized: Vec<String> = planned
-            .iter()
-            .filter(|p| p.ct.is_none())
-            .map(|p| p.key.clone())
-            .chain(not_planned)
-            .collect();
+        let shadowed = shadowed_names(&planned);
         let mut report = RestoreReport {
             run_id: run_id.clone(),
             target: self.sink.describe(),
@@ -266,22 +234,13 @@ impl RestoreJob {
             streams_without_watermark,
             stopped: false,
             not_started: 0,
-            planned_files: planned.len() as u64,
-            planned_bytes: planned.iter().map(|p| p.blob.size).sum(),
-            unrecognized: unrecognized.len() as u64,
-            unrecognized_keys: unrecognized.into_iter().take(100).collect(),
-            plan: rows
-                .into_iter()
-                .map(|((source, account, region, day), (files, bytes))| PlanRow {
-                    source,
-                    account,
-                    region,
-                    day,
-                    files,
-                    bytes,
-                })
-                .collect(),
+            planned_files: 0,
+            planned_bytes: 0,
+            unrecognized: 0,
+            unrecognized_keys: Vec::new(),
+            plan: Vec::new(),
         };
+        describe_plan(&mut report, &planned, not_planned);
         tracing::info!(
             run_id,
             files = report.planned_files,
@@ -290,69 +249,11 @@ impl RestoreJob {
             "restore planned"
         );
         if !self.dry_run {
-            self.progress.begin(report.planned_files, report.planned_bytes);
-            let budget = Semaphore::new(self.in_flight_bytes.min(Semaphore::MAX_PERMITS as u64) as usize);
-            let budget = &budget;
-            let shadowed = &shadowed;
-            let results: Vec<(Item, FileResult)> = futures::stream::iter(planned)
-                .take_until(self.cancel.clone().cancelled_owned())
-                .map(|p| async move {
-                    let r = if shadowed.contains(&p.blob.name) {
-                        tracing::error!(
-                            blob = p.blob.name,
-                            "a non-canonical blob name lands on the path of a canonical one; not restored"
-                        );
-                        Ok((Outcome::Conflict, Side::Fine))
-                    } else {
-                        self.restore_one(&p, budget).await
-                    };
-                    self.progress.advance(1, p.blob.size);
-                    (p, r)
-                })
-                .buffer_unordered(self.concurrency.max(1))
-                .collect()
-                .await;
-            self.progress.finish();
+            let results = self.restore_all(planned, &shadowed, &report).await;
             report.not_started = report.planned_files.saturating_sub(results.len() as u64);
             report.stopped = self.cancel.is_cancelled() && report.not_started > 0;
             for (p, r) in results {
-                let side_key = format!("{}{}", p.key, crate::storage::folder::SIDECAR_SUFFIX);
-                match r {
-                    Ok((outcome, side)) => {
-                        match outcome {
-                            Outcome::Written(bytes) => {
-                                report.files += 1;
-                                report.bytes += bytes;
-                            }
-                            Outcome::Skipped => report.skipped += 1,
-                            Outcome::Conflict => report.conflicts.push(p.key.clone()),
-                            Outcome::Corrupted(detail) => {
-                                tracing::error!(key = p.key, detail, "archived blob is corrupted; not restored");
-                                report.corrupted.push(p.key.clone());
-                            }
-                        }
-                        match side {
-                            Side::Fine => {}
-                            Side::Conflict => {
-                                tracing::warn!(key = side_key, "a different sidecar is at the target; left alone");
-                                report.conflicts.push(side_key);
-                            }
-                            Side::Failed(error) => {
-                                tracing::warn!(key = side_key, error, "sidecar not written");
-                                report.failed += 1;
-                                report.failures.push(FileProblem { key: side_key, error });
-                            }
-                        }
-                    }
-                    Err(e) => {
-                        tracing::warn!(key = p.key, error = %e, "file not restored");
-                        report.failed += 1;
-                        report.failures.push(FileProblem {
-                            key: p.key,
-                            error: e.to_string(),
-                        });
-                    }
-                }
+                tally(&mut report, p, r);
             }
             report.corrupted.sort();
             report.conflicts.sort();
@@ -366,14 +267,44 @@ impl RestoreJob {
         Ok(report)
     }
 
+    /// The copy: every planned file with bounded concurrency and a budget of bytes in
+    /// flight; a stop (SIGTERM) starts no new file, and those in flight finish.
+    async fn restore_all(
+        &self,
+        planned: Vec<Item>,
+        shadowed: &BTreeSet<String>,
+        report: &RestoreReport,
+    ) -> Vec<(Item, FileResult)> {
+        self.progress.begin(report.planned_files, report.planned_bytes);
+        let budget = Semaphore::new(self.in_flight_bytes.min(Semaphore::MAX_PERMITS as u64) as usize);
+        let budget = &budget;
+        let results = futures::stream::iter(planned)
+            .take_until(self.cancel.clone().cancelled_owned())
+            .map(|p| async move {
+                let r = if shadowed.contains(&p.blob.name) {
+                    tracing::error!(
+                        blob = p.blob.name,
+                        "a non-canonical blob name lands on the path of a canonical one; not restored"
+                    );
+                    Ok((Outcome::Conflict, Side::Fine))
+                } else {
+                    self.restore_one(&p, budget).await
+                };
+                self.progress.advance(1, p.blob.size);
+                (p, r)
+            })
+            .buffer_unordered(self.concurrency.max(1))
+            .collect()
+            .await;
+        self.progress.finish();
+        results
+    }
+
     async fn restore_one(&self, p: &Item, budget: &Semaphore) -> Result<(Outcome, Side), StorageError> {
         // Without its archived hash a blob cannot be verified: corrupted, never written
         // (a Content-MD5 is recomputed by Azure for whatever bytes replaced it).
         let Some(want_sha) = p.blob.metadata.get(META_SHA256).map(|s| s.to_ascii_lowercase()) else {
-            return Ok((
-                Outcome::Corrupted("the blob has no sha256 metadata, so its bytes cannot be verified".into()),
-                Side::Fine,
-            ));
+            return Ok((Outcome::Corrupted(NO_SHA256.into()), Side::Fine));
         };
         if let Some(why) = self.sink.cannot_hold(&p.key) {
             return Err(StorageError::new(ErrorKind::Other, "restore", &p.key, why));
@@ -392,73 +323,56 @@ impl RestoreJob {
             .acquire_many(permits)
             .await
             .map_err(|e| StorageError::new(ErrorKind::Other, "restore", &p.key, e))?;
-        let outcome = match self
-            .retry
-            .run_whole("restore", || self.copy_verified(p, &want_sha))
-            .await
-        {
-            Ok(o) => o,
-            Err(e) if e.kind == ErrorKind::Integrity && e.op == MISMATCH => {
-                return Ok((Outcome::Corrupted(e.message), Side::Fine))
+        let meta = restore_meta(p, &want_sha, None);
+        // Each attempt streams into a new upload, committed only when the bytes match the
+        // archived hash; a mismatch is read again, and corruption once attempts run out.
+        let open = || async {
+            Ok(Restoring {
+                upload: Some(self.sink.begin(&p.key, p.blob.size, &meta).await?),
+                md5: Md5::new(),
+                item: p,
+                sink: self.sink.as_ref(),
+                landed: None,
+            })
+        };
+        let read = read_verified(
+            self.archive.as_ref(),
+            &p.blob.name,
+            Expect::Known(&want_sha),
+            &self.retry,
+            "restore",
+            open,
+        )
+        .await?;
+        let outcome = match read {
+            ReadVerified::Verified { received, len, .. } => received.landed.unwrap_or(Outcome::Written(len)),
+            ReadVerified::Mismatch {
+                received,
+                expected,
+                actual,
+                attempts,
+                ..
+            } => {
+                received.discard().await;
+                let after = if attempts > 1 {
+                    format!(" (after {attempts} attempts)")
+                } else {
+                    String::new()
+                };
+                let detail = format!("SHA-256 {actual}, archived metadata says {expected}{after}");
+                return Ok((Outcome::Corrupted(detail), Side::Fine));
             }
-            Err(e) => return Err(e),
+            // The hash was known before the read, so the read always has one to check.
+            ReadVerified::Unrecorded { received, .. } => {
+                received.discard().await;
+                return Ok((Outcome::Corrupted(NO_SHA256.into()), Side::Fine));
+            }
         };
         let side = match outcome {
             Outcome::Written(_) | Outcome::Skipped => self.sidecar(p, &want_sha).await,
             _ => Side::Fine,
         };
         Ok((outcome, side))
-    }
-
-    /// Streams a blob into a new upload at the target, hashing on the way, and commits it
-    /// only when the bytes match the archived hash; otherwise the upload is dropped and
-    /// the mismatch is an `Integrity` error (read again; corruption once attempts run out).
-    async fn copy_verified(&self, p: &Item, want_sha: &str) -> Result<Outcome, StorageError> {
-        let meta = restore_meta(p, want_sha, None);
-        let got = self.archive.get(&p.blob.name).await?;
-        let mut upload = self.sink.begin(&p.key, p.blob.size, &meta).await?;
-        let mut body = got.body;
-        let (mut sha, mut md5, mut len) = (Sha256::new(), Md5::new(), 0u64);
-        while let Some(chunk) = body.next().await {
-            let chunk = match chunk {
-                Ok(c) => c,
-                Err(e) => {
-                    upload.abort().await;
-                    return Err(e);
-                }
-            };
-            sha.update(&chunk);
-            md5.update(&chunk);
-            len += chunk.len() as u64;
-            if let Err(e) = upload.write(chunk).await {
-                upload.abort().await;
-                return Err(e);
-            }
-        }
-        let sha = hex::encode(sha.finalize());
-        let md5: [u8; 16] = md5.finalize().into();
-        if sha != want_sha {
-            upload.abort().await;
-            return Err(StorageError::new(
-                ErrorKind::Integrity,
-                MISMATCH,
-                &p.blob.name,
-                format!("SHA-256 {sha}, archived metadata says {want_sha}"),
-            ));
-        }
-        match upload.commit(&restore_meta(p, &sha, Some(md5))).await {
-            Ok(()) => Ok(Outcome::Written(len)),
-            // Written by someone else since our check: the same rule as above applies.
-            Err(e) if e.kind == ErrorKind::AlreadyExists => {
-                let have = self.sink.existing_sha256(&p.key).await?;
-                Ok(if have.as_deref() == Some(sha.as_str()) {
-                    Outcome::Skipped
-                } else {
-                    Outcome::Conflict
-                })
-            }
-            Err(e) => Err(e),
-        }
     }
 
     /// A digest's sidecar beside it (folders): written if missing, same is fine,
@@ -506,6 +420,106 @@ impl RestoreJob {
     }
 }
 
+/// Blob names map to keys one to one: a non-canonical key (`//`, `/./`, leading `/`)
+/// that lands where a canonical one does is reported, never chosen. The blob names of
+/// those that do.
+fn shadowed_names(planned: &[Item]) -> BTreeSet<String> {
+    let canonical: BTreeSet<&str> = planned
+        .iter()
+        .filter(|p| crate::archive::is_canonical_key(&p.key))
+        .map(|p| p.key.as_str())
+        .collect();
+    planned
+        .iter()
+        .filter(|p| {
+            !crate::archive::is_canonical_key(&p.key)
+                && canonical.contains(crate::archive::collapsed_key(&p.key).as_str())
+        })
+        .map(|p| p.blob.name.clone())
+        .collect()
+}
+
+/// The plan in the report: totals, rows per source, account, region and day, and the
+/// files that are not CloudTrail-shaped (`not_planned`: those a filter left out).
+fn describe_plan(report: &mut RestoreReport, planned: &[Item], not_planned: Vec<String>) {
+    let mut rows: BTreeMap<(String, AccountId, Region, NaiveDate), (u64, u64)> = BTreeMap::new();
+    for p in planned {
+        let Some(ct) = &p.ct else { continue };
+        let e = rows
+            .entry((
+                p.source.clone(),
+                ct.stream.account.clone(),
+                ct.stream.region.clone(),
+                ct.day,
+            ))
+            .or_default();
+        e.0 += 1;
+        e.1 += p.blob.size;
+    }
+    let unrecognized: Vec<String> = planned
+        .iter()
+        .filter(|p| p.ct.is_none())
+        .map(|p| p.key.clone())
+        .chain(not_planned)
+        .collect();
+    report.planned_files = planned.len() as u64;
+    report.planned_bytes = planned.iter().map(|p| p.blob.size).sum();
+    report.unrecognized = unrecognized.len() as u64;
+    report.unrecognized_keys = unrecognized.into_iter().take(100).collect();
+    report.plan = rows
+        .into_iter()
+        .map(|((source, account, region, day), (files, bytes))| PlanRow {
+            source,
+            account,
+            region,
+            day,
+            files,
+            bytes,
+        })
+        .collect();
+}
+
+/// One file's fate (and its sidecar's) counted into the report.
+fn tally(report: &mut RestoreReport, p: Item, r: FileResult) {
+    let side_key = format!("{}{}", p.key, crate::storage::folder::SIDECAR_SUFFIX);
+    let (outcome, side) = match r {
+        Ok(done) => done,
+        Err(e) => {
+            tracing::warn!(key = p.key, error = %e, "file not restored");
+            report.failed += 1;
+            report.failures.push(FileProblem {
+                key: p.key,
+                error: e.to_string(),
+            });
+            return;
+        }
+    };
+    match outcome {
+        Outcome::Written(bytes) => {
+            report.files += 1;
+            report.bytes += bytes;
+        }
+        Outcome::Skipped => report.skipped += 1,
+        Outcome::Conflict => report.conflicts.push(p.key.clone()),
+        Outcome::Corrupted(detail) => {
+            tracing::error!(key = p.key, detail, "archived blob is corrupted; not restored");
+            report.corrupted.push(p.key.clone());
+        }
+    }
+    match side {
+        Side::Fine => {}
+        Side::Conflict => {
+            tracing::warn!(key = side_key, "a different sidecar is at the target; left alone");
+            report.conflicts.push(side_key);
+        }
+        Side::Failed(error) => {
+            tracing::warn!(key = side_key, error, "sidecar not written");
+            report.failed += 1;
+            report.failures.push(FileProblem { key: side_key, error });
+        }
+    }
+}
+
 /// Content type and encoding as S3 had them; digest signatures back under CloudTrail's names.
 fn restore_meta(p: &Item, sha: &str, md5: Option<[u8; 16]>) -> RestoreMeta {
     let m = &p.blob.metadata;
@@ -528,5 +542,65 @@ fn restore_meta(p: &Item, sha: &str, md5: Option<[u8; 16]>) -> RestoreMeta {
         content_md5: md5,
         user_metadata,
         sidecar,
+    }
+}
+
+/// Restore's receiver of a verified read: the upload at the target, hashed for its
+/// Content-MD5 on the way, committed once the bytes match the archived hash.
+struct Restoring<'a> {
+    upload: Option<Box<dyn Upload + 'a>>,
+    md5: Md5,
+    item: &'a Item,
+    sink: &'a dyn Sink,
+    /// Not written by us: someone else's file landed at the key since our check.
+    landed: Option<Outcome>,
+}
+
+#[async_trait::async_trait]
+impl Receiver for Restoring<'_> {
+    async fn write(&mut self, chunk: Bytes) -> StorageResult<()> {
+        self.md5.update(&chunk);
+        match self.upload.as_mut() {
+            Some(upload) => upload.write(chunk).await,
+            None => Err(StorageError::new(
+                ErrorKind::Other,
+                "write",
+                &self.item.key,
+                "upload closed",
+            )),
+        }
+    }
+
+    async fn accept(&mut self, sha256: &str) -> StorageResult<()> {
+        let Some(upload) = self.upload.take() else {
+            return Err(StorageError::new(
+                ErrorKind::Other,
+                "commit",
+                &self.item.key,
+                "upload closed",
+            ));
+        };
+        let md5: [u8; 16] = self.md5.clone().finalize().into();
+        match upload.commit(&restore_meta(self.item, sha256, Some(md5))).await {
+            Ok(()) => Ok(()),
+            // Written by someone else since our check: the same rule as for a file found
+            // there before applies.
+            Err(e) if e.kind == ErrorKind::AlreadyExists => {
+                let have = self.sink.existing_sha256(&self.item.key).await?;
+                self.landed = Some(if have.as_deref() == Some(sha256) {
+                    Outcome::Skipped
+                } else {
+                    Outcome::Conflict
+                });
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn discard(mut self) {
+        if let Some(upload) = self.upload.take() {
+            upload.abort().await;
+        }
     }
 }

@@ -16,19 +16,19 @@
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use base64::Engine;
-use chrono::Timelike;
 use chrono::{DateTime, Utc};
+use chrono::{SubsecRound, Timelike};
 use futures::StreamExt;
 use serde::Serialize;
 use sha1::{Digest, Sha1};
 
 use super::roles::RoleMapping;
 use crate::cloudtrail::digest::gunzip_first_member;
-use crate::cloudtrail::record::{parse_log_lenient, Record};
+use crate::cloudtrail::record::{parse_log_lenient, FieldError, Record};
 use crate::cloudtrail::{FileKind, TimeRange};
 use crate::names::ProviderArn;
 use crate::records::{new_run_id, rfc3339, Record as RunRecord, RecordType, RunStatus};
-use crate::state::select::{select, Selection};
+use crate::state::select::{select, Selected, Selection};
 use crate::state::write_run_records;
 use crate::storage::{read_all, ArchiveStore, StateStore, StorageError};
 
@@ -45,16 +45,68 @@ pub enum Severity {
     Medium,
 }
 
+/// What a finding is about. The names are the contract's (`kind` in the document and in
+/// the SamlAudit record's `findings`, matched by the workbook's KQL).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FindingKind {
+    // Declared in the order of their names: findings sort by kind as they did when the
+    // kind was its name.
+    /// An AssumeRoleWithSAML whose identity provider is neither our tenant nor trusted.
+    ForeignIdp,
+    /// An IAM user signed in to the console, outside SSO.
+    IamUserLogin,
+    /// A subject failed to sign in [`REPEATED_FAILURES`] times or more.
+    RepeatedFailures,
+    /// A role no grant of the role mapping contains.
+    RoleNotGranted,
+    /// The root user signed in to the console.
+    RootLogin,
+}
+
+impl FindingKind {
+    /// The name, as serialized.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FindingKind::ForeignIdp => "foreign_idp",
+            FindingKind::IamUserLogin => "iam_user_login",
+            FindingKind::RepeatedFailures => "repeated_failures",
+            FindingKind::RoleNotGranted => "role_not_granted",
+            FindingKind::RootLogin => "root_login",
+        }
+    }
+}
+
+impl std::fmt::Display for FindingKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Compares with a kind's name (`f.kind == "root_login"`), as callers did when it was text.
+impl PartialEq<&str> for FindingKind {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
 #[derive(Debug, Clone, Serialize, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Finding {
     pub severity: Severity,
-    pub kind: String,
+    pub kind: FindingKind,
     pub subject: String,
     /// The AWS account the sign-in was to.
     pub account: String,
     pub role_arn: Option<String>,
-    pub time: String,
+    /// The event's time, to the second (as the document writes it: RFC 3339 with `Z`).
+    #[serde(serialize_with = "crate::records::serialize_rfc3339")]
+    pub time: DateTime<Utc>,
     pub detail: String,
+}
+
+/// A finding's time: whole seconds, so findings order as the times they print.
+fn finding_time(t: DateTime<Utc>) -> DateTime<Utc> {
+    t.trunc_subsecs(0)
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -156,13 +208,97 @@ struct Acc {
     failures: u64,
 }
 
+/// What the files read so far add up to.
+#[derive(Default)]
+struct Tally {
+    /// Records audited, by eventID and content: a duplicate delivery is audited once.
+    seen: HashSet<(String, u64)>,
+    seen_ids: HashSet<String>,
+    subjects: BTreeMap<(String, String), Acc>,
+    findings: Vec<Finding>,
+    events: u64,
+    records_skipped: u64,
+    unreadable: Vec<UnreadableFile>,
+    files_unreadable: u64,
+    files_read: u64,
+}
+
+impl Tally {
+    /// The report: subjects with repeated failures found, findings sorted.
+    fn into_report(mut self, run_id: String, stopped: bool) -> AuditReport {
+        for ((subject, account), acc) in &self.subjects {
+            // Every subject was entered with the time of its first event (`touch`).
+            let Some(last) = acc.last else { continue };
+            if acc.failures >= REPEATED_FAILURES {
+                self.findings.push(Finding {
+                    severity: Severity::Medium,
+                    kind: FindingKind::RepeatedFailures,
+                    subject: subject.clone(),
+                    account: account.clone(),
+                    role_arn: None,
+                    time: finding_time(last),
+                    detail: format!("{} failed sign-ins to account {account}", acc.failures),
+                });
+            }
+        }
+        self.findings.sort();
+        self.unreadable.sort_by(|a, b| a.key.cmp(&b.key));
+        AuditReport {
+            run_id,
+            subjects: self
+                .subjects
+                .into_iter()
+                .map(|((subject, account), a)| SubjectSummary {
+                    subject,
+                    account,
+                    roles: a.roles.into_iter().collect(),
+                    source_ips: a.ips.into_iter().collect(),
+                    first: a.first.map(rfc3339).unwrap_or_default(),
+                    last: a.last.map(rfc3339).unwrap_or_default(),
+                    failures: a.failures,
+                })
+                .collect(),
+            findings: self.findings,
+            stopped,
+            files_read: self.files_read,
+            events: self.events,
+            records_skipped: self.records_skipped,
+            files_unreadable: self.files_unreadable,
+            unreadable_files: self.unreadable,
+        }
+    }
+}
+
 impl AuditJob {
     pub async fn run(&self) -> Result<AuditReport, AuditError> {
         let run_id = new_run_id(Utc::now());
-        // Files are chosen by delivery time; a file delivered up to a day after `until`
-        // can still hold events before it.
-        // A file's key time is its delivery minute without seconds: one delivered in the
-        // minute `since` falls in is named before `since` and still holds later events.
+        let files = self.select_logs().await?;
+        let archive = self.archive.as_ref();
+        // Each file is parsed as it arrives and dropped: memory follows `concurrency`.
+        let mut read = std::pin::pin!(futures::stream::iter(&files)
+            .take_until(self.cancel.clone().cancelled_owned())
+            .map(|f| async move { (f, read_all(archive, &f.blob.name).await) })
+            .buffer_unordered(self.concurrency.max(1)));
+        let entra = format!("https://sts.windows.net/{}/", self.tenant_id);
+        let mut issuers = vec![entra.as_str()];
+        issuers.extend(self.trusted_issuers.iter().map(String::as_str).filter(|i| *i != entra));
+        let mut tally = Tally::default();
+        while let Some((f, r)) = read.next().await {
+            tally.files_read += 1;
+            let Some((bytes, _)) = r? else { continue };
+            self.audit_file(&f.key, &bytes, &issuers, &mut tally);
+        }
+        let stopped = tally.files_read < files.len() as u64;
+        let report = tally.into_report(run_id, stopped);
+        self.write_record(&report).await;
+        Ok(report)
+    }
+
+    /// The log files to read. Files are chosen by delivery time; a file delivered up to
+    /// a day after `until` can still hold events before it. A file's key time is its
+    /// delivery minute without seconds: one delivered in the minute `since` falls in is
+    /// named before `since` and still holds later events.
+    async fn select_logs(&self) -> Result<Vec<Selected>, AuditError> {
         let files_range = TimeRange {
             since: self.range.since.map(|s| {
                 s - chrono::Duration::seconds(i64::from(s.second()))
@@ -176,157 +312,103 @@ impl AuditJob {
             digests: false,
             ..Default::default()
         };
-        let files: Vec<_> = select(self.archive.as_ref(), self.state.as_deref(), &selection)
+        Ok(select(self.archive.as_ref(), self.state.as_deref(), &selection)
             .await?
             .files
             .into_iter()
             .filter(|s| s.ct.stream.kind == FileKind::Log)
-            .collect();
-        let archive = self.archive.as_ref();
-        // Each file is parsed as it arrives and dropped: memory follows `concurrency`.
-        let mut read = std::pin::pin!(futures::stream::iter(&files)
-            .take_until(self.cancel.clone().cancelled_owned())
-            .map(|f| async move { (f, read_all(archive, &f.blob.name).await) })
-            .buffer_unordered(self.concurrency.max(1)));
-        let entra = format!("https://sts.windows.net/{}/", self.tenant_id);
-        let mut issuers = vec![entra.as_str()];
-        issuers.extend(self.trusted_issuers.iter().map(String::as_str).filter(|i| *i != entra));
-        let mut seen: HashSet<(String, u64)> = HashSet::new();
-        let mut seen_ids: HashSet<String> = HashSet::new();
-        let mut subjects: BTreeMap<(String, String), Acc> = BTreeMap::new();
-        let mut findings = Vec::new();
-        let mut events = 0;
-        let mut records_skipped = 0;
-        let mut unreadable = Vec::new();
-        let mut files_unreadable = 0;
-        let mut files_read = 0u64;
-        while let Some((f, r)) = read.next().await {
-            files_read += 1;
-            let Some((bytes, _)) = r? else { continue };
-            let log = match gunzip_first_member(&bytes)
-                .map_err(|e| e.to_string())
-                .and_then(|(j, _)| parse_log_lenient(&j).map_err(|e| e.to_string()))
-            {
-                Ok(log) => log,
-                Err(e) => {
-                    tracing::warn!(
-                        key = f.key,
-                        error = e,
-                        "log file unreadable; its events are not audited (run verify)"
-                    );
-                    files_unreadable += 1;
-                    if unreadable.len() < UNREADABLE_LISTED {
-                        unreadable.push(UnreadableFile {
-                            key: f.key.clone(),
-                            reason: e,
-                        });
-                    }
-                    continue;
-                }
-            };
-            let mut skipped_here = log.skipped;
-            let mut why = log.first_problem;
-            for rec in log.records {
-                if !rec.major_version_known() {
-                    skipped_here += 1;
-                    why.get_or_insert_with(|| format!("unknown eventVersion {:?}", rec.event_version));
-                    continue;
-                }
-                // CloudTrail delivers duplicates with one eventID; a copy that differs is
-                // not a duplicate but a forgery of one of them, and whichever arrived first
-                // must not hide the other: both are audited.
-                if !rec.event_id.is_empty() {
-                    if !seen.insert((rec.event_id.clone(), fingerprint(&rec))) {
-                        continue;
-                    }
-                    if !seen_ids.insert(rec.event_id.clone()) {
-                        tracing::warn!(
-                            key = f.key,
-                            event_id = rec.event_id,
-                            "records share an eventID but differ: each is audited (run verify)"
-                        );
-                    }
-                }
-                let t = match DateTime::parse_from_rfc3339(&rec.event_time) {
-                    Ok(t) => t.with_timezone(&Utc),
-                    Err(e) => {
-                        skipped_here += 1;
-                        why.get_or_insert_with(|| format!("eventTime {:?}: {e}", rec.event_time));
-                        continue;
-                    }
-                };
-                if self.range.since.is_some_and(|s| t < s) || self.range.until.is_some_and(|u| t >= u) {
-                    continue;
-                }
-                let signin = match (rec.event_source.as_str(), rec.event_name.as_str()) {
-                    ("sts.amazonaws.com", "AssumeRoleWithSAML") => assume_role_event(&rec),
-                    ("signin.amazonaws.com", "ConsoleLogin") => console_login_event(&rec),
-                    _ => continue,
-                };
-                match signin {
-                    Ok(SignIn::AssumeRole(a)) => {
-                        events += 1;
-                        self.assume_role(a, t, &rec.source_ip_address, &issuers, &mut subjects, &mut findings);
-                    }
-                    Ok(SignIn::Console(c)) => {
-                        events += 1;
-                        console_login(c, t, &rec.source_ip_address, &mut subjects, &mut findings);
-                    }
-                    Err(e) => {
-                        skipped_here += 1;
-                        why.get_or_insert_with(|| format!("{} {}: {e}", rec.event_name, rec.event_id));
-                    }
-                }
-            }
-            if skipped_here > 0 {
+            .collect())
+    }
+
+    /// One log file: unreadable as a whole (counted and named), or audited record by
+    /// record, those that cannot be read skipped and counted.
+    fn audit_file(&self, key: &str, bytes: &[u8], issuers: &[&str], tally: &mut Tally) {
+        let log = match gunzip_first_member(bytes)
+            .map_err(|e| e.to_string())
+            .and_then(|(j, _)| parse_log_lenient(&j).map_err(|e| e.to_string()))
+        {
+            Ok(log) => log,
+            Err(e) => {
                 tracing::warn!(
-                    key = f.key,
-                    skipped = skipped_here,
-                    first = why.unwrap_or_default(),
-                    "records that cannot be read were skipped; the rest of the file was audited"
+                    key,
+                    error = e,
+                    "log file unreadable; its events are not audited (run verify)"
                 );
-                records_skipped += skipped_here;
+                tally.files_unreadable += 1;
+                if tally.unreadable.len() < UNREADABLE_LISTED {
+                    tally.unreadable.push(UnreadableFile {
+                        key: key.to_string(),
+                        reason: e,
+                    });
+                }
+                return;
             }
-        }
-        for ((subject, account), acc) in &subjects {
-            if acc.failures >= REPEATED_FAILURES {
-                findings.push(Finding {
-                    severity: Severity::Medium,
-                    kind: "repeated_failures".into(),
-                    subject: subject.clone(),
-                    account: account.clone(),
-                    role_arn: None,
-                    time: acc.last.map(rfc3339).unwrap_or_default(),
-                    detail: format!("{} failed sign-ins to account {account}", acc.failures),
-                });
-            }
-        }
-        findings.sort();
-        unreadable.sort_by(|a: &UnreadableFile, b| a.key.cmp(&b.key));
-        let report = AuditReport {
-            run_id,
-            subjects: subjects
-                .into_iter()
-                .map(|((subject, account), a)| SubjectSummary {
-                    subject,
-                    account,
-                    roles: a.roles.into_iter().collect(),
-                    source_ips: a.ips.into_iter().collect(),
-                    first: a.first.map(rfc3339).unwrap_or_default(),
-                    last: a.last.map(rfc3339).unwrap_or_default(),
-                    failures: a.failures,
-                })
-                .collect(),
-            findings,
-            stopped: files_read < files.len() as u64,
-            files_read,
-            events,
-            records_skipped,
-            files_unreadable,
-            unreadable_files: unreadable,
         };
-        self.write_record(&report).await;
-        Ok(report)
+        let mut skipped_here = log.skipped;
+        let mut why = log.first_problem;
+        for rec in log.records {
+            if let Some(reason) = self.audit_record(key, &rec, issuers, tally) {
+                skipped_here += 1;
+                why.get_or_insert(reason);
+            }
+        }
+        if skipped_here > 0 {
+            tracing::warn!(
+                key,
+                skipped = skipped_here,
+                first = why.unwrap_or_default(),
+                "records that cannot be read were skipped; the rest of the file was audited"
+            );
+            tally.records_skipped += skipped_here;
+        }
+    }
+
+    /// One record: a sign-in in the range is tallied; anything else is passed over.
+    /// Returns why the record cannot be read, when it cannot (it is then skipped).
+    fn audit_record(&self, key: &str, rec: &Record, issuers: &[&str], tally: &mut Tally) -> Option<String> {
+        if !rec.major_version_known() {
+            return Some(format!("unknown eventVersion {:?}", rec.event_version));
+        }
+        // CloudTrail delivers duplicates with one eventID; a copy that differs is not a
+        // duplicate but a forgery of one of them, and whichever arrived first must not
+        // hide the other: both are audited.
+        if !rec.event_id.is_empty() {
+            if !tally.seen.insert((rec.event_id.clone(), fingerprint(rec))) {
+                return None;
+            }
+            if !tally.seen_ids.insert(rec.event_id.clone()) {
+                tracing::warn!(
+                    key,
+                    event_id = rec.event_id,
+                    "records share an eventID but differ: each is audited (run verify)"
+                );
+            }
+        }
+        let t = match DateTime::parse_from_rfc3339(&rec.event_time) {
+            Ok(t) => t.with_timezone(&Utc),
+            Err(e) => return Some(format!("eventTime {:?}: {e}", rec.event_time)),
+        };
+        if self.range.since.is_some_and(|s| t < s) || self.range.until.is_some_and(|u| t >= u) {
+            return None;
+        }
+        let signin = match (rec.event_source.as_str(), rec.event_name.as_str()) {
+            ("sts.amazonaws.com", "AssumeRoleWithSAML") => assume_role_event(rec),
+            ("signin.amazonaws.com", "ConsoleLogin") => console_login_event(rec),
+            _ => return None,
+        };
+        let ip = &rec.source_ip_address;
+        match signin {
+            Ok(SignIn::AssumeRole(a)) => {
+                tally.events += 1;
+                self.assume_role(a, t, ip, issuers, &mut tally.subjects, &mut tally.findings);
+            }
+            Ok(SignIn::Console(c)) => {
+                tally.events += 1;
+                console_login(c, t, ip, &mut tally.subjects, &mut tally.findings);
+            }
+            Err(e) => return Some(format!("{} {}: {e}", rec.event_name, rec.event_id)),
+        }
+        None
     }
 
     fn assume_role(
@@ -346,7 +428,7 @@ impl AuditJob {
         if let Some(r) = &e.role {
             acc.roles.insert(r.clone());
         }
-        let time = rfc3339(t);
+        let time = finding_time(t);
         // The issuer that vouches for this sign-in: the one the event names, and whose
         // nameQualifier for this provider matches; without an issuer, the one whose
         // qualifier matches; with neither, ours (nothing says otherwise).
@@ -371,11 +453,11 @@ impl AuditJob {
                 if !self.roles.grants_role(r) {
                     findings.push(Finding {
                         severity: Severity::High,
-                        kind: "role_not_granted".into(),
+                        kind: FindingKind::RoleNotGranted,
                         subject: e.subject.clone(),
                         account: e.account.clone(),
                         role_arn: Some(r.clone()),
-                        time: time.clone(),
+                        time,
                         detail: "no grant in the role mapping contains this role".into(),
                     });
                 }
@@ -384,7 +466,7 @@ impl AuditJob {
         if vouching.is_none() {
             findings.push(Finding {
                 severity: Severity::High,
-                kind: "foreign_idp".into(),
+                kind: FindingKind::ForeignIdp,
                 subject: e.subject,
                 account: e.account,
                 role_arn: e.role,
@@ -458,7 +540,7 @@ fn own(s: Option<&str>) -> Option<String> {
     s.filter(|s| !s.is_empty()).map(str::to_string)
 }
 
-fn assume_role_event(rec: &Record) -> Result<SignIn, String> {
+fn assume_role_event(rec: &Record) -> Result<SignIn, FieldError> {
     let ui = &rec.user_identity;
     let req = &rec.request_parameters;
     let resp = &rec.response_elements;
@@ -486,7 +568,7 @@ fn assume_role_event(rec: &Record) -> Result<SignIn, String> {
     }))
 }
 
-fn console_login_event(rec: &Record) -> Result<SignIn, String> {
+fn console_login_event(rec: &Record) -> Result<SignIn, FieldError> {
     let ui = &rec.user_identity;
     let kind = own(Record::text_at(ui, &["type"])?).unwrap_or_default();
     let arn = own(Record::text_at(ui, &["arn"])?).unwrap_or_default();
@@ -564,12 +646,12 @@ fn console_login(
     }
     let (kind_name, severity, detail) = match c.kind.as_str() {
         "Root" => (
-            "root_login",
+            FindingKind::RootLogin,
             Severity::High,
             "root user console sign-in: break-glass use outside SSO",
         ),
         "IAMUser" => (
-            "iam_user_login",
+            FindingKind::IamUserLogin,
             Severity::Medium,
             "IAM user console sign-in outside SSO",
         ),
@@ -577,11 +659,11 @@ fn console_login(
     };
     findings.push(Finding {
         severity,
-        kind: kind_name.into(),
+        kind: kind_name,
         subject: c.subject,
         account: c.account,
         role_arn: None,
-        time: rfc3339(t),
+        time: finding_time(t),
         detail: format!("{detail}{}", if c.failed { " (failed)" } else { "" }),
     });
 }
@@ -606,5 +688,44 @@ mod tests {
             .encode(Sha1::digest(b"https://sts.windows.net/t/111122223333/EntraID"));
         assert_eq!(q, expect);
         assert_eq!(q.len(), 28);
+    }
+
+    #[test]
+    fn finding_kinds_serialize_as_their_names_and_sort_by_them() {
+        let kinds = [
+            FindingKind::RootLogin,
+            FindingKind::ForeignIdp,
+            FindingKind::RoleNotGranted,
+            FindingKind::RepeatedFailures,
+            FindingKind::IamUserLogin,
+        ];
+        for k in kinds {
+            assert_eq!(serde_json::to_value(k).unwrap(), serde_json::json!(k.as_str()));
+            assert_eq!(k.to_string(), k.as_str());
+        }
+        let mut by_kind = kinds.to_vec();
+        by_kind.sort();
+        let mut by_name: Vec<&str> = kinds.iter().map(|k| k.as_str()).collect();
+        by_name.sort();
+        assert_eq!(by_kind.iter().map(|k| k.as_str()).collect::<Vec<_>>(), by_name);
+    }
+
+    #[test]
+    fn a_finding_serializes_its_time_to_the_second_with_z() {
+        let t = DateTime::parse_from_rfc3339("2026-11-25T09:10:00.750Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let f = Finding {
+            severity: Severity::High,
+            kind: FindingKind::RootLogin,
+            subject: "s".into(),
+            account: "1".into(),
+            role_arn: None,
+            time: finding_time(t),
+            detail: "d".into(),
+        };
+        let doc = serde_json::to_value(&f).unwrap();
+        assert_eq!(doc["time"], "2026-11-25T09:10:00Z");
+        assert_eq!(doc["kind"], "root_login");
     }
 }

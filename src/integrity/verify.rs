@@ -15,11 +15,10 @@ use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use serde::Serialize;
-use sha2::{Digest as _, Sha256};
 use tokio_util::sync::CancellationToken;
 
 use super::keys::KeyRing;
-use crate::archive::{ArchiveName, META_SHA256, META_SOURCE_BUCKET};
+use crate::archive::{ArchiveName, META_SOURCE_BUCKET};
 use crate::cloudtrail::digest::{
     self, log_hash, string_to_sign, verify_signature, HASH_ALGORITHM, SIGNATURE_ALGORITHM,
 };
@@ -28,7 +27,8 @@ use crate::records::{new_run_id, rfc3339, Record, RecordType, RunStatus};
 use crate::state::select::{select, Selected, Selection};
 use crate::state::write_run_records;
 use crate::storage::retry::RetryPolicy;
-use crate::storage::{read_all, ArchiveStore, BlobInfo, BlobStore, ErrorKind, StateStore, StorageError};
+use crate::storage::verified::{read_verified, Buffer, Expect, ReadVerified};
+use crate::storage::{ArchiveStore, BlobInfo, BlobStore, ErrorKind, StateStore, StorageError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -155,34 +155,27 @@ impl Findings {
     }
 }
 
-/// Reads a blob and checks its bytes against the archived `sha256`. A mismatch is read
-/// again (a flip on the way is not tampering) and reported once the attempts are spent.
+/// Reads a blob and checks its bytes against the archived `sha256` (read again on a
+/// mismatch, reported once the attempts are spent). `None`: the blob is gone.
 async fn read_checked(archive: &dyn BlobStore, name: &str, retry: &RetryPolicy) -> CheckedRead {
-    let mut attempt = 1;
-    loop {
-        let read = retry.run_whole("verify", || read_all(archive, name)).await?;
-        let Some((bytes, info)) = read else {
-            return Ok(None);
-        };
-        let actual = hex::encode(Sha256::digest(&bytes));
-        let mismatch = match info.metadata.get(META_SHA256) {
-            Some(want) if want.eq_ignore_ascii_case(&actual) => None,
-            Some(want) => Some(format!(
-                "stored bytes have SHA-256 {actual}, the archive recorded {want}"
-            )),
-            None => Some("the blob has no sha256 metadata".to_string()),
-        };
-        let unrecorded = !info.metadata.contains_key(META_SHA256);
-        if mismatch.is_none() || unrecorded || attempt >= retry.attempts() {
-            return Ok(Some((bytes, info, mismatch)));
-        }
-        if !retry.backoff("verify", attempt, None).await {
-            return Ok(Some((bytes, info, mismatch)));
-        }
-        attempt += 1;
-    }
+    let fresh = || async { Ok(Buffer::default()) };
+    let read = match read_verified(archive, name, Expect::Recorded, retry, "verify", fresh).await {
+        Ok(read) => read,
+        Err(e) if e.kind == ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let mismatch = match &read {
+        ReadVerified::Verified { .. } => None,
+        ReadVerified::Mismatch { expected, actual, .. } => Some(format!(
+            "stored bytes have SHA-256 {actual}, the archive recorded {expected}"
+        )),
+        ReadVerified::Unrecorded { .. } => Some("the blob has no sha256 metadata".to_string()),
+    };
+    let (buffer, info) = read.into_parts();
+    Ok(Some((buffer.into_bytes(), info, mismatch)))
 }
 
+/// A blob's bytes, its properties, and why they do not match their recorded hash.
 type CheckedRead = Result<Option<(Bytes, BlobInfo, Option<String>)>, StorageError>;
 
 /// Reads the files with bounded concurrency, as a stream whose items carry the file's

@@ -37,6 +37,9 @@ pub enum DaemonError {
     /// The config cannot drive a daemon (schedule, missing sections): found before any work.
     #[error("{0}")]
     Config(String),
+    /// The config lacks a section the daemon needs.
+    #[error(transparent)]
+    Unfit(#[from] crate::config::ConfigError),
     /// `--listen` could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Listen { addr: SocketAddr, source: std::io::Error },
@@ -49,7 +52,7 @@ impl crate::fault::Classify for DaemonError {
     fn fault(&self) -> crate::fault::Fault {
         use crate::fault::Fault;
         match self {
-            DaemonError::Config(_) => Fault::Config,
+            DaemonError::Config(_) | DaemonError::Unfit(_) => Fault::Config,
             // An address that is not this host's is a wrong `--listen`; a port in use (or
             // any other refusal) may be gone on the next start.
             DaemonError::Listen { source, .. } if source.kind() == std::io::ErrorKind::AddrNotAvailable => {
@@ -100,13 +103,8 @@ pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(25);
 
 pub async fn run(config: Config, listen: SocketAddr, shutdown_grace: Duration) -> Result<(), DaemonError> {
     check_schedule(&config)?;
-    config
-        .require_sources("daemon")
-        .map_err(|e| DaemonError::Config(e.to_string()))?;
-    let target = config
-        .require_target("daemon")
-        .map_err(|e| DaemonError::Config(e.to_string()))?
-        .clone();
+    config.require_sources("daemon").map_err(DaemonError::Unfit)?;
+    let target = config.require_target("daemon").map_err(DaemonError::Unfit)?.clone();
     // Bound before the state container is read, so a taken port is reported at once
     // rather than after a slow or unreachable cloud.
     let listener = tokio::net::TcpListener::bind(listen)

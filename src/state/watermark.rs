@@ -143,7 +143,10 @@ pub async fn source_docs(state: &dyn BlobStore, source: &str) -> StorageResult<V
         out.push(SourceDoc {
             account: account.to_string(),
             region: region.to_string(),
-            doc: doc.value.map_err(|e| format!("{}: {e}", blob.name)),
+            doc: doc.value.map_err(|source| UnreadableWatermark {
+                name: blob.name.clone(),
+                source,
+            }),
         });
     }
     Ok(out)
@@ -152,7 +155,16 @@ pub async fn source_docs(state: &dyn BlobStore, source: &str) -> StorageResult<V
 pub struct SourceDoc {
     pub account: String,
     pub region: String,
-    pub doc: Result<WatermarkDoc, String>,
+    pub doc: Result<WatermarkDoc, UnreadableWatermark>,
+}
+
+/// A watermark document that does not parse, named by its blob.
+#[derive(Debug, thiserror::Error)]
+#[error("{name}: {source}")]
+pub struct UnreadableWatermark {
+    pub name: String,
+    #[source]
+    pub source: serde_json::Error,
 }
 
 /// One listed file's fate, for computing the next mark.

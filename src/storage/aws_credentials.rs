@@ -355,6 +355,19 @@ pub fn sts_region(fallback: &str) -> String {
         .unwrap_or_else(|| fallback.to_string())
 }
 
+/// Why federated AWS credentials cannot be set up (nothing was sent yet).
+#[derive(Debug, thiserror::Error)]
+pub enum FederationSetupError {
+    #[error(
+        "aws.auth = \"azure-federated\" needs a role to assume (aws.role_arn, the source's role_arn or --role-arn)"
+    )]
+    NoRole,
+    #[error(transparent)]
+    Azure(#[from] super::azure_auth::CredentialError),
+    #[error("aws.azure_credential {0:?} is not a token credential")]
+    NotATokenCredential(&'static str),
+}
+
 /// Credentials for AWS calls under `aws`: the SDK's default chain, or a federated provider
 /// for `role_arn`.
 /// `max_delay` (`[sync] retry_max_delay`) bounds every wait of the STS and Entra clients' retries.
@@ -363,14 +376,11 @@ pub async fn provider(
     role_arn: Option<&str>,
     region: &str,
     max_delay: Duration,
-) -> Result<AwsCredentials, String> {
+) -> Result<AwsCredentials, FederationSetupError> {
     let AwsAuth::AzureFederated(f) = aws else {
         return Ok(AwsCredentials::SdkChain);
     };
-    let role_arn = role_arn.or(f.role_arn.as_deref()).ok_or_else(|| {
-        "aws.auth = \"azure-federated\" needs a role to assume (aws.role_arn, the source's role_arn or --role-arn)"
-            .to_string()
-    })?;
+    let role_arn = role_arn.or(f.role_arn.as_deref()).ok_or(FederationSetupError::NoRole)?;
     Ok(AwsCredentials::Provider(SharedCredentialsProvider::new(
         federated(f, role_arn, region, max_delay).await?,
     )))
@@ -381,15 +391,10 @@ pub async fn federated(
     role_arn: &str,
     region: &str,
     max_delay: Duration,
-) -> Result<AzureFederatedProvider, String> {
+) -> Result<AzureFederatedProvider, FederationSetupError> {
     let azure = match super::azure_auth::client_auth(&f.azure_credential, max_delay)? {
         super::azure_auth::ClientAuth::Token(t) => t,
-        _ => {
-            return Err(format!(
-                "aws.azure_credential {:?} is not a token credential",
-                f.azure_credential.kind()
-            ))
-        }
+        _ => return Err(FederationSetupError::NotATokenCredential(f.azure_credential.kind())),
     };
     Ok(AzureFederatedProvider::new(
         azure,

@@ -23,14 +23,29 @@ pub enum ClientAuth {
     None,
 }
 
+/// Why an Azure credential cannot be set up (nothing was sent yet).
+#[derive(Debug, thiserror::Error)]
+pub enum CredentialError {
+    #[error("cannot set up Azure credential {kind:?}: {source}")]
+    Setup {
+        kind: &'static str,
+        #[source]
+        source: azure_core::Error,
+    },
+    #[error("the account key is not base64")]
+    KeyNotBase64(#[source] base64::DecodeError),
+}
+
 /// `max_delay` (`[sync] retry_max_delay`) bounds every wait of the credential's own retries.
-pub fn client_auth(auth: &AzureAuth, max_delay: std::time::Duration) -> Result<ClientAuth, String> {
+pub fn client_auth(auth: &AzureAuth, max_delay: std::time::Duration) -> Result<ClientAuth, CredentialError> {
     use azure_identity::*;
     remember_secrets(auth);
     let client_options = || super::azure_http::credential_options(max_delay);
     let token = |r: azure_core::Result<Arc<dyn TokenCredential>>| {
-        r.map(ClientAuth::Token)
-            .map_err(|e| format!("cannot set up Azure credential {:?}: {e}", auth.kind()))
+        r.map(ClientAuth::Token).map_err(|source| CredentialError::Setup {
+            kind: auth.kind(),
+            source,
+        })
     };
     match auth {
         AzureAuth::ManagedIdentity { client_id } => token(
@@ -69,7 +84,7 @@ pub fn client_auth(auth: &AzureAuth, max_delay: std::time::Duration) -> Result<C
         AzureAuth::SharedKey { account, key } => {
             let key = base64::engine::general_purpose::STANDARD
                 .decode(key.expose())
-                .map_err(|_| "the account key is not base64".to_string())?;
+                .map_err(CredentialError::KeyNotBase64)?;
             Ok(ClientAuth::Policy(Arc::new(SharedKeyPolicy {
                 account: account.clone(),
                 key: Secret::new(key),

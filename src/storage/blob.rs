@@ -59,7 +59,7 @@ impl AzureBlobStore {
             client_options: super::azure_http::client_options(max_delay),
             ..Default::default()
         };
-        let credential = match client_auth(auth, max_delay).map_err(fail)? {
+        let credential = match client_auth(auth, max_delay).map_err(|e| fail(e.to_string()))? {
             ClientAuth::Token(t) => Some(t),
             ClientAuth::Policy(p) => {
                 options.client_options.per_try_policies.push(p);

@@ -11,8 +11,8 @@ use bytes::Bytes;
 
 use super::StateBlobStore;
 use super::{
-    BlobBody, BlobInfo, BlobStore, ErrorKind, Page, PageToken, PutOptions, Source, SourceBody, SourceObject,
-    StorageError, StorageResult,
+    BlobBody, BlobInfo, BlobStore, ErrorKind, Existing, Page, PageToken, PutOptions, RestoreMeta, SidecarOutcome, Sink,
+    Source, SourceBody, SourceObject, StorageError, StorageResult, Upload,
 };
 
 /// Requests made, by `{side}.{operation}` (`s3.get`, `archive.put`, `state.get`, ...).
@@ -53,6 +53,7 @@ impl CountingSource {
 }
 
 #[async_trait]
+#[deny(clippy::missing_trait_methods)]
 impl Source for CountingSource {
     fn bucket(&self) -> &str {
         self.inner.bucket()
@@ -97,6 +98,7 @@ impl<S: BlobStore + ?Sized> CountingStore<S> {
 }
 
 #[async_trait]
+#[deny(clippy::missing_trait_methods)]
 impl<S: BlobStore + ?Sized> BlobStore for CountingStore<S> {
     fn describe(&self) -> String {
         self.inner.describe()
@@ -166,6 +168,57 @@ impl<S: StateBlobStore + ?Sized> StateBlobStore for CountingStore<S> {
     }
 }
 
+/// A restore [`Sink`] that counts its requests under `{side}.*`. An upload counts as one
+/// `put`, however many parts it sends.
+pub struct CountingSink {
+    inner: Arc<dyn Sink>,
+    counter: RequestCounter,
+    side: &'static str,
+}
+
+impl CountingSink {
+    pub fn new(inner: Arc<dyn Sink>, counter: RequestCounter, side: &'static str) -> Self {
+        Self { inner, counter, side }
+    }
+
+    fn count(&self, operation: &str) {
+        self.counter.count(self.side, operation);
+    }
+}
+
+#[async_trait]
+#[deny(clippy::missing_trait_methods)]
+impl Sink for CountingSink {
+    fn describe(&self) -> String {
+        self.inner.describe()
+    }
+
+    /// No request: a rule of the target's naming.
+    fn cannot_hold(&self, key: &str) -> Option<String> {
+        self.inner.cannot_hold(key)
+    }
+
+    async fn existing(&self, key: &str) -> StorageResult<Option<Existing>> {
+        self.count("head");
+        self.inner.existing(key).await
+    }
+
+    async fn existing_sha256(&self, key: &str) -> StorageResult<Option<String>> {
+        self.count("get");
+        self.inner.existing_sha256(key).await
+    }
+
+    async fn begin(&self, key: &str, size: u64, meta: &RestoreMeta) -> StorageResult<Box<dyn Upload + '_>> {
+        self.count("put");
+        self.inner.begin(key, size, meta).await
+    }
+
+    async fn put_sidecar(&self, key: &str, sidecar: &serde_json::Value) -> StorageResult<SidecarOutcome> {
+        self.count("put");
+        self.inner.put_sidecar(key, sidecar).await
+    }
+}
+
 /// A [`BlobStore`] that reads and refuses every write: what a dry run gets, so "writes
 /// nothing" holds by construction, not by every code path remembering a flag.
 pub struct ReadOnlyStore<S: ?Sized = dyn BlobStore> {
@@ -188,6 +241,7 @@ impl<S: BlobStore + ?Sized> ReadOnlyStore<S> {
 }
 
 #[async_trait]
+#[deny(clippy::missing_trait_methods)]
 impl<S: BlobStore + ?Sized> BlobStore for ReadOnlyStore<S> {
     fn describe(&self) -> String {
         self.inner.describe()
@@ -274,6 +328,25 @@ mod tests {
         assert_eq!(counts["azure.put"], 4);
         assert_eq!(counts["azure.list"], 3);
         assert_eq!(counts["azure.head"], 1);
+    }
+
+    #[tokio::test]
+    async fn a_counting_sink_counts_by_operation_and_forwards_the_rules() {
+        let dir = tempfile::tempdir().unwrap();
+        let counter = RequestCounter::default();
+        let folder = Arc::new(crate::storage::folder::FolderSink::new(dir.path()));
+        let sink = CountingSink::new(folder, counter.clone(), "target");
+        let meta = RestoreMeta::default();
+        crate::storage::put_new(&sink, "a/b.json.gz", Bytes::from_static(b"x"), &meta)
+            .await
+            .unwrap();
+        assert!(sink.existing("a/b.json.gz").await.unwrap().is_some());
+        assert!(sink.existing_sha256("a/b.json.gz").await.unwrap().is_some());
+        assert!(sink.cannot_hold("a//b").is_some(), "the folder's rule fell through");
+        let counts = counter.snapshot();
+        assert_eq!(counts["target.put"], 1);
+        assert_eq!(counts["target.head"], 1);
+        assert_eq!(counts["target.get"], 1);
     }
 
     #[tokio::test]

@@ -446,11 +446,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let sink = FolderSink::new(dir.path());
         let meta = RestoreMeta::default();
-        sink.put_new("a/b/c.json.gz", Bytes::from_static(b"one"), &meta)
+        crate::storage::put_new(&sink, "a/b/c.json.gz", Bytes::from_static(b"one"), &meta)
             .await
             .unwrap();
-        let err = sink
-            .put_new("a/b/c.json.gz", Bytes::from_static(b"two"), &meta)
+        let err = crate::storage::put_new(&sink, "a/b/c.json.gz", Bytes::from_static(b"two"), &meta)
             .await
             .unwrap_err();
         assert_eq!(err.kind, ErrorKind::AlreadyExists);
@@ -475,15 +474,24 @@ mod tests {
             "7692c3ad3540bb803c020b3aee66cd8887123234ea0c6e7143c0add73ff431ed"
         );
         for bad in ["../x", "/etc/passwd", "a/../../x", "", ".trailvault-partial/x", "a//b"] {
-            assert!(sink.put_new(bad, Bytes::new(), &meta).await.is_err(), "{bad}");
+            assert!(
+                crate::storage::put_new(&sink, bad, Bytes::new(), &meta).await.is_err(),
+                "{bad}"
+            );
         }
         // A symlink inside the target is never followed, as a folder or as a file.
         let outside = tempfile::tempdir().unwrap();
         std::os::unix::fs::symlink(outside.path(), dir.path().join("link")).unwrap();
-        assert!(sink.put_new("link/x", Bytes::from_static(b"x"), &meta).await.is_err());
+        assert!(
+            crate::storage::put_new(&sink, "link/x", Bytes::from_static(b"x"), &meta)
+                .await
+                .is_err()
+        );
         assert!(sink.existing("link/x").await.is_err());
         std::os::unix::fs::symlink(outside.path().join("f"), dir.path().join("f")).unwrap();
-        assert!(sink.put_new("f", Bytes::from_static(b"x"), &meta).await.is_err());
+        assert!(crate::storage::put_new(&sink, "f", Bytes::from_static(b"x"), &meta)
+            .await
+            .is_err());
         assert!(sink.existing("f").await.is_err());
         assert_eq!(std::fs::read_dir(outside.path()).unwrap().count(), 0);
         // Only this run's temporary files were there, and none is left.

@@ -16,8 +16,8 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::StateBlobStore;
 use super::{
-    BlobBody, BlobInfo, BlobStore, ByteStream, ErrorKind, Page, PageToken, PutOptions, Source, SourceBody,
-    SourceObject, StorageError, StorageResult,
+    BlobBody, BlobInfo, BlobStore, ByteStream, ErrorKind, Existing, Page, PageToken, PutOptions, RestoreMeta,
+    SidecarOutcome, Sink, Source, SourceBody, SourceObject, StorageError, StorageResult, Upload,
 };
 
 /// Permits for one service's requests.
@@ -77,6 +77,7 @@ impl LimitedSource {
 }
 
 #[async_trait]
+#[deny(clippy::missing_trait_methods)]
 impl Source for LimitedSource {
     fn bucket(&self) -> &str {
         self.inner.bucket()
@@ -128,6 +129,7 @@ impl<S: BlobStore + ?Sized> LimitedStore<S> {
 }
 
 #[async_trait]
+#[deny(clippy::missing_trait_methods)]
 impl<S: BlobStore + ?Sized> BlobStore for LimitedStore<S> {
     fn describe(&self) -> String {
         self.inner.describe()
@@ -198,6 +200,86 @@ impl<S: StateBlobStore + ?Sized> StateBlobStore for LimitedStore<S> {
     }
 }
 
+/// A restore [`Sink`] with at most `max_requests` requests in flight. An upload holds its
+/// permit from `begin` until it is committed or aborted: like an open body, an open
+/// upload is an open file or multipart upload, whose parts go out one at a time inside it.
+pub struct LimitedSink {
+    inner: Arc<dyn Sink>,
+    permits: Permits,
+}
+
+impl LimitedSink {
+    pub fn new(inner: Arc<dyn Sink>, max_requests: usize) -> Self {
+        Self {
+            inner,
+            permits: Permits::new(max_requests),
+        }
+    }
+
+    /// Permits not in use now (for tests and diagnostics).
+    pub fn available(&self) -> usize {
+        self.permits.available()
+    }
+}
+
+#[async_trait]
+#[deny(clippy::missing_trait_methods)]
+impl Sink for LimitedSink {
+    fn describe(&self) -> String {
+        self.inner.describe()
+    }
+
+    /// No request: a rule of the target's naming.
+    fn cannot_hold(&self, key: &str) -> Option<String> {
+        self.inner.cannot_hold(key)
+    }
+
+    async fn existing(&self, key: &str) -> StorageResult<Option<Existing>> {
+        let _permit = self.permits.acquire("head", key).await?;
+        self.inner.existing(key).await
+    }
+
+    async fn existing_sha256(&self, key: &str) -> StorageResult<Option<String>> {
+        let _permit = self.permits.acquire("get", key).await?;
+        self.inner.existing_sha256(key).await
+    }
+
+    async fn begin(&self, key: &str, size: u64, meta: &RestoreMeta) -> StorageResult<Box<dyn Upload + '_>> {
+        let permit = self.permits.acquire("put", key).await?;
+        let inner = self.inner.begin(key, size, meta).await?;
+        Ok(Box::new(LimitedUpload { inner, _permit: permit }))
+    }
+
+    async fn put_sidecar(&self, key: &str, sidecar: &serde_json::Value) -> StorageResult<SidecarOutcome> {
+        let _permit = self.permits.acquire("put", key).await?;
+        self.inner.put_sidecar(key, sidecar).await
+    }
+}
+
+/// An upload holding its sink's permit until it ends.
+struct LimitedUpload<'a> {
+    inner: Box<dyn Upload + 'a>,
+    _permit: OwnedSemaphorePermit,
+}
+
+#[async_trait]
+#[deny(clippy::missing_trait_methods)]
+impl Upload for LimitedUpload<'_> {
+    async fn write(&mut self, chunk: Bytes) -> StorageResult<()> {
+        self.inner.write(chunk).await
+    }
+
+    async fn commit(self: Box<Self>, meta: &RestoreMeta) -> StorageResult<()> {
+        let LimitedUpload { inner, _permit } = *self;
+        inner.commit(meta).await
+    }
+
+    async fn abort(self: Box<Self>) {
+        let LimitedUpload { inner, _permit } = *self;
+        inner.abort().await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -256,6 +338,25 @@ mod tests {
         let _b = store.get("b").await.unwrap();
         let lease = tokio::time::timeout(Duration::from_secs(5), store.acquire_lease("lock", 15)).await;
         assert!(lease.expect("a lease call waited for a permit").is_ok());
+    }
+
+    #[tokio::test]
+    async fn an_open_upload_holds_its_permit_until_it_is_committed_or_aborted() {
+        let dir = tempfile::tempdir().unwrap();
+        let sink = LimitedSink::new(Arc::new(crate::storage::folder::FolderSink::new(dir.path())), 1);
+        let meta = RestoreMeta::default();
+        let mut upload = sink.begin("a/b.json.gz", 1, &meta).await.unwrap();
+        upload.write(Bytes::from_static(b"x")).await.unwrap();
+        assert_eq!(sink.available(), 0);
+        let head = tokio::time::timeout(Duration::from_millis(50), sink.existing("a/b.json.gz"));
+        assert!(head.await.is_err(), "a request went past the limit");
+        upload.commit(&meta).await.unwrap();
+        assert_eq!(sink.available(), 1);
+        assert!(sink.existing("a/b.json.gz").await.unwrap().is_some());
+        let upload = sink.begin("a/c.json.gz", 1, &meta).await.unwrap();
+        upload.abort().await;
+        assert_eq!(sink.available(), 1);
+        assert!(sink.existing("a/c.json.gz").await.unwrap().is_none());
     }
 
     #[tokio::test]

@@ -26,6 +26,7 @@ pub mod retry;
 pub mod s3;
 pub mod stores;
 pub mod streams;
+pub mod verified;
 
 pub use list::{BlobStoreExt, ListStream, Page, PageToken, SourceExt};
 pub use stores::{ArchiveStore, StateStore};
@@ -242,6 +243,8 @@ pub struct Existing {
 }
 
 /// Where `restore` writes: a folder or an S3 bucket. Keys are original S3 keys.
+/// Decorators implement every method, defaults included (`missing_trait_methods` is
+/// denied on them), so a default can never answer for the store they wrap.
 #[async_trait]
 pub trait Sink: Send + Sync {
     fn describe(&self) -> String;
@@ -262,15 +265,6 @@ pub trait Sink: Send + Sync {
     async fn put_sidecar(&self, _key: &str, _sidecar: &serde_json::Value) -> StorageResult<SidecarOutcome> {
         Ok(SidecarOutcome::Same)
     }
-    /// Writes only if nothing is at `key` yet ([`ErrorKind::AlreadyExists`] otherwise).
-    async fn put_new(&self, key: &str, data: Bytes, meta: &RestoreMeta) -> StorageResult<()> {
-        let mut up = self.begin(key, data.len() as u64, meta).await?;
-        if let Err(e) = up.write(data).await {
-            up.abort().await;
-            return Err(e);
-        }
-        up.commit(meta).await
-    }
 }
 
 /// One file being written to a [`Sink`], a chunk at a time.
@@ -290,6 +284,18 @@ pub enum SidecarOutcome {
     Same,
     /// A different file is there: left alone, reported.
     Different,
+}
+
+/// Writes `data` at `key` only if nothing is there yet ([`ErrorKind::AlreadyExists`]
+/// otherwise): one upload, begun, written and committed. A function over the trait, not
+/// a default method a decorator could forget to forward.
+pub async fn put_new(sink: &dyn Sink, key: &str, data: Bytes, meta: &RestoreMeta) -> StorageResult<()> {
+    let mut up = sink.begin(key, data.len() as u64, meta).await?;
+    if let Err(e) = up.write(data).await {
+        up.abort().await;
+        return Err(e);
+    }
+    up.commit(meta).await
 }
 
 /// How long a body may go without a byte before it counts as broken off. Without it a

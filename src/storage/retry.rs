@@ -138,24 +138,33 @@ impl RetryPolicy {
         loop {
             match attempt().await {
                 Ok(v) => return Ok(v),
-                Err(e) if n < self.attempts && retryable(&e) && !self.cancel.is_cancelled() => {
-                    let wait = self.delay(n, e.retry_after);
-                    self.retried.fetch_add(1, Ordering::Relaxed);
-                    metrics::counter!(crate::telemetry::metric::RETRIES, "operation" => operation).increment(1);
-                    tracing::debug!(operation, attempt = n, wait_ms = wait.as_millis() as u64, error = %e, "retrying");
-                    if !self.wait(wait).await {
+                Err(e) if retryable(&e) && self.may_retry(n) => {
+                    tracing::debug!(operation, attempt = n, error = %e, "retrying");
+                    if !self.backoff(operation, n, e.retry_after).await {
                         return Err(e);
                     }
                     n += 1;
                 }
-                Err(e) if n > 1 => {
-                    return Err(StorageError {
-                        message: format!("{} (after {n} attempts)", e.message),
-                        ..e
-                    })
-                }
-                Err(e) => return Err(e),
+                Err(e) => return Err(Self::gave_up(e, n)),
             }
+        }
+    }
+
+    /// Whether attempt `n`, which just failed, may be followed by another: attempts are
+    /// left and the run is not stopping. Then [`RetryPolicy::backoff`] waits it out.
+    pub fn may_retry(&self, n: u32) -> bool {
+        n < self.attempts && !self.cancel.is_cancelled()
+    }
+
+    /// The error that ends the work at attempt `n`, saying how many attempts it took.
+    pub fn gave_up(e: StorageError, n: u32) -> StorageError {
+        if n > 1 {
+            StorageError {
+                message: format!("{} (after {n} attempts)", e.message),
+                ..e
+            }
+        } else {
+            e
         }
     }
 }
@@ -183,6 +192,7 @@ impl RetryingSource {
 }
 
 #[async_trait]
+#[deny(clippy::missing_trait_methods)]
 impl Source for RetryingSource {
     fn bucket(&self) -> &str {
         self.inner.bucket()
@@ -224,6 +234,7 @@ impl<S: BlobStore + ?Sized> RetryingStore<S> {
 }
 
 #[async_trait]
+#[deny(clippy::missing_trait_methods)]
 impl<S: BlobStore + ?Sized> BlobStore for RetryingStore<S> {
     fn describe(&self) -> String {
         self.inner.describe()
@@ -311,6 +322,7 @@ impl RetryingSink {
 }
 
 #[async_trait]
+#[deny(clippy::missing_trait_methods)]
 impl Sink for RetryingSink {
     fn describe(&self) -> String {
         self.inner.describe()
@@ -328,7 +340,8 @@ impl Sink for RetryingSink {
         self.inner.cannot_hold(key)
     }
 
-    /// Not retried here: a file's whole write is retried by restore, from a fresh read.
+    /// Not retried here: a file's whole write is retried by restore, from a fresh read
+    /// (and a multipart upload retries its own parts, which only it holds).
     async fn begin(&self, key: &str, size: u64, meta: &RestoreMeta) -> StorageResult<Box<dyn Upload + '_>> {
         self.inner.begin(key, size, meta).await
     }

@@ -334,8 +334,11 @@ pub struct S3Sink {
     client: aws_sdk_s3::Client,
     bucket: String,
     prefix: String,
-    /// Each request of an upload (PutObject, part, complete) is retried by this policy:
-    /// the bytes are still at hand, so a transient fault costs one request, not the file.
+    /// The run's shared policy, for the requests of an upload only (create, PutObject,
+    /// part, complete). They are retried here, inside the upload, because only the upload
+    /// holds a part's bytes: `RetryingSink` wraps this sink like any other for its other
+    /// requests, but a retry from outside could only restart the whole file from a fresh
+    /// read of the archive. Nothing else in this sink retries.
     retry: super::retry::RetryPolicy,
 }
 
@@ -358,7 +361,7 @@ impl S3Sink {
         }
     }
 
-    /// Retries each upload request with `policy` (its count is the run's).
+    /// Retries each upload request with `policy` (the run's, so its count is the run's).
     pub fn with_retry(mut self, policy: super::retry::RetryPolicy) -> Self {
         self.retry = policy;
         self

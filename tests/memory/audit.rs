@@ -237,7 +237,7 @@ fn findings(r: &AuditReport) -> Vec<(String, String, String)> {
         .map(|f| {
             (
                 serde_json::to_value(f.severity).unwrap().as_str().unwrap().to_string(),
-                f.kind.clone(),
+                f.kind.to_string(),
                 f.subject.clone(),
             )
         })
@@ -270,7 +270,7 @@ async fn saml_audit_reports_subjects_and_findings_from_a_memory_archive() {
         bob.role_arn.as_deref(),
         Some("arn:aws:iam::111122223333:role/SuperAdmin")
     );
-    assert_eq!(bob.time, "2026-11-25T09:10:00Z");
+    assert_eq!(trailvault::records::rfc3339(bob.time), "2026-11-25T09:10:00Z");
     assert!(r.has_high());
     assert_eq!(r.exit_code(), trailvault::cli::EXIT_CHECK_FAILED);
     // Both files that can hold window events are read; the day before is not.
