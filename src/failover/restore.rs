@@ -24,8 +24,8 @@ use crate::state::write_run_records;
 use crate::storage::retry::RetryPolicy;
 use crate::storage::verified::{read_verified, Expect, ReadVerified, Receiver};
 use crate::storage::{
-    ArchiveStore, BlobInfo, BlobStoreExt, ErrorKind, RestoreMeta, SidecarOutcome, Sink, StateStore,
-    StorageError, StorageResult, Upload,
+    ArchiveStore, BlobInfo, BlobStoreExt, ErrorKind, RestoreMeta, SidecarOutcome, Sink, StateStore, StorageError,
+    StorageResult, Upload,
 };
 
 #[derive(Debug, thiserror::Error)]
