@@ -75,7 +75,7 @@ pub struct DrainJob {
 }
 
 /// How long a receive cut by a signal may still answer, so its messages go back at once.
-const LATE_RECEIVE_WAIT: Duration = Duration::from_secs(2);
+const LATE_RECEIVE_WAIT: Duration = Duration::from_secs(5);
 
 /// How one key ended.
 enum KeyEnd {

@@ -44,6 +44,35 @@ pub enum ProblemKind {
     Malformed,
 }
 
+impl ProblemKind {
+    pub const ALL: [ProblemKind; 9] = [
+        ProblemKind::MetadataMismatch,
+        ProblemKind::TamperedLog,
+        ProblemKind::MissingLog,
+        ProblemKind::TrailingData,
+        ProblemKind::MissingDigest,
+        ProblemKind::BadSignature,
+        ProblemKind::BrokenChain,
+        ProblemKind::UnknownKey,
+        ProblemKind::Malformed,
+    ];
+
+    /// The name, as serialized (the document's `kind`, the metric's `kind` label).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProblemKind::MetadataMismatch => "metadata_mismatch",
+            ProblemKind::TamperedLog => "tampered_log",
+            ProblemKind::MissingLog => "missing_log",
+            ProblemKind::TrailingData => "trailing_data",
+            ProblemKind::MissingDigest => "missing_digest",
+            ProblemKind::BadSignature => "bad_signature",
+            ProblemKind::BrokenChain => "broken_chain",
+            ProblemKind::UnknownKey => "unknown_key",
+            ProblemKind::Malformed => "malformed",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Problem {
     pub kind: ProblemKind,
@@ -728,6 +757,30 @@ fn check_log(key: &str, time: Option<DateTime<Utc>>, bytes: &[u8], want: &str, d
                     "bytes follow the first gzip member",
                 );
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ProblemKind;
+
+    #[test]
+    fn every_problem_kind_is_named_as_it_serializes() {
+        for kind in ProblemKind::ALL {
+            // A new variant stops this match compiling: add it to ALL as well.
+            match kind {
+                ProblemKind::MetadataMismatch
+                | ProblemKind::TamperedLog
+                | ProblemKind::MissingLog
+                | ProblemKind::TrailingData
+                | ProblemKind::MissingDigest
+                | ProblemKind::BadSignature
+                | ProblemKind::BrokenChain
+                | ProblemKind::UnknownKey
+                | ProblemKind::Malformed => {}
+            }
+            assert_eq!(serde_json::to_value(kind).unwrap(), kind.as_str());
         }
     }
 }

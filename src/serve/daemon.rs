@@ -435,11 +435,7 @@ async fn scheduled_verify(s: &Shared) {
     match job.run().await {
         Ok(report) => {
             for p in &report.problems {
-                let kind = serde_json::to_value(p.kind)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_string))
-                    .unwrap_or_default();
-                metrics::counter!(metric::VERIFY_PROBLEMS, "kind" => kind).increment(1);
+                metrics::counter!(metric::VERIFY_PROBLEMS, "kind" => p.kind.as_str()).increment(1);
             }
             if report.ok {
                 metrics::gauge!(metric::VERIFY_LAST_SUCCESS).set(report.finished_at.timestamp() as f64);
