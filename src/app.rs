@@ -666,26 +666,15 @@ impl crate::events::CopyFile for SyncCopy {
         source: &crate::events::EventSource,
         object: &crate::storage::SourceObject,
         existing: Option<&crate::storage::BlobInfo>,
-    ) -> Result<crate::events::Copied, StorageError> {
-        use crate::events::Copied;
-        use crate::sync::copy::{Copier, Outcome};
+    ) -> Result<crate::archive::CopyOutcome, StorageError> {
+        use crate::sync::copy::Copier;
         let copier = Copier {
             src: source.source.as_ref(),
             archive: self.archive.as_ref(),
             source_name: &source.name,
             budget: &self.budget,
         };
-        Ok(match copier.copy(object, existing).await? {
-            Outcome::Copied { bytes } => Copied::Copied { bytes },
-            Outcome::AlreadyArchived => Copied::AlreadyArchived,
-            Outcome::Conflict {
-                archived_sha256,
-                source_sha256,
-            } => Copied::Conflict {
-                archived_sha256,
-                source_sha256,
-            },
-        })
+        copier.copy(object, existing).await
     }
 }
 
