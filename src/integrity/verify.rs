@@ -647,7 +647,17 @@ fn check_digest(d: &Selected, bytes: &[u8], info: &BlobInfo, keys: &KeyRing, f: 
         }
     };
     fact.sha256 = Some(parsed.sha256.clone());
-    let p = &parsed.digest;
+    let sound = digest_fields_agree(d, &parsed.digest, info, f);
+    let signed = digest_signature_verifies(d, &parsed, fact.signature.as_deref(), keys, f);
+    fact.trusted = sound && signed;
+    fact.parsed = Some(parsed.digest);
+    fact
+}
+
+/// The digest's own account of where and when it was written agrees with its key, its
+/// folders and the bucket it was copied from; each disagreement is a finding.
+fn digest_fields_agree(d: &Selected, p: &digest::Digest, info: &BlobInfo, f: &mut Findings) -> bool {
+    let t = Some(d.ct.time);
     let mut sound = true;
     let source_bucket = info.metadata.get(META_SOURCE_BUCKET);
     if p.digest_s3_object != d.key || source_bucket.is_some_and(|b| *b != p.digest_s3_bucket) {
@@ -699,8 +709,22 @@ fn check_digest(d: &Selected, bytes: &[u8], info: &BlobInfo, keys: &KeyRing, f: 
         );
         sound = false;
     }
-    let signed = match (
-        &fact.signature,
+    sound
+}
+
+/// The signature archived beside the digest verifies under an archived public key of the
+/// digest's region (the fingerprint the digest names).
+fn digest_signature_verifies(
+    d: &Selected,
+    parsed: &digest::ParsedDigest,
+    signature: Option<&str>,
+    keys: &KeyRing,
+    f: &mut Findings,
+) -> bool {
+    let t = Some(d.ct.time);
+    let p = &parsed.digest;
+    match (
+        signature,
         keys.get(d.ct.stream.region.as_str(), &p.digest_public_key_fingerprint),
     ) {
         (None, _) => {
@@ -736,10 +760,7 @@ fn check_digest(d: &Selected, bytes: &[u8], info: &BlobInfo, keys: &KeyRing, f: 
             }
             ok
         }
-    };
-    fact.trusted = sound && signed;
-    fact.parsed = Some(parsed.digest);
-    fact
+    }
 }
 
 fn check_log(key: &str, time: Option<DateTime<Utc>>, bytes: &[u8], want: &str, digest_key: &str, f: &mut Findings) {
