@@ -237,24 +237,7 @@ pub async fn sync_job(
     // measures S3, not a first token. A failure marks the sources of that role: their
     // health is `CredentialsFailed` (our side to fix), never an AWS outage.
     if !dry_run {
-        let mut refused: std::collections::HashMap<&str, String> = std::collections::HashMap::new();
-        for (role, provider) in providers.iter().filter_map(|(r, p)| p.provider().map(|p| (r, p))) {
-            use aws_credential_types::provider::ProvideCredentials;
-            let warm = tokio::time::timeout(aws_credentials::LOAD_TIMEOUT, provider.provide_credentials());
-            let error = match warm.await {
-                Ok(Ok(_)) => continue,
-                Ok(Err(e)) => crate::secret::redact_text(&format!(
-                    "no AWS credentials from the Azure identity: {}",
-                    aws_sdk_s3::error::DisplayErrorContext(&e)
-                )),
-                Err(_) => format!(
-                    "no AWS credentials from the Azure identity within {}s",
-                    aws_credentials::LOAD_TIMEOUT.as_secs()
-                ),
-            };
-            tracing::warn!(role_arn = role.as_str(), error, "AWS credentials failed");
-            refused.insert(role.as_str(), error);
-        }
+        let refused = warm_up(&providers).await;
         for (handle, role) in sources.iter_mut().zip(&source_roles) {
             handle.credentials_error = role.as_deref().and_then(|r| refused.get(r).cloned());
         }
@@ -273,6 +256,32 @@ pub async fn sync_job(
         deadline,
         create_containers: config.target.as_ref().is_some_and(|t| t.create_containers),
     })
+}
+
+/// Asks each federated role's provider for credentials once, within the SDK's load
+/// timeout; returns the roles refused, with why (secrets scrubbed).
+async fn warm_up(
+    providers: &std::collections::HashMap<String, AwsCredentials>,
+) -> std::collections::HashMap<String, String> {
+    use aws_credential_types::provider::ProvideCredentials;
+    let mut refused = std::collections::HashMap::new();
+    for (role, provider) in providers.iter().filter_map(|(r, p)| p.provider().map(|p| (r, p))) {
+        let warm = tokio::time::timeout(aws_credentials::LOAD_TIMEOUT, provider.provide_credentials());
+        let error = match warm.await {
+            Ok(Ok(_)) => continue,
+            Ok(Err(e)) => crate::secret::redact_text(&format!(
+                "no AWS credentials from the Azure identity: {}",
+                aws_sdk_s3::error::DisplayErrorContext(&e)
+            )),
+            Err(_) => format!(
+                "no AWS credentials from the Azure identity within {}s",
+                aws_credentials::LOAD_TIMEOUT.as_secs()
+            ),
+        };
+        tracing::warn!(role_arn = role.as_str(), error, "AWS credentials failed");
+        refused.insert(role.clone(), error);
+    }
+    refused
 }
 
 /// A verify of the given sources over `range`.
@@ -666,26 +675,15 @@ impl crate::events::CopyFile for SyncCopy {
         source: &crate::events::EventSource,
         object: &crate::storage::SourceObject,
         existing: Option<&crate::storage::BlobInfo>,
-    ) -> Result<crate::events::Copied, StorageError> {
-        use crate::events::Copied;
-        use crate::sync::copy::{Copier, Outcome};
+    ) -> Result<crate::archive::CopyOutcome, StorageError> {
+        use crate::sync::copy::Copier;
         let copier = Copier {
             src: source.source.as_ref(),
             archive: self.archive.as_ref(),
             source_name: &source.name,
             budget: &self.budget,
         };
-        Ok(match copier.copy(object, existing).await? {
-            Outcome::Copied { bytes } => Copied::Copied { bytes },
-            Outcome::AlreadyArchived => Copied::AlreadyArchived,
-            Outcome::Conflict {
-                archived_sha256,
-                source_sha256,
-            } => Copied::Conflict {
-                archived_sha256,
-                source_sha256,
-            },
-        })
+        copier.copy(object, existing).await
     }
 }
 

@@ -20,6 +20,22 @@ pub struct SourceHead {
     pub kms_or_customer_key: bool,
 }
 
+/// What the verified, create-only copy did with one object: sync's and the events' (one
+/// copy path, so one outcome).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CopyOutcome {
+    Copied {
+        bytes: u64,
+    },
+    /// The archive already holds these exact bytes.
+    AlreadyArchived,
+    /// The archive holds different bytes under this key; it was left untouched.
+    Conflict {
+        archived_sha256: String,
+        source_sha256: String,
+    },
+}
+
 pub const META_SHA256: &str = "sha256";
 pub const META_SOURCE_BUCKET: &str = "source_bucket";
 pub const META_SOURCE_KEY: &str = "source_key";

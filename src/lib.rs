@@ -19,6 +19,7 @@ pub mod archive;
 pub mod cloudtrail;
 pub mod config;
 pub mod fault;
+pub mod key_failure;
 pub mod names;
 pub mod progress;
 pub mod records;

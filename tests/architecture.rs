@@ -17,6 +17,7 @@ const FLOORS: &[(&str, u8)] = &[
     ("records", 1),
     ("secret", 1),
     ("telemetry", 1),
+    ("key_failure", 1),
     ("truncated", 1),
     // 2 edges: the only code that talks to clouds and disks
     ("cloudtrail_api", 2),

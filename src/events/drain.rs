@@ -14,25 +14,12 @@ use tokio_util::sync::CancellationToken;
 use super::message::{self, Announced};
 use super::report::{events_records, EventsReport, Lag, SourceEvents};
 use super::select::{select, NotOurs, FUTURE_TOLERANCE};
-use crate::archive::{ArchiveName, META_SOURCE_ETAG};
+use crate::archive::{ArchiveName, CopyOutcome, META_SOURCE_ETAG};
 use crate::cloudtrail::{CtKey, FileKind};
 use crate::queue::{Message, Queue};
 use crate::state::conflicts::{record_conflict, ConflictNote};
 use crate::state::write_run_records;
 use crate::storage::{ArchiveStore, BlobInfo, ErrorKind, Source, SourceObject, StateStore, StorageError};
-
-/// What the verified, create-only copy (sync's) did with one object.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Copied {
-    Copied {
-        bytes: u64,
-    },
-    AlreadyArchived,
-    Conflict {
-        archived_sha256: String,
-        source_sha256: String,
-    },
-}
 
 /// The copy `sync` uses, handed in by the runtime so both archive by one code path.
 #[async_trait]
@@ -42,7 +29,7 @@ pub trait CopyFile: Send + Sync {
         source: &EventSource,
         object: &SourceObject,
         existing: Option<&BlobInfo>,
-    ) -> Result<Copied, StorageError>;
+    ) -> Result<CopyOutcome, StorageError>;
 }
 
 /// A configured source that has a queue.
@@ -271,14 +258,17 @@ impl DrainJob {
             }
         }
         let outcome = self.archive_key(s, &a.key).await;
-        if matches!(outcome, Ok(Some(Copied::Copied { .. } | Copied::AlreadyArchived))) {
+        if matches!(
+            outcome,
+            Ok(Some(CopyOutcome::Copied { .. } | CopyOutcome::AlreadyArchived))
+        ) {
             r.newest_log_time = CtKey::parse(&s.prefix, &a.key)
                 .ok()
                 .filter(|k| k.stream.kind == FileKind::Log)
                 .map(|k| k.time);
         }
         let end = match outcome {
-            Ok(Some(Copied::Copied { bytes })) => {
+            Ok(Some(CopyOutcome::Copied { bytes })) => {
                 r.files_copied += 1;
                 r.bytes_copied += bytes;
                 if let Some(from) = a.time.or(sent) {
@@ -289,12 +279,12 @@ impl DrainJob {
                 super::metrics::file(&s.name, "copied");
                 KeyEnd::Settled
             }
-            Ok(Some(Copied::AlreadyArchived)) => {
+            Ok(Some(CopyOutcome::AlreadyArchived)) => {
                 r.files_already_archived += 1;
                 super::metrics::file(&s.name, "already_archived");
                 KeyEnd::Settled
             }
-            Ok(Some(Copied::Conflict { .. })) => {
+            Ok(Some(CopyOutcome::Conflict { .. })) => {
                 r.files_conflicting += 1;
                 super::metrics::file(&s.name, "conflict");
                 KeyEnd::Settled
@@ -316,7 +306,7 @@ impl DrainJob {
     }
 
     /// `None` when S3 no longer has the key.
-    async fn archive_key(&self, s: &EventSource, key: &str) -> Result<Option<Copied>, StorageError> {
+    async fn archive_key(&self, s: &EventSource, key: &str) -> Result<Option<CopyOutcome>, StorageError> {
         // A listing of the key itself is S3's HEAD here: size and ETag, or nothing.
         let page = s.source.list_page(key, None, None).await?;
         let Some(object) = page.items.into_iter().find(|o| o.key == key) else {
@@ -327,12 +317,12 @@ impl DrainJob {
         let existing = self.archive.head(name.as_str()).await?;
         if let Some(b) = &existing {
             if b.size == object.size && b.metadata.get(META_SOURCE_ETAG).is_some_and(|e| *e == object.etag) {
-                return Ok(Some(Copied::AlreadyArchived));
+                return Ok(Some(CopyOutcome::AlreadyArchived));
             }
         }
         match self.copier.copy(s, &object, existing.as_ref()).await {
             Err(e) if e.kind == ErrorKind::NotFound => Ok(None),
-            Ok(Copied::Conflict {
+            Ok(CopyOutcome::Conflict {
                 archived_sha256,
                 source_sha256,
             }) => {
@@ -354,7 +344,7 @@ impl DrainJob {
                 };
                 // Recorded, or the message comes back and tries again.
                 record_conflict(self.state.as_ref(), &note).await?;
-                Ok(Some(Copied::Conflict {
+                Ok(Some(CopyOutcome::Conflict {
                     archived_sha256,
                     source_sha256,
                 }))

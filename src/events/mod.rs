@@ -9,5 +9,6 @@ mod metrics;
 pub mod report;
 pub mod select;
 
-pub use drain::{Copied, CopyFile, DrainJob, EventSource};
+pub use crate::archive::CopyOutcome;
+pub use drain::{CopyFile, DrainJob, EventSource};
 pub use report::{events_records, EventsReport, SourceEvents};

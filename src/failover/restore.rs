@@ -16,6 +16,7 @@ use tokio::sync::Semaphore;
 use crate::archive::ArchiveName;
 use crate::archive::{META_SHA256, META_SOURCE_BUCKET, META_SOURCE_CONTENT_ENCODING, SIGNATURE_METADATA};
 use crate::cloudtrail::{AccountId, CtKey, FileKind, Region};
+use crate::key_failure::KeyFailure;
 use crate::progress::Progress;
 use crate::records::{new_run_id, Record, RecordType, RunStatus};
 pub use crate::state::select::Selection;
@@ -51,12 +52,6 @@ pub struct PlanRow {
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct FileProblem {
-    pub key: String,
-    pub error: String,
-}
-
-#[derive(Debug, Clone, Serialize)]
 pub struct RestoreReport {
     pub run_id: String,
     pub target: String,
@@ -73,7 +68,7 @@ pub struct RestoreReport {
     pub corrupted: Vec<String>,
     /// Present at the target with different content: reported, not overwritten.
     pub conflicts: Vec<String>,
-    pub failures: Vec<FileProblem>,
+    pub failures: Vec<KeyFailure>,
     /// The measured recovery time.
     pub seconds: f64,
     pub planned_files: u64,
@@ -125,7 +120,8 @@ pub struct RestoreJob {
 /// Why a blob without its archived hash is corrupted.
 const NO_SHA256: &str = "the blob has no sha256 metadata, so its bytes cannot be verified";
 
-enum Outcome {
+/// How one file's restore ended.
+enum FileEnd {
     Written(u64),
     Skipped,
     Conflict,
@@ -139,7 +135,7 @@ enum Side {
     Failed(String),
 }
 
-type FileResult = Result<(Outcome, Side), StorageError>;
+type FileResult = Result<(FileEnd, Side), StorageError>;
 
 /// One archived file to bring back: CloudTrail-shaped (`ct`) or not (still restorable).
 struct Item {
@@ -286,7 +282,7 @@ impl RestoreJob {
                         blob = p.blob.name,
                         "a non-canonical blob name lands on the path of a canonical one; not restored"
                     );
-                    Ok((Outcome::Conflict, Side::Fine))
+                    Ok((FileEnd::Conflict, Side::Fine))
                 } else {
                     self.restore_one(&p, budget).await
                 };
@@ -300,11 +296,11 @@ impl RestoreJob {
         results
     }
 
-    async fn restore_one(&self, p: &Item, budget: &Semaphore) -> Result<(Outcome, Side), StorageError> {
+    async fn restore_one(&self, p: &Item, budget: &Semaphore) -> Result<(FileEnd, Side), StorageError> {
         // Without its archived hash a blob cannot be verified: corrupted, never written
         // (a Content-MD5 is recomputed by Azure for whatever bytes replaced it).
         let Some(want_sha) = p.blob.metadata.get(META_SHA256).map(|s| s.to_ascii_lowercase()) else {
-            return Ok((Outcome::Corrupted(NO_SHA256.into()), Side::Fine));
+            return Ok((FileEnd::Corrupted(NO_SHA256.into()), Side::Fine));
         };
         if let Some(why) = self.sink.cannot_hold(&p.key) {
             return Err(StorageError::new(ErrorKind::Other, "restore", &p.key, why));
@@ -314,9 +310,9 @@ impl RestoreJob {
             let same_md5 = existing.md5.is_some() && existing.md5 == p.blob.content_md5 && existing.size == p.blob.size;
             let same = same_md5 || self.sink.existing_sha256(&p.key).await?.as_deref() == Some(want_sha.as_str());
             if !same {
-                return Ok((Outcome::Conflict, Side::Fine));
+                return Ok((FileEnd::Conflict, Side::Fine));
             }
-            return Ok((Outcome::Skipped, self.sidecar(p, &want_sha).await));
+            return Ok((FileEnd::Skipped, self.sidecar(p, &want_sha).await));
         }
         let permits = p.blob.size.clamp(1, self.in_flight_bytes.clamp(1, 8 << 20)) as u32;
         let _permit = budget
@@ -345,7 +341,7 @@ impl RestoreJob {
         )
         .await?;
         let outcome = match read {
-            ReadVerified::Verified { received, len, .. } => received.landed.unwrap_or(Outcome::Written(len)),
+            ReadVerified::Verified { received, len, .. } => received.landed.unwrap_or(FileEnd::Written(len)),
             ReadVerified::Mismatch {
                 received,
                 expected,
@@ -360,16 +356,16 @@ impl RestoreJob {
                     String::new()
                 };
                 let detail = format!("SHA-256 {actual}, archived metadata says {expected}{after}");
-                return Ok((Outcome::Corrupted(detail), Side::Fine));
+                return Ok((FileEnd::Corrupted(detail), Side::Fine));
             }
             // The hash was known before the read, so the read always has one to check.
             ReadVerified::Unrecorded { received, .. } => {
                 received.discard().await;
-                return Ok((Outcome::Corrupted(NO_SHA256.into()), Side::Fine));
+                return Ok((FileEnd::Corrupted(NO_SHA256.into()), Side::Fine));
             }
         };
         let side = match outcome {
-            Outcome::Written(_) | Outcome::Skipped => self.sidecar(p, &want_sha).await,
+            FileEnd::Written(_) | FileEnd::Skipped => self.sidecar(p, &want_sha).await,
             _ => Side::Fine,
         };
         Ok((outcome, side))
@@ -487,7 +483,7 @@ fn tally(report: &mut RestoreReport, p: Item, r: FileResult) {
         Err(e) => {
             tracing::warn!(key = p.key, error = %e, "file not restored");
             report.failed += 1;
-            report.failures.push(FileProblem {
+            report.failures.push(KeyFailure {
                 key: p.key,
                 error: e.to_string(),
             });
@@ -495,13 +491,13 @@ fn tally(report: &mut RestoreReport, p: Item, r: FileResult) {
         }
     };
     match outcome {
-        Outcome::Written(bytes) => {
+        FileEnd::Written(bytes) => {
             report.files += 1;
             report.bytes += bytes;
         }
-        Outcome::Skipped => report.skipped += 1,
-        Outcome::Conflict => report.conflicts.push(p.key.clone()),
-        Outcome::Corrupted(detail) => {
+        FileEnd::Skipped => report.skipped += 1,
+        FileEnd::Conflict => report.conflicts.push(p.key.clone()),
+        FileEnd::Corrupted(detail) => {
             tracing::error!(key = p.key, detail, "archived blob is corrupted; not restored");
             report.corrupted.push(p.key.clone());
         }
@@ -515,7 +511,7 @@ fn tally(report: &mut RestoreReport, p: Item, r: FileResult) {
         Side::Failed(error) => {
             tracing::warn!(key = side_key, error, "sidecar not written");
             report.failed += 1;
-            report.failures.push(FileProblem { key: side_key, error });
+            report.failures.push(KeyFailure { key: side_key, error });
         }
     }
 }
@@ -553,7 +549,7 @@ struct Restoring<'a> {
     item: &'a Item,
     sink: &'a dyn Sink,
     /// Not written by us: someone else's file landed at the key since our check.
-    landed: Option<Outcome>,
+    landed: Option<FileEnd>,
 }
 
 #[async_trait::async_trait]
@@ -588,9 +584,9 @@ impl Receiver for Restoring<'_> {
             Err(e) if e.kind == ErrorKind::AlreadyExists => {
                 let have = self.sink.existing_sha256(&self.item.key).await?;
                 self.landed = Some(if have.as_deref() == Some(sha256) {
-                    Outcome::Skipped
+                    FileEnd::Skipped
                 } else {
-                    Outcome::Conflict
+                    FileEnd::Conflict
                 });
                 Ok(())
             }

@@ -248,7 +248,7 @@ fn open_element(
     }
     let parent_in_signature = stack.last().is_some_and(|p| p.in_signature);
     let is_dsig = ns == NS_DSIG;
-    let mut frame = Frame {
+    let frame = Frame {
         ns,
         local,
         id,
@@ -261,45 +261,61 @@ fn open_element(
         if !is_dsig {
             return Ok(frame);
         }
-        if frame.local != "Signature" {
-            return Err(signature(format!(
-                "an XML-DSig {} element outside a Signature",
-                short(&frame.local)
-            )));
-        }
-        // A Signature: enveloped in the Response or Assertion it signs, one per element.
-        let Some(parent) = stack.last_mut() else {
-            return Err(signature("the root element is a Signature"));
-        };
-        let envelops = (parent.ns == NS_PROTOCOL && parent.local == "Response")
-            || (parent.ns == NS_ASSERTION && parent.local == "Assertion");
-        if !envelops {
-            return Err(signature(format!(
-                "a Signature inside {}: only the Response and the Assertion may be signed",
-                short(&parent.local)
-            )));
-        }
-        if parent.has_signature {
-            return Err(signature(format!("the {} carries two Signatures", parent.local)));
-        }
-        match parent.id.as_deref() {
-            None => return Err(signature(format!("the signed {} has no ID", parent.local))),
-            // xmlsec reads `#` + an NCName as a plain ID; anything else is an XPointer or worse.
-            Some(id) if !is_plain_id(id) => {
-                return Err(signature(format!(
-                    "the signed {} has the ID {:?}, not an XML name",
-                    parent.local,
-                    short(id)
-                )))
-            }
-            Some(_) => {}
-        }
-        parent.has_signature = true;
-        check_dsig_attributes(&frame.local, attrs)?;
-        frame.in_signature = true;
-        return Ok(frame);
+        return open_signature(stack, frame, attrs);
     }
-    // Inside a Signature: XML-DSig (and exc-c14n InclusiveNamespaces) elements from an allow-list only.
+    open_inside_signature(stack, frame, attrs, allow_sha1)
+}
+
+/// A Signature outside any other: enveloped in the Response or Assertion it signs, one per
+/// element, whose ID is a plain XML name.
+fn open_signature(stack: &mut [Frame], mut frame: Frame, attrs: &Attrs) -> Result<Frame, Rejection> {
+    if frame.local != "Signature" {
+        return Err(signature(format!(
+            "an XML-DSig {} element outside a Signature",
+            short(&frame.local)
+        )));
+    }
+    // A Signature: enveloped in the Response or Assertion it signs, one per element.
+    let Some(parent) = stack.last_mut() else {
+        return Err(signature("the root element is a Signature"));
+    };
+    let envelops = (parent.ns == NS_PROTOCOL && parent.local == "Response")
+        || (parent.ns == NS_ASSERTION && parent.local == "Assertion");
+    if !envelops {
+        return Err(signature(format!(
+            "a Signature inside {}: only the Response and the Assertion may be signed",
+            short(&parent.local)
+        )));
+    }
+    if parent.has_signature {
+        return Err(signature(format!("the {} carries two Signatures", parent.local)));
+    }
+    match parent.id.as_deref() {
+        None => return Err(signature(format!("the signed {} has no ID", parent.local))),
+        // xmlsec reads `#` + an NCName as a plain ID; anything else is an XPointer or worse.
+        Some(id) if !is_plain_id(id) => {
+            return Err(signature(format!(
+                "the signed {} has the ID {:?}, not an XML name",
+                parent.local,
+                short(id)
+            )))
+        }
+        Some(_) => {}
+    }
+    parent.has_signature = true;
+    check_dsig_attributes(&frame.local, attrs)?;
+    frame.in_signature = true;
+    Ok(frame)
+}
+
+/// An element inside a Signature: XML-DSig (and exc-c14n InclusiveNamespaces) elements from
+/// an allow-list only, with the algorithms and the Reference Entra uses.
+fn open_inside_signature(
+    stack: &mut [Frame],
+    frame: Frame,
+    attrs: &Attrs,
+    allow_sha1: bool,
+) -> Result<Frame, Rejection> {
     let Some(parent) = stack.last_mut() else {
         return Err(signature("a Signature element with no parent"));
     };
@@ -317,7 +333,10 @@ fn open_element(
         parent.dsig_children.push("InclusiveNamespaces".into());
         return Ok(frame);
     }
-    if !is_dsig || parent.ns != NS_DSIG || !allowed_dsig_children(&parent.local).contains(&frame.local.as_str()) {
+    if frame.ns != NS_DSIG
+        || parent.ns != NS_DSIG
+        || !allowed_dsig_children(&parent.local).contains(&frame.local.as_str())
+    {
         return Err(signature(format!(
             "{} is not allowed inside a Signature's {} (Entra signs with one enveloped, exclusive-c14n Reference and an X509 certificate)",
             short(&frame.local),
@@ -325,7 +344,18 @@ fn open_element(
         )));
     }
     check_dsig_attributes(&frame.local, attrs)?;
-    match frame.local.as_str() {
+    check_dsig_values(stack, &frame.local, attrs, allow_sha1)?;
+    if let Some(parent) = stack.last_mut() {
+        parent.dsig_children.push(frame.local.clone());
+    }
+    Ok(frame)
+}
+
+/// The values of a DSig element that decide what is signed and how: exclusive c14n, the
+/// algorithm allow-list (as early as the element shows it), the two accepted transforms,
+/// and a Reference to the enveloping element's own ID.
+fn check_dsig_values(stack: &mut [Frame], local: &str, attrs: &Attrs, allow_sha1: bool) -> Result<(), Rejection> {
+    match local {
         "CanonicalizationMethod" if attrs.get("Algorithm") != Some(EXC_C14N) => {
             return Err(signature(format!(
                 "the CanonicalizationMethod {:?} is not exclusive c14n",
@@ -359,7 +389,9 @@ fn open_element(
                     short(alg)
                 )));
             }
-            parent.transforms.push(alg.to_string());
+            if let Some(parent) = stack.last_mut() {
+                parent.transforms.push(alg.to_string());
+            }
         }
         "Reference" => {
             let uri = attrs.get("URI");
@@ -380,10 +412,7 @@ fn open_element(
         }
         _ => {}
     }
-    if let Some(parent) = stack.last_mut() {
-        parent.dsig_children.push(frame.local.clone());
-    }
-    Ok(frame)
+    Ok(())
 }
 
 /// An ID as Entra writes them (`_` and a GUID): an ASCII NCName.

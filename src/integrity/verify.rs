@@ -29,6 +29,7 @@ use crate::state::write_run_records;
 use crate::storage::retry::RetryPolicy;
 use crate::storage::verified::{read_verified, Buffer, Expect, ReadVerified};
 use crate::storage::{ArchiveStore, BlobInfo, BlobStore, ErrorKind, StateStore, StorageError};
+use crate::truncated::Truncated;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -266,10 +267,10 @@ impl VerifyJob {
         let facts = self.read_digests(&digests, &keys, &mut f).await?;
         // A stop (SIGTERM) ends the run between phases: a chain or a log check over what
         // was not read would report files as missing that are only unread.
-        let (mut chain_starts, mut logs_awaiting_digest, mut logs_awaiting_digest_keys) = (0, 0, Vec::new());
+        let (mut chain_starts, mut awaiting) = (0, Truncated::default());
         if !self.cancel.is_cancelled() {
             chain_starts = self.check_chain(&facts, &mut f).await?;
-            (logs_awaiting_digest, logs_awaiting_digest_keys) = self.check_logs(&facts, &others, &mut f).await?;
+            awaiting = self.check_logs(&facts, &others, &mut f).await?;
         }
         let stopped = self.cancel.is_cancelled();
 
@@ -289,8 +290,8 @@ impl VerifyJob {
             bytes_read: f.bytes_read,
             bytes_per_second: f.bytes_read as f64 / seconds.max(0.001),
             chain_starts,
-            logs_awaiting_digest,
-            logs_awaiting_digest_keys,
+            logs_awaiting_digest: awaiting.count,
+            logs_awaiting_digest_keys: awaiting.keys,
             retries: self.retry.retries(),
             unrecognized: unrecognized.len() as u64,
             unrecognized_keys: unrecognized.into_iter().take(100).collect(),
@@ -446,7 +447,7 @@ impl VerifyJob {
         facts: &HashMap<(String, String), DigestFacts>,
         others: &[Selected],
         f: &mut Findings,
-    ) -> Result<(u64, Vec<String>), VerifyError> {
+    ) -> Result<Truncated<String>, VerifyError> {
         let archive = self.archive.as_ref();
         let mut expected: HashMap<(String, String), (String, String)> = HashMap::new();
         let mut newest_digest: HashMap<StreamId, DateTime<Utc>> = HashMap::new();
@@ -469,8 +470,7 @@ impl VerifyJob {
                 );
             }
         }
-        let mut logs_awaiting_digest = 0;
-        let mut logs_awaiting_digest_keys = Vec::new();
+        let mut awaiting = Truncated::default();
         let mut results = std::pin::pin!(read_stream(
             archive,
             others,
@@ -502,19 +502,26 @@ impl VerifyJob {
                         Some(s.ct.time),
                         "no verified digest lists this log file, though later digests exist",
                     ),
-                    _ => {
-                        logs_awaiting_digest += 1;
-                        if logs_awaiting_digest_keys.len() < 100 {
-                            logs_awaiting_digest_keys.push(s.key.clone());
-                        }
-                    }
+                    _ => awaiting.push(s.key.clone()),
                 },
             }
         }
         if self.cancel.is_cancelled() {
             // Stopped: logs not read yet are not missing; the run says it was stopped.
-            return Ok((logs_awaiting_digest, logs_awaiting_digest_keys));
+            return Ok(awaiting);
         }
+        self.check_unlisted_logs(expected, f).await?;
+        Ok(awaiting)
+    }
+
+    /// The logs digests list that the archive listing did not show (outside the selection's
+    /// listing, or gone): each read by name, missing if it is not there.
+    async fn check_unlisted_logs(
+        &self,
+        expected: HashMap<(String, String), (String, String)>,
+        f: &mut Findings,
+    ) -> Result<(), VerifyError> {
+        let archive = self.archive.as_ref();
         let mut rest: Vec<_> = expected.into_iter().collect();
         rest.sort();
         for ((source, key), (hash, digest_key)) in rest {
@@ -543,8 +550,7 @@ impl VerifyJob {
                 }
             }
         }
-
-        Ok((logs_awaiting_digest, logs_awaiting_digest_keys))
+        Ok(())
     }
 
     /// A previous digest outside the selected range: read it by name, for its link only.
@@ -641,7 +647,17 @@ fn check_digest(d: &Selected, bytes: &[u8], info: &BlobInfo, keys: &KeyRing, f: 
         }
     };
     fact.sha256 = Some(parsed.sha256.clone());
-    let p = &parsed.digest;
+    let sound = digest_fields_agree(d, &parsed.digest, info, f);
+    let signed = digest_signature_verifies(d, &parsed, fact.signature.as_deref(), keys, f);
+    fact.trusted = sound && signed;
+    fact.parsed = Some(parsed.digest);
+    fact
+}
+
+/// The digest's own account of where and when it was written agrees with its key, its
+/// folders and the bucket it was copied from; each disagreement is a finding.
+fn digest_fields_agree(d: &Selected, p: &digest::Digest, info: &BlobInfo, f: &mut Findings) -> bool {
+    let t = Some(d.ct.time);
     let mut sound = true;
     let source_bucket = info.metadata.get(META_SOURCE_BUCKET);
     if p.digest_s3_object != d.key || source_bucket.is_some_and(|b| *b != p.digest_s3_bucket) {
@@ -693,8 +709,22 @@ fn check_digest(d: &Selected, bytes: &[u8], info: &BlobInfo, keys: &KeyRing, f: 
         );
         sound = false;
     }
-    let signed = match (
-        &fact.signature,
+    sound
+}
+
+/// The signature archived beside the digest verifies under an archived public key of the
+/// digest's region (the fingerprint the digest names).
+fn digest_signature_verifies(
+    d: &Selected,
+    parsed: &digest::ParsedDigest,
+    signature: Option<&str>,
+    keys: &KeyRing,
+    f: &mut Findings,
+) -> bool {
+    let t = Some(d.ct.time);
+    let p = &parsed.digest;
+    match (
+        signature,
         keys.get(d.ct.stream.region.as_str(), &p.digest_public_key_fingerprint),
     ) {
         (None, _) => {
@@ -730,10 +760,7 @@ fn check_digest(d: &Selected, bytes: &[u8], info: &BlobInfo, keys: &KeyRing, f: 
             }
             ok
         }
-    };
-    fact.trusted = sound && signed;
-    fact.parsed = Some(parsed.digest);
-    fact
+    }
 }
 
 fn check_log(key: &str, time: Option<DateTime<Utc>>, bytes: &[u8], want: &str, digest_key: &str, f: &mut Findings) {

@@ -146,61 +146,9 @@ impl AzureFederatedProvider {
 
     async fn exchange(&self, now: SystemTime) -> Result<Cached, CredentialFailure> {
         let inner = &self.inner;
-        let entra = |detail: String| {
-            CredentialFailure::new(
-                CredentialFailureKind::EntraToken,
-                format!(
-                    "cannot get an Entra token for {} from the Azure credential: {detail}",
-                    inner.scope
-                ),
-            )
-        };
-        let token = tokio::time::timeout(ENTRA_TIMEOUT, inner.azure.get_token(&[inner.scope.as_str()], None))
-            .await
-            .map_err(|_| {
-                entra(format!(
-                    "no answer within {ENTRA_TIMEOUT:?} (is the identity endpoint reachable?)"
-                ))
-            })?
-            .map_err(|e| match e.http_status() {
-                // The endpoint's own answer, as it gave it: a 500 or 429 is not "no answer".
-                Some(status) => entra(format!("the identity endpoint answered {}: {e}", u16::from(status))),
-                None => entra(e.to_string()),
-            })?;
-        let token = Secret::new(token.token.secret().to_string());
-        remember(token.expose());
-        let call = inner
-            .sts
-            .assume_role_with_web_identity()
-            .role_arn(&inner.role_arn)
-            .role_session_name(&inner.session_name)
-            .web_identity_token(token.expose())
-            .send();
-        let sts = |kind: CredentialFailureKind, detail: String| {
-            CredentialFailure::new(
-                kind,
-                format!("STS AssumeRoleWithWebIdentity for {}: {detail}", inner.role_arn),
-            )
-        };
-        let out = tokio::time::timeout(STS_TIMEOUT, call)
-            .await
-            .map_err(|_| sts(CredentialFailureKind::Sts, format!("no answer within {STS_TIMEOUT:?}")))?
-            .map_err(|e| {
-                // The SDK's error may quote STS's whole answer (an unreadable one included),
-                // credentials and all: the text is scrubbed by `CredentialFailure::new`.
-                let kind = match &e {
-                    aws_sdk_sts::error::SdkError::ResponseError(_) => CredentialFailureKind::Malformed,
-                    _ => CredentialFailureKind::Sts,
-                };
-                let text = aws_sdk_sts::error::DisplayErrorContext(&e).to_string();
-                sts(
-                    kind,
-                    format!(
-                        "refused or unreachable: {}",
-                        text.replace(token.expose().as_str(), "<redacted>")
-                    ),
-                )
-            })?;
+        let token = self.entra_token().await?;
+        let out = self.assume_role(&token).await?;
+        let sts = |kind: CredentialFailureKind, detail: String| self.sts_failure(kind, detail);
         let c = out.credentials().ok_or_else(|| {
             sts(
                 CredentialFailureKind::Malformed,
@@ -264,6 +212,77 @@ impl AzureFederatedProvider {
             ),
             fresh_until,
         })
+    }
+
+    /// A token for the STS audience from the Azure identity, within [`ENTRA_TIMEOUT`].
+    async fn entra_token(&self) -> Result<Secret<String>, CredentialFailure> {
+        let inner = &self.inner;
+        let entra = |detail: String| {
+            CredentialFailure::new(
+                CredentialFailureKind::EntraToken,
+                format!(
+                    "cannot get an Entra token for {} from the Azure credential: {detail}",
+                    inner.scope
+                ),
+            )
+        };
+        let token = tokio::time::timeout(ENTRA_TIMEOUT, inner.azure.get_token(&[inner.scope.as_str()], None))
+            .await
+            .map_err(|_| {
+                entra(format!(
+                    "no answer within {ENTRA_TIMEOUT:?} (is the identity endpoint reachable?)"
+                ))
+            })?
+            .map_err(|e| match e.http_status() {
+                // The endpoint's own answer, as it gave it: a 500 or 429 is not "no answer".
+                Some(status) => entra(format!("the identity endpoint answered {}: {e}", u16::from(status))),
+                None => entra(e.to_string()),
+            })?;
+        let token = Secret::new(token.token.secret().to_string());
+        remember(token.expose());
+        Ok(token)
+    }
+
+    /// STS AssumeRoleWithWebIdentity with the Entra token, within [`STS_TIMEOUT`].
+    async fn assume_role(
+        &self,
+        token: &Secret<String>,
+    ) -> Result<aws_sdk_sts::operation::assume_role_with_web_identity::AssumeRoleWithWebIdentityOutput, CredentialFailure>
+    {
+        let inner = &self.inner;
+        let call = inner
+            .sts
+            .assume_role_with_web_identity()
+            .role_arn(&inner.role_arn)
+            .role_session_name(&inner.session_name)
+            .web_identity_token(token.expose())
+            .send();
+        tokio::time::timeout(STS_TIMEOUT, call)
+            .await
+            .map_err(|_| self.sts_failure(CredentialFailureKind::Sts, format!("no answer within {STS_TIMEOUT:?}")))?
+            .map_err(|e| {
+                // The SDK's error may quote STS's whole answer (an unreadable one included),
+                // credentials and all: the text is scrubbed by `CredentialFailure::new`.
+                let kind = match &e {
+                    aws_sdk_sts::error::SdkError::ResponseError(_) => CredentialFailureKind::Malformed,
+                    _ => CredentialFailureKind::Sts,
+                };
+                let text = aws_sdk_sts::error::DisplayErrorContext(&e).to_string();
+                self.sts_failure(
+                    kind,
+                    format!(
+                        "refused or unreachable: {}",
+                        text.replace(token.expose().as_str(), "<redacted>")
+                    ),
+                )
+            })
+    }
+
+    fn sts_failure(&self, kind: CredentialFailureKind, detail: String) -> CredentialFailure {
+        CredentialFailure::new(
+            kind,
+            format!("STS AssumeRoleWithWebIdentity for {}: {detail}", self.inner.role_arn),
+        )
     }
 }
 

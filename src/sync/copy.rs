@@ -9,23 +9,9 @@ use md5::Md5;
 use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
 
-use crate::archive::{blob_metadata, etag_is_md5, META_SHA256};
+use crate::archive::{blob_metadata, etag_is_md5, CopyOutcome, META_SHA256};
 use crate::config::BLOCK_SIZE;
 use crate::storage::{BlobInfo, BlobStore, Condition, ErrorKind, PutOptions, Source, SourceObject, StorageError};
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
-    Copied {
-        bytes: u64,
-    },
-    /// The archive already holds these exact bytes.
-    AlreadyArchived,
-    /// The archive holds different bytes under this key; it was left untouched.
-    Conflict {
-        archived_sha256: String,
-        source_sha256: String,
-    },
-}
 
 pub struct Copier<'a> {
     pub src: &'a dyn Source,
@@ -36,7 +22,7 @@ pub struct Copier<'a> {
 }
 
 impl Copier<'_> {
-    pub async fn copy(&self, object: &SourceObject, existing: Option<&BlobInfo>) -> Result<Outcome, StorageError> {
+    pub async fn copy(&self, object: &SourceObject, existing: Option<&BlobInfo>) -> Result<CopyOutcome, StorageError> {
         // A key the archive cannot hold verbatim fails, named; it is never renamed.
         let name = crate::archive::ArchiveName::new(self.source_name, &object.key)
             .map_err(|why| StorageError::new(ErrorKind::Other, "copy", &object.key, why))?;
@@ -119,7 +105,7 @@ impl Copier<'_> {
             self.archive.put(&name, buf.freeze(), opts).await
         };
         match written {
-            Ok(_) => Ok(Outcome::Copied { bytes: total }),
+            Ok(_) => Ok(CopyOutcome::Copied { bytes: total }),
             // Someone (a crashed earlier run, mostly) archived it between our listing and now.
             Err(e) if e.kind == ErrorKind::AlreadyExists => match self.archive.head(&name).await? {
                 Some(blob) => Ok(compare(&blob, sha_hex)),
@@ -139,10 +125,10 @@ impl Copier<'_> {
     }
 }
 
-fn compare(blob: &BlobInfo, source_sha256: String) -> Outcome {
+fn compare(blob: &BlobInfo, source_sha256: String) -> CopyOutcome {
     match blob.metadata.get(META_SHA256) {
-        Some(archived) if archived.eq_ignore_ascii_case(&source_sha256) => Outcome::AlreadyArchived,
-        archived => Outcome::Conflict {
+        Some(archived) if archived.eq_ignore_ascii_case(&source_sha256) => CopyOutcome::AlreadyArchived,
+        archived => CopyOutcome::Conflict {
             archived_sha256: archived.cloned().unwrap_or_else(|| "(no sha256 metadata)".into()),
             source_sha256,
         },

@@ -17,6 +17,7 @@ use futures::StreamExt;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
+use crate::archive::CopyOutcome;
 use crate::cloudtrail::{AccountId, FileKind, Region, StreamPrefix};
 use crate::config::SyncSettings;
 use crate::records::{new_run_id, AwsHealth, Probe, Record, RecordType, RunStatus};
@@ -27,7 +28,7 @@ use crate::state::{write_run_records, SourceHealth};
 use crate::storage::decorate::RequestCounter;
 use crate::storage::retry::RetryPolicy;
 use crate::storage::{ArchiveStore, BlobStore, Source, StateStore, StorageError};
-use copy::{Copier, Outcome};
+use copy::Copier;
 use plan::{PlannedFile, StreamPlan};
 pub use report::{SourceReport, SyncReport};
 
@@ -667,7 +668,7 @@ impl SourceRun<'_> {
     }
 
     /// One file's copy; `None` when it was not started (stopping, or past the deadline).
-    async fn copy_file(&self, f: &PlannedFile) -> Option<Result<Outcome, StorageError>> {
+    async fn copy_file(&self, f: &PlannedFile) -> Option<Result<CopyOutcome, StorageError>> {
         // Stopping (SIGTERM, the deadline) is checked before a file starts: a file is either
         // archived whole or left for the next run.
         if self.job.cancel.is_cancelled() || self.past_deadline() {
@@ -715,7 +716,7 @@ impl SourceRun<'_> {
     async fn settle(
         &self,
         f: PlannedFile,
-        result: Option<Result<Outcome, StorageError>>,
+        result: Option<Result<CopyOutcome, StorageError>>,
         r: &mut SourceReport,
     ) -> Settled {
         let Some(result) = result else {
@@ -732,17 +733,17 @@ impl SourceRun<'_> {
             };
         };
         let done = match result {
-            Ok(Outcome::Copied { bytes }) => {
+            Ok(CopyOutcome::Copied { bytes }) => {
                 tracing::debug!(key = f.object.key, bytes, "copied");
                 r.files_copied += 1;
                 r.bytes_copied += bytes;
                 true
             }
-            Ok(Outcome::AlreadyArchived) => {
+            Ok(CopyOutcome::AlreadyArchived) => {
                 r.files_skipped += 1;
                 true
             }
-            Ok(Outcome::Conflict {
+            Ok(CopyOutcome::Conflict {
                 archived_sha256,
                 source_sha256,
             }) => {
@@ -759,10 +760,8 @@ impl SourceRun<'_> {
                 r.files_failed += 1;
                 r.complete = false;
                 if r.failures.len() < MAX_LISTED_FAILURES {
-                    r.failures.push(report::FileFailure {
-                        key: f.object.key.clone(),
-                        error: e.to_string(),
-                    });
+                    r.failures
+                        .push(crate::key_failure::KeyFailure::new(f.object.key.clone(), &e));
                 }
                 false
             }

@@ -4,6 +4,7 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use crate::key_failure::KeyFailure;
 use crate::records::{AwsHealth, RunStatus};
 
 #[derive(Debug, Clone, Serialize)]
@@ -48,7 +49,7 @@ pub struct SourceReport {
     /// Listing or state problems that kept files from being considered at all.
     pub errors: Vec<String>,
     /// Files that failed, with the reason (at most 100).
-    pub failures: Vec<FileFailure>,
+    pub failures: Vec<KeyFailure>,
     pub newest_file_time: Option<DateTime<Utc>>,
     pub backup_gap_seconds: Option<i64>,
     /// Every listed file was archived and verified (conflicts allowed: the archived copy is the evidence).
@@ -81,12 +82,6 @@ pub struct AccountReport {
     pub newest_digest_time: Option<DateTime<Utc>>,
     /// Archived log files no digest can vouch for yet: delivered after the newest digest.
     pub files_not_covered_by_digest: u64,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct FileFailure {
-    pub key: String,
-    pub error: String,
 }
 
 impl SourceReport {

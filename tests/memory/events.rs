@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use trailvault::events::{Copied, CopyFile, DrainJob, EventSource};
+use trailvault::events::{CopyFile, CopyOutcome, DrainJob, EventSource};
 use trailvault::queue::{Message, Queue, QueueError};
 use trailvault::storage::memory::{MemoryBlobStore, MemorySource};
 use trailvault::storage::{BlobInfo, ErrorKind, SourceObject, StorageError};
@@ -58,7 +58,7 @@ struct NoCopy;
 
 #[async_trait]
 impl CopyFile for NoCopy {
-    async fn copy(&self, _: &EventSource, o: &SourceObject, _: Option<&BlobInfo>) -> Result<Copied, StorageError> {
+    async fn copy(&self, _: &EventSource, o: &SourceObject, _: Option<&BlobInfo>) -> Result<CopyOutcome, StorageError> {
         Err(StorageError::new(ErrorKind::Other, "copy", &o.key, "no copy expected"))
     }
 }
