@@ -1,6 +1,9 @@
 //! Seeds an S3-compatible bucket with generated CloudTrail data for `make demo` and
 //! `make bench`. Usage: seed_demo --endpoint http://127.0.0.1:PORT --bucket NAME
-//! [--logs-per-day N] [--days N] [--key-out FILE] (writes the digest-signing public key)
+//! [--logs-per-day N] [--days N] [--days-ago N] [--key-out FILE] (writes the digest-signing
+//! public key). `--days-ago 1` ends the trail yesterday, so that every file is in the past
+//! and a bench copies as many files with trailvault (which never archives a key named for a
+//! later time) as with rclone.
 
 #[allow(dead_code)]
 #[path = "../tests/support/ctgen.rs"]
@@ -20,6 +23,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (endpoint, bucket) = (arg("--endpoint")?, arg("--bucket")?);
     let logs_per_day: usize = arg("--logs-per-day").ok().and_then(|v| v.parse().ok()).unwrap_or(3);
     let days: i64 = arg("--days").ok().and_then(|v| v.parse().ok()).unwrap_or(2);
+    let days_ago: i64 = arg("--days-ago").ok().and_then(|v| v.parse().ok()).unwrap_or(0);
     let key = std::sync::Arc::new(ctgen::test_key(2026));
     if let Ok(path) = arg("--key-out") {
         std::fs::write(path, ctgen::public_der(&key).0)?;
@@ -34,9 +38,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let s3 = aws_sdk_s3::Client::from_conf(conf);
     s3.create_bucket().bucket(&bucket).send().await?;
 
-    let today = chrono::Utc::now().date_naive();
+    let last = chrono::Utc::now().date_naive() - chrono::Duration::days(days_ago);
     let mut trail = ctgen::Trail::sample(&bucket, 2026);
-    trail.days = (0..days).rev().map(|d| today - chrono::Duration::days(d)).collect();
+    trail.days = (0..days).rev().map(|d| last - chrono::Duration::days(d)).collect();
     trail.logs_per_day = logs_per_day;
     trail.signer = Some(key);
     let mut org = trail.clone();

@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
 # Benchmark: trailvault sync against rclone copy, on the same local emulators and the
-# same generated CloudTrail bucket. Prints times and ratios; asserts nothing (timings
-# on a shared 2-core machine are information, not pass/fail).
-#   BENCH_LOGS_PER_DAY (default 100) x 3 accounts x 2 regions x BENCH_DAYS (default 2)
+# same generated CloudTrail bucket. Prints times, CPU, requests, peak memory and ratios;
+# asserts nothing (timings on a shared 2-core machine are information, not pass/fail).
+# Scale: BENCH_FILES (default 1500) files, spread over 3 accounts x 2 regions x BENCH_DAYS
+# (default 2) days ending yesterday (BENCH_LOGS_PER_DAY overrides the spread).
+#   BENCH_FILES=200000 make bench   # the issue-22 scale run (seeding alone takes minutes)
+# BENCH_CALLGRIND=1 also counts instructions per file under valgrind's callgrind (slow:
+# about 50x; use a few thousand files), for trailvault and rclone on the same files.
 # Then the event lag (skip with BENCH_EVENTS=0): BENCH_EVENT_FILES (default 60) log files
 # put at BENCH_EVENT_RATE (default 2) a second, put -> committed blob through the daemon's
 # SQS events, beside the same through a scheduled sync; BENCH_EVENT_WAIT (default 120) s
@@ -27,8 +31,12 @@ source scripts/lib.sh
 profile=${BENCH_PROFILE:-release}
 rel=${CARGO_TARGET_DIR:-target}/$([ "$profile" = dev ] && echo debug || echo "$profile")
 cargo build -q --profile "$profile" --bin trailvault --example seed_demo --example event_lag
+days=${BENCH_DAYS:-2}
+# Per account-region and day: the logs plus 24 hourly digests.
+logs_per_day=${BENCH_LOGS_PER_DAY:-$(( ${BENCH_FILES:-1500} / (6 * days) - 24 ))}
+[ "$logs_per_day" -ge 1 ] || logs_per_day=1
 "$rel/examples/seed_demo" --endpoint "http://127.0.0.1:$S3_PORT" --bucket bench \
-  --logs-per-day "${BENCH_LOGS_PER_DAY:-100}" --days "${BENCH_DAYS:-2}"
+  --logs-per-day "$logs_per_day" --days "$days" --days-ago 1
 
 cat >"$work/trailvault.toml" <<TOML
 [[source]]
@@ -65,17 +73,76 @@ peak_mib() {
   echo $((peak / 1024))
 }
 
-rc mkdir azure:rclone-copy
-tv_full=$(timed tv)
-rc_full=$(timed rc copy s3:bench azure:rclone-copy)
-tv_again=$(timed tv)
-rc_again=$(timed rc copy s3:bench azure:rclone-copy)
-files=$(rc lsf -R --files-only s3:bench | grep -c .)
+# usage FILE CMD...: runs CMD (a binary, not a shell function: the kernel's accounting is
+# per process), its stdout in FILE; prints "wall_s cpu_s peak_MiB" (cpu = user + system).
+usage() {
+  local out=$1; shift
+  /usr/bin/time -f '%e %U %S %M' -o "$work/usage.txt" "$@" >"$out" 2>>"$work/usage.log" || true
+  awk '{printf "%.2f %.2f %d\n", $1, $2 + $3, $4 / 1024}' "$work/usage.txt"
+}
+rclone_bin() { env -u AWS_CA_BUNDLE rclone --config "$work/rclone.conf" --transfers 32 --checkers 32 "$@"; }
+tv_bin() { echo "$rel/trailvault" --config "$work/trailvault.toml" --log-format json -q sync --json; }
+# Requests a trailvault sync made, from its own document (every request our stores sent).
+tv_requests() { jq "[.requests | to_entries[].value] | add // 0" "$1"; }
+# Requests an rclone copy made, from its own dump of each request's headers.
+rclone_requests() { grep -c 'HTTP REQUEST' "$1" || true; }
+per_1k() { awk "BEGIN{if ($2 > 0) printf \"%.2f\", $1 * 1000 / $2; else print \"-\"}"; }
+per_file() { awk "BEGIN{if ($2 > 0) printf \"%.1f\", $1 / $2; else print \"-\"}"; }
 
-printf '\n%-34s %10s %10s %8s\n' "benchmark ($files files)" trailvault rclone ratio
-printf '%-34s %9.2fs %9.2fs %7sx\n' "full copy (hash+verify vs copy)" "$tv_full" "$rc_full" "$(ratio "$tv_full" "$rc_full")"
-printf '%-34s %9.2fs %9.2fs %7sx\n' "second run, nothing new" "$tv_again" "$rc_again" "$(ratio "$tv_again" "$rc_again")"
-echo "(ratio = trailvault / rclone; below 1 means trailvault is faster. Azurite (~400 PUT/s) and moto (~550 GET/s) bound both.)"
+rc mkdir azure:rclone-copy
+files=$(rc lsf -R --files-only s3:bench | grep -c .)
+read -r tv_full tv_cpu tv_mib < <(usage "$work/tv-full.json" $(tv_bin))
+tv_files=$(jq '[.sources[].files_copied] | add' "$work/tv-full.json")
+read -r rc_full rc_cpu rc_mib < <(usage /dev/null env -u AWS_CA_BUNDLE rclone --config "$work/rclone.conf" \
+  --transfers 32 --checkers 32 -q copy s3:bench azure:rclone-copy)
+read -r tv_again tv_again_cpu _ < <(usage "$work/tv-again.json" $(tv_bin))
+read -r rc_again rc_again_cpu _ < <(usage "$work/rc-again.log" env -u AWS_CA_BUNDLE rclone --config "$work/rclone.conf" \
+  --transfers 32 --checkers 32 -v --dump headers copy s3:bench azure:rclone-copy)
+tv_req=$(tv_requests "$work/tv-full.json") tv_again_req=$(tv_requests "$work/tv-again.json")
+rc_again_req=$(rclone_requests "$work/rc-again.log")
+if [ "${BENCH_COUNT_RCLONE:-1}" = 1 ]; then
+  # The same copy again into an empty container with every request dumped: counted, not timed.
+  rc mkdir azure:rclone-count
+  rclone_bin -v --dump headers copy s3:bench azure:rclone-count >"$work/rc-full.log" 2>&1 || true
+  rc_req=$(rclone_requests "$work/rc-full.log")
+else
+  rc_req=-
+fi
+tv_cpu_1k=$(per_1k "$tv_cpu" "$tv_files") rc_cpu_1k=$(per_1k "$rc_cpu" "$files")
+
+printf '\n%-34s %10s %10s %8s\n' "benchmark ($files files; trailvault copied $tv_files)" trailvault rclone ratio
+printf '%-34s %9.2fs %9.2fs %7sx\n' "full copy, wall (hash+verify vs copy)" "$tv_full" "$rc_full" "$(ratio "$tv_full" "$rc_full")"
+printf '%-34s %9.0f %10.0f %7sx\n' "full copy, files/s" "$(awk "BEGIN{print $tv_files / $tv_full}")" \
+  "$(awk "BEGIN{print $files / $rc_full}")" "$(ratio "$(awk "BEGIN{print $tv_files / $tv_full}")" "$(awk "BEGIN{print $files / $rc_full}")")"
+printf '%-34s %10s %10s %7sx\n' "full copy, CPU s per 1k files" "$tv_cpu_1k" "$rc_cpu_1k" "$(ratio "$tv_cpu_1k" "$rc_cpu_1k")"
+printf '%-34s %10s %10s\n' "full copy, requests per file" "$(per_file "$tv_req" "$tv_files")" "$(per_file "${rc_req/-/0}" "$files" | sed 's/^0.0$/-/')"
+printf '%-34s %7s MiB %6s MiB %7sx\n' "full copy, peak RSS" "$tv_mib" "$rc_mib" "$(ratio "$tv_mib" "$rc_mib")"
+printf '%-34s %9.2fs %9.2fs %7sx\n' "second run, nothing new: wall" "$tv_again" "$rc_again" "$(ratio "$tv_again" "$rc_again")"
+printf '%-34s %9.2fs %9.2fs\n' "second run, nothing new: CPU" "$tv_again_cpu" "$rc_again_cpu"
+printf '%-34s %10s %10s\n' "second run, nothing new: requests" "$tv_again_req" "$rc_again_req"
+echo "(ratio = trailvault / rclone; below 1 means trailvault is faster or cheaper. Azurite (~400 PUT/s) and moto (~550 GET/s)"
+echo " bound both. CPU = user + system of the process, from the kernel; rclone's second run dumps its headers to count them.)"
+
+if [ "${BENCH_CALLGRIND:-0}" = 1 ]; then
+  # Instructions counted by callgrind: the same count run to run, where CPU seconds on a
+  # shared machine are not. Each tool copies the whole bucket into an empty container.
+  cg_ir() { callgrind_annotate "$1" 2>/dev/null | awk '/PROGRAM TOTALS/{gsub(",", "", $1); print $1; exit}'; }
+  sed -e 's/^container = "archive"/container = "archive-cg"/' -e 's/^state_container = "state"/state_container = "state-cg"/' \
+    "$work/trailvault.toml" >"$work/trailvault-cg.toml"
+  valgrind --tool=callgrind --callgrind-out-file="$work/callgrind.trailvault" -q \
+    "$rel/trailvault" --config "$work/trailvault-cg.toml" --log-format json -q sync --json >"$work/tv-cg.json" 2>>"$work/usage.log" || true
+  rc mkdir azure:rclone-cg
+  valgrind --tool=callgrind --callgrind-out-file="$work/callgrind.rclone" -q \
+    env -u AWS_CA_BUNDLE rclone --config "$work/rclone.conf" --transfers 32 --checkers 32 -q copy s3:bench azure:rclone-cg \
+    2>>"$work/usage.log" || true
+  tv_cg_files=$(jq '[.sources[].files_copied] | add // 0' "$work/tv-cg.json" 2>/dev/null || echo 0)
+  tv_ir=$(cg_ir "$work/callgrind.trailvault" || true) rc_ir=$(cg_ir "$work/callgrind.rclone" || true)
+  printf '%-34s %10s %10s %7sx\n' "full copy, instructions per file" "$(per_file "${tv_ir:-0}" "$tv_cg_files")" \
+    "$(per_file "${rc_ir:-0}" "$files")" "$(ratio "${tv_ir:-0}" "${rc_ir:-1}")"
+  echo "(callgrind counts user-space instructions only: the kernel's share of CPU is not in it. Profiles: $work/callgrind.*;"
+  echo " callgrind_annotate --inclusive=yes $work/callgrind.trailvault shows where they go.)"
+fi
+
 # Reading the archive back: verify (every blob hashed; no keys imported here, so digests
 # report unknown_key) and a restore to a folder, against rclone copying the same blobs.
 verify_any() { tvcmd verify --json || true; }

@@ -366,6 +366,9 @@ impl BlobStore for AzureBlobStore {
             lease_id: opts.lease_id,
             // One Put Blob, so the service checks the MD5 of what it received.
             partition_size: NonZero::new(size.max(crate::config::BLOCK_SIZE)),
+            // One partition needs no parallelism; left unset, the SDK asks the OS for the
+            // CPU count (cgroup files opened and read) on every upload.
+            parallel: NonZero::new(1),
             ..Default::default()
         };
         let r = self
