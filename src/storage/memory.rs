@@ -364,9 +364,18 @@ impl Source for MemorySource {
         token: Option<PageToken>,
     ) -> StorageResult<Page<SourceObject>> {
         let objs = self.lock();
+        // From where the page starts, not from the bucket's first key: a listing of a
+        // large bucket stays linear in its pages.
+        let from = [Some(prefix), start_after, token.as_ref().map(PageToken::as_str)]
+            .into_iter()
+            .flatten()
+            .max()
+            .unwrap_or_default()
+            .to_string();
         let after = objs
-            .iter()
-            .filter(|(k, _)| k.starts_with(prefix) && start_after.is_none_or(|s| k.as_str() > s))
+            .range(from..)
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .filter(|(k, _)| start_after.is_none_or(|s| k.as_str() > s))
             .map(|(k, (_, h))| {
                 let object = SourceObject {
                     key: k.clone(),
