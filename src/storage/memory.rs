@@ -329,6 +329,12 @@ impl MemorySource {
         }
     }
 
+    /// Listings of at most `page_size` objects a request (S3's is 1,000).
+    pub fn with_page_size(mut self, page_size: usize) -> Self {
+        self.page_size = page_size.max(1);
+        self
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, (Bytes, SourceHead)>> {
         self.objects.lock().unwrap_or_else(|p| p.into_inner())
     }

@@ -47,8 +47,9 @@ enum Event {
     End(Listed),
 }
 
+/// A copy's end (boxed: it dwarfs the events) or an event, in listing order.
 enum Done {
-    Copied(PlannedFile, Option<Result<CopyOutcome, StorageError>>),
+    Copied(Box<(PlannedFile, Option<Result<CopyOutcome, StorageError>>)>),
     Event(Event),
 }
 
@@ -155,7 +156,7 @@ impl SourceRun<'_> {
                         let _slot = self.files.acquire().await;
                         let result = self.copy_file(&f).await;
                         self.job.progress.advance(1, f.object.size);
-                        Done::Copied(f, result)
+                        Done::Copied(Box::new((f, result)))
                     }
                     Work::Event(e) => Done::Event(e),
                 }
@@ -165,7 +166,10 @@ impl SourceRun<'_> {
         let (mut last_day, mut listed) = (None, Listed::Cancelled);
         while let Some(done) = work.next().await {
             let settled = match done {
-                Done::Copied(f, result) => vec![self.settle(f, result, r).await],
+                Done::Copied(copied) => {
+                    let (f, result) = *copied;
+                    vec![self.settle(f, result, r).await]
+                }
                 Done::Event(Event::Chunk { plan, files, bytes }) => {
                     if self.job.dry_run {
                         r.files_planned += files;

@@ -65,8 +65,11 @@ pub struct ChunkPlanner<'a> {
     pub trusted_until: DateTime<Utc>,
     /// The archive listing of the previous chunk's last folder: a day folder split across
     /// two chunks is listed once.
-    last_folder: Option<(String, Vec<BlobInfo>)>,
+    last_folder: Option<FolderListing>,
 }
+
+/// A day folder of the listing and the archive's blobs in it.
+type FolderListing = (String, Vec<BlobInfo>);
 
 /// Where a stream's listing starts: the watermark's day minus the lookback, or the start.
 pub fn start_after(stream: &StreamPrefix, mark: Option<&StreamMark>, lookback: Duration) -> Option<String> {
@@ -123,7 +126,7 @@ impl<'a> ChunkPlanner<'a> {
         let (archive, source_name) = (self.archive, self.source_name);
         // Made before they are run: a closure inside the stream trips the compiler's
         // lifetime inference once the plan is boxed.
-        let listings: Vec<BoxFuture<'a, StorageResult<(String, Vec<BlobInfo>)>>> = fresh
+        let listings: Vec<BoxFuture<'a, StorageResult<FolderListing>>> = fresh
             .map(|folder| {
                 async move {
                     let blobs = archive.list_all(&blob_prefix(source_name, &folder)).await?;
@@ -132,7 +135,7 @@ impl<'a> ChunkPlanner<'a> {
                 .boxed()
             })
             .collect();
-        let mut listed: Vec<(String, Vec<BlobInfo>)> = futures::stream::iter(listings)
+        let mut listed: Vec<FolderListing> = futures::stream::iter(listings)
             .buffer_unordered(ARCHIVE_LIST_CONCURRENCY)
             .try_collect()
             .await?;
