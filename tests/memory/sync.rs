@@ -517,3 +517,64 @@ async fn a_failure_listed_early_but_dated_late_is_placed_by_its_time() {
     assert!(newest_before.contains("/2026/10/09/"), "{newest_before}");
     assert_eq!(stream_mark(&state), (before, newest_before));
 }
+
+/// A bucket whose listing stops answering after `pages` pages.
+struct StallingListing {
+    inner: MemorySource,
+    pages: std::sync::atomic::AtomicUsize,
+    stall_after: usize,
+}
+
+#[async_trait::async_trait]
+impl Source for StallingListing {
+    fn bucket(&self) -> &str {
+        self.inner.bucket()
+    }
+    async fn list_page(
+        &self,
+        prefix: &str,
+        start_after: Option<&str>,
+        token: Option<PageToken>,
+    ) -> StorageResult<Page<SourceObject>> {
+        if token.is_some() && self.pages.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1 >= self.stall_after {
+            std::future::pending::<()>().await;
+        }
+        self.inner.list_page(prefix, start_after, token).await
+    }
+    async fn list_folders(&self, prefix: &str) -> StorageResult<Vec<String>> {
+        self.inner.list_folders(prefix).await
+    }
+    async fn get(&self, key: &str) -> StorageResult<SourceBody> {
+        self.inner.get(key).await
+    }
+}
+
+/// A listing still running at the deadline is cut there, and what was copied before it
+/// still moves the mark: to just before the day folder the listing stopped in, so the
+/// next run lists that folder and everything after it again.
+#[tokio::test]
+async fn a_listing_cut_by_the_deadline_saves_progress_before_the_folder_it_stopped_in() {
+    let keys = log_stream("2026-10-01T00:00:00Z", 20);
+    let src = Arc::new(StallingListing {
+        inner: big_source(&keys),
+        pages: Default::default(),
+        stall_after: 3,
+    });
+    let (archive, state) = (
+        Arc::new(MemoryBlobStore::new().with_page_size(1000)),
+        Arc::new(MemoryBlobStore::new()),
+    );
+    let mut j = job(src, archive.clone(), state.clone());
+    j.deadline = Some(tokio::time::Instant::now() + std::time::Duration::from_secs(2));
+    let r = j.run().await.unwrap();
+    let s = &r.sources[0];
+    assert!(s.deadline_reached && !s.complete, "{s:?}");
+    assert_eq!(s.files_failed, 0);
+    assert_eq!(s.files_copied, 3000, "three pages listed, all copied: {s:?}");
+    // The listing stopped in the folder of its 3,000th key.
+    let stopped_in = keys[2999].1.date_naive().and_time(chrono::NaiveTime::MIN).and_utc();
+    let (mark, key) = stream_mark(&state);
+    assert_eq!(mark, stopped_in - chrono::Duration::seconds(1));
+    assert!(keys[..3000].iter().any(|(k, _)| *k == key), "{key}");
+    assert!(keys[3000..].iter().all(|(_, t)| *t > mark));
+}
