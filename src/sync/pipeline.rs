@@ -15,9 +15,9 @@ use crate::state::watermark::{MarkFold, Settled, StreamMark, StreamTally};
 use crate::storage::StorageError;
 use crate::sync::report::SourceReport;
 
-/// Chunks planned and waiting for the copy stage (besides the one it is taking files
-/// from and the one being planned): enough that a slow listing page does not let the
-/// copies run dry at a chunk boundary.
+/// The channel's buffer between the stages (futures' mpsc adds a slot for its one sender,
+/// so two planned chunks may wait, besides the one the copies take files from and the one
+/// being planned): enough that the next chunk is ready when the copies reach a chunk's end.
 const CHUNKS_AHEAD: usize = 1;
 
 /// How a stream's listing ended.
