@@ -329,6 +329,12 @@ impl MemorySource {
         }
     }
 
+    /// Listings of at most `page_size` objects a request (S3's is 1,000).
+    pub fn with_page_size(mut self, page_size: usize) -> Self {
+        self.page_size = page_size.max(1);
+        self
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, (Bytes, SourceHead)>> {
         self.objects.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -364,9 +370,18 @@ impl Source for MemorySource {
         token: Option<PageToken>,
     ) -> StorageResult<Page<SourceObject>> {
         let objs = self.lock();
+        // From where the page starts, not from the bucket's first key: a listing of a
+        // large bucket stays linear in its pages.
+        let from = [Some(prefix), start_after, token.as_ref().map(PageToken::as_str)]
+            .into_iter()
+            .flatten()
+            .max()
+            .unwrap_or_default()
+            .to_string();
         let after = objs
-            .iter()
-            .filter(|(k, _)| k.starts_with(prefix) && start_after.is_none_or(|s| k.as_str() > s))
+            .range(from..)
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .filter(|(k, _)| start_after.is_none_or(|s| k.as_str() > s))
             .map(|(k, (_, h))| {
                 let object = SourceObject {
                     key: k.clone(),

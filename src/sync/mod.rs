@@ -6,6 +6,7 @@
 
 pub mod copy;
 pub mod discover;
+mod pipeline;
 pub mod plan;
 pub mod report;
 
@@ -23,13 +24,13 @@ use crate::config::SyncSettings;
 use crate::records::{new_run_id, AwsHealth, Probe, Record, RecordType, RunStatus};
 use crate::state::conflicts::{record_conflict, ConflictNote};
 use crate::state::lock::{LockError, LockHolder, SyncLock};
-use crate::state::watermark::{self, Settled, StreamMark};
+use crate::state::watermark::{self, Settled};
 use crate::state::{write_run_records, SourceHealth};
 use crate::storage::decorate::RequestCounter;
 use crate::storage::retry::RetryPolicy;
 use crate::storage::{ArchiveStore, BlobStore, Source, StateStore, StorageError};
 use copy::Copier;
-use plan::{PlannedFile, StreamPlan};
+use plan::PlannedFile;
 pub use report::{SourceReport, SyncReport};
 
 /// Account-regions worked on at once within a source.
@@ -453,8 +454,11 @@ impl SourceRun<'_> {
         };
         let mut changed = false;
         let mut streams_left = false;
-        let (mut logs, mut digests) = (Vec::new(), Vec::new());
-        for stream in streams {
+        let mut cover = watermark::CoverageFold::new(doc.coverage.as_ref());
+        // Digests first: a log is counted against the newest digest, known by then.
+        let mut ordered: Vec<&StreamPrefix> = streams.iter().collect();
+        ordered.sort_by_key(|s| s.kind != FileKind::Digest);
+        for stream in ordered {
             if self.past_deadline() {
                 // Not listed this run: its mark stays where it is.
                 self.stopped(r);
@@ -463,12 +467,11 @@ impl SourceRun<'_> {
             }
             let key_prefix = stream.key_prefix();
             changed |= self.repair_future_marks(&mut doc, &key_prefix);
+            cover.keep_old(doc.coverage.as_ref());
             let old = doc.streams.get(&key_prefix).cloned();
-            let (next, settled) = self.stream(stream, old.as_ref(), r).await;
-            match stream.kind {
-                FileKind::Log => logs.extend(settled),
-                FileKind::Digest => digests.extend(settled),
-                FileKind::Insight => {}
+            let (next, tally) = self.stream(stream, old.as_ref(), cover.tally(stream.kind), r).await;
+            if let Some(tally) = tally {
+                cover.add(tally);
             }
             if let Some(next) = next {
                 if old.as_ref().map(|o| (o.time, &o.key)) != Some((next.time, &next.key)) {
@@ -477,16 +480,11 @@ impl SourceRun<'_> {
                 }
             }
         }
-        let coverage = watermark::coverage(doc.coverage.as_ref(), &logs, &digests);
+        let coverage = cover.coverage();
         r.accounts.push(report::AccountReport {
             account: account.to_string(),
             region: region.to_string(),
-            newest_file_time: logs
-                .iter()
-                .chain(&digests)
-                .filter(|s| s.done)
-                .filter_map(|s| s.time)
-                .max(),
+            newest_file_time: cover.newest_file_time(),
             newest_digest_time: coverage.newest_digest_time,
             files_not_covered_by_digest: coverage.logs_not_covered_by_digest,
         });
@@ -561,110 +559,6 @@ impl SourceRun<'_> {
                 r.complete = false;
             }
         }
-    }
-
-    /// Plans and copies one stream; returns its next mark (None: leave it as it was) and
-    /// the fate of every listed file.
-    async fn stream(
-        &self,
-        stream: &StreamPrefix,
-        old: Option<&StreamMark>,
-        r: &mut SourceReport,
-    ) -> (Option<StreamMark>, Vec<Settled>) {
-        // Stopping: a stream not yet planned is left for the next run, its mark as it was.
-        if self.job.cancel.is_cancelled() {
-            r.stopped = true;
-            r.complete = false;
-            return (None, Vec::new());
-        }
-        let Some(plan) = self.plan(stream, old, r).await else {
-            return (None, Vec::new());
-        };
-        let mut settled = self.note_plan(stream, &plan, r);
-        if self.job.dry_run {
-            r.files_planned += plan.to_copy.len() as u64;
-            r.bytes_planned += plan.bytes_to_copy();
-            return (None, settled);
-        }
-        self.job.progress.begin(
-            plan.to_copy.len() as u64,
-            plan.to_copy.iter().map(|f| f.object.size).sum(),
-        );
-        let results: Vec<_> = futures::stream::iter(plan.to_copy)
-            .map(|f| async move {
-                let _slot = self.files.acquire().await;
-                let result = self.copy_file(&f).await;
-                self.job.progress.advance(1, f.object.size);
-                (f, result)
-            })
-            .buffer_unordered(self.job.settings.concurrency)
-            .collect()
-            .await;
-        for (f, result) in results {
-            settled.push(self.settle(f, result, r).await);
-        }
-        let next = watermark::next_mark(old, &settled).map(|(time, key)| StreamMark {
-            time,
-            key,
-            updated_at: Utc::now(),
-            run_id: self.run_id.to_string(),
-        });
-        (next, settled)
-    }
-
-    /// Lists the stream against the archive, within the deadline; `None` when it could not
-    /// be planned (the reason is in the report and the mark stays).
-    async fn plan(&self, stream: &StreamPrefix, old: Option<&StreamMark>, r: &mut SourceReport) -> Option<StreamPlan> {
-        let planning = plan::plan_stream(
-            self.handle.source.as_ref(),
-            self.job.archive.as_ref(),
-            &self.handle.name,
-            stream,
-            old,
-            self.job.settings.lookback,
-            self.trusted_until,
-        );
-        match until_deadline(self.job.deadline, planning).await {
-            Some(Ok(p)) => Some(p),
-            Some(Err(e)) => {
-                r.errors.push(format!("listing {}: {e}", stream.key_prefix()));
-                r.complete = false;
-                None
-            }
-            None => {
-                // A listing still running at the deadline stops there; its mark stays.
-                self.stopped(r);
-                None
-            }
-        }
-    }
-
-    /// Reports what the plan settles without a copy (keys from the future, files already
-    /// archived) and returns those already archived as settled.
-    fn note_plan(&self, stream: &StreamPrefix, plan: &StreamPlan, r: &mut SourceReport) -> Vec<Settled> {
-        if !plan.future.is_empty() {
-            tracing::warn!(
-                source = self.handle.name,
-                stream = stream.key_prefix(),
-                count = plan.future.len(),
-                first = plan.future.first().map(String::as_str).unwrap_or(""),
-                "keys named for a time after this run may trust were not archived"
-            );
-            r.complete = false;
-            r.future_keys.extend(plan.future.iter().cloned());
-        }
-        r.files_skipped += plan.already_archived.len() as u64;
-        for (_, t) in &plan.already_archived {
-            r.newest_file_time = r.newest_file_time.max(*t);
-        }
-        plan.already_archived
-            .iter()
-            .map(|(key, time)| Settled {
-                key: key.clone(),
-                time: *time,
-                done: true,
-            })
-            .collect()
     }
 
     /// One file's copy; `None` when it was not started (stopping, or past the deadline).

@@ -1,10 +1,14 @@
 //! What one stream needs: list S3 from the watermark minus the lookback, list the
-//! archive for the same date folders, and compare. Nothing is downloaded here.
+//! archive for the same date folders, and compare. Nothing is downloaded here. The
+//! listing is planned a chunk at a time, so a first run over years of history holds a
+//! chunk, not the history.
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
+use futures::future::{BoxFuture, FutureExt};
+use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
 
 use super::watermark::StreamMark;
@@ -13,6 +17,9 @@ use crate::cloudtrail::{CtKey, StreamPrefix};
 use crate::storage::{BlobInfo, BlobStore, BlobStoreExt, Source, SourceExt, SourceObject, StorageResult};
 
 const ARCHIVE_LIST_CONCURRENCY: usize = 8;
+/// Listed keys planned at once: one S3 page. What a stream holds is a few of these and
+/// the archive listings of their day folders, whatever the length of its history.
+pub const PLAN_CHUNK: usize = 1_000;
 
 #[derive(Debug, Clone)]
 pub struct PlannedFile {
@@ -23,6 +30,7 @@ pub struct PlannedFile {
     pub existing: Option<BlobInfo>,
 }
 
+/// The plan of one chunk of a stream's listing.
 #[derive(Debug, Default)]
 pub struct StreamPlan {
     pub to_copy: Vec<PlannedFile>,
@@ -32,6 +40,9 @@ pub struct StreamPlan {
     /// [`FUTURE_TOLERANCE`]): not copied, and never allowed to move a watermark, or one
     /// planted key dated 2099 would hide every later delivery of its stream.
     pub future: Vec<String>,
+    /// The day folder of the chunk's last CloudTrail key: every key listed after it is in
+    /// this folder or a later one.
+    pub last_day: Option<NaiveDate>,
 }
 
 pub use crate::cloudtrail::key::FUTURE_TOLERANCE;
@@ -46,62 +57,137 @@ impl StreamPlan {
     }
 }
 
-pub async fn plan_stream(
-    src: &dyn Source,
-    archive: &dyn BlobStore,
-    source_name: &str,
-    stream: &StreamPrefix,
-    mark: Option<&StreamMark>,
-    lookback: Duration,
-    trusted_until: DateTime<Utc>,
-) -> StorageResult<StreamPlan> {
-    let start_after = mark
-        .and_then(|m| rescan_from(m.time, lookback))
-        .map(|day| stream.start_after_for_day(day));
-    let key_prefix = stream.key_prefix();
-    // Held whole: the plan is the window's keys, bounded by the lookback, not the bucket.
-    let objects: Vec<SourceObject> = src.list(&key_prefix, start_after.as_deref()).try_collect().await?;
+/// Compares chunks of one stream's listing with the archive.
+pub struct ChunkPlanner<'a> {
+    pub archive: &'a dyn BlobStore,
+    pub source_name: &'a str,
+    pub stream: &'a StreamPrefix,
+    pub trusted_until: DateTime<Utc>,
+    /// The archive listing of the previous chunk's last folder: a day folder split across
+    /// two chunks is listed once.
+    last_folder: Option<FolderListing>,
+}
 
-    // Archive listings per folder of the listed keys: bounded by the window, not the archive.
-    let mut folders: BTreeMap<String, Vec<SourceObject>> = BTreeMap::new();
-    for o in objects {
-        let folder = o.key.rsplit_once('/').map(|(f, _)| format!("{f}/")).unwrap_or_default();
-        folders.entry(folder).or_default().push(o);
-    }
-    let archived: HashMap<String, BlobInfo> = futures::stream::iter(folders.keys().cloned())
-        .map(|folder| async move { archive.list_all(&blob_prefix(source_name, &folder)).await })
-        .buffer_unordered(ARCHIVE_LIST_CONCURRENCY)
-        .try_collect::<Vec<_>>()
-        .await?
-        .into_iter()
-        .flatten()
-        .map(|b| (b.name.clone(), b))
-        .collect();
+/// A day folder of the listing and the archive's blobs in it.
+type FolderListing = (String, Vec<BlobInfo>);
 
-    let mut plan = StreamPlan::default();
-    for object in folders.into_values().flatten() {
-        let time = CtKey::parse(&stream.trail_prefix, &object.key).ok().map(|k| k.time);
-        if time.is_some_and(|t| t > trusted_until) {
-            plan.future.push(object.key);
-            continue;
-        }
-        // A key the archive cannot hold is planned as a copy, which fails it, named.
-        let name = ArchiveName::new(source_name, &object.key).ok();
-        match name.and_then(|n| archived.get(n.as_str())) {
-            Some(b) if unchanged(b, &object) => plan.already_archived.push((object.key, time)),
-            Some(b) => plan.to_copy.push(PlannedFile {
-                object,
-                time,
-                existing: Some(b.clone()),
-            }),
-            None => plan.to_copy.push(PlannedFile {
-                object,
-                time,
-                existing: None,
-            }),
+/// Where a stream's listing starts: the watermark's day minus the lookback, or the start.
+pub fn start_after(stream: &StreamPrefix, mark: Option<&StreamMark>, lookback: Duration) -> Option<String> {
+    mark.and_then(|m| rescan_from(m.time, lookback))
+        .map(|day| stream.start_after_for_day(day))
+}
+
+/// The plans of a stream's listing, a chunk of [`PLAN_CHUNK`] keys at a time, each made
+/// only when asked for.
+pub fn plan_chunks<'a>(
+    src: &'a dyn Source,
+    planner: ChunkPlanner<'a>,
+    key_prefix: &'a str,
+    start_after: Option<&'a str>,
+) -> BoxStream<'a, StorageResult<StreamPlan>> {
+    let chunks = src
+        .list(key_prefix, start_after)
+        .try_chunks(PLAN_CHUNK)
+        .map_err(|e| e.1);
+    futures::stream::try_unfold((chunks, planner), |(mut chunks, mut planner)| async move {
+        let Some(objects) = chunks.try_next().await? else {
+            return Ok(None);
+        };
+        let plan = planner.plan(objects).await?;
+        Ok(Some((plan, (chunks, planner))))
+    })
+    .boxed()
+}
+
+impl<'a> ChunkPlanner<'a> {
+    pub fn new(
+        archive: &'a dyn BlobStore,
+        source_name: &'a str,
+        stream: &'a StreamPrefix,
+        trusted_until: DateTime<Utc>,
+    ) -> Self {
+        ChunkPlanner {
+            archive,
+            source_name,
+            stream,
+            trusted_until,
+            last_folder: None,
         }
     }
-    Ok(plan)
+
+    /// The archive's blobs in the folders of `folders` (in listing order), the last
+    /// folder's kept for the next chunk.
+    async fn archived(&mut self, folders: &[&String]) -> StorageResult<HashMap<String, BlobInfo>> {
+        let cached = self.last_folder.take();
+        let fresh = folders
+            .iter()
+            .filter(|f| cached.as_ref().is_none_or(|(c, _)| c != **f))
+            .map(|f| (*f).clone());
+        let (archive, source_name) = (self.archive, self.source_name);
+        // Made before they are run: a closure inside the stream trips the compiler's
+        // lifetime inference once the plan is boxed.
+        let listings: Vec<BoxFuture<'a, StorageResult<FolderListing>>> = fresh
+            .map(|folder| {
+                async move {
+                    let blobs = archive.list_all(&blob_prefix(source_name, &folder)).await?;
+                    Ok((folder, blobs))
+                }
+                .boxed()
+            })
+            .collect();
+        let mut listed: Vec<FolderListing> = futures::stream::iter(listings)
+            .buffer_unordered(ARCHIVE_LIST_CONCURRENCY)
+            .try_collect()
+            .await?;
+        listed.extend(cached.filter(|(c, _)| folders.contains(&c)));
+        let last = folders.last().copied();
+        let mut archived = HashMap::new();
+        for (folder, blobs) in listed {
+            archived.extend(blobs.iter().map(|b| (b.name.clone(), b.clone())));
+            if Some(&folder) == last {
+                self.last_folder = Some((folder, blobs));
+            }
+        }
+        Ok(archived)
+    }
+
+    /// One chunk of the listing (in key order) against the archive.
+    pub async fn plan(&mut self, objects: Vec<SourceObject>) -> StorageResult<StreamPlan> {
+        let mut folders: BTreeMap<String, Vec<SourceObject>> = BTreeMap::new();
+        for o in objects {
+            let folder = o.key.rsplit_once('/').map(|(f, _)| format!("{f}/")).unwrap_or_default();
+            folders.entry(folder).or_default().push(o);
+        }
+        let names: Vec<&String> = folders.keys().collect();
+        let archived = self.archived(&names).await?;
+
+        let mut plan = StreamPlan::default();
+        for object in folders.into_values().flatten() {
+            let parsed = CtKey::parse(&self.stream.trail_prefix, &object.key).ok();
+            plan.last_day = parsed.as_ref().map(|k| k.day).or(plan.last_day);
+            let time = parsed.map(|k| k.time);
+            if time.is_some_and(|t| t > self.trusted_until) {
+                plan.future.push(object.key);
+                continue;
+            }
+            // A key the archive cannot hold is planned as a copy, which fails it, named.
+            let name = ArchiveName::new(self.source_name, &object.key).ok();
+            match name.and_then(|n| archived.get(n.as_str())) {
+                Some(b) if unchanged(b, &object) => plan.already_archived.push((object.key, time)),
+                Some(b) => plan.to_copy.push(PlannedFile {
+                    object,
+                    time,
+                    existing: Some(b.clone()),
+                }),
+                None => plan.to_copy.push(PlannedFile {
+                    object,
+                    time,
+                    existing: None,
+                }),
+            }
+        }
+        Ok(plan)
+    }
 }
 
 /// The first day to list again: the watermark minus the lookback. A lookback that reaches

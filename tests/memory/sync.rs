@@ -340,3 +340,241 @@ async fn a_stream_left_behind_by_its_siblings_is_reported_stale() {
         .unwrap();
     assert_eq!(&status.sources[0].stale_streams, stale);
 }
+
+/// A bucket that counts how many keys its listing has served ahead of the reads of
+/// their bodies, and fails the reads of `fail`.
+struct Watched {
+    inner: MemorySource,
+    fail: Vec<String>,
+    listed: std::sync::atomic::AtomicUsize,
+    read: std::sync::atomic::AtomicUsize,
+    most_ahead: std::sync::atomic::AtomicUsize,
+}
+
+impl Watched {
+    fn new(inner: MemorySource, fail: Vec<String>) -> Self {
+        Watched {
+            inner,
+            fail,
+            listed: Default::default(),
+            read: Default::default(),
+            most_ahead: Default::default(),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Source for Watched {
+    fn bucket(&self) -> &str {
+        self.inner.bucket()
+    }
+    async fn list_page(
+        &self,
+        prefix: &str,
+        start_after: Option<&str>,
+        token: Option<PageToken>,
+    ) -> StorageResult<Page<SourceObject>> {
+        use std::sync::atomic::Ordering::SeqCst;
+        let page = self.inner.list_page(prefix, start_after, token).await?;
+        self.listed.fetch_add(page.items.len(), SeqCst);
+        Ok(page)
+    }
+    async fn list_folders(&self, prefix: &str) -> StorageResult<Vec<String>> {
+        self.inner.list_folders(prefix).await
+    }
+    async fn get(&self, key: &str) -> StorageResult<SourceBody> {
+        use std::sync::atomic::Ordering::SeqCst;
+        let read = self.read.fetch_add(1, SeqCst) + 1;
+        let ahead = self.listed.load(SeqCst).saturating_sub(read);
+        self.most_ahead.fetch_max(ahead, SeqCst);
+        if self.fail.iter().any(|f| f == key) {
+            return Err(trailvault::storage::StorageError::new(
+                trailvault::storage::ErrorKind::Other,
+                "get",
+                key,
+                "refused by the test",
+            ));
+        }
+        self.inner.get(key).await
+    }
+}
+
+/// One log stream of `days` days, a file every five minutes from `start`: keys in
+/// listing order with their times.
+fn log_stream(start: &str, days: i64) -> Vec<(String, chrono::DateTime<chrono::Utc>)> {
+    let start: chrono::DateTime<chrono::Utc> = start.parse().unwrap();
+    (0..days * 288)
+        .map(|i| {
+            let t = start + chrono::Duration::minutes(5 * i);
+            (log_key(t, t, "x"), t)
+        })
+        .collect()
+}
+
+/// A log key in `day`'s folder named for `time` (CloudTrail names it for its own day).
+fn log_key(day: chrono::DateTime<chrono::Utc>, time: chrono::DateTime<chrono::Utc>, unique: &str) -> String {
+    format!(
+        "AWSLogs/111122223333/CloudTrail/us-east-1/{}/111122223333_CloudTrail_us-east-1_{}_{unique}.json.gz",
+        day.format("%Y/%m/%d"),
+        time.format("%Y%m%dT%H%MZ")
+    )
+}
+
+fn big_source(keys: &[(String, chrono::DateTime<chrono::Utc>)]) -> MemorySource {
+    let src = MemorySource::new("b").with_page_size(1000);
+    for (k, _) in keys {
+        src.put(k, Bytes::from_static(b"{}"), BTreeMap::new(), chrono::Utc::now());
+    }
+    src
+}
+
+fn stream_mark(state: &MemoryBlobStore) -> (chrono::DateTime<chrono::Utc>, String) {
+    let doc = futures::executor::block_on(trailvault::storage::read_all(
+        state,
+        "watermarks/m/111122223333/us-east-1.json",
+    ))
+    .unwrap()
+    .unwrap()
+    .0;
+    let doc: serde_json::Value = serde_json::from_slice(&doc).unwrap();
+    let mark = &doc["streams"]["AWSLogs/111122223333/CloudTrail/us-east-1/"];
+    (
+        mark["time"].as_str().unwrap().parse().unwrap(),
+        mark["key"].as_str().unwrap().to_string(),
+    )
+}
+
+/// A first run over a long history holds a few chunks of its listing, not the history:
+/// the listing is never read more than a few chunks ahead of the copies.
+#[tokio::test]
+async fn a_long_history_is_listed_only_a_few_chunks_ahead_of_the_copies() {
+    use std::sync::atomic::Ordering::SeqCst;
+    use trailvault::sync::plan::PLAN_CHUNK;
+    let keys = log_stream("2024-10-01T00:00:00Z", 700); // 201,600 files, all in the past
+    let src = Arc::new(Watched::new(big_source(&keys), Vec::new()));
+    let archive = Arc::new(MemoryBlobStore::new().with_page_size(1000));
+    let state = Arc::new(MemoryBlobStore::new());
+    let mut j = job(src.clone(), archive.clone(), state.clone());
+    j.settings.concurrency = 16;
+    let r = j.run().await.unwrap();
+    let s = &r.sources[0];
+    assert_eq!(s.files_copied, keys.len() as u64, "{:?}", s.errors);
+    assert!(s.complete);
+    let ahead = src.most_ahead.load(SeqCst);
+    assert!(
+        ahead <= 6 * PLAN_CHUNK,
+        "the listing ran {ahead} keys ahead of the copies"
+    );
+    let last = keys.last().unwrap();
+    assert_eq!(stream_mark(&state), (last.1, last.0.clone()));
+}
+
+/// A copy failing chunks into the listing stops the mark just before it, whatever the
+/// chunks settled around it.
+#[tokio::test]
+async fn a_failure_in_a_later_chunk_stops_the_mark_just_before_it() {
+    let keys = log_stream("2026-10-01T00:00:00Z", 20);
+    let bad = keys[3 * 1000 + 500].clone();
+    let src = Arc::new(Watched::new(big_source(&keys), vec![bad.0.clone()]));
+    let (archive, state) = (
+        Arc::new(MemoryBlobStore::new().with_page_size(1000)),
+        Arc::new(MemoryBlobStore::new()),
+    );
+    let r = job(src, archive, state.clone()).run().await.unwrap();
+    assert_eq!(r.sources[0].files_failed, 1);
+    assert_eq!(r.sources[0].files_copied, keys.len() as u64 - 1);
+    let before = &keys[3 * 1000 + 499];
+    assert_eq!(
+        stream_mark(&state),
+        (bad.1 - chrono::Duration::seconds(1), before.0.clone())
+    );
+}
+
+/// A failed file listed early but named for a later time than files of later chunks:
+/// the mark is just before its time, its key the newest archived file at or before it,
+/// from a later chunk.
+#[tokio::test]
+async fn a_failure_listed_early_but_dated_late_is_placed_by_its_time() {
+    let mut keys = log_stream("2026-10-01T00:00:00Z", 20);
+    let first_day = keys[0].1;
+    let late: chrono::DateTime<chrono::Utc> = "2026-10-10T00:00:00Z".parse().unwrap();
+    let bad = log_key(first_day, late, "late");
+    keys.push((bad.clone(), late));
+    let src = Arc::new(Watched::new(big_source(&keys), vec![bad.clone()]));
+    let (archive, state) = (
+        Arc::new(MemoryBlobStore::new().with_page_size(1000)),
+        Arc::new(MemoryBlobStore::new()),
+    );
+    let r = job(src, archive, state.clone()).run().await.unwrap();
+    assert_eq!(r.sources[0].files_failed, 1);
+    let before = late - chrono::Duration::seconds(1);
+    let newest_before = keys
+        .iter()
+        .filter(|(k, t)| *k != bad && *t <= before)
+        .map(|(k, _)| k.clone())
+        .max()
+        .unwrap();
+    assert!(newest_before.contains("/2026/10/09/"), "{newest_before}");
+    assert_eq!(stream_mark(&state), (before, newest_before));
+}
+
+/// A bucket whose listing stops answering after `pages` pages.
+struct StallingListing {
+    inner: MemorySource,
+    pages: std::sync::atomic::AtomicUsize,
+    stall_after: usize,
+}
+
+#[async_trait::async_trait]
+impl Source for StallingListing {
+    fn bucket(&self) -> &str {
+        self.inner.bucket()
+    }
+    async fn list_page(
+        &self,
+        prefix: &str,
+        start_after: Option<&str>,
+        token: Option<PageToken>,
+    ) -> StorageResult<Page<SourceObject>> {
+        if token.is_some() && self.pages.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1 >= self.stall_after {
+            std::future::pending::<()>().await;
+        }
+        self.inner.list_page(prefix, start_after, token).await
+    }
+    async fn list_folders(&self, prefix: &str) -> StorageResult<Vec<String>> {
+        self.inner.list_folders(prefix).await
+    }
+    async fn get(&self, key: &str) -> StorageResult<SourceBody> {
+        self.inner.get(key).await
+    }
+}
+
+/// A listing still running at the deadline is cut there, and what was copied before it
+/// still moves the mark: to just before the day folder the listing stopped in, so the
+/// next run lists that folder and everything after it again.
+#[tokio::test]
+async fn a_listing_cut_by_the_deadline_saves_progress_before_the_folder_it_stopped_in() {
+    let keys = log_stream("2026-10-01T00:00:00Z", 20);
+    let src = Arc::new(StallingListing {
+        inner: big_source(&keys),
+        pages: Default::default(),
+        stall_after: 3,
+    });
+    let (archive, state) = (
+        Arc::new(MemoryBlobStore::new().with_page_size(1000)),
+        Arc::new(MemoryBlobStore::new()),
+    );
+    let mut j = job(src, archive.clone(), state.clone());
+    j.deadline = Some(tokio::time::Instant::now() + std::time::Duration::from_secs(2));
+    let r = j.run().await.unwrap();
+    let s = &r.sources[0];
+    assert!(s.deadline_reached && !s.complete, "{s:?}");
+    assert_eq!(s.files_failed, 0);
+    assert_eq!(s.files_copied, 3000, "three pages listed, all copied: {s:?}");
+    // The listing stopped in the folder of its 3,000th key.
+    let stopped_in = keys[2999].1.date_naive().and_time(chrono::NaiveTime::MIN).and_utc();
+    let (mark, key) = stream_mark(&state);
+    assert_eq!(mark, stopped_in - chrono::Duration::seconds(1));
+    assert!(keys[..3000].iter().any(|(k, _)| *k == key), "{key}");
+    assert!(keys[3000..].iter().all(|(_, t)| *t > mark));
+}
