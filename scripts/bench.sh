@@ -96,8 +96,8 @@ tv_files=$(jq '[.sources[].files_copied] | add' "$work/tv-full.json")
 read -r rc_full rc_cpu rc_mib < <(usage /dev/null env -u AWS_CA_BUNDLE rclone --config "$work/rclone.conf" \
   --transfers 32 --checkers 32 -q copy s3:bench azure:rclone-copy)
 read -r tv_again tv_again_cpu _ < <(usage "$work/tv-again.json" $(tv_bin))
-read -r rc_again rc_again_cpu _ < <(usage "$work/rc-again.log" env -u AWS_CA_BUNDLE rclone --config "$work/rclone.conf" \
-  --transfers 32 --checkers 32 -v --dump headers copy s3:bench azure:rclone-copy)
+read -r rc_again rc_again_cpu _ < <(usage /dev/null env -u AWS_CA_BUNDLE rclone --config "$work/rclone.conf" \
+  --transfers 32 --checkers 32 -v --dump headers --log-file "$work/rc-again.log" copy s3:bench azure:rclone-copy)
 tv_req=$(tv_requests "$work/tv-full.json") tv_again_req=$(tv_requests "$work/tv-again.json")
 rc_again_req=$(rclone_requests "$work/rc-again.log")
 if [ "${BENCH_COUNT_RCLONE:-1}" = 1 ]; then

@@ -282,6 +282,16 @@ pub fn next_mark(old: Option<&StreamMark>, settled: &[Settled]) -> Option<(DateT
 /// key order, CloudTrail keys rise with their times, so that staircase is every file
 /// seen: [`MarkFold::floor`] is what bounds it, by the day folders of the listing
 /// rather than by the trail's history.
+/// The most done files [`MarkFold`] keeps as candidates for the mark's key.
+const MAX_STAIRS: usize = 10_000;
+
+/// One second before `t`: the mark just before a failed file. The first instant chrono
+/// can hold has nothing before it; [`MarkFold::finish`] holds the mark then.
+fn just_before(t: DateTime<Utc>) -> DateTime<Utc> {
+    t.checked_sub_signed(chrono::Duration::seconds(1))
+        .unwrap_or(DateTime::<Utc>::MIN_UTC)
+}
+
 #[derive(Debug, Default)]
 pub struct MarkFold {
     untimed_undone: bool,
@@ -312,7 +322,7 @@ impl MarkFold {
     }
 
     fn before(&self) -> Option<DateTime<Utc>> {
-        self.first_failure.map(|f| f - chrono::Duration::seconds(1))
+        self.first_failure.map(just_before)
     }
 
     fn push_done(&mut self, t: DateTime<Utc>, key: &str) {
@@ -337,6 +347,12 @@ impl MarkFold {
             self.stairs.remove(&at);
         }
         self.stairs.insert(t, key.to_string());
+        // Keys that sort against their times (a hostile listing) keep every file a stair;
+        // the mark's time never depends on the staircase, only its informational key,
+        // which then may be an older archived key than the newest.
+        while self.stairs.len() > MAX_STAIRS {
+            self.stairs.pop_first();
+        }
     }
 
     fn push_failure(&mut self, t: DateTime<Utc>) {
@@ -350,8 +366,11 @@ impl MarkFold {
             // one that is archived and at or before the mark, if not the newest such.
             self.below = None;
         }
-        let before = t - chrono::Duration::seconds(1);
-        let _late = self.stairs.split_off(&(before + chrono::Duration::nanoseconds(1)));
+        let before = just_before(t);
+        let after = before
+            .checked_add_signed(chrono::Duration::nanoseconds(1))
+            .unwrap_or(before);
+        let _late = self.stairs.split_off(&after);
     }
 
     /// Every file pushed after this is dated at or after `floor` (its listing has passed
@@ -362,7 +381,7 @@ impl MarkFold {
             return;
         }
         self.floor = Some(floor);
-        let kept = self.stairs.split_off(&(floor - chrono::Duration::seconds(1)));
+        let kept = self.stairs.split_off(&just_before(floor));
         let folded = std::mem::replace(&mut self.stairs, kept);
         if let Some((_, key)) = folded.into_iter().next_back() {
             self.below = self.below.take().max(Some(key));
@@ -375,8 +394,9 @@ impl MarkFold {
     }
 
     pub fn finish(self, old: Option<&StreamMark>) -> Option<(DateTime<Utc>, String)> {
-        // A file left undone whose time is unknown could sit anywhere: hold the mark.
-        if self.untimed_undone {
+        // A file left undone whose time is unknown could sit anywhere, and nothing is
+        // before one named for the first instant chrono can hold: hold the mark.
+        if self.untimed_undone || self.first_failure == Some(DateTime::<Utc>::MIN_UTC) {
             return old.map(|o| (o.time, o.key.clone()));
         }
         match self.before() {
@@ -396,6 +416,49 @@ impl MarkFold {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_failure_named_for_the_first_instant_chrono_holds_keeps_the_mark() {
+        let old = StreamMark {
+            time: "2026-11-25T00:00:00Z".parse().unwrap(),
+            key: "a".into(),
+            updated_at: "2026-11-25T00:00:00Z".parse().unwrap(),
+            run_id: "r".into(),
+        };
+        let mut fold = MarkFold::default();
+        fold.floor(DateTime::<Utc>::MIN_UTC);
+        fold.push(&Settled {
+            key: "z".into(),
+            time: Some(DateTime::<Utc>::MIN_UTC),
+            done: false,
+        });
+        assert_eq!(fold.finish(Some(&old)), Some((old.time, "a".into())));
+    }
+
+    #[test]
+    fn the_staircase_is_capped_and_the_mark_time_stays_exact() {
+        // No floor ever comes (keys that vouch for no folder): every file is a stair.
+        let start: DateTime<Utc> = "2026-01-01T00:00:00Z".parse().unwrap();
+        let at = |i: i64| start + chrono::Duration::minutes(i);
+        let mut fold = MarkFold::default();
+        for i in 0..3 * MAX_STAIRS as i64 {
+            fold.push(&Settled {
+                key: format!("k{i:08}"),
+                time: Some(at(i)),
+                done: true,
+            });
+            assert!(fold.held() <= MAX_STAIRS);
+        }
+        let failed = 2 * MAX_STAIRS as i64 + 7;
+        fold.push(&Settled {
+            key: "late-failure".into(),
+            time: Some(at(failed)),
+            done: false,
+        });
+        let (time, key) = fold.finish(None).unwrap();
+        assert_eq!(time, at(failed) - chrono::Duration::seconds(1));
+        assert_eq!(key, format!("k{:08}", failed - 1));
+    }
 
     fn t(s: &str) -> DateTime<Utc> {
         s.parse().unwrap()

@@ -54,20 +54,11 @@ enum Done {
 }
 
 /// A CloudTrail file is named for a time on its folder's day. A day of slack keeps the
-/// mark's fold exact should a digest's name and folder straddle midnight.
-fn floor_of(day: NaiveDate) -> DateTime<Utc> {
-    (day - chrono::Days::new(1)).and_time(chrono::NaiveTime::MIN).and_utc()
-}
-
-/// The unlisted rest of a stream whose listing was cut short: keys in `day`'s folder or
-/// later, held as a file not done at the start of that day, so the mark stays before
-/// the folder and the next run lists it again.
-fn unlisted_after(day: NaiveDate) -> Settled {
-    Settled {
-        key: String::new(),
-        time: Some(day.and_time(chrono::NaiveTime::MIN).and_utc()),
-        done: false,
-    }
+/// mark's fold exact should a digest's name and folder straddle midnight. None for the
+/// first day chrono can hold (no floor below it to fold).
+fn floor_of(day: NaiveDate) -> Option<DateTime<Utc>> {
+    day.checked_sub_days(chrono::Days::new(1))
+        .map(|d| d.and_time(chrono::NaiveTime::MIN).and_utc())
 }
 
 impl SourceRun<'_> {
@@ -163,7 +154,7 @@ impl SourceRun<'_> {
             })
             .buffered(self.job.settings.concurrency.max(1));
         let (mut fold, mut future) = (MarkFold::default(), FutureKeys::default());
-        let (mut last_day, mut listed) = (None, Listed::Cancelled);
+        let mut listed = Listed::Cancelled;
         while let Some(done) = work.next().await {
             let settled = match done {
                 Done::Copied(copied) => {
@@ -179,8 +170,9 @@ impl SourceRun<'_> {
                     self.note_plan(plan, r)
                 }
                 Done::Event(Event::Passed(day)) => {
-                    last_day = Some(day);
-                    fold.floor(floor_of(day));
+                    if let Some(floor) = floor_of(day) {
+                        fold.floor(floor);
+                    }
                     continue;
                 }
                 Done::Event(Event::End(end)) => {
@@ -202,20 +194,17 @@ impl SourceRun<'_> {
                 r.complete = false;
                 return (None, None);
             }
+            // Cut short: the files copied stay archived (the next run skips them without
+            // a download), but the mark stays where it was. Moving it to where the listing
+            // stopped would trust that listing's order and its folder names for keys it
+            // never saw; a planted key sorting before the real history would then hide them.
             Listed::Cancelled => {
                 r.stopped = true;
                 r.complete = false;
             }
             Listed::Deadline => self.stopped(r),
         }
-        // Cut short: what was done still moves the mark, up to the unlisted rest.
-        match last_day.filter(|_| !self.job.dry_run) {
-            Some(day) => {
-                fold.push(&unlisted_after(day));
-                (self.mark(fold, old), None)
-            }
-            None => (None, None),
-        }
+        (None, None)
     }
 
     fn mark(&self, fold: MarkFold, old: Option<&StreamMark>) -> Option<StreamMark> {
@@ -270,5 +259,17 @@ impl FutureKeys {
                 "keys named for a time after this run may trust were not archived"
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_first_day_chrono_holds_has_no_floor_below_it() {
+        assert_eq!(floor_of(NaiveDate::MIN), None);
+        let day = NaiveDate::from_ymd_opt(2026, 3, 1).unwrap();
+        assert_eq!(floor_of(day), Some("2026-02-28T00:00:00Z".parse().unwrap()));
     }
 }

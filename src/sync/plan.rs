@@ -6,6 +6,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
+use chrono::Datelike;
 use chrono::{DateTime, NaiveDate, Utc};
 use futures::future::{BoxFuture, FutureExt};
 use futures::stream::BoxStream;
@@ -66,6 +67,10 @@ pub struct ChunkPlanner<'a> {
     /// The archive listing of the previous chunk's last folder: a day folder split across
     /// two chunks is listed once.
     last_folder: Option<FolderListing>,
+    /// The last key planned, to check that the listing comes in key order; once it has
+    /// not, no chunk vouches for where the keys after it sort (`last_day` stays unset).
+    last_key: Option<String>,
+    out_of_order: bool,
 }
 
 /// A day folder of the listing and the archive's blobs in it.
@@ -100,6 +105,18 @@ pub fn plan_chunks<'a>(
 }
 
 impl<'a> ChunkPlanner<'a> {
+    /// The day folder a key vouches for as the listing's position: only a key whose
+    /// folder is the canonical `YYYY/MM/DD/` of its parsed day (chrono also reads `+2026`,
+    /// ` 1` or `1`, which sort elsewhere), not named for a later time than the run trusts,
+    /// in a listing that has come in key order. A planted key cannot then make the fold
+    /// forget files it still needs.
+    fn vouched_day(&self, key: &str, parsed: Option<&CtKey>) -> Option<NaiveDate> {
+        let k = parsed?;
+        // Four-digit years only: their folders sort as their dates do.
+        let canonical = (1..=9999).contains(&k.day.year()) && key.starts_with(&self.stream.day_prefix(k.day));
+        (canonical && !self.out_of_order && k.time <= self.trusted_until).then_some(k.day)
+    }
+
     pub fn new(
         archive: &'a dyn BlobStore,
         source_name: &'a str,
@@ -112,6 +129,8 @@ impl<'a> ChunkPlanner<'a> {
             stream,
             trusted_until,
             last_folder: None,
+            last_key: None,
+            out_of_order: false,
         }
     }
 
@@ -164,7 +183,9 @@ impl<'a> ChunkPlanner<'a> {
         let mut plan = StreamPlan::default();
         for object in folders.into_values().flatten() {
             let parsed = CtKey::parse(&self.stream.trail_prefix, &object.key).ok();
-            plan.last_day = parsed.as_ref().map(|k| k.day).or(plan.last_day);
+            self.out_of_order |= self.last_key.as_deref().is_some_and(|last| last >= object.key.as_str());
+            self.last_key = Some(object.key.clone());
+            plan.last_day = self.vouched_day(&object.key, parsed.as_ref()).or(plan.last_day);
             let time = parsed.map(|k| k.time);
             if time.is_some_and(|t| t > self.trusted_until) {
                 plan.future.push(object.key);
@@ -205,6 +226,31 @@ fn unchanged(blob: &BlobInfo, object: &SourceObject) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_canonical_past_keys_of_an_ordered_listing_vouch_for_their_day() {
+        let archive = crate::storage::memory::MemoryBlobStore::new();
+        let stream = StreamPrefix::parse("AWSLogs/111122223333/CloudTrail/us-east-1/").unwrap();
+        let trusted: DateTime<Utc> = "2026-12-01T00:00:00Z".parse().unwrap();
+        let mut planner = ChunkPlanner::new(&archive, "s", &stream, trusted);
+        let key = |folder: &str, stamp: &str| {
+            format!("AWSLogs/111122223333/CloudTrail/us-east-1/{folder}/111122223333_CloudTrail_us-east-1_{stamp}_x.json.gz")
+        };
+        let day = |s: &str| Some(NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap());
+        let vouched = |p: &ChunkPlanner, k: &str| p.vouched_day(k, CtKey::parse("", k).ok().as_ref());
+        assert_eq!(
+            vouched(&planner, &key("2026/11/02", "20261102T0100Z")),
+            day("2026-11-02")
+        );
+        // chrono reads these as dates, but they sort elsewhere than the dates do.
+        assert_eq!(vouched(&planner, &key("+2026/11/02", "20261102T0100Z")), None);
+        assert_eq!(vouched(&planner, &key("2026/11/2", "20261102T0100Z")), None);
+        // Named for a time after the run trusts.
+        assert_eq!(vouched(&planner, &key("2099/01/01", "20990101T0100Z")), None);
+        // A listing that has gone back once vouches for nothing after.
+        planner.out_of_order = true;
+        assert_eq!(vouched(&planner, &key("2026/11/03", "20261103T0100Z")), None);
+    }
 
     #[test]
     fn a_huge_lookback_lists_from_the_start_instead_of_overflowing() {
