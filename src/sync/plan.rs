@@ -170,8 +170,20 @@ impl<'a> ChunkPlanner<'a> {
         Ok(archived)
     }
 
+    /// Checks the chunk's keys in the order the listing gave them (grouping by folder
+    /// below would sort away a key that came back out of order).
+    fn note_order(&mut self, objects: &[SourceObject]) {
+        let previous = self.last_key.as_deref().into_iter();
+        let keys: Vec<&str> = previous.chain(objects.iter().map(|o| o.key.as_str())).collect();
+        self.out_of_order |= keys.windows(2).any(|w| w[0] >= w[1]);
+        if let Some(last) = objects.last() {
+            self.last_key = Some(last.key.clone());
+        }
+    }
+
     /// One chunk of the listing (in key order) against the archive.
     pub async fn plan(&mut self, objects: Vec<SourceObject>) -> StorageResult<StreamPlan> {
+        self.note_order(&objects);
         let mut folders: BTreeMap<String, Vec<SourceObject>> = BTreeMap::new();
         for o in objects {
             let folder = o.key.rsplit_once('/').map(|(f, _)| format!("{f}/")).unwrap_or_default();
@@ -183,8 +195,6 @@ impl<'a> ChunkPlanner<'a> {
         let mut plan = StreamPlan::default();
         for object in folders.into_values().flatten() {
             let parsed = CtKey::parse(&self.stream.trail_prefix, &object.key).ok();
-            self.out_of_order |= self.last_key.as_deref().is_some_and(|last| last >= object.key.as_str());
-            self.last_key = Some(object.key.clone());
             plan.last_day = self.vouched_day(&object.key, parsed.as_ref()).or(plan.last_day);
             let time = parsed.map(|k| k.time);
             if time.is_some_and(|t| t > self.trusted_until) {
@@ -226,6 +236,41 @@ fn unchanged(blob: &BlobInfo, object: &SourceObject) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_chunk_whose_keys_come_out_of_order_vouches_for_no_day() {
+        let archive = crate::storage::memory::MemoryBlobStore::new();
+        let stream = StreamPrefix::parse("AWSLogs/111122223333/CloudTrail/us-east-1/").unwrap();
+        let trusted: DateTime<Utc> = "2026-12-01T00:00:00Z".parse().unwrap();
+        let object = |day: &str, stamp: &str| SourceObject {
+            key: format!(
+                "AWSLogs/111122223333/CloudTrail/us-east-1/{day}/111122223333_CloudTrail_us-east-1_{stamp}_x.json.gz"
+            ),
+            size: 1,
+            etag: "e".into(),
+            last_modified: trusted,
+        };
+        let in_order = vec![
+            object("2026/11/01", "20261101T0100Z"),
+            object("2026/11/03", "20261103T0100Z"),
+        ];
+        let mut planner = ChunkPlanner::new(&archive, "s", &stream, trusted);
+        let plan = planner.plan(in_order).await.unwrap();
+        assert_eq!(plan.last_day, NaiveDate::from_ymd_opt(2026, 11, 3));
+        // The later folder first: grouped by folder the chunk would look sorted.
+        let reversed = vec![
+            object("2026/11/09", "20261109T0100Z"),
+            object("2026/11/05", "20261105T0100Z"),
+        ];
+        let mut planner = ChunkPlanner::new(&archive, "s", &stream, trusted);
+        assert_eq!(planner.plan(reversed).await.unwrap().last_day, None);
+        // And once out of order, the listing vouches for nothing after, in order or not.
+        let plan = planner
+            .plan(vec![object("2026/11/10", "20261110T0100Z")])
+            .await
+            .unwrap();
+        assert_eq!(plan.last_day, None);
+    }
 
     #[test]
     fn only_canonical_past_keys_of_an_ordered_listing_vouch_for_their_day() {
