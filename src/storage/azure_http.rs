@@ -117,7 +117,15 @@ pub fn retry_options(max_delay: Duration) -> RetryOptions {
 pub fn transport() -> Option<Transport> {
     // Only a broken TLS set-up fails the build; azure_core's default client (20 s connect,
     // 60 s read) is the fallback then, not a panic.
-    reqwest_client().map(|c| Transport::new(Arc::new(c)))
+    shared_client().map(|c| Transport::new(Arc::new(c)))
+}
+
+/// One HTTP client for the whole process (Blob, Logs Ingestion, the S3 GETs): its
+/// connection pools are shared, and the platform's root certificates are read once
+/// rather than once per client. None when the TLS set-up is broken.
+pub fn shared_client() -> Option<reqwest::Client> {
+    static CLIENT: std::sync::OnceLock<Option<reqwest::Client>> = std::sync::OnceLock::new();
+    CLIENT.get_or_init(reqwest_client).clone()
 }
 
 /// Client options for an Azure pipeline whose waits are all bounded by `max_delay`.

@@ -24,6 +24,7 @@ pub mod list;
 pub mod memory;
 pub mod retry;
 pub mod s3;
+pub mod s3_get;
 pub mod stores;
 pub mod streams;
 pub mod verified;

@@ -16,6 +16,8 @@ use crate::config::SourceConfig;
 
 pub struct S3Source {
     client: aws_sdk_s3::Client,
+    /// GetObject without the SDK's orchestrator (see `s3_get`); None: the SDK sends them.
+    direct: Option<super::s3_get::DirectGet>,
     bucket: String,
     /// Keys a listing request asks for; S3's own page (1,000) when unset.
     page_size: Option<i32>,
@@ -25,17 +27,44 @@ impl S3Source {
     /// Builds a client for one source. Loads credentials lazily: nothing is sent here.
     /// `max_delay` (`[sync] retry_max_delay`) bounds every wait of the SDK's own retries.
     pub async fn connect(source: &SourceConfig, credentials: AwsCredentials, max_delay: Duration) -> Self {
+        let endpoint = source.endpoint.as_ref().map(|u| u.as_str());
+        Self::build(
+            source.bucket.as_ref(),
+            source.region.as_str(),
+            endpoint,
+            credentials,
+            max_delay,
+        )
+        .await
+    }
+
+    async fn build(
+        bucket: &str,
+        region: &str,
+        endpoint: Option<&str>,
+        credentials: AwsCredentials,
+        max_delay: Duration,
+    ) -> Self {
+        let (client, shared) = s3_client_and_config(Some(region), endpoint, credentials, max_delay).await;
+        let direct = direct_get(bucket, endpoint, &shared).await;
+        tracing::debug!(bucket, direct = direct.is_some(), "S3 GetObject path");
         Self {
-            client: s3_client(
-                Some(source.region.as_str()),
-                source.endpoint.as_ref().map(|u| u.as_str()),
-                credentials,
-                max_delay,
-            )
-            .await,
-            bucket: source.bucket.to_string(),
+            direct,
+            client,
+            bucket: bucket.to_string(),
             page_size: None,
         }
+    }
+
+    /// GetObject bypasses the SDK (its endpoint was resolved for the direct path).
+    pub fn uses_direct_get(&self) -> bool {
+        self.direct.is_some()
+    }
+
+    /// Sends every GetObject through the SDK (tests compare the two paths).
+    pub fn without_direct_get(mut self) -> Self {
+        self.direct = None;
+        self
     }
 
     /// With the SDK's default credential chain.
@@ -44,11 +73,7 @@ impl S3Source {
     }
 
     pub async fn connect_with(bucket: &str, region: &str, endpoint: Option<&str>, credentials: AwsCredentials) -> Self {
-        Self {
-            client: s3_client(Some(region), endpoint, credentials, DEFAULT_MAX_DELAY).await,
-            bucket: bucket.to_string(),
-            page_size: None,
-        }
+        Self::build(bucket, region, endpoint, credentials, DEFAULT_MAX_DELAY).await
     }
 
     /// Listings of at most `page_size` keys a request (tests walk real continuations
@@ -76,6 +101,49 @@ async fn s3_client(
     credentials: AwsCredentials,
     max_delay: Duration,
 ) -> aws_sdk_s3::Client {
+    s3_client_and_config(region, endpoint, credentials, max_delay).await.0
+}
+
+/// The GET path that bypasses the SDK, when the client's endpoint can be resolved the way
+/// the SDK resolves it: an explicit `endpoint`, or none configured anywhere. An endpoint
+/// from the environment or a profile (`AWS_ENDPOINT_URL[_S3]`, `endpoint_url`) leaves the
+/// GETs to the SDK, which reads those sources by its own rules.
+async fn direct_get(
+    bucket: &str,
+    endpoint: Option<&str>,
+    shared: &aws_types::SdkConfig,
+) -> Option<super::s3_get::DirectGet> {
+    if endpoint.is_none() {
+        let key = aws_types::service_config::ServiceConfigKey::builder()
+            .service_id("S3")
+            .env("AWS_ENDPOINT_URL")
+            .profile("endpoint_url")
+            .build()
+            .ok()?;
+        let from_service = shared.service_config().and_then(|c| c.load_config(key));
+        if from_service.is_some() || shared.endpoint_url().is_some() {
+            return None;
+        }
+    }
+    let region = shared.region().map_or("us-east-1", |r| r.as_ref());
+    let inputs = super::s3_get::EndpointInputs {
+        bucket,
+        region,
+        endpoint_url: endpoint,
+        force_path_style: endpoint.is_some(),
+        use_fips: shared.use_fips().unwrap_or(false),
+        use_dual_stack: shared.use_dual_stack().unwrap_or(false),
+    };
+    super::s3_get::DirectGet::resolve(inputs, shared.credentials_provider()).await
+}
+
+/// The client, and the shared configuration it was built from.
+async fn s3_client_and_config(
+    region: Option<&str>,
+    endpoint: Option<&str>,
+    credentials: AwsCredentials,
+    max_delay: Duration,
+) -> (aws_sdk_s3::Client, aws_types::SdkConfig) {
     let mut loader =
         aws_config::defaults(aws_config::BehaviorVersion::latest()).timeout_config(super::aws_waits::timeouts());
     if let Some(r) = region {
@@ -98,7 +166,14 @@ async fn s3_client(
     if let Some(ep) = endpoint {
         conf = conf.endpoint_url(ep).force_path_style(true);
     }
-    aws_sdk_s3::Client::from_conf(conf.build())
+    let mut shared = shared;
+    if shared.region().is_none() {
+        shared = shared
+            .into_builder()
+            .region(aws_config::Region::new("us-east-1"))
+            .build();
+    }
+    (aws_sdk_s3::Client::from_conf(conf.build()), shared)
 }
 
 fn map_err<E>(
@@ -115,24 +190,7 @@ where
         _ if super::aws_credentials::is_credentials_failure(&err) => ErrorKind::Credentials,
         SdkError::DispatchFailure(d) if d.is_io() || d.is_timeout() => ErrorKind::Unreachable,
         SdkError::TimeoutError(_) => ErrorKind::Unreachable,
-        SdkError::ServiceError(s) => match (s.err().code(), s.raw().status().as_u16()) {
-            (Some("NoSuchKey") | Some("NotFound"), _) => ErrorKind::NotFound,
-            (
-                Some("InvalidAccessKeyId")
-                | Some("SignatureDoesNotMatch")
-                | Some("ExpiredToken")
-                | Some("TokenRefreshRequired")
-                | Some("InvalidToken"),
-                _,
-            ) => ErrorKind::Credentials,
-            (Some("AccessDenied"), _) => ErrorKind::Auth,
-            (Some("NoSuchBucket"), _) => ErrorKind::NotFound,
-            (Some("SlowDown") | Some("Throttling") | Some("ThrottlingException") | Some("RequestLimitExceeded"), _)
-            | (_, 429) => ErrorKind::Throttled,
-            (Some("InternalError") | Some("ServiceUnavailable") | Some("RequestTimeout"), _)
-            | (_, 500 | 502 | 503 | 504) => ErrorKind::Unavailable,
-            _ => ErrorKind::Other,
-        },
+        SdkError::ServiceError(s) => kind_of(s.err().code(), s.raw().status().as_u16()),
         // A response that could not be read whole (cut short, garbled): the way, not the ask.
         SdkError::ResponseError(_) => ErrorKind::Integrity,
         SdkError::DispatchFailure(d) if d.is_user() => ErrorKind::Auth,
@@ -149,12 +207,42 @@ where
             .and_then(super::retry::parse_retry_after),
         _ => None,
     };
-    let hint = match kind {
-        ErrorKind::Unreachable => " (check the source endpoint/region and network access to S3)",
-        ErrorKind::Auth | ErrorKind::Credentials => " (check the AWS credentials: env, profile/SSO, web identity, instance role, or with [aws] azure-federated the Azure identity, the role's trust policy and STS)",
-        _ => "",
-    };
+    let hint = hint_for(kind);
     StorageError::new(kind, op, target, format!("{}{hint}", DisplayErrorContext(&err))).with_retry_after(retry_after)
+}
+
+pub(super) const UNREACHABLE_HINT: &str = " (check the source endpoint/region and network access to S3)";
+pub(super) const CREDENTIALS_HINT: &str = " (check the AWS credentials: env, profile/SSO, web identity, instance role, or with [aws] azure-federated the Azure identity, the role's trust policy and STS)";
+
+/// What an S3 error answer means for us, from its code and HTTP status (both GET paths).
+pub(super) fn kind_of(code: Option<&str>, status: u16) -> ErrorKind {
+    match (code, status) {
+        (Some("NoSuchKey") | Some("NotFound"), _) => ErrorKind::NotFound,
+        (
+            Some("InvalidAccessKeyId")
+            | Some("SignatureDoesNotMatch")
+            | Some("ExpiredToken")
+            | Some("TokenRefreshRequired")
+            | Some("InvalidToken"),
+            _,
+        ) => ErrorKind::Credentials,
+        (Some("AccessDenied"), _) => ErrorKind::Auth,
+        (Some("NoSuchBucket"), _) => ErrorKind::NotFound,
+        (Some("SlowDown") | Some("Throttling") | Some("ThrottlingException") | Some("RequestLimitExceeded"), _)
+        | (_, 429) => ErrorKind::Throttled,
+        (Some("InternalError") | Some("ServiceUnavailable") | Some("RequestTimeout"), _)
+        | (_, 500 | 502 | 503 | 504) => ErrorKind::Unavailable,
+        _ => ErrorKind::Other,
+    }
+}
+
+/// What to check, said after an error of `kind`.
+pub(super) fn hint_for(kind: ErrorKind) -> &'static str {
+    match kind {
+        ErrorKind::Unreachable => UNREACHABLE_HINT,
+        ErrorKind::Auth | ErrorKind::Credentials => CREDENTIALS_HINT,
+        _ => "",
+    }
 }
 
 /// The longest continuation token S3 documents (ListBuckets' `ContinuationToken`, "Maximum
@@ -283,6 +371,11 @@ impl Source for S3Source {
     }
 
     async fn get(&self, key: &str) -> StorageResult<SourceBody> {
+        if let Some(direct) = &self.direct {
+            if let Some(url) = direct.url_for(key) {
+                return direct.get(url, self.target(key)).await;
+            }
+        }
         let out = self
             .client
             .get_object()
@@ -419,8 +512,10 @@ impl Sink for S3Sink {
     }
 
     async fn existing_sha256(&self, key: &str) -> StorageResult<Option<String>> {
+        // Restore reads a few objects back: the SDK's path is fine here.
         let source = S3Source {
             client: self.client.clone(),
+            direct: None,
             bucket: self.bucket.clone(),
             page_size: None,
         };

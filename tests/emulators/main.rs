@@ -29,6 +29,7 @@ mod aws;
 mod aws_health;
 mod credentials;
 mod daemon;
+mod direct_get;
 mod events;
 mod functions;
 mod keys;
