@@ -106,13 +106,14 @@ impl DirectGet {
         })
     }
 
-    /// The request URL of `key`, or None when a URL parser would not keep its path as
-    /// encoded (dot segments): such a key goes through the SDK.
+    /// The request URL of `key` (with the `x-id` the SDK adds to name the operation), or
+    /// None when a URL parser would not keep its path as encoded (dot segments): such a
+    /// key goes through the SDK.
     pub fn url_for(&self, key: &str) -> Option<reqwest::Url> {
         if key.split('/').any(|segment| segment == "." || segment == "..") {
             return None;
         }
-        let raw = format!("{}/{}", self.base, utf8_percent_encode(key, KEY_ENCODE));
+        let raw = format!("{}/{}?x-id=GetObject", self.base, utf8_percent_encode(key, KEY_ENCODE));
         let url = reqwest::Url::parse(&raw).ok()?;
         (url.as_str() == raw).then_some(url)
     }

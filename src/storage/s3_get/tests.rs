@@ -70,7 +70,7 @@ async fn keys_are_encoded_as_one_greedy_label() {
     let url = d.url_for("AWSLogs/1/CloudTrail/x y+z=%&?#ü.json.gz").unwrap();
     assert_eq!(
         url.as_str(),
-        "http://127.0.0.1:9000/b/AWSLogs/1/CloudTrail/x%20y%2Bz%3D%25%26%3F%23%C3%BC.json.gz"
+        "http://127.0.0.1:9000/b/AWSLogs/1/CloudTrail/x%20y%2Bz%3D%25%26%3F%23%C3%BC.json.gz?x-id=GetObject"
     );
     // Empty segments are kept as they are.
     assert_eq!(d.url_for("a//b").unwrap().path(), "/b/a//b");
