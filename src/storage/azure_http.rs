@@ -123,6 +123,11 @@ pub fn transport() -> Option<Transport> {
 /// One HTTP client for the whole process (Blob, Logs Ingestion, the S3 GETs): its
 /// connection pools are shared, and the platform's root certificates are read once
 /// rather than once per client. None when the TLS set-up is broken.
+///
+/// A pooled connection is driven by a task on the runtime that opened it: the binary runs
+/// one runtime for its whole life (`main`), and a runtime that has been dropped closes its
+/// connections, so the pool discards them. A second runtime kept alive but idle beside the
+/// first, talking to the same host, is the case this would not suit.
 pub fn shared_client() -> Option<reqwest::Client> {
     static CLIENT: std::sync::OnceLock<Option<reqwest::Client>> = std::sync::OnceLock::new();
     CLIENT.get_or_init(reqwest_client).clone()

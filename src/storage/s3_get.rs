@@ -19,6 +19,7 @@
 //! endpoint that needs another auth scheme or extra headers, a key whose URL a parser
 //! would rewrite) goes through the SDK instead.
 
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, SystemTime};
 
 use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
@@ -32,6 +33,7 @@ use aws_sigv4::sign::v4;
 use aws_smithy_checksums::ChecksumAlgorithm;
 use aws_smithy_types::endpoint::Endpoint;
 use aws_smithy_types::Document;
+use base64::Engine;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
@@ -42,6 +44,9 @@ use super::{ByteStream, ErrorKind, SourceBody, SourceHead, StorageError, Storage
 
 /// Credentials are fetched again this long before they expire.
 const REFRESH_BEFORE_EXPIRY: Duration = Duration::from_secs(60);
+/// Credentials that name no expiry are fetched again after this long (the SDK's lazy
+/// cache's default), so rotated keys are picked up.
+const NO_EXPIRY_REFRESH: Duration = Duration::from_secs(15 * 60);
 /// An error answer is read up to this many bytes (S3's are a few hundred).
 const MAX_ERROR_BODY: usize = 64 * 1024;
 /// How long an error answer's body may take to arrive.
@@ -62,6 +67,9 @@ pub struct DirectGet {
     base: String,
     signing_region: String,
     credentials: CredentialCache,
+    /// Seconds to add to this host's clock when signing: S3's clock minus ours, learnt from
+    /// a `RequestTimeTooSkewed` answer (the SDK corrects its clock the same way).
+    clock_skew: AtomicI64,
 }
 
 /// What the SDK client was built with, for resolving the same endpoint.
@@ -98,19 +106,24 @@ impl DirectGet {
             return None;
         }
         let signing_region = plain_sigv4_region(&endpoint)?.unwrap_or_else(|| inputs.region.to_string());
-        Some(Self {
+        let direct = Self {
             http,
             base: endpoint.url().trim_end_matches('/').to_string(),
             signing_region,
             credentials: CredentialCache::new(provider),
-        })
+            clock_skew: AtomicI64::new(0),
+        };
+        // An endpoint the URL parser would rewrite (a default port, upper case) would send
+        // every key through the SDK: say so now rather than per key.
+        direct.url_for("probe").map(|_| direct)
     }
 
     /// The request URL of `key` (with the `x-id` the SDK adds to name the operation), or
     /// None when a URL parser would not keep its path as encoded (dot segments): such a
     /// key goes through the SDK.
     pub fn url_for(&self, key: &str) -> Option<reqwest::Url> {
-        if key.split('/').any(|segment| segment == "." || segment == "..") {
+        // An empty key would address the bucket itself (a listing); the SDK refuses it.
+        if key.is_empty() || key.split('/').any(|segment| segment == "." || segment == "..") {
             return None;
         }
         let raw = format!("{}/{}?x-id=GetObject", self.base, utf8_percent_encode(key, KEY_ENCODE));
@@ -127,7 +140,7 @@ impl DirectGet {
                 format!("{e}{}", super::s3::CREDENTIALS_HINT),
             )
         })?;
-        let request = self.signed(&url, &credentials, SystemTime::now()).map_err(|e| {
+        let request = self.signed(&url, &credentials, self.now()).map_err(|e| {
             StorageError::new(
                 ErrorKind::Other,
                 "get",
@@ -142,7 +155,8 @@ impl DirectGet {
             .map_err(|e| transport_error(&target, &e))?;
         let status = response.status();
         if !status.is_success() {
-            return Err(error_answer(response, target).await);
+            let answer = error_answer(response, target).await;
+            return Err(self.learn_from(answer, &credentials));
         }
         let head = source_head(response.headers())
             .map_err(|m| StorageError::new(ErrorKind::Other, "get", target.clone(), m))?;
@@ -162,6 +176,40 @@ impl DirectGet {
             head,
             body: super::with_idle_timeout(body, super::BODY_IDLE_TIMEOUT, target),
         })
+    }
+
+    /// This host's clock, corrected by what S3 said of it.
+    fn now(&self) -> SystemTime {
+        let skew = self.clock_skew.load(Ordering::Relaxed);
+        let by = Duration::from_secs(skew.unsigned_abs());
+        if skew >= 0 {
+            SystemTime::now() + by
+        } else {
+            SystemTime::now() - by
+        }
+    }
+
+    /// What an error answer teaches: S3's clock (the request is then worth again, signed
+    /// with it), or that the credentials in hand were refused (fetched afresh next time).
+    fn learn_from(&self, mut answer: ErrorAnswer, used: &Credentials) -> StorageError {
+        if answer.code.as_deref() == Some("RequestTimeTooSkewed") {
+            if let Some(server) = answer.server_date {
+                let ours = SystemTime::now();
+                let skew = match server.duration_since(ours) {
+                    Ok(ahead) => ahead.as_secs() as i64,
+                    Err(behind) => -(behind.duration().as_secs() as i64),
+                };
+                self.clock_skew.store(skew, Ordering::Relaxed);
+                answer.error.kind = ErrorKind::Unavailable;
+                answer.error.message.push_str(&format!(
+                    " (this host's clock is {} s off S3's; the next attempt signs with S3's time: correct the host's clock)",
+                    skew
+                ));
+            }
+        } else if answer.error.kind == ErrorKind::Credentials {
+            self.credentials.forget(used);
+        }
+        answer.error
     }
 
     fn signed(
@@ -242,7 +290,8 @@ fn plain_sigv4_region(endpoint: &Endpoint) -> Option<Option<String>> {
 /// Credentials from the provider, kept until shortly before they expire; one fetch at a time.
 struct CredentialCache {
     provider: SharedCredentialsProvider,
-    current: tokio::sync::Mutex<Option<Credentials>>,
+    /// The credentials and when they are to be fetched again.
+    current: tokio::sync::Mutex<Option<(Credentials, SystemTime)>>,
 }
 
 impl CredentialCache {
@@ -255,7 +304,10 @@ impl CredentialCache {
 
     async fn get(&self) -> Result<Credentials, String> {
         let mut current = self.current.lock().await;
-        if let Some(c) = current.as_ref().filter(|c| fresh(c, SystemTime::now())) {
+        if let Some((c, _)) = current
+            .as_ref()
+            .filter(|(_, refresh_at)| SystemTime::now() < *refresh_at)
+        {
             return Ok(c.clone());
         }
         let loaded = tokio::time::timeout(
@@ -270,13 +322,31 @@ impl CredentialCache {
             )
         })?
         .map_err(|e| format!("the credential provider failed: {}", chain(&e)))?;
-        *current = Some(loaded.clone());
+        *current = Some((loaded.clone(), refresh_at(&loaded, SystemTime::now())));
         Ok(loaded)
+    }
+
+    /// S3 refused `used`: the next request fetches credentials again, unless newer ones
+    /// have already replaced them.
+    fn forget(&self, used: &Credentials) {
+        if let Ok(mut current) = self.current.try_lock() {
+            if current
+                .as_ref()
+                .is_some_and(|(c, _)| c.access_key_id() == used.access_key_id())
+            {
+                *current = None;
+            }
+        }
     }
 }
 
-fn fresh(c: &Credentials, now: SystemTime) -> bool {
-    c.expiry().is_none_or(|e| e > now + REFRESH_BEFORE_EXPIRY)
+/// When credentials fetched at `now` are fetched again: a minute before they expire, or,
+/// when they name no expiry, after the SDK's default of 15 minutes.
+fn refresh_at(c: &Credentials, now: SystemTime) -> SystemTime {
+    match c.expiry() {
+        Some(expiry) => expiry.checked_sub(REFRESH_BEFORE_EXPIRY).unwrap_or(now),
+        None => now + NO_EXPIRY_REFRESH,
+    }
 }
 
 /// An error and its sources, one line.
@@ -308,14 +378,27 @@ fn transport_error(target: &str, e: &reqwest::Error) -> StorageError {
     StorageError::new(kind, "get", target, format!("{}{hint}", chain(e)))
 }
 
-/// An answer other than 2xx: S3's error code and message, mapped as the SDK path maps them.
-async fn error_answer(response: reqwest::Response, target: String) -> StorageError {
+/// An error answer, with what the caller may learn from it.
+struct ErrorAnswer {
+    error: StorageError,
+    code: Option<String>,
+    /// The answer's `Date`: S3's clock.
+    server_date: Option<SystemTime>,
+}
+
+/// An answer other than 2xx: S3's error code and message, mapped as the SDK path maps them,
+/// with S3's request ids (what AWS support asks for).
+async fn error_answer(response: reqwest::Response, target: String) -> ErrorAnswer {
     let status = response.status().as_u16();
-    let retry_after = response
-        .headers()
-        .get("retry-after")
-        .and_then(|v| v.to_str().ok())
-        .and_then(super::retry::parse_retry_after);
+    let header = |name: &str| response.headers().get(name).and_then(|v| v.to_str().ok()).map(clip);
+    let retry_after = header("retry-after").and_then(|v| super::retry::parse_retry_after(&v));
+    let server_date = header("date")
+        .and_then(|d| DateTime::parse_from_rfc2822(&d).ok())
+        .map(|d| SystemTime::from(d.with_timezone(&Utc)));
+    let ids = [
+        ("request id", header("x-amz-request-id")),
+        ("host id", header("x-amz-id-2")),
+    ];
     let body = read_capped(response).await;
     let (code, message) = error_code(&body);
     let kind = super::s3::kind_of(code.as_deref(), status);
@@ -326,8 +409,20 @@ async fn error_answer(response: reqwest::Response, target: String) -> StorageErr
     if let Some(m) = &message {
         text.push_str(&format!(": {m}"));
     }
+    for (name, id) in ids {
+        if let Some(id) = id {
+            text.push_str(&format!(" ({name} {id})"));
+        }
+    }
+    if code.as_deref() == Some("RequestTimeTooSkewed") {
+        text.push_str(" (check this host's clock)");
+    }
     text.push_str(super::s3::hint_for(kind));
-    StorageError::new(kind, "get", target, text).with_retry_after(retry_after)
+    ErrorAnswer {
+        error: StorageError::new(kind, "get", target, text).with_retry_after(retry_after),
+        code,
+        server_date,
+    }
 }
 
 async fn read_capped(response: reqwest::Response) -> Vec<u8> {
@@ -436,13 +531,15 @@ fn source_head(headers: &HeaderMap) -> Result<SourceHead, String> {
 
 /// The full-object checksum S3 announced, the first in the SDK's order of preference; a
 /// part-level one (`…-N`, multipart uploads) cannot be checked against the whole body.
-fn announced_checksum(headers: &HeaderMap) -> Option<(ChecksumAlgorithm, String)> {
+fn announced_checksum(headers: &HeaderMap) -> Option<(ChecksumAlgorithm, Vec<u8>)> {
     aws_smithy_checksums::http::CHECKSUM_ALGORITHMS_IN_PRIORITY_ORDER
         .iter()
         .filter_map(|name| name.parse::<ChecksumAlgorithm>().ok())
         .find_map(|algorithm| {
             let value = headers.get(algorithm.into_impl().header_name())?.to_str().ok()?.trim();
-            (!is_part_level(value)).then(|| (algorithm, value.to_string()))
+            // An undecodable value is skipped, as the SDK skips it (the ETag check remains).
+            let bytes = base64::engine::general_purpose::STANDARD.decode(value).ok()?;
+            (!is_part_level(value)).then_some((algorithm, bytes))
         })
 }
 
@@ -455,7 +552,7 @@ fn is_part_level(value: &str) -> bool {
 
 /// `body`, whose end fails with [`ErrorKind::Integrity`] when its checksum differs from
 /// the one S3 announced.
-fn checked(body: ByteStream, algorithm: ChecksumAlgorithm, expected: String, target: String) -> ByteStream {
+fn checked(body: ByteStream, algorithm: ChecksumAlgorithm, expected: Vec<u8>, target: String) -> ByteStream {
     let state = (body, Some(algorithm.into_impl()), expected, target);
     futures::stream::unfold(state, |(mut body, hasher, expected, target)| async move {
         let mut hasher = hasher?;
@@ -467,16 +564,20 @@ fn checked(body: ByteStream, algorithm: ChecksumAlgorithm, expected: String, tar
             Some(Err(e)) => Some((Err(e), (body, None, expected, target))),
             None => {
                 let name = hasher.header_name().trim_start_matches("x-amz-checksum-").to_string();
-                let got = hasher.header_value();
-                let got = got.to_str().unwrap_or_default();
-                if got == expected {
+                let got = hasher.finalize();
+                if got.as_ref() == expected.as_slice() {
                     None
                 } else {
+                    let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
                     let e = StorageError::new(
                         ErrorKind::Integrity,
                         "read",
                         target.clone(),
-                        format!("S3's {name} checksum of the object ({expected}) differs from the bytes read ({got})"),
+                        format!(
+                            "S3's {name} checksum of the object ({}) differs from the bytes read ({})",
+                            b64(&expected),
+                            b64(&got)
+                        ),
                     );
                     Some((Err(e), (body, None, expected, target)))
                 }

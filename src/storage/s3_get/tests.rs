@@ -212,11 +212,17 @@ fn an_unreadable_head_is_an_error_not_a_guess() {
 fn the_full_object_checksum_is_chosen_in_the_sdks_order() {
     let h = headers(&[
         ("x-amz-checksum-crc32", "AAAAAA=="),
-        ("x-amz-checksum-crc64nvme", "BBBBBBBBBBB="),
+        ("x-amz-checksum-crc64nvme", "AAECAwQFBgc="),
     ]);
     let (algorithm, value) = announced_checksum(&h).unwrap();
     assert_eq!(algorithm.as_str(), "crc64nvme");
-    assert_eq!(value, "BBBBBBBBBBB=");
+    assert_eq!(value, vec![0, 1, 2, 3, 4, 5, 6, 7]);
+    // A value that is not base64 is skipped, as the SDK skips it; the next one is used.
+    let h = headers(&[
+        ("x-amz-checksum-crc32", "AAAAAA=="),
+        ("x-amz-checksum-crc64nvme", "not base64!"),
+    ]);
+    assert_eq!(announced_checksum(&h).unwrap().0.as_str(), "crc32");
     // A part-level checksum (multipart upload) cannot be checked against the body.
     let h = headers(&[("x-amz-checksum-crc32", "AAAAAA==-3")]);
     assert!(announced_checksum(&h).is_none());
@@ -230,10 +236,10 @@ fn body_of(chunks: &[&'static [u8]]) -> ByteStream {
     futures::stream::iter(chunks.iter().map(|c| Ok(Bytes::from_static(c))).collect::<Vec<_>>()).boxed()
 }
 
-fn crc32_of(bytes: &[u8]) -> String {
+fn crc32_of(bytes: &[u8]) -> Vec<u8> {
     let mut h = ChecksumAlgorithm::Crc32.into_impl();
     h.update(bytes);
-    h.header_value().to_str().unwrap().to_string()
+    h.finalize().to_vec()
 }
 
 #[tokio::test]
@@ -325,4 +331,126 @@ fn the_cache_never_shows_the_secret() {
         !shown.contains("secret-key-never-shown") && !shown.contains("token-never-shown"),
         "{shown}"
     );
+}
+
+#[test]
+fn credentials_without_an_expiry_are_fetched_again_after_15_minutes() {
+    let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+    let forever = Credentials::new("AKID", "s", None, None, "t");
+    assert_eq!(refresh_at(&forever, now), now + Duration::from_secs(900));
+    let hour = Credentials::new("AKID", "s", None, Some(now + Duration::from_secs(3600)), "t");
+    assert_eq!(refresh_at(&hour, now), now + Duration::from_secs(3540));
+}
+
+#[tokio::test]
+async fn an_empty_key_is_never_sent_as_a_bucket_request() {
+    let d = direct("b", Some("http://127.0.0.1:9000")).await.unwrap();
+    assert!(d.url_for("").is_none());
+}
+
+#[tokio::test]
+async fn an_endpoint_the_url_parser_rewrites_leaves_the_gets_to_the_sdk() {
+    // `:80` on http is dropped by the parser: the URL would not be the one signed as built.
+    assert!(direct("b", Some("http://127.0.0.1:80")).await.is_none());
+}
+
+mod against_a_server {
+    use super::*;
+    use wiremock::matchers::method;
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    fn error_xml(code: &str) -> String {
+        format!("<?xml version=\"1.0\"?><Error><Code>{code}</Code><Message>m</Message></Error>")
+    }
+
+    async fn direct_with(server: &MockServer, provider: SharedCredentialsProvider) -> DirectGet {
+        let uri = server.uri();
+        let inputs = EndpointInputs {
+            bucket: "b",
+            region: "eu-west-1",
+            endpoint_url: Some(&uri),
+            force_path_style: true,
+            use_fips: false,
+            use_dual_stack: false,
+        };
+        DirectGet::resolve(inputs, Some(provider)).await.unwrap()
+    }
+
+    async fn get(d: &DirectGet, key: &str) -> StorageResult<SourceBody> {
+        d.get(d.url_for(key).unwrap(), format!("s3://b/{key}")).await
+    }
+
+    #[tokio::test]
+    async fn a_skewed_clock_is_corrected_from_s3s_date_and_the_retry_is_worth_it() {
+        let server = MockServer::start().await;
+        let s3_time = chrono::Utc::now() + chrono::Duration::hours(2);
+        Mock::given(method("GET"))
+            .respond_with(
+                ResponseTemplate::new(403)
+                    .insert_header("date", s3_time.to_rfc2822().replace("+0000", "GMT").as_str())
+                    .insert_header("x-amz-request-id", "REQ123")
+                    .set_body_string(error_xml("RequestTimeTooSkewed")),
+            )
+            .up_to_n_times(1)
+            .mount(&server)
+            .await;
+        Mock::given(method("GET"))
+            .respond_with(ResponseTemplate::new(200).set_body_string("ok"))
+            .mount(&server)
+            .await;
+        let d = direct_with(&server, static_provider()).await;
+        let e = get(&d, "k").await.err().unwrap();
+        assert!(e.kind.is_transient(), "{e}");
+        assert!(e.message.contains("clock") && e.message.contains("REQ123"), "{e}");
+        let got = get(&d, "k").await.unwrap();
+        assert_eq!(got.head.size, 2);
+        let sent = server.received_requests().await.unwrap();
+        let signed_at = |i: usize| {
+            let v = sent[i].headers.get("x-amz-date").unwrap().to_str().unwrap().to_string();
+            chrono::NaiveDateTime::parse_from_str(&v, "%Y%m%dT%H%M%SZ")
+                .unwrap()
+                .and_utc()
+        };
+        let shift = signed_at(1) - signed_at(0);
+        assert!((shift - chrono::Duration::hours(2)).num_seconds().abs() <= 5, "{shift}");
+    }
+
+    #[tokio::test]
+    async fn refused_credentials_are_fetched_again_for_the_next_request() {
+        let server = MockServer::start().await;
+        Mock::given(method("GET"))
+            .respond_with(ResponseTemplate::new(403).set_body_string(error_xml("InvalidAccessKeyId")))
+            .mount(&server)
+            .await;
+        let calls = Arc::new(AtomicUsize::new(0));
+        let provider = SharedCredentialsProvider::new(Counting {
+            calls: calls.clone(),
+            valid_for: Some(Duration::from_secs(3600)),
+        });
+        let d = direct_with(&server, provider).await;
+        for _ in 0..2 {
+            let e = get(&d, "k").await.err().unwrap();
+            assert_eq!(e.kind, ErrorKind::Credentials, "{e}");
+            assert!(e.message.contains("InvalidAccessKeyId"), "{e}");
+        }
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn throttling_keeps_s3s_wait_and_a_huge_error_body_is_read_only_so_far() {
+        let server = MockServer::start().await;
+        let huge = format!("{}{}", error_xml("SlowDown"), " ".repeat(10 * 1024 * 1024));
+        Mock::given(method("GET"))
+            .respond_with(
+                ResponseTemplate::new(503)
+                    .insert_header("retry-after", "3")
+                    .set_body_string(huge),
+            )
+            .mount(&server)
+            .await;
+        let d = direct_with(&server, static_provider()).await;
+        let e = get(&d, "k").await.err().unwrap();
+        assert_eq!(e.kind, ErrorKind::Throttled, "{e}");
+        assert_eq!(e.retry_after, Some(Duration::from_secs(3)));
+    }
 }
