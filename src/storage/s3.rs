@@ -166,13 +166,6 @@ async fn s3_client_and_config(
     if let Some(ep) = endpoint {
         conf = conf.endpoint_url(ep).force_path_style(true);
     }
-    let mut shared = shared;
-    if shared.region().is_none() {
-        shared = shared
-            .into_builder()
-            .region(aws_config::Region::new("us-east-1"))
-            .build();
-    }
     (aws_sdk_s3::Client::from_conf(conf.build()), shared)
 }
 

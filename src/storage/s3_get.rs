@@ -32,6 +32,7 @@ use aws_sigv4::http_request::{
 use aws_sigv4::sign::v4;
 use aws_smithy_checksums::ChecksumAlgorithm;
 use aws_smithy_types::endpoint::Endpoint;
+use aws_smithy_types::error::display::DisplayErrorContext;
 use aws_smithy_types::Document;
 use base64::Engine;
 use bytes::Bytes;
@@ -165,7 +166,14 @@ impl DirectGet {
         let body: ByteStream = response
             .bytes_stream()
             .map(move |chunk| {
-                chunk.map_err(|e| StorageError::new(ErrorKind::Integrity, "read", read_target.clone(), chain(&e)))
+                chunk.map_err(|e| {
+                    StorageError::new(
+                        ErrorKind::Integrity,
+                        "read",
+                        read_target.clone(),
+                        DisplayErrorContext(&e),
+                    )
+                })
             })
             .boxed();
         let body = match checksum {
@@ -180,13 +188,7 @@ impl DirectGet {
 
     /// This host's clock, corrected by what S3 said of it.
     fn now(&self) -> SystemTime {
-        let skew = self.clock_skew.load(Ordering::Relaxed);
-        let by = Duration::from_secs(skew.unsigned_abs());
-        if skew >= 0 {
-            SystemTime::now() + by
-        } else {
-            SystemTime::now() - by
-        }
+        shifted(SystemTime::now(), self.clock_skew.load(Ordering::Relaxed))
     }
 
     /// What an error answer teaches: S3's clock (the request is then worth again, signed
@@ -194,11 +196,7 @@ impl DirectGet {
     fn learn_from(&self, mut answer: ErrorAnswer, used: &Credentials) -> StorageError {
         if answer.code.as_deref() == Some("RequestTimeTooSkewed") {
             if let Some(server) = answer.server_date {
-                let ours = SystemTime::now();
-                let skew = match server.duration_since(ours) {
-                    Ok(ahead) => ahead.as_secs() as i64,
-                    Err(behind) => -(behind.duration().as_secs() as i64),
-                };
+                let skew = skew_between(server, SystemTime::now());
                 self.clock_skew.store(skew, Ordering::Relaxed);
                 answer.error.kind = ErrorKind::Unavailable;
                 answer.error.message.push_str(&format!(
@@ -251,39 +249,42 @@ impl DirectGet {
     }
 }
 
+/// Seconds from `ours` to `server` (negative: S3 is behind), saturating.
+fn skew_between(server: SystemTime, ours: SystemTime) -> i64 {
+    match server.duration_since(ours) {
+        Ok(ahead) => i64::try_from(ahead.as_secs()).unwrap_or(i64::MAX),
+        Err(behind) => i64::try_from(behind.duration().as_secs()).map_or(i64::MIN, |s| -s),
+    }
+}
+
+/// `now` moved by `skew` seconds. A shift that leaves the years a SigV4 date can say
+/// (1970 to 9999; a hostile or garbled `Date`) leaves it where it is.
+fn shifted(now: SystemTime, skew: i64) -> SystemTime {
+    const LAST_SIGNABLE: Duration = Duration::from_secs(253_402_300_799); // 9999-12-31T23:59:59Z
+    let by = Duration::from_secs(skew.unsigned_abs());
+    let moved = if skew >= 0 {
+        now.checked_add(by)
+    } else {
+        now.checked_sub(by)
+    };
+    moved
+        .filter(|t| {
+            t.duration_since(SystemTime::UNIX_EPOCH)
+                .is_ok_and(|d| d <= LAST_SIGNABLE)
+        })
+        .unwrap_or(now)
+}
+
 /// The signing region of an endpoint whose first auth scheme is SigV4 for `s3` without
 /// double encoding (Some(None): the scheme names no region); None for anything else.
 fn plain_sigv4_region(endpoint: &Endpoint) -> Option<Option<String>> {
-    // smithy 1.9 hands the schemes over typed; older rule sets put them in the properties.
-    let (name, properties): (String, std::collections::HashMap<String, Document>) =
-        match endpoint.auth_schemes().first() {
-            Some(scheme) => {
-                let keys = ["signingName", "signingRegion", "disableDoubleEncoding"];
-                let props = keys
-                    .iter()
-                    .filter_map(|k| scheme.get(k).map(|v| (k.to_string(), v.clone())))
-                    .collect();
-                (scheme.name().to_string(), props)
-            }
-            None => {
-                let Some(Document::Array(schemes)) = endpoint.properties().get("authSchemes") else {
-                    return None;
-                };
-                let Some(Document::Object(scheme)) = schemes.first() else {
-                    return None;
-                };
-                let Some(Document::String(name)) = scheme.get("name") else {
-                    return None;
-                };
-                (name.clone(), scheme.clone())
-            }
-        };
-    let text = |k: &str| match properties.get(k) {
+    let scheme = endpoint.auth_schemes().first()?;
+    let text = |k: &str| match scheme.get(k) {
         Some(Document::String(s)) => Some(s.clone()),
         _ => None,
     };
-    let no_double_encoding = matches!(properties.get("disableDoubleEncoding"), Some(Document::Bool(true)));
-    (name == "sigv4" && text("signingName").as_deref() == Some("s3") && no_double_encoding)
+    let no_double_encoding = matches!(scheme.get("disableDoubleEncoding"), Some(Document::Bool(true)));
+    (scheme.name() == "sigv4" && text("signingName").as_deref() == Some("s3") && no_double_encoding)
         .then(|| text("signingRegion"))
 }
 
@@ -321,7 +322,7 @@ impl CredentialCache {
                 super::aws_credentials::LOAD_TIMEOUT.as_secs()
             )
         })?
-        .map_err(|e| format!("the credential provider failed: {}", chain(&e)))?;
+        .map_err(|e| format!("the credential provider failed: {}", DisplayErrorContext(&e)))?;
         *current = Some((loaded.clone(), refresh_at(&loaded, SystemTime::now())));
         Ok(loaded)
     }
@@ -349,21 +350,6 @@ fn refresh_at(c: &Credentials, now: SystemTime) -> SystemTime {
     }
 }
 
-/// An error and its sources, one line.
-fn chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = e.to_string();
-    let mut next = e.source();
-    while let Some(s) = next {
-        let text = s.to_string();
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        next = s.source();
-    }
-    out
-}
-
 fn transport_error(target: &str, e: &reqwest::Error) -> StorageError {
     let kind = if e.is_body() || e.is_decode() {
         ErrorKind::Integrity
@@ -375,7 +361,7 @@ fn transport_error(target: &str, e: &reqwest::Error) -> StorageError {
     } else {
         ""
     };
-    StorageError::new(kind, "get", target, format!("{}{hint}", chain(e)))
+    StorageError::new(kind, "get", target, format!("{}{hint}", DisplayErrorContext(e)))
 }
 
 /// An error answer, with what the caller may learn from it.

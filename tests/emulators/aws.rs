@@ -77,7 +77,7 @@ fn keyless(
 }
 
 /// Text between `<tag>` and `</tag>`, each occurrence.
-fn xml_values(text: &str, tag: &str) -> Vec<String> {
+pub(super) fn xml_values(text: &str, tag: &str) -> Vec<String> {
     let (open, close) = (format!("<{tag}>"), format!("</{tag}>"));
     text.match_indices(&open)
         .filter_map(|(i, _)| {

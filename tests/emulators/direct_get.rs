@@ -3,6 +3,8 @@
 //! request's SigV4 signature with botocore's signer, so a request signed differently
 //! from AWS's rules is refused here as S3 would refuse it.
 
+use super::aws::xml_values;
+use super::keys::body_for;
 use super::*;
 use aws_credential_types::provider::SharedCredentialsProvider;
 use aws_credential_types::Credentials;
@@ -48,11 +50,6 @@ async fn iam(port: u16, params: &[(&str, &str)]) -> String {
     text
 }
 
-fn between<'a>(text: &'a str, open: &str, close: &str) -> &'a str {
-    let start = text.find(open).unwrap_or_else(|| panic!("no {open} in {text}")) + open.len();
-    &text[start..start + text[start..].find(close).unwrap()]
-}
-
 async fn source(port: u16, access_key: &str, secret: &str) -> S3Source {
     let provider = SharedCredentialsProvider::new(Credentials::new(access_key, secret, None, None, "test"));
     S3Source::connect_with(
@@ -65,13 +62,8 @@ async fn source(port: u16, access_key: &str, secret: &str) -> S3Source {
 }
 
 async fn read_all(s: &S3Source, key: &str) -> trailvault::storage::StorageResult<Vec<u8>> {
-    use futures::StreamExt;
-    let mut got = s.get(key).await?;
-    let mut out = Vec::new();
-    while let Some(chunk) = got.body.next().await {
-        out.extend_from_slice(&chunk?);
-    }
-    Ok(out)
+    let chunks: Vec<bytes::Bytes> = s.get(key).await?.body.try_collect().await?;
+    Ok(chunks.concat())
 }
 
 #[tokio::test]
@@ -84,8 +76,8 @@ async fn direct_gets_pass_a_server_that_checks_every_signature() {
     iam(port, &[("Action", "CreateUser"), ("UserName", "trailvault")]).await;
     let key = iam(port, &[("Action", "CreateAccessKey"), ("UserName", "trailvault")]).await;
     let (access_key, secret) = (
-        between(&key, "<AccessKeyId>", "</AccessKeyId>").to_string(),
-        between(&key, "<SecretAccessKey>", "</SecretAccessKey>").to_string(),
+        xml_values(&key, "AccessKeyId").remove(0),
+        xml_values(&key, "SecretAccessKey").remove(0),
     );
     let policy = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:*","Resource":"*"}]}"#;
     let put_policy = [
@@ -143,8 +135,4 @@ async fn direct_gets_pass_a_server_that_checks_every_signature() {
     // A missing key is NotFound, as through the SDK.
     let e = read_all(&good, &format!("{dir}/absent.json.gz")).await.unwrap_err();
     assert_eq!(e.kind, ErrorKind::NotFound, "{e}");
-}
-
-fn body_for(key: &str) -> Vec<u8> {
-    gzip(format!("{{\"Records\":[],\"key\":{key:?}}}").as_bytes())
 }

@@ -16,7 +16,7 @@ fn odd_keys() -> Vec<String> {
     ]
 }
 
-fn body_for(key: &str) -> Vec<u8> {
+pub(super) fn body_for(key: &str) -> Vec<u8> {
     gzip(format!("{{\"Records\":[],\"key\":{key:?}}}").as_bytes())
 }
 

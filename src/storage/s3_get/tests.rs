@@ -290,47 +290,41 @@ impl aws_credential_types::provider::ProvideCredentials for Counting {
     }
 }
 
-#[tokio::test]
-async fn credentials_are_fetched_once_while_they_are_fresh() {
+/// How often the provider is asked over `gets` requests when what it gives lasts `valid_for`.
+async fn fetches_over(gets: usize, valid_for: Duration) -> usize {
     let calls = Arc::new(AtomicUsize::new(0));
     let cache = CredentialCache::new(SharedCredentialsProvider::new(Counting {
         calls: calls.clone(),
-        valid_for: Some(Duration::from_secs(3600)),
+        valid_for: Some(valid_for),
     }));
-    for _ in 0..5 {
+    for _ in 0..gets {
         cache.get().await.unwrap();
     }
-    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    calls.load(Ordering::SeqCst)
+}
+
+#[tokio::test]
+async fn credentials_are_fetched_once_while_they_are_fresh() {
+    assert_eq!(fetches_over(5, Duration::from_secs(3600)).await, 1);
 }
 
 #[tokio::test]
 async fn credentials_close_to_expiry_are_fetched_again() {
-    let calls = Arc::new(AtomicUsize::new(0));
-    let cache = CredentialCache::new(SharedCredentialsProvider::new(Counting {
-        calls: calls.clone(),
-        valid_for: Some(REFRESH_BEFORE_EXPIRY / 2),
-    }));
-    for _ in 0..3 {
-        cache.get().await.unwrap();
-    }
-    assert_eq!(calls.load(Ordering::SeqCst), 3);
+    assert_eq!(fetches_over(3, REFRESH_BEFORE_EXPIRY / 2).await, 3);
 }
 
 #[test]
-fn the_cache_never_shows_the_secret() {
-    // Credentials' own Debug redacts the secret; the errors we build carry no credentials.
-    let c = Credentials::new(
-        "AKID",
-        "secret-key-never-shown",
-        Some("token-never-shown".into()),
-        None,
-        "t",
-    );
-    let shown = format!("{c:?}");
-    assert!(
-        !shown.contains("secret-key-never-shown") && !shown.contains("token-never-shown"),
-        "{shown}"
-    );
+fn a_hostile_date_cannot_move_the_signing_clock_out_of_range() {
+    let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+    let hour_ahead = now + Duration::from_secs(3600);
+    assert_eq!(skew_between(hour_ahead, now), 3600);
+    assert_eq!(skew_between(now, hour_ahead), -3600);
+    assert_eq!(shifted(now, 3600), hour_ahead);
+    assert_eq!(shifted(now, -3600), now - Duration::from_secs(3600));
+    // Beyond what a SigV4 date can say: the signing clock stays where it was, nothing panics.
+    for absurd in [i64::MAX, i64::MIN, -1_800_000_001, 300_000_000_000] {
+        assert_eq!(shifted(now, absurd), now, "{absurd}");
+    }
 }
 
 #[test]
